@@ -1,0 +1,96 @@
+"""`scripts/pbx-lab` commands: up, down, status, env, cli, phone."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from lab import info, services
+from lab.settings import load
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    settings = load()
+    for service in services.with_dependencies(args.services or services.NAMES):
+        services.get(service).up(settings)
+        print(f"pbx-lab: {service} up")
+    return 0
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    settings = load()
+    for service in reversed(services.with_dependents(args.services or services.NAMES)):
+        services.get(service).down(settings)
+        print(f"pbx-lab: {service} down")
+    return 0
+
+
+def _cmd_status(_: argparse.Namespace) -> int:
+    settings = load()
+    all_up = True
+    for service in services.NAMES:
+        state = services.get(service).status(settings)
+        all_up = all_up and state.startswith("up")
+        print(f"{service:9} {state}")
+    return 0 if all_up else 3
+
+
+def _cmd_env(args: argparse.Namespace) -> int:
+    lab_info = info.describe(load())
+    if args.json:
+        print(json.dumps(lab_info, indent=2))
+    else:
+        for key, value in info.flatten(lab_info):
+            print(f"{key}={value}")
+    return 0
+
+
+def _cmd_cli(args: argparse.Namespace) -> int:
+    from lab import asterisk  # noqa: PLC0415 - only this command needs the chroot helpers
+
+    return asterisk.cli(load(), " ".join(args.command))
+
+
+def _cmd_phone(args: argparse.Namespace) -> int:
+    from lab import phones  # noqa: PLC0415 - only this command needs the SIPp helpers
+
+    phones.set_behaviour(load(), args.agent, args.behaviour, args.delay_ms)
+    print(f"pbx-lab: agent {args.agent} now {args.behaviour}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pbx-lab", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start the lab (idempotent); no service = all")
+    up.add_argument("services", nargs="*", help=" | ".join(services.NAMES))
+    up.set_defaults(run=_cmd_up)
+    down = commands.add_parser("down", help="stop the lab, leaving no process or mount behind")
+    down.add_argument("services", nargs="*", help=" | ".join(services.NAMES))
+    down.set_defaults(run=_cmd_down)
+    commands.add_parser("status", help="show each service; exit 3 unless all are up").set_defaults(
+        run=_cmd_status
+    )
+    env = commands.add_parser("env", help="print the lab's endpoints and conventions")
+    env.add_argument("--json", action="store_true")
+    env.set_defaults(run=_cmd_env)
+    cli = commands.add_parser("cli", help="run an Asterisk CLI command in the lab Asterisk")
+    cli.add_argument("command", nargs="+")
+    cli.set_defaults(run=_cmd_cli)
+    phone = commands.add_parser("phone", help="set how an agent phone behaves")
+    phone.add_argument("agent")
+    phone.add_argument("behaviour", choices=["answer", "reject", "busy", "noanswer", "offline"])
+    phone.add_argument("--delay-ms", type=int, default=0, help="ring this long before answering")
+    phone.set_defaults(run=_cmd_phone)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

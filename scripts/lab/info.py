@@ -1,0 +1,104 @@
+"""What `pbx-lab env` prints: every endpoint, credential and convention a test or a user needs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from lab.settings import HOST, LabSettings
+
+# The contacts UAS picks its behaviour from the request-URI user (a leading '+' is ignored).
+CONTACT_NUMBERS = {
+    "200...": "answers, stays until the caller hangs up (also any number matching no rule below)",
+    "201SS...": "answers, then hangs up itself after SS seconds (two digits, e.g. 20105... = 5 s)",
+    "486...": "486 Busy Here",
+    "480...": "rings (180) and never answers, until CANCEL",
+    "404...": "404 Not Found (unallocated number)",
+    "603...": "603 Decline",
+}
+
+AGENT_BEHAVIOURS = {
+    "answer": "rings --delay-ms then answers; stays until the other side hangs up (default)",
+    "reject": "603 Decline",
+    "busy": "486 Busy Here",
+    "noanswer": "rings forever, until CANCEL",
+    "offline": "unregistered (device state UNAVAILABLE), no SIPp process",
+}
+
+
+def describe(settings: LabSettings) -> dict[str, Any]:
+    """The lab as a JSON-able dict; tests read it through `pbx-lab env --json`."""
+    log_dir = settings.log_dir
+    return {
+        "host": HOST,
+        "lab_dir": str(settings.lab_dir),
+        "cache_dir": str(settings.cache_dir),
+        "ari": {
+            "url": settings.ari_url,
+            "ws_url": f"ws://{HOST}:{settings.http_port}/ari/events",
+            "user": settings.ari_user,
+            "password": settings.ari_password,
+            "app": settings.ari_app,
+        },
+        "ami": {
+            "host": HOST,
+            "port": settings.ami_port,
+            "user": settings.ami_user,
+            "secret": settings.ami_secret,
+        },
+        "redis": {"url": settings.redis_url, "port": settings.redis_port, "dir": str(settings.redis_dir)},
+        "postgres": {
+            "dsn": settings.pg_dsn,
+            "host": settings.pg_host,
+            "port": settings.pg_port,
+            "database": settings.pg_database,
+            "user": settings.pg_user,
+            "password": settings.pg_password,
+            "tables": ["cdr", "cel"],
+        },
+        "sip": {
+            "host": HOST,
+            "port": settings.sip_port,
+            "contacts_trunk": "contacts",
+            "contacts_port": settings.contacts_port,
+            "register_port": settings.register_port,
+        },
+        "dialplan": {
+            "outbound_context": "callback-outbound",
+            "outbound_dial": "Local/<number>@callback-outbound",
+            "agents_context": "agents",
+            "inbound_context": "lab-inbound",
+            "inbound_queue_exten": "queue@lab-inbound",
+            "queues": {"failover": "strategy linear, ringinuse=no", "support": "all agents, ringinuse=no"},
+        },
+        "agents": {
+            agent: {
+                "endpoint": f"PJSIP/{agent}",
+                "password": settings.agent_password,
+                "sipp_port": settings.agent_port(agent),
+                "invite_log": str(log_dir / f"agent-{agent}.invites.log"),
+            }
+            for agent in settings.agents
+        },
+        "agent_behaviours": AGENT_BEHAVIOURS,
+        "contacts": {
+            "invite_log": str(log_dir / "contacts.invites.log"),
+            "numbers": CONTACT_NUMBERS,
+        },
+        "invite_log_format": "one line per INVITE received: <unix time, s.ms> <request-URI user> <Call-ID>",
+        "logs": {
+            "asterisk": str(log_dir / "asterisk.log"),
+            "redis": str(log_dir / "redis.log"),
+            "sipp": str(log_dir),
+        },
+    }
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted.key, value) pairs for the shell-friendly `pbx-lab env` output."""
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from flatten(value, f"{name}.")
+        else:
+            yield name, value

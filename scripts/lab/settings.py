@@ -1,0 +1,116 @@
+"""Every lab setting in one place, read from ACB_LAB_* environment variables with loopback defaults.
+
+Ports are settings because an admin's host may already run Asterisk, Redis or another SIP stack.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+LAB_PACKAGE = Path(__file__).resolve().parent
+HOST = "127.0.0.1"
+
+
+def _port(name: str, default: int) -> int:
+    raw = os.environ.get(name, str(default))
+    try:
+        port = int(raw)
+    except ValueError:
+        raise SystemExit(f"pbx-lab: {name}={raw!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise SystemExit(f"pbx-lab: {name}={port} is out of range")
+    return port
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    """The lab's ports, credentials and directories; `pbx-lab env` prints exactly this."""
+
+    lab_dir: Path
+    cache_dir: Path
+    sip_port: int
+    http_port: int
+    ami_port: int
+    redis_port: int
+    contacts_port: int
+    agent_base_port: int
+    register_port: int
+    pg_host: str
+    pg_port: int
+    agents: tuple[str, ...]
+    ari_user: str = "acb"
+    ari_password: str = "acb-lab-ari"
+    ari_app: str = "asterisk-cb"
+    ami_user: str = "acb"
+    ami_secret: str = "acb-lab-ami"
+    agent_password: str = "acb-lab-agent"
+    pg_database: str = "asterisk_cb_lab"
+    pg_user: str = "asterisk_cb_lab"
+    pg_password: str = "acb-lab-pg"
+
+    @property
+    def root_dir(self) -> Path:
+        """The unpacked Asterisk chroot (disposable: recreated from the cached tarball)."""
+        return self.lab_dir / "root"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.lab_dir / "log"
+
+    @property
+    def run_dir(self) -> Path:
+        """Pid files of the lab's processes."""
+        return self.lab_dir / "run"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.lab_dir / "redis"
+
+    @property
+    def phones_dir(self) -> Path:
+        """Per-phone state (chosen behaviour) and SIPp scenario copies."""
+        return self.lab_dir / "phones"
+
+    @property
+    def root_tarball(self) -> Path:
+        return self.cache_dir / "asterisk22-sid-root.tar.zst"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{HOST}:{self.redis_port}/0"
+
+    @property
+    def pg_dsn(self) -> str:
+        return (
+            f"postgresql://{self.pg_user}:{self.pg_password}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
+        )
+
+    @property
+    def ari_url(self) -> str:
+        return f"http://{HOST}:{self.http_port}/ari"
+
+    def agent_port(self, agent: str) -> int:
+        """Each agent phone is its own SIPp process on its own UDP port."""
+        return self.agent_base_port + self.agents.index(agent)
+
+
+def load() -> LabSettings:
+    """Settings from the environment; defaults give a lab on 127.0.0.1 next to the repository."""
+    agents = tuple(os.environ.get("ACB_LAB_AGENTS", "1001 1002 1003 1004").split())
+    return LabSettings(
+        lab_dir=Path(os.environ.get("ACB_LAB_DIR", str(REPO / ".lab"))).resolve(),
+        cache_dir=Path(os.environ.get("ACB_LAB_CACHE", "/var/cache/asterisk-cb-lab")),
+        sip_port=_port("ACB_LAB_SIP_PORT", 5060),
+        http_port=_port("ACB_LAB_HTTP_PORT", 8088),
+        ami_port=_port("ACB_LAB_AMI_PORT", 5038),
+        redis_port=_port("ACB_LAB_REDIS_PORT", 6380),
+        contacts_port=_port("ACB_LAB_SIPP_CONTACTS_PORT", 5070),
+        agent_base_port=_port("ACB_LAB_SIPP_AGENT_BASE_PORT", 5071),
+        register_port=_port("ACB_LAB_SIPP_REGISTER_PORT", 5069),
+        pg_host=os.environ.get("ACB_LAB_PG_HOST", HOST),
+        pg_port=_port("ACB_LAB_PG_PORT", 5432),
+        agents=agents,
+    )

@@ -1,0 +1,51 @@
+"""Session fixtures for the test PBX lab: start what a test needs (once) and hand out its endpoints.
+
+The lab is started through `scripts/pbx-lab`, exactly as a user starts it; a service that is already
+up is reused (`up` is idempotent and fast). Tests never stop the lab except those that test `down`,
+and those bring it back.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PBX_LAB = REPO / "scripts" / "pbx-lab"
+
+
+def pbx_lab(*args: str, timeout: float = 300) -> str:
+    """Run `scripts/pbx-lab args...` and return its stdout; fail the test with its output otherwise."""
+    result = subprocess.run(
+        [sys.executable, str(PBX_LAB), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"scripts/pbx-lab {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}"
+        )
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def lab_info() -> dict[str, Any]:
+    """Everything `scripts/pbx-lab env --json` prints: endpoints, credentials, conventions, log paths."""
+    return json.loads(pbx_lab("env", "--json"))
+
+
+@pytest.fixture(scope="session")
+def lab_redis_url(lab_info: dict[str, Any]) -> str:
+    """The lab's own Redis (never the host's): namespace your keys and delete only those."""
+    pbx_lab("up", "redis")
+    return lab_info["redis"]["url"]
+
+
+@pytest.fixture(scope="session")
+def lab_pg_dsn(lab_info: dict[str, Any]) -> str:
+    """DSN of the lab's own PostgreSQL database, which holds the Asterisk cdr and cel tables."""
+    pbx_lab("up", "postgres")
+    return lab_info["postgres"]["dsn"]

@@ -1,0 +1,60 @@
+"""The Docker path is not run by CI (no Docker engine there), so at least keep its compose file honest:
+it parses, names the lab's services, publishes only on loopback, and points at files that exist."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((DOCKER_DIR / "compose.yaml").read_text())
+
+
+def test_compose_names_the_lab_services(compose: dict) -> None:
+    assert set(compose["services"]) == {"asterisk", "redis", "postgres", "asterisk-cb"}
+
+
+@pytest.mark.parametrize(
+    ("service", "port"),
+    [
+        ("asterisk", "127.0.0.1:5060:5060/udp"),
+        ("asterisk", "127.0.0.1:8088:8088"),
+        ("asterisk", "127.0.0.1:5038:5038"),
+        ("redis", "127.0.0.1:6380:6379"),
+        ("postgres", "127.0.0.1:5433:5432"),
+        ("asterisk-cb", "127.0.0.1:8090:8090"),
+    ],
+)
+def test_compose_publishes_each_port_on_loopback(compose: dict, service: str, port: str) -> None:
+    assert port in compose["services"][service]["ports"]
+
+
+def test_compose_publishes_nothing_beyond_loopback(compose: dict) -> None:
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+
+
+def test_redis_keeps_acknowledged_writes(compose: dict) -> None:
+    command = compose["services"]["redis"]["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+
+
+def test_built_images_point_at_existing_dockerfiles(compose: dict) -> None:
+    built = [s for s in compose["services"].values() if "build" in s]
+    assert len(built) == 2
+    for service in built:
+        dockerfile = DOCKER_DIR.parent / service["build"]["dockerfile"]
+        assert dockerfile.is_file(), dockerfile
+
+
+def test_mounted_host_paths_exist(compose: dict) -> None:
+    for service in compose["services"].values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (DOCKER_DIR / source).exists(), f"{source} is mounted but missing"

@@ -1,0 +1,342 @@
+"""Our own small ARI REST client on aiohttp: typed calls for the endpoints the daemon uses.
+
+Why not a library: ari-py is synchronous and Python 2 only, aioari/asyncari/ari-client bring a second HTTP
+stack or have no reconnect. ARI is a plain JSON/HTTP API described by Swagger 1.1, so ~20 typed methods
+on the aiohttp session the API already depends on are less code than adapting any of them.
+Every failure surfaces as an AriError subclass with a one-line message, never a library traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from asterisk_cb.telephony.ari_events import Bridge, Channel, DeviceState
+
+Params = Mapping[str, str | int | float | bool | None]
+
+
+@dataclass(frozen=True)
+class AriSettings:
+    """Where ARI is and who we are to it; `app` is the one Stasis application this daemon serves."""
+
+    url: str  # e.g. http://127.0.0.1:8088/ari
+    username: str
+    password: str
+    app: str
+    request_timeout_s: float = 5.0
+
+    @property
+    def events_url(self) -> str:
+        """The events websocket for our application only (subscribeAll would flood us with every call)."""
+        ws_base = "ws" + self.url.removeprefix("http") if self.url.startswith("http") else self.url
+        return f"{ws_base.rstrip('/')}/events?app={quote(self.app)}&subscribeAll=false"
+
+
+class AriError(Exception):
+    """Any ARI failure; `status` is the HTTP status, 0 when Asterisk was not reached at all."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AriUnavailable(AriError):
+    """Asterisk did not answer: connection refused, reset, or the request timed out."""
+
+
+class AriBadRequest(AriError):
+    """400: a parameter we sent is wrong (a bug on our side or a bad setting)."""
+
+
+class AriAuthError(AriError):
+    """401/403: the ARI user or password in the settings is wrong."""
+
+
+class AriNotFound(AriError):
+    """404 on an object other than a channel (bridge, device, application, endpoint)."""
+
+
+class ChannelGone(AriNotFound):
+    """404 on a channel: it hung up meanwhile. Callers treat this as an outcome, not an error."""
+
+
+class AriConflict(AriError):
+    """409: the channel is not in our Stasis application (any more), or the id is taken."""
+
+
+class AriStateError(AriError):
+    """412: the object is in a state where the operation makes no sense (e.g. bridge a dead channel)."""
+
+
+class AriServerError(AriError):
+    """5xx: Asterisk failed internally."""
+
+
+_ERRORS_BY_STATUS: dict[int, type[AriError]] = {
+    400: AriBadRequest,
+    401: AriAuthError,
+    403: AriAuthError,
+    404: AriNotFound,
+    409: AriConflict,
+    412: AriStateError,
+}
+
+
+def _error_for(status: int, text: str, not_found: type[AriNotFound]) -> AriError:
+    if status == 404:
+        return not_found(text, status)
+    cls = _ERRORS_BY_STATUS.get(status, AriServerError if status >= 500 else AriError)
+    return cls(text, status)
+
+
+def _clean(params: Params) -> dict[str, str]:
+    """aiohttp wants str query values; ARI wants lowercase booleans; None means "leave it out"."""
+    cleaned: dict[str, str] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        cleaned[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    return cleaned
+
+
+def _channel_path(channel_id: str, action: str = "") -> str:
+    return f"/channels/{quote(channel_id, safe='')}" + (f"/{action}" if action else "")
+
+
+def _bridge_path(bridge_id: str, action: str = "") -> str:
+    return f"/bridges/{quote(bridge_id, safe='')}" + (f"/{action}" if action else "")
+
+
+class AriClient:
+    """REST half of ARI. One aiohttp session per client; use `async with AriClient(...)` or open/close."""
+
+    def __init__(self, settings: AriSettings) -> None:
+        self.settings = settings
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> AriClient:
+        self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def open(self) -> None:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers={
+                    "Authorization": aiohttp.encode_basic_auth(self.settings.username, self.settings.password)
+                },
+                timeout=aiohttp.ClientTimeout(total=self.settings.request_timeout_s),
+            )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The shared HTTP session (the event stream opens its websocket on it too)."""
+        self.open()
+        assert self._session is not None
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        params: Params | None = None,
+        body: Mapping[str, Any] | None = None,
+        not_found: type[AriNotFound] = AriNotFound,
+    ) -> Any:
+        """One ARI call: JSON in, decoded JSON (or None for 204) out, or an AriError subclass."""
+        url = self.settings.url.rstrip("/") + path
+        try:
+            async with self.session.request(method, url, params=_clean(params or {}), json=body) as resp:
+                if resp.status >= 400:
+                    raise _error_for(resp.status, await _error_text(resp, method, path), not_found)
+                if resp.status == 204 or resp.content_length == 0:
+                    return None
+                return await resp.json()
+        except TimeoutError as exc:
+            raise AriUnavailable(f"ARI {method} {path} timed out") from exc
+        except aiohttp.ClientError as exc:
+            raise AriUnavailable(f"ARI {method} {path} failed: {exc}") from exc
+
+    # --- asterisk ---------------------------------------------------------------------------------
+
+    async def asterisk_info(self) -> dict[str, Any]:
+        return await self.request("GET", "/asterisk/info")
+
+    async def ping(self) -> dict[str, Any]:
+        """Cheap liveness check; answers {"ping": "pong", "asterisk_id": ..., "timestamp": ...}."""
+        return await self.request("GET", "/asterisk/ping")
+
+    # --- channels ---------------------------------------------------------------------------------
+
+    async def originate(
+        self,
+        endpoint: str,
+        *,
+        channel_id: str,
+        app: str | None = None,
+        app_args: str | None = None,
+        other_channel_id: str | None = None,
+        caller_id: str | None = None,
+        timeout_s: int | None = None,
+        variables: Mapping[str, str] | None = None,
+        originator: str | None = None,
+    ) -> Channel:
+        """Dial `endpoint`; when answered it enters `app` (ours by default). `channel_id` makes retries
+        idempotent: a second originate with the same id fails with 409 instead of ringing twice."""
+        params: Params = {
+            "endpoint": endpoint,
+            "app": app or self.settings.app,
+            "appArgs": app_args,
+            "channelId": channel_id,
+            "otherChannelId": other_channel_id,
+            "callerId": caller_id,
+            "timeout": timeout_s,
+            "originator": originator,
+        }
+        body = {"variables": dict(variables or {})}
+        return Channel.from_json(await self.request("POST", "/channels", params, body))
+
+    async def create_channel(
+        self,
+        endpoint: str,
+        *,
+        channel_id: str,
+        app: str | None = None,
+        app_args: str | None = None,
+        other_channel_id: str | None = None,
+        variables: Mapping[str, str] | None = None,
+        originator: str | None = None,
+    ) -> Channel:
+        """Create without dialling (then `dial`), so the executor can bridge before the far end rings."""
+        params: Params = {
+            "endpoint": endpoint,
+            "app": app or self.settings.app,
+            "appArgs": app_args,
+            "channelId": channel_id,
+            "otherChannelId": other_channel_id,
+            "originator": originator,
+        }
+        body = {"variables": dict(variables or {})}
+        return Channel.from_json(await self.request("POST", "/channels/create", params, body))
+
+    async def dial(self, channel_id: str, *, caller: str | None = None, timeout_s: int | None = None) -> None:
+        params: Params = {"caller": caller, "timeout": timeout_s}
+        await self.request("POST", _channel_path(channel_id, "dial"), params, not_found=ChannelGone)
+
+    async def get_channel(self, channel_id: str) -> Channel:
+        return Channel.from_json(await self.request("GET", _channel_path(channel_id), not_found=ChannelGone))
+
+    async def list_channels(self) -> list[Channel]:
+        return [Channel.from_json(item) for item in await self.request("GET", "/channels")]
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        """`reason` is ARI's word: normal, busy, congestion, no_answer, rejected, unallocated..."""
+        await self.request("DELETE", _channel_path(channel_id), {"reason": reason}, not_found=ChannelGone)
+
+    async def answer(self, channel_id: str) -> None:
+        await self.request("POST", _channel_path(channel_id, "answer"), not_found=ChannelGone)
+
+    async def ring(self, channel_id: str) -> None:
+        """Send ringing indication to the channel (the agent hears ringback while the contact rings)."""
+        await self.request("POST", _channel_path(channel_id, "ring"), not_found=ChannelGone)
+
+    async def ring_stop(self, channel_id: str) -> None:
+        await self.request("DELETE", _channel_path(channel_id, "ring"), not_found=ChannelGone)
+
+    async def play(self, channel_id: str, media: str, *, playback_id: str | None = None) -> str:
+        """Start playing `media` (e.g. "sound:beep", "digits:1234"); returns the playback id."""
+        path = _channel_path(channel_id, "play" + (f"/{quote(playback_id, safe='')}" if playback_id else ""))
+        playback = await self.request("POST", path, {"media": media}, not_found=ChannelGone)
+        return str(playback["id"])
+
+    async def moh_start(self, channel_id: str, moh_class: str | None = None) -> None:
+        await self.request(
+            "POST", _channel_path(channel_id, "moh"), {"mohClass": moh_class}, not_found=ChannelGone
+        )
+
+    async def moh_stop(self, channel_id: str) -> None:
+        await self.request("DELETE", _channel_path(channel_id, "moh"), not_found=ChannelGone)
+
+    async def redirect(self, channel_id: str, endpoint: str) -> None:
+        await self.request(
+            "POST", _channel_path(channel_id, "redirect"), {"endpoint": endpoint}, not_found=ChannelGone
+        )
+
+    async def continue_in_dialplan(
+        self, channel_id: str, *, context: str, extension: str, priority: int = 1
+    ) -> None:
+        """Leave Stasis and run the admin's dialplan (e.g. the failover queue's context)."""
+        params: Params = {"context": context, "extension": extension, "priority": priority}
+        await self.request("POST", _channel_path(channel_id, "continue"), params, not_found=ChannelGone)
+
+    async def get_variable(self, channel_id: str, name: str) -> str | None:
+        """The variable's value, None if unset. ARI answers 404 for both "no channel" and "no variable",
+        so a 404 is told apart by asking for the channel: ChannelGone only when the channel is gone."""
+        try:
+            result = await self.request("GET", _channel_path(channel_id, "variable"), {"variable": name})
+        except AriNotFound:
+            await self.get_channel(channel_id)
+            return None
+        return str(result.get("value", ""))
+
+    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
+        params: Params = {"variable": name, "value": value}
+        await self.request("POST", _channel_path(channel_id, "variable"), params, not_found=ChannelGone)
+
+    # --- bridges ----------------------------------------------------------------------------------
+
+    async def create_bridge(self, bridge_id: str, *, bridge_type: str = "mixing", name: str = "") -> Bridge:
+        params: Params = {"type": bridge_type, "name": name or None}
+        return Bridge.from_json(await self.request("POST", _bridge_path(bridge_id), params))
+
+    async def add_channel(self, bridge_id: str, channel_id: str) -> None:
+        """404 here may mean the bridge or the channel vanished; the caller re-checks its channel."""
+        await self.request("POST", _bridge_path(bridge_id, "addChannel"), {"channel": channel_id})
+
+    async def remove_channel(self, bridge_id: str, channel_id: str) -> None:
+        await self.request("POST", _bridge_path(bridge_id, "removeChannel"), {"channel": channel_id})
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        await self.request("DELETE", _bridge_path(bridge_id))
+
+    async def get_bridge(self, bridge_id: str) -> Bridge:
+        return Bridge.from_json(await self.request("GET", _bridge_path(bridge_id)))
+
+    async def list_bridges(self) -> list[Bridge]:
+        return [Bridge.from_json(item) for item in await self.request("GET", "/bridges")]
+
+    # --- device states and subscriptions ---------------------------------------------------------
+
+    async def device_states(self) -> list[DeviceState]:
+        """Only ARI-controlled (Stasis:) devices; phones' states come from `device_state(name)`."""
+        return [DeviceState.from_json(item) for item in await self.request("GET", "/deviceStates")]
+
+    async def device_state(self, device: str) -> DeviceState:
+        """Current state of any device, e.g. PJSIP/1001."""
+        return DeviceState.from_json(await self.request("GET", f"/deviceStates/{quote(device, safe='')}"))
+
+    async def subscribe(self, event_source: str) -> None:
+        """Add an event source to our app, e.g. "deviceState:" (all devices) or "endpoint:PJSIP"."""
+        path = f"/applications/{quote(self.settings.app, safe='')}/subscription"
+        await self.request("POST", path, {"eventSource": event_source})
+
+
+async def _error_text(resp: aiohttp.ClientResponse, method: str, path: str) -> str:
+    """ARI puts a human message in {"message": ...}; fall back to the status line."""
+    try:
+        detail = (await resp.json(content_type=None) or {}).get("message", "")
+    except (TimeoutError, ValueError, aiohttp.ClientError, AttributeError):
+        detail = ""
+    return f"ARI {method} {path}: {resp.status} {detail or resp.reason}".strip()

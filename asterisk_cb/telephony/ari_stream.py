@@ -1,0 +1,238 @@
+"""The ARI events websocket for our one Stasis application: dispatch, reconnect, resync, health.
+
+When Asterisk restarts, the websocket drops, the application vanishes from Asterisk with it, and every
+event in between is lost. So each (re)connect re-registers the app (connecting the websocket does that),
+re-subscribes the extra event sources, and hands a fresh snapshot of what we own (channel and bridge ids
+with our prefix, device states) to the resync hooks *before* any buffered event is dispatched: the hooks
+rebuild state from the snapshot, then the events that arrived meanwhile move it forward in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from asterisk_cb.telephony.ari import AriClient, AriError, AriNotFound
+from asterisk_cb.telephony.ari_events import (
+    ApplicationReplaced,
+    AriEvent,
+    Bridge,
+    Channel,
+    DeviceState,
+    EventParseError,
+    parse_event,
+)
+from asterisk_cb.telephony.backoff import Backoff
+from asterisk_cb.telephony.health import HealthFlag
+
+_log = logging.getLogger(__name__)
+
+EventHandler = Callable[[AriEvent], Awaitable[None] | None]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ResyncSnapshot:
+    """What Asterisk holds right after a (re)connect, limited to what this daemon owns or watches."""
+
+    channels: tuple[Channel, ...]
+    bridges: tuple[Bridge, ...]
+    device_states: tuple[DeviceState, ...]
+
+
+ResyncHook = Callable[[ResyncSnapshot], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """`owned_prefix` marks channel and bridge ids this daemon created (it chooses every id it uses)."""
+
+    owned_prefix: str = "acb-"
+    event_sources: tuple[str, ...] = ("deviceState:",)
+    heartbeat_s: float = 10.0
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+class _ConnectionLost(Exception):
+    """The websocket ended; carries the reason for the health flag."""
+
+
+class ApplicationTakenOver(Exception):
+    """Another client registered our Stasis app name; reconnecting would only steal it back and forth."""
+
+
+async def _call(handler: Callable[..., Awaitable[None] | None], *args: object) -> None:
+    result = handler(*args)
+    if inspect.isawaitable(result):
+        await result
+
+
+class AriEventStream:
+    """Keeps one events websocket alive and fans its typed events out to subscribers, in order."""
+
+    def __init__(
+        self,
+        client: AriClient,
+        settings: StreamSettings | None = None,
+        *,
+        watched_devices: Callable[[], Iterable[str]] = tuple,
+        sleep: Sleep = asyncio.sleep,
+        uniform: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        self.client = client
+        self.settings = settings or StreamSettings()
+        self.health = HealthFlag("ari")
+        self._watched_devices = watched_devices
+        self._sleep = sleep
+        self._uniform = uniform
+        self._handlers: list[tuple[tuple[type[AriEvent], ...], EventHandler]] = []
+        self._resync_hooks: list[ResyncHook] = []
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    # --- wiring -----------------------------------------------------------------------------------
+
+    def subscribe(self, handler: EventHandler, *types: type[AriEvent]) -> Callable[[], None]:
+        """Call `handler` for events of `types` (all events when none given); returns an unsubscriber."""
+        entry = (types, handler)
+        self._handlers.append(entry)
+        return lambda: self._handlers.remove(entry)
+
+    def on_resync(self, hook: ResyncHook) -> None:
+        """Run `hook` with a fresh snapshot after every (re)connect, before that connection's events."""
+        self._resync_hooks.append(hook)
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task[None]:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self.run(), name="ari-events")
+        return self._task
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._ready.clear()
+        self.health.mark_down("stopped")
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        """Until connected and resynced (raises TimeoutError otherwise)."""
+        await asyncio.wait_for(self._ready.wait(), timeout_s)
+
+    async def run(self) -> None:
+        """Connect, serve, and reconnect with capped jittered backoff, until cancelled or taken over."""
+        attempt = 0
+        while True:
+            try:
+                await self._serve_one_connection()
+            except ApplicationTakenOver as exc:
+                self._mark_down(str(exc))
+                return
+            except (_ConnectionLost, AriError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                if self.health.connected:
+                    attempt = 0
+                self._mark_down(_describe(exc))
+            delay = self.settings.backoff.delay(attempt, self._uniform)
+            attempt += 1
+            _log.info("ARI reconnect scheduled", extra={"component": "ari", "retry_in_s": round(delay, 2)})
+            await self._sleep(delay)
+
+    # --- one connection ---------------------------------------------------------------------------
+
+    async def _serve_one_connection(self) -> None:
+        url = self.client.settings.events_url
+        ws = await self.client.session.ws_connect(url, heartbeat=self.settings.heartbeat_s)
+        async with ws:
+            await self._subscribe_sources()
+            await self._run_resync()
+            self.health.mark_up()
+            self._ready.set()
+            _log.info("ARI events connected", extra={"component": "ari", "app": self.client.settings.app})
+            await self._pump(ws)
+
+    async def _subscribe_sources(self) -> None:
+        for source in self.settings.event_sources:
+            await self.client.subscribe(source)
+
+    async def _run_resync(self) -> None:
+        snapshot = await self.take_snapshot()
+        for hook in list(self._resync_hooks):
+            await _call(hook, snapshot)
+
+    async def take_snapshot(self) -> ResyncSnapshot:
+        """Our channels and bridges (by id prefix) and the device states we watch, read over REST."""
+        prefix = self.settings.owned_prefix
+        channels = await self.client.list_channels()
+        bridges = await self.client.list_bridges()
+        states = {state.name: state for state in await self.client.device_states()}
+        watched = [name for name in self._watched_devices() if name not in states]
+        for state in await asyncio.gather(*(self._watched_state(name) for name in watched)):
+            states[state.name] = state
+        return ResyncSnapshot(
+            channels=tuple(ch for ch in channels if ch.id.startswith(prefix)),
+            bridges=tuple(br for br in bridges if br.id.startswith(prefix)),
+            device_states=tuple(states.values()),
+        )
+
+    async def _watched_state(self, device: str) -> DeviceState:
+        """A device Asterisk does not know is INVALID (its own word), not a reason to fail the resync."""
+        try:
+            return await self.client.device_state(device)
+        except AriNotFound:
+            return DeviceState(name=device, state="INVALID")
+
+    async def _pump(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for message in ws:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                await self._handle_text(message.data)
+            elif message.type == aiohttp.WSMsgType.ERROR:
+                raise _ConnectionLost(f"websocket error: {ws.exception()!r}")
+        raise _ConnectionLost(f"websocket closed (code {ws.close_code})")
+
+    async def _handle_text(self, text: str) -> None:
+        try:
+            event = parse_event(json.loads(text))
+        except (ValueError, EventParseError) as exc:
+            _log.warning("ARI event skipped", extra={"component": "ari", "error": str(exc)})
+            return
+        await self.dispatch(event)
+        if isinstance(event, ApplicationReplaced):
+            raise ApplicationTakenOver(f"Stasis app {event.application!r} taken over by another ARI client")
+
+    async def dispatch(self, event: AriEvent) -> None:
+        """Hand `event` to each matching handler in turn; one failing handler does not starve the rest."""
+        for types, handler in list(self._handlers):
+            if types and not isinstance(event, types):
+                continue
+            try:
+                await _call(handler, event)
+            except Exception as exc:  # a handler bug must not kill the event stream
+                _log.error(
+                    "ARI event handler failed",
+                    extra={"component": "ari", "event": event.type, "error": repr(exc)},
+                    exc_info=_log.isEnabledFor(logging.DEBUG),
+                )
+
+    def _mark_down(self, error: str) -> None:
+        was_up = self.health.connected
+        self._ready.clear()
+        self.health.mark_down(error)
+        level = logging.WARNING if was_up else logging.INFO
+        _log.log(level, "ARI events down", extra={"component": "ari", "error": error})
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for the health flag and logs: the class and message, never a traceback."""
+    text = str(exc) or exc.__class__.__name__
+    return text if isinstance(exc, _ConnectionLost | AriError) else f"{exc.__class__.__name__}: {text}"

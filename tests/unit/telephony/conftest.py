@@ -1,0 +1,25 @@
+"""Fixtures for the telephony unit tests: a fake ARI and a client pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from ari_fake import FakeAri
+
+from asterisk_cb.telephony.ari import AriClient, AriSettings
+
+
+@pytest.fixture
+async def fake_ari() -> AsyncIterator[FakeAri]:
+    fake = FakeAri()
+    fake.url = await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def ari_client(fake_ari: FakeAri) -> AsyncIterator[AriClient]:
+    settings = AriSettings(url=fake_ari.url, username="acb", password="secret", app="asterisk-cb")
+    async with AriClient(settings) as client:
+        yield client

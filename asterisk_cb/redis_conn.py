@@ -1,0 +1,134 @@
+"""Opening the Redis connection: from a URL (redis://, rediss://, unix://) or a Sentinel config section.
+
+redis-py has no Sentinel URL scheme, so a Sentinel deployment is described by its own config section
+(``[redis]`` with ``sentinels = host:port, host:port`` and ``service_name = mymaster``). Either way the
+result is one ``redis.asyncio.Redis`` client with string replies, automatic retries of idempotent
+connection failures, and periodic health checks, so a failover or a restarted Redis costs a retry, not a
+crash. (Writes of the store are Lua scripts guarded by versions and fencing tokens, so a retried script
+that had already run is refused, never applied twice.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+URL_SCHEMES = ("redis", "rediss", "unix")
+DEFAULT_SENTINEL_PORT = 26379
+_RETRIES = 5
+_HEALTH_CHECK_SECONDS = 30
+_SOCKET_CONNECT_TIMEOUT = 5.0
+
+
+class RedisConfigError(ValueError):
+    """The Redis connection settings cannot be used; the message names the offending option."""
+
+
+@dataclass(frozen=True)
+class SentinelSettings:
+    """Where the Sentinels are and which monitored master to use."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service_name: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    sentinel_username: str | None = None
+    sentinel_password: str | None = None
+    ssl: bool = False
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, str]) -> SentinelSettings:
+        """Read ``sentinels``, ``service_name`` and the optional ``db``, ``username``, ``password``,
+        ``sentinel_username``, ``sentinel_password``, ``ssl`` options of a config section."""
+        if not section.get("sentinels", "").strip():
+            raise RedisConfigError("sentinels: list at least one host:port")
+        service_name = section.get("service_name", "").strip()
+        if not service_name:
+            raise RedisConfigError("service_name: the master name the Sentinels monitor is required")
+        return cls(
+            sentinels=tuple(
+                _parse_host_port(item) for item in section["sentinels"].split(",") if item.strip()
+            ),
+            service_name=service_name,
+            db=_parse_int("db", section.get("db", "0")),
+            username=section.get("username") or None,
+            password=section.get("password") or None,
+            sentinel_username=section.get("sentinel_username") or None,
+            sentinel_password=section.get("sentinel_password") or None,
+            ssl=_parse_bool("ssl", section.get("ssl", "no")),
+        )
+
+
+def connect(
+    url: str | None = None, *, sentinel: SentinelSettings | None = None, name: str = "asterisk-cb"
+) -> Redis:
+    """A client for exactly one of ``url`` or ``sentinel``; ``name`` shows in CLIENT LIST."""
+    if (url is None) == (sentinel is None):
+        raise RedisConfigError("give exactly one of a Redis URL or a Sentinel section")
+    if sentinel is not None:
+        return _connect_sentinel(sentinel, name)
+    assert url is not None
+    scheme = urlsplit(url).scheme
+    if scheme not in URL_SCHEMES:
+        raise RedisConfigError(f"url: scheme {scheme!r} is not one of {', '.join(URL_SCHEMES)}")
+    return Redis.from_url(url, client_name=name, **_client_options())
+
+
+def _connect_sentinel(settings: SentinelSettings, name: str) -> Redis:
+    sentinel_auth = {"username": settings.sentinel_username, "password": settings.sentinel_password}
+    sentinels = Sentinel(
+        list(settings.sentinels),
+        sentinel_kwargs={key: value for key, value in sentinel_auth.items() if value},
+        socket_connect_timeout=_SOCKET_CONNECT_TIMEOUT,
+    )
+    return sentinels.master_for(
+        settings.service_name,
+        db=settings.db,
+        username=settings.username,
+        password=settings.password,
+        ssl=settings.ssl,
+        client_name=name,
+        **_client_options(),
+    )
+
+
+def _client_options() -> dict[str, object]:
+    return {
+        "decode_responses": True,
+        "socket_connect_timeout": _SOCKET_CONNECT_TIMEOUT,
+        "health_check_interval": _HEALTH_CHECK_SECONDS,
+        "retry": Retry(ExponentialBackoff(cap=2.0, base=0.05), _RETRIES),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError, ConnectionResetError],
+    }
+
+
+def _parse_host_port(item: str) -> tuple[str, int]:
+    host, _, port = item.strip().rpartition(":")
+    if not host:
+        return item.strip(), DEFAULT_SENTINEL_PORT
+    return host.strip("[]"), _parse_int("sentinels", port)
+
+
+def _parse_int(option: str, text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise RedisConfigError(f"{option}: {text!r} is not a whole number") from None
+
+
+def _parse_bool(option: str, text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"yes", "true", "on", "1"}:
+        return True
+    if lowered in {"no", "false", "off", "0"}:
+        return False
+    raise RedisConfigError(f"{option}: {text!r} is not yes/no")

@@ -1,0 +1,468 @@
+"""The schedule in Redis: callbacks, their indexes, leased claims with fencing, and the event stream.
+
+Layout (names in ``asterisk_cb.keys``): one hash per callback (the codec's fields plus a few store
+bookkeeping fields starting with ``_``), a sorted set of scheduled callbacks by ``next_at``, a sorted set
+of claimed callbacks by lease expiry, secondary indexes, and ONE event stream for all callbacks (a
+stream per callback would cost ~5 KB each: stream nodes are preallocated).
+
+Every change is one Lua script (``asterisk_cb/lua``), so a callback, its place in the schedule, its
+indexes and its events never disagree, and lease expiry is judged on the Redis server's clock only.
+
+Who may write:
+
+* A scheduler *claims* due callbacks (``claim``): each claim carries a fencing token (a global counter,
+  so tokens only grow) and a lease. Every write of the holder (``commit``, ``renew``, ``release``)
+  presents the token and is refused with ``StaleToken`` once someone else holds the callback, or with
+  ``LeaseExpired`` once its lease ran out on the server clock, even if nobody took it over yet. A holder
+  paused past its lease (SIGSTOP, GC, network stall) therefore cannot write, and because it must commit
+  the attempt (with its ARI channel ids) before it originates, it cannot dial either.
+* A person (API, CLI, feature code through the service) changes a callback with ``edit``: an optimistic
+  write checked against the version the person read (``VersionConflict`` otherwise). It is refused while
+  the callback is live (``CallbackLive``: a call exists). On a callback that is claimed but not live yet
+  the person wins: the claim is revoked, the holder's next fenced write fails, and it drops the work.
+* An expired lease makes the callback claimable again by any scheduler. If the callback was live, the
+  new claim is a *resume* claim: the executor must look up the channels of ``current_attempt`` and follow
+  the call, never dial again.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
+
+from asterisk_cb.core.codec import (
+    FIELDS,
+    callback_from_fields,
+    callback_to_fields,
+    event_from_fields,
+    event_to_fields,
+)
+from asterisk_cb.core.codec import time_to_ms as _time_to_ms
+from asterisk_cb.core.model import Callback, Event, State
+from asterisk_cb.keys import Keys, lex_callback_id, lex_member, lex_range
+
+DEFAULT_LEASE_MS = 30_000
+DEFAULT_IDEMPOTENCY_TTL = timedelta(days=2)
+SETTINGS_SCOPE_GLOBAL = "global"
+_SETTINGS_SCOPE_KINDS = ("queue:", "agent:")
+_VERSION_FIELD = FIELDS["version"]
+# Store bookkeeping fields in the callback hash (the codec's short names never start with "_").
+_DUE_FIELD = "_due"  # ms score to put the callback back in the due set with
+_LIVE_FIELD = "_live"  # "1" while a call exists
+
+
+class StoreError(Exception):
+    """Base of every refusal of the store."""
+
+
+class CallbackNotFound(StoreError):
+    """No callback with that id."""
+
+
+class DuplicateCallback(StoreError):
+    """A callback with that id already exists (ids must be unique; idempotency keys are the retry path)."""
+
+
+class VersionConflict(StoreError):
+    """Someone changed the callback since it was read: read it again and decide again."""
+
+
+class CallbackLive(StoreError):
+    """A person may not change a callback while its call lives."""
+
+
+class LeaseLost(StoreError):
+    """The writer no longer holds the callback: it must stop acting on it (and must not dial)."""
+
+
+class StaleToken(LeaseLost):
+    """Another claim (or a person's edit) replaced the writer's claim."""
+
+
+class LeaseExpired(LeaseLost):
+    """The writer's lease ran out on the Redis server clock."""
+
+
+_ERRORS: dict[str, type[StoreError]] = {
+    "ACB_NOTFOUND": CallbackNotFound,
+    "ACB_EXISTS": DuplicateCallback,
+    "ACB_VERSION": VersionConflict,
+    "ACB_LIVE": CallbackLive,
+    "ACB_STALE": StaleToken,
+    "ACB_EXPIRED": LeaseExpired,
+}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A callback held by one scheduler: the token to present on every write, until ``lease_until_ms``.
+
+    ``resume`` is true when the callback was live when claimed: its previous holder vanished mid-call,
+    so the executor looks up the channels of ``callback.current_attempt`` instead of dialling.
+    """
+
+    callback: Callback
+    token: int
+    resume: bool
+    owner: str
+    lease_until_ms: int
+
+
+@dataclass(frozen=True)
+class ClaimBatch:
+    """What one claim round returned, with the server's clock so callers can sleep without skew."""
+
+    claims: tuple[Claim, ...]
+    server_now_ms: int
+    next_wake_ms: int | None  # earliest due time or lease expiry still pending; None when nothing is
+
+
+@dataclass(frozen=True)
+class Created:
+    """The callback a create request stands for; ``created`` is False for a replayed idempotency key."""
+
+    callback: Callback
+    created: bool
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """An event read from the stream through a consumer group; ack ``entry_id`` once handled."""
+
+    entry_id: str
+    event: Event
+
+
+class _Script(enum.Enum):
+    CREATE = "create"
+    WRITE = "write"
+    CLAIM = "claim"
+    RENEW = "renew"
+    RELEASE = "release"
+    TRIM = "trim"
+
+
+def _load_scripts(redis: Redis) -> dict[_Script, AsyncScript]:
+    """Register each script with the shared helpers prepended (Redis caches them by SHA)."""
+    folder = resources.files("asterisk_cb") / "lua"
+    common = (folder / "common.lua").read_text()
+    return {
+        script: redis.register_script(common + "\n" + (folder / f"{script.value}.lua").read_text())
+        for script in _Script
+    }
+
+
+class Store:
+    """The Redis schedule of one namespace. Share one instance per process (scripts are registered once)."""
+
+    def __init__(self, redis: Redis, keys: Keys | None = None) -> None:
+        self.redis = redis
+        self.keys = keys or Keys()
+        self._scripts = _load_scripts(redis)
+
+    async def _run(self, script: _Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await self._scripts[script](keys=list(keys), args=list(args))
+        except ResponseError as error:
+            code, _, detail = str(error).partition(" ")
+            if code in _ERRORS:
+                raise _ERRORS[code](detail) from None
+            raise
+
+    # --- creation and reads -------------------------------------------------------------------------
+
+    async def create(
+        self,
+        callback: Callback,
+        events: Sequence[Event],
+        *,
+        idempotency_key: str | None = None,
+        idempotency_ttl: timedelta = DEFAULT_IDEMPOTENCY_TTL,
+    ) -> Created:
+        """Store a new callback with its creation events, once.
+
+        A request retried with the same ``idempotency_key`` (within ``idempotency_ttl``) gets the first
+        callback back (``created=False``) and nothing is written: a client that lost the reply cannot
+        schedule the same call twice.
+        """
+        if callback.state is not State.SCHEDULED:
+            raise ValueError(f"{callback.id}: a new callback must be scheduled, not {callback.state.value}")
+        args = [
+            self.keys.callback_prefix,
+            callback.id,
+            self.keys.wake_channel,
+            self.keys.idempotency(idempotency_key) if idempotency_key else "",
+            int(idempotency_ttl.total_seconds()),
+            _due_ms(callback),
+            *_pairs_args(_record_fields(callback)),
+            *self._index_args(None, callback),
+            *_events_args(events),
+        ]
+        created, callback_id = await self._run(_Script.CREATE, [self.keys.due, self.keys.events], args)
+        if created:
+            return Created(callback, True)
+        first = await self.get(callback_id)
+        if first is None:
+            raise CallbackNotFound(f"idempotency key {idempotency_key!r} names {callback_id}, which is gone")
+        return Created(first, False)
+
+    async def get(self, callback_id: str) -> Callback | None:
+        stored = await self.redis.hgetall(self.keys.callback(callback_id))
+        return callback_from_fields(stored) if stored else None
+
+    async def get_many(self, callback_ids: Iterable[str]) -> list[Callback]:
+        """The callbacks that exist among ``callback_ids``, in the given order."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for callback_id in callback_ids:
+                pipe.hgetall(self.keys.callback(callback_id))
+            replies = await pipe.execute()
+        return [callback_from_fields(stored) for stored in replies if stored]
+
+    async def ids_in_state(self, state: State) -> set[str]:
+        return set(await self.redis.smembers(self.keys.state_index(state.value)))
+
+    async def ids_for_agent(self, agent: str) -> set[str]:
+        return set(await self.redis.smembers(self.keys.agent_index(agent)))
+
+    async def ids_for_contact(self, contact_number: str) -> set[str]:
+        return await self._lex_ids(self.keys.contact_index, contact_number)
+
+    async def ids_for_call(self, uniqueid_or_linkedid: str) -> set[str]:
+        """Callbacks requested from a call, by the uniqueid or the linkedid of the originating channel."""
+        return await self._lex_ids(self.keys.call_index, uniqueid_or_linkedid)
+
+    async def _lex_ids(self, index: str, value: str) -> set[str]:
+        low, high = lex_range(value)
+        return {lex_callback_id(member) for member in await self.redis.zrangebylex(index, low, high)}
+
+    async def count_by_state(self) -> dict[State, int]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for state in State:
+                pipe.scard(self.keys.state_index(state.value))
+            counts = await pipe.execute()
+        return dict(zip(State, counts, strict=True))
+
+    # --- changes --------------------------------------------------------------------------------------
+
+    async def edit(self, before: Callback, after: Callback, events: Sequence[Event]) -> Callback:
+        """A person's change (edit, reschedule, cancel): applied only if the callback is still at
+        ``before.version`` and not live; revokes a claim that is not live yet (see the module doc)."""
+        await self._write(before, after, events, token=None)
+        return after
+
+    async def commit(self, claim: Claim, after: Callback, events: Sequence[Event]) -> Claim:
+        """The holder's transition, fenced by its token and lease.
+
+        If ``after`` is live (e.g. the attempt and its channel ids recorded just before originating) the
+        lease is kept and the returned claim carries the new record; otherwise the lease is released and
+        the callback is scheduled again at ``after.next_at`` or, finished, leaves the schedule.
+        """
+        await self._write(claim.callback, after, events, token=claim.token)
+        return Claim(after, claim.token, claim.resume, claim.owner, claim.lease_until_ms)
+
+    async def _write(
+        self, before: Callback, after: Callback, events: Sequence[Event], token: int | None
+    ) -> None:
+        if after.id != before.id or after.version <= before.version:
+            raise ValueError(f"{after.id}: a change must keep the id and raise the version")
+        args = [
+            self.keys.callback_prefix,
+            after.id,
+            self.keys.wake_channel,
+            _VERSION_FIELD,
+            before.version,
+            "" if token is None else token,
+            *_placement(after),
+            *_pairs_args(_record_fields(after)),
+            *self._index_args(before, after),
+            *_events_args(events),
+        ]
+        await self._run(_Script.WRITE, [self.keys.due, self.keys.leases, self.keys.events], args)
+
+    # --- claims -------------------------------------------------------------------------------------
+
+    async def claim(self, limit: int, owner: str, lease_ms: int = DEFAULT_LEASE_MS) -> ClaimBatch:
+        """Claim up to ``limit`` callbacks, oldest first: expired leases, then due callbacks."""
+        keys = [self.keys.due, self.keys.leases, self.keys.fence, self.keys.paused]
+        now, next_wake, raw_claims = await self._run(
+            _Script.CLAIM, keys, [self.keys.callback_prefix, limit, lease_ms, owner]
+        )
+        lease_until = int(now) + lease_ms
+        claims = tuple(
+            Claim(callback_from_fields(_flat_to_dict(fields)), int(token), live == "1", owner, lease_until)
+            for _, token, live, fields in raw_claims
+        )
+        return ClaimBatch(claims, int(now), int(next_wake) if next_wake else None)
+
+    async def renew(self, claim: Claim, lease_ms: int = DEFAULT_LEASE_MS) -> Claim:
+        """Extend the lease (fenced); the returned claim carries the new expiry."""
+        args = [self.keys.callback_prefix, claim.callback.id, claim.token, lease_ms]
+        expiry = await self._run(_Script.RENEW, [self.keys.leases], args)
+        return Claim(claim.callback, claim.token, claim.resume, claim.owner, int(expiry))
+
+    async def release(self, claim: Claim) -> bool:
+        """Hand an untouched claim back to the due set (fenced). A live callback is not released (False):
+        its lease lapses and the next holder resumes it."""
+        args = [self.keys.callback_prefix, claim.callback.id, claim.token, self.keys.wake_channel]
+        return bool(await self._run(_Script.RELEASE, [self.keys.due, self.keys.leases], args))
+
+    async def set_paused(self, paused: bool) -> None:
+        """Pause all callbacks: due ones wait (nothing is lost), live calls are still followed."""
+        if paused:
+            await self.redis.set(self.keys.paused, "1")
+            return
+        await self.redis.delete(self.keys.paused)
+        await self.redis.publish(self.keys.wake_channel, "resumed")
+
+    async def is_paused(self) -> bool:
+        return bool(await self.redis.exists(self.keys.paused))
+
+    # --- the event stream ----------------------------------------------------------------------------
+
+    async def ensure_group(self, group: str, start_id: str = "0") -> None:
+        """Create a consumer group (and the stream) unless it exists; ``start_id="$"`` skips history."""
+        try:
+            await self.redis.xgroup_create(self.keys.events, group, id=start_id, mkstream=True)
+        except ResponseError as error:
+            if not str(error).startswith("BUSYGROUP"):
+                raise
+
+    async def read_group(
+        self, group: str, consumer: str, count: int = 100, block_ms: int | None = None
+    ) -> list[StreamEvent]:
+        """New events for ``consumer``; ``block_ms`` waits for some when there are none."""
+        reply = await self.redis.xreadgroup(
+            group, consumer, {self.keys.events: ">"}, count=count, block=block_ms
+        )
+        return [
+            StreamEvent(entry_id, event_from_fields(fields))
+            for _, entries in reply
+            for entry_id, fields in entries
+        ]
+
+    async def ack(self, group: str, entry_ids: Sequence[str]) -> int:
+        return int(await self.redis.xack(self.keys.events, group, *entry_ids)) if entry_ids else 0
+
+    async def trim_events(self, retention: timedelta) -> int:
+        """Drop events older than ``retention`` that every consumer group has read and acknowledged."""
+        retention_ms = int(retention.total_seconds() * 1000)
+        return int(await self._run(_Script.TRIM, [self.keys.events], [retention_ms]))
+
+    # --- runtime setting overrides ----------------------------------------------------------------------
+
+    async def setting_overrides(self) -> dict[str, dict[str, str]]:
+        """Every scope's overrides: {"global" | "queue:<name>" | "agent:<name>": {option: value}}."""
+        scopes = sorted(await self.redis.smembers(self.keys.settings_scopes))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for scope in scopes:
+                pipe.hgetall(self.keys.settings(scope))
+            values = await pipe.execute()
+        return {scope: options for scope, options in zip(scopes, values, strict=True) if options}
+
+    async def set_setting(self, scope: str, option: str, value: str) -> None:
+        """Override ``option`` in ``scope`` until reset (the caller validates the value)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.keys.settings(_checked_scope(scope)), option, value)
+            pipe.sadd(self.keys.settings_scopes, scope)
+            pipe.publish(self.keys.settings_channel, scope)
+            await pipe.execute()
+
+    async def reset_setting(self, scope: str, option: str | None = None) -> None:
+        """Drop one override of ``scope``, or all of them when ``option`` is None."""
+        key = self.keys.settings(_checked_scope(scope))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if option is None:
+                pipe.delete(key)
+            else:
+                pipe.hdel(key, option)
+            pipe.publish(self.keys.settings_channel, scope)
+            await pipe.execute()
+
+    # --- housekeeping ----------------------------------------------------------------------------------
+
+    async def delete_namespace(self) -> int:
+        """Delete every key of this namespace and nothing else (tests, benchmarks, decommissioning)."""
+        deleted = 0
+        batch: list[str] = []
+        async for key in self.redis.scan_iter(match=self.keys.pattern, count=1000):
+            batch.append(key)
+            if len(batch) == 1000:
+                deleted += await self.redis.unlink(*batch)
+                batch.clear()
+        if batch:
+            deleted += await self.redis.unlink(*batch)
+        return deleted
+
+    # --- encoding helpers ------------------------------------------------------------------------------
+
+    def _index_args(self, before: Callback | None, after: Callback) -> list[str]:
+        """Index changes from ``before`` to ``after`` as count + (op, key, member) triples."""
+        old = self._index_entries(before) if before else frozenset()
+        new = self._index_entries(after)
+        ops = [("srem" if kind == "s" else "zrem", key, member) for kind, key, member in sorted(old - new)]
+        ops += [("sadd" if kind == "s" else "zadd", key, member) for kind, key, member in sorted(new - old)]
+        return [str(len(ops)), *(part for op in ops for part in op)]
+
+    def _index_entries(self, callback: Callback) -> frozenset[tuple[str, str, str]]:
+        entries = {
+            ("s", self.keys.state_index(callback.state.value), callback.id),
+            ("z", self.keys.contact_index, lex_member(callback.contact_number, callback.id)),
+        }
+        if callback.agent:
+            entries.add(("s", self.keys.agent_index(callback.agent), callback.id))
+        for call_id in {callback.origin_uniqueid, callback.origin_linkedid} - {None, ""}:
+            assert call_id is not None
+            entries.add(("z", self.keys.call_index, lex_member(call_id, callback.id)))
+        return frozenset(entries)
+
+
+def _checked_scope(scope: str) -> str:
+    if scope == SETTINGS_SCOPE_GLOBAL or (
+        scope.startswith(_SETTINGS_SCOPE_KINDS) and scope.partition(":")[2]
+    ):
+        return scope
+    raise ValueError(f"settings scope must be 'global', 'queue:<name>' or 'agent:<name>', not {scope!r}")
+
+
+def _placement(callback: Callback) -> tuple[str, str]:
+    """(due ms or '', live flag) for the scripts: only a scheduled callback sits in the due set."""
+    if callback.state is State.SCHEDULED:
+        return str(_due_ms(callback)), ""
+    return "", "1" if callback.state.is_live else ""
+
+
+def _due_ms(callback: Callback) -> int:
+    return _time_to_ms(callback.next_at or callback.due_at)
+
+
+def _record_fields(callback: Callback) -> dict[str, str]:
+    """The hash content: the codec's fields plus the store's bookkeeping."""
+    fields = callback_to_fields(callback)
+    if callback.state is State.SCHEDULED:
+        fields[_DUE_FIELD] = str(_due_ms(callback))
+    elif callback.state.is_live:
+        fields[_LIVE_FIELD] = "1"
+    return fields
+
+
+def _pairs_args(fields: Mapping[str, str]) -> list[str]:
+    return [str(len(fields)), *(part for item in fields.items() for part in item)]
+
+
+def _events_args(events: Sequence[Event]) -> list[str]:
+    args = [str(len(events))]
+    for event in events:
+        args += _pairs_args(event_to_fields(event))
+    return args
+
+
+def _flat_to_dict(flat: Sequence[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))

@@ -1,0 +1,392 @@
+"""The Redis store against the lab's real Redis: every test works in its own random namespace."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from asterisk_cb.core.codec import time_to_ms
+from asterisk_cb.core.model import Attempt, Callback, Event, EventKind, Leg, LegRole, Phase, State
+from asterisk_cb.keys import Keys
+from asterisk_cb.redis_conn import connect
+from asterisk_cb.store import (
+    CallbackLive,
+    DuplicateCallback,
+    LeaseExpired,
+    StaleToken,
+    Store,
+    VersionConflict,
+)
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+async def store(lab_redis_url: str) -> AsyncIterator[Store]:
+    redis = connect(lab_redis_url)
+    store = Store(redis, Keys("test-" + uuid.uuid4().hex[:12]))
+    yield store
+    await store.delete_namespace()
+    await redis.aclose()
+
+
+NOW = datetime.now(UTC)
+
+
+def make_callback(callback_id: str, due_in: float = -1.0, **changes: object) -> Callback:
+    """A scheduled callback due ``due_in`` seconds from the test run's start."""
+    callback = Callback(
+        id=callback_id,
+        contact_number="+4930" + str(abs(hash(callback_id)) % 10**7),
+        agent="1001",
+        due_at=NOW + timedelta(seconds=due_in),
+        timezone="Europe/Berlin",
+        created_by="agent:1001",
+        created_at=NOW,
+    )
+    return dataclasses.replace(callback, **changes)
+
+
+def changed(callback: Callback, **changes: object) -> Callback:
+    """The next version of ``callback`` (what core.lifecycle would return)."""
+    return dataclasses.replace(callback, version=callback.version + 1, **changes)
+
+
+def event(callback: Callback, kind: EventKind) -> Event:
+    return Event(callback.id, kind, NOW, callback.version)
+
+
+async def create(store: Store, *callbacks: Callback) -> None:
+    for callback in callbacks:
+        await store.create(callback, [event(callback, EventKind.CREATED)])
+
+
+def ringing(callback: Callback) -> Callback:
+    """The record a holder commits just before originating: attempt id and channel ids first."""
+    attempt = Attempt(
+        id=f"{callback.id}-a1",
+        phase=Phase.AGENT,
+        started_at=NOW,
+        legs=(Leg(LegRole.AGENT, f"{callback.id}-agent-chan"),),
+    )
+    return changed(callback, state=State.AGENT_RINGING, attempts=(attempt,))
+
+
+async def stream_length(store: Store) -> int:
+    return int(await store.redis.xlen(store.keys.events))
+
+
+# --- creation, idempotency, indexes ---------------------------------------------------------------
+
+
+async def test_create_stores_record_indexes_and_event(store: Store) -> None:
+    callback = make_callback("c1", origin_uniqueid="1700000000.11", origin_linkedid="1700000000.10")
+    await create(store, callback)
+
+    assert await store.get("c1") == callback
+    assert await store.ids_in_state(State.SCHEDULED) == {"c1"}
+    assert await store.ids_for_agent("1001") == {"c1"}
+    assert await store.ids_for_contact(callback.contact_number) == {"c1"}
+    assert await store.ids_for_call("1700000000.11") == {"c1"}
+    assert await store.ids_for_call("1700000000.10") == {"c1"}
+    assert await store.ids_for_call("1700000000.1") == set()
+    assert await store.redis.zscore(store.keys.due, "c1") == time_to_ms(callback.due_at)
+    assert await stream_length(store) == 1
+
+
+async def test_contact_index_separates_numbers_sharing_a_prefix(store: Store) -> None:
+    await create(
+        store, make_callback("short", contact_number="1234"), make_callback("long", contact_number="12345")
+    )
+    assert await store.ids_for_contact("1234") == {"short"}
+    assert await store.ids_for_contact("12345") == {"long"}
+
+
+async def test_retried_request_returns_first_callback_and_writes_nothing(store: Store) -> None:
+    first = make_callback("first")
+    created = await store.create(first, [event(first, EventKind.CREATED)], idempotency_key="req-1")
+    retry = make_callback("second")
+    replayed = await store.create(retry, [event(retry, EventKind.CREATED)], idempotency_key="req-1")
+
+    assert created.created and not replayed.created
+    assert replayed.callback == first
+    assert await store.get("second") is None
+    assert await store.redis.zcard(store.keys.due) == 1
+    assert await stream_length(store) == 1
+
+
+async def test_concurrent_retries_create_exactly_one(store: Store) -> None:
+    candidates = [make_callback(f"try-{n}") for n in range(20)]
+    results = await asyncio.gather(*(store.create(c, [], idempotency_key="same") for c in candidates))
+    assert sum(result.created for result in results) == 1
+    assert len({result.callback.id for result in results}) == 1
+
+
+async def test_same_id_twice_is_refused(store: Store) -> None:
+    await create(store, make_callback("c1"))
+    with pytest.raises(DuplicateCallback):
+        await create(store, make_callback("c1"))
+
+
+# --- claims, leases, fencing ----------------------------------------------------------------------
+
+
+async def test_claim_takes_oldest_due_first_in_batches(store: Store) -> None:
+    await create(
+        store, *(make_callback(f"c{n}", due_in=-10 + n) for n in range(5)), make_callback("later", 60)
+    )
+
+    first = await store.claim(3, "daemon-a")
+    rest = await store.claim(10, "daemon-a")
+
+    assert [c.callback.id for c in first.claims] == ["c0", "c1", "c2"]
+    assert [c.callback.id for c in rest.claims] == ["c3", "c4"]
+    tokens = [c.token for c in first.claims + rest.claims]
+    assert tokens == sorted(tokens) and len(set(tokens)) == 5
+    assert rest.next_wake_ms is not None and rest.next_wake_ms <= time_to_ms(NOW + timedelta(seconds=60))
+    assert not any(c.resume for c in first.claims + rest.claims)
+
+
+async def test_lease_expiry_is_the_server_clock_plus_lease(store: Store) -> None:
+    await create(store, make_callback("c1"))
+    seconds, micros = await store.redis.time()
+    before_ms = seconds * 1000 + micros // 1000
+    batch = await store.claim(1, "daemon-a", lease_ms=5000)
+    expiry = await store.redis.zscore(store.keys.leases, "c1")
+    assert before_ms <= batch.server_now_ms <= before_ms + 1000
+    assert expiry == batch.server_now_ms + 5000 == batch.claims[0].lease_until_ms
+
+
+async def test_holder_past_its_lease_cannot_write_even_unclaimed(store: Store) -> None:
+    await create(store, make_callback("c1"))
+    (claim,) = (await store.claim(1, "daemon-a", lease_ms=150)).claims
+    await asyncio.sleep(0.25)
+    with pytest.raises(LeaseExpired):
+        await store.commit(claim, ringing(claim.callback), [])
+    with pytest.raises(LeaseExpired):
+        await store.renew(claim)
+    assert (await store.get("c1")) == claim.callback
+
+
+async def test_late_writer_is_fenced_off_after_takeover(store: Store) -> None:
+    await create(store, make_callback("c1"))
+    (late,) = (await store.claim(1, "daemon-a", lease_ms=150)).claims
+    await asyncio.sleep(0.25)  # daemon-a "was SIGSTOPped" past its lease
+    (current,) = (await store.claim(1, "daemon-b")).claims
+    assert current.token > late.token and not current.resume
+
+    for write in (store.commit(late, ringing(late.callback), []), store.renew(late), store.release(late)):
+        with pytest.raises(StaleToken):
+            await write
+    await store.commit(current, ringing(current.callback), [])
+    assert (await store.get("c1")).state is State.AGENT_RINGING
+
+
+async def test_renew_keeps_the_claim_past_its_first_lease(store: Store) -> None:
+    await create(store, make_callback("c1"))
+    (claim,) = (await store.claim(1, "daemon-a", lease_ms=300)).claims
+    for _ in range(4):
+        await asyncio.sleep(0.15)
+        claim = await store.renew(claim, lease_ms=300)
+    assert (await store.claim(1, "daemon-b")).claims == ()
+    await store.commit(claim, ringing(claim.callback), [])
+
+
+async def test_commit_to_live_keeps_lease_and_updates_indexes_and_stream(store: Store) -> None:
+    await create(store, make_callback("c1"))
+    (claim,) = (await store.claim(1, "daemon-a")).claims
+    live = ringing(claim.callback)
+    claim = await store.commit(claim, live, [event(live, EventKind.AGENT_RINGING)])
+
+    assert await store.get("c1") == live
+    assert await store.redis.zscore(store.keys.leases, "c1") is not None
+    assert await store.redis.zscore(store.keys.due, "c1") is None
+    assert await store.ids_in_state(State.SCHEDULED) == set()
+    assert await store.ids_in_state(State.AGENT_RINGING) == {"c1"}
+    assert await stream_length(store) == 2
+    await store.renew(claim)  # still the holder
+
+
+async def test_commit_to_scheduled_releases_to_due_set_at_next_at(store: Store) -> None:
+    await create(store, make_callback("c1"))
+    (claim,) = (await store.claim(1, "daemon-a")).claims
+    retry_at = NOW + timedelta(minutes=5)
+    await store.commit(claim, changed(claim.callback, next_at=retry_at), [])
+
+    assert await store.redis.zscore(store.keys.due, "c1") == time_to_ms(retry_at)
+    assert await store.redis.zscore(store.keys.leases, "c1") is None
+    with pytest.raises(StaleToken):
+        await store.renew(claim)
+
+
+async def test_commit_to_finished_leaves_the_schedule(store: Store) -> None:
+    await create(store, make_callback("c1"))
+    (claim,) = (await store.claim(1, "daemon-a")).claims
+    claim = await store.commit(claim, ringing(claim.callback), [])
+    done = changed(claim.callback, state=State.COMPLETED, finished_at=NOW)
+    await store.commit(claim, done, [event(done, EventKind.COMPLETED)])
+
+    assert await store.redis.zscore(store.keys.due, "c1") is None
+    assert await store.redis.zscore(store.keys.leases, "c1") is None
+    assert await store.ids_in_state(State.COMPLETED) == {"c1"}
+    assert await store.ids_in_state(State.AGENT_RINGING) == set()
+
+
+async def test_refused_commit_changes_nothing(store: Store) -> None:
+    await create(store, make_callback("c1"))
+    (late,) = (await store.claim(1, "daemon-a", lease_ms=100)).claims
+    await asyncio.sleep(0.2)
+    (current,) = (await store.claim(1, "daemon-b")).claims
+    snapshot = await store.redis.hgetall(store.keys.callback("c1"))
+
+    with pytest.raises(StaleToken):
+        await store.commit(
+            late, changed(late.callback, state=State.CANCELLED), [event(late.callback, EventKind.CANCELLED)]
+        )
+
+    assert await store.redis.hgetall(store.keys.callback("c1")) == snapshot
+    assert await store.ids_in_state(State.SCHEDULED) == {"c1"}
+    assert await store.ids_in_state(State.CANCELLED) == set()
+    assert await stream_length(store) == 1
+    assert await store.redis.zscore(store.keys.leases, "c1") is not None
+    await store.renew(current)
+
+
+async def test_expired_live_claim_is_resumed_with_its_recorded_channels(store: Store) -> None:
+    await create(store, make_callback("c1"))
+    (claim,) = (await store.claim(1, "daemon-a", lease_ms=150)).claims
+    await store.commit(claim, ringing(claim.callback), [])
+    await asyncio.sleep(0.25)  # daemon-a crashed mid-ring
+
+    (resumed,) = (await store.claim(1, "daemon-b")).claims
+    assert resumed.resume and resumed.token > claim.token
+    attempt = resumed.callback.current_attempt
+    assert attempt is not None and attempt.channel_ids == ("c1-agent-chan",)
+
+
+async def test_release_returns_untouched_claim_but_not_a_live_one(store: Store) -> None:
+    await create(store, make_callback("idle"), make_callback("busy"))
+    claims = {claim.callback.id: claim for claim in (await store.claim(2, "daemon-a")).claims}
+    idle, busy = claims["idle"], claims["busy"]
+    busy = await store.commit(busy, ringing(busy.callback), [])
+
+    assert await store.release(idle) is True
+    assert await store.release(busy) is False
+    assert await store.redis.zscore(store.keys.due, "idle") is not None
+    assert await store.redis.zscore(store.keys.leases, "busy") is not None
+
+
+# --- a person's changes ---------------------------------------------------------------------------
+
+
+async def test_edit_checks_version(store: Store) -> None:
+    callback = make_callback("c1")
+    await create(store, callback)
+    moved = changed(callback, due_at=NOW + timedelta(hours=1))
+    await store.edit(callback, moved, [event(moved, EventKind.RESCHEDULED)])
+
+    with pytest.raises(VersionConflict):
+        await store.edit(callback, changed(callback, note="stale"), [])
+    assert await store.redis.zscore(store.keys.due, "c1") == time_to_ms(moved.due_at)
+
+
+async def test_person_cannot_change_a_live_callback(store: Store) -> None:
+    await create(store, make_callback("c1"))
+    (claim,) = (await store.claim(1, "daemon-a")).claims
+    live = ringing(claim.callback)
+    await store.commit(claim, live, [])
+    with pytest.raises(CallbackLive):
+        await store.edit(live, changed(live, state=State.CANCELLED), [])
+
+
+async def test_cancel_of_claimed_not_live_callback_revokes_the_claim(store: Store) -> None:
+    callback = make_callback("c1")
+    await create(store, callback)
+    (claim,) = (await store.claim(1, "daemon-a")).claims
+    cancelled = changed(callback, state=State.CANCELLED, cancelled_by="supervisor")
+    await store.edit(callback, cancelled, [event(cancelled, EventKind.CANCELLED)])
+
+    with pytest.raises(StaleToken):  # the holder tries to record its attempt before dialling
+        await store.commit(claim, ringing(claim.callback), [])
+    assert (await store.get("c1")).state is State.CANCELLED
+    assert await store.redis.zscore(store.keys.leases, "c1") is None
+    assert (await store.claim(10, "daemon-b")).claims == ()
+
+
+# --- pause -----------------------------------------------------------------------------------------
+
+
+async def test_pause_holds_due_work_but_follows_live_calls(store: Store) -> None:
+    await create(store, make_callback("live", -3), make_callback("claimed", -2), make_callback("waiting", -1))
+    claims = {claim.callback.id: claim for claim in (await store.claim(2, "daemon-a", lease_ms=150)).claims}
+    live, claimed = claims["live"], claims["claimed"]
+    await store.commit(live, ringing(live.callback), [])
+    await store.set_paused(True)
+    await asyncio.sleep(0.25)  # daemon-a is gone
+
+    paused_batch = await store.claim(10, "daemon-b")
+    assert [(c.callback.id, c.resume) for c in paused_batch.claims] == [("live", True)]
+    assert await store.redis.zscore(store.keys.due, claimed.callback.id) is not None
+
+    await store.set_paused(False)
+    assert {c.callback.id for c in (await store.claim(10, "daemon-b")).claims} == {"claimed", "waiting"}
+
+
+# --- event stream ----------------------------------------------------------------------------------
+
+
+async def test_groups_read_and_trim_never_passes_the_slowest_group(store: Store) -> None:
+    await store.ensure_group("cel")
+    await store.ensure_group("feed")
+    await store.ensure_group("feed")  # idempotent
+    await create(store, *(make_callback(f"c{n}") for n in range(6)))
+
+    cel = await store.read_group("cel", "writer-1", count=100)
+    await store.ack("cel", [entry.entry_id for entry in cel])
+    feed = await store.read_group("feed", "api-1", count=4)
+    await store.ack("feed", [entry.entry_id for entry in feed[:2]])
+    assert [entry.event.callback_id for entry in cel] == [f"c{n}" for n in range(6)]
+
+    assert await store.trim_events(timedelta(0)) == 2  # feed still has c2, c3 pending, c4, c5 unread
+    await store.ack("feed", [entry.entry_id for entry in feed[2:]])
+    assert await store.trim_events(timedelta(0)) == 2  # c4, c5 not yet delivered to feed
+    assert await stream_length(store) == 2
+    assert await store.trim_events(timedelta(hours=1)) == 0  # young entries stay regardless
+
+
+# --- runtime setting overrides -----------------------------------------------------------------------
+
+
+async def test_setting_overrides_set_and_reset(store: Store) -> None:
+    await store.set_setting("global", "retry_interval", "300")
+    await store.set_setting("queue:sales", "max_attempts", "5")
+    await store.set_setting("agent:1001", "ring_timeout_agent", "20")
+    await store.reset_setting("agent:1001", "ring_timeout_agent")
+    assert await store.setting_overrides() == {
+        "global": {"retry_interval": "300"},
+        "queue:sales": {"max_attempts": "5"},
+    }
+    await store.reset_setting("queue:sales")
+    assert await store.setting_overrides() == {"global": {"retry_interval": "300"}}
+    with pytest.raises(ValueError, match="scope"):
+        await store.set_setting("team:x", "max_attempts", "1")
+
+
+# --- wake-ups ----------------------------------------------------------------------------------------
+
+
+async def test_wake_is_published_only_for_a_new_earliest_callback(store: Store) -> None:
+    await create(store, make_callback("now", due_in=10))
+    async with store.redis.pubsub() as pubsub:
+        await pubsub.subscribe(store.keys.wake_channel)
+        await pubsub.get_message(timeout=1)  # the subscribe confirmation
+        await create(store, make_callback("later", due_in=60))
+        await create(store, make_callback("sooner", due_in=5))
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+        assert message is not None and int(message["data"]) == time_to_ms(NOW + timedelta(seconds=5))
+        assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2) is None

@@ -61,7 +61,7 @@ def describe(settings: LabSettings) -> dict[str, Any]:
             "port": settings.sip_port,
             "contacts_trunk": "contacts",
             "contacts_port": settings.contacts_port,
-            "register_port": settings.register_port,
+            "rtp_ports": list(settings.rtp_ports),
         },
         "dialplan": {
             "outbound_context": "callback-outbound",

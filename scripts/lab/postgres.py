@@ -73,7 +73,9 @@ def _ensure_role_and_database(settings: LabSettings) -> None:
         "SET password_encryption = 'scram-sha-256';"
         f"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{settings.pg_user}') "
         f"THEN CREATE ROLE {settings.pg_user} LOGIN; END IF; END$$;"
-        f"ALTER ROLE {settings.pg_user} LOGIN PASSWORD '{password}';",
+        f"ALTER ROLE {settings.pg_user} LOGIN PASSWORD '{password}';"
+        # Asterisk writes CDR/CEL times as UTC text (cdr_pgsql timezone, cel_pgsql usegmtime).
+        f"ALTER ROLE {settings.pg_user} SET timezone = 'UTC';",
     )
     exists = _admin_sql(settings, f"SELECT 1 FROM pg_database WHERE datname = '{settings.pg_database}'")
     if not exists:

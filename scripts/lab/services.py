@@ -10,6 +10,7 @@ from types import ModuleType
 _MODULES = {
     "redis": "lab.redis_lab",
     "postgres": "lab.postgres",
+    "asterisk": "lab.asterisk",
 }
 NAMES = tuple(_MODULES)
 _NEEDS = {"asterisk": ("postgres",), "phones": ("asterisk",)}

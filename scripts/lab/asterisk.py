@@ -1,0 +1,215 @@
+"""Asterisk 22 in the sid chroot: configuration, start under a private mount namespace, stop, CLI.
+
+It runs as `setsid unshare --mount --propagation private --fork --kill-child -- sh -c "mount -t proc
+proc ROOT/proc && exec chroot ROOT asterisk -f"`: the /proc mount exists only in that namespace, so
+it vanishes with the process and nothing leaks to the host's mount table, even after kill -9.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from lab import procs, root
+from lab.ports import PortNeed, check_free
+from lab.settings import LAB_PACKAGE, LabSettings
+
+NAME = "asterisk"
+TEMPLATES = LAB_PACKAGE / "asterisk"
+ASTERISK_LOG = Path("var/log/asterisk/messages.log")
+
+
+def _marker(settings: LabSettings) -> str:
+    """What only our Asterisk's command line contains: the chroot path."""
+    return f"chroot {settings.root_dir} "
+
+
+def _render(template: str, values: dict[str, str]) -> str:
+    """Fill {{name}} placeholders (Asterisk configs use ${...} themselves); an unknown name is a bug."""
+    return re.sub(r"\{\{(\w+)\}\}", lambda match: values[match.group(1)], template)
+
+
+def _agent_sections(settings: LabSettings) -> str:
+    sections = [
+        f'\n[{agent}](agent)\nauth = {agent}\naors = {agent}\ncallerid = "Agent {agent}" <{agent}>\n'
+        f"\n[{agent}](agent-auth)\nusername = {agent}\n\n[{agent}](agent-aor)\n"
+        for agent in settings.agents
+    ]
+    return "".join(sections)
+
+
+def failover_agents(settings: LabSettings) -> tuple[str, ...]:
+    """The failover queue's members: the last half of the agents (the first ones take callbacks)."""
+    return settings.agents[len(settings.agents) // 2 :]
+
+
+def _members(agents: tuple[str, ...]) -> str:
+    return "\n".join(f"member => PJSIP/{agent}" for agent in agents)
+
+
+def _values(settings: LabSettings) -> dict[str, str]:
+    rtp_start, rtp_end = settings.rtp_ports
+    plain = {
+        key: str(getattr(settings, key))
+        for key in ("http_port", "ami_port", "sip_port", "contacts_port", "ari_user", "ari_password",
+                    "ami_user", "ami_secret", "agent_password", "pg_host", "pg_port", "pg_database",
+                    "pg_user", "pg_password")
+    }  # fmt: skip
+    return {
+        **plain,
+        "rtp_start": str(rtp_start),
+        "rtp_end": str(rtp_end),
+        "agent_sections": _agent_sections(settings),
+        "failover_members": _members(failover_agents(settings)),
+        "support_members": _members(settings.agents),
+    }
+
+
+def write_config(settings: LabSettings) -> None:
+    """Render every template in scripts/lab/asterisk into the chroot's /etc/asterisk."""
+    values = _values(settings)
+    config_dir = settings.root_dir / "etc" / "asterisk"
+    for template in sorted(TEMPLATES.glob("*.conf")):
+        (config_dir / template.name).write_text(_render(template.read_text(), values))
+
+
+def _ari_ready(settings: LabSettings) -> bool:
+    """ARI answers an authenticated request: HTTP, res_ari and the user are all in place."""
+    token = base64.b64encode(f"{settings.ari_user}:{settings.ari_password}".encode()).decode()
+    request = urllib.request.Request(
+        f"{settings.ari_url}/asterisk/info", headers={"Authorization": f"Basic {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=1) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def running(settings: LabSettings) -> bool:
+    return procs.running_pid(settings.run_dir, NAME, _marker(settings)) is not None and _ari_ready(settings)
+
+
+def _runtime_dirs(settings: LabSettings) -> None:
+    """/run is empty in a fresh root (no systemd-tmpfiles): create Asterisk's run directory."""
+    run_dir = settings.root_dir / "run" / "asterisk"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    owner = (settings.root_dir / "var" / "lib" / "asterisk").stat()
+    os.chown(run_dir, owner.st_uid, owner.st_gid)
+
+
+def _argv(settings: LabSettings) -> list[str]:
+    chroot = settings.root_dir
+    inner = (
+        f'mount -t proc proc "{chroot}/proc" && '
+        f"exec chroot {chroot} /usr/sbin/asterisk -f -n -U asterisk -G asterisk"
+    )
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--fork",
+        "--kill-child",
+        "--",
+        "sh",
+        "-c",
+        inner,
+    ]
+
+
+def _check_ports(settings: LabSettings) -> None:
+    for need in (
+        PortNeed(settings.sip_port, "udp", "Asterisk (SIP)"),
+        PortNeed(settings.http_port, "tcp", "Asterisk (HTTP/ARI)"),
+        PortNeed(settings.ami_port, "tcp", "Asterisk (AMI)"),
+    ):
+        check_free(need)
+
+
+def up(settings: LabSettings) -> None:
+    """Start Asterisk unless ARI already answers; returns once ARI answers."""
+    if running(settings):
+        return
+    stop(settings)
+    _check_ports(settings)
+    root.ensure_root(settings)
+    write_config(settings)
+    _runtime_dirs(settings)
+    started = time.monotonic()
+    procs.start(settings.run_dir, NAME, _argv(settings), settings.log_dir / "asterisk.out")
+    if not procs.wait_until(lambda: _ari_ready(settings) or not _alive(settings), 60, 0.05):
+        raise SystemExit(f"pbx-lab: Asterisk did not answer ARI within 60 s; see {log_path(settings)}")
+    if not _alive(settings):
+        raise SystemExit(
+            f"pbx-lab: Asterisk exited while starting; see {log_path(settings)} and "
+            f"{settings.log_dir / 'asterisk.out'}"
+        )
+    print(
+        f"pbx-lab: Asterisk {root.installed_version(settings.root_dir)} ARI ready after "
+        f"{time.monotonic() - started:.2f} s"
+    )
+
+
+def _alive(settings: LabSettings) -> bool:
+    return procs.running_pid(settings.run_dir, NAME, _marker(settings)) is not None
+
+
+def chroot_pids(settings: LabSettings) -> list[int]:
+    """Every process whose root directory is the lab chroot (Asterisk itself, stray CLI clients)."""
+    pids = []
+    target = str(settings.root_dir)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(entry / "root") == target:
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def stop(settings: LabSettings) -> None:
+    """Stop our Asterisk (its whole session), then anything else still running inside the chroot."""
+    procs.stop(settings.run_dir, NAME, _marker(settings), grace_s=10)
+    for pid in chroot_pids(settings):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+    procs.wait_until(lambda: not chroot_pids(settings), 5)
+
+
+def down(settings: LabSettings) -> None:
+    stop(settings)
+
+
+def log_path(settings: LabSettings) -> Path:
+    return settings.root_dir / ASTERISK_LOG
+
+
+def cli(settings: LabSettings, command: str) -> int:
+    """Run one Asterisk CLI command through the control socket in the chroot (`asterisk -rx`)."""
+    if not _alive(settings):
+        raise SystemExit("pbx-lab: the lab Asterisk is not running (scripts/pbx-lab up asterisk)")
+    result = subprocess.run(
+        ["chroot", str(settings.root_dir), "/usr/sbin/asterisk", "-rx", command], check=False
+    )
+    return result.returncode
+
+
+def status(settings: LabSettings) -> str:
+    if running(settings):
+        version = root.installed_version(settings.root_dir)
+        return f"up (Asterisk {version}, ARI {settings.ari_url}, AMI 127.0.0.1:{settings.ami_port})"
+    if _alive(settings):
+        return "starting or broken (process alive, ARI not answering)"
+    return "down"

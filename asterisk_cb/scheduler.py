@@ -1,0 +1,221 @@
+"""The scheduler: sleeps until the next callback is due, claims due callbacks, hands them to an executor.
+
+No polling tick: after each claim round the Lua script returns the earliest pending due time (or lease
+expiry) together with the Redis server's clock, and the loop sleeps exactly that long, measured against
+the server clock so a skewed daemon clock cannot make it early or late. A callback that becomes the
+earliest one (created or moved by this daemon or another) is announced on a pub/sub channel and wakes the
+loop at once; because pub/sub silently drops messages across a reconnect, the loop also never sleeps
+longer than a safety timeout.
+
+Work is handed to an ``Executor`` (implemented by the telephony layer) with bounded concurrency. While an
+executor works on a claim the scheduler renews its lease; if a renewal is refused (the lease was lost:
+this process stalled, or a person revoked a claim that was not live yet) the executor's task is
+cancelled. On ``stop()`` the scheduler takes no new work, cancels its executor tasks, hands back claims
+that never went live, and lets the leases of live ones lapse: another (or the restarted) daemon then
+resumes those calls without dialling again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import uuid
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from redis.exceptions import RedisError
+
+from asterisk_cb.keys import DEFAULT_NAMESPACE, Keys
+from asterisk_cb.redis_conn import connect
+from asterisk_cb.store import DEFAULT_LEASE_MS, Claim, ClaimBatch, LeaseLost, Store
+
+log = logging.getLogger(__name__)
+
+
+class Executor(Protocol):
+    """What the scheduler hands each claim to (the telephony layer implements it)."""
+
+    async def execute(self, claim: Claim) -> None:
+        """Carry the claimed callback as far as it can go now, writing every transition with
+        ``Store.commit(claim, ...)`` (fenced by ``claim.token``); return once the callback is scheduled
+        again or finished. ``claim.resume`` means a call already exists: find the channels of
+        ``claim.callback.current_attempt`` instead of dialling. Cancellation means the claim is lost or
+        the daemon stops: let go without touching the call (the next holder resumes it)."""
+        ...
+
+
+def default_owner() -> str:
+    """A name for this scheduler that is unique across hosts and restarts (shown as the lease owner)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class SchedulerOptions:
+    """Tuning of one scheduler; the defaults suit a daemon placing real calls."""
+
+    owner: str = field(default_factory=default_owner)
+    concurrency: int = 200  # executor tasks at once (the telephony layer limits calls further)
+    batch_size: int = 500  # callbacks claimed per Lua call
+    lease_ms: int = DEFAULT_LEASE_MS
+    renew_every_ms: int = DEFAULT_LEASE_MS // 3
+    safety_wake_s: float = 60.0  # longest sleep, in case a pub/sub wake-up was lost
+    retry_delay_s: float = 1.0  # pause after a Redis error before trying again
+
+
+class Scheduler:
+    """One scheduler loop over one store; several may run on one Redis (claims keep them apart)."""
+
+    def __init__(self, store: Store, executor: Executor, options: SchedulerOptions | None = None) -> None:
+        self._store = store
+        self._executor = executor
+        self._options = options or SchedulerOptions()
+        # Keyed by fencing token: this scheduler may re-claim a callback whose lease it lost before its
+        # old executor task has noticed.
+        self._held: dict[int, tuple[Claim, asyncio.Task[None]]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    @property
+    def owner(self) -> str:
+        return self._options.owner
+
+    @property
+    def held(self) -> int:
+        """How many claims this scheduler's executor tasks are working on."""
+        return len(self._held)
+
+    def stop(self) -> None:
+        """Take no new work; ``run`` then lets go of its claims and returns."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Dispatch until ``stop()``."""
+        background = [
+            asyncio.create_task(self._listen_for_wakeups()),
+            asyncio.create_task(self._renew_leases()),
+        ]
+        try:
+            await self._dispatch()
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await self._let_go()
+
+    async def _dispatch(self) -> None:
+        while not self._stopping.is_set():
+            free = self._options.concurrency - len(self._held)
+            self._wake.clear()
+            if free <= 0:
+                await self._sleep(self._options.safety_wake_s)  # a finishing task wakes us
+                continue
+            limit = min(free, self._options.batch_size)
+            batch = await self._claim(limit)
+            if batch is None:
+                await self._sleep(self._options.retry_delay_s)
+                continue
+            for claim in batch.claims:
+                self._hand_off(claim)
+            if len(batch.claims) < limit:
+                await self._sleep(self._seconds_until_next(batch))
+
+    async def _claim(self, limit: int) -> ClaimBatch | None:
+        try:
+            return await self._store.claim(limit, self._options.owner, self._options.lease_ms)
+        except (RedisError, OSError) as error:
+            log.warning("claim failed, retrying in %.1fs: %s", self._options.retry_delay_s, error)
+            return None
+
+    def _seconds_until_next(self, batch: ClaimBatch) -> float:
+        if batch.next_wake_ms is None:
+            return self._options.safety_wake_s
+        delay = max(0.0, (batch.next_wake_ms - batch.server_now_ms) / 1000)
+        return min(delay, self._options.safety_wake_s)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` or until woken (pub/sub, a freed slot, stop)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    def _hand_off(self, claim: Claim) -> None:
+        task = asyncio.create_task(self._execute(claim), name=f"callback {claim.callback.id}")
+        self._held[claim.token] = (claim, task)
+
+    async def _execute(self, claim: Claim) -> None:
+        try:
+            await self._executor.execute(claim)
+        except LeaseLost as lost:
+            log.info("callback %s: lease lost, letting go: %s", claim.callback.id, lost)
+        except Exception:
+            log.exception("callback %s: executor failed; its lease will lapse", claim.callback.id)
+        finally:
+            self._held.pop(claim.token, None)
+            if len(self._held) == self._options.concurrency - 1:
+                self._wake.set()  # the dispatcher may be waiting for a free slot
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self._options.renew_every_ms / 1000)
+            held = list(self._held.values())
+            results = await asyncio.gather(
+                *(self._store.renew(claim, self._options.lease_ms) for claim, _ in held),
+                return_exceptions=True,
+            )
+            for (claim, task), result in zip(held, results, strict=True):
+                if isinstance(result, LeaseLost) and not task.done():
+                    log.warning(
+                        "callback %s: lease lost (%s), cancelling its executor", claim.callback.id, result
+                    )
+                    task.cancel()
+                elif isinstance(result, BaseException) and not isinstance(result, LeaseLost):
+                    log.warning("callback %s: renewal failed, will retry: %s", claim.callback.id, result)
+
+    async def _listen_for_wakeups(self) -> None:
+        while True:
+            try:
+                async with self._store.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self._store.keys.wake_channel)
+                    self._wake.set()  # wake-ups may have been missed while not subscribed
+                    async for message in pubsub.listen():
+                        if message["type"] == "message":
+                            self._wake.set()
+            except (RedisError, OSError) as error:
+                log.warning("wake-up channel lost, resubscribing: %s", error)
+                await asyncio.sleep(self._options.retry_delay_s)
+
+    async def _let_go(self) -> None:
+        """Cancel executor tasks, then hand back claims that never went live (live ones lapse)."""
+        held = list(self._held.values())
+        for _, task in held:
+            task.cancel()
+        await asyncio.gather(*(task for _, task in held), return_exceptions=True)
+        for claim, _ in held:
+            with contextlib.suppress(LeaseLost, RedisError, OSError):
+                await self._store.release(claim)
+
+
+async def run_scheduler(
+    redis_url: str,
+    executor: Executor,
+    *,
+    namespace: str = DEFAULT_NAMESPACE,
+    options: SchedulerOptions | None = None,
+) -> None:
+    """Run one scheduler process on ``redis_url`` until SIGTERM or SIGINT (benchmarks, soak tests, the
+    daemon's wiring)."""
+    redis = connect(redis_url)
+    scheduler = Scheduler(Store(redis, Keys(namespace)), executor, options)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, scheduler.stop)
+    try:
+        await scheduler.run()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await redis.aclose()

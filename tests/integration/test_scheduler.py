@@ -1,0 +1,345 @@
+"""The scheduler loop against the lab's real Redis, with a recording fake executor (the one place a fake
+is right: the real executor places calls, and this issue is about when and to whom work is handed)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from asterisk_cb.core.codec import time_to_ms
+from asterisk_cb.core.model import Attempt, Callback, Leg, LegRole, Phase, State
+from asterisk_cb.keys import Keys
+from asterisk_cb.redis_conn import connect
+from asterisk_cb.scheduler import Scheduler, SchedulerOptions
+from asterisk_cb.store import Claim, LeaseLost, Store
+
+pytestmark = pytest.mark.lab
+
+
+@dataclasses.dataclass(frozen=True)
+class Handoff:
+    callback_id: str
+    token: int
+    resume: bool
+    owner: str
+    at: float  # time.time() when the executor's method was called
+
+
+Behaviour = Callable[[Store, Claim], Awaitable[None]]
+
+
+class RecordingExecutor:
+    """Records every hand-off with its fencing token, then plays ``behaviour``; notes refused writes."""
+
+    def __init__(self, store: Store, behaviour: Behaviour) -> None:
+        self.store = store
+        self.behaviour = behaviour
+        self.handoffs: list[Handoff] = []
+        self.refused: list[int] = []  # tokens whose writes were refused (lease lost)
+        self.cancelled: list[int] = []
+        self.succeeded: list[int] = []  # tokens whose behaviour ran to the end
+        self.running = 0
+        self.max_running = 0
+
+    async def execute(self, claim: Claim) -> None:
+        self.handoffs.append(Handoff(claim.callback.id, claim.token, claim.resume, claim.owner, time.time()))
+        self.running += 1
+        self.max_running = max(self.max_running, self.running)
+        try:
+            await self.behaviour(self.store, claim)
+            self.succeeded.append(claim.token)
+        except LeaseLost:
+            self.refused.append(claim.token)
+            raise
+        except asyncio.CancelledError:
+            self.cancelled.append(claim.token)
+            raise
+        finally:
+            self.running -= 1
+
+
+async def complete(store: Store, claim: Claim) -> None:
+    done = dataclasses.replace(
+        claim.callback,
+        state=State.COMPLETED,
+        finished_at=datetime.now(UTC),
+        version=claim.callback.version + 1,
+    )
+    await store.commit(claim, done, [])
+
+
+def go_live(claim: Callback) -> Callback:
+    attempt = Attempt(
+        id="a1",
+        phase=Phase.AGENT,
+        started_at=datetime.now(UTC),
+        legs=(Leg(LegRole.AGENT, f"{claim.id}-chan"),),
+    )
+    return dataclasses.replace(
+        claim, state=State.AGENT_RINGING, attempts=(attempt,), version=claim.version + 1
+    )
+
+
+async def hang_forever(store: Store, claim: Claim) -> None:
+    await asyncio.Event().wait()
+
+
+def make_callback(callback_id: str, due_at: datetime) -> Callback:
+    return Callback(
+        id=callback_id,
+        contact_number="+4930555" + str(abs(hash(callback_id)) % 10000),
+        agent="1001",
+        due_at=due_at,
+        timezone="UTC",
+        created_by="test",
+        created_at=datetime.now(UTC),
+    )
+
+
+async def schedule(store: Store, callback_id: str, due_in: float) -> Callback:
+    callback = make_callback(callback_id, datetime.now(UTC) + timedelta(seconds=due_in))
+    await store.create(callback, [])
+    return callback
+
+
+@pytest.fixture
+async def namespace() -> str:
+    return "test-" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+async def open_store(lab_redis_url: str, namespace: str) -> AsyncIterator[Callable[[], Store]]:
+    """Opens stores on the same namespace, each with its own connection (like separate daemons)."""
+    clients = []
+
+    def open_one() -> Store:
+        clients.append(connect(lab_redis_url))
+        return Store(clients[-1], Keys(namespace))
+
+    yield open_one
+    await open_one().delete_namespace()
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
+def store(open_store: Callable[[], Store]) -> Store:
+    return open_store()
+
+
+@asynccontextmanager
+async def running(scheduler: Scheduler) -> AsyncIterator[Scheduler]:
+    task = asyncio.create_task(scheduler.run())
+    await asyncio.sleep(0.05)  # subscribed to wake-ups
+    try:
+        yield scheduler
+    finally:
+        scheduler.stop()
+        await asyncio.wait_for(task, 5)
+
+
+async def wait_until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+def options(**changes: object) -> SchedulerOptions:
+    return dataclasses.replace(SchedulerOptions(owner="sched-" + uuid.uuid4().hex[:4]), **changes)
+
+
+class CountingStore(Store):
+    """Counts claim rounds, to show the loop does not poll."""
+
+    claim_rounds = 0
+
+    async def claim(self, limit: int, owner: str, lease_ms: int = 30_000):  # type: ignore[override]
+        self.claim_rounds += 1
+        return await super().claim(limit, owner, lease_ms)
+
+
+async def test_hands_off_oldest_first_and_each_once(store: Store) -> None:
+    for n in range(20):
+        await schedule(store, f"c{n:02}", due_in=-20 + n * 0.1)
+    executor = RecordingExecutor(store, complete)
+    async with running(Scheduler(store, executor, options(concurrency=1))):
+        await wait_until(lambda: len(executor.handoffs) == 20)
+    assert [h.callback_id for h in executor.handoffs] == [f"c{n:02}" for n in range(20)]
+    assert await store.ids_in_state(State.COMPLETED) == {f"c{n:02}" for n in range(20)}
+
+
+async def test_sleeps_until_due_time_without_polling(open_store: Callable[[], Store], namespace: str) -> None:
+    store = CountingStore(open_store().redis, Keys(namespace))
+    callback = await schedule(store, "soon", due_in=0.5)
+    executor = RecordingExecutor(store, complete)
+    async with running(Scheduler(store, executor, options())):
+        await wait_until(lambda: len(executor.handoffs) == 1)
+        lateness = executor.handoffs[0].at - callback.due_at.timestamp()
+        await asyncio.sleep(0.5)
+    assert 0 <= lateness < 0.05
+    assert store.claim_rounds <= 4  # start, due time, after the commit's own wake-up; no tick
+
+
+async def test_earlier_callback_from_another_daemon_wakes_it_at_once(open_store: Callable[[], Store]) -> None:
+    store, other_daemon = open_store(), open_store()
+    await schedule(store, "far", due_in=3600)
+    executor = RecordingExecutor(store, complete)
+    async with running(Scheduler(store, executor, options())):
+        await asyncio.sleep(0.2)  # asleep until "far" (capped by the 60 s safety timeout)
+        callback = await schedule(other_daemon, "near", due_in=0.3)
+        await wait_until(lambda: len(executor.handoffs) == 1)
+    assert executor.handoffs[0].callback_id == "near"
+    assert 0 <= executor.handoffs[0].at - callback.due_at.timestamp() < 0.05
+
+
+async def test_concurrency_is_bounded(store: Store) -> None:
+    release = asyncio.Event()
+
+    async def wait_then_complete(store: Store, claim: Claim) -> None:
+        await release.wait()
+        await complete(store, claim)
+
+    for n in range(10):
+        await schedule(store, f"c{n}", due_in=-1)
+    executor = RecordingExecutor(store, wait_then_complete)
+    async with running(Scheduler(store, executor, options(concurrency=3))):
+        await wait_until(lambda: len(executor.handoffs) == 3)
+        await asyncio.sleep(0.2)
+        assert len(executor.handoffs) == 3
+        release.set()
+        await wait_until(lambda: len(executor.handoffs) == 10)
+    assert executor.max_running == 3
+
+
+async def test_renews_leases_while_the_executor_works(open_store: Callable[[], Store]) -> None:
+    store, rival_store = open_store(), open_store()
+
+    async def long_call(store: Store, claim: Claim) -> None:
+        claim = await store.commit(claim, go_live(claim.callback), [])
+        await asyncio.sleep(1.0)  # more than three leases
+        await complete(store, claim)
+
+    await schedule(store, "c1", due_in=-1)
+    executor = RecordingExecutor(store, long_call)
+    rival = RecordingExecutor(rival_store, complete)
+    lease = {"lease_ms": 300, "renew_every_ms": 100}
+    async with running(Scheduler(store, executor, options(**lease))):
+        await wait_until(lambda: len(executor.handoffs) == 1)
+        async with running(Scheduler(rival_store, rival, options(**lease))):
+            await wait_until(lambda: executor.running == 0, within=3)
+    assert rival.handoffs == [] and executor.refused == []
+    assert (await store.get("c1")).state is State.COMPLETED
+
+
+async def test_revoked_claim_cancels_its_executor(store: Store) -> None:
+    callback = await schedule(store, "c1", due_in=-1)
+    executor = RecordingExecutor(store, hang_forever)
+    async with running(Scheduler(store, executor, options(renew_every_ms=50))):
+        await wait_until(lambda: len(executor.handoffs) == 1)
+        cancelled = dataclasses.replace(callback, state=State.CANCELLED, version=2)
+        await store.edit(callback, cancelled, [])
+        await wait_until(lambda: executor.cancelled == [executor.handoffs[0].token])
+
+
+async def test_stop_hands_back_idle_claims_and_leaves_live_ones_to_lapse(
+    open_store: Callable[[], Store],
+) -> None:
+    store, successor_store = open_store(), open_store()
+
+    async def live_or_idle(store: Store, claim: Claim) -> None:
+        if claim.callback.id == "live":
+            await store.commit(claim, go_live(claim.callback), [])
+        await asyncio.Event().wait()
+
+    await schedule(store, "live", due_in=-2)
+    await schedule(store, "idle", due_in=-1)
+    executor = RecordingExecutor(store, live_or_idle)
+    async with running(Scheduler(store, executor, options(lease_ms=400, renew_every_ms=100))):
+        await wait_until(lambda: len(executor.handoffs) == 2)
+        await asyncio.sleep(0.05)
+    assert sorted(executor.cancelled) == sorted(h.token for h in executor.handoffs)
+    assert await store.redis.zscore(store.keys.due, "idle") is not None
+    assert await store.redis.zscore(store.keys.leases, "live") is not None
+
+    successor = RecordingExecutor(successor_store, complete)
+    async with running(Scheduler(successor_store, successor, options())):
+        await wait_until(lambda: len(successor.handoffs) == 2)
+    by_id = {h.callback_id: h for h in successor.handoffs}
+    assert by_id["live"].resume and not by_id["idle"].resume
+    assert by_id["live"].at - executor.handoffs[0].at >= 0.35  # only after the lease lapsed
+
+
+async def test_pause_holds_due_callbacks_until_resumed(store: Store) -> None:
+    await store.set_paused(True)
+    await schedule(store, "c1", due_in=-1)
+    executor = RecordingExecutor(store, complete)
+    async with running(Scheduler(store, executor, options())):
+        await asyncio.sleep(0.3)
+        assert executor.handoffs == []
+        resumed_at = time.time()
+        await store.set_paused(False)
+        await wait_until(lambda: len(executor.handoffs) == 1)
+    assert executor.handoffs[0].at - resumed_at < 0.05
+
+
+@pytest.mark.slow
+async def test_several_schedulers_never_hand_one_callback_to_two_live_holders(
+    open_store: Callable[[], Store],
+) -> None:
+    """Three schedulers share 300 callbacks; some hand-offs stall past their lease (like a SIGSTOP)."""
+    rng = random.Random(4)
+    lease_ms = 200
+
+    async def sometimes_stall(store: Store, claim: Claim) -> None:
+        await asyncio.sleep(rng.choice([0, 0, 0.005, 0.02, 0.4]))  # 0.4 s: stalled past the lease
+        await complete(store, claim)
+
+    stores = [open_store() for _ in range(3)]
+    for n in range(300):
+        await schedule(stores[0], f"c{n:03}", due_in=rng.uniform(-0.5, 1.5))
+    # The stall is in the executor, so the renewal must not hide it: renew less often than the lease.
+    executors = [RecordingExecutor(store, sometimes_stall) for store in stores]
+    schedulers = [
+        Scheduler(s, e, options(lease_ms=lease_ms, renew_every_ms=10_000))
+        for s, e in zip(stores, executors, strict=True)
+    ]
+    async with running(schedulers[0]), running(schedulers[1]), running(schedulers[2]):
+        completed = stores[0].keys.state_index(State.COMPLETED.value)
+        deadline = time.monotonic() + 60
+        while await stores[0].redis.scard(completed) < 300:
+            assert time.monotonic() < deadline, "not every callback completed"
+            await asyncio.sleep(0.05)
+
+    handoffs = sorted((h for e in executors for h in e.handoffs), key=lambda h: h.token)
+    refused = {token for e in executors for token in e.refused}
+    succeeded = {token for e in executors for token in e.succeeded}
+    per_callback: dict[str, list[Handoff]] = defaultdict(list)
+    for handoff in handoffs:
+        per_callback[handoff.callback_id].append(handoff)
+    assert len(per_callback) == 300
+    for callback_id, holders in per_callback.items():
+        writers = [h for h in holders if h.token in succeeded]
+        assert writers == [holders[-1]], f"{callback_id}: only the newest holder may write: {holders}"
+        assert [h.at for h in holders] == sorted(h.at for h in holders)
+    assert refused, "the test should include late writers"
+    assert await stores[0].ids_in_state(State.COMPLETED) == set(per_callback)
+
+
+async def test_due_time_lateness_is_measured_on_the_server_clock(store: Store) -> None:
+    """The sleep is computed from the server's clock in the claim reply, not this process's."""
+    callback = await schedule(store, "c1", due_in=0.3)
+    batch = await store.claim(1, "probe")
+    assert batch.claims == ()
+    assert batch.next_wake_ms == time_to_ms(callback.due_at)
+    seconds, micros = await store.redis.time()
+    assert abs(batch.server_now_ms - (seconds * 1000 + micros // 1000)) < 1000

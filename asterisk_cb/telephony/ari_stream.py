@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import logging
 import random
@@ -31,6 +30,7 @@ from asterisk_cb.telephony.ari_events import (
     parse_event,
 )
 from asterisk_cb.telephony.backoff import Backoff
+from asterisk_cb.telephony.fanout import Fanout, call_handler
 from asterisk_cb.telephony.health import HealthFlag
 
 _log = logging.getLogger(__name__)
@@ -69,12 +69,6 @@ class ApplicationTakenOver(Exception):
     """Another client registered our Stasis app name; reconnecting would only steal it back and forth."""
 
 
-async def _call(handler: Callable[..., Awaitable[None] | None], *args: object) -> None:
-    result = handler(*args)
-    if inspect.isawaitable(result):
-        await result
-
-
 class AriEventStream:
     """Keeps one events websocket alive and fans its typed events out to subscribers, in order."""
 
@@ -93,7 +87,7 @@ class AriEventStream:
         self._watched_devices = watched_devices
         self._sleep = sleep
         self._uniform = uniform
-        self._handlers: list[tuple[tuple[type[AriEvent], ...], EventHandler]] = []
+        self._fanout: Fanout[AriEvent] = Fanout("ari", _log)
         self._resync_hooks: list[ResyncHook] = []
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -102,9 +96,7 @@ class AriEventStream:
 
     def subscribe(self, handler: EventHandler, *types: type[AriEvent]) -> Callable[[], None]:
         """Call `handler` for events of `types` (all events when none given); returns an unsubscriber."""
-        entry = (types, handler)
-        self._handlers.append(entry)
-        return lambda: self._handlers.remove(entry)
+        return self._fanout.subscribe(handler, *types)
 
     def on_resync(self, hook: ResyncHook) -> None:
         """Run `hook` with a fresh snapshot after every (re)connect, before that connection's events."""
@@ -168,7 +160,7 @@ class AriEventStream:
     async def _run_resync(self) -> None:
         snapshot = await self.take_snapshot()
         for hook in list(self._resync_hooks):
-            await _call(hook, snapshot)
+            await call_handler(hook, snapshot)
 
     async def take_snapshot(self) -> ResyncSnapshot:
         """Our channels and bridges (by id prefix) and the device states we watch, read over REST."""
@@ -211,18 +203,8 @@ class AriEventStream:
             raise ApplicationTakenOver(f"Stasis app {event.application!r} taken over by another ARI client")
 
     async def dispatch(self, event: AriEvent) -> None:
-        """Hand `event` to each matching handler in turn; one failing handler does not starve the rest."""
-        for types, handler in list(self._handlers):
-            if types and not isinstance(event, types):
-                continue
-            try:
-                await _call(handler, event)
-            except Exception as exc:  # a handler bug must not kill the event stream
-                _log.error(
-                    "ARI event handler failed",
-                    extra={"component": "ari", "event": event.type, "error": repr(exc)},
-                    exc_info=_log.isEnabledFor(logging.DEBUG),
-                )
+        """Hand `event` to each matching handler in turn (also how tests inject events)."""
+        await self._fanout.dispatch(event, event.type)
 
     def _mark_down(self, error: str) -> None:
         was_up = self.health.connected

@@ -15,6 +15,7 @@ from asterisk_cb.telephony.backoff import Backoff
 
 
 def _event(type_name: str) -> dict:
+    """The first event of `type_name` recorded off the lab's Asterisk."""
     return next(e for e in load_fixture("ari_events.json") if e["type"] == type_name)
 
 

@@ -88,7 +88,14 @@ def time_to_ms(moment: datetime) -> int:
 
 
 # History: a JSON list of attempts with short keys and no nulls (legs likewise).
-_LEG_KEYS = {"role": "r", "channel_id": "ch", "local_peer_id": "peer", "uniqueid": "uid", "linkedid": "lid"}
+_LEG_KEYS = {
+    "role": "r",
+    "channel_id": "ch",
+    "local_peer_id": "peer",
+    "uniqueid": "uid",
+    "linkedid": "lid",
+    "endpoint": "ep",
+}
 
 
 def _history_to_json(attempts: tuple[Attempt, ...]) -> str:
@@ -133,7 +140,7 @@ def _attempt_from_dict(item: dict[str, Any]) -> Attempt:
 
 
 def _leg_from_dict(item: dict[str, str]) -> Leg:
-    values: dict[str, Any] = {name: item[short] for name, short in _LEG_KEYS.items() if short in item}
+    values: dict[str, Any] = {name: item.get(short) for name, short in _LEG_KEYS.items()}
     values["role"] = LegRole(values["role"])
     return Leg(**values)
 

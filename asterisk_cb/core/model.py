@@ -68,6 +68,7 @@ class FinishReason(StrEnum):
     UNALLOCATED = "unallocated"  # exhausted: the network says the number does not exist
     AGENT_WAIT = "agent_wait"  # expired: the agent stayed unavailable past max_agent_wait
     AGENT_MISSED = "agent_missed"  # expired: the agent missed max_missed_agent_rings rings
+    NO_FAILOVER_QUEUE = "no_failover_queue"  # expired: in the queue phase, but the admin removed the queue
 
 
 class Outcome(StrEnum):
@@ -109,10 +110,11 @@ class Leg:
     """
 
     role: LegRole
-    channel_id: str
+    channel_id: str | None  # None only for a queue member's channel, which Queue() creates, not us
     local_peer_id: str | None = None
     uniqueid: str | None = None
     linkedid: str | None = None
+    endpoint: str | None = None  # the device or queue member that answered, e.g. PJSIP/1001
 
 
 @dataclass(frozen=True)
@@ -137,9 +139,7 @@ class Attempt:
         """Every channel id this attempt may have created (what resume looks up, what hang-up ends)."""
         ids: list[str] = []
         for leg in self.legs:
-            ids.append(leg.channel_id)
-            if leg.local_peer_id:
-                ids.append(leg.local_peer_id)
+            ids.extend(channel for channel in (leg.channel_id, leg.local_peer_id) if channel)
         return tuple(ids)
 
 

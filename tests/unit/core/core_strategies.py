@@ -37,10 +37,11 @@ small_counts = st.integers(min_value=0, max_value=1000)
 legs = st.builds(
     Leg,
     role=st.sampled_from(LegRole),
-    channel_id=st.text(min_size=1, max_size=30),
+    channel_id=optional_texts,
     local_peer_id=optional_texts,
     uniqueid=optional_texts,
     linkedid=optional_texts,
+    endpoint=optional_texts,
 )
 
 attempts = st.builds(

@@ -1,0 +1,87 @@
+"""What the executor must do after a transition: plain data, performed in order.
+
+The transition's callback is persisted first (with the attempt id and channel ids already in its
+history), then the effects are carried out, so a crash in between leaves enough on record for the
+resumer to find the channels instead of dialling again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from asterisk_cb.core.model import Phase
+from asterisk_cb.core.settings import CallerId
+
+
+@dataclass(frozen=True)
+class RingAgent:
+    """Originate the agent leg into the Stasis app with ``channel_id`` (all the agent's devices ring)."""
+
+    attempt_id: str
+    agent: str
+    channel_id: str
+    timeout: timedelta
+    contact_number: str
+    contact_name: str
+
+
+@dataclass(frozen=True)
+class DialContact:
+    """Originate ``Local/<number>@<outbound context>`` with ``channel_id``/``local_peer_id``.
+
+    Agent phase: bridge it with the agent leg as soon as it exists so the agent hears progress. Queue
+    phase: on answer it is placed in the failover queue (``EnterQueue`` follows ``ContactAnswered``).
+    """
+
+    attempt_id: str
+    phase: Phase
+    number: str
+    channel_id: str
+    local_peer_id: str
+    timeout: timedelta
+    caller_id: CallerId
+
+
+@dataclass(frozen=True)
+class Connect:
+    """Agent phase: the contact answered; make sure agent and contact share one bridge."""
+
+    attempt_id: str
+    channel_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EnterQueue:
+    """Queue phase: the contact answered; send it into ``queue`` to wait at most ``timeout`` for a member."""
+
+    attempt_id: str
+    queue: str
+    channel_id: str
+    timeout: timedelta
+
+
+@dataclass(frozen=True)
+class HangUp:
+    """End whatever is left of the attempt's channels (a channel already gone is not an error)."""
+
+    attempt_id: str
+    channel_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WatchCall:
+    """Resume following a live call found after a crash; nothing is dialled."""
+
+    attempt_id: str
+    channel_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WaitUntil:
+    """Nothing to dial now: the scheduler hands the callback back at ``at`` (its ``next_at``)."""
+
+    at: datetime
+
+
+Effect = RingAgent | DialContact | Connect | EnterQueue | HangUp | WatchCall | WaitUntil

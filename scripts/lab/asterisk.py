@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 import signal
 import subprocess
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from lab import procs, root
 from lab.ports import PortNeed, check_free
 from lab.settings import LAB_PACKAGE, LabSettings
+from lab.templates import render
 
 NAME = "asterisk"
 TEMPLATES = LAB_PACKAGE / "asterisk"
@@ -29,11 +29,6 @@ ASTERISK_LOG = Path("var/log/asterisk/messages.log")
 def _marker(settings: LabSettings) -> str:
     """What only our Asterisk's command line contains: the chroot path."""
     return f"chroot {settings.root_dir} "
-
-
-def _render(template: str, values: dict[str, str]) -> str:
-    """Fill {{name}} placeholders (Asterisk configs use ${...} themselves); an unknown name is a bug."""
-    return re.sub(r"\{\{(\w+)\}\}", lambda match: values[match.group(1)], template)
 
 
 def _agent_sections(settings: LabSettings) -> str:
@@ -77,7 +72,7 @@ def write_config(settings: LabSettings) -> None:
     values = _values(settings)
     config_dir = settings.root_dir / "etc" / "asterisk"
     for template in sorted(TEMPLATES.glob("*.conf")):
-        (config_dir / template.name).write_text(_render(template.read_text(), values))
+        (config_dir / template.name).write_text(render(template, values))
 
 
 def _ari_ready(settings: LabSettings) -> bool:

@@ -56,8 +56,16 @@ def _cmd_cli(args: argparse.Namespace) -> int:
 def _cmd_phone(args: argparse.Namespace) -> int:
     from lab import phones  # noqa: PLC0415 - only this command needs the SIPp helpers
 
-    phones.set_behaviour(load(), args.agent, args.behaviour, args.delay_ms)
+    phones.set_behaviour(load(), args.agent, args.behaviour, args.ring_s)
     print(f"pbx-lab: agent {args.agent} now {args.behaviour}")
+    return 0
+
+
+def _cmd_call(args: argparse.Namespace) -> int:
+    from lab import phones  # noqa: PLC0415 - only this command needs the SIPp helpers
+
+    name = phones.call(load(), args.exten, args.caller, args.hold_s)
+    print(f"pbx-lab: calling {args.exten}@lab-inbound from {args.caller} ({name})")
     return 0
 
 
@@ -82,8 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     phone = commands.add_parser("phone", help="set how an agent phone behaves")
     phone.add_argument("agent")
     phone.add_argument("behaviour", choices=["answer", "reject", "busy", "noanswer", "offline"])
-    phone.add_argument("--delay-ms", type=int, default=0, help="ring this long before answering")
+    phone.add_argument("--ring-s", type=int, default=0, help="answer: ring this many seconds first")
     phone.set_defaults(run=_cmd_phone)
+    call = commands.add_parser("call", help="place an inbound SIPp call to lab-inbound (e.g. support)")
+    call.add_argument("exten", help="support | failover (the queues) | an agent extension")
+    call.add_argument("--caller", default="0600000000", help="caller number (P-Asserted-Identity)")
+    call.add_argument("--hold-s", type=int, default=30, help="hang up this long after the answer")
+    call.set_defaults(run=_cmd_call)
     return parser
 
 

@@ -18,7 +18,7 @@ CONTACT_NUMBERS = {
 }
 
 AGENT_BEHAVIOURS = {
-    "answer": "rings --delay-ms then answers; stays until the other side hangs up (default)",
+    "answer": "answers (after --ring-s seconds of ringing), stays until the other side hangs up (default)",
     "reject": "603 Decline",
     "busy": "486 Busy Here",
     "noanswer": "rings forever, until CANCEL",

@@ -65,13 +65,13 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def stop(run_dir: Path, name: str, marker: str, grace_s: float = 5.0) -> bool:
-    """SIGTERM the process group of `name`, SIGKILL it after grace_s; True if something was running."""
+def stop(run_dir: Path, name: str, marker: str, grace_s: float = 5.0, signum: int = signal.SIGTERM) -> bool:
+    """Signal the process group of `name`, SIGKILL it after grace_s; True if something was running."""
     pid = running_pid(run_dir, name, marker)
     _pid_file(run_dir, name).unlink(missing_ok=True)
     if pid is None:
         return False
-    signal_group(pid, signal.SIGTERM)
+    signal_group(pid, signum)
     if not wait_until(lambda: not _group_alive(pid), grace_s):
         signal_group(pid, signal.SIGKILL)
         wait_until(lambda: not _group_alive(pid), grace_s)

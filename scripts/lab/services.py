@@ -11,6 +11,7 @@ _MODULES = {
     "redis": "lab.redis_lab",
     "postgres": "lab.postgres",
     "asterisk": "lab.asterisk",
+    "phones": "lab.phones",
 }
 NAMES = tuple(_MODULES)
 _NEEDS = {"asterisk": ("postgres",), "phones": ("asterisk",)}

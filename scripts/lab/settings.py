@@ -38,6 +38,7 @@ class LabSettings:
     contacts_port: int
     agent_base_port: int
     rtp_ports: tuple[int, int]
+    media_base_port: int
     pg_host: str
     pg_port: int
     agents: tuple[str, ...]
@@ -109,6 +110,7 @@ def load() -> LabSettings:
         redis_port=_port("ACB_LAB_REDIS_PORT", 6380),
         contacts_port=_port("ACB_LAB_SIPP_CONTACTS_PORT", 5070),
         agent_base_port=_port("ACB_LAB_SIPP_AGENT_BASE_PORT", 5071),
+        media_base_port=_port("ACB_LAB_SIPP_MEDIA_BASE_PORT", 16000),
         rtp_ports=(_port("ACB_LAB_RTP_START", 20000), _port("ACB_LAB_RTP_END", 20999)),
         pg_host=os.environ.get("ACB_LAB_PG_HOST", HOST),
         pg_port=_port("ACB_LAB_PG_PORT", 5432),

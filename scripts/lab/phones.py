@@ -1,0 +1,240 @@
+"""SIPp phones: one contacts UAS (behaviour chosen by the dialled number) and one UAS per agent.
+
+An agent phone is a SIPp UAS on its own port plus a registration whose Contact points at it, made
+by a one-shot SIPp REGISTER. Changing an agent's behaviour restarts its UAS with another scenario;
+`offline` unregisters it (Asterisk then reports the device UNAVAILABLE). Every INVITE a phone gets
+is appended to its own log (`pbx-lab env`: invite_log) so tests can count calls per number.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from lab import asterisk, procs
+from lab.ports import PortNeed, check_free, is_free
+from lab.settings import HOST, LAB_PACKAGE, LabSettings
+from lab.templates import render
+
+SCENARIOS = LAB_PACKAGE / "sipp"
+CONTACTS = "contacts"
+# The prefix an agent phone puts before the dialled user: see the rules in sipp/uas.xml.
+BEHAVIOUR_CODES = {"answer": "", "reject": "603", "busy": "486", "noanswer": "480", "offline": ""}
+REGISTRATION_S = 2592000  # 30 days: a long-running lab never sees its agents expire
+DEFAULT_BEHAVIOUR = "answer 0"
+
+
+def _sipp() -> str:
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        raise SystemExit("pbx-lab: sipp is not installed (Debian package sip-tester; run scripts/setup-host)")
+    return sipp
+
+
+def invite_log(settings: LabSettings, phone: str) -> Path:
+    return settings.log_dir / f"{phone}.invites.log"
+
+
+def _phone_name(agent: str) -> str:
+    return f"agent-{agent}"
+
+
+def _media_port(settings: LabSettings, slot: int) -> int:
+    """SIPp binds an RTP echo port and that port + 2: give every SIPp process its own pair."""
+    return settings.media_base_port + 4 * slot
+
+
+def _sipp_common(settings: LabSettings, scenario: Path, phone: str, slot: int) -> list[str]:
+    """Loopback everywhere: SIP, media and SIPp's control socket (which defaults to 0.0.0.0)."""
+    return [
+        _sipp(), "-sf", str(scenario), "-i", HOST, "-mi", HOST, "-mp", str(_media_port(settings, slot)),
+        "-ci", HOST, "-nostdin", "-trace_err", "-error_file", str(settings.log_dir / f"{phone}.errors.log"),
+    ]  # fmt: skip
+
+
+def _write_scenario(settings: LabSettings, template: str, name: str, values: dict[str, str]) -> Path:
+    settings.phones_dir.mkdir(parents=True, exist_ok=True)
+    scenario = settings.phones_dir / f"{name}.xml"
+    scenario.write_text(render(SCENARIOS / template, values))
+    return scenario
+
+
+def _start_uas(settings: LabSettings, phone: str, port: int, slot: int, mode: str) -> None:
+    """Start a UAS phone on port (unless running) and wait until it listens."""
+    scenario_path = str(settings.phones_dir / f"{phone}.xml")
+    if procs.running_pid(settings.run_dir, phone, scenario_path) is not None:
+        return
+    check_free(PortNeed(port, "udp", f"SIPp phone {phone}"))
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    scenario = _write_scenario(
+        settings, "uas.xml", phone, {"mode": mode, "invite_log": str(invite_log(settings, phone))}
+    )
+    argv = [*_sipp_common(settings, scenario, phone, slot), "-p", str(port), "-aa"]
+    procs.start(settings.run_dir, phone, argv, settings.log_dir / f"{phone}.out", cwd=settings.phones_dir)
+    if not procs.wait_until(lambda: not is_free(port, "udp"), 10):
+        raise SystemExit(f"pbx-lab: SIPp phone {phone} did not start; see {settings.log_dir}/{phone}.out")
+
+
+def _stop_uas(settings: LabSettings, phone: str) -> None:
+    """SIGKILL: a phone keeps no state, and SIPp takes 1.5 s to wind down on SIGTERM."""
+    procs.stop(settings.run_dir, phone, str(settings.phones_dir / f"{phone}.xml"), signum=signal.SIGKILL)
+
+
+def _register_one(settings: LabSettings, agent: str, expires: int) -> str | None:
+    """One REGISTER (with digest auth) for agent; None on success, else what went wrong."""
+    slot = 1 + len(settings.agents) + settings.agents.index(agent)
+    name = f"register-{agent}"
+    values = {
+        "agent": agent,
+        "password": settings.agent_password,
+        "phone_port": str(settings.agent_port(agent)),
+        "expires": str(expires),
+    }
+    scenario = _write_scenario(settings, "register.xml", name, values)
+    argv = [
+        *_sipp_common(settings, scenario, name, slot),
+        "-m", "1", "-timeout", "10s", "-timeout_error", f"{HOST}:{settings.sip_port}",
+    ]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=settings.phones_dir, check=False)
+    if result.returncode == 0:
+        return None
+    return f"agent {agent}: sipp exited {result.returncode}, see {settings.log_dir}/{name}.errors.log"
+
+
+def register(settings: LabSettings, agents: list[str], expires: int = REGISTRATION_S) -> None:
+    """(Un)register agents in parallel; expires=0 unregisters. Fails loudly if Asterisk refused."""
+    if not agents:
+        return
+    with ThreadPoolExecutor(max_workers=len(agents)) as pool:
+        problems = [p for p in pool.map(lambda agent: _register_one(settings, agent, expires), agents) if p]
+    if problems:
+        raise SystemExit("pbx-lab: registration failed: " + "; ".join(problems))
+
+
+def _behaviour_file(settings: LabSettings, agent: str) -> Path:
+    return settings.phones_dir / f"{_phone_name(agent)}.behaviour"
+
+
+def behaviour(settings: LabSettings, agent: str) -> tuple[str, int]:
+    """The agent's chosen behaviour and ring time in seconds (answer, 0 until set otherwise)."""
+    path = _behaviour_file(settings, agent)
+    name, ring_s = (path.read_text() if path.exists() else DEFAULT_BEHAVIOUR).split()
+    return name, int(ring_s)
+
+
+def _mode(name: str, ring_s: int) -> str:
+    if name == "answer" and ring_s:
+        return f"202{ring_s:02d}"
+    return BEHAVIOUR_CODES[name]
+
+
+def _start_agent(settings: LabSettings, agent: str) -> None:
+    name, ring_s = behaviour(settings, agent)
+    if name != "offline":
+        slot = 1 + settings.agents.index(agent)
+        _start_uas(settings, _phone_name(agent), settings.agent_port(agent), slot, _mode(name, ring_s))
+
+
+def up(settings: LabSettings) -> None:
+    """Start whatever phone is missing and (re)register every agent that is not offline."""
+    _start_uas(settings, CONTACTS, settings.contacts_port, 0, "")
+    for agent in settings.agents:
+        _start_agent(settings, agent)
+    register(settings, [agent for agent in settings.agents if behaviour(settings, agent)[0] != "offline"])
+
+
+def _free_slot(settings: LabSettings) -> int:
+    """The first media slot past the phones' own whose RTP ports are both free (for a test call)."""
+    slot = 1 + 2 * len(settings.agents)
+    while not (
+        is_free(_media_port(settings, slot), "udp") and is_free(_media_port(settings, slot) + 2, "udp")
+    ):
+        slot += 1
+    return slot
+
+
+def _finish_calls(settings: LabSettings, only_ended: bool) -> None:
+    """Forget ended test calls (pid file, scenario); with only_ended=False, hang up the others too."""
+    for pid_file in settings.run_dir.glob("call-*.pid"):
+        name = pid_file.name.removesuffix(".pid")
+        scenario = settings.phones_dir / f"{name}.xml"
+        if only_ended and procs.running_pid(settings.run_dir, name, str(scenario)) is not None:
+            continue
+        procs.stop(settings.run_dir, name, str(scenario), signum=signal.SIGKILL)
+        scenario.unlink(missing_ok=True)
+
+
+def call(settings: LabSettings, exten: str, caller: str, hold_s: int) -> str:
+    """Place an inbound call from SIPp to exten@lab-inbound in the background; returns its name.
+
+    The caller stays hold_s seconds after Asterisk answers (the queues answer at once).
+    """
+    if not asterisk.running(settings):
+        raise SystemExit("pbx-lab: the lab Asterisk is not running (scripts/pbx-lab up)")
+    _finish_calls(settings, only_ended=True)
+    name = f"call-{exten}-{time.time_ns()}"
+    values = {"exten": exten, "caller": caller, "hold_ms": str(hold_s * 1000)}
+    scenario = _write_scenario(settings, "caller.xml", name, values)
+    argv = [
+        *_sipp_common(settings, scenario, name, _free_slot(settings)),
+        "-m",
+        "1",
+        f"{HOST}:{settings.sip_port}",
+    ]
+    procs.start(settings.run_dir, name, argv, settings.log_dir / "calls.out", cwd=settings.phones_dir)
+    return name
+
+
+def down(settings: LabSettings) -> None:
+    """Unregister the agents (if Asterisk still runs), stop every phone, forget chosen behaviours."""
+    if asterisk.running(settings):
+        try:
+            register(settings, list(settings.agents), expires=0)
+        except SystemExit as problem:
+            print(problem)
+    _finish_calls(settings, only_ended=False)
+    _stop_uas(settings, CONTACTS)
+    for agent in settings.agents:
+        _stop_uas(settings, _phone_name(agent))
+        _behaviour_file(settings, agent).unlink(missing_ok=True)
+
+
+def set_behaviour(settings: LabSettings, agent: str, name: str, ring_s: int) -> None:
+    """Switch an agent phone to another behaviour at run time (calls on its old UAS are dropped)."""
+    if agent not in settings.agents:
+        raise SystemExit(f"pbx-lab: unknown agent {agent}; agents: {' '.join(settings.agents)}")
+    if not 0 <= ring_s <= 99:
+        raise SystemExit("pbx-lab: --ring-s must be between 0 and 99")
+    if not asterisk.running(settings):
+        raise SystemExit("pbx-lab: the lab Asterisk is not running (scripts/pbx-lab up)")
+    settings.phones_dir.mkdir(parents=True, exist_ok=True)
+    _behaviour_file(settings, agent).write_text(f"{name} {ring_s}\n")
+    _stop_uas(settings, _phone_name(agent))
+    if name == "offline":
+        register(settings, [agent], expires=0)
+        return
+    _start_agent(settings, agent)
+    register(settings, [agent])
+
+
+def _phone_running(settings: LabSettings, phone: str) -> bool:
+    marker = str(settings.phones_dir / f"{phone}.xml")
+    return procs.running_pid(settings.run_dir, phone, marker) is not None
+
+
+def status(settings: LabSettings) -> str:
+    agents = []
+    healthy = _phone_running(settings, CONTACTS)
+    for agent in settings.agents:
+        name, ring_s = behaviour(settings, agent)
+        alive = _phone_running(settings, _phone_name(agent))
+        healthy = healthy and (alive or name == "offline")
+        agents.append(
+            f"{agent} {name}" + (f" after {ring_s}s" if ring_s else "") + ("" if alive else " (no phone)")
+        )
+    state = "up" if healthy else "down"
+    return f"{state} (contacts UAS 127.0.0.1:{settings.contacts_port}; agents: {', '.join(agents)})"

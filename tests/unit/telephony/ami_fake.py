@@ -20,6 +20,12 @@ def transcript_blocks(name: str) -> list[str]:
     return [block.strip("\n") for block in text.split("\n\n") if block.strip()]
 
 
+def block_headers(block: str) -> dict[str, str]:
+    """A recorded block as the header dict panoramisk would hand us (empty values kept)."""
+    pairs = (line.split(":", 1) for line in block.split("\n") if ":" in line)
+    return {key: value.strip() for key, value in pairs}
+
+
 def header(block: str, name: str) -> str:
     for line in block.split("\n"):
         key, _, value = line.partition(": ")
@@ -61,6 +67,7 @@ class FakeAmi:
         self.received: list[dict[str, str]] = []
         self.logins = 0
         self.writers: list[asyncio.StreamWriter] = []
+        self._sessions: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self.port = 0
 
@@ -77,6 +84,7 @@ class FakeAmi:
         if self._server is not None:
             self._server.close()
             await self.drop()
+            await asyncio.gather(*self._sessions)
             await self._server.wait_closed()
             self._server = None
 
@@ -91,6 +99,10 @@ class FakeAmi:
             await writer.drain()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = asyncio.current_task()
+        assert session is not None
+        self._sessions.add(session)
+        session.add_done_callback(self._sessions.discard)
         self.writers.append(writer)
         writer.write(BANNER.encode())
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from ami_fake import FakeAmi, recorded_reply, transcript_blocks, unsolicited_events
+from ami_fake import FakeAmi, block_headers, recorded_reply, transcript_blocks, unsolicited_events
 
 from asterisk_cb.telephony.ami import AmiConnection, AmiError, AmiSettings, AmiSnapshot, AmiUnavailable
 from asterisk_cb.telephony.ami_events import (
@@ -22,12 +22,8 @@ from asterisk_cb.telephony.ami_events import (
 from asterisk_cb.telephony.backoff import Backoff
 
 
-def _headers(block: str) -> dict[str, str]:
-    return dict(line.split(": ", 1) if ": " in line else (line.rstrip(":"), "") for line in block.split("\n"))
-
-
 def _parsed(transcript: str) -> list[AmiEvent]:
-    events = (parse_ami_event(_headers(block)) for block in transcript_blocks(transcript))
+    events = (parse_ami_event(block_headers(block)) for block in transcript_blocks(transcript))
     return [event for event in events if event is not None]
 
 

@@ -1,0 +1,56 @@
+"""Wiring only: keep an AvailabilityView current from the ARI event stream and the AMI link.
+
+Both links re-seed the view after each (re)connect, before that connection's events; events then move
+it forward. ARI knows device states only; AMI adds queue memberships, pauses and agent-pool logins.
+"""
+
+from __future__ import annotations
+
+from asterisk_cb.telephony.ami import AmiConnection, AmiSnapshot
+from asterisk_cb.telephony.ami_events import (
+    AgentLogin,
+    AgentLogoff,
+    AmiEvent,
+    DeviceStateChange,
+    QueueMemberEvent,
+    QueueMemberRemoved,
+)
+from asterisk_cb.telephony.ari_events import AriEvent, DeviceStateChanged
+from asterisk_cb.telephony.ari_stream import AriEventStream, ResyncSnapshot
+from asterisk_cb.telephony.availability import AvailabilityView
+
+
+def feed_from_ari(view: AvailabilityView, stream: AriEventStream) -> None:
+    def seed(snapshot: ResyncSnapshot) -> None:
+        view.merge_device_states((state.name, state.state) for state in snapshot.device_states)
+
+    def on_event(event: AriEvent) -> None:
+        if isinstance(event, DeviceStateChanged):
+            view.set_device_state(event.device_state.name, event.device_state.state)
+
+    stream.on_resync(seed)
+    stream.subscribe(on_event, DeviceStateChanged)
+
+
+def feed_from_ami(view: AvailabilityView, ami: AmiConnection) -> None:
+    def seed(snapshot: AmiSnapshot) -> None:
+        view.replace_device_states((event.device, event.state) for event in snapshot.device_states)
+        view.replace_members(snapshot.members)
+
+    ami.on_resync(seed)
+    ami.subscribe(lambda event: apply_ami_event(view, event))
+
+
+def apply_ami_event(view: AvailabilityView, event: AmiEvent) -> None:
+    """Move the view forward by one AMI event (events it does not care about change nothing)."""
+    match event:
+        case DeviceStateChange(device=device, state=state):
+            view.set_device_state(device, state)
+        case QueueMemberEvent(member=member):
+            view.set_member(member)
+        case QueueMemberRemoved(queue=queue, interface=interface):
+            view.remove_member(queue, interface)
+        case AgentLogin(agent=agent):
+            view.agent_logged_in(agent, event.device)
+        case AgentLogoff(agent=agent):
+            view.agent_logged_off(agent)

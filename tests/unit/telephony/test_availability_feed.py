@@ -1,0 +1,67 @@
+"""The view kept current through the real adapters: fake ARI and fake AMI replaying recordings."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from ami_fake import FakeAmi, recorded_reply, unsolicited_events
+from ari_fake import FakeAri, load_fixture
+
+from asterisk_cb.telephony.ami import AmiConnection, AmiSettings
+from asterisk_cb.telephony.ari import AriClient
+from asterisk_cb.telephony.ari_stream import AriEventStream
+from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView, Reason
+from asterisk_cb.telephony.availability_feed import feed_from_ami, feed_from_ari
+from asterisk_cb.telephony.backoff import Backoff
+
+NOW = 1_800_000_000.0
+
+
+async def _until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not predicate():  # noqa: ASYNC110 - the condition is set by other tasks
+            await asyncio.sleep(0.01)
+
+
+async def test_ari_seeds_watched_devices_then_follows_events(
+    ari_client: AriClient, fake_ari: FakeAri
+) -> None:
+    view = AvailabilityView.of([AgentSpec("1001", devices=("PJSIP/1001",))])
+    fake_ari.device_states = {"PJSIP/1001": "NOT_INUSE"}
+    stream = AriEventStream(ari_client, watched_devices=view.watched_devices)
+    feed_from_ari(view, stream)
+    stream.start()
+    try:
+        await stream.wait_ready(3)
+        assert view.check("1001", NOW).available
+        recorded = next(e for e in load_fixture("ari_events.json") if e["type"] == "DeviceStateChanged")
+        await fake_ari.push(recorded | {"device_state": {"name": "PJSIP/1001", "state": "INUSE"}})
+        await _until(lambda: view.check("1001", NOW).reason is Reason.BUSY)
+    finally:
+        await stream.stop()
+
+
+async def test_ami_seeds_memberships_then_follows_queue_events() -> None:
+    fake = FakeAmi()
+    fake.reply("DeviceStateList", recorded_reply("ami_seed.txt", "seed-0"))
+    fake.reply("QueueStatus", recorded_reply("ami_seed.txt", "seed-1"))
+    await fake.start()
+    view = AvailabilityView.of(
+        [AgentSpec("1001", devices=("PJSIP/1001",)), AgentSpec("2001", member_name="agent-2001")]
+    )
+    ami = AmiConnection(
+        AmiSettings(username="acb", secret="acb-lab-ami", port=fake.port, backoff=Backoff(0.05))
+    )
+    feed_from_ami(view, ami)
+    await ami.start()
+    try:
+        await ami.wait_ready(5)
+        assert ("support", "PJSIP/1001") in view.members
+        assert view.check("1001", NOW).detail == "no device ready (PJSIP/1001 UNAVAILABLE)"
+        added_then_paused = unsolicited_events("ami_queue.txt", "QueueMemberAdded", "QueueMemberPause")[:2]
+        await fake.push(added_then_paused)
+        await _until(lambda: view.check("2001", NOW).reason is Reason.PAUSED)
+    finally:
+        await ami.stop()
+        await fake.stop_listening()

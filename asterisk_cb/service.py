@@ -1,0 +1,217 @@
+"""The one path every way in (REST API, feature code, CLI, web panel) takes to schedule and change callbacks.
+
+Keeping the checks here means one set of rules and one set of errors whoever asks: permission, the feature
+switch, known agents and queues, the core's validation, and the store's refusals all come out as a
+``ServiceError`` with a machine-readable ``code`` and a sentence a person can act on, never a traceback.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from asterisk_cb.core import lifecycle, rules
+from asterisk_cb.core.inputs import Cancel, Edit, Reschedule
+from asterisk_cb.core.lifecycle import IllegalTransition, NewCallback
+from asterisk_cb.core.model import Callback, State
+from asterisk_cb.core.settings import Settings
+from asterisk_cb.store import CallbackLive, CallbackNotFound, Created, Store, VersionConflict
+
+# A person's change races the scheduler (which moves a callback when it falls due): re-read and retry.
+_EDIT_RETRIES = 5
+
+
+class Permission(StrEnum):
+    """What a caller may do; roles are sets of these (the API maps tokens to roles)."""
+
+    SCHEDULE = "schedule_callback"  # schedule, and change or cancel one's own callbacks
+    MANAGE = "manage_callbacks"  # change or cancel anyone's callbacks
+    VIEW_ALL = "view_all_callbacks"  # list every agent's callbacks, not only one's own
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks: an agent id or user name (recorded as created_by/cancelled_by) and what it may do."""
+
+    name: str
+    permissions: frozenset[Permission]
+
+    def may(self, permission: Permission) -> bool:
+        return permission in self.permissions
+
+
+ADMIN = Actor("admin", frozenset(Permission))
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes (the API maps them to HTTP statuses, the CLI to exit codes)."""
+
+    INVALID = "invalid"  # 422: a field is wrong; ``field`` names it
+    FORBIDDEN = "forbidden"  # 403
+    NOT_FOUND = "not_found"  # 404
+    CONFLICT = "conflict"  # 409: the callback is ringing, talking or finished, or changed meanwhile
+
+
+class ServiceError(Exception):
+    """A refusal a person can act on: ``code``, the ``field`` at fault (if any) and a full sentence."""
+
+    def __init__(self, code: ErrorCode, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
+        self.message = message
+
+
+class Directory(Protocol):
+    """Which agents and queues exist (from the config, or what Asterisk reports)."""
+
+    def has_agent(self, agent: str) -> bool: ...
+
+    def has_queue(self, queue: str) -> bool: ...
+
+
+SettingsFor = Callable[[str | None, str | None], Awaitable[Settings]]
+"""(agent, queue) -> the effective settings for a callback of that agent from that queue."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """A listing filter; ``None`` means any. Filters combine with AND."""
+
+    agent: str | None = None
+    state: State | None = None
+    contact_number: str | None = None
+    origin_call: str | None = None
+
+
+class CallbackService:
+    """Schedule, change, cancel and read callbacks, with every check in one place."""
+
+    def __init__(
+        self,
+        store: Store,
+        directory: Directory,
+        settings_for: SettingsFor,
+        clock: Callable[[], datetime],
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self._store = store
+        self._directory = directory
+        self._settings_for = settings_for
+        self._clock = clock
+        self._new_id = new_id
+
+    async def schedule(
+        self, actor: Actor, request: NewCallback, idempotency_key: str | None = None
+    ) -> Created:
+        """Validate and store a new callback; a retried ``idempotency_key`` returns the first one."""
+        _require(actor, Permission.SCHEDULE)
+        if request.agent != actor.name:
+            _require(actor, Permission.MANAGE, "schedule a callback for another agent")
+        self._check_known(request.agent, request.queue)
+        settings = await self._settings_for(request.agent, request.queue)
+        with _as_service_errors():
+            transition = lifecycle.create(request, self._new_id(), self._clock(), settings)
+        return await self._store.create(
+            transition.callback, transition.events, idempotency_key=idempotency_key
+        )
+
+    async def get(self, actor: Actor, callback_id: str) -> Callback:
+        callback = await self._store.get(callback_id)
+        if callback is None or not _may_see(actor, callback):
+            raise ServiceError(ErrorCode.NOT_FOUND, f"no callback {callback_id!r}")
+        return callback
+
+    async def list(self, actor: Actor, query: Query) -> list[Callback]:
+        """Callbacks matching ``query``, oldest due first; an agent without VIEW_ALL sees only its own."""
+        if not actor.may(Permission.VIEW_ALL):
+            if query.agent not in (None, actor.name):
+                raise ServiceError(ErrorCode.FORBIDDEN, "you may only list your own callbacks")
+            query = Query(actor.name, query.state, query.contact_number, query.origin_call)
+        callbacks = await self._store.get_many(await self._matching_ids(query))
+        return sorted(callbacks, key=lambda callback: (callback.due_at, callback.id))
+
+    async def cancel(self, actor: Actor, callback_id: str) -> Callback:
+        return await self._change(actor, callback_id, Cancel(by=actor.name))
+
+    async def reschedule(self, actor: Actor, callback_id: str, due_at: datetime) -> Callback:
+        return await self._change(actor, callback_id, Reschedule(due_at=due_at, by=actor.name))
+
+    async def edit(self, actor: Actor, callback_id: str, edit: Edit) -> Callback:
+        if edit.agent is not None:
+            _require(actor, Permission.MANAGE, "hand a callback to another agent")
+            self._check_known(edit.agent, None)
+        return await self._change(actor, callback_id, edit)
+
+    async def _change(self, actor: Actor, callback_id: str, change: Cancel | Reschedule | Edit) -> Callback:
+        """Apply a person's change through the lifecycle, retrying when the scheduler moved it meanwhile."""
+        for _ in range(_EDIT_RETRIES):
+            before = await self.get(actor, callback_id)
+            if before.agent != actor.name:
+                _require(actor, Permission.MANAGE, "change another agent's callback")
+            settings = await self._settings_for(before.agent, before.queue)
+            with _as_service_errors():
+                transition = lifecycle.step(before, change, self._clock(), settings)
+                try:
+                    return await self._store.edit(before, transition.callback, transition.events)
+                except VersionConflict:
+                    continue
+        raise ServiceError(
+            ErrorCode.CONFLICT, f"callback {callback_id} keeps changing (it is being dialled): try again"
+        )
+
+    def _check_known(self, agent: str, queue: str | None) -> None:
+        if not self._directory.has_agent(agent):
+            raise ServiceError(ErrorCode.INVALID, f"unknown agent {agent!r}", "agent")
+        if queue is not None and not self._directory.has_queue(queue):
+            raise ServiceError(ErrorCode.INVALID, f"unknown queue {queue!r}", "queue")
+
+    async def _matching_ids(self, query: Query) -> set[str]:
+        candidates: list[set[str]] = []
+        if query.agent is not None:
+            candidates.append(await self._store.ids_for_agent(query.agent))
+        if query.state is not None:
+            candidates.append(await self._store.ids_in_state(query.state))
+        if query.contact_number is not None:
+            with _as_service_errors():
+                number = rules.contact_number(query.contact_number)
+            candidates.append(await self._store.ids_for_contact(number))
+        if query.origin_call is not None:
+            candidates.append(await self._store.ids_for_call(query.origin_call))
+        if not candidates:
+            candidates = [await self._store.ids_in_state(state) for state in State]
+            return set().union(*candidates)
+        return set.intersection(*candidates)
+
+
+def _require(actor: Actor, permission: Permission, doing: str = "") -> None:
+    if not actor.may(permission):
+        what = doing or permission.value.replace("_", " ")
+        raise ServiceError(ErrorCode.FORBIDDEN, f"{actor.name} is not allowed to {what}")
+
+
+def _may_see(actor: Actor, callback: Callback) -> bool:
+    return actor.may(Permission.VIEW_ALL) or callback.agent == actor.name
+
+
+@contextmanager
+def _as_service_errors() -> Iterator[None]:
+    """Turn the core's and the store's refusals into ``ServiceError``s a person can act on."""
+    try:
+        yield
+    except rules.ValidationError as error:
+        raise ServiceError(ErrorCode.INVALID, str(error), error.field) from error
+    except CallbackLive as error:
+        raise ServiceError(
+            ErrorCode.CONFLICT,
+            "a call for this callback is ringing or connected now: change it after it ends",
+        ) from error
+    except IllegalTransition as error:
+        raise ServiceError(ErrorCode.CONFLICT, str(error)) from error
+    except CallbackNotFound as error:
+        raise ServiceError(ErrorCode.NOT_FOUND, str(error)) from error

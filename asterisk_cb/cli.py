@@ -1,0 +1,348 @@
+"""``asterisk-cb``: the admin's command line. Every change goes through the service, like the API's.
+
+The CLI runs on the PBX host with read access to the config file, so it acts as an administrator
+(recorded as ``cli:<login name>``). Errors are one line on stderr and a non-zero exit code, never a
+traceback: 2 for bad usage or input, 3 for a refusal (not found, conflict), 4 when Redis is unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from asterisk_cb import config, deployment, redis_conn
+from asterisk_cb.core import rules
+from asterisk_cb.core.inputs import Edit
+from asterisk_cb.core.lifecycle import NewCallback
+from asterisk_cb.core.model import Callback, Source, State
+from asterisk_cb.core.settings import (
+    Origin,
+    OriginKind,
+    SettingError,
+    Settings,
+    SettingsFile,
+    explain,
+    is_settings_scope,
+    parse_value,
+    resolve,
+    runtime_layers,
+)
+from asterisk_cb.keys import Keys
+from asterisk_cb.service import ADMIN, Actor, CallbackService, ErrorCode, Query, ServiceError
+from asterisk_cb.store import Store
+from asterisk_cb.table import render_table
+
+CONFIG_ENV = "ASTERISK_CB_CONFIG"
+EXIT_USAGE, EXIT_REFUSED, EXIT_UNREACHABLE = 2, 3, 4
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every command gets: the loaded config and a way to open the store."""
+
+    file: SettingsFile
+    site: deployment.Deployment
+    actor: Actor
+
+
+@asynccontextmanager
+async def open_store(site: deployment.Deployment) -> AsyncIterator[Store]:
+    target = site.redis
+    redis = redis_conn.connect(target.url, sentinel=target.sentinel, name="asterisk-cb-cli")
+    try:
+        yield Store(redis, Keys(target.namespace))
+    finally:
+        await redis.aclose()
+
+
+def settings_source(
+    file: SettingsFile, store: Store
+) -> Callable[[str | None, str | None], Awaitable[Settings]]:
+    """Effective settings: run-time overrides from the store over the file, agent > queue > general."""
+
+    async def settings_for(agent: str | None, queue: str | None) -> Settings:
+        return resolve(file, runtime_layers(await store.setting_overrides()), agent, queue)
+
+    return settings_for
+
+
+def make_service(context: Context, store: Store) -> CallbackService:
+    return CallbackService(
+        store, context.site, settings_source(context.file, store), lambda: datetime.now(UTC)
+    )
+
+
+# ---- commands ---------------------------------------------------------------------------------------
+
+
+async def cmd_check_config(context: Context, args: argparse.Namespace) -> int:
+    """Each option's effective value for a scope, and where it came from (default, file line, runtime)."""
+    try:
+        async with open_store(context.site) as store:
+            runtime = runtime_layers(await store.setting_overrides())
+    except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+        print(f"note: Redis unreachable ({error}): run-time overrides not shown", file=sys.stderr)
+        runtime = {}
+    rows = [
+        (line.option, line.text, str(line.origin))
+        for line in explain(context.file, runtime, args.agent, args.queue)
+    ]
+    print(render_table(("option", "value", "from"), rows))
+    agents = [(agent, " & ".join(devices)) for agent, devices in sorted(context.site.agents.items())]
+    print()
+    print(render_table(("agent", "devices"), agents or [("(none)", "add agents to [agents]")]))
+    return 0
+
+
+async def cmd_schedule(context: Context, args: argparse.Namespace) -> int:
+    async with open_store(context.site) as store:
+        service = make_service(context, store)
+        settings = await settings_source(context.file, store)(args.agent, args.queue)
+        zone = rules.zone(args.timezone or settings.default_timezone)
+        request = NewCallback(
+            contact_number=args.number,
+            agent=args.agent,
+            due_at=rules.parse_time(args.at, zone),
+            created_by=context.actor.name,
+            timezone=zone.key,
+            contact_name=args.name,
+            queue=args.queue,
+            source=Source.HISTORY,
+            note=args.note,
+        )
+        created = await service.schedule(context.actor, request, idempotency_key=args.idempotency_key)
+    print_callbacks([created.callback])
+    if not created.created:
+        print("(already scheduled by an earlier request with this idempotency key)")
+    return 0
+
+
+async def cmd_list(context: Context, args: argparse.Namespace) -> int:
+    query = Query(args.agent, State(args.state) if args.state else None, args.number, args.call)
+    async with open_store(context.site) as store:
+        callbacks = await make_service(context, store).list(context.actor, query)
+    print_callbacks(callbacks)
+    return 0
+
+
+async def cmd_show(context: Context, args: argparse.Namespace) -> int:
+    async with open_store(context.site) as store:
+        callback = await make_service(context, store).get(context.actor, args.id)
+    details = [
+        ("id", callback.id),
+        ("state", describe_state(callback)),
+        ("contact", f"{callback.contact_name} <{callback.contact_number}>".strip()),
+        ("agent", callback.agent),
+        ("queue", callback.queue or "-"),
+        ("due", local_time(callback.due_at, callback.timezone)),
+        ("next", local_time(callback.next_at, callback.timezone) if callback.next_at else "-"),
+        ("attempts", f"agent phase {callback.agent_attempts}, queue phase {callback.queue_attempts}"),
+        ("missed rings", str(callback.missed_agent_rings)),
+        ("created", f"{local_time(callback.created_at, callback.timezone)} by {callback.created_by}"),
+        ("from call", callback.origin_uniqueid or "-"),
+        ("note", callback.note or "-"),
+    ]
+    print(render_table(("field", "value"), details))
+    history = [
+        (
+            attempt.id,
+            attempt.phase.value,
+            local_time(attempt.started_at, callback.timezone),
+            attempt.outcome.value if attempt.outcome else "(live)",
+            str(attempt.hangup_cause or "-"),
+        )
+        for attempt in callback.attempts
+    ]
+    if history:
+        print()
+        print(render_table(("attempt", "phase", "started", "outcome", "cause"), history))
+    return 0
+
+
+async def cmd_cancel(context: Context, args: argparse.Namespace) -> int:
+    async with open_store(context.site) as store:
+        callback = await make_service(context, store).cancel(context.actor, args.id)
+    print_callbacks([callback])
+    return 0
+
+
+async def cmd_reschedule(context: Context, args: argparse.Namespace) -> int:
+    async with open_store(context.site) as store:
+        service = make_service(context, store)
+        current = await service.get(context.actor, args.id)
+        due_at = rules.parse_time(args.at, rules.zone(current.timezone))
+        callback = await service.reschedule(context.actor, args.id, due_at)
+    print_callbacks([callback])
+    return 0
+
+
+async def cmd_assign(context: Context, args: argparse.Namespace) -> int:
+    async with open_store(context.site) as store:
+        edit = Edit(by=context.actor.name, agent=args.agent)
+        callback = await make_service(context, store).edit(context.actor, args.id, edit)
+    print_callbacks([callback])
+    return 0
+
+
+async def cmd_settings_set(context: Context, args: argparse.Namespace) -> int:
+    scope = checked_scope(args.scope)
+    parse_value(args.option, args.value, Origin(OriginKind.RUNTIME, scope))  # refuse bad values now
+    async with open_store(context.site) as store:
+        await store.set_setting(scope, args.option, args.value)
+    print(f"[{scope}] {args.option} = {args.value} (run-time override, until reset)")
+    return 0
+
+
+async def cmd_settings_reset(context: Context, args: argparse.Namespace) -> int:
+    scope = checked_scope(args.scope)
+    async with open_store(context.site) as store:
+        await store.reset_setting(scope, args.option)
+    print(f"[{scope}] {args.option or 'all options'}: back to the config file")
+    return 0
+
+
+def checked_scope(scope: str) -> str:
+    if not is_settings_scope(scope):
+        raise rules.ValidationError("scope", f"{scope!r}: use general, queue/<name> or agent/<id>")
+    return scope
+
+
+# ---- output -----------------------------------------------------------------------------------------
+
+
+def print_callbacks(callbacks: Sequence[Callback]) -> None:
+    rows = [
+        (
+            callback.id,
+            describe_state(callback),
+            local_time(callback.next_at or callback.due_at, callback.timezone),
+            callback.agent,
+            callback.contact_number,
+            callback.contact_name,
+            str(callback.agent_attempts + callback.queue_attempts),
+        )
+        for callback in callbacks
+    ]
+    print(render_table(("id", "state", "next/due", "agent", "number", "name", "tries"), rows))
+    print(f"{len(rows)} callback(s)")
+
+
+def describe_state(callback: Callback) -> str:
+    if callback.finish_reason is not None:
+        return f"{callback.state.value} ({callback.finish_reason.value})"
+    return f"{callback.state.value} ({callback.phase.value} phase)"
+
+
+def local_time(moment: datetime, zone_name: str) -> str:
+    return moment.astimezone(rules.zone(zone_name)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+# ---- parsing and running ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asterisk-cb", description="Scheduled callbacks for Asterisk.")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=Path(os.environ.get(CONFIG_ENV, str(config.DEFAULT_PATH))),
+        help=f"config file (default: ${CONFIG_ENV} or {config.DEFAULT_PATH})",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    check = commands.add_parser("check-config", help="validate the config; show effective values and origins")
+    check.add_argument("--agent")
+    check.add_argument("--queue")
+    check.set_defaults(run=cmd_check_config)
+
+    schedule = commands.add_parser("schedule", help="schedule a callback")
+    schedule.add_argument("--agent", required=True, help="owning agent id (as in [agents])")
+    schedule.add_argument("--number", required=True, help="contact number: +E.164 or digits")
+    schedule.add_argument("--at", required=True, help="due time, ISO 8601 (local to --timezone if no offset)")
+    schedule.add_argument("--timezone", help="the contact's IANA zone (default: default_timezone)")
+    schedule.add_argument("--name", default="", help="contact name")
+    schedule.add_argument("--queue", help="queue of the call it was requested from")
+    schedule.add_argument("--note", default="")
+    schedule.add_argument("--idempotency-key", help="a retried command with the same key schedules once")
+    schedule.set_defaults(run=cmd_schedule)
+
+    listing = commands.add_parser("list", help="list callbacks (oldest due first)")
+    listing.add_argument("--agent")
+    listing.add_argument("--state", choices=[state.value for state in State])
+    listing.add_argument("--number")
+    listing.add_argument("--call", help="uniqueid or linkedid of the originating call")
+    listing.set_defaults(run=cmd_list)
+
+    for name, run, text in (
+        ("show", cmd_show, "a callback and its attempts"),
+        ("cancel", cmd_cancel, "cancel"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("id")
+        command.set_defaults(run=run)
+
+    reschedule = commands.add_parser("reschedule", help="move a callback's due time")
+    reschedule.add_argument("id")
+    reschedule.add_argument(
+        "--at", required=True, help="new due time (local to the contact's zone if no offset)"
+    )
+    reschedule.set_defaults(run=cmd_reschedule)
+
+    assign = commands.add_parser("assign", help="hand a callback to another agent")
+    assign.add_argument("id")
+    assign.add_argument("--agent", required=True)
+    assign.set_defaults(run=cmd_assign)
+
+    settings = commands.add_parser("settings", help="change settings at run time (wins over the file)")
+    actions = settings.add_subparsers(dest="action", required=True, metavar="action")
+    set_cmd = actions.add_parser("set", help="override an option in a scope")
+    set_cmd.add_argument("scope", help="general, queue/<name> or agent/<id>")
+    set_cmd.add_argument("option")
+    set_cmd.add_argument("value")
+    set_cmd.set_defaults(run=cmd_settings_set)
+    reset = actions.add_parser("reset", help="drop run-time overrides (one option, or the whole scope)")
+    reset.add_argument("scope")
+    reset.add_argument("option", nargs="?")
+    reset.set_defaults(run=cmd_settings_reset)
+    return parser
+
+
+def load_context(path: Path) -> Context:
+    file = config.load(path, other_sections=deployment.SECTIONS)
+    return Context(file, deployment.from_settings_file(file), _cli_actor())
+
+
+def _cli_actor() -> Actor:
+    return Actor(f"cli:{getpass.getuser()}", ADMIN.permissions)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(args.run(load_context(args.config), args))
+    except config.ConfigError as error:
+        return _fail(f"config: {error}", EXIT_USAGE)
+    except (rules.ValidationError, SettingError) as error:
+        return _fail(str(error), EXIT_USAGE)
+    except ServiceError as error:
+        code = EXIT_USAGE if error.code is ErrorCode.INVALID else EXIT_REFUSED
+        return _fail(error.message, code)
+    except (RedisConnectionError, RedisTimeoutError) as error:
+        return _fail(f"cannot reach Redis: {error}", EXIT_UNREACHABLE)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"asterisk-cb: {message}", file=sys.stderr)
+    return code

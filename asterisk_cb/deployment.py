@@ -1,0 +1,168 @@
+"""Where the daemon's peers are and who the agents are: the non-callback sections of the config file.
+
+``[redis]``, ``[ari]``, ``[ami]``, ``[dialing]`` and ``[agents]`` sit in the same Asterisk-style file as the
+callback settings (``config.load`` keeps them raw for this module). Each value is checked here, and a
+refusal names the file, the line and the option, like every other config error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from asterisk_cb import redis_conn
+from asterisk_cb.config import ConfigError
+from asterisk_cb.core import rules
+from asterisk_cb.core.settings import Assignment, SettingsFile
+
+SECTIONS = ("redis", "ari", "ami", "dialing", "agents")
+DEFAULT_NAMESPACE = "asterisk-cb"
+# A device as Asterisk names it: technology/resource (PJSIP/1001, SIP/desk-12, Local/1001@agents).
+_DEVICE = re.compile(r"[A-Za-z][A-Za-z0-9]*/[A-Za-z0-9_.@+-]{1,80}\Z")
+_CONTEXT = re.compile(r"[A-Za-z0-9_-]{1,79}\Z")
+
+Section = Mapping[str, Assignment]
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """A URL, or a Sentinel section (redis-py has no Sentinel URL), plus the key namespace."""
+
+    url: str | None
+    sentinel: redis_conn.SentinelSettings | None
+    namespace: str
+
+
+@dataclass(frozen=True)
+class AriTarget:
+    url: str  # http(s)://host:port of Asterisk's HTTP server (http.conf)
+    user: str  # an ari.conf user
+    password: str
+    app: str  # the Stasis application name the daemon registers
+
+
+@dataclass(frozen=True)
+class AmiTarget:
+    host: str
+    port: int
+    user: str  # a manager.conf user (read: call,agent,system; write: agent,system)
+    secret: str
+
+
+@dataclass(frozen=True)
+class Dialing:
+    """How contacts are dialled: through the admin's own outbound context, so their rules apply."""
+
+    outbound_context: str
+
+
+@dataclass(frozen=True)
+class Deployment:
+    redis: RedisTarget
+    ari: AriTarget
+    ami: AmiTarget
+    dialing: Dialing
+    agents: Mapping[str, tuple[str, ...]]  # agent id -> devices to ring (all at once)
+
+    def has_agent(self, agent: str) -> bool:
+        """Agents are those listed in ``[agents]``: callbacks for anyone else are refused."""
+        return agent in self.agents
+
+    def has_queue(self, queue: str) -> bool:
+        """Any valid queue name is accepted here; the daemon checks queues against Asterisk's list."""
+        return bool(_CONTEXT.match(queue))
+
+
+def from_settings_file(file: SettingsFile) -> Deployment:
+    """The deployment sections of a loaded config file; a missing required option is an error."""
+    sections = file.other_sections
+    return Deployment(
+        redis=_redis(sections.get("redis", {})),
+        ari=_ari(sections.get("ari", {})),
+        ami=_ami(sections.get("ami", {})),
+        dialing=Dialing(_context(_required(sections.get("dialing", {}), "dialing", "outbound_context"))),
+        agents=_agents(sections.get("agents", {})),
+    )
+
+
+def _redis(section: Section) -> RedisTarget:
+    raw = {option: assignment.value for option, assignment in section.items()}
+    namespace = raw.pop("namespace", DEFAULT_NAMESPACE)
+    try:
+        if "url" in raw:
+            return RedisTarget(raw["url"], None, namespace)
+        if "sentinels" in raw:
+            return RedisTarget(None, redis_conn.SentinelSettings.from_section(raw), namespace)
+    except redis_conn.RedisConfigError as error:
+        raise _error(section, "sentinels", str(error)) from error
+    return RedisTarget("redis://127.0.0.1:6379/0", None, namespace)
+
+
+def _ari(section: Section) -> AriTarget:
+    url = _value(section, "url", "http://127.0.0.1:8088")
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise _error(section, "url", f"{url!r} is not an http:// or https:// URL")
+    return AriTarget(
+        url=url.rstrip("/"),
+        user=_required(section, "ari", "user").value,
+        password=_required(section, "ari", "password").value,
+        app=_value(section, "app", "asterisk-cb"),
+    )
+
+
+def _ami(section: Section) -> AmiTarget:
+    port_text = _value(section, "port", "5038")
+    if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise _error(section, "port", f"{port_text!r} is not a TCP port")
+    return AmiTarget(
+        host=_value(section, "host", "127.0.0.1"),
+        port=int(port_text),
+        user=_required(section, "ami", "user").value,
+        secret=_required(section, "ami", "secret").value,
+    )
+
+
+def _agents(section: Section) -> dict[str, tuple[str, ...]]:
+    agents = {}
+    for agent, assignment in section.items():
+        try:
+            rules.identifier(agent, "agent")
+        except rules.ValidationError as error:
+            raise ConfigError(f"{assignment.origin}: {agent}: {error.reason}") from error
+        devices = tuple(device.strip() for device in assignment.value.split("&") if device.strip())
+        bad = [device for device in devices if not _DEVICE.match(device)]
+        if not devices or bad:
+            raise ConfigError(
+                f"{assignment.origin}: {agent}: devices must be TECH/resource joined by '&', "
+                f"e.g. PJSIP/{agent} (not {assignment.value!r})"
+            )
+        agents[agent] = devices
+    return agents
+
+
+def _context(assignment: Assignment) -> str:
+    if not _CONTEXT.match(assignment.value):
+        raise ConfigError(
+            f"{assignment.origin}: outbound_context: {assignment.value!r} is not a context name"
+        )
+    return assignment.value
+
+
+def _value(section: Section, option: str, default: str) -> str:
+    found = section.get(option)
+    return found.value if found is not None and found.value else default
+
+
+def _required(section: Section, name: str, option: str) -> Assignment:
+    found = section.get(option)
+    if found is None or not found.value:
+        raise ConfigError(f"[{name}] {option}: required (see config/asterisk-cb.conf)")
+    return found
+
+
+def _error(section: Section, option: str, reason: str) -> ConfigError:
+    found = section.get(option)
+    where = f"{found.origin}: " if found is not None else ""
+    return ConfigError(f"{where}{option}: {reason}")

@@ -1,0 +1,162 @@
+"""The ``asterisk-cb`` command line as an admin uses it, against the lab's Redis (own namespace)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from asterisk_cb.cli import main
+from asterisk_cb.keys import Keys
+from asterisk_cb.redis_conn import connect
+from asterisk_cb.store import Store
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, lab_redis_url: str) -> Iterator[Path]:
+    namespace = "test-cli-" + uuid.uuid4().hex[:10]
+    path = tmp_path / "asterisk-cb.conf"
+    path.write_text(
+        f"""
+[general]
+default_timezone = Europe/Berlin
+max_attempts = 4
+
+[agent/1001]
+max_attempts = 2
+
+[redis]
+url = {lab_redis_url}
+namespace = {namespace}
+
+[ari]
+user = acb
+password = secret
+
+[ami]
+user = acb
+secret = secret
+
+[dialing]
+outbound_context = callback-outbound
+
+[agents]
+1001 = PJSIP/1001
+1002 = PJSIP/1002 & PJSIP/1002-desk
+"""
+    )
+    yield path
+
+    async def cleanup() -> None:
+        redis = connect(lab_redis_url)
+        await Store(redis, Keys(namespace)).delete_namespace()
+        await redis.aclose()
+
+    asyncio.run(cleanup())
+
+
+def run(config: Path, *args: str) -> int:
+    return main(["--config", str(config), *args])
+
+
+def tomorrow() -> str:
+    return (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:00+00:00")
+
+
+def scheduled_id(output: str) -> str:
+    match = re.search(r"^([0-9a-f]{32})\s", output, re.MULTILINE)
+    assert match, output
+    return match.group(1)
+
+
+def test_schedule_list_show_cancel(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        run(
+            config_file,
+            "schedule",
+            "--agent",
+            "1001",
+            "--number",
+            "+49 30 1234567",
+            "--at",
+            tomorrow(),
+            "--name",
+            "Ada Lovelace",
+        )
+        == 0
+    )
+    callback_id = scheduled_id(capsys.readouterr().out)
+
+    assert run(config_file, "list", "--agent", "1001") == 0
+    listing = capsys.readouterr().out
+    assert callback_id in listing
+    assert "+49301234567" in listing
+    assert "scheduled (agent phase)" in listing
+
+    assert run(config_file, "show", callback_id) == 0
+    assert "Ada Lovelace <+49301234567>" in capsys.readouterr().out
+
+    assert run(config_file, "cancel", callback_id) == 0
+    assert "cancelled (cancelled)" in capsys.readouterr().out
+    assert run(config_file, "cancel", callback_id) == 3
+    assert "finished" in capsys.readouterr().err
+
+
+def test_bad_input_is_one_line_and_exit_2(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cases = [
+        ("--number", "+4930&Local/1@evil", "contact_number"),
+        ("--at", "tomorrow at three", "due_at"),
+        ("--agent", "9999", "unknown agent"),
+    ]
+    for option, value, expected in cases:
+        args = {"--agent": "1001", "--number": "+4930123", "--at": tomorrow(), option: value}
+        flat = [item for pair in args.items() for item in pair]
+        assert run(config_file, "schedule", *flat) == 2
+        err = capsys.readouterr().err
+        assert expected in err
+        assert "Traceback" not in err
+        assert err.count("\n") == 1
+
+
+def test_check_config_shows_values_and_their_origin(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(config_file, "check-config", "--agent", "1001") == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"max_attempts\s+2\s+{re.escape(str(config_file))}:\d+ \[agent/1001\]", out)
+    assert re.search(r"horizon\s+30d\s+default", out)
+    assert re.search(r"1002\s+PJSIP/1002 & PJSIP/1002-desk", out)
+
+
+def test_runtime_override_wins_until_reset(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(config_file, "settings", "set", "agent/1001", "max_attempts", "5") == 0
+    assert run(config_file, "check-config", "--agent", "1001") == 0
+    assert re.search(r"max_attempts\s+5\s+runtime override \[agent/1001\]", capsys.readouterr().out)
+    assert run(config_file, "settings", "set", "agent/1001", "max_attempts", "lots") == 2
+    assert "max_attempts" in capsys.readouterr().err
+    assert run(config_file, "settings", "reset", "agent/1001") == 0
+    assert run(config_file, "check-config", "--agent", "1001") == 0
+    assert re.search(r"max_attempts\s+2\s+\S+:\d+ \[agent/1001\]", capsys.readouterr().out)
+
+
+def test_a_broken_config_names_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "broken.conf"
+    path.write_text("[general]\nmax_attempts = many\n")
+    assert main(["--config", str(path), "check-config"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:2" in err
+    assert "max_attempts" in err
+
+
+def test_unreachable_redis_is_a_clear_error(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = re.sub(r"url = \S+", "url = redis://127.0.0.1:1/0", config_file.read_text())
+    config_file.write_text(text)
+    assert run(config_file, "list") == 4
+    assert "cannot reach Redis" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +20,26 @@ REPO = Path(__file__).resolve().parents[1]
 PBX_LAB = REPO / "scripts" / "pbx-lab"
 
 
-def pbx_lab(*args: str, timeout: float = 300) -> str:
+def pbx_lab(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> str:
     """Run `scripts/pbx-lab args...` and return its stdout; fail the test with its output otherwise."""
     result = subprocess.run(
-        [sys.executable, str(PBX_LAB), *args], capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, str(PBX_LAB), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
     )
     if result.returncode != 0:
-        pytest.fail(
-            f"scripts/pbx-lab {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}"
-        )
+        output = f"{result.stdout}{result.stderr}"
+        pytest.fail(f"scripts/pbx-lab {' '.join(args)} exited {result.returncode}:\n{output}")
     return result.stdout
+
+
+@pytest.fixture(scope="session")
+def pbx_lab_run() -> Callable[..., str]:
+    """`scripts/pbx-lab` as a function, for tests that drive the lab (phones, down/up)."""
+    return pbx_lab
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +60,22 @@ def lab_pg_dsn(lab_info: dict[str, Any]) -> str:
     """DSN of the lab's own PostgreSQL database, which holds the Asterisk cdr and cel tables."""
     pbx_lab("up", "postgres")
     return lab_info["postgres"]["dsn"]
+
+
+@pytest.fixture(scope="session")
+def lab(lab_info: dict[str, Any]) -> dict[str, Any]:
+    """The whole lab up (Redis, PostgreSQL, Asterisk, SIPp phones); returns `pbx-lab env --json`."""
+    pbx_lab("up")
+    return lab_info
+
+
+@pytest.fixture(scope="session")
+def lab_ari(lab: dict[str, Any]) -> dict[str, str]:
+    """ARI base URL (…/ari), user, password and the app name the daemon uses."""
+    return lab["ari"]
+
+
+@pytest.fixture(scope="session")
+def lab_ami(lab: dict[str, Any]) -> dict[str, Any]:
+    """AMI host, port, user and secret."""
+    return lab["ami"]

@@ -4,6 +4,7 @@ events websocket. Needs aiohttp (the project's virtualenv); the daemon has its o
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,8 @@ class LabAri:
 
     def __init__(self, url: str, user: str, password: str, app: str) -> None:
         self._url = url.rstrip("/")
-        self._auth = aiohttp.BasicAuth(user, password)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}"}
         self.app = app
         self._session: aiohttp.ClientSession | None = None
         self._websocket: aiohttp.ClientWebSocketResponse | None = None
@@ -26,7 +28,7 @@ class LabAri:
         self._reader: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> LabAri:
-        self._session = aiohttp.ClientSession(auth=self._auth)
+        self._session = aiohttp.ClientSession(headers=self._headers)
         ws_url = self._url.replace("http", "ws", 1) + "/events"
         self._websocket = await self._session.ws_connect(ws_url, params={"app": self.app})
         self._reader = asyncio.create_task(self._read_events())

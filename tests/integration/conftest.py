@@ -1,0 +1,44 @@
+"""Helpers for tests that drive the lab PBX directly: its small ARI/AMI clients and agent phones."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+
+from lab.ami_client import LabAmi
+from lab.ari_client import LabAri
+
+
+@pytest.fixture
+async def ari(lab_ari: dict[str, str]) -> AsyncIterator[LabAri]:
+    """A fresh ARI session (websocket + REST) on its own Stasis app name."""
+    app = f"acb-test-{uuid.uuid4().hex[:8]}"
+    async with LabAri(lab_ari["url"], lab_ari["user"], lab_ari["password"], app) as client:
+        yield client
+
+
+@pytest.fixture
+async def ami(lab_ami: dict[str, Any]) -> AsyncIterator[LabAmi]:
+    async with LabAmi(lab_ami["host"], lab_ami["port"], lab_ami["user"], lab_ami["secret"]) as client:
+        yield client
+
+
+@pytest.fixture
+def agent_phone(lab: dict[str, Any], pbx_lab_run: Callable[..., str]) -> Iterator[Callable[..., None]]:
+    """Set agent phones' behaviour (`pbx-lab phone`); every phone touched answers again afterwards."""
+    touched: set[str] = set()
+
+    def set_behaviour(agent: str, behaviour: str, *extra: str) -> None:
+        touched.add(agent)
+        pbx_lab_run("phone", agent, behaviour, *extra)
+
+    yield set_behaviour
+    for agent in sorted(touched):
+        pbx_lab_run("phone", agent, "answer")

@@ -13,10 +13,6 @@ from dataclasses import dataclass
 
 DEFAULT_NAMESPACE = "acb"
 
-# Separates the indexed value from the callback id in the lexicographic index sorted sets. NUL sorts
-# before every other byte, so all members of one value form one contiguous ZRANGEBYLEX range, and
-# neither contact numbers, call ids nor callback ids can contain it.
-_LEX_SEPARATOR = "\x00"
 _FORBIDDEN_IN_NAMESPACE = frozenset("{}:\x00 ")
 
 
@@ -25,9 +21,16 @@ class InvalidKeyPart(ValueError):
 
 
 def _check_part(kind: str, value: str) -> str:
-    if not value or _LEX_SEPARATOR in value:
+    if not value or "\x00" in value:
         raise InvalidKeyPart(f"{kind} must be a non-empty string without NUL: {value!r}")
     return value
+
+
+def check_callback_id(callback_id: str) -> str:
+    """Callback ids are listed space-separated in the multi-valued index hashes: no whitespace."""
+    if not callback_id or any(char.isspace() or char == "\x00" for char in callback_id):
+        raise InvalidKeyPart(f"callback id must be non-empty without whitespace: {callback_id!r}")
+    return callback_id
 
 
 @dataclass(frozen=True)
@@ -42,11 +45,13 @@ class Keys:
         P paused               string present = "pause all callbacks"
         P events               stream one stream for all callbacks' lifecycle events
         P cb:<id>              hash   the callback (codec fields + store bookkeeping fields "_...")
+        P hist:<id>            string the callback's attempt history (codec JSON), when it has one
         P ix:state:<state>     set    callback ids per state
         P ix:agent:<agent>     set    callback ids per owning agent
-        P ix:contact           zset   "<number>\\0<id>" (score 0, read by lex range)
-        P ix:call              zset   "<uniqueid or linkedid>\\0<id>" (score 0, read by lex range)
-        P idem:<key>           string idempotency key -> callback id (expires)
+        P ix:contact           hash   contact number -> space-separated callback ids
+        P ix:call              hash   uniqueid or linkedid of the originating call -> callback ids
+        P idem:<bucket>        hash   idempotency key -> callback id, one hash per time window
+                                      (bucket = server time // window), expiring as a whole
         P settings:<scope>     hash   runtime setting overrides: option -> value
         P settings:scopes      set    scopes that have overrides
         P wake                 channel published when a callback becomes the earliest due one
@@ -100,8 +105,16 @@ class Keys:
         """Prefix of the callback hashes; Lua scripts append the id (they only get ids from zsets)."""
         return self.prefix + "cb:"
 
+    @property
+    def history_prefix(self) -> str:
+        """Prefix of the attempt-history strings (kept out of the hash to keep it compact)."""
+        return self.prefix + "hist:"
+
+    def history(self, callback_id: str) -> str:
+        return self.history_prefix + check_callback_id(callback_id)
+
     def callback(self, callback_id: str) -> str:
-        return self.callback_prefix + _check_part("callback id", callback_id)
+        return self.callback_prefix + check_callback_id(callback_id)
 
     def state_index(self, state: str) -> str:
         return self.prefix + "ix:state:" + _check_part("state", state)
@@ -117,8 +130,15 @@ class Keys:
     def call_index(self) -> str:
         return self.prefix + "ix:call"
 
-    def idempotency(self, key: str) -> str:
-        return self.prefix + "idem:" + _check_part("idempotency key", key)
+    @property
+    def idempotency_prefix(self) -> str:
+        """Prefix of the idempotency buckets; the create script appends the bucket number (it reads the
+        server clock), so one hash per window holds the keys and expires as a whole: far cheaper than a
+        key with its own TTL per request."""
+        return self.prefix + "idem:"
+
+    def idempotency_bucket(self, bucket: int) -> str:
+        return self.idempotency_prefix + str(bucket)
 
     def settings(self, scope: str) -> str:
         return self.prefix + "settings:" + _check_part("settings scope", scope)
@@ -131,19 +151,3 @@ class Keys:
     def pattern(self) -> str:
         """SCAN pattern matching every key of this namespace (tests use it to delete only their own)."""
         return self.prefix.replace("{", "\\{").replace("}", "\\}") + "*"
-
-
-def lex_member(value: str, callback_id: str) -> str:
-    """Member of a lexicographic index: the indexed value, NUL, the callback id."""
-    return _check_part("indexed value", value) + _LEX_SEPARATOR + _check_part("callback id", callback_id)
-
-
-def lex_range(value: str) -> tuple[str, str]:
-    """ZRANGEBYLEX bounds selecting exactly the members of ``value`` (NUL < any id byte < \\x01)."""
-    _check_part("indexed value", value)
-    return "(" + value + _LEX_SEPARATOR, "(" + value + "\x01"
-
-
-def lex_callback_id(member: str) -> str:
-    """The callback id part of a lexicographic index member."""
-    return member.rpartition(_LEX_SEPARATOR)[2]

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
@@ -26,6 +26,12 @@ DEFAULT_SENTINEL_PORT = 26379
 _RETRIES = 5
 _HEALTH_CHECK_SECONDS = 30
 _SOCKET_CONNECT_TIMEOUT = 5.0
+# Many executor tasks share one client: past this many connections a command waits for a free one
+# (up to _POOL_WAIT_SECONDS) instead of failing with "Too many connections".
+_MAX_CONNECTIONS = 64
+_POOL_WAIT_SECONDS = 10.0
+# redis-py has no blocking pool for Sentinel: its pool fails when full, so it is made large instead.
+_SENTINEL_MAX_CONNECTIONS = 1024
 
 
 class RedisConfigError(ValueError):
@@ -80,7 +86,14 @@ def connect(
     scheme = urlsplit(url).scheme
     if scheme not in URL_SCHEMES:
         raise RedisConfigError(f"url: scheme {scheme!r} is not one of {', '.join(URL_SCHEMES)}")
-    return Redis.from_url(url, client_name=name, **_client_options())
+    pool = BlockingConnectionPool.from_url(
+        url,
+        client_name=name,
+        max_connections=_MAX_CONNECTIONS,
+        timeout=_POOL_WAIT_SECONDS,
+        **_client_options(),
+    )
+    return Redis.from_pool(pool)
 
 
 def _connect_sentinel(settings: SentinelSettings, name: str) -> Redis:
@@ -97,6 +110,7 @@ def _connect_sentinel(settings: SentinelSettings, name: str) -> Redis:
         password=settings.password,
         ssl=settings.ssl,
         client_name=name,
+        max_connections=_SENTINEL_MAX_CONNECTIONS,
         **_client_options(),
     )
 

@@ -47,15 +47,20 @@ from asterisk_cb.core.codec import (
 )
 from asterisk_cb.core.codec import time_to_ms as _time_to_ms
 from asterisk_cb.core.model import Callback, Event, State
-from asterisk_cb.keys import Keys, lex_callback_id, lex_member, lex_range
+from asterisk_cb.keys import Keys, check_callback_id
 
 DEFAULT_LEASE_MS = 30_000
-DEFAULT_IDEMPOTENCY_TTL = timedelta(days=2)
+# A retried creation is recognised for at least this long (and at most twice as long).
+IDEMPOTENCY_WINDOW = timedelta(days=1)
 SETTINGS_SCOPE_GLOBAL = "global"
 _SETTINGS_SCOPE_KINDS = ("queue:", "agent:")
 _VERSION_FIELD = FIELDS["version"]
-# Store bookkeeping fields in the callback hash (the codec's short names never start with "_").
-_DUE_FIELD = "_due"  # ms score to put the callback back in the due set with
+_ID_FIELD = FIELDS["id"]  # not stored: the key already holds the id (saves memory on every callback)
+# Kept in its own string key: a hash field over 64 bytes makes Redis drop the compact hash encoding.
+_HISTORY_FIELD = FIELDS["attempts"]
+# The fields the scripts read a due-set score from (next_at, else due_at), see common.lua.
+_DUE_FIELDS = f"{FIELDS['next_at']} {FIELDS['due_at']}"
+# Store bookkeeping field in the callback hash (the codec's short names never start with "_").
 _LIVE_FIELD = "_live"  # "1" while a call exists
 
 
@@ -185,11 +190,10 @@ class Store:
         events: Sequence[Event],
         *,
         idempotency_key: str | None = None,
-        idempotency_ttl: timedelta = DEFAULT_IDEMPOTENCY_TTL,
     ) -> Created:
         """Store a new callback with its creation events, once.
 
-        A request retried with the same ``idempotency_key`` (within ``idempotency_ttl``) gets the first
+        A request retried with the same ``idempotency_key`` (within ``IDEMPOTENCY_WINDOW``) gets the first
         callback back (``created=False``) and nothing is written: a client that lost the reply cannot
         schedule the same call twice.
         """
@@ -199,10 +203,11 @@ class Store:
             self.keys.callback_prefix,
             callback.id,
             self.keys.wake_channel,
-            self.keys.idempotency(idempotency_key) if idempotency_key else "",
-            int(idempotency_ttl.total_seconds()),
+            idempotency_key or "",
+            self.keys.idempotency_prefix,
+            int(IDEMPOTENCY_WINDOW.total_seconds()),
             _due_ms(callback),
-            *_pairs_args(_record_fields(callback)),
+            *self._record_args(callback),
             *self._index_args(None, callback),
             *_events_args(events),
         ]
@@ -215,16 +220,19 @@ class Store:
         return Created(first, False)
 
     async def get(self, callback_id: str) -> Callback | None:
-        stored = await self.redis.hgetall(self.keys.callback(callback_id))
-        return callback_from_fields(stored) if stored else None
+        found = await self.get_many([callback_id])
+        return found[0] if found else None
 
     async def get_many(self, callback_ids: Iterable[str]) -> list[Callback]:
         """The callbacks that exist among ``callback_ids``, in the given order."""
+        wanted = list(callback_ids)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for callback_id in callback_ids:
+            for callback_id in wanted:
                 pipe.hgetall(self.keys.callback(callback_id))
+                pipe.get(self.keys.history(callback_id))
             replies = await pipe.execute()
-        return [callback_from_fields(stored) for stored in replies if stored]
+        records = zip(wanted, replies[::2], replies[1::2], strict=True)
+        return [_decode(callback_id, stored, history) for callback_id, stored, history in records if stored]
 
     async def ids_in_state(self, state: State) -> set[str]:
         return set(await self.redis.smembers(self.keys.state_index(state.value)))
@@ -233,15 +241,14 @@ class Store:
         return set(await self.redis.smembers(self.keys.agent_index(agent)))
 
     async def ids_for_contact(self, contact_number: str) -> set[str]:
-        return await self._lex_ids(self.keys.contact_index, contact_number)
+        return await self._hash_index_ids(self.keys.contact_index, contact_number)
 
     async def ids_for_call(self, uniqueid_or_linkedid: str) -> set[str]:
         """Callbacks requested from a call, by the uniqueid or the linkedid of the originating channel."""
-        return await self._lex_ids(self.keys.call_index, uniqueid_or_linkedid)
+        return await self._hash_index_ids(self.keys.call_index, uniqueid_or_linkedid)
 
-    async def _lex_ids(self, index: str, value: str) -> set[str]:
-        low, high = lex_range(value)
-        return {lex_callback_id(member) for member in await self.redis.zrangebylex(index, low, high)}
+    async def _hash_index_ids(self, index: str, value: str) -> set[str]:
+        return set((await self.redis.hget(index, value) or "").split())
 
     async def count_by_state(self) -> dict[State, int]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -281,7 +288,7 @@ class Store:
             before.version,
             "" if token is None else token,
             *_placement(after),
-            *_pairs_args(_record_fields(after)),
+            *self._record_args(after),
             *self._index_args(before, after),
             *_events_args(events),
         ]
@@ -292,13 +299,18 @@ class Store:
     async def claim(self, limit: int, owner: str, lease_ms: int = DEFAULT_LEASE_MS) -> ClaimBatch:
         """Claim up to ``limit`` callbacks, oldest first: expired leases, then due callbacks."""
         keys = [self.keys.due, self.keys.leases, self.keys.fence, self.keys.paused]
-        now, next_wake, raw_claims = await self._run(
-            _Script.CLAIM, keys, [self.keys.callback_prefix, limit, lease_ms, owner]
-        )
+        args = [self.keys.callback_prefix, limit, lease_ms, owner, _DUE_FIELDS, self.keys.history_prefix]
+        now, next_wake, raw_claims = await self._run(_Script.CLAIM, keys, args)
         lease_until = int(now) + lease_ms
         claims = tuple(
-            Claim(callback_from_fields(_flat_to_dict(fields)), int(token), live == "1", owner, lease_until)
-            for _, token, live, fields in raw_claims
+            Claim(
+                _decode(callback_id, _flat_to_dict(fields), history),
+                int(token),
+                live == "1",
+                owner,
+                lease_until,
+            )
+            for callback_id, token, live, fields, history in raw_claims
         )
         return ClaimBatch(claims, int(now), int(next_wake) if next_wake else None)
 
@@ -311,7 +323,13 @@ class Store:
     async def release(self, claim: Claim) -> bool:
         """Hand an untouched claim back to the due set (fenced). A live callback is not released (False):
         its lease lapses and the next holder resumes it."""
-        args = [self.keys.callback_prefix, claim.callback.id, claim.token, self.keys.wake_channel]
+        args = [
+            self.keys.callback_prefix,
+            claim.callback.id,
+            claim.token,
+            self.keys.wake_channel,
+            _DUE_FIELDS,
+        ]
         return bool(await self._run(_Script.RELEASE, [self.keys.due, self.keys.leases], args))
 
     async def set_paused(self, paused: bool) -> None:
@@ -403,24 +421,38 @@ class Store:
 
     # --- encoding helpers ------------------------------------------------------------------------------
 
+    def _record_args(self, callback: Callback) -> list[str]:
+        """History key prefix, history, then the hash fields: the codec's, less the id (the key holds
+        it) and the history (its own key), plus bookkeeping."""
+        check_callback_id(callback.id)
+        fields = callback_to_fields(callback)
+        del fields[_ID_FIELD]
+        history = fields.pop(_HISTORY_FIELD, "")
+        if callback.state.is_live:
+            fields[_LIVE_FIELD] = "1"
+        return [self.keys.history_prefix, history, *_pairs_args(fields)]
+
     def _index_args(self, before: Callback | None, after: Callback) -> list[str]:
-        """Index changes from ``before`` to ``after`` as count + (op, key, member) triples."""
+        """Index changes from ``before`` to ``after`` as count + (op, key, value) triples: ``s`` entries
+        are sets of ids (value = the id), ``h`` entries map a value to the ids having it."""
         old = self._index_entries(before) if before else frozenset()
         new = self._index_entries(after)
-        ops = [("srem" if kind == "s" else "zrem", key, member) for kind, key, member in sorted(old - new)]
-        ops += [("sadd" if kind == "s" else "zadd", key, member) for kind, key, member in sorted(new - old)]
+        ops = [(kind + "rem", key, value) for kind, key, value in sorted(old - new)]
+        ops += [(kind + "add", key, value) for kind, key, value in sorted(new - old)]
         return [str(len(ops)), *(part for op in ops for part in op)]
 
     def _index_entries(self, callback: Callback) -> frozenset[tuple[str, str, str]]:
         entries = {
             ("s", self.keys.state_index(callback.state.value), callback.id),
-            ("z", self.keys.contact_index, lex_member(callback.contact_number, callback.id)),
+            ("h", self.keys.contact_index, callback.contact_number),
         }
         if callback.agent:
             entries.add(("s", self.keys.agent_index(callback.agent), callback.id))
-        for call_id in {callback.origin_uniqueid, callback.origin_linkedid} - {None, ""}:
-            assert call_id is not None
-            entries.add(("z", self.keys.call_index, lex_member(call_id, callback.id)))
+        entries.update(
+            ("h", self.keys.call_index, call_id)
+            for call_id in (callback.origin_uniqueid, callback.origin_linkedid)
+            if call_id
+        )
         return frozenset(entries)
 
 
@@ -443,14 +475,11 @@ def _due_ms(callback: Callback) -> int:
     return _time_to_ms(callback.next_at or callback.due_at)
 
 
-def _record_fields(callback: Callback) -> dict[str, str]:
-    """The hash content: the codec's fields plus the store's bookkeeping."""
-    fields = callback_to_fields(callback)
-    if callback.state is State.SCHEDULED:
-        fields[_DUE_FIELD] = str(_due_ms(callback))
-    elif callback.state.is_live:
-        fields[_LIVE_FIELD] = "1"
-    return fields
+def _decode(callback_id: str, stored: Mapping[str, str], history: str | None) -> Callback:
+    restored = {**stored, _ID_FIELD: callback_id}
+    if history:
+        restored[_HISTORY_FIELD] = history
+    return callback_from_fields(restored)
 
 
 def _pairs_args(fields: Mapping[str, str]) -> list[str]:

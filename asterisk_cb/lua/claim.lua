@@ -3,9 +3,11 @@
 -- lease ending `lease ms` from now on the server clock. While paused, due callbacks wait and so do
 -- expired claims that never went live (they go back to the due set); live ones are still taken over,
 -- because a call exists and someone must follow it.
--- KEYS: due, leases, fence, paused. ARGV: callback prefix, limit, lease ms, owner.
--- Returns {server now ms, next wake ms or '', {id, token, resume flag, {hash fields...}}...}
+-- KEYS: due, leases, fence, paused. ARGV: callback prefix, limit, lease ms, owner, due fields (see
+-- stored_due_ms in common.lua), history key prefix.
+-- Returns {server now ms, next wake ms or '', {id, token, resume flag, {hash fields...}, history}...}
 local prefix, limit, lease_ms, owner = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local history_prefix = ARGV[6]
 local now = now_ms()
 local paused = redis.call('EXISTS', KEYS[4]) == 1
 local claims = {}
@@ -22,14 +24,15 @@ local function take(id)
   redis.call('ZADD', KEYS[2], now + lease_ms, id)
   redis.call('HSET', hash, '_tok', token, '_own', owner)
   local live = redis.call('HGET', hash, '_live') == '1'
-  claims[#claims + 1] = {id, tostring(token), live and '1' or '', redis.call('HGETALL', hash)}
+  local history = redis.call('GET', history_prefix .. id) or ''
+  claims[#claims + 1] = {id, tostring(token), live and '1' or '', redis.call('HGETALL', hash), history}
 end
 
 local function hold_back(id)
   local hash = prefix .. id
   redis.call('ZREM', KEYS[2], id)
   redis.call('HDEL', hash, '_tok', '_own')
-  local due = redis.call('HGET', hash, '_due')
+  local due = stored_due_ms(hash, ARGV[5])
   if due then
     redis.call('ZADD', KEYS[1], due, id)
   end

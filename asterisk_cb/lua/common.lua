@@ -32,6 +32,16 @@ local function place_due(due_key, wake_channel, id, due_ms)
   end
 end
 
+-- The attempt history lives in its own string key: as a hash field it would exceed the compact
+-- listpack encoding's value limit (64 bytes) and the whole hash would grow about sevenfold.
+local function write_history(key, history)
+  if history == '' then
+    redis.call('DEL', key)
+  else
+    redis.call('SET', key, history)
+  end
+end
+
 -- Read `count` field/value pairs from ARGV starting at `pos`; returns the flat list and the next position.
 local function read_pairs(pos)
   local count = tonumber(ARGV[pos])
@@ -42,25 +52,64 @@ local function read_pairs(pos)
   return pairs_, pos + 1 + count * 2
 end
 
--- Apply index changes encoded as: count, then (op, key, member) triples; op is sadd|srem|zadd|zrem
--- (the zsets are lexicographic: score 0).
-local function apply_index_ops(pos)
+-- Multi-valued index hashes map a value (contact number, call id) to space-separated callback ids.
+local function hash_index_add(key, value, id)
+  local ids = redis.call('HGET', key, value)
+  if not ids then
+    redis.call('HSET', key, value, id)
+  elseif not string.find(' ' .. ids .. ' ', ' ' .. id .. ' ', 1, true) then
+    redis.call('HSET', key, value, ids .. ' ' .. id)
+  end
+end
+
+local function hash_index_remove(key, value, id)
+  local ids = redis.call('HGET', key, value)
+  if not ids then
+    return
+  end
+  local kept = {}
+  for other in string.gmatch(ids, '%S+') do
+    if other ~= id then
+      kept[#kept + 1] = other
+    end
+  end
+  if #kept == 0 then
+    redis.call('HDEL', key, value)
+  else
+    redis.call('HSET', key, value, table.concat(kept, ' '))
+  end
+end
+
+-- Apply index changes for callback `id`, encoded as: count, then (op, key, value) triples; op is
+-- sadd|srem (a set of ids; value is the id) or hadd|hrem (an index hash; value is the indexed value).
+local function apply_index_ops(pos, id)
   local count = tonumber(ARGV[pos])
   pos = pos + 1
   for _ = 1, count do
-    local op, key, member = ARGV[pos], ARGV[pos + 1], ARGV[pos + 2]
+    local op, key, value = ARGV[pos], ARGV[pos + 1], ARGV[pos + 2]
     if op == 'sadd' then
-      redis.call('SADD', key, member)
+      redis.call('SADD', key, value)
     elseif op == 'srem' then
-      redis.call('SREM', key, member)
-    elseif op == 'zadd' then
-      redis.call('ZADD', key, 0, member)
+      redis.call('SREM', key, value)
+    elseif op == 'hadd' then
+      hash_index_add(key, value, id)
     else
-      redis.call('ZREM', key, member)
+      hash_index_remove(key, value, id)
     end
     pos = pos + 3
   end
   return pos
+end
+
+-- The due-set score of a stored callback: its next_at, else its due_at (codec microseconds -> ms).
+-- `fields` names the two hash fields, as "next_field due_field".
+local function stored_due_ms(hash, fields)
+  local next_field, due_field = string.match(fields, '^(%S+) (%S+)$')
+  local micros = redis.call('HGET', hash, next_field) or redis.call('HGET', hash, due_field)
+  if not micros then
+    return nil
+  end
+  return math.floor(tonumber(micros) / 1000)
 end
 
 -- Append events encoded as: count, then per event a field count and its field/value pairs.

@@ -1,26 +1,35 @@
 -- Create a callback once. KEYS: due, events.
--- ARGV: callback prefix, id, wake channel, idempotency key name ('' = none), its TTL in seconds,
---       due ms ('' = not due), then fields, index ops, events (see common.lua).
+-- ARGV: callback prefix, id, wake channel, idempotency key ('' = none), idempotency bucket prefix,
+--       window seconds, due ms, history key prefix, history ('' = none), then fields, index ops,
+--       events (see common.lua).
+-- Idempotency keys live in one hash per window (bucket = server seconds // window) that expires as a
+-- whole; the current and the previous bucket are searched, so a key is honoured for at least one window
+-- and at most two.
 -- Returns {1, id} when created, {0, first id} when the idempotency key was already used.
-local hash = ARGV[1] .. ARGV[2]
-local idem_key = ARGV[4]
-if idem_key ~= '' then
-  local first = redis.call('GET', idem_key)
-  if first then
-    return {0, first}
+local id, idem = ARGV[2], ARGV[4]
+local hash = ARGV[1] .. id
+local window = tonumber(ARGV[6])
+local bucket = math.floor(now_ms() / 1000 / window)
+if idem ~= '' then
+  for b = bucket, bucket - 1, -1 do
+    local first = redis.call('HGET', ARGV[5] .. string.format('%d', b), idem)
+    if first then
+      return {0, first}
+    end
   end
 end
 if redis.call('EXISTS', hash) == 1 then
-  return fail('EXISTS', ARGV[2] .. ' already exists')
+  return fail('EXISTS', id .. ' already exists')
 end
-local fields, pos = read_pairs(7)
+local fields, pos = read_pairs(10)
 redis.call('HSET', hash, unpack(fields))
-if ARGV[6] ~= '' then
-  place_due(KEYS[1], ARGV[3], ARGV[2], ARGV[6])
-end
-pos = apply_index_ops(pos)
+write_history(ARGV[8] .. id, ARGV[9])
+place_due(KEYS[1], ARGV[3], id, ARGV[7])
+pos = apply_index_ops(pos, id)
 append_events(KEYS[2], pos)
-if idem_key ~= '' then
-  redis.call('SET', idem_key, ARGV[2], 'EX', ARGV[5])
+if idem ~= '' then
+  local bucket_key = ARGV[5] .. string.format('%d', bucket)
+  redis.call('HSET', bucket_key, idem, id)
+  redis.call('EXPIRE', bucket_key, window * 2)
 end
-return {1, ARGV[2]}
+return {1, id}

@@ -1,6 +1,7 @@
 -- Give a claim back unchanged (a stopping daemon hands back work it never started). A live callback is
 -- not released: its lease lapses and the next holder resumes it. KEYS: due, leases.
--- ARGV: callback prefix, id, token, wake channel. Returns 1 if released, 0 if left to lapse.
+-- ARGV: callback prefix, id, token, wake channel, due fields (see stored_due_ms in common.lua).
+-- Returns 1 if released, 0 if left to lapse.
 local id = ARGV[2]
 local hash = ARGV[1] .. id
 local refusal = fence_error(hash, KEYS[2], id, ARGV[3], now_ms())
@@ -12,7 +13,7 @@ if redis.call('HGET', hash, '_live') == '1' then
 end
 redis.call('ZREM', KEYS[2], id)
 redis.call('HDEL', hash, '_tok', '_own')
-local due = redis.call('HGET', hash, '_due')
+local due = stored_due_ms(hash, ARGV[5])
 if due then
   place_due(KEYS[1], ARGV[4], id, due)
 end

@@ -107,6 +107,18 @@ async def test_contact_index_separates_numbers_sharing_a_prefix(store: Store) ->
     assert await store.ids_for_contact("12345") == {"long"}
 
 
+async def test_multi_valued_indexes_follow_edits(store: Store) -> None:
+    first = make_callback("c1", contact_number="+4930111", origin_linkedid="1700.5")
+    await create(store, first, make_callback("c2", contact_number="+4930111", origin_linkedid="1700.5"))
+    assert await store.ids_for_contact("+4930111") == {"c1", "c2"}
+
+    moved = changed(first, contact_number="+4930222", origin_linkedid=None)
+    await store.edit(first, moved, [])
+    assert await store.ids_for_contact("+4930111") == {"c2"}
+    assert await store.ids_for_contact("+4930222") == {"c1"}
+    assert await store.ids_for_call("1700.5") == {"c2"}
+
+
 async def test_retried_request_returns_first_callback_and_writes_nothing(store: Store) -> None:
     first = make_callback("first")
     created = await store.create(first, [event(first, EventKind.CREATED)], idempotency_key="req-1")

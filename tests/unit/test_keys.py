@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from redis.crc import key_slot
 
-from asterisk_cb.keys import InvalidKeyPart, Keys, lex_callback_id, lex_member, lex_range
+from asterisk_cb.keys import InvalidKeyPart, Keys, check_callback_id
 
 
 def every_key(keys: Keys) -> list[str]:
@@ -16,11 +16,12 @@ def every_key(keys: Keys) -> list[str]:
         keys.paused,
         keys.events,
         keys.callback("c1"),
+        keys.history("c1"),
         keys.state_index("scheduled"),
         keys.agent_index("1001"),
         keys.contact_index,
         keys.call_index,
-        keys.idempotency("request-7"),
+        keys.idempotency_bucket(20_417),
         keys.settings("queue:sales"),
         keys.settings_scopes,
     ]
@@ -39,16 +40,9 @@ def test_namespace_that_breaks_the_hash_tag_is_refused(namespace: str) -> None:
         Keys(namespace)
 
 
-def test_lex_range_selects_exactly_one_value() -> None:
-    members = sorted(lex_member(value, f"id-{value}") for value in ["1234", "12345", "123", "1235", "+1234"])
-    low, high = lex_range("1234")
-    # Redis compares members bytewise, as Python compares these ASCII strings.
-    selected = [m for m in members if low[1:] < m < high[1:]]
-    assert [lex_callback_id(m) for m in selected] == ["id-1234"]
-
-
-def test_key_parts_with_nul_or_empty_are_refused() -> None:
-    with pytest.raises(InvalidKeyPart):
-        Keys().callback("")
-    with pytest.raises(InvalidKeyPart):
-        lex_member("12\x0034", "c1")
+def test_callback_ids_with_whitespace_or_nul_are_refused() -> None:
+    # Ids are listed space-separated in the index hashes.
+    for bad in ["", "a b", "a\tb", "a\x00b"]:
+        with pytest.raises(InvalidKeyPart):
+            check_callback_id(bad)
+    assert Keys("x").callback("c-1") == "{x}:cb:c-1"

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from asterisk_cb import config, deployment
+
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
 
 
@@ -58,3 +60,13 @@ def test_mounted_host_paths_exist(compose: dict) -> None:
             source = volume.split(":", 1)[0]
             if source.startswith("."):
                 assert (DOCKER_DIR / source).exists(), f"{source} is mounted but missing"
+
+
+def test_the_daemon_config_loads_and_points_at_the_compose_services() -> None:
+    site = deployment.from_settings_file(
+        config.load(DOCKER_DIR / "asterisk-cb.conf", other_sections=deployment.SECTIONS)
+    )
+    assert site.redis.url == "redis://redis:6379/0"
+    assert site.ari.url == "http://asterisk:8088"
+    assert site.ami.host == "asterisk"
+    assert site.has_agent("1001")

@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Render the lab's Asterisk config (scripts/lab/asterisk) for the compose network, into DEST.
+
+One set of templates serves both labs: here PostgreSQL is the `postgres` service and Asterisk listens
+on every interface of its container (compose publishes the ports on the host's loopback only).
+Usage: render-asterisk-config.py DEST   (run from the repository root)
+"""
+
+import os
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+COMPOSE_VALUES = {
+    "ACB_LAB_PG_HOST": "postgres",
+    "ACB_LAB_PG_PORT": "5432",
+}
+# Lines of the loopback lab that must open up inside a container: listen on every interface, let the
+# compose network's AMI client in, and drop the loopback-only media address.
+_REWRITES = (
+    (re.compile(r"^(bindaddr|bind)\s*=\s*127\.0\.0\.1", re.MULTILINE), r"\1 = 0.0.0.0"),
+    (re.compile(r"^permit\s*=\s*127\.0\.0\.1/255\.255\.255\.255", re.MULTILINE), "permit = 0.0.0.0/0.0.0.0"),
+    (re.compile(r"^(media_address|bind_rtp_to_media_address)\s*=.*\n", re.MULTILINE), ""),
+)
+
+
+def main(dest: Path) -> None:
+    os.environ.update(COMPOSE_VALUES)
+    os.environ["ACB_LAB_DIR"] = str(dest)
+    sys.path.insert(0, str(REPO / "scripts"))
+    # Imported here: the lab reads its settings from the environment set just above.
+    from lab.asterisk import write_config  # noqa: PLC0415
+    from lab.settings import load  # noqa: PLC0415
+
+    settings = load()
+    config_dir = settings.root_dir / "etc" / "asterisk"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    write_config(settings)
+    for path in config_dir.glob("*.conf"):
+        text = path.read_text()
+        for pattern, replacement in _REWRITES:
+            text = pattern.sub(replacement, text)
+        path.write_text(text)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

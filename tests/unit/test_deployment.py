@@ -1,0 +1,82 @@
+"""The deployment sections of the config: good values load, every bad one names its file and line."""
+
+from pathlib import Path
+
+import pytest
+
+from asterisk_cb import config, deployment
+
+REQUIRED = """
+[ari]
+user = acb
+password = pw
+[ami]
+user = acb
+secret = pw
+[dialing]
+outbound_context = from-internal
+"""
+
+
+def load(tmp_path: Path, text: str) -> deployment.Deployment:
+    path = tmp_path / "asterisk-cb.conf"
+    path.write_text(text)
+    return deployment.from_settings_file(config.load(path, other_sections=deployment.SECTIONS))
+
+
+def test_defaults_point_at_a_local_asterisk_and_redis(tmp_path: Path) -> None:
+    site = load(tmp_path, REQUIRED)
+    assert site.redis.url == "redis://127.0.0.1:6379/0"
+    assert site.redis.namespace == "asterisk-cb"
+    assert site.ari.url == "http://127.0.0.1:8088"
+    assert site.ari.app == "asterisk-cb"
+    assert (site.ami.host, site.ami.port) == ("127.0.0.1", 5038)
+    assert site.dialing.outbound_context == "from-internal"
+
+
+def test_agents_ring_every_listed_device(tmp_path: Path) -> None:
+    site = load(tmp_path, REQUIRED + "[agents]\n1001 = PJSIP/1001 & PJSIP/1001-mobile\n")
+    assert site.agents["1001"] == ("PJSIP/1001", "PJSIP/1001-mobile")
+    assert site.has_agent("1001")
+    assert not site.has_agent("1002")
+
+
+def test_sentinel_section(tmp_path: Path) -> None:
+    site = load(tmp_path, REQUIRED + "[redis]\nsentinels = 10.0.0.1:26379, 10.0.0.2\nservice_name = cb\n")
+    assert site.redis.url is None
+    assert site.redis.sentinel is not None
+    assert site.redis.sentinel.sentinels == (("10.0.0.1", 26379), ("10.0.0.2", 26379))
+
+
+@pytest.mark.parametrize(
+    ("extra", "line", "words"),
+    [
+        ("[agents]\n1001 = PJSIP/1001&Local/x,1\n", 11, "devices must be"),
+        ("[agents]\nbad agent = PJSIP/1\n", 11, "not a valid name"),
+    ],
+)
+def test_bad_values_are_refused_with_their_place(tmp_path: Path, extra: str, line: int, words: str) -> None:
+    with pytest.raises(config.ConfigError) as caught:
+        load(tmp_path, REQUIRED + extra)
+    message = str(caught.value)
+    assert f"asterisk-cb.conf:{line}" in message
+    assert words in message
+
+
+def test_a_bad_port_or_url_names_the_option(tmp_path: Path) -> None:
+    path_text = REQUIRED.replace("[ami]\n", "[ami]\nport = 99999\n")
+    with pytest.raises(
+        config.ConfigError, match=r"asterisk-cb.conf:6 \[ami\]: port: '99999' is not a TCP port"
+    ):
+        load(tmp_path, path_text)
+    path_text = REQUIRED.replace("[ari]\n", "[ari]\nurl = ftp://pbx\n")
+    with pytest.raises(config.ConfigError, match=r"asterisk-cb.conf:3 \[ari\]: url: 'ftp://pbx' is not"):
+        load(tmp_path, path_text)
+
+
+@pytest.mark.parametrize(
+    "missing", ["user = acb\npassword = pw\n[ami]", "outbound_context = from-internal\n"]
+)
+def test_required_options_are_named(tmp_path: Path, missing: str) -> None:
+    with pytest.raises(config.ConfigError, match="required"):
+        load(tmp_path, REQUIRED.replace(missing, "[ami]" if "[ami]" in missing else ""))

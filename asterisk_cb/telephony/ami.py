@@ -2,8 +2,9 @@
 
 panoramisk does the wire protocol; this module adds what a daemon needs around it: a capped jittered
 reconnect (panoramisk retries every 2 s forever and logs tracebacks), a health flag, a re-seed of
-device and queue state after every login, delivered *before* the events that raced it, and actions
-that fail with AmiError instead of hanging when the link drops.
+device and queue state on every FullyBooted (Asterisk sends it at login when booted, or later when a
+restarting Asterisk finishes booting: seeding at login could read half-loaded queues), delivered
+*before* the events that raced it, and actions that fail with AmiError instead of hanging.
 
 Least rights (manager.conf, checked on Asterisk 22 with `manager show command`): `read = system,call,agent`
 (FullyBooted is `system`, DeviceStateChange `call`, QueueMember* and AgentLogin/Logoff `agent`) and
@@ -26,6 +27,7 @@ from panoramisk import Manager
 from asterisk_cb.telephony.ami_events import (
     AmiEvent,
     DeviceStateChange,
+    FullyBooted,
     QueueMember,
     QueueMemberEvent,
     parse_ami_event,
@@ -128,7 +130,7 @@ class AmiConnection:
         self._consumer: asyncio.Task[None] | None = None
         self._retry: asyncio.TimerHandle | None = None
         self._attempt = 0
-        self._logged_in_now = False
+        self._authenticated = asyncio.Event()
         self._ready = asyncio.Event()
 
     # --- wiring -----------------------------------------------------------------------------------
@@ -184,7 +186,7 @@ class AmiConnection:
     async def send(self, action: Mapping[str, str]) -> Any:
         """Send one action; the answer (a Message, or a list for event-list actions) or AmiError."""
         manager = self._manager
-        if manager is None or not self._logged_in_now:
+        if manager is None or not self._authenticated.is_set():
             raise AmiUnavailable(f"AMI {action.get('Action')}: not logged in")
         future = manager.send_action(dict(action))
         self._pending.add(future)
@@ -234,14 +236,15 @@ class AmiConnection:
         event = parse_ami_event(message)
         if event is not None:
             self._inbox.put_nowait(event)
+        if isinstance(event, FullyBooted):
+            self._inbox.put_nowait(_Resync())
 
     def _logged_in(self, authenticated: bool, message: str) -> None:
         if not authenticated:
             self._drop(f"login refused: {message or 'no reason given'}")
             return
-        self._logged_in_now = True
+        self._authenticated.set()
         self._attempt = 0
-        self._inbox.put_nowait(_Resync())
 
     def _drop(self, error: str) -> None:
         """Give up on this connection (bad login, failed seed) and retry it later with backoff.
@@ -253,7 +256,7 @@ class AmiConnection:
 
     def _link_failed(self, error: str) -> None:
         """Any loss: mark down, fail waiting actions, and schedule the next connect with backoff."""
-        self._logged_in_now = False
+        self._authenticated.clear()
         self._ready.clear()
         self._fail_pending(f"AMI {error}")
         was_up = self.health.connected
@@ -286,11 +289,13 @@ class AmiConnection:
 
     async def _resync(self) -> None:
         try:
+            # FullyBooted can be parsed a moment before panoramisk reports the login that preceded it.
+            await asyncio.wait_for(self._authenticated.wait(), self.settings.action_timeout_s)
             snapshot = await self.take_snapshot()
             for hook in list(self._resync_hooks):
                 await call_handler(hook, snapshot)
-        except AmiError as exc:
-            self._drop(f"resync failed: {exc}")
+        except (AmiError, TimeoutError) as exc:
+            self._drop(f"resync failed: {_first_line(exc) if str(exc) else 'not logged in'}")
             return
         self.health.mark_up()
         self._ready.set()

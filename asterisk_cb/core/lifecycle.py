@@ -602,11 +602,17 @@ def finish_bound(settings: Settings) -> timedelta:
     """How long after its due time a callback may stay unfinished when nobody acts.
 
     Not counted: time held while paused or disabled (it extends the agent-wait deadline by as much),
-    talk time, and scheduler lateness per step. Every term is one bounded kind of step:
-    waiting for the agent ends ``max_agent_wait`` after the due time (+ one re-check or one calling-hours
-    closure that began before it); a ring that finds the agent's device busy happens only before that
-    deadline, at most once per re-check; each missed agent ring and each contact attempt takes its
-    ring time(s) plus its wait and at most one calling-hours closure; the queue phase adds its attempts.
+    talk time, and scheduler lateness per step. The terms, each one bounded kind of step:
+
+    * waiting for the agent: re-checks are capped at the deadline ``max_agent_wait`` after the due
+      time, so those waits fit before it, plus the one wait that straddles it (a re-check or a
+      calling-hours closure) and one closure after it before the check that fails over;
+    * rings that find the agent's device busy: re-checks are ``reschedule_delay`` apart before the
+      deadline and the first one at or after it fails over: ceil(wait / delay) + 1 rings;
+    * each missed agent ring: its ring, the re-check delay, one closure;
+    * each contact attempt (agent phase): both rings, the retry interval, one closure;
+    * each queue attempt: the contact ring, the queue wait, the retry interval, one closure (the
+      last attempt needs no retry, which pays for the wait before the first).
     """
     ring_agent, ring_contact = settings.agent_ring_timeout, settings.contact_ring_timeout
     closure = settings.calling_hours.longest_closure()
@@ -615,6 +621,7 @@ def finish_bound(settings: Settings) -> timedelta:
     agent_phase = (
         settings.max_agent_wait
         + max(recheck, closure)
+        + closure
         + busy_rings * ring_agent
         + settings.max_missed_agent_rings * (ring_agent + recheck + closure)
         + settings.max_attempts * (ring_agent + ring_contact + retry + closure)

@@ -193,7 +193,9 @@ class CallingHours:
                 if window.end is not None
                 else datetime.combine(day + timedelta(days=1), time())
             )
-            spans.append((start, to_utc(end_local, tz)))
+            end = to_utc(end_local, tz)
+            if start < end:  # a window inside a spring-forward gap does not exist that day
+                spans.append((start, end))
         return sorted(spans)
 
 

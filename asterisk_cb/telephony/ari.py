@@ -324,7 +324,8 @@ class AriClient:
         return [DeviceState.from_json(item) for item in await self.request("GET", "/deviceStates")]
 
     async def device_state(self, device: str) -> DeviceState:
-        """Current state of any device, e.g. PJSIP/1001."""
+        """Current state of any device, e.g. PJSIP/1001 (Asterisk answers INVALID for one it does not know).
+        The name must be sent %2F-encoded: a raw slash makes ARI answer 404."""
         return DeviceState.from_json(await self.request("GET", f"/deviceStates/{quote(device, safe='')}"))
 
     async def subscribe(self, event_source: str) -> None:

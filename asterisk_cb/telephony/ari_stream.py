@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from asterisk_cb.telephony.ari import AriClient, AriError, AriNotFound
+from asterisk_cb.telephony.ari import AriClient, AriError
 from asterisk_cb.telephony.ari_events import (
     ApplicationReplaced,
     AriEvent,
@@ -169,20 +169,13 @@ class AriEventStream:
         bridges = await self.client.list_bridges()
         states = {state.name: state for state in await self.client.device_states()}
         watched = [name for name in self._watched_devices() if name not in states]
-        for state in await asyncio.gather(*(self._watched_state(name) for name in watched)):
+        for state in await asyncio.gather(*(self.client.device_state(name) for name in watched)):
             states[state.name] = state
         return ResyncSnapshot(
             channels=tuple(ch for ch in channels if ch.id.startswith(prefix)),
             bridges=tuple(br for br in bridges if br.id.startswith(prefix)),
             device_states=tuple(states.values()),
         )
-
-    async def _watched_state(self, device: str) -> DeviceState:
-        """A device Asterisk does not know is INVALID (its own word), not a reason to fail the resync."""
-        try:
-            return await self.client.device_state(device)
-        except AriNotFound:
-            return DeviceState(name=device, state="INVALID")
 
     async def _pump(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for message in ws:

@@ -66,6 +66,7 @@ class FakeAmi:
         self.replies: dict[str, list[str]] = {}
         self.received: list[dict[str, str]] = []
         self.logins = 0
+        self.booted = True  # False: like an Asterisk still booting, FullyBooted is not sent at login
         self.writers: list[asyncio.StreamWriter] = []
         self._sessions: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -131,5 +132,5 @@ class FakeAmi:
             ]
         self.logins += 1
         accepted = recorded_reply("ami_seed.txt", "login-1")
-        booted = unsolicited_events("ami_seed.txt", "FullyBooted")
+        booted = unsolicited_events("ami_seed.txt", "FullyBooted") if self.booted else []
         return [with_action_id(b, action["ActionID"]) for b in accepted] + booted

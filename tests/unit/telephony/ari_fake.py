@@ -128,8 +128,8 @@ class FakeAri:
 
     async def _object_route(self, request: web.Request) -> web.StreamResponse:
         kind, _, rest = request.match_info["tail"].partition("/")
-        if kind == "deviceStates" and rest in self.device_states:
-            return web.json_response({"name": rest, "state": self.device_states[rest]})
+        if kind == "deviceStates" and request.raw_path.count("/") == 3:  # /ari/deviceStates/<encoded name>
+            return web.json_response({"name": rest, "state": self.device_states.get(rest, "INVALID")})
         if kind == "channels":
             return self._channel_route(request, rest)
         if kind == "applications" and rest.endswith("/subscription"):

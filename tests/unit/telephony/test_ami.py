@@ -132,6 +132,20 @@ async def test_login_seeds_device_states_and_queue_members(ami: AmiConnection) -
     assert ami.health.snapshot().connected
 
 
+async def test_seed_waits_for_fully_booted_when_asterisk_is_still_booting(
+    ami: AmiConnection, fake_ami: FakeAmi
+) -> None:
+    fake_ami.booted = False
+    await ami.start()
+    await _until(lambda: fake_ami.logins == 1)
+    await asyncio.sleep(0.2)
+    assert not ami.health.connected
+    assert [a["Action"] for a in fake_ami.received] == ["Login"]
+    await fake_ami.push(unsolicited_events("ami_seed.txt", "FullyBooted"))
+    await ami.wait_ready(5)
+    assert [a["Action"] for a in fake_ami.received] == ["Login", "DeviceStateList", "QueueStatus"]
+
+
 async def test_events_that_race_the_seed_are_dispatched_after_it(
     ami: AmiConnection, fake_ami: FakeAmi
 ) -> None:

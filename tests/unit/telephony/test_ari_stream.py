@@ -43,7 +43,11 @@ async def stream(ari_client: AriClient, sleep: RecordingSleep) -> AsyncIterator[
         owned_prefix="acb-", backoff=Backoff(initial_s=1, factor=2, cap_s=8, jitter=0.5)
     )
     events = AriEventStream(
-        ari_client, settings, watched_devices=lambda: ["PJSIP/1001"], sleep=sleep, uniform=lambda a, b: b
+        ari_client,
+        settings,
+        watched_devices=lambda: ["PJSIP/1001", "PJSIP/1009"],
+        sleep=sleep,
+        uniform=lambda a, b: b,
     )
     yield events
     await events.stop()
@@ -74,6 +78,7 @@ async def test_resync_snapshot_holds_only_what_we_own_and_watch(
     assert {(d.name, d.state) for d in snapshot.device_states} == {
         ("Stasis:x", "BUSY"),
         ("PJSIP/1001", "NOT_INUSE"),
+        ("PJSIP/1009", "INVALID"),  # unknown to Asterisk: INVALID, as the real one answers
     }
     assert fake_ari.subscriptions == ["deviceState:"]
     assert stream.health.snapshot().connected

@@ -319,8 +319,11 @@ def from_documents(documents: Iterable[Document], other_sections: Iterable[str] 
 
 def _check_scope_name(name: str, settings_scope: bool, allowed_other: set[str], origin: Origin) -> None:
     if settings_scope:
-        if name != GENERAL:
-            rules.identifier(name.partition("/")[2], "section")
+        try:
+            if name != GENERAL:
+                rules.identifier(name.partition("/")[2], "section")
+        except rules.ValidationError as error:
+            raise SettingError(f"[{name}]", origin, error.reason) from error
         return
     if name not in allowed_other:
         known = ", ".join(sorted({GENERAL, "queue/<name>", "agent/<id>", *allowed_other}))

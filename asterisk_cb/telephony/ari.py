@@ -261,6 +261,10 @@ class AriClient:
         playback = await self.request("POST", path, {"media": media}, not_found=ChannelGone)
         return str(playback["id"])
 
+    async def stop_playback(self, playback_id: str) -> None:
+        """Stop a playback (the agent pressed the skip key). 404 if it already ended: AriNotFound."""
+        await self.request("DELETE", f"/playbacks/{quote(playback_id, safe='')}")
+
     async def moh_start(self, channel_id: str, moh_class: str | None = None) -> None:
         await self.request(
             "POST", _channel_path(channel_id, "moh"), {"mohClass": moh_class}, not_found=ChannelGone

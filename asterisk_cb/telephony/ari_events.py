@@ -86,6 +86,25 @@ class DeviceState:
 
 
 @dataclass(frozen=True)
+class Playback:
+    """A sound being played; `state` is queued, playing, done or failed."""
+
+    id: str
+    media_uri: str
+    target_uri: str
+    state: str
+
+    @classmethod
+    def from_json(cls, data: Json) -> Playback:
+        return cls(
+            id=data["id"],
+            media_uri=data.get("media_uri", ""),
+            target_uri=data.get("target_uri", ""),
+            state=data.get("state", ""),
+        )
+
+
+@dataclass(frozen=True)
 class AriEvent:
     """Common part of every event; `application` is the Stasis app the event was sent to."""
 
@@ -129,6 +148,24 @@ class ChannelHangupRequest(ChannelEvent):
 
 
 @dataclass(frozen=True)
+class ChannelDtmfReceived(ChannelEvent):
+    """A key pressed on the channel (e.g. the agent skipping the announcement)."""
+
+    digit: str = ""
+    duration_ms: int = 0
+
+
+@dataclass(frozen=True)
+class ChannelEnteredBridge(ChannelEvent):
+    bridge: Bridge = field(default_factory=lambda: Bridge(id="", bridge_type="", channels=()))
+
+
+@dataclass(frozen=True)
+class ChannelLeftBridge(ChannelEvent):
+    bridge: Bridge = field(default_factory=lambda: Bridge(id="", bridge_type="", channels=()))
+
+
+@dataclass(frozen=True)
 class ChannelVarset(AriEvent):
     """A variable set on a channel; `channel` is None for a global variable."""
 
@@ -155,6 +192,16 @@ class DeviceStateChanged(AriEvent):
 @dataclass(frozen=True)
 class BridgeDestroyed(AriEvent):
     bridge: Bridge
+
+
+@dataclass(frozen=True)
+class PlaybackStarted(AriEvent):
+    playback: Playback
+
+
+@dataclass(frozen=True)
+class PlaybackFinished(AriEvent):
+    playback: Playback
 
 
 @dataclass(frozen=True)
@@ -191,6 +238,13 @@ _FIELD_PARSERS: dict[type[AriEvent], Callable[[Json], dict[str, Any]]] = {
         "cause": d.get("cause"),
         "soft": bool(d.get("soft", False)),
     },
+    ChannelDtmfReceived: lambda d: {
+        **_channel_fields(d),
+        "digit": d["digit"],
+        "duration_ms": int(d.get("duration_ms", 0)),
+    },
+    ChannelEnteredBridge: lambda d: {**_channel_fields(d), "bridge": Bridge.from_json(d["bridge"])},
+    ChannelLeftBridge: lambda d: {**_channel_fields(d), "bridge": Bridge.from_json(d["bridge"])},
     ChannelVarset: lambda d: {
         "variable": d["variable"],
         "value": d.get("value", ""),
@@ -204,6 +258,8 @@ _FIELD_PARSERS: dict[type[AriEvent], Callable[[Json], dict[str, Any]]] = {
     },
     DeviceStateChanged: lambda d: {"device_state": DeviceState.from_json(d["device_state"])},
     BridgeDestroyed: lambda d: {"bridge": Bridge.from_json(d["bridge"])},
+    PlaybackStarted: lambda d: {"playback": Playback.from_json(d["playback"])},
+    PlaybackFinished: lambda d: {"playback": Playback.from_json(d["playback"])},
     ApplicationReplaced: lambda d: {},
 }
 _BY_NAME: dict[str, type[AriEvent]] = {cls.__name__: cls for cls in _FIELD_PARSERS}

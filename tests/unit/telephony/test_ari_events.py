@@ -9,12 +9,17 @@ from asterisk_cb.telephony.ari_events import (
     ApplicationReplaced,
     BridgeDestroyed,
     ChannelDestroyed,
+    ChannelDtmfReceived,
+    ChannelEnteredBridge,
     ChannelHangupRequest,
+    ChannelLeftBridge,
     ChannelStateChange,
     ChannelVarset,
     DeviceStateChanged,
     Dial,
     EventParseError,
+    PlaybackFinished,
+    PlaybackStarted,
     StasisEnd,
     StasisStart,
     UnknownEvent,
@@ -43,6 +48,11 @@ def test_every_recorded_event_type_has_its_class() -> None:
         "DeviceStateChanged": DeviceStateChanged,
         "BridgeDestroyed": BridgeDestroyed,
         "ApplicationReplaced": ApplicationReplaced,
+        "ChannelDtmfReceived": ChannelDtmfReceived,
+        "ChannelEnteredBridge": ChannelEnteredBridge,
+        "ChannelLeftBridge": ChannelLeftBridge,
+        "PlaybackStarted": PlaybackStarted,
+        "PlaybackFinished": PlaybackFinished,
     }
     for data in RECORDED:
         event = parse_event(data)
@@ -79,8 +89,20 @@ def test_device_state_changed() -> None:
     assert (event.device_state.name, event.device_state.state) == ("Stasis:acb-rec", "INUSE")
 
 
+def test_dtmf_bridge_and_playback_events() -> None:
+    dtmf = parse_event(_first("ChannelDtmfReceived"))
+    assert isinstance(dtmf, ChannelDtmfReceived)
+    assert (dtmf.digit, dtmf.duration_ms, dtmf.channel.id) == ("5", 100, "acb-rec-4")
+    entered = parse_event(_first("ChannelEnteredBridge"))
+    assert isinstance(entered, ChannelEnteredBridge)
+    assert (entered.bridge.id, entered.bridge.channels) == ("acb-rec-br", ("acb-rec-1",))
+    finished = parse_event(_first("PlaybackFinished"))
+    assert isinstance(finished, PlaybackFinished)
+    assert (finished.playback.id, finished.playback.state) == ("acb-rec-pb1", "done")
+
+
 def test_unmodelled_type_is_kept_whole() -> None:
-    data = {"type": "PlaybackFinished", "application": "asterisk-cb", "playback": {"id": "p1"}}
+    data = {"type": "ChannelDialplan", "application": "asterisk-cb", "dialplan_app": "Dial"}
     event = parse_event(data)
     assert isinstance(event, UnknownEvent)
     assert event.data == data

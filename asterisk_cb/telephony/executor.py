@@ -1,0 +1,346 @@
+"""The scheduler's executor on the real PBX: one claimed callback carried through Asterisk over ARI.
+
+For each claim: decide availability (the in-memory view, ARI connected, no other callback of ours
+ringing that agent), run ``lifecycle.step``, COMMIT the transition through the store (fenced by the
+claim's token) and only then perform its effects. The core chose the attempt id and the ARI channel
+ids, so they are on record before anything is originated: a holder that lost its lease cannot commit
+and therefore cannot dial, and whoever resumes after a crash finds the channels by those ids.
+
+The call, agent first:
+
+1. ``RingAgent``: originate the agent's device into our Stasis app with ``channelId`` = the recorded id,
+   ring timeout from the settings, the caller ID ``"CB <contact>" <number>`` and inherited variables
+   marking the call (``call_marks``). It enters the app only when answered.
+2. ``DialContact``: a mixing bridge named after the attempt gets the agent; the contact leg is
+   ``Local/<number>@<outbound context>/n`` (the admin's own dialplan: number normalisation, trunk
+   choice and caller ID rules apply; ``/n`` keeps Asterisk from optimising the Local channel away,
+   which would swap our recorded channel for one we do not know). It is created in the app, added to
+   the bridge (early media from the trunk reaches the agent), then dialled with the contact ring
+   timeout; the agent hears ringback meanwhile.
+3. ``Connect`` on answer: ringback stops; the two are already bridged.
+4. Every end is a ChannelDestroyed whose cause ``legs`` maps to an outcome; the lifecycle's ``HangUp``
+   then ends what is left, and the bridge goes with it.
+
+Leases: the scheduler renews the lease of every claim its executor works on (``Scheduler._renew_leases``)
+for as long as ``execute`` runs, and cancels the task when the lease is lost; effects already started
+finish (they are shielded), the call is left to the next holder.
+
+Not yet here: the queue phase (``DialContact`` for the queue, ``EnterQueue``: issue 5 item 5) is
+refused before anything is written; ringing several devices of one agent (the first ready one rings).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from asterisk_cb.core import inputs as ev
+from asterisk_cb.core import lifecycle
+from asterisk_cb.core.effects import (
+    Connect,
+    DialContact,
+    Effect,
+    EnterQueue,
+    HangUp,
+    RingAgent,
+    WaitUntil,
+    WatchCall,
+)
+from asterisk_cb.core.model import Callback, LegRole, Outcome, Phase
+from asterisk_cb.core.settings import Settings
+from asterisk_cb.store import Claim, Store
+from asterisk_cb.telephony.ari import AriClient, AriError, AriNotFound
+from asterisk_cb.telephony.ari_events import AriEvent, Channel, ChannelEvent, Dial
+from asterisk_cb.telephony.ari_stream import AriEventStream, ResyncSnapshot
+from asterisk_cb.telephony.availability import AvailabilityView
+from asterisk_cb.telephony.call_marks import agent_caller_id, callback_variables
+from asterisk_cb.telephony.progress import LegWatch, leg_channel, reconcile, watched_channels
+
+log = logging.getLogger(__name__)
+
+SettingsFor = Callable[[Callback], Awaitable[Settings]]
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """``outbound_context``: the admin's dialplan context the contact is dialled through."""
+
+    outbound_context: str
+
+
+class UnsupportedPhase(Exception):
+    """The callback needs a part of the executor that does not exist yet (the failover queue phase)."""
+
+
+@dataclass(frozen=True)
+class _Resynced:
+    """The channels Asterisk holds after an events gap (reconnect, resumed claim), by id."""
+
+    alive: Mapping[str, Channel]
+
+
+Signal = AriEvent | _Resynced
+
+
+def _seconds(span: timedelta) -> int:
+    return max(1, math.ceil(span.total_seconds()))
+
+
+class CallbackExecutor:
+    """Implements ``scheduler.Executor``: ``execute(claim)`` returns once the callback is scheduled
+    again or finished; ARI events reach the run that owns the channel they are about."""
+
+    def __init__(
+        self,
+        store: Store,
+        ari: AriClient,
+        events: AriEventStream,
+        *,
+        availability: AvailabilityView,
+        settings_for: SettingsFor,
+        options: ExecutorOptions,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.store = store
+        self.ari = ari
+        self.events = events
+        self.availability = availability
+        self.settings_for = settings_for
+        self.options = options
+        self.clock = clock
+        self._runs: dict[str, _Run] = {}  # channel id -> the run following it
+        self._agents_in_use: set[str] = set()  # agents one of our runs is ringing or talking through
+        events.subscribe(self._route, ChannelEvent, Dial)
+        events.on_resync(self._resync)
+
+    async def execute(self, claim: Claim) -> None:
+        run = _Run(self, claim)
+        try:
+            await run.run()
+        finally:
+            run.close()
+
+    def _route(self, event: AriEvent) -> None:
+        channel = event.peer if isinstance(event, Dial) else getattr(event, "channel", None)
+        run = self._runs.get(channel.id) if channel is not None else None
+        if run is not None:
+            run.inbox.put_nowait(event)
+
+    def _resync(self, snapshot: ResyncSnapshot) -> None:
+        """Events may have been lost while the websocket was down: every run re-checks its channels."""
+        alive = {channel.id: channel for channel in snapshot.channels}
+        for run in set(self._runs.values()):
+            run.inbox.put_nowait(_Resynced(alive))
+
+
+class _Run:
+    """One claim being carried: the claim (re-issued by every commit), its settings and its inbox."""
+
+    def __init__(self, executor: CallbackExecutor, claim: Claim) -> None:
+        self.x = executor
+        self.claim = claim
+        self.inbox: asyncio.Queue[Signal] = asyncio.Queue()
+        self.watch = LegWatch()
+        self.settings = Settings()
+        self.ring_device: str | None = None
+        self._channels: set[str] = set()
+        self._holds_agent = False
+
+    @property
+    def callback(self) -> Callback:
+        return self.claim.callback
+
+    async def run(self) -> None:
+        if self.callback.phase is Phase.QUEUE:
+            raise UnsupportedPhase(f"callback {self.callback.id}: the failover queue phase is not built yet")
+        self.settings = await self.x.settings_for(self.callback)
+        happening: ev.Input | None = await self._resume() if self.claim.resume else self._due()
+        while True:
+            if happening is not None:
+                happening = await self._apply(happening)
+            elif not self.callback.state.is_live:
+                return
+            else:
+                happening = self._interpret(await self.inbox.get())
+
+    def close(self) -> None:
+        for channel_id in self._channels:
+            self.x._runs.pop(channel_id, None)
+        if self._holds_agent:
+            self.x._agents_in_use.discard(self.callback.agent)
+
+    # --- inputs ---------------------------------------------------------------------------------
+
+    def _due(self) -> ev.Due:
+        """Available = the view says so, ARI is up, and none of our own calls uses the agent."""
+        agent = self.callback.agent
+        now = self.x.clock()
+        seen = self.x.availability.check(agent, now.timestamp())
+        usable = seen.available and self.x.events.health.connected and agent not in self.x._agents_in_use
+        if usable:
+            self.ring_device = seen.ring[0]
+            self.watch.device_state_before = self.x.availability.device_states.get(self.ring_device)
+            self.x._agents_in_use.add(agent)
+            self._holds_agent = True
+        log.info("callback %s due: agent %s %s", self.callback.id, agent, seen.detail)
+        return ev.Due(agent_available=usable)
+
+    async def _resume(self) -> ev.Input:
+        """The previous holder vanished mid-call: follow the recorded channels, never dial again."""
+        attempt = self.callback.current_attempt
+        assert attempt is not None, "a resume claim is live, so it has a current attempt"
+        alive: dict[str, Channel] = {}
+        for channel_id in watched_channels(attempt):
+            with contextlib.suppress(AriNotFound):
+                alive[channel_id] = await self.x.ari.get_channel(channel_id)
+        if not alive:
+            return ev.CallLost()
+        self.inbox.put_nowait(_Resynced(alive))  # what changed while nobody watched, after CallResumed
+        return ev.CallResumed()
+
+    def _interpret(self, signal: Signal) -> ev.Input | None:
+        if isinstance(signal, _Resynced):
+            return reconcile(self.callback, signal.alive)
+        return self.watch.interpret(self.callback, signal)
+
+    # --- transitions ----------------------------------------------------------------------------
+
+    async def _apply(self, happening: ev.Input) -> ev.Input | None:
+        """Step, commit (fenced), follow the new channels, then perform the effects in order.
+
+        Returns the input a failed effect stands for (e.g. the agent could not be rung), if any."""
+        before = self.callback
+        transition = lifecycle.step(before, happening, self.x.clock(), self.settings)
+        self.claim = await self.x.store.commit(self.claim, transition.callback, transition.events)
+        log.info(
+            "callback %s: %s -> %s on %s",
+            before.id,
+            before.state.value,
+            self.callback.state.value,
+            type(happening).__name__,
+        )
+        self._follow_channels()
+        for effect in transition.effects:
+            follow_up = await asyncio.shield(self._perform(effect))
+            if follow_up is not None:
+                return follow_up
+        return None
+
+    def _follow_channels(self) -> None:
+        attempt = self.callback.current_attempt
+        if attempt is None:
+            return
+        for channel_id in watched_channels(attempt):
+            self.x._runs[channel_id] = self
+            self._channels.add(channel_id)
+
+    async def _perform(self, effect: Effect) -> ev.Input | None:
+        match effect:
+            case RingAgent():
+                return await self._ring_agent(effect)
+            case DialContact():
+                return await self._dial_contact(effect)
+            case Connect():
+                await self._connect(effect)
+            case HangUp():
+                await self._hang_up(effect)
+            case EnterQueue():
+                raise UnsupportedPhase(f"callback {self.callback.id}: EnterQueue is not built yet")
+            case WatchCall() | WaitUntil():
+                pass  # channels are followed after every commit; the store already placed next_at
+        return None
+
+    # --- effects --------------------------------------------------------------------------------
+
+    async def _ring_agent(self, effect: RingAgent) -> ev.Input | None:
+        if self.ring_device is None:
+            return ev.AgentMissed(Outcome.AGENT_FAILED)
+        try:
+            await self.x.ari.originate(
+                self.ring_device,
+                channel_id=effect.channel_id,
+                app_args="agent",
+                caller_id=agent_caller_id(effect.contact_name, effect.contact_number),
+                timeout_s=_seconds(effect.timeout),
+                variables=callback_variables(self.callback.id, effect.attempt_id, LegRole.AGENT),
+            )
+        except AriError as error:  # e.g. 500 for a device that just went unreachable
+            log.warning("callback %s: ringing %s failed: %s", self.callback.id, self.ring_device, error)
+            return ev.AgentMissed(Outcome.AGENT_FAILED)
+        return None
+
+    async def _dial_contact(self, effect: DialContact) -> ev.Input | None:
+        attempt = self.callback.current_attempt
+        assert attempt is not None
+        agent_channel = leg_channel(attempt, LegRole.AGENT)
+        assert agent_channel is not None, "the agent phase always has an agent leg"
+        bridge_id = _bridge_id(effect.attempt_id)
+        variables = {
+            **callback_variables(self.callback.id, effect.attempt_id, LegRole.CONTACT),
+            **_caller_id_variables(effect),
+        }
+        ari = self.x.ari
+        try:
+            await ari.create_bridge(bridge_id, name=f"callback {self.callback.id}")
+            await ari.add_channel(bridge_id, agent_channel)
+            await ari.create_channel(
+                f"Local/{effect.number}@{self.x.options.outbound_context}/n",
+                channel_id=effect.channel_id,
+                other_channel_id=effect.local_peer_id,
+                app_args="contact",
+                variables=variables,
+            )
+            await ari.add_channel(bridge_id, effect.channel_id)
+            await _quietly(ari.ring(agent_channel))  # ringback while the contact rings
+            await ari.dial(effect.channel_id, timeout_s=_seconds(effect.timeout))
+        except AriError as error:
+            log.warning("callback %s: dialling the contact failed: %s", self.callback.id, error)
+            return ev.ContactFailed(Outcome.FAILED)
+        return None
+
+    async def _connect(self, effect: Connect) -> None:
+        """Both legs were bridged before the contact rang; stop the ringback the agent hears."""
+        attempt = self.callback.current_attempt
+        agent_channel = leg_channel(attempt, LegRole.AGENT) if attempt else None
+        if agent_channel is not None:
+            await _quietly(self.x.ari.ring_stop(agent_channel))
+
+    async def _hang_up(self, effect: HangUp) -> None:
+        """End whatever is left; a channel or bridge already gone is the normal case."""
+        for channel_id in effect.channel_ids:
+            await _quietly(self.x.ari.hangup(channel_id))
+        await _quietly(self.x.ari.destroy_bridge(_bridge_id(effect.attempt_id)))
+
+
+def _bridge_id(attempt_id: str) -> str:
+    return f"{attempt_id}-bridge"
+
+
+def _caller_id_variables(effect: DialContact) -> dict[str, str]:
+    """The caller ID the contact sees, when the settings name one; else the dialplan decides."""
+    variables = {}
+    if effect.caller_id.name:
+        variables["CALLERID(name)"] = effect.caller_id.name
+    if effect.caller_id.number:
+        variables["CALLERID(num)"] = effect.caller_id.number
+    return variables
+
+
+async def _quietly(request: Awaitable[None]) -> None:
+    """A best-effort ARI request: gone channels and a lost link are logged, not raised."""
+    try:
+        await request
+    except AriNotFound:
+        pass
+    except AriError as error:
+        log.info("best-effort ARI request failed: %s", error)

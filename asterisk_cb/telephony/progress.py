@@ -1,0 +1,149 @@
+"""What an ARI event, or a fresh look at the channels, means for a live callback: a lifecycle input.
+
+Pure: the executor feeds events in and applies the inputs that come out; nothing here talks to
+Asterisk or Redis, so every case is unit-tested with recorded event shapes.
+
+Which event means what (measured on the lab's Asterisk 22):
+
+* the agent leg is originated into our Stasis app: it enters the app (StasisStart) only once answered;
+  it ends unanswered with ChannelDestroyed (cause 19 when ARI's ring timeout expires).
+* the contact leg is a Local channel created in the app before it is dialled, so its StasisStart means
+  nothing; its half ``;1`` turns Up when the far end answers; ChannelDestroyed carries the far end's
+  cause because the outbound dialplan ends with ``Hangup(${HANGUPCAUSE})``.
+* a Dial event may come before the end with its own status (BUSY, NOANSWER...): remembered per channel.
+
+Events the callback's state does not expect (a late event for a channel already dealt with, our own
+hang-up after the outcome was recorded) yield no input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from asterisk_cb.core import inputs as ev
+from asterisk_cb.core.model import Attempt, Callback, LegRole, State
+from asterisk_cb.telephony.ari_events import (
+    AriEvent,
+    Channel,
+    ChannelDestroyed,
+    ChannelEvent,
+    ChannelStateChange,
+    Dial,
+    StasisStart,
+)
+from asterisk_cb.telephony.legs import LegEnd, agent_outcome, contact_outcome
+
+UP = "Up"
+
+
+def leg_channel(attempt: Attempt, role: LegRole) -> str | None:
+    """The ARI channel id we chose for the attempt's ``role`` leg (the Local ``;1`` for the contact)."""
+    leg = attempt.leg(role)
+    return leg.channel_id if leg else None
+
+
+def watched_channels(attempt: Attempt) -> dict[str, LegRole]:
+    """The channels whose events move the attempt forward, by id."""
+    return {
+        channel_id: role
+        for role in (LegRole.AGENT, LegRole.CONTACT)
+        if (channel_id := leg_channel(attempt, role)) is not None
+    }
+
+
+def _event_channel(event: AriEvent) -> Channel | None:
+    if isinstance(event, ChannelEvent):
+        return event.channel
+    if isinstance(event, Dial):
+        return event.peer
+    return None
+
+
+@dataclass
+class LegWatch:
+    """Follows the legs of one live callback; ``device_state_before`` is the agent device's state just
+    before it was rung (tells a decline from a busy phone)."""
+
+    device_state_before: str | None = None
+    dialstatus: dict[str, str] = field(default_factory=dict)
+
+    def interpret(self, callback: Callback, event: AriEvent) -> ev.Input | None:
+        """The input ``event`` stands for in ``callback``'s current state, if any."""
+        attempt = callback.current_attempt
+        channel = _event_channel(event)
+        if attempt is None or channel is None:
+            return None
+        role = watched_channels(attempt).get(channel.id)
+        if role is None:
+            return None
+        if isinstance(event, Dial):
+            if event.dialstatus:
+                self.dialstatus[channel.id] = event.dialstatus
+            return None
+        info = ev.LegInfo(uniqueid=channel.id)
+        if isinstance(event, ChannelDestroyed):
+            end = LegEnd(cause=event.cause, dialstatus=self.dialstatus.get(channel.id, ""))
+            return self._ended(callback.state, role, end, channel.id)
+        return _progressed(callback.state, role, event, info)
+
+    def _ended(self, state: State, role: LegRole, end: LegEnd, channel_id: str) -> ev.Input | None:
+        info = ev.LegInfo(hangup_cause=end.cause, sip_code=end.sip_code, uniqueid=channel_id)
+        if state is State.AGENT_RINGING and role is LegRole.AGENT:
+            return ev.AgentMissed(agent_outcome(end, self.device_state_before), info)
+        if state is State.CONTACT_RINGING:
+            if role is LegRole.AGENT:
+                return ev.AgentHungUp(info)
+            return ev.ContactFailed(contact_outcome(end), info)
+        if state is State.IN_PROGRESS:
+            return ev.CallEnded(info)
+        return None
+
+
+def _progressed(state: State, role: LegRole, event: AriEvent, info: ev.LegInfo) -> ev.Input | None:
+    """Answers: the agent's channel enters the app; the contact's Local channel turns Up."""
+    if isinstance(event, StasisStart) and state is State.AGENT_RINGING and role is LegRole.AGENT:
+        return ev.AgentAnswered(info)
+    if (
+        isinstance(event, ChannelStateChange)
+        and event.channel.state == UP
+        and state is State.CONTACT_RINGING
+        and role is LegRole.CONTACT
+    ):
+        return ev.ContactAnswered(info)
+    return None
+
+
+def reconcile(callback: Callback, alive: Mapping[str, Channel]) -> ev.Input | None:
+    """After a gap in the events (reconnect, resumed claim): the input that explains which of the
+    attempt's channels still exist (``alive``, by id) and in which state; None when nothing changed.
+
+    A channel that vanished unseen has an unknown cause: every leg gone is ``CallLost`` (the lifecycle
+    decides what that counts as); one side of a live call gone is that side's normal end.
+    """
+    attempt = callback.current_attempt
+    if attempt is None:
+        return None
+    legs = watched_channels(attempt)
+    present = {role: alive[channel_id] for channel_id, role in legs.items() if channel_id in alive}
+    if not present:
+        return ev.CallLost()
+    agent, contact = present.get(LegRole.AGENT), present.get(LegRole.CONTACT)
+    state = callback.state
+    if state is State.AGENT_RINGING:
+        return ev.AgentAnswered(ev.LegInfo(uniqueid=agent.id)) if agent and agent.state == UP else None
+    if state is State.CONTACT_RINGING:
+        return _reconcile_contact_ring(legs, agent, contact)
+    if state is State.IN_PROGRESS and len(present) < len(legs):
+        return ev.CallEnded()
+    return None
+
+
+def _reconcile_contact_ring(
+    legs: Mapping[str, LegRole], agent: Channel | None, contact: Channel | None
+) -> ev.Input | None:
+    if LegRole.AGENT in legs.values() and agent is None:
+        return ev.AgentHungUp()
+    if contact is None:
+        return ev.CallLost()
+    return ev.ContactAnswered(ev.LegInfo(uniqueid=contact.id)) if contact.state == UP else None

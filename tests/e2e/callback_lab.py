@@ -1,0 +1,129 @@
+"""Helpers of the end-to-end tests: phones, INVITE logs, settings as a user sets them, callbacks to await.
+
+The lab is the one `scripts/pbx-lab` starts with the caller's ACB_LAB_* environment (so a second
+instance on other ports and another directory works the same way). Each test gets its own Redis
+namespace, deleted afterwards, and its own contact numbers, so counting INVITEs per number in the
+SIPp logs is exact. Delays are set the way a user sets them: run-time setting overrides in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asterisk_cb.core import lifecycle
+from asterisk_cb.core.model import Callback
+from asterisk_cb.core.settings import Settings as CallbackSettings
+from asterisk_cb.core.settings import SettingsFile, resolve, runtime_layers
+from asterisk_cb.store import Store
+
+PBX_LAB = Path(__file__).resolve().parents[2] / "scripts" / "pbx-lab"
+
+
+def pbx_lab(*args: str) -> None:
+    """`scripts/pbx-lab args...` with this process's ACB_LAB_* environment (tests/conftest.py has the
+    same helper, but conftest modules cannot be imported from one another)."""
+    result = subprocess.run(
+        [sys.executable, str(PBX_LAB), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    if result.returncode != 0:
+        pytest.fail(f"pbx-lab {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
+
+
+# The store names run-time scopes "global", "queue:<q>", "agent:<a>"; the settings module names them
+# "general", "queue/<q>", "agent/<a>".
+_SCOPE_PREFIXES = {"queue:": "queue/", "agent:": "agent/"}
+
+
+def _settings_scope(store_scope: str) -> str:
+    if store_scope == "global":
+        return "general"
+    for store_prefix, settings_prefix in _SCOPE_PREFIXES.items():
+        if store_scope.startswith(store_prefix):
+            return settings_prefix + store_scope.removeprefix(store_prefix)
+    raise ValueError(f"unknown store scope {store_scope!r}")
+
+
+@dataclass
+class Invites:
+    """One SIPp phone's INVITE log (`<unix time> <request-URI user> <Call-ID>` per line)."""
+
+    path: Path
+
+    def times(self, user: str) -> list[float]:
+        if not self.path.exists():
+            return []
+        lines = (line.split() for line in self.path.read_text().splitlines())
+        return [float(parts[0]) for parts in lines if len(parts) >= 2 and parts[1] == user]
+
+
+@dataclass
+class Lab:
+    """What a test drives: the store, the phones, and how to make and await a callback."""
+
+    info: dict[str, Any]
+    store: Store
+    prefix: str
+
+    def contact_invites(self) -> Invites:
+        return Invites(Path(self.info["contacts"]["invite_log"]))
+
+    def agent_invites(self, agent: str) -> Invites:
+        return Invites(Path(self.info["agents"][agent]["invite_log"]))
+
+    @staticmethod
+    def phone(agent: str, behaviour: str, ring_s: int = 0) -> None:
+        pbx_lab("phone", agent, behaviour, "--ring-s", str(ring_s))
+
+    async def set(self, **options: str) -> None:
+        """Run-time overrides of the global settings, as `asterisk-cb settings` would write them."""
+        for option, value in options.items():
+            await self.store.set_setting("global", option, value)
+
+    async def schedule(self, number: str, agent: str, in_s: float = 1.0, name: str = "") -> Callback:
+        now = datetime.now(UTC)
+        request = lifecycle.NewCallback(
+            contact_number=number,
+            agent=agent,
+            due_at=now + timedelta(seconds=in_s),
+            created_by="e2e",
+            contact_name=name,
+        )
+        callback_id = f"{self.prefix}{uuid.uuid4().hex[:8]}"
+        transition = lifecycle.create(request, callback_id, now, await settings_for(self.store, None))
+        await self.store.create(transition.callback, transition.events)
+        return transition.callback
+
+    async def wait_for(
+        self, callback_id: str, done: Callable[[Callback], bool], timeout_s: float = 60
+    ) -> Callback:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                callback = await self.store.get(callback_id)
+                assert callback is not None
+                if done(callback):
+                    return callback
+                await asyncio.sleep(0.1)
+
+
+async def settings_for(store: Store, callback: Callback | None) -> CallbackSettings:
+    """Effective settings for a callback: defaults < run-time overrides (agent > queue > global)."""
+    overrides = await store.setting_overrides()
+    layers = runtime_layers({_settings_scope(scope): values for scope, values in overrides.items()})
+    agent, queue = (callback.agent, callback.queue) if callback else (None, None)
+    return resolve(SettingsFile({}, {}), layers, agent, queue)
+
+
+def unique_number(behaviour_prefix: str) -> str:
+    """A contact number no other test dials: the lab's behaviour prefix + random digits."""
+    return behaviour_prefix + "".join(random.choices("0123456789", k=12 - len(behaviour_prefix)))

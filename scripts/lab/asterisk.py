@@ -8,6 +8,7 @@ it vanishes with the process and nothing leaks to the host's mount table, even a
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from lab import procs, root
-from lab.ports import PortNeed, check_free
+from lab.ports import PortNeed, check_free, is_free
 from lab.settings import LAB_PACKAGE, LabSettings
 from lab.templates import render
 
@@ -120,37 +121,53 @@ def _argv(settings: LabSettings) -> list[str]:
     ]
 
 
-def _check_ports(settings: LabSettings) -> None:
-    for need in (
+def _port_needs(settings: LabSettings) -> tuple[PortNeed, ...]:
+    return (
         PortNeed(settings.sip_port, "udp", "Asterisk (SIP)"),
         PortNeed(settings.http_port, "tcp", "Asterisk (HTTP/ARI)"),
         PortNeed(settings.ami_port, "tcp", "Asterisk (AMI)"),
-    ):
-        check_free(need)
+    )
 
 
 def up(settings: LabSettings) -> None:
-    """Start Asterisk unless ARI already answers; returns once ARI answers."""
-    if running(settings):
+    """Start Asterisk unless it runs (waiting for it if it is still starting); returns once booted."""
+    if _alive(settings) and procs.wait_until(lambda: _ari_ready(settings), 30):
         return
     stop(settings)
-    _check_ports(settings)
+    for need in _port_needs(settings):
+        check_free(need)
     root.ensure_root(settings)
     write_config(settings)
     _runtime_dirs(settings)
     started = time.monotonic()
     procs.start(settings.run_dir, NAME, _argv(settings), settings.log_dir / "asterisk.out")
-    if not procs.wait_until(lambda: _ari_ready(settings) or not _alive(settings), 60, 0.05):
-        raise SystemExit(f"pbx-lab: Asterisk did not answer ARI within 60 s; see {log_path(settings)}")
-    if not _alive(settings):
-        raise SystemExit(
-            f"pbx-lab: Asterisk exited while starting; see {log_path(settings)} and "
-            f"{settings.log_dir / 'asterisk.out'}"
-        )
+    _wait_ari(settings)
+    ari_ready_s = time.monotonic() - started
+    _wait_fully_booted(settings)
+    version = root.installed_version(settings.root_dir)
+    booted_s = time.monotonic() - started
     print(
-        f"pbx-lab: Asterisk {root.installed_version(settings.root_dir)} ARI ready after "
-        f"{time.monotonic() - started:.2f} s"
+        f"pbx-lab: Asterisk {version}: ARI ready after {ari_ready_s:.2f} s, "
+        f"fully booted after {booted_s:.2f} s"
     )
+
+
+def _wait_ari(settings: LabSettings) -> None:
+    logs = f"see {log_path(settings)} and {settings.log_dir / 'asterisk.out'}"
+    if not procs.wait_until(lambda: _ari_ready(settings) or not _alive(settings), 60, 0.02):
+        raise SystemExit(f"pbx-lab: Asterisk did not answer ARI within 60 s; {logs}")
+    if not _alive(settings):
+        raise SystemExit(f"pbx-lab: Asterisk exited while starting; {logs}")
+
+
+def _wait_fully_booted(settings: LabSettings) -> None:
+    """ARI answers before every module is loaded (PJSIP may not listen yet): wait for FullyBooted."""
+    result = subprocess.run(
+        ["chroot", str(settings.root_dir), "/usr/sbin/asterisk", "-rx", "core waitfullybooted"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise SystemExit(f"pbx-lab: Asterisk did not finish booting: {result.stdout}{result.stderr}")
 
 
 def _alive(settings: LabSettings) -> bool:
@@ -173,14 +190,17 @@ def chroot_pids(settings: LabSettings) -> list[int]:
 
 
 def stop(settings: LabSettings) -> None:
-    """Stop our Asterisk (its whole session), then anything else still running inside the chroot."""
-    procs.stop(settings.run_dir, NAME, _marker(settings), grace_s=10)
+    """Stop our Asterisk (its whole session), then anything else still running inside the chroot.
+
+    Returns once its ports are free again, so an `up` right after never finds them taken.
+    """
+    stopped = procs.stop(settings.run_dir, NAME, _marker(settings), grace_s=10)
     for pid in chroot_pids(settings):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            continue
     procs.wait_until(lambda: not chroot_pids(settings), 5)
+    if stopped:
+        procs.wait_until(lambda: all(is_free(need.port, need.proto) for need in _port_needs(settings)), 5)
 
 
 def down(settings: LabSettings) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -84,6 +85,14 @@ def _stop_uas(settings: LabSettings, phone: str) -> None:
     procs.stop(settings.run_dir, phone, str(settings.phones_dir / f"{phone}.xml"), signum=signal.SIGKILL)
 
 
+def _free_udp_port() -> int:
+    """A port the kernel considers free, for one-shot SIPp clients: without -p, SIPp takes 5060 when
+    it is free (e.g. while Asterisk restarts) and then talks to itself."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
 def _register_one(settings: LabSettings, agent: str, expires: int) -> str | None:
     """One REGISTER (with digest auth) for agent; None on success, else what went wrong."""
     slot = 1 + len(settings.agents) + settings.agents.index(agent)
@@ -96,7 +105,7 @@ def _register_one(settings: LabSettings, agent: str, expires: int) -> str | None
     }
     scenario = _write_scenario(settings, "register.xml", name, values)
     argv = [
-        *_sipp_common(settings, scenario, name, slot),
+        *_sipp_common(settings, scenario, name, slot), "-p", str(_free_udp_port()),
         "-m", "1", "-timeout", "10s", "-timeout_error", f"{HOST}:{settings.sip_port}",
     ]  # fmt: skip
     result = subprocess.run(argv, capture_output=True, text=True, cwd=settings.phones_dir, check=False)

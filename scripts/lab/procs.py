@@ -52,17 +52,19 @@ def start(run_dir: Path, name: str, argv: Sequence[str], log_file: Path, cwd: Pa
             start_new_session=True,
         )
     _pid_file(run_dir, name).write_text(f"{child.pid}\n")
+    # Right after exec, /proc/<pid>/cmdline can read empty for a moment: wait it out, so that
+    # running_pid() does not mistake a starting process for a dead one.
+    wait_until(lambda: bool(_cmdline(child.pid)) or not _alive(child.pid), 2, 0.005)
     return child.pid
 
 
-def _group_alive(pgid: int) -> bool:
+def _alive(pid: int) -> bool:
+    """True while pid runs; a zombie counts as gone (its reaper, often not us, may take seconds)."""
     try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 def stop(run_dir: Path, name: str, marker: str, grace_s: float = 5.0, signum: int = signal.SIGTERM) -> bool:
@@ -72,9 +74,9 @@ def stop(run_dir: Path, name: str, marker: str, grace_s: float = 5.0, signum: in
     if pid is None:
         return False
     signal_group(pid, signum)
-    if not wait_until(lambda: not _group_alive(pid), grace_s):
+    if not wait_until(lambda: not _alive(pid), grace_s):
         signal_group(pid, signal.SIGKILL)
-        wait_until(lambda: not _group_alive(pid), grace_s)
+        wait_until(lambda: not _alive(pid), grace_s)
     return True
 
 

@@ -100,8 +100,8 @@ class NewCallback:
     note: str = ""
 
 
-class _Step:
-    """Accumulates one transition: callback changes, events and effects."""
+class _Draft:
+    """One transition being put together: callback changes, events and effects, in order."""
 
     def __init__(self, callback: Callback, now: datetime) -> None:
         self.callback = callback
@@ -151,21 +151,21 @@ def create(request: NewCallback, callback_id: str, now: datetime, settings: Sett
         source=request.source,
         note=rules.note(request.note),
     )
-    step = _Step(callback, now)
-    step.update(next_at=callback.due_at)
-    step.emit(
+    draft = _Draft(callback, now)
+    draft.update(next_at=callback.due_at)
+    draft.emit(
         EventKind.CREATED, agent=callback.agent, queue=callback.queue, due_at=callback.due_at.isoformat()
     )
-    return step.result(first=True)
+    return draft.result(first=True)
 
 
 def _optional_text(text: str | None, field: str) -> str | None:
-    return rules.safe_text(text, field, 150) or None if text else None
+    return (rules.safe_text(text, field, 150) or None) if text else None
 
 
 # ---- dispatch -----------------------------------------------------------------------------------
 
-Handler = Callable[[_Step, Settings, Any], None]
+Handler = Callable[[_Draft, Settings, Any], None]
 
 
 def step(callback: Callback, happening: ev.Input, now: datetime, settings: Settings) -> Transition:
@@ -179,7 +179,7 @@ def step(callback: Callback, happening: ev.Input, now: datetime, settings: Setti
     handler = _HANDLERS.get((callback.state, callback.phase, type(happening)))
     if handler is None:
         raise IllegalTransition(callback, happening)
-    current = _Step(callback, now)
+    current = _Draft(callback, now)
     handler(current, settings, happening)
     return current.result()
 
@@ -192,33 +192,33 @@ def agent_wait_deadline(callback: Callback, settings: Settings) -> datetime:
     return callback.due_at + settings.max_agent_wait + timedelta(seconds=callback.held_seconds)
 
 
-def _schedule(step: _Step, at: datetime) -> None:
-    step.update(state=State.SCHEDULED, next_at=at)
-    step.do(WaitUntil(at))
+def _schedule(draft: _Draft, at: datetime) -> None:
+    draft.update(state=State.SCHEDULED, next_at=at)
+    draft.do(WaitUntil(at))
 
 
-def _retry_at(step: _Step, settings: Settings) -> datetime:
+def _retry_at(draft: _Draft, settings: Settings) -> datetime:
     """After a failed attempt: retry_interval later, moved into the contact's calling hours."""
-    tz = rules.zone(step.callback.timezone)
-    return settings.calling_hours.next_opening(step.now + settings.retry_interval, tz)
+    tz = rules.zone(draft.callback.timezone)
+    return settings.calling_hours.next_opening(draft.now + settings.retry_interval, tz)
 
 
 def _attempt_id(callback: Callback) -> str:
     return f"{callback.id}-{len(callback.attempts) + 1}"
 
 
-def _start_attempt(step: _Step, phase: Phase, state: State) -> Attempt:
+def _start_attempt(draft: _Draft, phase: Phase, state: State) -> Attempt:
     """Record a new attempt with its channel ids chosen now, before anything is originated."""
-    attempt_id = _attempt_id(step.callback)
+    attempt_id = _attempt_id(draft.callback)
     contact = Leg(LegRole.CONTACT, f"{attempt_id}-contact", local_peer_id=f"{attempt_id}-contact-2")
     legs = (Leg(LegRole.AGENT, f"{attempt_id}-agent"), contact) if phase is Phase.AGENT else (contact,)
-    attempt = Attempt(attempt_id, phase, step.now, legs)
-    step.update(state=state, next_at=None, attempts=(*step.callback.attempts, attempt))
+    attempt = Attempt(attempt_id, phase, draft.now, legs)
+    draft.update(state=state, next_at=None, attempts=(*draft.callback.attempts, attempt))
     return attempt
 
 
-def _current(step: _Step) -> Attempt:
-    return step.callback.attempts[-1]
+def _current(draft: _Draft) -> Attempt:
+    return draft.callback.attempts[-1]
 
 
 def _with_leg_info(attempt: Attempt, role: LegRole, info: ev.LegInfo, endpoint: str | None = None) -> Attempt:
@@ -244,16 +244,16 @@ def _with_leg_info(attempt: Attempt, role: LegRole, info: ev.LegInfo, endpoint: 
     )
 
 
-def _note_leg(step: _Step, role: LegRole, info: ev.LegInfo, endpoint: str | None = None) -> None:
-    attempt = _with_leg_info(_current(step), role, info, endpoint)
-    step.update(attempts=(*step.callback.attempts[:-1], attempt))
+def _note_leg(draft: _Draft, role: LegRole, info: ev.LegInfo, endpoint: str | None = None) -> None:
+    attempt = _with_leg_info(_current(draft), role, info, endpoint)
+    draft.update(attempts=(*draft.callback.attempts[:-1], attempt))
 
 
-def _end_attempt(step: _Step, outcome: Outcome, role: LegRole, info: ev.LegInfo = ev.NO_INFO) -> Attempt:
+def _end_attempt(draft: _Draft, outcome: Outcome, role: LegRole, info: ev.LegInfo = ev.NO_INFO) -> Attempt:
     """Close the live attempt with its outcome and make sure none of its channels is left up."""
-    attempt = replace(_with_leg_info(_current(step), role, info), ended_at=step.now, outcome=outcome)
-    step.update(attempts=(*step.callback.attempts[:-1], attempt))
-    step.do(HangUp(attempt.id, attempt.channel_ids))
+    attempt = replace(_with_leg_info(_current(draft), role, info), ended_at=draft.now, outcome=outcome)
+    draft.update(attempts=(*draft.callback.attempts[:-1], attempt))
+    draft.do(HangUp(attempt.id, attempt.channel_ids))
     return attempt
 
 
@@ -265,9 +265,9 @@ _FINISH_KIND = {
 }
 
 
-def _finish(step: _Step, state: State, reason: FinishReason, by: str | None = None) -> None:
-    step.update(state=state, finish_reason=reason, finished_at=step.now, next_at=None, cancelled_by=by)
-    step.emit(_FINISH_KIND[state], reason=reason.value, by=by)
+def _finish(draft: _Draft, state: State, reason: FinishReason, by: str | None = None) -> None:
+    draft.update(state=state, finish_reason=reason, finished_at=draft.now, next_at=None, cancelled_by=by)
+    draft.emit(_FINISH_KIND[state], reason=reason.value, by=by)
 
 
 _AGENT_PHASE_END = {
@@ -277,64 +277,66 @@ _AGENT_PHASE_END = {
 }
 
 
-def _end_agent_phase(step: _Step, settings: Settings, reason: FinishReason, not_before: datetime) -> None:
+def _end_agent_phase(draft: _Draft, settings: Settings, reason: FinishReason, not_before: datetime) -> None:
     """The agent phase is over: hand over to the failover queue, or finish when none is set."""
     queue = settings.failover_queue
     if queue is None:
-        _finish(step, _AGENT_PHASE_END[reason], reason)
+        _finish(draft, _AGENT_PHASE_END[reason], reason)
         return
-    tz = rules.zone(step.callback.timezone)
-    step.update(phase=Phase.QUEUE, queue_attempts=0)
+    tz = rules.zone(draft.callback.timezone)
+    draft.update(phase=Phase.QUEUE, queue_attempts=0)
     at = settings.calling_hours.next_opening(not_before, tz)
-    _schedule(step, at)
-    step.emit(EventKind.FAILOVER, queue=queue, reason=reason.value, next_at=at.isoformat())
+    _schedule(draft, at)
+    draft.emit(EventKind.FAILOVER, queue=queue, reason=reason.value, next_at=at.isoformat())
 
 
 # ---- scheduler input ----------------------------------------------------------------------------
 
 
-def _on_due(step: _Step, settings: Settings, due: ev.Due) -> None:
-    callback = step.callback
+def _on_due(draft: _Draft, settings: Settings, due: ev.Due) -> None:
+    callback = draft.callback
     if not settings.dials:
-        _hold(step, settings)
+        _hold(draft, settings)
     elif callback.phase is Phase.AGENT and not due.agent_available:
-        _agent_unavailable(step, settings, None)
-    elif (opening := settings.calling_hours.next_opening(step.now, rules.zone(callback.timezone))) > step.now:
-        _schedule(step, opening)
-        step.emit(EventKind.OUTSIDE_HOURS, next_at=opening.isoformat())
+        _agent_unavailable(draft, settings, None)
+    elif (
+        opening := settings.calling_hours.next_opening(draft.now, rules.zone(callback.timezone))
+    ) > draft.now:
+        _schedule(draft, opening)
+        draft.emit(EventKind.OUTSIDE_HOURS, next_at=opening.isoformat())
     elif callback.phase is Phase.AGENT:
-        _ring_agent(step, settings)
+        _ring_agent(draft, settings)
     elif settings.failover_queue is None:
-        _finish(step, State.EXPIRED, FinishReason.NO_FAILOVER_QUEUE)
+        _finish(draft, State.EXPIRED, FinishReason.NO_FAILOVER_QUEUE)
     else:
-        _dial_contact(step, settings, _start_attempt(step, Phase.QUEUE, State.CONTACT_RINGING))
+        _dial_contact(draft, settings, _start_attempt(draft, Phase.QUEUE, State.CONTACT_RINGING))
 
 
-def _hold(step: _Step, settings: Settings) -> None:
+def _hold(draft: _Draft, settings: Settings) -> None:
     """Paused or disabled: dial nothing, look again later, and stop the agent-wait clock meanwhile."""
     delay = settings.reschedule_delay
-    step.update(held_seconds=step.callback.held_seconds + int(delay.total_seconds()))
-    _schedule(step, step.now + delay)
-    step.emit(EventKind.HELD, reason="disabled" if not settings.enabled else "paused")
+    draft.update(held_seconds=draft.callback.held_seconds + int(delay.total_seconds()))
+    _schedule(draft, draft.now + delay)
+    draft.emit(EventKind.HELD, reason="disabled" if not settings.enabled else "paused")
 
 
-def _agent_unavailable(step: _Step, settings: Settings, outcome: Outcome | None) -> None:
-    deadline = agent_wait_deadline(step.callback, settings)
-    if step.now >= deadline:
-        step.emit(EventKind.AGENT_UNAVAILABLE, outcome=outcome and outcome.value)
-        _end_agent_phase(step, settings, FinishReason.AGENT_WAIT, step.now)
+def _agent_unavailable(draft: _Draft, settings: Settings, outcome: Outcome | None) -> None:
+    deadline = agent_wait_deadline(draft.callback, settings)
+    if draft.now >= deadline:
+        draft.emit(EventKind.AGENT_UNAVAILABLE, outcome=outcome and outcome.value)
+        _end_agent_phase(draft, settings, FinishReason.AGENT_WAIT, draft.now)
         return
-    at = min(step.now + settings.reschedule_delay, deadline)
-    _schedule(step, at)
-    step.emit(EventKind.AGENT_UNAVAILABLE, outcome=outcome and outcome.value, next_at=at.isoformat())
+    at = min(draft.now + settings.reschedule_delay, deadline)
+    _schedule(draft, at)
+    draft.emit(EventKind.AGENT_UNAVAILABLE, outcome=outcome and outcome.value, next_at=at.isoformat())
 
 
-def _ring_agent(step: _Step, settings: Settings) -> None:
-    attempt = _start_attempt(step, Phase.AGENT, State.AGENT_RINGING)
+def _ring_agent(draft: _Draft, settings: Settings) -> None:
+    attempt = _start_attempt(draft, Phase.AGENT, State.AGENT_RINGING)
     agent_leg = attempt.leg(LegRole.AGENT)
     assert agent_leg is not None and agent_leg.channel_id is not None
-    callback = step.callback
-    step.do(
+    callback = draft.callback
+    draft.do(
         RingAgent(
             attempt.id,
             callback.agent,
@@ -344,110 +346,110 @@ def _ring_agent(step: _Step, settings: Settings) -> None:
             callback.contact_name,
         )
     )
-    step.emit(EventKind.AGENT_RINGING, attempt=attempt.id, agent=callback.agent)
+    draft.emit(EventKind.AGENT_RINGING, attempt=attempt.id, agent=callback.agent)
 
 
-def _dial_contact(step: _Step, settings: Settings, attempt: Attempt) -> None:
+def _dial_contact(draft: _Draft, settings: Settings, attempt: Attempt) -> None:
     contact_leg = attempt.leg(LegRole.CONTACT)
     assert contact_leg is not None and contact_leg.channel_id and contact_leg.local_peer_id
-    step.do(
+    draft.do(
         DialContact(
             attempt.id,
             attempt.phase,
-            step.callback.contact_number,
+            draft.callback.contact_number,
             contact_leg.channel_id,
             contact_leg.local_peer_id,
             settings.contact_ring_timeout,
             settings.caller_id,
         )
     )
-    step.emit(EventKind.CONTACT_RINGING, attempt=attempt.id, phase=attempt.phase.value)
+    draft.emit(EventKind.CONTACT_RINGING, attempt=attempt.id, phase=attempt.phase.value)
 
 
 # ---- agent leg ----------------------------------------------------------------------------------
 
 
-def _on_agent_answered(step: _Step, settings: Settings, answered: ev.AgentAnswered) -> None:
-    _note_leg(step, LegRole.AGENT, answered.leg)
-    step.update(state=State.CONTACT_RINGING)
-    step.emit(EventKind.AGENT_ANSWERED, attempt=_current(step).id)
-    _dial_contact(step, settings, _current(step))
+def _on_agent_answered(draft: _Draft, settings: Settings, answered: ev.AgentAnswered) -> None:
+    _note_leg(draft, LegRole.AGENT, answered.leg)
+    draft.update(state=State.CONTACT_RINGING)
+    draft.emit(EventKind.AGENT_ANSWERED, attempt=_current(draft).id)
+    _dial_contact(draft, settings, _current(draft))
 
 
-def _on_agent_missed(step: _Step, settings: Settings, missed: ev.AgentMissed) -> None:
-    _end_attempt(step, missed.outcome, LegRole.AGENT, missed.leg)
+def _on_agent_missed(draft: _Draft, settings: Settings, missed: ev.AgentMissed) -> None:
+    _end_attempt(draft, missed.outcome, LegRole.AGENT, missed.leg)
     if missed.outcome is Outcome.AGENT_BUSY:
-        _agent_unavailable(step, settings, missed.outcome)
+        _agent_unavailable(draft, settings, missed.outcome)
     else:
-        _count_missed_ring(step, settings, missed.outcome, missed.leg)
+        _count_missed_ring(draft, settings, missed.outcome, missed.leg)
 
 
-def _count_missed_ring(step: _Step, settings: Settings, outcome: Outcome, leg: ev.LegInfo) -> None:
+def _count_missed_ring(draft: _Draft, settings: Settings, outcome: Outcome, leg: ev.LegInfo) -> None:
     """No contact attempt was made, but the miss counts toward max_missed_agent_rings."""
-    missed = step.callback.missed_agent_rings + 1
-    step.update(missed_agent_rings=missed)
-    step.emit(
+    missed = draft.callback.missed_agent_rings + 1
+    draft.update(missed_agent_rings=missed)
+    draft.emit(
         EventKind.AGENT_MISSED, outcome=outcome.value, missed=missed, cause=leg.hangup_cause, sip=leg.sip_code
     )
     if missed >= settings.max_missed_agent_rings:
-        _end_agent_phase(step, settings, FinishReason.AGENT_MISSED, step.now)
+        _end_agent_phase(draft, settings, FinishReason.AGENT_MISSED, draft.now)
     else:
-        _schedule(step, step.now + settings.reschedule_delay)
+        _schedule(draft, draft.now + settings.reschedule_delay)
 
 
-def _on_agent_hung_up(step: _Step, settings: Settings, hung_up: ev.AgentHungUp) -> None:
-    _attempt_failed(step, settings, Outcome.AGENT_HUNG_UP, LegRole.AGENT, hung_up.leg)
+def _on_agent_hung_up(draft: _Draft, settings: Settings, hung_up: ev.AgentHungUp) -> None:
+    _attempt_failed(draft, settings, Outcome.AGENT_HUNG_UP, LegRole.AGENT, hung_up.leg)
 
 
 # ---- contact leg and queue ----------------------------------------------------------------------
 
 
-def _on_contact_answered(step: _Step, settings: Settings, answered: ev.ContactAnswered) -> None:
-    _note_leg(step, LegRole.CONTACT, answered.leg)
-    attempt = _current(step)
-    step.emit(EventKind.CONTACT_ANSWERED, attempt=attempt.id)
+def _on_contact_answered(draft: _Draft, settings: Settings, answered: ev.ContactAnswered) -> None:
+    _note_leg(draft, LegRole.CONTACT, answered.leg)
+    attempt = _current(draft)
+    draft.emit(EventKind.CONTACT_ANSWERED, attempt=attempt.id)
     if attempt.phase is Phase.AGENT:
-        step.update(state=State.IN_PROGRESS)
-        step.do(Connect(attempt.id, attempt.channel_ids))
+        draft.update(state=State.IN_PROGRESS)
+        draft.do(Connect(attempt.id, attempt.channel_ids))
     elif settings.failover_queue is None:
-        _end_attempt(step, Outcome.FAILED, LegRole.CONTACT)
-        _finish(step, State.EXPIRED, FinishReason.NO_FAILOVER_QUEUE)
+        _end_attempt(draft, Outcome.FAILED, LegRole.CONTACT)
+        _finish(draft, State.EXPIRED, FinishReason.NO_FAILOVER_QUEUE)
     else:
         contact_leg = attempt.leg(LegRole.CONTACT)
         assert contact_leg is not None and contact_leg.channel_id is not None
-        step.update(state=State.QUEUED)
-        step.do(
+        draft.update(state=State.QUEUED)
+        draft.do(
             EnterQueue(attempt.id, settings.failover_queue, contact_leg.channel_id, settings.queue_timeout)
         )
-        step.emit(EventKind.QUEUE_ENTERED, attempt=attempt.id, queue=settings.failover_queue)
+        draft.emit(EventKind.QUEUE_ENTERED, attempt=attempt.id, queue=settings.failover_queue)
 
 
-def _on_contact_failed(step: _Step, settings: Settings, failed: ev.ContactFailed) -> None:
-    _attempt_failed(step, settings, failed.outcome, LegRole.CONTACT, failed.leg)
+def _on_contact_failed(draft: _Draft, settings: Settings, failed: ev.ContactFailed) -> None:
+    _attempt_failed(draft, settings, failed.outcome, LegRole.CONTACT, failed.leg)
 
 
-def _on_member_answered(step: _Step, settings: Settings, answered: ev.MemberAnswered) -> None:
-    _note_leg(step, LegRole.MEMBER, answered.leg, endpoint=answered.member)
-    step.update(state=State.IN_PROGRESS)
-    step.emit(EventKind.MEMBER_ANSWERED, attempt=_current(step).id, member=answered.member)
+def _on_member_answered(draft: _Draft, settings: Settings, answered: ev.MemberAnswered) -> None:
+    _note_leg(draft, LegRole.MEMBER, answered.leg, endpoint=answered.member)
+    draft.update(state=State.IN_PROGRESS)
+    draft.emit(EventKind.MEMBER_ANSWERED, attempt=_current(draft).id, member=answered.member)
 
 
-def _on_queue_gave_up(step: _Step, settings: Settings, gave_up: ev.QueueGaveUp) -> None:
-    _attempt_failed(step, settings, gave_up.outcome, LegRole.CONTACT, gave_up.leg)
+def _on_queue_gave_up(draft: _Draft, settings: Settings, gave_up: ev.QueueGaveUp) -> None:
+    _attempt_failed(draft, settings, gave_up.outcome, LegRole.CONTACT, gave_up.leg)
 
 
 def _attempt_failed(
-    step: _Step, settings: Settings, outcome: Outcome, role: LegRole, leg: ev.LegInfo
+    draft: _Draft, settings: Settings, outcome: Outcome, role: LegRole, leg: ev.LegInfo
 ) -> None:
     """A counted contact attempt ended without a talk: retry, move on to the queue, or finish."""
-    attempt = _end_attempt(step, outcome, role, leg)
+    attempt = _end_attempt(draft, outcome, role, leg)
     in_agent_phase = attempt.phase is Phase.AGENT
     counter = "agent_attempts" if in_agent_phase else "queue_attempts"
-    made = getattr(step.callback, counter) + 1
-    step.update(**{counter: made})
+    made = getattr(draft.callback, counter) + 1
+    draft.update(**{counter: made})
     limit = settings.max_attempts if in_agent_phase else settings.queue_max_attempts
-    retry_at = _retry_at(step, settings)
-    step.emit(
+    retry_at = _retry_at(draft, settings)
+    draft.emit(
         EventKind.ATTEMPT_FAILED,
         attempt=attempt.id,
         phase=attempt.phase.value,
@@ -457,63 +459,63 @@ def _attempt_failed(
         sip=attempt.sip_code,
     )
     if outcome is Outcome.UNALLOCATED:
-        _finish(step, State.EXHAUSTED, FinishReason.UNALLOCATED)
+        _finish(draft, State.EXHAUSTED, FinishReason.UNALLOCATED)
     elif made < limit:
-        _schedule(step, retry_at)
+        _schedule(draft, retry_at)
     elif in_agent_phase:
-        _end_agent_phase(step, settings, FinishReason.AGENT_ATTEMPTS, step.now + settings.retry_interval)
+        _end_agent_phase(draft, settings, FinishReason.AGENT_ATTEMPTS, draft.now + settings.retry_interval)
     else:
-        _finish(step, State.EXHAUSTED, FinishReason.QUEUE_ATTEMPTS)
+        _finish(draft, State.EXHAUSTED, FinishReason.QUEUE_ATTEMPTS)
 
 
 # ---- end of the call, crashes -------------------------------------------------------------------
 
 
-def _on_call_ended(step: _Step, settings: Settings, ended: ev.CallEnded) -> None:
-    _end_attempt(step, Outcome.COMPLETED, LegRole.CONTACT, ended.leg)
-    _finish(step, State.COMPLETED, FinishReason.TALKED)
+def _on_call_ended(draft: _Draft, settings: Settings, ended: ev.CallEnded) -> None:
+    _end_attempt(draft, Outcome.COMPLETED, LegRole.CONTACT, ended.leg)
+    _finish(draft, State.COMPLETED, FinishReason.TALKED)
 
 
-def _on_call_lost(step: _Step, settings: Settings, lost: ev.CallLost) -> None:
+def _on_call_lost(draft: _Draft, settings: Settings, lost: ev.CallLost) -> None:
     """Channels gone, outcome unknown: never dial blindly again within the same ring."""
-    state = step.callback.state
-    step.emit(EventKind.CALL_LOST, attempt=_current(step).id, state=state.value)
+    state = draft.callback.state
+    draft.emit(EventKind.CALL_LOST, attempt=_current(draft).id, state=state.value)
     if state is State.IN_PROGRESS:
-        _end_attempt(step, Outcome.LOST, LegRole.CONTACT)
-        _finish(step, State.COMPLETED, FinishReason.LOST_DURING_TALK)
+        _end_attempt(draft, Outcome.LOST, LegRole.CONTACT)
+        _finish(draft, State.COMPLETED, FinishReason.LOST_DURING_TALK)
     elif state is State.AGENT_RINGING:
-        _end_attempt(step, Outcome.LOST, LegRole.AGENT)
-        _count_missed_ring(step, settings, Outcome.LOST, ev.NO_INFO)
+        _end_attempt(draft, Outcome.LOST, LegRole.AGENT)
+        _count_missed_ring(draft, settings, Outcome.LOST, ev.NO_INFO)
     else:
-        _attempt_failed(step, settings, Outcome.LOST, LegRole.CONTACT, ev.NO_INFO)
+        _attempt_failed(draft, settings, Outcome.LOST, LegRole.CONTACT, ev.NO_INFO)
 
 
-def _on_call_resumed(step: _Step, settings: Settings, resumed: ev.CallResumed) -> None:
-    attempt = _current(step)
-    step.do(WatchCall(attempt.id, attempt.channel_ids))
-    step.emit(EventKind.RESUMED, attempt=attempt.id, state=step.callback.state.value)
+def _on_call_resumed(draft: _Draft, settings: Settings, resumed: ev.CallResumed) -> None:
+    attempt = _current(draft)
+    draft.do(WatchCall(attempt.id, attempt.channel_ids))
+    draft.emit(EventKind.RESUMED, attempt=attempt.id, state=draft.callback.state.value)
 
 
 # ---- people -------------------------------------------------------------------------------------
 
 
-def _stop_live_call(step: _Step) -> None:
-    if step.callback.state.is_live:
-        _end_attempt(step, Outcome.CANCELLED, LegRole.CONTACT)
+def _stop_live_call(draft: _Draft) -> None:
+    if draft.callback.state.is_live:
+        _end_attempt(draft, Outcome.CANCELLED, LegRole.CONTACT)
 
 
-def _on_cancel(step: _Step, settings: Settings, cancel: ev.Cancel) -> None:
-    _stop_live_call(step)
-    _finish(step, State.CANCELLED, FinishReason.CANCELLED, by=rules.safe_text(cancel.by, "by", 64))
+def _on_cancel(draft: _Draft, settings: Settings, cancel: ev.Cancel) -> None:
+    _stop_live_call(draft)
+    _finish(draft, State.CANCELLED, FinishReason.CANCELLED, by=rules.safe_text(cancel.by, "by", 64))
 
 
-def _on_reschedule(step: _Step, settings: Settings, reschedule: ev.Reschedule) -> None:
+def _on_reschedule(draft: _Draft, settings: Settings, reschedule: ev.Reschedule) -> None:
     """A new promise: back to the agent phase with fresh counters (the history stays)."""
-    tz = rules.zone(step.callback.timezone)
-    due_at = rules.check_due(reschedule.due_at, tz, step.now, settings.due_limits)
+    tz = rules.zone(draft.callback.timezone)
+    due_at = rules.check_due(reschedule.due_at, tz, draft.now, settings.due_limits)
     by = rules.safe_text(reschedule.by, "by", 64)
-    _stop_live_call(step)
-    step.update(
+    _stop_live_call(draft)
+    draft.update(
         due_at=due_at,
         phase=Phase.AGENT,
         agent_attempts=0,
@@ -521,8 +523,8 @@ def _on_reschedule(step: _Step, settings: Settings, reschedule: ev.Reschedule) -
         missed_agent_rings=0,
         held_seconds=0,
     )
-    _schedule(step, due_at)
-    step.emit(EventKind.RESCHEDULED, due_at=due_at.isoformat(), by=by)
+    _schedule(draft, due_at)
+    draft.emit(EventKind.RESCHEDULED, due_at=due_at.isoformat(), by=by)
 
 
 _EDIT_RULES: dict[str, Callable[[str], str]] = {
@@ -534,15 +536,15 @@ _EDIT_RULES: dict[str, Callable[[str], str]] = {
 }
 
 
-def _on_edit(step: _Step, settings: Settings, edit: ev.Edit) -> None:
+def _on_edit(draft: _Draft, settings: Settings, edit: ev.Edit) -> None:
     """Details change for the next attempt; a call already ringing goes on as it is."""
     changes = {
         name: check(value)
         for name, check in _EDIT_RULES.items()
         if (value := getattr(edit, name)) is not None
     }
-    step.update(**changes)
-    step.emit(EventKind.EDITED, by=rules.safe_text(edit.by, "by", 64), fields=",".join(sorted(changes)))
+    draft.update(**changes)
+    draft.emit(EventKind.EDITED, by=rules.safe_text(edit.by, "by", 64), fields=",".join(sorted(changes)))
 
 
 # ---- the table ----------------------------------------------------------------------------------

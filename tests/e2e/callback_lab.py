@@ -1,9 +1,7 @@
 """Helpers of the end-to-end tests: phones, INVITE logs, settings as a user sets them, callbacks to await.
 
-The lab is the one `scripts/pbx-lab` starts with the caller's ACB_LAB_* environment (so a second
-instance on other ports and another directory works the same way). Each test gets its own Redis
-namespace, deleted afterwards, and its own contact numbers, so counting INVITEs per number in the
-SIPp logs is exact. Delays are set the way a user sets them: run-time setting overrides in the store.
+Contact numbers are unique per test, so counting INVITEs per number in the SIPp logs is exact. Delays
+are set the way a user sets them: run-time setting overrides in the store.
 """
 
 from __future__ import annotations
@@ -22,7 +20,8 @@ from typing import Any
 import pytest
 
 from asterisk_cb.core import lifecycle
-from asterisk_cb.core.model import Callback
+from asterisk_cb.core.codec import event_from_fields
+from asterisk_cb.core.model import Callback, Event, EventKind
 from asterisk_cb.core.settings import Settings as CallbackSettings
 from asterisk_cb.core.settings import SettingsFile, resolve, runtime_layers
 from asterisk_cb.store import Store
@@ -103,6 +102,15 @@ class Lab:
         transition = lifecycle.create(request, callback_id, now, await settings_for(self.store, None))
         await self.store.create(transition.callback, transition.events)
         return transition.callback
+
+    async def events(self, callback_id: str) -> list[Event]:
+        """The callback's history as the event stream holds it, oldest first."""
+        entries = await self.store.redis.xrange(self.store.keys.events)
+        events = (event_from_fields(fields) for _, fields in entries)
+        return [event for event in events if event.callback_id == callback_id]
+
+    async def kinds(self, callback_id: str) -> list[EventKind]:
+        return [event.kind for event in await self.events(callback_id)]
 
     async def wait_for(
         self, callback_id: str, done: Callable[[Callback], bool], timeout_s: float = 60

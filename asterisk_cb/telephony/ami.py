@@ -8,8 +8,8 @@ restarting Asterisk finishes booting: seeding at login could read half-loaded qu
 
 Least rights (manager.conf, checked on Asterisk 22 with `manager show command`): `read = system,call,agent`
 (FullyBooted is `system`, DeviceStateChange `call`, QueueMember* and AgentLogin/Logoff `agent`) and
-`write = agent,reporting` (QueuePause needs `agent`; DeviceStateList `call` or `reporting`, and
-`reporting` grants no call control; QueueStatus needs none).
+`write = agent,reporting` (QueuePause and Agents need `agent`; DeviceStateList `call` or `reporting`,
+and `reporting` grants no call control; QueueStatus needs none).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 from panoramisk import Manager
 
 from asterisk_cb.telephony.ami_events import (
+    AgentStatus,
     AmiEvent,
     DeviceStateChange,
     FullyBooted,
@@ -41,7 +42,7 @@ _log = logging.getLogger(__name__)
 AmiHandler = Callable[[AmiEvent], Awaitable[None] | None]
 
 # Actions whose loss on a dropped link we handle ourselves (panoramisk would replay them much later).
-_OUR_ACTIONS = ("ping", "login", "logoff", "queuepause", "queuestatus", "devicestatelist")
+_OUR_ACTIONS = ("ping", "login", "logoff", "queuepause", "queuestatus", "devicestatelist", "agents")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class AmiSettings:
     secret: str
     host: str = "127.0.0.1"
     port: int = 5038
+    agent_pool: bool = False  # the admin uses app_agent_pool: also seed agent logins (Agents action)
     action_timeout_s: float = 5.0
     ping_interval_s: int = 10
     backoff: Backoff = field(default_factory=Backoff)
@@ -61,6 +63,7 @@ class AmiSnapshot:
 
     device_states: tuple[DeviceStateChange, ...]
     members: tuple[QueueMember, ...]
+    agent_logins: dict[str, str] | None = None  # agent -> device; None when app_agent_pool is not used
 
 
 AmiResyncHook = Callable[[AmiSnapshot], Awaitable[None] | None]
@@ -225,9 +228,17 @@ class AmiConnection:
         events = (parse_ami_event(message) for message in _as_list(answer))
         return [event for event in events if isinstance(event, DeviceStateChange)]
 
+    async def agent_logins(self) -> dict[str, str]:
+        """app_agent_pool agents logged in now, and the phone each sits at (Agents action)."""
+        answer = await self.send({"Action": "Agents"})
+        events = (parse_ami_event(message) for message in _as_list(answer))
+        return {e.agent: e.device for e in events if isinstance(e, AgentStatus) and e.device}
+
     async def take_snapshot(self) -> AmiSnapshot:
         return AmiSnapshot(
-            device_states=tuple(await self.device_states()), members=tuple(await self.queue_members())
+            device_states=tuple(await self.device_states()),
+            members=tuple(await self.queue_members()),
+            agent_logins=await self.agent_logins() if self.settings.agent_pool else None,
         )
 
     # --- panoramisk callbacks (sync, on the loop) --------------------------------------------------

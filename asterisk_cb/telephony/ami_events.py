@@ -75,6 +75,11 @@ class FullyBooted(AmiEvent):
     """Sent on login to a booted Asterisk: the moment to (re)seed state."""
 
 
+def device_of_channel(channel: str) -> str:
+    """The device a channel belongs to: PJSIP/1001-0000001a -> PJSIP/1001."""
+    return channel.rsplit("-", 1)[0] if channel else ""
+
+
 @dataclass(frozen=True)
 class AgentLogin(AmiEvent):
     """app_agent_pool: `agent` (e.g. 1001, its queue interface is Agent/1001) sits at `channel`."""
@@ -84,13 +89,27 @@ class AgentLogin(AmiEvent):
 
     @property
     def device(self) -> str:
-        """The phone the agent logged in from: the channel name without its -0000001a suffix."""
-        return self.channel.rsplit("-", 1)[0]
+        """The phone the agent logged in from."""
+        return device_of_channel(self.channel)
 
 
 @dataclass(frozen=True)
 class AgentLogoff(AmiEvent):
     agent: str
+
+
+@dataclass(frozen=True)
+class AgentStatus(AmiEvent):
+    """One entry of the Agents action: `status` AGENT_LOGGEDOFF, AGENT_IDLE or AGENT_ONCALL."""
+
+    agent: str
+    status: str
+    channel: str = ""
+
+    @property
+    def device(self) -> str:
+        """The phone the agent is logged in from; empty when logged off."""
+        return "" if self.status == "AGENT_LOGGEDOFF" else device_of_channel(self.channel)
 
 
 def _int(value: str | None) -> int:
@@ -134,6 +153,9 @@ _PARSERS: dict[str, Callable[[str, Headers], AmiEvent]] = {
     "FullyBooted": lambda n, h: FullyBooted(n),
     "AgentLogin": lambda n, h: AgentLogin(n, agent=h.get("Agent", ""), channel=h.get("Channel", "")),
     "AgentLogoff": lambda n, h: AgentLogoff(n, agent=h.get("Agent", "")),
+    "Agents": lambda n, h: AgentStatus(
+        n, agent=h.get("Agent", ""), status=h.get("Status", ""), channel=h.get("Channel", "")
+    ),
 }
 
 EVENT_NAMES = frozenset(_PARSERS)

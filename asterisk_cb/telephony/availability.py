@@ -118,6 +118,9 @@ class AvailabilityView:
     def agent_logged_in(self, pool_agent: str, device: str) -> None:
         self.pool_logins[pool_agent] = device
 
+    def replace_pool_logins(self, logins: dict[str, str]) -> None:
+        self.pool_logins = dict(logins)
+
     def agent_logged_off(self, pool_agent: str) -> None:
         self.pool_logins.pop(pool_agent, None)
 

@@ -36,6 +36,8 @@ def feed_from_ami(view: AvailabilityView, ami: AmiConnection) -> None:
     def seed(snapshot: AmiSnapshot) -> None:
         view.replace_device_states((event.device, event.state) for event in snapshot.device_states)
         view.replace_members(snapshot.members)
+        if snapshot.agent_logins is not None:
+            view.replace_pool_logins(snapshot.agent_logins)
 
     ami.on_resync(seed)
     ami.subscribe(lambda event: apply_ami_event(view, event))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 import pytest
 from ami_fake import FakeAmi, block_headers, recorded_reply, transcript_blocks, unsolicited_events
@@ -130,6 +131,22 @@ async def test_login_seeds_device_states_and_queue_members(ami: AmiConnection) -
     assert ("failover", "PJSIP/1003") in memberships
     assert ("support", "PJSIP/1001") in memberships
     assert ami.health.snapshot().connected
+
+
+async def test_agent_pool_logins_are_seeded_only_when_the_admin_uses_it(fake_ami: FakeAmi) -> None:
+    """Recorded with app_agent_pool loaded: agent 1001 logged in on a Local channel, 1002 logged off."""
+    fake_ami.reply("Agents", recorded_reply("ami_agents.txt", "agents-0"))
+    for agent_pool, expected in ((False, None), (True, {"1001": "Local/agentlogin@acb-rec"})):
+        snapshots: list[AmiSnapshot] = []
+        ami = AmiConnection(replace(_settings(fake_ami), agent_pool=agent_pool))
+        ami.on_resync(snapshots.append)
+        await ami.start()
+        try:
+            await ami.wait_ready(5)
+        finally:
+            await ami.stop()
+        assert snapshots[0].agent_logins == expected
+    assert [a["Action"] for a in fake_ami.received].count("Agents") == 1
 
 
 async def test_seed_waits_for_fully_booted_when_asterisk_is_still_booting(

@@ -42,16 +42,23 @@ async def test_ari_seeds_watched_devices_then_follows_events(
         await stream.stop()
 
 
-async def test_ami_seeds_memberships_then_follows_queue_events() -> None:
+async def test_ami_seeds_memberships_and_agent_logins_then_follows_queue_events() -> None:
     fake = FakeAmi()
     fake.reply("DeviceStateList", recorded_reply("ami_seed.txt", "seed-0"))
     fake.reply("QueueStatus", recorded_reply("ami_seed.txt", "seed-1"))
+    fake.reply("Agents", recorded_reply("ami_agents.txt", "agents-0"))
     await fake.start()
     view = AvailabilityView.of(
-        [AgentSpec("1001", devices=("PJSIP/1001",)), AgentSpec("2001", member_name="agent-2001")]
+        [
+            AgentSpec("1001", devices=("PJSIP/1001",)),
+            AgentSpec("2001", member_name="agent-2001"),
+            AgentSpec("alice", pool_agent="1001"),
+        ]
     )
     ami = AmiConnection(
-        AmiSettings(username="acb", secret="acb-lab-ami", port=fake.port, backoff=Backoff(0.05))
+        AmiSettings(
+            username="acb", secret="acb-lab-ami", port=fake.port, agent_pool=True, backoff=Backoff(0.05)
+        )
     )
     feed_from_ami(view, ami)
     await ami.start()
@@ -59,6 +66,7 @@ async def test_ami_seeds_memberships_then_follows_queue_events() -> None:
         await ami.wait_ready(5)
         assert ("support", "PJSIP/1001") in view.members
         assert view.check("1001", NOW).detail == "no device ready (PJSIP/1001 UNAVAILABLE)"
+        assert view.watched_devices() == ["Local/agentlogin@acb-rec", "PJSIP/1001"]
         added_then_paused = unsolicited_events("ami_queue.txt", "QueueMemberAdded", "QueueMemberPause")[:2]
         await fake.push(added_then_paused)
         await _until(lambda: view.check("2001", NOW).reason is Reason.PAUSED)

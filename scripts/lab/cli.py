@@ -43,7 +43,7 @@ def _cmd_env(args: argparse.Namespace) -> int:
         print(json.dumps(lab_info, indent=2))
     else:
         for key, value in info.flatten(lab_info):
-            print(f"{key}={value}")
+            print(f"{key}={value if isinstance(value, str | int) else json.dumps(value)}")
     return 0
 
 

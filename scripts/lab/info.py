@@ -33,6 +33,8 @@ def describe(settings: LabSettings) -> dict[str, Any]:
         "host": HOST,
         "lab_dir": str(settings.lab_dir),
         "cache_dir": str(settings.cache_dir),
+        "asterisk_root": str(settings.root_dir),
+        "ports": _ports(settings),
         "ari": {
             "url": settings.ari_url,
             "ws_url": f"ws://{HOST}:{settings.http_port}/ari/events",
@@ -92,6 +94,19 @@ def describe(settings: LabSettings) -> dict[str, Any]:
             "sipp": str(log_dir),
         },
     }
+
+
+def _ports(settings: LabSettings) -> list[dict[str, Any]]:
+    """Every port the lab listens on (all on 127.0.0.1), as the ACB_LAB_* settings chose them."""
+    fixed = [
+        (settings.sip_port, "udp", "asterisk-sip"),
+        (settings.http_port, "tcp", "asterisk-http-ari"),
+        (settings.ami_port, "tcp", "asterisk-ami"),
+        (settings.redis_port, "tcp", "redis"),
+        (settings.contacts_port, "udp", "sipp-contacts"),
+    ]
+    agents = [(settings.agent_port(agent), "udp", f"sipp-agent-{agent}") for agent in settings.agents]
+    return [{"port": port, "proto": proto, "service": service} for port, proto, service in fixed + agents]
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -222,6 +222,8 @@ def check_due(
     A time up to ``PAST_GRACE`` in the past is accepted as "now". The calling-hours refusal names the
     next allowed time in the contact's zone so the user can pick it.
     """
+    if due_at.tzinfo is None:
+        raise ValidationError(field, "needs an offset or a time zone (use parse_time for wall-clock times)")
     if due_at < now - PAST_GRACE:
         raise ValidationError(field, f"{_local(due_at, tz)} is in the past")
     due_at = max(due_at, now)

@@ -90,6 +90,10 @@ class _Manager(Manager):
 
     def connection_made(self, f: asyncio.Future[Any]) -> None:
         exc = None if f.cancelled() else f.exception()
+        if exc is None and self._link._manager is not self:  # connected after AmiConnection.stop()
+            transport, _protocol = f.result()
+            transport.close()
+            return
         if exc is not None:
             self._link._link_failed(f"connect to {self.config['host']}:{self.config['port']} failed: {exc}")
             return
@@ -108,7 +112,15 @@ class _Manager(Manager):
         if self.pinger:
             self.pinger.cancel()
             self.pinger = None
-        self._link._link_failed("connection lost" + ("" if exc is None else f": {_first_line(exc)}"))
+        self._link._link_failed(_loss_reason(exc))
+
+
+def _loss_reason(exc: object) -> str:
+    """panoramisk reports Asterisk's own Shutdown event as the "exception" of a clean shutdown."""
+    if isinstance(exc, Mapping) and str(exc.get("Event", "")).lower() == "shutdown":
+        restart = str(exc.get("Restart", "")).lower() == "true"
+        return "Asterisk restarting" if restart else "Asterisk shut down"
+    return "connection lost" + ("" if exc is None else f": {_first_line(exc)}")
 
 
 def _first_line(value: object) -> str:
@@ -143,7 +155,7 @@ class AmiConnection:
         return self._fanout.subscribe(handler, *types)
 
     def on_resync(self, hook: AmiResyncHook) -> None:
-        """Run `hook` with fresh device and queue state after every login, before later events."""
+        """Run `hook` with fresh device and queue state on every FullyBooted, before later events."""
         self._resync_hooks.append(hook)
 
     # --- lifecycle --------------------------------------------------------------------------------

@@ -240,6 +240,17 @@ async def test_restart_reconnects_logs_in_again_and_reseeds(ami: AmiConnection, 
     assert len(booted) == 2
 
 
+async def test_asterisk_restart_shutdown_event_is_named_in_health(
+    ami: AmiConnection, fake_ami: FakeAmi
+) -> None:
+    await ami.start()
+    await ami.wait_ready(5)
+    await fake_ami.push(unsolicited_events("ami_shutdown.txt", "Shutdown"))
+    await _until(lambda: not ami.health.connected)
+    assert ami.health.snapshot().last_error == "Asterisk restarting"
+    await _until(lambda: ami.health.connected)  # and it came back on its own
+
+
 async def test_wrong_secret_is_reported_and_retried(fake_ami: FakeAmi) -> None:
     ami = AmiConnection(_settings(fake_ami, secret="wrong"))
     await ami.start()

@@ -41,11 +41,6 @@ def _agent_sections(settings: LabSettings) -> str:
     return "".join(sections)
 
 
-def failover_agents(settings: LabSettings) -> tuple[str, ...]:
-    """The failover queue's members: the last half of the agents (the first ones take callbacks)."""
-    return settings.agents[len(settings.agents) // 2 :]
-
-
 def _members(agents: tuple[str, ...]) -> str:
     return "\n".join(f"member => PJSIP/{agent}" for agent in agents)
 
@@ -63,7 +58,7 @@ def _values(settings: LabSettings) -> dict[str, str]:
         "rtp_start": str(rtp_start),
         "rtp_end": str(rtp_end),
         "agent_sections": _agent_sections(settings),
-        "failover_members": _members(failover_agents(settings)),
+        "failover_members": _members(settings.failover_agents),
         "support_members": _members(settings.agents),
     }
 
@@ -212,12 +207,11 @@ def log_path(settings: LabSettings) -> Path:
 
 
 def cli(settings: LabSettings, command: str) -> int:
-    """Run one Asterisk CLI command through the control socket in the chroot (`asterisk -rx`)."""
+    """Run one Asterisk CLI command (`asterisk -rx`), or with none an interactive console (`-r`)."""
     if not _alive(settings):
         raise SystemExit("pbx-lab: the lab Asterisk is not running (scripts/pbx-lab up asterisk)")
-    result = subprocess.run(
-        ["chroot", str(settings.root_dir), "/usr/sbin/asterisk", "-rx", command], check=False
-    )
+    remote = ["-rx", command] if command else ["-r"]
+    result = subprocess.run(["chroot", str(settings.root_dir), "/usr/sbin/asterisk", *remote], check=False)
     return result.returncode
 
 

@@ -23,6 +23,7 @@ AGENT_BEHAVIOURS = {
     "busy": "486 Busy Here",
     "noanswer": "rings forever, until CANCEL",
     "offline": "unregistered (device state UNAVAILABLE), no SIPp process",
+    "(on another call)": "originate PJSIP/<agent> into a Stasis app: it answers and stays (INUSE)",
 }
 
 
@@ -70,8 +71,15 @@ def describe(settings: LabSettings) -> dict[str, Any]:
             "outbound_dial": "Local/<number>@callback-outbound",
             "agents_context": "agents",
             "inbound_context": "lab-inbound",
-            "inbound_queue_exten": "queue@lab-inbound",
-            "queues": {"failover": "strategy linear, ringinuse=no", "support": "all agents, ringinuse=no"},
+            "inbound_queue_call": "scripts/pbx-lab call support|failover|<agent> [--caller N] [--hold-s S]",
+            "queues": {
+                "failover": {
+                    "strategy": "linear",
+                    "ringinuse": "no",
+                    "members": list(settings.failover_agents),
+                },
+                "support": {"strategy": "ringall", "ringinuse": "no", "members": list(settings.agents)},
+            },
         },
         "agents": {
             agent: {
@@ -89,7 +97,8 @@ def describe(settings: LabSettings) -> dict[str, Any]:
         },
         "invite_log_format": "one line per INVITE received: <unix time, s.ms> <request-URI user> <Call-ID>",
         "logs": {
-            "asterisk": str(log_dir / "asterisk.log"),
+            "asterisk": str(settings.root_dir / "var" / "log" / "asterisk" / "messages.log"),
+            "asterisk_stdout": str(log_dir / "asterisk.out"),
             "redis": str(log_dir / "redis.log"),
             "sipp": str(log_dir),
         },

@@ -93,6 +93,11 @@ class LabSettings:
     def ari_url(self) -> str:
         return f"http://{HOST}:{self.http_port}/ari"
 
+    @property
+    def failover_agents(self) -> tuple[str, ...]:
+        """The failover queue's members: the second half of the agents (the first take callbacks)."""
+        return self.agents[len(self.agents) // 2 :]
+
     def agent_port(self, agent: str) -> int:
         """Each agent phone is its own SIPp process on its own UDP port."""
         return self.agent_base_port + self.agents.index(agent)

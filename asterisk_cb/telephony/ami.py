@@ -34,7 +34,7 @@ from asterisk_cb.telephony.ami_events import (
     parse_ami_event,
 )
 from asterisk_cb.telephony.backoff import Backoff
-from asterisk_cb.telephony.fanout import Fanout, call_handler
+from asterisk_cb.telephony.fanout import Fanout
 from asterisk_cb.telephony.health import HealthFlag
 
 _log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class AmiConnection:
         self.health = HealthFlag("ami")
         self._uniform = uniform
         self._fanout: Fanout[AmiEvent] = Fanout("ami", _log)
-        self._resync_hooks: list[AmiResyncHook] = []
+        self._resync_hooks: Fanout[AmiSnapshot] = Fanout("ami", _log)
         self._inbox: asyncio.Queue[AmiEvent | _Resync] = asyncio.Queue()
         self._pending: set[asyncio.Future[Any]] = set()
         self._manager: _Manager | None = None
@@ -156,7 +156,7 @@ class AmiConnection:
 
     def on_resync(self, hook: AmiResyncHook) -> None:
         """Run `hook` with fresh device and queue state on every FullyBooted, before later events."""
-        self._resync_hooks.append(hook)
+        self._resync_hooks.subscribe(hook)
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -315,11 +315,10 @@ class AmiConnection:
             # FullyBooted can be parsed a moment before panoramisk reports the login that preceded it.
             await asyncio.wait_for(self._authenticated.wait(), self.settings.action_timeout_s)
             snapshot = await self.take_snapshot()
-            for hook in list(self._resync_hooks):
-                await call_handler(hook, snapshot)
         except (AmiError, TimeoutError) as exc:
             self._drop(f"resync failed: {_first_line(exc) if str(exc) else 'not logged in'}")
             return
+        await self._resync_hooks.dispatch(snapshot, "resync")
         self.health.mark_up()
         self._ready.set()
         _log.info("AMI connected", extra={"component": "ami", "host": self.settings.host})

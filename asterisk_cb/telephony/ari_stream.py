@@ -30,7 +30,7 @@ from asterisk_cb.telephony.ari_events import (
     parse_event,
 )
 from asterisk_cb.telephony.backoff import Backoff
-from asterisk_cb.telephony.fanout import Fanout, call_handler
+from asterisk_cb.telephony.fanout import Fanout
 from asterisk_cb.telephony.health import HealthFlag
 
 _log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class AriEventStream:
         self._sleep = sleep
         self._uniform = uniform
         self._fanout: Fanout[AriEvent] = Fanout("ari", _log)
-        self._resync_hooks: list[ResyncHook] = []
+        self._resync_hooks: Fanout[ResyncSnapshot] = Fanout("ari", _log)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -99,8 +99,9 @@ class AriEventStream:
         return self._fanout.subscribe(handler, *types)
 
     def on_resync(self, hook: ResyncHook) -> None:
-        """Run `hook` with a fresh snapshot after every (re)connect, before that connection's events."""
-        self._resync_hooks.append(hook)
+        """Run `hook` with a fresh snapshot after every (re)connect, before that connection's events.
+        A failing hook is logged like a failing event handler: it must not stop the reconnect loop."""
+        self._resync_hooks.subscribe(hook)
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -158,9 +159,7 @@ class AriEventStream:
             await self.client.subscribe(source)
 
     async def _run_resync(self) -> None:
-        snapshot = await self.take_snapshot()
-        for hook in list(self._resync_hooks):
-            await call_handler(hook, snapshot)
+        await self._resync_hooks.dispatch(await self.take_snapshot(), "resync")
 
     async def take_snapshot(self) -> ResyncSnapshot:
         """Our channels and bridges (by id prefix) and the device states we watch, read over REST."""

@@ -15,7 +15,7 @@ Event = TypeVar("Event")
 Handler = Callable[[Event], Awaitable[None] | None]
 
 
-async def call_handler(handler: Callable[..., Awaitable[None] | None], *args: object) -> None:
+async def _call(handler: Callable[..., Awaitable[None] | None], *args: object) -> None:
     """Call a plain or async handler alike."""
     result = handler(*args)
     if inspect.isawaitable(result):
@@ -23,6 +23,8 @@ async def call_handler(handler: Callable[..., Awaitable[None] | None], *args: ob
 
 
 class Fanout(Generic[Event]):
+    """Subscribers of one kind of thing (events, resync snapshots) on one link."""
+
     def __init__(self, component: str, logger: logging.Logger) -> None:
         self._component = component
         self._log = logger
@@ -39,7 +41,7 @@ class Fanout(Generic[Event]):
             if types and not isinstance(event, types):
                 continue
             try:
-                await call_handler(handler, event)
+                await _call(handler, event)
             except Exception as exc:  # a handler bug must not kill the event stream
                 self._log.error(
                     "event handler failed",

@@ -104,14 +104,15 @@ async def test_events_are_dispatched_typed_in_order_after_the_resync(
     ]
 
 
-async def test_a_failing_handler_or_bad_json_does_not_stop_the_stream(
+async def test_a_failing_hook_handler_or_bad_json_does_not_stop_the_stream(
     stream: AriEventStream, fake_ari: FakeAri
 ) -> None:
     seen: list[AriEvent] = []
 
-    async def broken(_event: AriEvent) -> None:
+    async def broken(_event: object) -> None:
         raise RuntimeError("handler bug")
 
+    stream.on_resync(broken)
     stream.subscribe(broken)
     stream.subscribe(seen.append)
     stream.start()

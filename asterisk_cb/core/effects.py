@@ -53,12 +53,17 @@ class Connect:
 
 @dataclass(frozen=True)
 class EnterQueue:
-    """Queue phase: the contact answered; send it into ``queue`` to wait at most ``timeout`` for a member."""
+    """Queue phase: the contact answered; send it into ``queue`` to wait at most ``timeout`` for a member.
+
+    ``priority`` is the Queue() entry priority (QUEUE_PRIO): 0 queues the contact behind callers
+    already waiting; a higher value lets callbacks go first when the admin wants that.
+    """
 
     attempt_id: str
     queue: str
     channel_id: str
     timeout: timedelta
+    priority: int = 0
 
 
 @dataclass(frozen=True)

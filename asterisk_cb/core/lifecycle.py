@@ -419,7 +419,13 @@ def _on_contact_answered(draft: _Draft, settings: Settings, answered: ev.Contact
         assert contact_leg is not None and contact_leg.channel_id is not None
         draft.update(state=State.QUEUED)
         draft.do(
-            EnterQueue(attempt.id, settings.failover_queue, contact_leg.channel_id, settings.queue_timeout)
+            EnterQueue(
+                attempt.id,
+                settings.failover_queue,
+                contact_leg.channel_id,
+                settings.queue_timeout,
+                settings.queue_priority,
+            )
         )
         draft.emit(EventKind.QUEUE_ENTERED, attempt=attempt.id, queue=settings.failover_queue)
 

@@ -53,6 +53,7 @@ class Settings:
     failover_queue: str | None = None
     queue_max_attempts: int = 3
     queue_timeout: timedelta = timedelta(minutes=5)
+    queue_priority: int = 0  # Queue() entry priority: 0 = behind callers already waiting
     agent_ring_timeout: timedelta = timedelta(seconds=20)
     contact_ring_timeout: timedelta = timedelta(seconds=40)
     caller_id: CallerId = CallerId()
@@ -257,6 +258,7 @@ OPTIONS: dict[str, Option] = {
     "failover_queue": Option(_optional_identifier, ""),
     "queue_max_attempts": Option(_bounded_int(1, 100), "3"),
     "queue_timeout": Option(_bounded_duration(_SECOND, _DAY), "5m"),
+    "queue_priority": Option(_bounded_int(0, 1000), "0"),
     "agent_ring_timeout": Option(_bounded_duration(_SECOND, timedelta(minutes=10)), "20s"),
     "contact_ring_timeout": Option(_bounded_duration(_SECOND, timedelta(minutes=10)), "40s"),
     "caller_id": Option(parse_caller_id, ""),

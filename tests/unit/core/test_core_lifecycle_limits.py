@@ -11,7 +11,7 @@ from lifecycle_paths import DUE, NO_QUEUE, SETTINGS, T0, apply, new_callback
 from asterisk_cb.core import inputs as ev
 from asterisk_cb.core import lifecycle as lc
 from asterisk_cb.core import rules
-from asterisk_cb.core.effects import DialContact, RingAgent
+from asterisk_cb.core.effects import DialContact, EnterQueue, RingAgent
 from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, Phase, State
 from asterisk_cb.core.settings import Settings, parse_calling_hours
 
@@ -259,3 +259,11 @@ def test_finish_bound_grows_with_each_term() -> None:
     assert lc.finish_bound(SETTINGS) > base
     assert lc.finish_bound(replace(NO_QUEUE, max_attempts=4)) > base
     assert lc.finish_bound(BERLIN_OFFICE) > lc.finish_bound(SETTINGS)
+
+
+def test_contact_enters_the_failover_queue_with_the_configured_priority() -> None:
+    settings = replace(SETTINGS, queue_priority=5, queue_timeout=timedelta(minutes=2))
+    callback = lc.step(new_callback(), ev.Due(False), DUE + SETTINGS.max_agent_wait, settings).callback
+    callback = apply(callback, (ev.Due(True), SECOND), settings=settings)
+    effects = lc.step(callback, ev.ContactAnswered(), DUE + 2 * SETTINGS.max_agent_wait, settings).effects
+    assert effects == (EnterQueue("cb1-1", "overflow", "cb1-1-contact", timedelta(minutes=2), 5),)

@@ -28,6 +28,7 @@ Who may write:
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -300,18 +301,10 @@ class Store:
         """Claim up to ``limit`` callbacks, oldest first: expired leases, then due callbacks."""
         keys = [self.keys.due, self.keys.leases, self.keys.fence, self.keys.paused]
         args = [self.keys.callback_prefix, limit, lease_ms, owner, _DUE_FIELDS, self.keys.history_prefix]
-        now, next_wake, raw_claims = await self._run(_Script.CLAIM, keys, args)
+        now, next_wake, claims_json = await self._run(_Script.CLAIM, keys, args)
+        raw_claims = json.loads(claims_json) if claims_json else []
         lease_until = int(now) + lease_ms
-        claims = tuple(
-            Claim(
-                _decode(callback_id, _flat_to_dict(fields), history),
-                int(token),
-                live == "1",
-                owner,
-                lease_until,
-            )
-            for callback_id, token, live, fields, history in raw_claims
-        )
+        claims = tuple(_claim(raw, owner, lease_until) for raw in raw_claims)
         return ClaimBatch(claims, int(now), int(next_wake) if next_wake else None)
 
     async def renew(self, claim: Claim, lease_ms: int = DEFAULT_LEASE_MS) -> Claim:
@@ -473,6 +466,14 @@ def _placement(callback: Callback) -> tuple[str, str]:
 
 def _due_ms(callback: Callback) -> int:
     return _time_to_ms(callback.next_at or callback.due_at)
+
+
+def _claim(raw: Sequence[Any], owner: str, lease_until_ms: int) -> Claim:
+    """A claim from one [id, token, hash fields, history] entry of the claim script's reply."""
+    callback_id, token, flat_fields, history = raw
+    stored = _flat_to_dict(flat_fields)
+    resume = stored.get(_LIVE_FIELD) == "1"
+    return Claim(_decode(callback_id, stored, history), int(token), resume, owner, lease_until_ms)
 
 
 def _decode(callback_id: str, stored: Mapping[str, str], history: str | None) -> Callback:

@@ -107,6 +107,11 @@ class _Manager(Manager):
         self._link._logged_in(authenticated, str(future.result().get("Message", "")))
         return authenticated
 
+    def ping(self) -> None:
+        """panoramisk's ping timer: fire-and-forget there; here an unanswered Ping drops the link."""
+        self.pinger = self.loop.call_later(self.ping_interval, self.ping)
+        self._link._check_alive()
+
     def connection_lost(self, exc: object) -> None:
         self._connected = False
         if self.pinger:
@@ -145,6 +150,7 @@ class AmiConnection:
         self._consumer: asyncio.Task[None] | None = None
         self._retry: asyncio.TimerHandle | None = None
         self._attempt = 0
+        self._liveness_checks: set[asyncio.Task[None]] = set()
         self._authenticated = asyncio.Event()
         self._ready = asyncio.Event()
 
@@ -293,6 +299,23 @@ class AmiConnection:
         if self._retry is not None:
             self._retry.cancel()
         self._retry = asyncio.get_running_loop().call_later(delay, self._manager.connect)
+
+    def _check_alive(self) -> None:
+        """Ping; a link that stays silent past the action timeout is half-open (TCP never closed): drop it."""
+        if not self._authenticated.is_set():
+            return
+        task = asyncio.get_running_loop().create_task(self._ping(self._manager))
+        self._liveness_checks.add(task)
+        task.add_done_callback(self._liveness_checks.discard)
+
+    async def _ping(self, manager: _Manager | None) -> None:
+        try:
+            await self.send({"Action": "Ping"})
+        except AmiUnavailable as exc:
+            if manager is self._manager and self._authenticated.is_set():
+                self._drop(f"no answer to Ping ({exc})")
+        except AmiError:
+            return  # an answer, even a refusal, proves the link is alive
 
     def _fail_pending(self, reason: str) -> None:
         for future in list(self._pending):

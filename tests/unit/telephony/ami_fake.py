@@ -67,6 +67,7 @@ class FakeAmi:
         self.received: list[dict[str, str]] = []
         self.logins = 0
         self.booted = True  # False: like an Asterisk still booting, FullyBooted is not sent at login
+        self.silent = False  # True: read actions but answer nothing, like a half-open TCP link
         self.writers: list[asyncio.StreamWriter] = []
         self._sessions: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -113,6 +114,8 @@ class FakeAmi:
                     line.split(": ", 1) for line in raw.decode().strip().split("\r\n") if ": " in line
                 )
                 self.received.append(action)
+                if self.silent:
+                    continue
                 writer.write(wire(self._answer(action)))
                 await writer.drain()
 

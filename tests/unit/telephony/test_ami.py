@@ -251,6 +251,24 @@ async def test_asterisk_restart_shutdown_event_is_named_in_health(
     await _until(lambda: ami.health.connected)  # and it came back on its own
 
 
+async def test_a_silent_link_is_dropped_after_an_unanswered_ping(fake_ami: FakeAmi) -> None:
+    fake_ami.reply("Ping", recorded_reply("ami_ping.txt", "ping-0"))
+    settings = replace(_settings(fake_ami), ping_interval_s=1, action_timeout_s=0.5)
+    ami = AmiConnection(settings)
+    await ami.start()
+    try:
+        await ami.wait_ready(5)
+        await _until(lambda: any(a["Action"] == "Ping" for a in fake_ami.received), 3)
+        assert ami.health.connected  # answered pings keep it up
+        fake_ami.silent = True
+        await _until(lambda: not ami.health.connected, 5)
+        assert (ami.health.snapshot().last_error or "").startswith("no answer to Ping")
+        fake_ami.silent = False
+        await _until(lambda: ami.health.connected, 5)
+    finally:
+        await ami.stop()
+
+
 async def test_wrong_secret_is_reported_and_retried(fake_ami: FakeAmi) -> None:
     ami = AmiConnection(_settings(fake_ami, secret="wrong"))
     await ami.start()

@@ -37,7 +37,7 @@ def _read(path: Path, section: str | None, chain: tuple[Path, ...], depth: int) 
     if depth > MAX_INCLUDE_DEPTH:
         raise ConfigError(f"{path}: #include nested deeper than {MAX_INCLUDE_DEPTH}")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # editors on Windows like to add a BOM
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read: {error}") from error
     document = ini.parse(text, str(path), section)

@@ -61,8 +61,11 @@ def contact_number(text: str, field: str = "contact_number") -> str:
 
 
 def safe_text(text: str, field: str, max_length: int) -> str:
-    """A name or note without control characters or dial-string metacharacters; outer spaces dropped."""
-    stripped = text.strip()
+    """A name or note without control characters or dial-string metacharacters; outer spaces dropped.
+
+    Only spaces are trimmed: a stray newline or tab is refused like any other control character.
+    """
+    stripped = text.strip(" ")
     if len(stripped) > max_length:
         raise ValidationError(field, f"is {len(stripped)} characters long, at most {max_length} allowed")
     for char in stripped:

@@ -75,6 +75,12 @@ def test_each_forbidden_character_is_named(char: str) -> None:
     assert raised.value.field == "note"
 
 
+@pytest.mark.parametrize("text", ["Bob\n", "\tBob"])
+def test_outer_control_characters_are_refused_not_trimmed(text: str) -> None:
+    with pytest.raises(rules.ValidationError, match="control character"):
+        rules.contact_name(text)
+
+
 def test_names_keep_letters_of_any_script() -> None:
     assert rules.contact_name("  Zoë Ōsaka-Müller  ") == "Zoë Ōsaka-Müller"
 

@@ -240,6 +240,11 @@ def test_includes_continue_the_section_and_keep_their_own_lines(tmp_path: Path) 
     assert cfg.resolve(loaded, {}, queue="sales").max_attempts == 5
 
 
+def test_byte_order_mark_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "bom.conf").write_text("\ufeff[general]\nmax_attempts = 7\n", encoding="utf-8")
+    assert cfg.resolve(config.load(tmp_path / "bom.conf"), {}).max_attempts == 7
+
+
 def test_include_errors(tmp_path: Path) -> None:
     (tmp_path / "a.conf").write_text("[general]\n#include b.conf\n")
     (tmp_path / "b.conf").write_text("#include a.conf\n")

@@ -160,6 +160,12 @@ class AvailabilityView:
                 unique.setdefault(device.ring, device)
         return tuple(unique.values())
 
+    def memberships_of(self, agent: str) -> list[QueueMember]:
+        """The agent's queue memberships: what the executor pauses (reason "callback") while a callback
+        rings or is live, and what it unpauses after, or on restart when a pause outlived its callback."""
+        spec = self.agents.get(agent)
+        return self._memberships(spec) if spec else []
+
     def watched_devices(self) -> list[str]:
         """Every device whose state matters to some agent (what the ARI resync must read)."""
         return sorted({d.state for spec in self.agents.values() for d in self.devices_of(spec)})

@@ -80,6 +80,18 @@ def test_pause_blocks_only_in_the_queues_named_for_the_agent() -> None:
     assert (result.reason, result.detail) == (Reason.PAUSED, "paused in queue support (lunch)")
 
 
+def test_memberships_of_an_agent_by_phone_or_member_name() -> None:
+    view = AvailabilityView.of(
+        [AgentSpec("1001", devices=("PJSIP/1001",)), AgentSpec("2001", member_name="bob")]
+    )
+    view.set_member(_member("support"))
+    view.set_member(_member("sales", interface="Local/2001@agents/n", member_name="bob"))
+    view.set_member(_member("sales", interface="PJSIP/1002"))
+    assert [(m.queue, m.interface) for m in view.memberships_of("1001")] == [("support", "PJSIP/1001")]
+    assert [(m.queue, m.interface) for m in view.memberships_of("2001")] == [("sales", "Local/2001@agents/n")]
+    assert view.memberships_of("nobody") == []
+
+
 def test_pause_in_any_queue_blocks_when_none_is_named() -> None:
     view = _view(AgentSpec("1001", devices=("PJSIP/1001",)), d1001="NOT_INUSE")
     view.set_member(_member("sales", paused=True))

@@ -4,8 +4,8 @@ No polling tick: after each claim round the Lua script returns the earliest pend
 expiry) together with the Redis server's clock, and the loop sleeps exactly that long, measured against
 the server clock so a skewed daemon clock cannot make it early or late. A callback that becomes the
 earliest one (created or moved by this daemon or another) is announced on a pub/sub channel and wakes the
-loop at once; because pub/sub silently drops messages across a reconnect, the loop also never sleeps
-longer than a safety timeout.
+loop at once. Pub/sub drops messages published while a subscriber reconnects, so a reconnect of the
+wake-up channel also wakes the loop, and the loop never sleeps longer than a safety timeout.
 
 Work is handed to an ``Executor`` (implemented by the telephony layer) with bounded concurrency. While an
 executor works on a claim the scheduler renews its lease; if a renewal is refused (the lease was lost:
@@ -181,12 +181,19 @@ class Scheduler:
                 async with self._store.redis.pubsub() as pubsub:
                     await pubsub.subscribe(self._store.keys.wake_channel)
                     self._wake.set()  # wake-ups may have been missed while not subscribed
+                    # redis-py reconnects and resubscribes by itself, silently: hear of it too.
+                    assert pubsub.connection is not None
+                    pubsub.connection.register_connect_callback(self._on_wake_channel_reconnect)
                     async for message in pubsub.listen():
                         if message["type"] == "message":
                             self._wake.set()
             except (RedisError, OSError) as error:
                 log.warning("wake-up channel lost, resubscribing: %s", error)
                 await asyncio.sleep(self._options.retry_delay_s)
+
+    def _on_wake_channel_reconnect(self, _connection: object) -> None:
+        """Wake-ups published while the connection was down are lost: look at the schedule again."""
+        self._wake.set()
 
     async def _let_go(self) -> None:
         """Cancel executor tasks, then hand back claims that never went live (live ones lapse)."""

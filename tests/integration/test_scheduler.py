@@ -202,6 +202,27 @@ async def test_earlier_callback_from_another_daemon_wakes_it_at_once(open_store:
     assert 0 <= executor.handoffs[0].at - callback.due_at.timestamp() < 0.05
 
 
+async def test_still_wakes_promptly_after_its_wake_up_connection_is_killed(
+    lab_redis_url: str, namespace: str, open_store: Callable[[], Store]
+) -> None:
+    client_name = "acb-test-" + uuid.uuid4().hex[:8]
+    redis = connect(lab_redis_url, name=client_name)
+    store, other_daemon = Store(redis, Keys(namespace)), open_store()
+    await schedule(store, "far", due_in=3600)
+    executor = RecordingExecutor(store, complete)
+    try:
+        async with running(Scheduler(store, executor, options())):
+            (subscriber,) = [
+                c for c in await redis.client_list() if c["name"] == client_name and c["sub"] == "1"
+            ]
+            await redis.client_kill_filter(_id=subscriber["id"])
+            callback = await schedule(other_daemon, "near", due_in=0.3)  # its wake-up may be lost
+            await wait_until(lambda: len(executor.handoffs) == 1)
+    finally:
+        await redis.aclose()
+    assert executor.handoffs[0].at - callback.due_at.timestamp() < 0.1
+
+
 async def test_concurrency_is_bounded(store: Store) -> None:
     release = asyncio.Event()
 

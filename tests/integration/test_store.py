@@ -269,11 +269,16 @@ async def test_refused_commit_changes_nothing(store: Store) -> None:
     await store.renew(current)
 
 
-async def test_expired_live_claim_is_resumed_with_its_recorded_channels(store: Store) -> None:
+@pytest.mark.parametrize(
+    "live_state", [State.AGENT_RINGING, State.CONTACT_RINGING, State.QUEUED, State.IN_PROGRESS]
+)
+async def test_expired_live_claim_is_resumed_with_its_recorded_channels(
+    store: Store, live_state: State
+) -> None:
     await create(store, make_callback("c1"))
     (claim,) = (await store.claim(1, "daemon-a", lease_ms=150)).claims
-    await store.commit(claim, ringing(claim.callback), [])
-    await asyncio.sleep(0.25)  # daemon-a crashed mid-ring
+    await store.commit(claim, dataclasses.replace(ringing(claim.callback), state=live_state), [])
+    await asyncio.sleep(0.25)  # daemon-a crashed during the ring / the talk
 
     (resumed,) = (await store.claim(1, "daemon-b")).claims
     assert resumed.resume and resumed.token > claim.token

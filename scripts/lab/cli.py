@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from lab import info, services
 from lab.settings import load
@@ -100,9 +102,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _lab_lock() -> Iterator[None]:
+    """One pbx-lab at a time per lab directory: concurrent test sessions both running `up` (or one
+    running `down`) would otherwise race on pid files and ports."""
+    run_dir = load().run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with (run_dir / "pbx-lab.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return int(args.run(args))
+    if args.run in (_cmd_env, _cmd_cli):
+        return int(args.run(args))
+    with _lab_lock():
+        return int(args.run(args))
 
 
 if __name__ == "__main__":

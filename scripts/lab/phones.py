@@ -49,10 +49,15 @@ def _media_port(settings: LabSettings, slot: int) -> int:
     return settings.media_base_port + 4 * slot
 
 
-def _sipp_common(settings: LabSettings, scenario: Path, phone: str, slot: int) -> list[str]:
-    """Loopback everywhere: SIP, media and SIPp's control socket (which defaults to 0.0.0.0)."""
+def _sipp_common(settings: LabSettings, scenario: Path, phone: str, slot: int, port: int) -> list[str]:
+    """Loopback everywhere: SIP, media and SIPp's control socket (which defaults to 0.0.0.0).
+
+    Always an explicit SIP port: without -p, SIPp takes 5060 whenever it is free (e.g. while the
+    lab Asterisk restarts) and then talks to itself.
+    """
     return [
-        _sipp(), "-sf", str(scenario), "-i", HOST, "-mi", HOST, "-mp", str(_media_port(settings, slot)),
+        _sipp(), "-sf", str(scenario), "-i", HOST, "-p", str(port),
+        "-mi", HOST, "-mp", str(_media_port(settings, slot)),
         "-ci", HOST, "-nostdin", "-trace_err", "-error_file", str(settings.log_dir / f"{phone}.errors.log"),
     ]  # fmt: skip
 
@@ -74,7 +79,7 @@ def _start_uas(settings: LabSettings, phone: str, port: int, slot: int, mode: st
     scenario = _write_scenario(
         settings, "uas.xml", phone, {"mode": mode, "invite_log": str(invite_log(settings, phone))}
     )
-    argv = [*_sipp_common(settings, scenario, phone, slot), "-p", str(port), "-aa"]
+    argv = [*_sipp_common(settings, scenario, phone, slot, port), "-aa"]
     procs.start(settings.run_dir, phone, argv, settings.log_dir / f"{phone}.out", cwd=settings.phones_dir)
     if not procs.wait_until(lambda: not is_free(port, "udp"), 10):
         raise SystemExit(f"pbx-lab: SIPp phone {phone} did not start; see {settings.log_dir}/{phone}.out")
@@ -86,8 +91,7 @@ def _stop_uas(settings: LabSettings, phone: str) -> None:
 
 
 def _free_udp_port() -> int:
-    """A port the kernel considers free, for one-shot SIPp clients: without -p, SIPp takes 5060 when
-    it is free (e.g. while Asterisk restarts) and then talks to itself."""
+    """A port the kernel considers free, for one-shot SIPp clients (registrations, test calls)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind((HOST, 0))
         return int(probe.getsockname()[1])
@@ -105,7 +109,7 @@ def _register_one(settings: LabSettings, agent: str, expires: int) -> str | None
     }
     scenario = _write_scenario(settings, "register.xml", name, values)
     argv = [
-        *_sipp_common(settings, scenario, name, slot), "-p", str(_free_udp_port()),
+        *_sipp_common(settings, scenario, name, slot, _free_udp_port()),
         "-m", "1", "-timeout", "10s", "-timeout_error", f"{HOST}:{settings.sip_port}",
     ]  # fmt: skip
     result = subprocess.run(argv, capture_output=True, text=True, cwd=settings.phones_dir, check=False)
@@ -188,12 +192,8 @@ def call(settings: LabSettings, exten: str, caller: str, hold_s: int) -> str:
     name = f"call-{exten}-{time.time_ns()}"
     values = {"exten": exten, "caller": caller, "hold_ms": str(hold_s * 1000)}
     scenario = _write_scenario(settings, "caller.xml", name, values)
-    argv = [
-        *_sipp_common(settings, scenario, name, _free_slot(settings)),
-        "-m",
-        "1",
-        f"{HOST}:{settings.sip_port}",
-    ]
+    common = _sipp_common(settings, scenario, name, _free_slot(settings), _free_udp_port())
+    argv = [*common, "-m", "1", f"{HOST}:{settings.sip_port}"]
     procs.start(settings.run_dir, name, argv, settings.log_dir / "calls.out", cwd=settings.phones_dir)
     return name
 

@@ -108,6 +108,40 @@ async def test_resync_after_reconnect_finds_our_live_channel(
         await ari_client.hangup(channel_id)
 
 
+async def test_another_app_adopts_a_call_left_by_a_dead_daemon(
+    stream: AriEventStream, ari_client: AriClient, lab_ari: dict[str, str]
+) -> None:
+    """Daemon A dies with a call up in its Stasis app; daemon B (own app name) subscribes to the call,
+    controls it and gets its events. This is how a second daemon resumes calls without redialling."""
+    channel_id = f"acb-it-{uuid.uuid4().hex[:8]}"
+    seen_by_a = _collect(stream, channel_id)
+    stream.start()
+    await stream.wait_ready(10)
+    await ari_client.originate("PJSIP/1003", channel_id=channel_id, timeout_s=15)
+    await _until(lambda: any(isinstance(e, StasisStart) for e in seen_by_a), 20)
+    await stream.stop()  # daemon A is gone; its call stays up in Stasis
+    settings_b = AriSettings(
+        url=lab_ari["url"],
+        username=lab_ari["user"],
+        password=lab_ari["password"],
+        app=f"{ari_client.settings.app}-b",
+    )
+    async with AriClient(settings_b) as client_b:
+        stream_b = AriEventStream(client_b, StreamSettings(owned_prefix="acb-it-"))
+        seen_by_b = _collect(stream_b, channel_id)
+        snapshots: list[ResyncSnapshot] = []
+        stream_b.on_resync(snapshots.append)
+        stream_b.start()
+        try:
+            await stream_b.wait_ready(10)
+            assert channel_id in [ch.id for ch in snapshots[0].channels]
+            await client_b.subscribe(f"channel:{channel_id}")
+            await client_b.hangup(channel_id)
+            await _until(lambda: any(isinstance(e, ChannelDestroyed) for e in seen_by_b), 10)
+        finally:
+            await stream_b.stop()
+
+
 @pytest.mark.slow
 async def test_asterisk_restart_reconnects_reregisters_and_resyncs(
     stream: AriEventStream, ari_client: AriClient, pbx_lab_run: Callable[..., str]

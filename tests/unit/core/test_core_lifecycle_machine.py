@@ -131,12 +131,16 @@ class Lifecycle(RuleBasedStateMachine):
         self.apply(*self.choose_system_input(pick))
 
     @precondition(lambda self: not self.callback.state.is_finished)
-    @rule(kind=st.sampled_from(["cancel", "reschedule", "edit"]), ahead=st.integers(0, 3 * 86400))
-    def person_acts(self, kind: str, ahead: int) -> None:
+    @rule(
+        kind=st.sampled_from(["cancel", "reschedule", "edit"]),
+        ahead=st.integers(0, 3 * 86400),
+        zone=st.sampled_from(ZONES),
+    )
+    def person_acts(self, kind: str, ahead: int, zone: str) -> None:
         happening: ev.Input = {
             "cancel": ev.Cancel("boss"),
             "reschedule": ev.Reschedule(self.now + ahead * SECOND, "boss"),
-            "edit": ev.Edit("boss", note=f"edited {ahead}"),
+            "edit": ev.Edit("boss", note=f"edited {ahead}", timezone=zone),  # calling hours move with it
         }[kind]
         try:
             self.apply(happening, self.now)

@@ -73,25 +73,36 @@ def parse(text: str, file: str, section: str | None = None) -> Document:
     current = Section(section, file, 0) if section else None
     if current:
         document.sections.append(current)
-    in_block_comment = False
+    in_block_comment, block_start = False, 0
     for number, raw in enumerate(text.splitlines(), start=1):
+        was_in_block = in_block_comment
         line, in_block_comment = _strip_comments(raw, in_block_comment)
-        if not line:
-            continue
-        include = _INCLUDE.match(line)
-        if include:
-            path = include[2].strip().strip('"').strip("<>")
-            document.includes.append(
-                Include(path, include[1] == "include", file, number, current.name if current else None)
-            )
-        elif line.startswith("["):
-            current = _section(line, file, number)
-            document.sections.append(current)
-        else:
-            if current is None:
-                raise IniError(file, number, f"{line!r} comes before any [section]")
-            current.entries.append(_entry(line, file, number))
+        if in_block_comment and not was_in_block:
+            block_start = number
+        if line:
+            current = _parse_line(document, current, line, number)
+    if in_block_comment:
+        raise IniError(file, block_start, "block comment ';--' is never closed with '--;'")
     return document
+
+
+def _parse_line(document: Document, current: Section | None, line: str, number: int) -> Section | None:
+    """Add one meaningful line to ``document``; returns the section open after it."""
+    file = document.file
+    include = _INCLUDE.match(line)
+    if include:
+        path = include[2].strip().strip('"').strip("<>")
+        document.includes.append(
+            Include(path, include[1] == "include", file, number, current.name if current else None)
+        )
+    elif line.startswith("["):
+        current = _section(line, file, number)
+        document.sections.append(current)
+    elif current is None:
+        raise IniError(file, number, f"{line!r} comes before any [section]")
+    else:
+        current.entries.append(_entry(line, file, number))
+    return current
 
 
 def _strip_comments(raw: str, in_block_comment: bool) -> tuple[str, bool]:

@@ -50,6 +50,7 @@ def test_ini_dialect() -> None:
         ("[general\n", 1, "not a valid [section]"),
         ("[general](!)\n", 1, "templates"),
         ("[general]\n = 3\n", 2, "option name is missing"),
+        ("[general]\na = 1\n;-- open\nb = 2\n", 3, "never closed"),
     ],
 )
 def test_ini_errors_name_file_and_line(text: str, line: int, reason: str) -> None:

@@ -18,6 +18,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PBX_LAB = REPO / "scripts" / "pbx-lab"
+# The lab's helpers (scripts/lab: INVITE logs, small ARI/AMI clients) are not an installed package.
+sys.path.insert(0, str(REPO / "scripts"))
+
+from lab import invites  # noqa: E402 - needs the sys.path entry above
 
 
 def pbx_lab(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> str:
@@ -79,3 +83,15 @@ def lab_ari(lab: dict[str, Any]) -> dict[str, str]:
 def lab_ami(lab: dict[str, Any]) -> dict[str, Any]:
     """AMI host, port, user and secret."""
     return lab["ami"]
+
+
+@pytest.fixture(scope="session")
+def lab_invites(lab: dict[str, Any]) -> Callable[..., list[invites.Invite]]:
+    """invites(phone, user=None): the INVITEs a phone ("contacts" or an agent extension) received,
+    in time order, optionally only those for one request-URI user (a dialled number)."""
+
+    def read(phone: str, user: str | None = None) -> list[invites.Invite]:
+        where = lab["contacts"] if phone == "contacts" else lab["agents"][phone]
+        return invites.read(Path(where["invite_dir"]), user)
+
+    return read

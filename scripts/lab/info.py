@@ -86,16 +86,19 @@ def describe(settings: LabSettings) -> dict[str, Any]:
                 "endpoint": f"PJSIP/{agent}",
                 "password": settings.agent_password,
                 "sipp_port": settings.agent_port(agent),
-                "invite_log": str(log_dir / f"agent-{agent}.invites.log"),
+                "invite_dir": str(log_dir / "invites" / f"agent-{agent}"),
             }
             for agent in settings.agents
         },
         "agent_behaviours": AGENT_BEHAVIOURS,
         "contacts": {
-            "invite_log": str(log_dir / "contacts.invites.log"),
+            "invite_dir": str(log_dir / "invites" / "contacts"),
             "numbers": CONTACT_NUMBERS,
         },
-        "invite_log_format": "one line per INVITE received: <unix time, s.ms> <request-URI user> <Call-ID>",
+        "invite_log_format": (
+            "<invite_dir>/<one file per SIPp process>.log, one line per INVITE received: "
+            "<unix time, s.us> <request-URI user> <Call-ID>; read with scripts/lab/invites.py"
+        ),
         "logs": {
             "asterisk": str(settings.root_dir / "var" / "log" / "asterisk" / "messages.log"),
             "asterisk_stdout": str(log_dir / "asterisk.out"),

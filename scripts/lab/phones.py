@@ -3,7 +3,7 @@
 An agent phone is a SIPp UAS on its own port plus a registration whose Contact points at it, made
 by a one-shot SIPp REGISTER. Changing an agent's behaviour restarts its UAS with another scenario;
 `offline` unregisters it (Asterisk then reports the device UNAVAILABLE). Every INVITE a phone gets
-is appended to its own log (`pbx-lab env`: invite_log) so tests can count calls per number.
+is logged (`pbx-lab env`: invite_dir, lab/invites.py) so tests can count calls per number.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ def _sipp() -> str:
     return sipp
 
 
-def invite_log(settings: LabSettings, phone: str) -> Path:
-    return settings.log_dir / f"{phone}.invites.log"
+def invite_dir(settings: LabSettings, phone: str) -> Path:
+    """Where phone's INVITE logs go: one file per SIPp process (read them with lab.invites.read)."""
+    return settings.log_dir / "invites" / phone
 
 
 def _phone_name(agent: str) -> str:
@@ -76,10 +77,11 @@ def _start_uas(settings: LabSettings, phone: str, port: int, slot: int, mode: st
         return
     check_free(PortNeed(port, "udp", f"SIPp phone {phone}"))
     settings.log_dir.mkdir(parents=True, exist_ok=True)
-    scenario = _write_scenario(
-        settings, "uas.xml", phone, {"mode": mode, "invite_log": str(invite_log(settings, phone))}
-    )
-    argv = [*_sipp_common(settings, scenario, phone, slot, port), "-aa"]
+    scenario = _write_scenario(settings, "uas.xml", phone, {"mode": mode})
+    invites = invite_dir(settings, phone)
+    invites.mkdir(parents=True, exist_ok=True)
+    log_file = str(invites / f"{time.time_ns()}.log")
+    argv = [*_sipp_common(settings, scenario, phone, slot, port), "-aa", "-trace_logs", "-log_file", log_file]
     procs.start(settings.run_dir, phone, argv, settings.log_dir / f"{phone}.out", cwd=settings.phones_dir)
     if not procs.wait_until(lambda: not is_free(port, "udp"), 10):
         raise SystemExit(f"pbx-lab: SIPp phone {phone} did not start; see {settings.log_dir}/{phone}.out")

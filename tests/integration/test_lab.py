@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from lab.ami_client import LabAmi
 from lab.ari_client import Event, LabAri
+from lab.invites import Invite
 
 pytestmark = pytest.mark.lab
 
@@ -28,12 +29,6 @@ def _channel_event(channel_id: str, *types: str) -> Callable[[Event], bool]:
 def _unique_number(prefix: str) -> str:
     """A contact number with the behaviour prefix and a suffix no other test dials."""
     return prefix + str(uuid.uuid4().int)[:8]
-
-
-def _invites_for(log: Path, number: str) -> list[str]:
-    """INVITE log lines (`<unix time> <request-URI user> <Call-ID>`) for one dialled user."""
-    lines = log.read_text().splitlines() if log.exists() else []
-    return [line for line in lines if line.split()[1] == number]
 
 
 async def test_ari_websocket_and_ami_login(ari: LabAri, ami: LabAmi) -> None:
@@ -117,19 +112,21 @@ async def test_originate_to_agent_answered_into_stasis_and_cdr_answered(
     ids=["busy", "declined", "unallocated"],
 )
 async def test_contact_number_convention_refusals(
-    ari: LabAri, lab: dict[str, Any], prefix: str, cause: int
+    ari: LabAri, lab_invites: Callable[..., list[Invite]], prefix: str, cause: int
 ) -> None:
     number = _unique_number(prefix)
     channel_id = f"test-contact-{number}"
     await ari.originate(f"Local/{number}@callback-outbound", channel_id)
     ended = await ari.wait_for(_channel_event(channel_id, "StasisStart", "ChannelDestroyed"), timeout_s=10)
     assert (ended["type"], ended["cause"]) == ("ChannelDestroyed", cause)
-    invites = _invites_for(Path(lab["contacts"]["invite_log"]), number)
+    invites = lab_invites("contacts", number)
     assert len(invites) == 1
-    assert float(invites[0].split()[0]) == pytest.approx(time.time(), abs=30)
+    assert invites[0].time == pytest.approx(time.time(), abs=30)
 
 
-async def test_contact_that_never_answers_rings_until_timeout(ari: LabAri, lab: dict[str, Any]) -> None:
+async def test_contact_that_never_answers_rings_until_timeout(
+    ari: LabAri, lab_invites: Callable[..., list[Invite]]
+) -> None:
     number = _unique_number("480")
     channel_id = f"test-contact-{number}"
     begun = time.monotonic()
@@ -137,10 +134,12 @@ async def test_contact_that_never_answers_rings_until_timeout(ari: LabAri, lab: 
     ended = await ari.wait_for(_channel_event(channel_id, "StasisStart", "ChannelDestroyed"), timeout_s=10)
     assert (ended["type"], ended["cause"]) == ("ChannelDestroyed", 19)
     assert time.monotonic() - begun >= 1.9
-    assert len(_invites_for(Path(lab["contacts"]["invite_log"]), number)) == 1
+    assert len(lab_invites("contacts", number)) == 1
 
 
-async def test_contact_that_answers_then_hangs_up_after_its_seconds(ari: LabAri, lab: dict[str, Any]) -> None:
+async def test_contact_that_answers_then_hangs_up_after_its_seconds(
+    ari: LabAri, lab_invites: Callable[..., list[Invite]]
+) -> None:
     number = "+" + _unique_number("20101")
     channel_id = f"test-contact-{number.lstrip('+')}"
     await ari.originate(f"Local/{number}@callback-outbound", channel_id)
@@ -149,7 +148,7 @@ async def test_contact_that_answers_then_hangs_up_after_its_seconds(ari: LabAri,
     answered_at = time.monotonic()
     await ari.wait_for(_channel_event(channel_id, "ChannelDestroyed"), timeout_s=10)
     assert 0.8 <= time.monotonic() - answered_at <= 3
-    assert len(_invites_for(Path(lab["contacts"]["invite_log"]), number)) == 1
+    assert len(lab_invites("contacts", number)) == 1
 
 
 @pytest.mark.parametrize(
@@ -157,17 +156,21 @@ async def test_contact_that_answers_then_hangs_up_after_its_seconds(ari: LabAri,
     [("reject", 21), ("busy", 17)],
 )
 async def test_agent_phone_refusals(
-    ari: LabAri, agent_phone: Callable[..., None], lab: dict[str, Any], behaviour: str, cause: int
+    ari: LabAri,
+    agent_phone: Callable[..., None],
+    lab: dict[str, Any],
+    lab_invites: Callable[..., list[Invite]],
+    behaviour: str,
+    cause: int,
 ) -> None:
     agent = next(iter(lab["agents"]))
     agent_phone(agent, behaviour)
+    invites_before = len(lab_invites(agent))
     channel_id = f"test-agent-{behaviour}-{uuid.uuid4().hex[:8]}"
     await ari.originate(f"PJSIP/{agent}", channel_id)
     ended = await ari.wait_for(_channel_event(channel_id, "StasisStart", "ChannelDestroyed"), timeout_s=10)
     assert (ended["type"], ended["cause"]) == ("ChannelDestroyed", cause)
-    assert any(
-        channel_id not in line for line in _invites_for(Path(lab["agents"][agent]["invite_log"]), agent)
-    )
+    assert len(lab_invites(agent)) == invites_before + 1
 
 
 async def test_agent_phone_that_never_answers_and_offline_agent(
@@ -187,15 +190,18 @@ async def test_agent_phone_that_never_answers_and_offline_agent(
 
 
 async def test_inbound_queue_call_skips_the_agent_already_on_a_call(
-    ari: LabAri, ami: LabAmi, lab: dict[str, Any], pbx_lab_run: Callable[..., str]
+    ari: LabAri,
+    ami: LabAmi,
+    lab: dict[str, Any],
+    lab_invites: Callable[..., list[Invite]],
+    pbx_lab_run: Callable[..., str],
 ) -> None:
     """The `support` queue (ringinuse=no) rings only free agents: the one held busy gets no INVITE."""
     busy_agent = next(iter(lab["agents"]))
     held = f"test-hold-{uuid.uuid4().hex[:8]}"
     await ari.originate(f"PJSIP/{busy_agent}", held)
     await ari.wait_for(_channel_event(held, "StasisStart"), timeout_s=10)
-    busy_log = Path(lab["agents"][busy_agent]["invite_log"])
-    invites_before = len(_invites_for(busy_log, busy_agent))
+    invites_before = len(lab_invites(busy_agent))
 
     caller = str(uuid.uuid4().int)[:10]
     pbx_lab_run("call", "support", "--caller", caller, "--hold-s", "2")
@@ -203,5 +209,5 @@ async def test_inbound_queue_call_skips_the_agent_already_on_a_call(
                                    and m.get("CallerIDNum") == caller, timeout_s=15)  # fmt: skip
     assert connected["Queue"] == "support"
     assert connected["Interface"] != f"PJSIP/{busy_agent}"
-    assert len(_invites_for(busy_log, busy_agent)) == invites_before
+    assert len(lab_invites(busy_agent)) == invites_before
     await ari.request("DELETE", f"channels/{held}")

@@ -87,17 +87,20 @@ def describe(settings: LabSettings) -> dict[str, Any]:
                 "password": settings.agent_password,
                 "sipp_port": settings.agent_port(agent),
                 "invite_dir": str(log_dir / "invites" / f"agent-{agent}"),
+                "invite_log": str(log_dir / f"agent-{agent}.invites.log"),
             }
             for agent in settings.agents
         },
         "agent_behaviours": AGENT_BEHAVIOURS,
         "contacts": {
             "invite_dir": str(log_dir / "invites" / "contacts"),
+            "invite_log": str(log_dir / "contacts.invites.log"),
             "numbers": CONTACT_NUMBERS,
         },
         "invite_log_format": (
-            "<invite_dir>/<one file per SIPp process>.log, one line per INVITE received: "
-            "<unix time, s.us> <request-URI user> <Call-ID>; read with scripts/lab/invites.py"
+            "one line per INVITE received: <unix time, s.us> <request-URI user> <Call-ID>. invite_dir "
+            "holds one file per SIPp process (a phone restarts when its behaviour changes): read them "
+            "all with scripts/lab/invites.py; invite_log links to the current process's file only"
         ),
         "logs": {
             "asterisk": str(settings.root_dir / "var" / "log" / "asterisk" / "messages.log"),

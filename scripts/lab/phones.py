@@ -50,6 +50,19 @@ def _media_port(settings: LabSettings, slot: int) -> int:
     return settings.media_base_port + 4 * slot
 
 
+def _new_invite_log(settings: LabSettings, phone: str) -> str:
+    """A fresh INVITE log for a phone process (SIPp truncates the file it logs to), and the
+    <phone>.invites.log link to it: the current process's INVITEs; invite_dir holds them all."""
+    invites = invite_dir(settings, phone)
+    invites.mkdir(parents=True, exist_ok=True)
+    log_file = invites / f"{time.time_ns()}.log"
+    log_file.touch()
+    current = settings.log_dir / f"{phone}.invites.log"
+    current.unlink(missing_ok=True)
+    current.symlink_to(log_file)
+    return str(log_file)
+
+
 def _sipp_common(settings: LabSettings, scenario: Path, phone: str, slot: int, port: int) -> list[str]:
     """Loopback everywhere: SIP, media and SIPp's control socket (which defaults to 0.0.0.0).
 
@@ -78,9 +91,7 @@ def _start_uas(settings: LabSettings, phone: str, port: int, slot: int, mode: st
     check_free(PortNeed(port, "udp", f"SIPp phone {phone}"))
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     scenario = _write_scenario(settings, "uas.xml", phone, {"mode": mode})
-    invites = invite_dir(settings, phone)
-    invites.mkdir(parents=True, exist_ok=True)
-    log_file = str(invites / f"{time.time_ns()}.log")
+    log_file = _new_invite_log(settings, phone)
     argv = [*_sipp_common(settings, scenario, phone, slot, port), "-aa", "-trace_logs", "-log_file", log_file]
     procs.start(settings.run_dir, phone, argv, settings.log_dir / f"{phone}.out", cwd=settings.phones_dir)
     if not procs.wait_until(lambda: not is_free(port, "udp"), 10):

@@ -198,8 +198,9 @@ def stop(settings: LabSettings) -> None:
         procs.wait_until(lambda: all(is_free(need.port, need.proto) for need in _port_needs(settings)), 5)
 
 
-def down(settings: LabSettings) -> None:
+def down(settings: LabSettings) -> str:
     stop(settings)
+    return "down"
 
 
 def log_path(settings: LabSettings) -> Path:

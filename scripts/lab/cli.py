@@ -24,8 +24,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 def _cmd_down(args: argparse.Namespace) -> int:
     settings = load()
     for service in reversed(services.with_dependents(args.services or services.NAMES)):
-        services.get(service).down(settings)
-        print(f"pbx-lab: {service} down")
+        print(f"pbx-lab: {service} {services.get(service).down(settings)}")
     return 0
 
 

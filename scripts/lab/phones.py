@@ -24,7 +24,7 @@ from lab.templates import render
 SCENARIOS = LAB_PACKAGE / "sipp"
 CONTACTS = "contacts"
 # The prefix an agent phone puts before the dialled user: see the rules in sipp/uas.xml.
-BEHAVIOUR_CODES = {"answer": "", "reject": "603", "busy": "486", "noanswer": "480", "offline": ""}
+BEHAVIOUR_CODES = {"answer": "", "reject": "603", "busy": "486", "noanswer": "480"}
 REGISTRATION_S = 2592000  # 30 days: a long-running lab never sees its agents expire
 DEFAULT_BEHAVIOUR = "answer 0"
 
@@ -211,7 +211,7 @@ def call(settings: LabSettings, exten: str, caller: str, hold_s: int) -> str:
     return name
 
 
-def down(settings: LabSettings) -> None:
+def down(settings: LabSettings) -> str:
     """Unregister the agents (if Asterisk still runs), stop every phone, forget chosen behaviours."""
     if asterisk.running(settings):
         try:
@@ -223,6 +223,7 @@ def down(settings: LabSettings) -> None:
     for agent in settings.agents:
         _stop_uas(settings, _phone_name(agent))
         _behaviour_file(settings, agent).unlink(missing_ok=True)
+    return "down"
 
 
 def set_behaviour(settings: LabSettings, agent: str, name: str, ring_s: int) -> None:

@@ -92,8 +92,9 @@ def up(settings: LabSettings) -> None:
         raise SystemExit(f"pbx-lab: creating the cdr/cel tables failed: {result.stderr.strip()}")
 
 
-def down(_: LabSettings) -> None:
+def down(_: LabSettings) -> str:
     """Nothing to stop: the server is the host's, and the lab database keeps its CDRs for inspection."""
+    return "left running (the host's server; the lab database keeps its rows)"
 
 
 def status(settings: LabSettings) -> str:

@@ -63,8 +63,9 @@ def up(settings: LabSettings) -> None:
         )
 
 
-def down(settings: LabSettings) -> None:
+def down(settings: LabSettings) -> str:
     procs.stop(settings.run_dir, NAME, MARKER)
+    return "down"
 
 
 def status(settings: LabSettings) -> str:

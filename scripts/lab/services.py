@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Iterable
 from types import ModuleType
 
-# name -> module implementing up(settings), down(settings), status(settings) -> str
+# name -> module implementing up(settings), down(settings) -> str, status(settings) -> str
 _MODULES = {
     "redis": "lab.redis_lab",
     "postgres": "lab.postgres",

@@ -42,14 +42,14 @@ class LabSettings:
     pg_host: str
     pg_port: int
     agents: tuple[str, ...]
+    pg_database: str
+    pg_user: str
     ari_user: str = "acb"
     ari_password: str = "acb-lab-ari"
     ari_app: str = "asterisk-cb"
     ami_user: str = "acb"
     ami_secret: str = "acb-lab-ami"
     agent_password: str = "acb-lab-agent"
-    pg_database: str = "asterisk_cb_lab"
-    pg_user: str = "asterisk_cb_lab"
     pg_password: str = "acb-lab-pg"
 
     @property
@@ -120,4 +120,6 @@ def load() -> LabSettings:
         pg_host=os.environ.get("ACB_LAB_PG_HOST", HOST),
         pg_port=_port("ACB_LAB_PG_PORT", 5432),
         agents=agents,
+        pg_database=os.environ.get("ACB_LAB_PG_DATABASE", "asterisk_cb_lab"),
+        pg_user=os.environ.get("ACB_LAB_PG_USER", "asterisk_cb_lab"),
     )

@@ -1,11 +1,15 @@
 """Opening the Redis connection: from a URL (redis://, rediss://, unix://) or a Sentinel config section.
 
 redis-py has no Sentinel URL scheme, so a Sentinel deployment is described by its own config section
-(``[redis]`` with ``sentinels = host:port, host:port`` and ``service_name = mymaster``). Either way the
-result is one ``redis.asyncio.Redis`` client with string replies, automatic retries of idempotent
-connection failures, and periodic health checks, so a failover or a restarted Redis costs a retry, not a
-crash. (Writes of the store are Lua scripts guarded by versions and fencing tokens, so a retried script
-that had already run is refused, never applied twice.)
+(``[redis]`` with ``sentinels = host:port, host:port`` and ``service_name = mymaster``). A Redis Cluster
+is reached from the URL of any of its nodes with ``cluster=True``; every key of one deployment carries
+one hash tag (see ``asterisk_cb.keys``), so all of it lives in one slot: Cluster gives compatibility and
+failover, not sharded scale.
+
+Whichever way, the client returns strings, retries commands after connection failures with backoff,
+and health-checks idle connections, so a failover or a restarted Redis costs a retry, not a crash. A
+retried store script that had in fact already run is refused by its version or fencing check, never
+applied twice; a retried claim at worst leaves claims nobody works on, whose leases lapse.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
@@ -32,6 +37,9 @@ _MAX_CONNECTIONS = 64
 _POOL_WAIT_SECONDS = 10.0
 # redis-py has no blocking pool for Sentinel: its pool fails when full, so it is made large instead.
 _SENTINEL_MAX_CONNECTIONS = 1024
+
+
+RedisClient = Redis | RedisCluster
 
 
 class RedisConfigError(ValueError):
@@ -75,9 +83,14 @@ class SentinelSettings:
 
 
 def connect(
-    url: str | None = None, *, sentinel: SentinelSettings | None = None, name: str = "asterisk-cb"
-) -> Redis:
-    """A client for exactly one of ``url`` or ``sentinel``; ``name`` shows in CLIENT LIST."""
+    url: str | None = None,
+    *,
+    sentinel: SentinelSettings | None = None,
+    cluster: bool = False,
+    name: str = "asterisk-cb",
+) -> RedisClient:
+    """A client for exactly one of ``url`` (any node's, with ``cluster``) or ``sentinel``; ``name``
+    shows in CLIENT LIST."""
     if (url is None) == (sentinel is None):
         raise RedisConfigError("give exactly one of a Redis URL or a Sentinel section")
     if sentinel is not None:
@@ -86,6 +99,8 @@ def connect(
     scheme = urlsplit(url).scheme
     if scheme not in URL_SCHEMES:
         raise RedisConfigError(f"url: scheme {scheme!r} is not one of {', '.join(URL_SCHEMES)}")
+    if cluster:
+        return RedisCluster.from_url(url, client_name=name, **_client_options())
     pool = BlockingConnectionPool.from_url(
         url,
         client_name=name,
@@ -96,6 +111,17 @@ def connect(
     return Redis.from_pool(pool)
 
 
+class _SentinelMasterClient(Redis):
+    """The master's client, which also closes the Sentinel connections it was discovered through."""
+
+    sentinel_manager: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        if self.sentinel_manager is not None:
+            await self.sentinel_manager.aclose()
+
+
 def _connect_sentinel(settings: SentinelSettings, name: str) -> Redis:
     sentinel_auth = {"username": settings.sentinel_username, "password": settings.sentinel_password}
     sentinels = Sentinel(
@@ -103,8 +129,9 @@ def _connect_sentinel(settings: SentinelSettings, name: str) -> Redis:
         sentinel_kwargs={key: value for key, value in sentinel_auth.items() if value},
         socket_connect_timeout=_SOCKET_CONNECT_TIMEOUT,
     )
-    return sentinels.master_for(
+    master = sentinels.master_for(
         settings.service_name,
+        redis_class=_SentinelMasterClient,
         db=settings.db,
         username=settings.username,
         password=settings.password,
@@ -113,6 +140,8 @@ def _connect_sentinel(settings: SentinelSettings, name: str) -> Redis:
         max_connections=_SENTINEL_MAX_CONNECTIONS,
         **_client_options(),
     )
+    master.sentinel_manager = sentinels
+    return master
 
 
 def _client_options() -> dict[str, object]:

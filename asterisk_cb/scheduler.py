@@ -127,8 +127,8 @@ class Scheduler:
     async def _claim(self, limit: int) -> ClaimBatch | None:
         try:
             return await self._store.claim(limit, self._options.owner, self._options.lease_ms)
-        except (RedisError, OSError) as error:
-            log.warning("claim failed, retrying in %.1fs: %s", self._options.retry_delay_s, error)
+        except Exception as error:  # Redis down, a record that cannot be decoded...: retry, never die
+            log.warning("claim failed, retrying in %.1fs: %r", self._options.retry_delay_s, error)
             return None
 
     def _seconds_until_next(self, batch: ClaimBatch) -> float:
@@ -178,6 +178,7 @@ class Scheduler:
     async def _listen_for_wakeups(self) -> None:
         while True:
             try:
+                await self._store.redis.ping()  # a Cluster client must learn its slot map before subscribing
                 async with self._store.redis.pubsub() as pubsub:
                     await pubsub.subscribe(self._store.keys.wake_channel)
                     self._wake.set()  # wake-ups may have been missed while not subscribed
@@ -187,8 +188,8 @@ class Scheduler:
                     async for message in pubsub.listen():
                         if message["type"] == "message":
                             self._wake.set()
-            except (RedisError, OSError) as error:
-                log.warning("wake-up channel lost, resubscribing: %s", error)
+            except Exception as error:  # any failure: this loop must outlive it (the safety timeout covers)
+                log.warning("wake-up channel lost, resubscribing: %r", error)
                 await asyncio.sleep(self._options.retry_delay_s)
 
     def _on_wake_channel_reconnect(self, _connection: object) -> None:

@@ -35,7 +35,6 @@ from datetime import timedelta
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
@@ -49,6 +48,7 @@ from asterisk_cb.core.codec import (
 from asterisk_cb.core.codec import time_to_ms as _time_to_ms
 from asterisk_cb.core.model import Callback, Event, State
 from asterisk_cb.keys import Keys, check_callback_id
+from asterisk_cb.redis_conn import RedisClient
 
 DEFAULT_LEASE_MS = 30_000
 # A retried creation is recognised for at least this long (and at most twice as long).
@@ -156,7 +156,7 @@ class _Script(enum.Enum):
     TRIM = "trim"
 
 
-def _load_scripts(redis: Redis) -> dict[_Script, AsyncScript]:
+def _load_scripts(redis: RedisClient) -> dict[_Script, AsyncScript]:
     """Register each script with the shared helpers prepended (Redis caches them by SHA)."""
     folder = resources.files("asterisk_cb") / "lua"
     common = (folder / "common.lua").read_text()
@@ -169,7 +169,7 @@ def _load_scripts(redis: Redis) -> dict[_Script, AsyncScript]:
 class Store:
     """The Redis schedule of one namespace. Share one instance per process (scripts are registered once)."""
 
-    def __init__(self, redis: Redis, keys: Keys | None = None) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys | None = None) -> None:
         self.redis = redis
         self.keys = keys or Keys()
         self._scripts = _load_scripts(redis)
@@ -383,19 +383,14 @@ class Store:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.keys.settings(_checked_scope(scope)), option, value)
             pipe.sadd(self.keys.settings_scopes, scope)
-            pipe.publish(self.keys.settings_channel, scope)
             await pipe.execute()
+        await self.redis.publish(self.keys.settings_channel, scope)
 
     async def reset_setting(self, scope: str, option: str | None = None) -> None:
         """Drop one override of ``scope``, or all of them when ``option`` is None."""
         key = self.keys.settings(_checked_scope(scope))
-        async with self.redis.pipeline(transaction=True) as pipe:
-            if option is None:
-                pipe.delete(key)
-            else:
-                pipe.hdel(key, option)
-            pipe.publish(self.keys.settings_channel, scope)
-            await pipe.execute()
+        await (self.redis.delete(key) if option is None else self.redis.hdel(key, option))
+        await self.redis.publish(self.keys.settings_channel, scope)
 
     # --- housekeeping ----------------------------------------------------------------------------------
 

@@ -24,15 +24,13 @@ sys.path.insert(0, str(REPO / "scripts"))
 from lab import invites  # noqa: E402 - needs the sys.path entry above
 
 
-def pbx_lab(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> str:
-    """Run `scripts/pbx-lab args...` and return its stdout; fail the test with its output otherwise."""
+def pbx_lab(*args: str, timeout: float = 300) -> str:
+    """Run `scripts/pbx-lab args...` and return its stdout; fail the test with its output otherwise.
+
+    The timeout covers a cold first `up`, which builds the Asterisk root (about a minute).
+    """
     result = subprocess.run(
-        [sys.executable, str(PBX_LAB), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=env,
+        [sys.executable, str(PBX_LAB), *args], capture_output=True, text=True, timeout=timeout, check=False
     )
     if result.returncode != 0:
         output = f"{result.stdout}{result.stderr}"

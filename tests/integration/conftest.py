@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-
-from lab.ami_client import LabAmi
+from lab.ami_client import LabAmi  # scripts/lab: on sys.path through tests/conftest.py
 from lab.ari_client import LabAri
 
 
@@ -26,6 +21,7 @@ async def ari(lab_ari: dict[str, str]) -> AsyncIterator[LabAri]:
 
 @pytest.fixture
 async def ami(lab_ami: dict[str, Any]) -> AsyncIterator[LabAmi]:
+    """A fresh, logged-in AMI connection; it sees every event (read=all)."""
     async with LabAmi(lab_ami["host"], lab_ami["port"], lab_ami["user"], lab_ami["secret"]) as client:
         yield client
 

@@ -1,4 +1,4 @@
-"""`scripts/pbx-lab` commands: up, down, status, env, cli, phone."""
+"""`scripts/pbx-lab` commands: up, down, status, env, cli, phone, call (see scripts/lab/README.md)."""
 
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def _lab_lock() -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.run in (_cmd_env, _cmd_cli):
+    if args.run in (_cmd_env, _cmd_status, _cmd_cli):  # read-only: no need to wait for the lock
         return int(args.run(args))
     with _lab_lock():
         return int(args.run(args))

@@ -25,6 +25,7 @@ import signal
 import socket
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Protocol
 
 from redis.exceptions import RedisError
@@ -64,6 +65,10 @@ class SchedulerOptions:
     renew_every_ms: int = DEFAULT_LEASE_MS // 3
     safety_wake_s: float = 60.0  # longest sleep, in case a pub/sub wake-up was lost
     retry_delay_s: float = 1.0  # pause after a Redis error before trying again
+    # Housekeeping, done by every scheduler (each pass is idempotent and cheap when nothing is due):
+    housekeeping_every_s: float = 600.0
+    event_retention: timedelta | None = timedelta(days=7)  # never past what a consumer group still needs
+    finished_retention: timedelta | None = timedelta(days=90)  # finished callbacks are then deleted
 
 
 class Scheduler:
@@ -98,6 +103,7 @@ class Scheduler:
         background = [
             asyncio.create_task(self._listen_for_wakeups()),
             asyncio.create_task(self._renew_leases()),
+            asyncio.create_task(self._housekeep()),
         ]
         try:
             await self._dispatch()
@@ -191,6 +197,19 @@ class Scheduler:
             except Exception as error:  # any failure: this loop must outlive it (the safety timeout covers)
                 log.warning("wake-up channel lost, resubscribing: %r", error)
                 await asyncio.sleep(self._options.retry_delay_s)
+
+    async def _housekeep(self) -> None:
+        """Trim the event stream and purge long-finished callbacks, now and then."""
+        options = self._options
+        while True:
+            await asyncio.sleep(options.housekeeping_every_s)
+            try:
+                if options.event_retention is not None:
+                    await self._store.trim_events(options.event_retention)
+                if options.finished_retention is not None:
+                    await self._store.purge_finished(options.finished_retention)
+            except Exception as error:  # housekeeping must never stop the scheduler
+                log.warning("housekeeping failed, will retry: %r", error)
 
     def _on_wake_channel_reconnect(self, _connection: object) -> None:
         """Wake-ups published while the connection was down are lost: look at the schedule again."""

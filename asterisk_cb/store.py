@@ -31,7 +31,7 @@ import enum
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -154,6 +154,7 @@ class _Script(enum.Enum):
     RENEW = "renew"
     RELEASE = "release"
     TRIM = "trim"
+    PURGE = "purge"
 
 
 def _load_scripts(redis: RedisClient) -> dict[_Script, AsyncScript]:
@@ -394,6 +395,35 @@ class Store:
 
     # --- housekeeping ----------------------------------------------------------------------------------
 
+    async def purge_finished(self, older_than: timedelta, batch: int = 500) -> int:
+        """Delete callbacks that finished more than ``older_than`` ago (Redis server clock), with their
+        history and index entries, so the schedule's memory stays bounded. Their events stay in the
+        stream (trimmed separately). Returns how many were deleted."""
+        seconds, micros = await self.redis.time()
+        cutoff = datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=micros) - older_than
+        purged = 0
+        for state in (state for state in State if state.is_finished):
+            ids = [
+                callback_id async for callback_id in self.redis.sscan_iter(self.keys.state_index(state.value))
+            ]
+            for start in range(0, len(ids), batch):
+                for callback in await self.get_many(ids[start : start + batch]):
+                    finished_at = callback.finished_at or callback.updated_at or callback.created_at
+                    if finished_at < cutoff:
+                        purged += await self._purge(callback)
+        return purged
+
+    async def _purge(self, callback: Callback) -> int:
+        args = [
+            self.keys.callback_prefix,
+            callback.id,
+            _VERSION_FIELD,
+            callback.version,
+            self.keys.history(callback.id),
+            *self._index_args(callback, None),
+        ]
+        return int(await self._run(_Script.PURGE, [self.keys.due, self.keys.leases], args))
+
     async def delete_namespace(self) -> int:
         """Delete every key of this namespace and nothing else (tests, benchmarks, decommissioning)."""
         deleted = 0
@@ -420,11 +450,11 @@ class Store:
             fields[_LIVE_FIELD] = "1"
         return [self.keys.history_prefix, history, *_pairs_args(fields)]
 
-    def _index_args(self, before: Callback | None, after: Callback) -> list[str]:
-        """Index changes from ``before`` to ``after`` as count + (op, key, value) triples: ``s`` entries
-        are sets of ids (value = the id), ``h`` entries map a value to the ids having it."""
+    def _index_args(self, before: Callback | None, after: Callback | None) -> list[str]:
+        """Index changes from ``before`` to ``after`` (None: absent) as count + (op, key, value) triples:
+        ``s`` entries are sets of ids (value = the id), ``h`` entries map a value to the ids having it."""
         old = self._index_entries(before) if before else frozenset()
-        new = self._index_entries(after)
+        new = self._index_entries(after) if after else frozenset()
         ops = [(kind + "rem", key, value) for kind, key, value in sorted(old - new)]
         ops += [(kind + "add", key, value) for kind, key, value in sorted(new - old)]
         return [str(len(ops)), *(part for op in ops for part in op)]

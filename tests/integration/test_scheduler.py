@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from asterisk_cb.core.codec import time_to_ms
-from asterisk_cb.core.model import Attempt, Callback, Leg, LegRole, Phase, State
+from asterisk_cb.core.model import Attempt, Callback, Event, EventKind, Leg, LegRole, Phase, State
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import connect
 from asterisk_cb.scheduler import Scheduler, SchedulerOptions
@@ -311,6 +311,28 @@ async def test_pause_holds_due_callbacks_until_resumed(store: Store) -> None:
         await store.set_paused(False)
         await wait_until(lambda: len(executor.handoffs) == 1)
     assert executor.handoffs[0].at - resumed_at < 0.05
+
+
+async def test_housekeeping_trims_events_and_purges_finished_callbacks(store: Store) -> None:
+    await store.ensure_group("cel")
+    for n in range(3):
+        callback = make_callback(f"c{n}", datetime.now(UTC) - timedelta(seconds=1))
+        await store.create(callback, [Event(callback.id, EventKind.CREATED, callback.created_at, 1)])
+    read = await store.read_group("cel", "writer")  # read, not yet acknowledged: must survive trimming
+    executor = RecordingExecutor(store, complete)
+    housekeeping = {
+        "housekeeping_every_s": 0.2,
+        "event_retention": timedelta(0),
+        "finished_retention": timedelta(0),
+    }
+    async with running(Scheduler(store, executor, options(**housekeeping))):
+        await wait_until(lambda: len(executor.handoffs) == 3)
+        await asyncio.sleep(0.5)
+        assert await store.get_many(["c0", "c1", "c2"]) == []
+        assert await store.redis.xlen(store.keys.events) == 3
+        await store.ack("cel", [entry.entry_id for entry in read])
+        await asyncio.sleep(0.5)
+        assert await store.redis.xlen(store.keys.events) == 0
 
 
 @pytest.mark.slow

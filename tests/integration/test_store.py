@@ -407,3 +407,31 @@ async def test_wake_is_published_only_for_a_new_earliest_callback(store: Store) 
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
         assert message is not None and int(message["data"]) == time_to_ms(NOW + timedelta(seconds=5))
         assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2) is None
+
+
+# --- retention --------------------------------------------------------------------------------------
+
+
+async def test_purge_deletes_only_long_finished_callbacks_and_their_traces(store: Store) -> None:
+    await create(
+        store,
+        make_callback("old", origin_uniqueid="1700.1", contact_number="+4930777"),
+        make_callback("recent", contact_number="+4930777"),
+        make_callback("pending"),
+    )
+    claims = {c.callback.id: c for c in (await store.claim(3, "daemon-a")).claims}
+    old = await store.commit(claims["old"], ringing(claims["old"].callback), [])
+    done = changed(old.callback, state=State.COMPLETED, finished_at=NOW - timedelta(days=2))
+    await store.commit(old, done, [])
+    recent = changed(claims["recent"].callback, state=State.EXHAUSTED, finished_at=NOW)
+    await store.commit(claims["recent"], recent, [])
+    await store.release(claims["pending"])
+
+    assert await store.purge_finished(timedelta(days=1)) == 1
+    assert await store.get("old") is None
+    assert await store.redis.exists(store.keys.history("old")) == 0
+    assert await store.ids_in_state(State.COMPLETED) == set()
+    assert await store.ids_for_call("1700.1") == set()
+    assert await store.ids_for_contact("+4930777") == {"recent"}
+    assert (await store.get("recent")) == recent
+    assert (await store.get("pending")).state is State.SCHEDULED

@@ -55,13 +55,15 @@ from asterisk_cb.core.model import Callback, LegRole, Outcome, Phase
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.store import Claim, Store
 from asterisk_cb.telephony.ari import AriClient, AriError, AriNotFound
-from asterisk_cb.telephony.ari_events import AriEvent, Channel, ChannelEvent, Dial
+from asterisk_cb.telephony.ari_events import AriEvent, Channel, ChannelEvent, Dial, StasisStart
 from asterisk_cb.telephony.ari_stream import AriEventStream, ResyncSnapshot
 from asterisk_cb.telephony.availability import AvailabilityView
 from asterisk_cb.telephony.call_marks import agent_caller_id, callback_variables
 from asterisk_cb.telephony.progress import LegWatch, leg_channel, reconcile, watched_channels
 
 log = logging.getLogger(__name__)
+
+ENTER_APP_TIMEOUT_S = 5.0  # a created channel enters our Stasis app within milliseconds
 
 SettingsFor = Callable[[Callback], Awaitable[Settings]]
 Clock = Callable[[], datetime]
@@ -134,7 +136,7 @@ class CallbackExecutor:
         channel = event.peer if isinstance(event, Dial) else getattr(event, "channel", None)
         run = self._runs.get(channel.id) if channel is not None else None
         if run is not None:
-            run.inbox.put_nowait(event)
+            run.receive(event)
 
     def _resync(self, snapshot: ResyncSnapshot) -> None:
         """Events may have been lost while the websocket was down: every run re-checks its channels."""
@@ -150,6 +152,7 @@ class _Run:
         self.x = executor
         self.claim = claim
         self.inbox: asyncio.Queue[Signal] = asyncio.Queue()
+        self._in_app: dict[str, asyncio.Event] = {}  # channel id -> set once it entered our app
         self.watch = LegWatch()
         self.settings = Settings()
         self.ring_device: str | None = None
@@ -172,6 +175,14 @@ class _Run:
                 return
             else:
                 happening = self._interpret(await self.inbox.get())
+
+    def receive(self, event: AriEvent) -> None:
+        if isinstance(event, StasisStart):
+            self._entered_app(event.channel.id).set()
+        self.inbox.put_nowait(event)
+
+    def _entered_app(self, channel_id: str) -> asyncio.Event:
+        return self._in_app.setdefault(channel_id, asyncio.Event())
 
     def close(self) -> None:
         for channel_id in self._channels:
@@ -300,11 +311,14 @@ class _Run:
                 app_args="contact",
                 variables=variables,
             )
+            # The create request returns before the channel is in the app; bridging it earlier fails.
+            async with asyncio.timeout(ENTER_APP_TIMEOUT_S):
+                await self._entered_app(effect.channel_id).wait()
             await ari.add_channel(bridge_id, effect.channel_id)
             await _quietly(ari.ring(agent_channel))  # ringback while the contact rings
             await ari.dial(effect.channel_id, timeout_s=_seconds(effect.timeout))
-        except AriError as error:
-            log.warning("callback %s: dialling the contact failed: %s", self.callback.id, error)
+        except (AriError, TimeoutError) as error:
+            log.warning("callback %s: dialling the contact failed: %r", self.callback.id, error)
             return ev.ContactFailed(Outcome.FAILED)
         return None
 

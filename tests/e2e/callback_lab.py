@@ -7,11 +7,12 @@ are set the way a user sets them: run-time setting overrides in the store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,8 +26,11 @@ from asterisk_cb.core.model import Callback, Event, EventKind
 from asterisk_cb.core.settings import Settings as CallbackSettings
 from asterisk_cb.core.settings import SettingsFile, resolve, runtime_layers
 from asterisk_cb.store import Store
+from asterisk_cb.telephony.ari import AriClient, AriNotFound
 
 PBX_LAB = Path(__file__).resolve().parents[2] / "scripts" / "pbx-lab"
+AGENTS = ("1001", "1002")  # the agents the daemon is configured with (the lab has more phones)
+LEASE_MS = 3000  # short, so a stopped daemon's live calls are taken over within seconds
 
 
 def pbx_lab(*args: str) -> None:
@@ -72,6 +76,8 @@ class Lab:
 
     info: dict[str, Any]
     store: Store
+    ari: AriClient  # the test's own look at Asterisk (not the daemon's)
+    restart_daemon: Callable[[float], Awaitable[None]]  # stop it (calls stay up), wait, start a new one
     prefix: str
 
     def contact_invites(self) -> Invites:
@@ -102,6 +108,22 @@ class Lab:
         transition = lifecycle.create(request, callback_id, now, await settings_for(self.store, None))
         await self.store.create(transition.callback, transition.events)
         return transition.callback
+
+    async def our_channels(self) -> list[str]:
+        """Channels of this test's callbacks that Asterisk still holds (none once a callback is done)."""
+        return [
+            channel.id for channel in await self.ari.list_channels() if channel.id.startswith(self.prefix)
+        ]
+
+    async def hang_up_leftovers(self) -> None:
+        """After a failed test: end this test's calls so the next test finds its agents idle."""
+        for channel_id in await self.our_channels():
+            with contextlib.suppress(AriNotFound):
+                await self.ari.hangup(channel_id)
+        for bridge in await self.ari.list_bridges():
+            if bridge.id.startswith(self.prefix):
+                with contextlib.suppress(AriNotFound):
+                    await self.ari.destroy_bridge(bridge.id)
 
     async def events(self, callback_id: str) -> list[Event]:
         """The callback's history as the event stream holds it, oldest first."""

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from callback_lab import Lab, pbx_lab, settings_for
+from callback_lab import AGENTS, LEASE_MS, Lab, pbx_lab, settings_for
 
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import connect
@@ -33,36 +33,65 @@ def lab_phones(lab_info: dict[str, Any]) -> dict[str, Any]:
     return lab_info
 
 
+class Daemon:
+    """What `asterisk-cb run` will wire: ARI events, the availability view, the executor under a
+    scheduler. ``stop`` is what a killed daemon leaves behind: live calls up, their leases lapsing."""
+
+    def __init__(self, info: dict[str, Any], store: Store) -> None:
+        ari_info = info["ari"]
+        self.ari = AriClient(
+            AriSettings(ari_info["url"], ari_info["user"], ari_info["password"], ari_info["app"])
+        )
+        self.view = AvailabilityView.of(AgentSpec(agent, devices=(f"PJSIP/{agent}",)) for agent in AGENTS)
+        self.events = AriEventStream(
+            self.ari, StreamSettings(owned_prefix="acb-"), watched_devices=self.view.watched_devices
+        )
+        feed_from_ari(self.view, self.events)
+        executor = CallbackExecutor(
+            store,
+            self.ari,
+            self.events,
+            availability=self.view,
+            settings_for=lambda callback: settings_for(store, callback),
+            options=ExecutorOptions(outbound_context=info["dialplan"]["outbound_context"]),
+        )
+        self.scheduler = Scheduler(store, executor, SchedulerOptions(lease_ms=LEASE_MS, renew_every_ms=1000))
+        self._running: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.events.start()
+        await self.events.wait_ready(10)
+        self._running = asyncio.create_task(self.scheduler.run())
+
+    async def stop(self) -> None:
+        self.scheduler.stop()
+        if self._running is not None:
+            await self._running
+        await self.events.stop()
+        await self.ari.close()
+
+
 @pytest.fixture
 async def lab(lab_phones: dict[str, Any]) -> AsyncIterator[Lab]:
-    """The executor under a real scheduler, on a fresh namespace; agents 1001 and 1002 configured."""
-    info = lab_phones
-    ari_info = info["ari"]
-    ari = AriClient(AriSettings(ari_info["url"], ari_info["user"], ari_info["password"], ari_info["app"]))
-    agents = [AgentSpec(agent, devices=(f"PJSIP/{agent}",)) for agent in ("1001", "1002")]
-    view = AvailabilityView.of(agents)
-    events = AriEventStream(ari, StreamSettings(owned_prefix="acb-"), watched_devices=view.watched_devices)
-    feed_from_ari(view, events)
-    redis = connect(info["redis"]["url"])
+    """One daemon running on a fresh namespace; ``lab.restart_daemon()`` replaces it by a new one."""
+    redis = connect(lab_phones["redis"]["url"])
     store = Store(redis, Keys(f"e2e-{uuid.uuid4().hex[:8]}"))
-    executor = CallbackExecutor(
-        store,
-        ari,
-        events,
-        availability=view,
-        settings_for=lambda callback: settings_for(store, callback),
-        options=ExecutorOptions(outbound_context=info["dialplan"]["outbound_context"]),
-    )
-    scheduler = Scheduler(store, executor, SchedulerOptions(lease_ms=5000, renew_every_ms=1000))
-    events.start()
-    await events.wait_ready(10)
-    running = asyncio.create_task(scheduler.run())
+    daemons = [Daemon(lab_phones, store)]
+    await daemons[0].start()
+
+    async def restart_daemon(down_s: float) -> None:
+        await daemons[-1].stop()
+        await asyncio.sleep(down_s)
+        daemons.append(Daemon(lab_phones, store))
+        await daemons[-1].start()
+
+    probe = AriClient(daemons[0].ari.settings)
+    lab = Lab(lab_phones, store, probe, restart_daemon, prefix=f"acb-{uuid.uuid4().hex[:4]}-")
     try:
-        yield Lab(info, store, prefix=f"acb-{uuid.uuid4().hex[:4]}-")
+        yield lab
     finally:
-        scheduler.stop()
-        await running
-        await events.stop()
-        await ari.close()
+        await daemons[-1].stop()
+        await lab.hang_up_leftovers()
+        await probe.close()
         await store.delete_namespace()
         await redis.aclose()

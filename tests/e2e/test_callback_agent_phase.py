@@ -3,8 +3,12 @@ SIPp phones (INVITEs per number) as well as in the callback's record."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import pytest
-from callback_lab import Lab, unique_number
+from callback_lab import Lab, pbx_lab, unique_number
 
 from asterisk_cb.core.model import EventKind, FinishReason, LegRole, Outcome, State
 
@@ -12,6 +16,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 AGENT = "1001"
 SECOND_AGENT = "1002"
+T = TypeVar("T")
 
 
 async def test_agent_answers_contact_answers_callback_completed(lab: Lab) -> None:
@@ -85,3 +90,89 @@ async def test_agent_rejects_is_a_missed_ring_not_a_contact_attempt(lab: Lab) ->
     assert (attempt.outcome, attempt.hangup_cause) == (Outcome.AGENT_REJECTED, 21)
     assert done.agent_attempts == 0
     assert lab.contact_invites().times(number) == []
+
+
+async def test_unallocated_number_finishes_at_once(lab: Lab) -> None:
+    lab.phone(AGENT, "answer")
+    await lab.set(max_attempts="3")
+    number = unique_number("404")
+
+    scheduled = await lab.schedule(number, AGENT)
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=20)
+
+    assert (done.state, done.finish_reason) == (State.EXHAUSTED, FinishReason.UNALLOCATED)
+    [attempt] = done.attempts
+    assert (attempt.outcome, attempt.hangup_cause) == (Outcome.UNALLOCATED, 1)
+    assert len(lab.contact_invites().times(number)) == 1
+    assert await lab.our_channels() == []
+
+
+async def test_agent_hangs_up_while_the_contact_rings(lab: Lab) -> None:
+    lab.phone(AGENT, "answer")
+    await lab.set(max_attempts="1", contact_ring_timeout="20s")
+    number = unique_number("480")  # rings until cancelled
+
+    scheduled = await lab.schedule(number, AGENT)
+    ringing = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.CONTACT_RINGING)
+    await _until(lambda: len(lab.contact_invites().times(number)) == 1)
+    agent_leg = ringing.attempts[-1].leg(LegRole.AGENT)
+    assert agent_leg is not None and agent_leg.channel_id is not None
+    await lab.ari.hangup(agent_leg.channel_id)
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=10)
+
+    assert (done.state, done.finish_reason) == (State.EXHAUSTED, FinishReason.AGENT_ATTEMPTS)
+    assert done.attempts[-1].outcome is Outcome.AGENT_HUNG_UP
+    assert len(lab.contact_invites().times(number)) == 1
+    await _until_async(lab.our_channels, [])  # the contact's ringing leg was hung up too
+
+
+async def test_agent_on_another_call_is_not_rung_until_free(lab: Lab) -> None:
+    lab.phone(AGENT, "answer")
+    await lab.set(reschedule_delay="2s")
+    pbx_lab("call", AGENT, "--hold-s", "6")  # a normal call keeps the agent busy for 6 s
+    await _until_async(lambda: _device_state(lab, AGENT), "INUSE")
+    number = unique_number("20102")
+
+    scheduled = await lab.schedule(number, AGENT, in_s=0.5)
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=40)
+
+    assert done.state is State.COMPLETED
+    assert done.missed_agent_rings == 0 and len(done.attempts) == 1
+    events = await lab.events(scheduled.id)
+    unavailable = [event.at for event in events if event.kind is EventKind.AGENT_UNAVAILABLE]
+    [rung] = [event.at for event in events if event.kind is EventKind.AGENT_RINGING]
+    assert len(unavailable) >= 2  # checked again every reschedule_delay while the agent talked
+    assert rung > unavailable[-1]
+    assert (rung - scheduled.due_at).total_seconds() >= 4  # not before the other call was over
+    assert len(lab.contact_invites().times(number)) == 1
+
+
+async def test_daemon_gone_during_the_talk_resumes_without_dialling_again(lab: Lab) -> None:
+    lab.phone(AGENT, "answer")
+    number = unique_number("20112")  # the contact talks 12 s, then hangs up
+
+    scheduled = await lab.schedule(number, AGENT)
+    await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS)
+    await lab.restart_daemon(1.0)  # the call stays up; the lease lapses; the new daemon resumes it
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=30)
+
+    assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
+    assert EventKind.RESUMED in await lab.kinds(scheduled.id)
+    assert len(lab.contact_invites().times(number)) == 1
+    assert len(done.attempts) == 1
+
+
+async def _device_state(lab: Lab, agent: str) -> str:
+    return (await lab.ari.device_state(f"PJSIP/{agent}")).state
+
+
+async def _until(predicate: Callable[[], bool], timeout_s: float = 10) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not predicate():  # noqa: ASYNC110 - the condition is a file other processes write
+            await asyncio.sleep(0.1)
+
+
+async def _until_async(probe: Callable[[], Awaitable[T]], expected: T, timeout_s: float = 10) -> None:
+    async with asyncio.timeout(timeout_s):
+        while await probe() != expected:  # noqa: ASYNC110 - polling Asterisk over REST
+            await asyncio.sleep(0.1)

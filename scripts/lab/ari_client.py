@@ -30,7 +30,11 @@ class LabAri:
     async def __aenter__(self) -> LabAri:
         self._session = aiohttp.ClientSession(headers=self._headers)
         ws_url = self._url.replace("http", "ws", 1) + "/events"
-        self._websocket = await self._session.ws_connect(ws_url, params={"app": self.app})
+        try:
+            self._websocket = await self._session.ws_connect(ws_url, params={"app": self.app})
+        except BaseException:
+            await self._session.close()  # __aexit__ does not run when __aenter__ fails
+            raise
         self._reader = asyncio.create_task(self._read_events())
         return self
 

@@ -97,7 +97,12 @@ async def smoke(agent: str, hold_s: float, say: Any) -> dict[str, Any]:
         raise SmokeFailure(f"ARI is not reachable ({problem}): is the lab up? (scripts/pbx-lab up)") from None
     except TimeoutError:
         raise SmokeFailure("timed out waiting for an ARI event (see scripts/pbx-lab status)") from None
-    cdr = await _cdr_row(info["postgres"]["dsn"], channel_id)
+    try:
+        cdr = await _cdr_row(info["postgres"]["dsn"], channel_id)
+    except (OSError, asyncpg.PostgresError) as problem:
+        raise SmokeFailure(
+            f"the lab database is not reachable ({problem}): scripts/pbx-lab up postgres"
+        ) from None
     say("CDR row: " + ", ".join(f"{key}={value}" for key, value in cdr.items()))
     if cdr["disposition"] != "ANSWERED":
         raise SmokeFailure(f"the CDR disposition is {cdr['disposition']}, expected ANSWERED")

@@ -49,6 +49,11 @@ class Executor(Protocol):
         ...
 
 
+def _describe(error: BaseException) -> str:
+    """Type and message (redis-py's repr of its errors leaves the message out)."""
+    return f"{type(error).__name__}: {error}"
+
+
 def default_owner() -> str:
     """A name for this scheduler that is unique across hosts and restarts (shown as the lease owner)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -134,7 +139,7 @@ class Scheduler:
         try:
             return await self._store.claim(limit, self._options.owner, self._options.lease_ms)
         except Exception as error:  # Redis down, a record that cannot be decoded...: retry, never die
-            log.warning("claim failed, retrying in %.1fs: %r", self._options.retry_delay_s, error)
+            log.warning("claim failed, retrying in %.1fs: %s", self._options.retry_delay_s, _describe(error))
             return None
 
     def _seconds_until_next(self, batch: ClaimBatch) -> float:
@@ -195,7 +200,7 @@ class Scheduler:
                         if message["type"] == "message":
                             self._wake.set()
             except Exception as error:  # any failure: this loop must outlive it (the safety timeout covers)
-                log.warning("wake-up channel lost, resubscribing: %r", error)
+                log.warning("wake-up channel lost, resubscribing: %s", _describe(error))
                 await asyncio.sleep(self._options.retry_delay_s)
 
     async def _housekeep(self) -> None:
@@ -209,7 +214,7 @@ class Scheduler:
                 if options.finished_retention is not None:
                     await self._store.purge_finished(options.finished_retention)
             except Exception as error:  # housekeeping must never stop the scheduler
-                log.warning("housekeeping failed, will retry: %r", error)
+                log.warning("housekeeping failed, will retry: %s", _describe(error))
 
     def _on_wake_channel_reconnect(self, _connection: object) -> None:
         """Wake-ups published while the connection was down are lost: look at the schedule again."""

@@ -98,6 +98,19 @@ class AriEventStream:
         """Call `handler` for events of `types` (all events when none given); returns an unsubscriber."""
         return self._fanout.subscribe(handler, *types)
 
+    def expect(self, predicate: Callable[[AriEvent], bool]) -> asyncio.Future[AriEvent]:
+        """A future for the first event matching `predicate`, listening from now on: call it *before*
+        the request that causes the event (e.g. create_channel, then await its StasisStart)."""
+        future: asyncio.Future[AriEvent] = asyncio.get_running_loop().create_future()
+
+        def check(event: AriEvent) -> None:
+            if not future.done() and predicate(event):
+                future.set_result(event)
+
+        unsubscribe = self.subscribe(check)
+        future.add_done_callback(lambda _done: unsubscribe())
+        return future
+
     def on_resync(self, hook: ResyncHook) -> None:
         """Run `hook` with a fresh snapshot after every (re)connect, before that connection's events.
         A failing hook is logged like a failing event handler: it must not stop the reconnect loop."""

@@ -132,6 +132,10 @@ class FakeAri:
             return web.json_response({"name": rest, "state": self.device_states.get(rest, "INVALID")})
         if kind == "channels":
             return self._channel_route(request, rest)
+        if kind == "bridges" and rest.endswith("/addChannel"):
+            if request.query["channel"] not in self.channels:  # what Asterisk 22 answers, recorded
+                return web.json_response({"message": "Channel not in Stasis application"}, status=422)
+            return web.Response(status=204)
         if kind == "applications" and rest.endswith("/subscription"):
             self.subscriptions.append(request.query["eventSource"])
             return web.json_response({"name": rest.split("/")[0]})

@@ -14,6 +14,7 @@ from asterisk_cb.telephony.ari import (
     AriSettings,
     AriUnavailable,
     ChannelGone,
+    ChannelNotInStasis,
 )
 
 
@@ -47,6 +48,11 @@ async def test_missing_channel_is_channel_gone(ari_client: AriClient) -> None:
         await ari_client.get_channel("acb-nope")
     with pytest.raises(ChannelGone):
         await ari_client.hangup("acb-nope", reason="busy")
+
+
+async def test_bridging_a_channel_not_yet_in_stasis_is_its_own_error(ari_client: AriClient) -> None:
+    with pytest.raises(ChannelNotInStasis, match="422 Channel not in Stasis application"):
+        await ari_client.add_channel("acb-1", "acb-1-contact")
 
 
 async def test_hangup_sends_reason(ari_client: AriClient, fake_ari: FakeAri) -> None:

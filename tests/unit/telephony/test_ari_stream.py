@@ -189,3 +189,41 @@ async def test_application_replaced_stops_without_stealing_the_app_back(
     assert health.last_error is not None and "taken over" in health.last_error
     assert sleep.delays == []
     assert fake_ari.calls["GET /ari/events"] == 1
+
+
+async def test_expect_resolves_on_the_first_matching_event_and_stops_listening(
+    stream: AriEventStream, fake_ari: FakeAri
+) -> None:
+    stream.start()
+    await stream.wait_ready(3)
+    asked: list[str] = []
+
+    def is_second_channel_start(event: AriEvent) -> bool:
+        asked.append(event.type)
+        return isinstance(event, StasisStart) and event.channel.id == "acb-rec-2"
+
+    started = stream.expect(is_second_channel_start)
+    starts = [e for e in load_fixture("ari_events.json") if e["type"] == "StasisStart"]
+    await fake_ari.push(starts[0])  # acb-rec-1: not it
+    await fake_ari.push(starts[1])  # acb-rec-2
+    event = await asyncio.wait_for(started, 3)
+    assert event.channel.id == "acb-rec-2"
+    seen_after: list[AriEvent] = []
+    stream.subscribe(seen_after.append)
+    await fake_ari.push(starts[1])
+    await _until(lambda: len(seen_after) == 1)
+    assert asked == ["StasisStart", "StasisStart"]  # not asked again once resolved
+
+
+async def test_expect_that_times_out_stops_listening(stream: AriEventStream, fake_ari: FakeAri) -> None:
+    stream.start()
+    await stream.wait_ready(3)
+    asked: list[AriEvent] = []
+    never = stream.expect(lambda e: bool(asked.append(e)))
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(never, 0.05)
+    seen_after: list[AriEvent] = []
+    stream.subscribe(seen_after.append)
+    await fake_ari.push(_event("StasisEnd"))
+    await _until(lambda: len(seen_after) == 1)
+    assert asked == []

@@ -51,14 +51,13 @@ from asterisk_cb.core.codec import (
 )
 from asterisk_cb.core.codec import time_to_ms as _time_to_ms
 from asterisk_cb.core.model import Callback, Event, State
+from asterisk_cb.core.settings import is_settings_scope
 from asterisk_cb.keys import Keys, check_callback_id
 from asterisk_cb.redis_conn import RedisClient
 
 DEFAULT_LEASE_MS = 30_000
 # A retried creation is recognised for at least this long (and at most twice as long).
 IDEMPOTENCY_WINDOW = timedelta(days=1)
-SETTINGS_SCOPE_GLOBAL = "global"
-_SETTINGS_SCOPE_KINDS = ("queue:", "agent:")
 _VERSION_FIELD = FIELDS["version"]
 _ID_FIELD = FIELDS["id"]  # not stored: the key already holds the id (saves memory on every callback)
 # Kept in its own string key: a hash field over 64 bytes makes Redis drop the compact hash encoding.
@@ -213,9 +212,8 @@ class Store:
             self.keys.idempotency_prefix,
             int(IDEMPOTENCY_WINDOW.total_seconds()),
             _due_ms(callback),
-            *self._record_args(callback),
-            *self._index_args(None, callback),
-            *_events_args(events),
+            self.keys.history_prefix,
+            self._change(None, callback, events),
         ]
         created, callback_id = await self._run(_Script.CREATE, [self.keys.due, self.keys.events], args)
         if created:
@@ -294,9 +292,8 @@ class Store:
             before.version,
             "" if token is None else token,
             *_placement(after),
-            *self._record_args(after),
-            *self._index_args(before, after),
-            *_events_args(events),
+            self.keys.history_prefix,
+            self._change(before, after, events),
         ]
         await self._run(_Script.WRITE, [self.keys.due, self.keys.leases, self.keys.events], args)
 
@@ -375,7 +372,7 @@ class Store:
     # --- runtime setting overrides ----------------------------------------------------------------------
 
     async def setting_overrides(self) -> dict[str, dict[str, str]]:
-        """Every scope's overrides: {"global" | "queue:<name>" | "agent:<name>": {option: value}}."""
+        """Every scope's overrides: {"general" | "queue/<name>" | "agent/<id>": {option: value}}."""
         scopes = sorted(await self.redis.smembers(self.keys.settings_scopes))
         async with self.redis.pipeline(transaction=False) as pipe:
             for scope in scopes:
@@ -424,7 +421,7 @@ class Store:
             _VERSION_FIELD,
             callback.version,
             self.keys.history(callback.id),
-            *self._index_args(callback, None),
+            self._change(callback, None, ()),
         ]
         return int(await self._run(_Script.PURGE, [self.keys.due, self.keys.leases], args))
 
@@ -443,25 +440,27 @@ class Store:
 
     # --- encoding helpers ------------------------------------------------------------------------------
 
-    def _record_args(self, callback: Callback) -> list[str]:
-        """History key prefix, history, then the hash fields: the codec's, less the id (the key holds
-        it) and the history (its own key), plus bookkeeping."""
-        check_callback_id(callback.id)
-        fields = callback_to_fields(callback)
-        del fields[_ID_FIELD]
-        history = fields.pop(_HISTORY_FIELD, "")
-        if callback.state.is_live:
-            fields[_LIVE_FIELD] = "1"
-        return [self.keys.history_prefix, history, *_pairs_args(fields)]
-
-    def _index_args(self, before: Callback | None, after: Callback | None) -> list[str]:
-        """Index changes from ``before`` to ``after`` (None: absent) as count + (op, key, value) triples:
-        ``s`` entries are sets of ids (value = the id), ``h`` entries map a value to the ids having it."""
+    def _change(self, before: Callback | None, after: Callback | None, events: Sequence[Event]) -> str:
+        """The JSON change the scripts apply (see common.lua): ``after``'s hash fields (the codec's, less
+        the id, which the key holds, and the history, which has its own key, plus bookkeeping), its
+        history, the index changes from ``before`` and the events."""
         old = self._index_entries(before) if before else frozenset()
         new = self._index_entries(after) if after else frozenset()
-        ops = [(kind + "rem", key, value) for kind, key, value in sorted(old - new)]
-        ops += [(kind + "add", key, value) for kind, key, value in sorted(new - old)]
-        return [str(len(ops)), *(part for op in ops for part in op)]
+        index = [(kind + "rem", key, value) for kind, key, value in sorted(old - new)]
+        index += [(kind + "add", key, value) for kind, key, value in sorted(new - old)]
+        change: dict[str, Any] = {
+            "index": index,
+            "events": [_flat(event_to_fields(event)) for event in events],
+        }
+        if after is not None:
+            check_callback_id(after.id)
+            fields = callback_to_fields(after)
+            del fields[_ID_FIELD]
+            change["history"] = fields.pop(_HISTORY_FIELD, "")
+            if after.state.is_live:
+                fields[_LIVE_FIELD] = "1"
+            change["fields"] = _flat(fields)
+        return json.dumps(change, separators=(",", ":"))
 
     def _index_entries(self, callback: Callback) -> frozenset[tuple[str, str, str]]:
         entries = {
@@ -479,11 +478,9 @@ class Store:
 
 
 def _checked_scope(scope: str) -> str:
-    if scope == SETTINGS_SCOPE_GLOBAL or (
-        scope.startswith(_SETTINGS_SCOPE_KINDS) and scope.partition(":")[2]
-    ):
+    if is_settings_scope(scope):
         return scope
-    raise ValueError(f"settings scope must be 'global', 'queue:<name>' or 'agent:<name>', not {scope!r}")
+    raise ValueError(f"settings scope must be 'general', 'queue/<name>' or 'agent/<id>', not {scope!r}")
 
 
 def _placement(callback: Callback) -> tuple[str, str]:
@@ -512,15 +509,8 @@ def _decode(callback_id: str, stored: Mapping[str, str], history: str | None) ->
     return callback_from_fields(restored)
 
 
-def _pairs_args(fields: Mapping[str, str]) -> list[str]:
-    return [str(len(fields)), *(part for item in fields.items() for part in item)]
-
-
-def _events_args(events: Sequence[Event]) -> list[str]:
-    args = [str(len(events))]
-    for event in events:
-        args += _pairs_args(event_to_fields(event))
-    return args
+def _flat(fields: Mapping[str, str]) -> list[str]:
+    return [part for item in fields.items() for part in item]
 
 
 def _flat_to_dict(flat: Sequence[str]) -> dict[str, str]:

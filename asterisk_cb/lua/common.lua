@@ -42,16 +42,6 @@ local function write_history(key, history)
   end
 end
 
--- Read `count` field/value pairs from ARGV starting at `pos`; returns the flat list and the next position.
-local function read_pairs(pos)
-  local count = tonumber(ARGV[pos])
-  local pairs_ = {}
-  for i = 1, count * 2 do
-    pairs_[i] = ARGV[pos + i]
-  end
-  return pairs_, pos + 1 + count * 2
-end
-
 -- Multi-valued index hashes map a value (contact number, call id) to space-separated callback ids.
 local function hash_index_add(key, value, id)
   local ids = redis.call('HGET', key, value)
@@ -80,25 +70,32 @@ local function hash_index_remove(key, value, id)
   end
 end
 
--- Apply index changes for callback `id`, encoded as: count, then (op, key, value) triples; op is
--- sadd|srem (a set of ids; value is the id) or hadd|hrem (an index hash; value is the indexed value).
-local function apply_index_ops(pos, id)
-  local count = tonumber(ARGV[pos])
-  pos = pos + 1
-  for _ = 1, count do
-    local op, key, value = ARGV[pos], ARGV[pos + 1], ARGV[pos + 2]
-    if op == 'sadd' then
+-- A change arrives as ONE JSON argument, decoded with `change = cjson.decode(...)` (packing dozens of
+-- separate arguments costs the client more than the whole script costs Redis):
+--   fields  = [field, value, ...]           the callback hash, complete
+--   history = "..." or ""                   the attempt history (its own string key)
+--   index   = [[op, key, value], ...]       op: sadd|srem (a set of ids, value = the id) or
+--                                           hadd|hrem (an index hash, value = the indexed value)
+--   events  = [[field, value, ...], ...]    stream entries to append
+local function apply_index_ops(ops, id)
+  for _, op in ipairs(ops) do
+    local kind, key, value = op[1], op[2], op[3]
+    if kind == 'sadd' then
       redis.call('SADD', key, value)
-    elseif op == 'srem' then
+    elseif kind == 'srem' then
       redis.call('SREM', key, value)
-    elseif op == 'hadd' then
+    elseif kind == 'hadd' then
       hash_index_add(key, value, id)
     else
       hash_index_remove(key, value, id)
     end
-    pos = pos + 3
   end
-  return pos
+end
+
+local function append_events(events_key, events)
+  for _, fields in ipairs(events) do
+    redis.call('XADD', events_key, '*', unpack(fields))
+  end
 end
 
 -- The due-set score of a stored callback: its next_at, else its due_at (codec microseconds -> ms).
@@ -110,16 +107,4 @@ local function stored_due_ms(hash, fields)
     return nil
   end
   return math.floor(tonumber(micros) / 1000)
-end
-
--- Append events encoded as: count, then per event a field count and its field/value pairs.
-local function append_events(events_key, pos)
-  local count = tonumber(ARGV[pos])
-  pos = pos + 1
-  for _ = 1, count do
-    local fields
-    fields, pos = read_pairs(pos)
-    redis.call('XADD', events_key, '*', unpack(fields))
-  end
-  return pos
 end

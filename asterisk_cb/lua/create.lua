@@ -1,7 +1,6 @@
 -- Create a callback once. KEYS: due, events.
 -- ARGV: callback prefix, id, wake channel, idempotency key ('' = none), idempotency bucket prefix,
---       window seconds, due ms, history key prefix, history ('' = none), then fields, index ops,
---       events (see common.lua).
+--       window seconds, due ms, history key prefix, change (JSON, see common.lua).
 -- Idempotency keys live in one hash per window (bucket = server seconds // window) that expires as a
 -- whole; the current and the previous bucket are searched, so a key is honoured for at least one window
 -- and at most two.
@@ -21,12 +20,12 @@ end
 if redis.call('EXISTS', hash) == 1 then
   return fail('EXISTS', id .. ' already exists')
 end
-local fields, pos = read_pairs(10)
-redis.call('HSET', hash, unpack(fields))
-write_history(ARGV[8] .. id, ARGV[9])
+local change = cjson.decode(ARGV[9])
+redis.call('HSET', hash, unpack(change.fields))
+write_history(ARGV[8] .. id, change.history)
 place_due(KEYS[1], ARGV[3], id, ARGV[7])
-pos = apply_index_ops(pos, id)
-append_events(KEYS[2], pos)
+apply_index_ops(change.index, id)
+append_events(KEYS[2], change.events)
 if idem ~= '' then
   local bucket_key = ARGV[5] .. string.format('%d', bucket)
   redis.call('HSET', bucket_key, idem, id)

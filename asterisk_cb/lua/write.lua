@@ -1,8 +1,8 @@
 -- Replace a callback's record atomically, guarded by its version and (for a lease holder) its fence.
 -- KEYS: due, leases, events.
 -- ARGV: callback prefix, id, wake channel, version field name, expected version, fencing token
---       ('' = a person's edit), due ms ('' = not due), live ('1' or ''), history key prefix, history
---       ('' = none), then fields, index ops, events (see common.lua).
+--       ('' = a person's edit), due ms ('' = not due), live ('1' or ''), history key prefix, change
+--       (JSON, see common.lua).
 --
 -- A holder's write (token given) needs the current token and an unexpired lease. If the new record is
 -- live the holder keeps its lease; otherwise the lease is released and the callback goes back to the
@@ -32,10 +32,10 @@ if version ~= ARGV[5] then
   return fail('VERSION', id .. ' is at version ' .. version .. ', not ' .. ARGV[5])
 end
 local owner = redis.call('HGET', hash, '_own')
-local fields, pos = read_pairs(11)
+local change = cjson.decode(ARGV[10])
 redis.call('DEL', hash)
-redis.call('HSET', hash, unpack(fields))
-write_history(ARGV[9] .. id, ARGV[10])
+redis.call('HSET', hash, unpack(change.fields))
+write_history(ARGV[9] .. id, change.history)
 if keep_lease then
   redis.call('HSET', hash, '_tok', token, '_own', owner)
 else
@@ -46,6 +46,6 @@ if ARGV[7] ~= '' and not keep_lease then
 else
   redis.call('ZREM', KEYS[1], id)
 end
-pos = apply_index_ops(pos, id)
-append_events(KEYS[3], pos)
+apply_index_ops(change.index, id)
+append_events(KEYS[3], change.events)
 return 1

@@ -46,7 +46,7 @@ def make_callback(callback_id: str, due_in: float = -1.0, **changes: object) -> 
         agent="1001",
         due_at=NOW + timedelta(seconds=due_in),
         timezone="Europe/Berlin",
-        created_by="agent:1001",
+        created_by="agent/1001",
         created_at=NOW,
     )
     return dataclasses.replace(callback, **changes)
@@ -380,16 +380,16 @@ async def test_groups_read_and_trim_never_passes_the_slowest_group(store: Store)
 
 
 async def test_setting_overrides_set_and_reset(store: Store) -> None:
-    await store.set_setting("global", "retry_interval", "300")
-    await store.set_setting("queue:sales", "max_attempts", "5")
-    await store.set_setting("agent:1001", "ring_timeout_agent", "20")
-    await store.reset_setting("agent:1001", "ring_timeout_agent")
+    await store.set_setting("general", "retry_interval", "300")
+    await store.set_setting("queue/sales", "max_attempts", "5")
+    await store.set_setting("agent/1001", "ring_timeout_agent", "20")
+    await store.reset_setting("agent/1001", "ring_timeout_agent")
     assert await store.setting_overrides() == {
-        "global": {"retry_interval": "300"},
-        "queue:sales": {"max_attempts": "5"},
+        "general": {"retry_interval": "300"},
+        "queue/sales": {"max_attempts": "5"},
     }
-    await store.reset_setting("queue:sales")
-    assert await store.setting_overrides() == {"global": {"retry_interval": "300"}}
+    await store.reset_setting("queue/sales")
+    assert await store.setting_overrides() == {"general": {"retry_interval": "300"}}
     with pytest.raises(ValueError, match="scope"):
         await store.set_setting("team:x", "max_attempts", "1")
 

@@ -153,8 +153,8 @@ async def exercise(redis: RedisClient) -> None:
         await store.ensure_group("cel")
         assert len(await store.read_group("cel", "writer")) == 2
         await store.trim_events(timedelta(0))
-        await store.set_setting("global", "max_attempts", "3")
-        assert await store.setting_overrides() == {"global": {"max_attempts": "3"}}
+        await store.set_setting("general", "max_attempts", "3")
+        assert await store.setting_overrides() == {"general": {"max_attempts": "3"}}
         await store.set_paused(True)
         await store.set_paused(False)
     finally:

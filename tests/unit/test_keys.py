@@ -22,7 +22,7 @@ def every_key(keys: Keys) -> list[str]:
         keys.contact_index,
         keys.call_index,
         keys.idempotency_bucket(20_417),
-        keys.settings("queue:sales"),
+        keys.settings("queue/sales"),
         keys.settings_scopes,
     ]
 

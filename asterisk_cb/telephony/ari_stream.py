@@ -53,7 +53,11 @@ ResyncHook = Callable[[ResyncSnapshot], Awaitable[None] | None]
 
 @dataclass(frozen=True)
 class StreamSettings:
-    """`owned_prefix` marks channel and bridge ids this daemon created (it chooses every id it uses)."""
+    """`owned_prefix` marks channel and bridge ids this daemon created (it chooses every id it uses).
+
+    `event_sources` are added to the app on every connect: "deviceState:" is every device (Asterisk
+    subscribes the app to its all-devices topic); a very large PBX may list "deviceState:PJSIP/1001"...
+    instead, or drop it and rely on AMI DeviceStateChange, which feeds the same view."""
 
     owned_prefix: str = "acb-"
     event_sources: tuple[str, ...] = ("deviceState:",)

@@ -24,6 +24,7 @@ import os
 import signal
 import socket
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
@@ -130,6 +131,9 @@ class Scheduler:
             if batch is None:
                 await self._sleep(self._options.retry_delay_s)
                 continue
+            if self._stopping.is_set():  # stop() came while claiming: hand the batch back untouched
+                await self._release(batch.claims)
+                break
             for claim in batch.claims:
                 self._hand_off(claim)
             if len(batch.claims) < limit:
@@ -226,7 +230,11 @@ class Scheduler:
         for _, task in held:
             task.cancel()
         await asyncio.gather(*(task for _, task in held), return_exceptions=True)
-        for claim, _ in held:
+        await self._release([claim for claim, _ in held])
+
+    async def _release(self, claims: Iterable[Claim]) -> None:
+        """Hand back claims that never went live; live ones (and lost ones) are left to lapse."""
+        for claim in claims:
             with contextlib.suppress(LeaseLost, RedisError, OSError):
                 await self._store.release(claim)
 

@@ -132,6 +132,20 @@ async def test_retried_request_returns_first_callback_and_writes_nothing(store: 
     assert await stream_length(store) == 1
 
 
+async def test_idempotency_key_is_honoured_for_one_to_two_windows(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("asterisk_cb.store.IDEMPOTENCY_WINDOW", timedelta(seconds=1))
+    first = await store.create(make_callback("first"), [], idempotency_key="req-1")
+    buckets = [key async for key in store.redis.scan_iter(match=store.keys.pattern.replace("*", "idem:*"))]
+    assert len(buckets) == 1 and 0 < await store.redis.ttl(buckets[0]) <= 2
+    await asyncio.sleep(0.9)
+    assert not (await store.create(make_callback("retry"), [], idempotency_key="req-1")).created
+    await asyncio.sleep(2.1)  # two windows later the key is forgotten
+    late = await store.create(make_callback("late"), [], idempotency_key="req-1")
+    assert late.created and late.callback.id == "late" != first.callback.id
+
+
 async def test_concurrent_retries_create_exactly_one(store: Store) -> None:
     candidates = [make_callback(f"try-{n}") for n in range(20)]
     results = await asyncio.gather(*(store.create(c, [], idempotency_key="same") for c in candidates))

@@ -75,9 +75,11 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class ExecutorOptions:
-    """``outbound_context``: the admin's dialplan context the contact is dialled through."""
+    """``outbound_context``: the admin's dialplan context the contact is dialled through;
+    ``recheck_s``: how long a live call may go without any event before its channels are looked up."""
 
     outbound_context: str
+    recheck_s: float = 30.0
 
 
 class UnsupportedPhase(Exception):
@@ -136,7 +138,7 @@ class CallbackExecutor:
         channel = event.peer if isinstance(event, Dial) else getattr(event, "channel", None)
         run = self._runs.get(channel.id) if channel is not None else None
         if run is not None:
-            run.receive(event)
+            run.inbox.put_nowait(event)
 
     def _resync(self, snapshot: ResyncSnapshot) -> None:
         """Events may have been lost while the websocket was down: every run re-checks its channels."""
@@ -152,7 +154,7 @@ class _Run:
         self.x = executor
         self.claim = claim
         self.inbox: asyncio.Queue[Signal] = asyncio.Queue()
-        self._in_app: dict[str, asyncio.Event] = {}  # channel id -> set once it entered our app
+        self._looked: _Resynced | None = None  # a look at the channels older than anything in the inbox
         self.watch = LegWatch()
         self.settings = Settings()
         self.ring_device: str | None = None
@@ -174,19 +176,32 @@ class _Run:
             elif not self.callback.state.is_live:
                 return
             else:
-                happening = self._interpret(await self.inbox.get())
+                happening = self._interpret(await self._next_signal())
 
-    def receive(self, event: AriEvent) -> None:
-        if isinstance(event, StasisStart):
-            self._entered_app(event.channel.id).set()
-        self.inbox.put_nowait(event)
+    async def _next_signal(self) -> Signal:
+        """The next event about our channels; after ``recheck_s`` of silence, a fresh look at them, so
+        an event lost without a reconnect cannot keep a finished call "live" (and its lease held)."""
+        if self._looked is not None:
+            looked, self._looked = self._looked, None
+            return looked
+        try:
+            async with asyncio.timeout(self.x.options.recheck_s):
+                return await self.inbox.get()
+        except TimeoutError:
+            return _Resynced(await self._look_up_channels())
 
-    def _entered_app(self, channel_id: str) -> asyncio.Event:
-        return self._in_app.setdefault(channel_id, asyncio.Event())
+    async def _look_up_channels(self) -> dict[str, Channel]:
+        attempt = self.callback.current_attempt
+        alive: dict[str, Channel] = {}
+        for channel_id in watched_channels(attempt) if attempt else ():
+            with contextlib.suppress(AriNotFound):
+                alive[channel_id] = await self.x.ari.get_channel(channel_id)
+        return alive
 
     def close(self) -> None:
         for channel_id in self._channels:
-            self.x._runs.pop(channel_id, None)
+            if self.x._runs.get(channel_id) is self:
+                del self.x._runs[channel_id]
         if self._holds_agent:
             self.x._agents_in_use.discard(self.callback.agent)
 
@@ -208,15 +223,11 @@ class _Run:
 
     async def _resume(self) -> ev.Input:
         """The previous holder vanished mid-call: follow the recorded channels, never dial again."""
-        attempt = self.callback.current_attempt
-        assert attempt is not None, "a resume claim is live, so it has a current attempt"
-        alive: dict[str, Channel] = {}
-        for channel_id in watched_channels(attempt):
-            with contextlib.suppress(AriNotFound):
-                alive[channel_id] = await self.x.ari.get_channel(channel_id)
+        self._follow_channels()  # before looking: an end between the look and the commit is not lost
+        alive = await self._look_up_channels()
         if not alive:
             return ev.CallLost()
-        self.inbox.put_nowait(_Resynced(alive))  # what changed while nobody watched, after CallResumed
+        self._looked = _Resynced(alive)  # what changed while nobody watched: applied after CallResumed
         return ev.CallResumed()
 
     def _interpret(self, signal: Signal) -> ev.Input | None:
@@ -301,6 +312,10 @@ class _Run:
             **_caller_id_variables(effect),
         }
         ari = self.x.ari
+        # The create request returns before the channel is in the app; bridging it earlier fails.
+        entered = self.x.events.expect(
+            lambda event: isinstance(event, StasisStart) and event.channel.id == effect.channel_id
+        )
         try:
             await ari.create_bridge(bridge_id, name=f"callback {self.callback.id}")
             await ari.add_channel(bridge_id, agent_channel)
@@ -311,15 +326,16 @@ class _Run:
                 app_args="contact",
                 variables=variables,
             )
-            # The create request returns before the channel is in the app; bridging it earlier fails.
             async with asyncio.timeout(ENTER_APP_TIMEOUT_S):
-                await self._entered_app(effect.channel_id).wait()
+                await entered
             await ari.add_channel(bridge_id, effect.channel_id)
             await _quietly(ari.ring(agent_channel))  # ringback while the contact rings
             await ari.dial(effect.channel_id, timeout_s=_seconds(effect.timeout))
         except (AriError, TimeoutError) as error:
             log.warning("callback %s: dialling the contact failed: %r", self.callback.id, error)
             return ev.ContactFailed(Outcome.FAILED)
+        finally:
+            entered.cancel()  # stops listening if it never came
         return None
 
     async def _connect(self, effect: Connect) -> None:

@@ -31,6 +31,7 @@ from asterisk_cb.telephony.ari import AriClient, AriNotFound
 PBX_LAB = Path(__file__).resolve().parents[2] / "scripts" / "pbx-lab"
 AGENTS = ("1001", "1002")  # the agents the daemon is configured with (the lab has more phones)
 LEASE_MS = 3000  # short, so a stopped daemon's live calls are taken over within seconds
+RECHECK_S = 2.0  # live calls are looked up after 2 s without events: exercised by every long ring/talk
 
 
 def pbx_lab(*args: str) -> None:
@@ -41,20 +42,6 @@ def pbx_lab(*args: str) -> None:
     )
     if result.returncode != 0:
         pytest.fail(f"pbx-lab {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
-
-
-# The store names run-time scopes "global", "queue:<q>", "agent:<a>"; the settings module names them
-# "general", "queue/<q>", "agent/<a>".
-_SCOPE_PREFIXES = {"queue:": "queue/", "agent:": "agent/"}
-
-
-def _settings_scope(store_scope: str) -> str:
-    if store_scope == "global":
-        return "general"
-    for store_prefix, settings_prefix in _SCOPE_PREFIXES.items():
-        if store_scope.startswith(store_prefix):
-            return settings_prefix + store_scope.removeprefix(store_prefix)
-    raise ValueError(f"unknown store scope {store_scope!r}")
 
 
 @dataclass
@@ -93,7 +80,7 @@ class Lab:
     async def set(self, **options: str) -> None:
         """Run-time overrides of the global settings, as `asterisk-cb settings` would write them."""
         for option, value in options.items():
-            await self.store.set_setting("global", option, value)
+            await self.store.set_setting("general", option, value)
 
     async def schedule(self, number: str, agent: str, in_s: float = 1.0, name: str = "") -> Callback:
         now = datetime.now(UTC)
@@ -149,7 +136,7 @@ class Lab:
 async def settings_for(store: Store, callback: Callback | None) -> CallbackSettings:
     """Effective settings for a callback: defaults < run-time overrides (agent > queue > global)."""
     overrides = await store.setting_overrides()
-    layers = runtime_layers({_settings_scope(scope): values for scope, values in overrides.items()})
+    layers = runtime_layers(overrides)
     agent, queue = (callback.agent, callback.queue) if callback else (None, None)
     return resolve(SettingsFile({}, {}), layers, agent, queue)
 

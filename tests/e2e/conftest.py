@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from callback_lab import AGENTS, LEASE_MS, Lab, pbx_lab, settings_for
+from callback_lab import AGENTS, LEASE_MS, RECHECK_S, Lab, pbx_lab, settings_for
 
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import connect
@@ -53,7 +53,7 @@ class Daemon:
             self.events,
             availability=self.view,
             settings_for=lambda callback: settings_for(store, callback),
-            options=ExecutorOptions(outbound_context=info["dialplan"]["outbound_context"]),
+            options=ExecutorOptions(info["dialplan"]["outbound_context"], recheck_s=RECHECK_S),
         )
         self.scheduler = Scheduler(store, executor, SchedulerOptions(lease_ms=LEASE_MS, renew_every_ms=1000))
         self._running: asyncio.Task[None] | None = None

@@ -10,7 +10,7 @@ from typing import TypeVar
 import pytest
 from callback_lab import Lab, pbx_lab, unique_number
 
-from asterisk_cb.core.model import EventKind, FinishReason, LegRole, Outcome, State
+from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, State
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -22,10 +22,12 @@ T = TypeVar("T")
 async def test_agent_answers_contact_answers_callback_completed(lab: Lab) -> None:
     lab.phone(AGENT, "answer")
     await lab.set(agent_ring_timeout="5s", contact_ring_timeout="5s")
-    number = unique_number("20102")  # answers, hangs up after 2 s
+    number = unique_number("20104")  # answers, hangs up after 4 s
     agent_invites_before = len(lab.agent_invites(AGENT).times(AGENT))
 
     scheduled = await lab.schedule(number, AGENT, in_s=1, name="Alice Martin")
+    talking = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS)
+    marks = await _marks_of_live_call(lab, talking)
     done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=30)
 
     assert done.state is State.COMPLETED
@@ -37,26 +39,54 @@ async def test_agent_answers_contact_answers_callback_completed(lab: Lab) -> Non
     assert contact_leg is not None and contact_leg.uniqueid == contact_leg.channel_id
     assert len(lab.contact_invites().times(number)) == 1
     assert len(lab.agent_invites(AGENT).times(AGENT)) == agent_invites_before + 1
+    # what the agent's phone showed, and the marks on both legs (the Local channel's dialplan half
+    # inherited them from the half we created)
+    assert marks["agent caller ID"] == ("CB Alice Martin", number)
+    assert marks["agent"] == (scheduled.id, attempt.id)
+    assert marks["contact dialplan half"] == (scheduled.id, attempt.id)
+    assert await lab.our_channels() == []
 
 
-async def test_contact_busy_counts_attempts_spaced_by_the_retry_interval(lab: Lab) -> None:
+async def _marks_of_live_call(lab: Lab, callback: Callback) -> dict[str, tuple[str | None, ...]]:
+    attempt = callback.attempts[-1]
+    agent, contact = attempt.leg(LegRole.AGENT), attempt.leg(LegRole.CONTACT)
+    assert agent is not None and agent.channel_id and contact is not None and contact.local_peer_id
+    agent_channel = await lab.ari.get_channel(agent.channel_id)
+    marks: dict[str, tuple[str | None, ...]] = {
+        "agent caller ID": (agent_channel.caller.name, agent_channel.caller.number)
+    }
+    for leg, channel_id in (("agent", agent.channel_id), ("contact dialplan half", contact.local_peer_id)):
+        marks[leg] = (
+            await lab.ari.get_variable(channel_id, "ACB_CALLBACK_ID"),
+            await lab.ari.get_variable(channel_id, "ACB_ATTEMPT_ID"),
+        )
+    return marks
+
+
+@pytest.mark.parametrize(
+    ("prefix", "outcome", "cause"),
+    [("486", Outcome.BUSY, 17), ("480", Outcome.NO_ANSWER, 19), ("603", Outcome.REJECTED, 21)],
+)
+async def test_contact_not_reached_counts_attempts_spaced_by_the_retry_interval(
+    lab: Lab, prefix: str, outcome: Outcome, cause: int
+) -> None:
     lab.phone(AGENT, "answer")
-    await lab.set(retry_interval="3s", max_attempts="2", contact_ring_timeout="5s")
-    number = unique_number("486")
+    await lab.set(retry_interval="3s", max_attempts="2", contact_ring_timeout="2s")
+    number = unique_number(prefix)
 
     scheduled = await lab.schedule(number, AGENT)
     first_failed = await lab.wait_for(scheduled.id, lambda cb: cb.agent_attempts == 1, timeout_s=20)
     assert first_failed.state is State.SCHEDULED  # counted, and waiting for the retry
-    assert first_failed.attempts[-1].outcome is Outcome.BUSY
-    assert first_failed.attempts[-1].hangup_cause == 17
+    assert (first_failed.attempts[-1].outcome, first_failed.attempts[-1].hangup_cause) == (outcome, cause)
     done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=30)
 
     assert (done.state, done.finish_reason) == (State.EXHAUSTED, FinishReason.AGENT_ATTEMPTS)
-    assert [attempt.outcome for attempt in done.attempts] == [Outcome.BUSY, Outcome.BUSY]
+    assert [attempt.outcome for attempt in done.attempts] == [outcome, outcome]
     invites = lab.contact_invites().times(number)
     assert len(invites) == 2
     assert invites[1] - invites[0] >= 3.0  # the retry interval, plus the agent's ring before it
     assert (await lab.kinds(scheduled.id)).count(EventKind.ATTEMPT_FAILED) == 2
+    assert await lab.our_channels() == []
 
 
 async def test_agent_does_not_answer_counts_a_missed_ring_and_never_dials_the_contact(lab: Lab) -> None:
@@ -160,6 +190,44 @@ async def test_daemon_gone_during_the_talk_resumes_without_dialling_again(lab: L
     assert EventKind.RESUMED in await lab.kinds(scheduled.id)
     assert len(lab.contact_invites().times(number)) == 1
     assert len(done.attempts) == 1
+
+
+async def test_daemon_gone_during_the_agent_ring_loses_nothing_and_dials_the_contact_once(lab: Lab) -> None:
+    lab.phone(AGENT, "answer", ring_s=3)  # the agent picks up while no daemon is there
+    await lab.set(reschedule_delay="1s", agent_ring_timeout="10s")
+    number = unique_number("20102")
+
+    scheduled = await lab.schedule(number, AGENT)
+    await lab.wait_for(scheduled.id, lambda cb: cb.state is State.AGENT_RINGING)
+    await lab.restart_daemon(1.0)
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=40)
+
+    assert done.state is State.COMPLETED
+    assert len(lab.contact_invites().times(number)) == 1
+    kinds = await lab.kinds(scheduled.id)
+    assert EventKind.RESUMED in kinds or EventKind.CALL_LOST in kinds  # followed again, or lost
+    assert await lab.our_channels() == []
+
+
+async def test_daemon_gone_during_the_contact_ring_resumes_the_same_call(lab: Lab) -> None:
+    lab.phone(AGENT, "answer")
+    await lab.set(contact_ring_timeout="20s")
+    number = unique_number("20205")  # rings 5 s, answers, stays until hung up
+
+    scheduled = await lab.schedule(number, AGENT)
+    await lab.wait_for(scheduled.id, lambda cb: cb.state is State.CONTACT_RINGING)
+    await lab.restart_daemon(1.0)
+    talking = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS, timeout_s=20)
+    agent = talking.attempts[-1].leg(LegRole.AGENT)
+    assert agent is not None and agent.channel_id is not None
+    await lab.ari.hangup(agent.channel_id)  # the agent ends the talk
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=10)
+
+    assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
+    assert len(done.attempts) == 1
+    assert EventKind.RESUMED in await lab.kinds(scheduled.id)
+    assert len(lab.contact_invites().times(number)) == 1
+    await _until_async(lab.our_channels, [])
 
 
 async def _device_state(lab: Lab, agent: str) -> str:

@@ -161,7 +161,9 @@ async def test_busy_contact_and_continue_into_dialplan(
     seen = _collect(stream)
     stream.start()
     await stream.wait_ready(10)
+    busy_in_stasis = stream.expect(lambda e: isinstance(e, StasisStart) and e.channel.id == busy_id)
     await ari_client.create_channel("Local/4865550100@callback-outbound", channel_id=busy_id)
+    await asyncio.wait_for(busy_in_stasis, 5)  # dialling before it fails with 409 now and then
     await ari_client.dial(busy_id, timeout_s=10)
     await _until(lambda: _has(seen, ChannelDestroyed, busy_id), 15)
     # Through a Local channel the far end's busy arrives as the hangup cause (no Dial BUSY status).

@@ -146,6 +146,8 @@ class FakeAri:
         channel = self.channels.get(channel_id)
         if channel is None:
             return web.json_response({"message": "Channel not found"}, status=404)
+        if action and not channel.get("in_stasis", True):  # what Asterisk 22 answers, recorded
+            return web.json_response({"message": "Channel not in Stasis application"}, status=409)
         if action == "variable":
             value = channel.get("channelvars", {}).get(request.query["variable"])
             if value is None:

@@ -55,6 +55,15 @@ async def test_bridging_a_channel_not_yet_in_stasis_is_its_own_error(ari_client:
         await ari_client.add_channel("acb-1", "acb-1-contact")
 
 
+async def test_channel_action_before_stasis_start_is_not_in_stasis(
+    ari_client: AriClient, fake_ari: FakeAri
+) -> None:
+    await ari_client.originate("PJSIP/1001", channel_id="acb-11-contact")
+    fake_ari.channels["acb-11-contact"]["in_stasis"] = False
+    with pytest.raises(ChannelNotInStasis, match="409"):
+        await ari_client.dial("acb-11-contact", timeout_s=10)
+
+
 async def test_hangup_sends_reason(ari_client: AriClient, fake_ari: FakeAri) -> None:
     await ari_client.originate("PJSIP/1001", channel_id="acb-9-agent")
     await ari_client.hangup("acb-9-agent", reason="no_answer")

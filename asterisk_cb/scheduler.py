@@ -77,6 +77,18 @@ class SchedulerOptions:
     finished_retention: timedelta | None = timedelta(days=90)  # finished callbacks are then deleted
 
 
+@dataclass
+class SchedulerStats:
+    """Counters for metrics and ``doctor`` (since this scheduler started)."""
+
+    handed_off: int = 0  # claims given to the executor
+    resumed: int = 0  # of which resume claims (a call was live when its previous holder vanished)
+    leases_lost: int = 0  # executors cancelled because a renewal was refused
+    executor_failures: int = 0  # executors that raised (their leases lapse)
+    claim_failures: int = 0  # claim rounds that failed (Redis unreachable...)
+    last_claim_server_ms: int | None = None  # Redis server time of the last successful claim round
+
+
 class Scheduler:
     """One scheduler loop over one store; several may run on one Redis (claims keep them apart)."""
 
@@ -89,6 +101,7 @@ class Scheduler:
         self._held: dict[int, tuple[Claim, asyncio.Task[None]]] = {}
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self.stats = SchedulerStats()
 
     @property
     def owner(self) -> str:
@@ -141,10 +154,13 @@ class Scheduler:
 
     async def _claim(self, limit: int) -> ClaimBatch | None:
         try:
-            return await self._store.claim(limit, self._options.owner, self._options.lease_ms)
+            batch = await self._store.claim(limit, self._options.owner, self._options.lease_ms)
         except Exception as error:  # Redis down, a record that cannot be decoded...: retry, never die
+            self.stats.claim_failures += 1
             log.warning("claim failed, retrying in %.1fs: %s", self._options.retry_delay_s, _describe(error))
             return None
+        self.stats.last_claim_server_ms = batch.server_now_ms
+        return batch
 
     def _seconds_until_next(self, batch: ClaimBatch) -> float:
         if batch.next_wake_ms is None:
@@ -160,6 +176,8 @@ class Scheduler:
     def _hand_off(self, claim: Claim) -> None:
         task = asyncio.create_task(self._execute(claim), name=f"callback {claim.callback.id}")
         self._held[claim.token] = (claim, task)
+        self.stats.handed_off += 1
+        self.stats.resumed += claim.resume
 
     async def _execute(self, claim: Claim) -> None:
         try:
@@ -167,6 +185,7 @@ class Scheduler:
         except LeaseLost as lost:
             log.info("callback %s: lease lost, letting go: %s", claim.callback.id, lost)
         except Exception:
+            self.stats.executor_failures += 1
             log.exception("callback %s: executor failed; its lease will lapse", claim.callback.id)
         finally:
             self._held.pop(claim.token, None)
@@ -183,6 +202,7 @@ class Scheduler:
             )
             for (claim, task), result in zip(held, results, strict=True):
                 if isinstance(result, LeaseLost) and not task.done():
+                    self.stats.leases_lost += 1
                     log.warning(
                         "callback %s: lease lost (%s), cancelling its executor", claim.callback.id, result
                     )

@@ -265,11 +265,13 @@ async def test_renews_leases_while_the_executor_works(open_store: Callable[[], S
 async def test_revoked_claim_cancels_its_executor(store: Store) -> None:
     callback = await schedule(store, "c1", due_in=-1)
     executor = RecordingExecutor(store, hang_forever)
-    async with running(Scheduler(store, executor, options(renew_every_ms=50))):
+    scheduler = Scheduler(store, executor, options(renew_every_ms=50))
+    async with running(scheduler):
         await wait_until(lambda: len(executor.handoffs) == 1)
         cancelled = dataclasses.replace(callback, state=State.CANCELLED, version=2)
         await store.edit(callback, cancelled, [])
         await wait_until(lambda: executor.cancelled == [executor.handoffs[0].token])
+        assert scheduler.stats.leases_lost == 1
 
 
 async def test_stop_hands_back_idle_claims_and_leaves_live_ones_to_lapse(
@@ -293,10 +295,12 @@ async def test_stop_hands_back_idle_claims_and_leaves_live_ones_to_lapse(
     assert await store.redis.zscore(store.keys.leases, "live") is not None
 
     successor = RecordingExecutor(successor_store, complete)
-    async with running(Scheduler(successor_store, successor, options())):
+    successor_scheduler = Scheduler(successor_store, successor, options())
+    async with running(successor_scheduler):
         await wait_until(lambda: len(successor.handoffs) == 2)
     by_id = {h.callback_id: h for h in successor.handoffs}
     assert by_id["live"].resume and not by_id["idle"].resume
+    assert (successor_scheduler.stats.handed_off, successor_scheduler.stats.resumed) == (2, 1)
     assert by_id["live"].at - executor.handoffs[0].at >= 0.35  # only after the lease lapsed
 
 

@@ -59,11 +59,18 @@ from asterisk_cb.telephony.ari_events import AriEvent, Channel, ChannelEvent, Di
 from asterisk_cb.telephony.ari_stream import AriEventStream, ResyncSnapshot
 from asterisk_cb.telephony.availability import AvailabilityView
 from asterisk_cb.telephony.call_marks import agent_caller_id, callback_variables
-from asterisk_cb.telephony.progress import LegWatch, leg_channel, reconcile, watched_channels
+from asterisk_cb.telephony.progress import (
+    LegWatch,
+    leg_channel,
+    reconcile,
+    resume_input,
+    watched_channels,
+)
 
 log = logging.getLogger(__name__)
 
 ENTER_APP_TIMEOUT_S = 5.0  # a created channel enters our Stasis app within milliseconds
+EVENT_GRACE_S = 1.0  # how much later than a REST answer the websocket may bring the matching event
 
 SettingsFor = Callable[[Callback], Awaitable[Settings]]
 Clock = Callable[[], datetime]
@@ -184,11 +191,16 @@ class _Run:
         if self._looked is not None:
             looked, self._looked = self._looked, None
             return looked
-        try:
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.x.options.recheck_s):
                 return await self.inbox.get()
-        except TimeoutError:
-            return _Resynced(await self._look_up_channels())
+        looked = _Resynced(await self._look_up_channels())
+        # A channel that ended just now is gone from the look before its event (with the real cause)
+        # arrives: an event within the grace period wins over the look.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(EVENT_GRACE_S):
+                return await self.inbox.get()
+        return looked
 
     async def _look_up_channels(self) -> dict[str, Channel]:
         attempt = self.callback.current_attempt
@@ -225,10 +237,10 @@ class _Run:
         """The previous holder vanished mid-call: follow the recorded channels, never dial again."""
         self._follow_channels()  # before looking: an end between the look and the commit is not lost
         alive = await self._look_up_channels()
-        if not alive:
-            return ev.CallLost()
-        self._looked = _Resynced(alive)  # what changed while nobody watched: applied after CallResumed
-        return ev.CallResumed()
+        taking_over = resume_input(self.callback, alive)
+        if isinstance(taking_over, ev.CallResumed):
+            self._looked = _Resynced(alive)  # what changed while nobody watched: after CallResumed
+        return taking_over
 
     def _interpret(self, signal: Signal) -> ev.Input | None:
         if isinstance(signal, _Resynced):

@@ -35,6 +35,7 @@ from asterisk_cb.telephony.ari_events import (
 from asterisk_cb.telephony.legs import LegEnd, agent_outcome, contact_outcome
 
 UP = "Up"
+DOWN = "Down"
 
 
 def leg_channel(attempt: Attempt, role: LegRole) -> str | None:
@@ -112,6 +113,25 @@ def _progressed(state: State, role: LegRole, event: AriEvent, info: ev.LegInfo) 
     ):
         return ev.ContactAnswered(info)
     return None
+
+
+def resume_input(callback: Callback, alive: Mapping[str, Channel]) -> ev.Input:
+    """How a new holder takes over a live callback whose channels it just looked up (``alive``).
+
+    A contact leg still Down may never have been dialled (the previous holder died between creating
+    it and dialling it) or be ringing a trunk that sends no progress: we cannot tell, and dialling it
+    again could ring the contact twice at once. So it counts as lost (hung up; the lifecycle counts
+    the attempt and retries later): the contact may ring once more than needed, never twice at once.
+    """
+    attempt = callback.current_attempt
+    legs = watched_channels(attempt) if attempt else {}
+    present = {role: alive[channel_id] for channel_id, role in legs.items() if channel_id in alive}
+    if not present:
+        return ev.CallLost()
+    contact = present.get(LegRole.CONTACT)
+    if callback.state is State.CONTACT_RINGING and (contact is None or contact.state == DOWN):
+        return ev.CallLost()
+    return ev.CallResumed()
 
 
 def reconcile(callback: Callback, alive: Mapping[str, Channel]) -> ev.Input | None:

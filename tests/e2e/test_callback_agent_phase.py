@@ -216,6 +216,7 @@ async def test_daemon_gone_during_the_contact_ring_resumes_the_same_call(lab: La
 
     scheduled = await lab.schedule(number, AGENT)
     await lab.wait_for(scheduled.id, lambda cb: cb.state is State.CONTACT_RINGING)
+    await _until(lambda: len(lab.contact_invites().times(number)) == 1)  # it surely rings
     await lab.restart_daemon(1.0)
     talking = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS, timeout_s=20)
     agent = talking.attempts[-1].leg(LegRole.AGENT)

@@ -15,7 +15,7 @@ from asterisk_cb.core import lifecycle
 from asterisk_cb.core.model import Callback, LegRole, Outcome, State
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.telephony.ari_events import AriEvent, Channel, parse_event
-from asterisk_cb.telephony.progress import LegWatch, reconcile, watched_channels
+from asterisk_cb.telephony.progress import LegWatch, reconcile, resume_input, watched_channels
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 SETTINGS = Settings()
@@ -168,3 +168,25 @@ def test_reconciled_inputs_are_ones_the_lifecycle_takes() -> None:
             happening = reconcile(callback, alive)
             if happening is not None:
                 lifecycle.step(callback, happening, NOW + timedelta(minutes=2), SETTINGS)
+
+
+def test_taking_over_follows_live_channels_and_never_redials() -> None:
+    ringing = _callback_in(State.AGENT_RINGING)
+    agent, _ = _ids(ringing)
+    assert resume_input(ringing, _alive((agent, "Ringing"))) == ev.CallResumed()
+    assert resume_input(ringing, _alive()) == ev.CallLost()
+    talking = _callback_in(State.IN_PROGRESS)
+    agent, contact = _ids(talking)
+    assert resume_input(talking, _alive((agent, "Up"), (contact, "Up"))) == ev.CallResumed()
+    assert resume_input(talking, _alive((contact, "Up"))) == ev.CallResumed()  # reconcile ends it
+
+
+def test_taking_over_a_contact_leg_that_may_never_have_been_dialled_counts_it_lost() -> None:
+    dialling = _callback_in(State.CONTACT_RINGING)
+    agent, contact = _ids(dialling)
+    assert resume_input(dialling, _alive((agent, "Up"), (contact, "Ringing"))) == ev.CallResumed()
+    assert resume_input(dialling, _alive((agent, "Up"), (contact, "Down"))) == ev.CallLost()
+    assert resume_input(dialling, _alive((agent, "Up"))) == ev.CallLost()
+    lost = lifecycle.step(dialling, ev.CallLost(), NOW + timedelta(minutes=2), SETTINGS)
+    assert lost.callback.agent_attempts == 1  # counted, so the contact's rings stay bounded
+    assert contact in next(e for e in lost.effects if type(e).__name__ == "HangUp").channel_ids

@@ -89,6 +89,14 @@ class SchedulerStats:
     last_claim_server_ms: int | None = None  # Redis server time of the last successful claim round
 
 
+@dataclass(frozen=True)
+class _Round:
+    """One claim call under way and how many it asked for."""
+
+    limit: int
+    task: asyncio.Task[ClaimBatch | None]
+
+
 class Scheduler:
     """One scheduler loop over one store; several may run on one Redis (claims keep them apart)."""
 
@@ -133,24 +141,37 @@ class Scheduler:
             await self._let_go()
 
     async def _dispatch(self) -> None:
+        ahead: _Round | None = None  # the next claim round, started while the last batch is handed off
         while not self._stopping.is_set():
-            free = self._options.concurrency - len(self._held)
-            self._wake.clear()
-            if free <= 0:
-                await self._sleep(self._options.safety_wake_s)  # a finishing task wakes us
+            claim_round, ahead = ahead or self._start_round(), None
+            if claim_round is None:
+                await self._sleep(self._options.safety_wake_s)  # no free slot: a finishing task wakes us
                 continue
-            limit = min(free, self._options.batch_size)
-            batch = await self._claim(limit)
+            batch = await claim_round.task
             if batch is None:
                 await self._sleep(self._options.retry_delay_s)
                 continue
             if self._stopping.is_set():  # stop() came while claiming: hand the batch back untouched
                 await self._release(batch.claims)
                 break
+            full = len(batch.claims) == claim_round.limit
+            if full:  # more may be due: Redis claims the next batch while this one is handed off
+                ahead = self._start_round(reserved=len(batch.claims))
             for claim in batch.claims:
                 self._hand_off(claim)
-            if len(batch.claims) < limit:
+            if not full:
                 await self._sleep(self._seconds_until_next(batch))
+        if ahead is not None:
+            await self._release((await ahead.task or ClaimBatch((), 0, None)).claims)
+
+    def _start_round(self, reserved: int = 0) -> _Round | None:
+        """Start claiming as many as there are free slots (less ``reserved`` ones), or None if none."""
+        free = self._options.concurrency - len(self._held) - reserved
+        if free <= 0:
+            return None
+        self._wake.clear()  # a wake-up from now on concerns what this round may not see
+        limit = min(free, self._options.batch_size)
+        return _Round(limit, asyncio.create_task(self._claim(limit)))
 
     async def _claim(self, limit: int) -> ClaimBatch | None:
         try:

@@ -168,11 +168,12 @@ class CountingStore(Store):
         return await super().claim(limit, owner, lease_ms)
 
 
-async def test_hands_off_oldest_first_and_each_once(store: Store) -> None:
+@pytest.mark.parametrize(("concurrency", "batch_size"), [(1, 500), (100, 3)])  # one by one; claims ahead
+async def test_hands_off_oldest_first_and_each_once(store: Store, concurrency: int, batch_size: int) -> None:
     for n in range(20):
         await schedule(store, f"c{n:02}", due_in=-20 + n * 0.1)
     executor = RecordingExecutor(store, complete)
-    async with running(Scheduler(store, executor, options(concurrency=1))):
+    async with running(Scheduler(store, executor, options(concurrency=concurrency, batch_size=batch_size))):
         await wait_until(lambda: len(executor.handoffs) == 20)
     assert [h.callback_id for h in executor.handoffs] == [f"c{n:02}" for n in range(20)]
     assert await store.ids_in_state(State.COMPLETED) == {f"c{n:02}" for n in range(20)}

@@ -224,13 +224,15 @@ class _Run:
         agent = self.callback.agent
         now = self.x.clock()
         seen = self.x.availability.check(agent, now.timestamp())
-        usable = seen.available and self.x.events.health.connected and agent not in self.x._agents_in_use
+        ours = agent in self.x._agents_in_use
+        usable = seen.available and self.x.events.health.connected and not ours
         if usable:
             self.ring_device = seen.ring[0]
             self.watch.device_state_before = self.x.availability.device_states.get(self.ring_device)
             self.x._agents_in_use.add(agent)
             self._holds_agent = True
-        log.info("callback %s due: agent %s %s", self.callback.id, agent, seen.detail)
+        why = "in another callback of ours" if ours else seen.detail
+        log.info("callback %s due: agent %s %s", self.callback.id, agent, why)
         return ev.Due(agent_available=usable)
 
     async def _resume(self) -> ev.Input:

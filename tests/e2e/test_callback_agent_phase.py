@@ -177,6 +177,23 @@ async def test_agent_on_another_call_is_not_rung_until_free(lab: Lab) -> None:
     assert len(lab.contact_invites().times(number)) == 1
 
 
+async def test_two_callbacks_due_together_for_one_agent_ring_it_one_after_the_other(lab: Lab) -> None:
+    lab.phone(AGENT, "answer")
+    await lab.set(reschedule_delay="1s")
+    numbers = [unique_number("20102"), unique_number("20102")]
+
+    scheduled = [await lab.schedule(number, AGENT, in_s=1) for number in numbers]
+    done = [await lab.wait_for(cb.id, lambda cb: cb.state.is_finished, timeout_s=40) for cb in scheduled]
+
+    assert [cb.state for cb in done] == [State.COMPLETED, State.COMPLETED]
+    assert [len(lab.contact_invites().times(number)) for number in numbers] == [1, 1]
+    spans = sorted((cb.attempts[-1].started_at, cb.attempts[-1].ended_at) for cb in done)
+    first_end, second_start = spans[0][1], spans[1][0]
+    assert first_end is not None and second_start >= first_end  # never two callback calls at once
+    kinds = [await lab.kinds(cb.id) for cb in scheduled]
+    assert any(EventKind.AGENT_UNAVAILABLE in history for history in kinds)
+
+
 async def test_daemon_gone_during_the_talk_resumes_without_dialling_again(lab: Lab) -> None:
     lab.phone(AGENT, "answer")
     number = unique_number("20112")  # the contact talks 12 s, then hangs up

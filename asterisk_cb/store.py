@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,6 +45,7 @@ from redis.exceptions import ResponseError
 
 from asterisk_cb.core.codec import (
     FIELDS,
+    CodecError,
     callback_from_fields,
     callback_to_fields,
     event_from_fields,
@@ -54,6 +56,8 @@ from asterisk_cb.core.model import Callback, Event, State
 from asterisk_cb.core.settings import is_settings_scope
 from asterisk_cb.keys import Keys, check_callback_id
 from asterisk_cb.redis_conn import RedisClient
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LEASE_MS = 30_000
 # A retried creation is recognised for at least this long (and at most twice as long).
@@ -306,7 +310,7 @@ class Store:
         now, next_wake, claims_json = await self._run(_Script.CLAIM, keys, args)
         raw_claims = json.loads(claims_json) if claims_json else []
         lease_until = int(now) + lease_ms
-        claims = tuple(_claim(raw, owner, lease_until) for raw in raw_claims)
+        claims = tuple(claim for raw in raw_claims if (claim := _claim(raw, owner, lease_until)) is not None)
         return ClaimBatch(claims, int(now), int(next_wake) if next_wake else None)
 
     async def renew(self, claim: Claim, lease_ms: int = DEFAULT_LEASE_MS) -> Claim:
@@ -494,12 +498,18 @@ def _due_ms(callback: Callback) -> int:
     return _time_to_ms(callback.next_at or callback.due_at)
 
 
-def _claim(raw: Sequence[Any], owner: str, lease_until_ms: int) -> Claim:
-    """A claim from one [id, token, hash fields, history] entry of the claim script's reply."""
+def _claim(raw: Sequence[Any], owner: str, lease_until_ms: int) -> Claim | None:
+    """A claim from one [id, token, hash fields, history] entry of the claim script's reply, or None
+    for a record this version cannot read (e.g. written by a newer daemon during a rolling upgrade):
+    it is skipped, not the whole batch, and its lease lapses so that another daemon may take it."""
     callback_id, token, flat_fields, history = raw
     stored = _flat_to_dict(flat_fields)
-    resume = stored.get(_LIVE_FIELD) == "1"
-    return Claim(_decode(callback_id, stored, history), int(token), resume, owner, lease_until_ms)
+    try:
+        callback = _decode(callback_id, stored, history)
+    except CodecError as error:
+        log.error("callback %s cannot be read, left for another daemon: %s", callback_id, error)
+        return None
+    return Claim(callback, int(token), stored.get(_LIVE_FIELD) == "1", owner, lease_until_ms)
 
 
 def _decode(callback_id: str, stored: Mapping[str, str], history: str | None) -> Callback:

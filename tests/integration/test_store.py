@@ -178,6 +178,16 @@ async def test_claim_takes_oldest_due_first_in_batches(store: Store) -> None:
     assert not any(c.resume for c in first.claims + rest.claims)
 
 
+async def test_an_unreadable_record_does_not_hold_up_the_batch(store: Store) -> None:
+    await create(store, make_callback("c1", -3), make_callback("future-format", -2), make_callback("c3", -1))
+    await store.redis.hset(store.keys.callback("future-format"), "st", "state-of-a-newer-version")
+
+    batch = await store.claim(10, "daemon-a", lease_ms=150)
+    assert [claim.callback.id for claim in batch.claims] == ["c1", "c3"]
+    lapses_at = await store.redis.zscore(store.keys.leases, "future-format")
+    assert lapses_at == batch.server_now_ms + 150  # then another (newer) daemon may take it
+
+
 async def test_lease_expiry_is_the_server_clock_plus_lease(store: Store) -> None:
     await create(store, make_callback("c1"))
     seconds, micros = await store.redis.time()

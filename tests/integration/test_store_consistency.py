@@ -71,7 +71,7 @@ class StoreModel(RuleBasedStateMachine):
 
     @rule(
         target=ids,
-        due_in=st.integers(-60, 60),
+        due_in=st.one_of(st.integers(-60, -1), st.integers(600, 3600)),  # due, or surely not during the run
         agent=st.sampled_from(AGENTS),
         number=st.sampled_from(NUMBERS),
         call=st.sampled_from(CALLS),
@@ -115,12 +115,14 @@ class StoreModel(RuleBasedStateMachine):
 
     @rule(limit=st.integers(1, 3))
     def claim(self, limit: int) -> None:
+        batch = self.run(self.store.claim(limit, "model", lease_ms=600_000))
         due = sorted(
             (time_to_ms(c.next_at or c.due_at), c.id)
             for c in self.callbacks.values()
-            if c.state is State.SCHEDULED and c.id not in self.claims and (c.next_at or c.due_at) <= NOW
+            if c.state is State.SCHEDULED
+            and c.id not in self.claims
+            and time_to_ms(c.next_at or c.due_at) <= batch.server_now_ms
         )
-        batch = self.run(self.store.claim(limit, "model", lease_ms=600_000))
         assert [claim.callback.id for claim in batch.claims] == [
             callback_id for _, callback_id in due[:limit]
         ]

@@ -191,16 +191,21 @@ class _Run:
         if self._looked is not None:
             looked, self._looked = self._looked, None
             return looked
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.x.options.recheck_s):
-                return await self.inbox.get()
-        looked = _Resynced(await self._look_up_channels())
-        # A channel that ended just now is gone from the look before its event (with the real cause)
-        # arrives: an event within the grace period wins over the look.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(EVENT_GRACE_S):
-                return await self.inbox.get()
-        return looked
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.x.options.recheck_s):
+                    return await self.inbox.get()
+            try:
+                looked = _Resynced(await self._look_up_channels())
+            except AriError as error:  # Asterisk unreachable: the stream's resync will tell, later
+                log.info("callback %s: cannot look at its channels: %s", self.callback.id, error)
+                continue
+            # A channel that ended just now is gone from the look before its event (with the real
+            # cause) arrives: an event within the grace period wins over the look.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(EVENT_GRACE_S):
+                    return await self.inbox.get()
+            return looked
 
     async def _look_up_channels(self) -> dict[str, Channel]:
         attempt = self.callback.current_attempt

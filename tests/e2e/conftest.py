@@ -24,6 +24,7 @@ from asterisk_cb.telephony.ari import AriClient, AriSettings
 from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
 from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView
 from asterisk_cb.telephony.availability_feed import feed_from_ari
+from asterisk_cb.telephony.backoff import Backoff
 from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions
 
 
@@ -44,7 +45,9 @@ class Daemon:
         )
         self.view = AvailabilityView.of(AgentSpec(agent, devices=(f"PJSIP/{agent}",)) for agent in AGENTS)
         self.events = AriEventStream(
-            self.ari, StreamSettings(owned_prefix="acb-"), watched_devices=self.view.watched_devices
+            self.ari,
+            StreamSettings(owned_prefix="acb-", backoff=Backoff(initial_s=0.5, cap_s=2.0)),
+            watched_devices=self.view.watched_devices,
         )
         feed_from_ari(self.view, self.events)
         executor = CallbackExecutor(

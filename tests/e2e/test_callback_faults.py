@@ -1,0 +1,66 @@
+"""Faults around a live callback on the real lab: Asterisk itself stopped or killed mid-call.
+
+Last in the e2e run on purpose: they restart the lab's Asterisk (and with it the phones)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from callback_lab import Lab, pbx_lab, unique_number
+
+from asterisk_cb.core.model import EventKind, FinishReason, State
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+AGENT = "1001"
+
+
+def _stop_asterisk(info: dict[str, Any]) -> None:
+    """A clean stop: Asterisk hangs up every channel and reports it before it goes."""
+    pbx_lab("down", "asterisk")
+
+
+def _kill_asterisk(info: dict[str, Any]) -> None:
+    """SIGKILL to our lab's Asterisk: the wrapper in its pid file and the Asterisk process under it."""
+    wrapper = int((Path(info["lab_dir"]) / "run" / "asterisk.pid").read_text().split()[0])
+    children = Path(f"/proc/{wrapper}/task/{wrapper}/children").read_text().split()
+    pids = [wrapper, *map(int, children)]
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)  # gone before `up`, which refuses ports still held
+
+
+@pytest.mark.parametrize(
+    ("take_down", "reason"),
+    [(_stop_asterisk, FinishReason.TALKED), (_kill_asterisk, FinishReason.LOST_DURING_TALK)],
+    ids=["stopped", "killed"],
+)
+async def test_asterisk_gone_during_the_talk_completes_the_callback_without_redialling(
+    lab: Lab, take_down: Any, reason: FinishReason
+) -> None:
+    lab.phone(AGENT, "answer")
+    number = unique_number("20160")  # would talk a minute
+
+    scheduled = await lab.schedule(number, AGENT)
+    await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS)
+    assert len(lab.contact_invites().times(number)) == 1
+    went_down = time.time()
+    # in a thread: the daemon's loop must keep renewing its lease meanwhile, as a real daemon would
+    await asyncio.to_thread(take_down, lab.info)
+    await asyncio.to_thread(pbx_lab, "up")
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=30)
+
+    # the contact was reached: completed, never called again; killed, the outcome is unknown (lost)
+    assert (done.state, done.finish_reason) == (State.COMPLETED, reason)
+    kinds = await lab.kinds(scheduled.id)
+    assert EventKind.RESUMED not in kinds  # the same daemon saw it through
+    assert (EventKind.CALL_LOST in kinds) is (reason is FinishReason.LOST_DURING_TALK)
+    assert [at for at in lab.contact_invites().times(number) if at > went_down] == []  # no redial

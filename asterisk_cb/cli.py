@@ -21,7 +21,7 @@ from pathlib import Path
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from asterisk_cb import config, deployment, redis_conn
+from asterisk_cb import config, deployment
 from asterisk_cb.core import rules
 from asterisk_cb.core.inputs import Edit
 from asterisk_cb.core.lifecycle import NewCallback
@@ -58,10 +58,9 @@ class Context:
 
 @asynccontextmanager
 async def open_store(site: deployment.Deployment) -> AsyncIterator[Store]:
-    target = site.redis
-    redis = redis_conn.connect(target.url, sentinel=target.sentinel, name="asterisk-cb-cli")
+    redis = site.redis.connect("asterisk-cb-cli")
     try:
-        yield Store(redis, Keys(target.namespace))
+        yield Store(redis, Keys(site.redis.namespace))
     finally:
         await redis.aclose()
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from asterisk_cb import redis_conn
 from asterisk_cb.config import ConfigError
 from asterisk_cb.core import rules
-from asterisk_cb.core.settings import Assignment, SettingsFile
+from asterisk_cb.core.settings import Assignment, SettingsFile, parse_bool
 
 SECTIONS = ("redis", "ari", "ami", "dialing", "agents")
 DEFAULT_NAMESPACE = "asterisk-cb"
@@ -33,6 +33,10 @@ class RedisTarget:
     url: str | None
     sentinel: redis_conn.SentinelSettings | None
     namespace: str
+    cluster: bool = False  # the URL names one node of a Redis Cluster
+
+    def connect(self, name: str) -> redis_conn.RedisClient:
+        return redis_conn.connect(self.url, sentinel=self.sentinel, cluster=self.cluster, name=name)
 
 
 @dataclass(frozen=True)
@@ -90,9 +94,14 @@ def from_settings_file(file: SettingsFile) -> Deployment:
 def _redis(section: Section) -> RedisTarget:
     raw = {option: assignment.value for option, assignment in section.items()}
     namespace = raw.pop("namespace", DEFAULT_NAMESPACE)
+    cluster_text = raw.pop("cluster", "no")
+    try:
+        cluster = parse_bool(cluster_text)
+    except ValueError as error:
+        raise _error(section, "cluster", f"{cluster_text!r} is not yes or no") from error
     try:
         if "url" in raw:
-            return RedisTarget(raw["url"], None, namespace)
+            return RedisTarget(raw["url"], None, namespace, cluster)
         if "sentinels" in raw:
             return RedisTarget(None, redis_conn.SentinelSettings.from_section(raw), namespace)
     except redis_conn.RedisConfigError as error:

@@ -7,7 +7,7 @@ switch, known agents and queues, the core's validation, and the store's refusals
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +20,19 @@ from asterisk_cb.core.inputs import Cancel, Edit, Reschedule
 from asterisk_cb.core.lifecycle import IllegalTransition, NewCallback
 from asterisk_cb.core.model import Callback, State
 from asterisk_cb.core.settings import Settings
-from asterisk_cb.store import CallbackLive, CallbackNotFound, Created, Store, VersionConflict
+from asterisk_cb.store import (
+    CallbackLive,
+    CallbackNotFound,
+    Created,
+    DuplicateCallback,
+    Store,
+    VersionConflict,
+)
+
+# 16 hex characters: 64 random bits make a clash vanishingly rare (and a clash is refused, then retried),
+# and every byte of an id is stored several times per callback (hash key, due set, indexes).
+ID_BYTES = 8
+_CREATE_RETRIES = 3
 
 # A person's change races the scheduler (which moves a callback when it falls due): re-read and retry.
 _EDIT_RETRIES = 5
@@ -98,7 +110,7 @@ class CallbackService:
         directory: Directory,
         settings_for: SettingsFor,
         clock: Callable[[], datetime],
-        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        new_id: Callable[[], str] = lambda: secrets.token_hex(ID_BYTES),
     ) -> None:
         self._store = store
         self._directory = directory
@@ -115,11 +127,16 @@ class CallbackService:
             _require(actor, Permission.MANAGE, "schedule a callback for another agent")
         self._check_known(request.agent, request.queue)
         settings = await self._settings_for(request.agent, request.queue)
-        with _as_service_errors():
-            transition = lifecycle.create(request, self._new_id(), self._clock(), settings)
-        return await self._store.create(
-            transition.callback, transition.events, idempotency_key=idempotency_key
-        )
+        for _ in range(_CREATE_RETRIES):
+            with _as_service_errors():
+                transition = lifecycle.create(request, self._new_id(), self._clock(), settings)
+            try:
+                return await self._store.create(
+                    transition.callback, transition.events, idempotency_key=idempotency_key
+                )
+            except DuplicateCallback:
+                continue  # the random id was taken: draw another
+        raise RuntimeError("could not draw an unused callback id")  # only with a broken id source
 
     async def get(self, actor: Actor, callback_id: str) -> Callback:
         callback = await self._store.get(callback_id)

@@ -71,7 +71,7 @@ def tomorrow() -> str:
 
 
 def scheduled_id(output: str) -> str:
-    match = re.search(r"^([0-9a-f]{32})\s", output, re.MULTILINE)
+    match = re.search(r"^([0-9a-f]{16})\s", output, re.MULTILINE)
     assert match, output
     return match.group(1)
 

@@ -80,3 +80,10 @@ def test_a_bad_port_or_url_names_the_option(tmp_path: Path) -> None:
 def test_required_options_are_named(tmp_path: Path, missing: str) -> None:
     with pytest.raises(config.ConfigError, match="required"):
         load(tmp_path, REQUIRED.replace(missing, "[ami]" if "[ami]" in missing else ""))
+
+
+def test_cluster_flag(tmp_path: Path) -> None:
+    site = load(tmp_path, REQUIRED + "[redis]\nurl = redis://10.0.0.5:7000\ncluster = yes\n")
+    assert site.redis.cluster
+    with pytest.raises(config.ConfigError, match=r"asterisk-cb.conf:13 \[redis\]: cluster: 'maybe'"):
+        load(tmp_path, REQUIRED + "[redis]\nurl = redis://10.0.0.5:7000\ncluster = maybe\n")

@@ -85,5 +85,5 @@ def test_required_options_are_named(tmp_path: Path, missing: str) -> None:
 def test_cluster_flag(tmp_path: Path) -> None:
     site = load(tmp_path, REQUIRED + "[redis]\nurl = redis://10.0.0.5:7000\ncluster = yes\n")
     assert site.redis.cluster
-    with pytest.raises(config.ConfigError, match=r"asterisk-cb.conf:13 \[redis\]: cluster: 'maybe'"):
+    with pytest.raises(config.ConfigError, match=r"asterisk-cb.conf:12 \[redis\]: cluster: 'maybe'"):
         load(tmp_path, REQUIRED + "[redis]\nurl = redis://10.0.0.5:7000\ncluster = maybe\n")

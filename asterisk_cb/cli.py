@@ -21,7 +21,7 @@ from pathlib import Path
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from asterisk_cb import config, deployment
+from asterisk_cb import config, daemon, deployment, logs
 from asterisk_cb.core import rules
 from asterisk_cb.core.inputs import Edit
 from asterisk_cb.core.lifecycle import NewCallback
@@ -217,6 +217,13 @@ def checked_scope(scope: str) -> str:
     return scope
 
 
+async def cmd_run(context: Context, args: argparse.Namespace) -> int:
+    """The daemon, in the foreground (systemd runs it so); logs are JSON lines on stderr."""
+    logs.configure(args.log_level)
+    await daemon.Daemon(args.config, context.file, context.site).run()
+    return 0
+
+
 # ---- output -----------------------------------------------------------------------------------------
 
 
@@ -259,6 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"config file (default: ${CONFIG_ENV} or {config.DEFAULT_PATH})",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    run = commands.add_parser("run", help="run the callback daemon in the foreground")
+    run.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    run.set_defaults(run=cmd_run)
+
     check = commands.add_parser("check-config", help="validate the config; show effective values and origins")
     check.add_argument("--agent")
     check.add_argument("--queue")

@@ -41,7 +41,7 @@ class RedisTarget:
 
 @dataclass(frozen=True)
 class AriTarget:
-    url: str  # http(s)://host:port of Asterisk's HTTP server (http.conf)
+    url: str  # ARI's base URL: http(s)://host:port/ari (http.conf's address and port)
     user: str  # an ari.conf user
     password: str
     app: str  # the Stasis application name the daemon registers
@@ -110,7 +110,7 @@ def _redis(section: Section) -> RedisTarget:
 
 
 def _ari(section: Section) -> AriTarget:
-    url = _value(section, "url", "http://127.0.0.1:8088")
+    url = _value(section, "url", "http://127.0.0.1:8088/ari")
     if urlsplit(url).scheme not in ("http", "https"):
         raise _error(section, "url", f"{url!r} is not an http:// or https:// URL")
     return AriTarget(

@@ -28,7 +28,7 @@ def test_defaults_point_at_a_local_asterisk_and_redis(tmp_path: Path) -> None:
     site = load(tmp_path, REQUIRED)
     assert site.redis.url == "redis://127.0.0.1:6379/0"
     assert site.redis.namespace == "asterisk-cb"
-    assert site.ari.url == "http://127.0.0.1:8088"
+    assert site.ari.url == "http://127.0.0.1:8088/ari"
     assert site.ari.app == "asterisk-cb"
     assert (site.ami.host, site.ami.port) == ("127.0.0.1", 5038)
     assert site.dialing.outbound_context == "from-internal"

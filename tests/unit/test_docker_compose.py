@@ -67,6 +67,6 @@ def test_the_daemon_config_loads_and_points_at_the_compose_services() -> None:
         config.load(DOCKER_DIR / "asterisk-cb.conf", other_sections=deployment.SECTIONS)
     )
     assert site.redis.url == "redis://redis:6379/0"
-    assert site.ari.url == "http://asterisk:8088"
+    assert site.ari.url == "http://asterisk:8088/ari"
     assert site.ami.host == "asterisk"
     assert site.has_agent("1001")

@@ -1,0 +1,108 @@
+"""``asterisk-cb run``: wiring only. Config -> Redis, ARI, AMI -> availability -> executor -> scheduler.
+
+Signals, as admins expect from a PBX daemon:
+
+* SIGTERM / SIGINT: stop taking new callbacks and exit. Live calls stay up: their leases lapse and the
+  restarted daemon (or another one on the same Redis) resumes them from the recorded channel ids,
+  never dialling again.
+* SIGHUP: reload the callback settings from the config file. A file with an error is refused (logged
+  with file and line) and the running settings stay; the connection sections need a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from asterisk_cb import config, deployment
+from asterisk_cb.core.model import Callback
+from asterisk_cb.core.settings import Settings, SettingsFile, resolve, runtime_layers
+from asterisk_cb.keys import Keys
+from asterisk_cb.redis_conn import RedisClient
+from asterisk_cb.scheduler import Scheduler, SchedulerOptions
+from asterisk_cb.store import Store
+from asterisk_cb.telephony.ami import AmiConnection, AmiSettings
+from asterisk_cb.telephony.ari import AriClient, AriSettings
+from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
+from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView
+from asterisk_cb.telephony.availability_feed import feed_from_ami, feed_from_ari
+from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions
+
+log = logging.getLogger(__name__)
+
+# How long start-up waits for ARI before the scheduler runs anyway: a callback found due while Asterisk
+# is away is simply seen as "agent unavailable" and checked again after the reschedule delay.
+ARI_READY_TIMEOUT_S = 10.0
+
+
+class Daemon:
+    """Everything one ``asterisk-cb run`` process holds; ``run`` returns when it is told to stop."""
+
+    def __init__(self, config_path: Path, file: SettingsFile, site: deployment.Deployment) -> None:
+        self.config_path = config_path
+        self.file = file
+        self.site = site
+        self.redis: RedisClient = site.redis.connect("asterisk-cb")
+        self.store = Store(self.redis, Keys(site.redis.namespace))
+        self.ari = AriClient(AriSettings(site.ari.url, site.ari.user, site.ari.password, site.ari.app))
+        self.view = AvailabilityView.of(
+            AgentSpec(agent, devices=devices) for agent, devices in site.agents.items()
+        )
+        self.events = AriEventStream(self.ari, StreamSettings(), watched_devices=self.view.watched_devices)
+        self.ami = AmiConnection(AmiSettings(site.ami.user, site.ami.secret, site.ami.host, site.ami.port))
+        feed_from_ari(self.view, self.events)
+        feed_from_ami(self.view, self.ami)
+        executor = CallbackExecutor(
+            self.store,
+            self.ari,
+            self.events,
+            availability=self.view,
+            settings_for=self.settings_for,
+            options=ExecutorOptions(site.dialing.outbound_context),
+        )
+        self.scheduler = Scheduler(self.store, executor, SchedulerOptions())
+
+    async def settings_for(self, callback: Callback) -> Settings:
+        """The callback's effective settings: run-time overrides over the file, agent > queue > general."""
+        overrides = runtime_layers(await self.store.setting_overrides())
+        return resolve(self.file, overrides, callback.agent, callback.queue)
+
+    def reload(self) -> None:
+        try:
+            self.file = config.load(self.config_path, other_sections=deployment.SECTIONS)
+        except config.ConfigError as error:
+            log.error("reload refused, running settings kept", extra={"error": str(error)})
+            return
+        log.info("settings reloaded", extra={"config": str(self.config_path)})
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(stop_signal, self._stop, stop_signal)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        self.events.start()
+        await self.ami.start()
+        try:
+            await self.events.wait_ready(ARI_READY_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("ARI not ready yet; running anyway", extra={"ari": self.site.ari.url})
+        log.info("running", extra={"owner": self.scheduler.owner, "agents": len(self.site.agents)})
+        try:
+            await self.scheduler.run()
+        finally:
+            await self.events.stop()
+            await self.ami.stop()
+            await self.ari.close()
+            await self.redis.aclose()
+            log.info("stopped")
+
+    def _stop(self, received: signal.Signals) -> None:
+        log.info("stopping: live calls stay up and will be resumed", extra={"signal": received.name})
+        self.scheduler.stop()
+
+
+async def run(config_path: Path) -> None:
+    file = config.load(config_path, other_sections=deployment.SECTIONS)
+    await Daemon(config_path, file, deployment.from_settings_file(file)).run()

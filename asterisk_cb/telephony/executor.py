@@ -326,16 +326,14 @@ class _Run:
         agent_channel = leg_channel(attempt, LegRole.AGENT)
         assert agent_channel is not None, "the agent phase always has an agent leg"
         bridge_id = _bridge_id(effect.attempt_id)
-        variables = {
-            **callback_variables(self.callback.id, effect.attempt_id, LegRole.CONTACT),
-            **_caller_id_variables(effect),
-        }
+        variables = callback_variables(self.callback.id, effect.attempt_id, LegRole.CONTACT)
         ari = self.x.ari
         # The create request returns before the channel is in the app; bridging it earlier fails.
         entered = self.x.events.expect(
             lambda event: isinstance(event, StasisStart) and event.channel.id == effect.channel_id
         )
         try:
+            await self._present_caller_id(agent_channel, effect)
             await ari.create_bridge(bridge_id, name=f"callback {self.callback.id}")
             await ari.add_channel(bridge_id, agent_channel)
             await ari.create_channel(
@@ -357,6 +355,15 @@ class _Run:
             entered.cancel()  # stops listening if it never came
         return None
 
+    async def _present_caller_id(self, agent_channel: str, effect: DialContact) -> None:
+        """Give the answered agent leg the caller ID the contact must see (empty: the dialplan's).
+
+        Measured: the Local channel's dialplan half takes its caller ID from its bridged half's
+        connected line, i.e. from the agent leg's caller ID, which is still the "CB <contact>" the
+        agent's display showed: without this the contact would be shown their own number."""
+        for part, value in (("name", effect.caller_id.name), ("num", effect.caller_id.number)):
+            await self.x.ari.set_variable(agent_channel, f"CALLERID({part})", value)
+
     async def _connect(self, effect: Connect) -> None:
         """Both legs were bridged before the contact rang; stop the ringback the agent hears."""
         attempt = self.callback.current_attempt
@@ -373,16 +380,6 @@ class _Run:
 
 def _bridge_id(attempt_id: str) -> str:
     return f"{attempt_id}-bridge"
-
-
-def _caller_id_variables(effect: DialContact) -> dict[str, str]:
-    """The caller ID the contact sees, when the settings name one; else the dialplan decides."""
-    variables = {}
-    if effect.caller_id.name:
-        variables["CALLERID(name)"] = effect.caller_id.name
-    if effect.caller_id.number:
-        variables["CALLERID(num)"] = effect.caller_id.number
-    return variables
 
 
 async def _quietly(request: Awaitable[None]) -> None:

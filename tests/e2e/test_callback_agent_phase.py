@@ -20,12 +20,14 @@ T = TypeVar("T")
 
 
 async def test_agent_answers_contact_answers_callback_completed(lab: Lab) -> None:
-    lab.phone(AGENT, "answer")
-    await lab.set(agent_ring_timeout="5s", contact_ring_timeout="5s")
+    lab.phone(AGENT, "answer", ring_s=2)
+    await lab.set(agent_ring_timeout="5s", contact_ring_timeout="5s", caller_id='"ACME Support" <0140000000>')
     number = unique_number("20104")  # answers, hangs up after 4 s
     agent_invites_before = len(lab.agent_invites(AGENT).times(AGENT))
 
     scheduled = await lab.schedule(number, AGENT, in_s=1, name="Alice Martin")
+    ringing = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.AGENT_RINGING)
+    agent_display = await _caller_id(lab, ringing, LegRole.AGENT)
     talking = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS)
     marks = await _marks_of_live_call(lab, talking)
     done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=30)
@@ -41,19 +43,27 @@ async def test_agent_answers_contact_answers_callback_completed(lab: Lab) -> Non
     assert len(lab.agent_invites(AGENT).times(AGENT)) == agent_invites_before + 1
     # what the agent's phone showed, and the marks on both legs (the Local channel's dialplan half
     # inherited them from the half we created)
-    assert marks["agent caller ID"] == ("CB Alice Martin", number)
+    assert agent_display == ("CB Alice Martin", number)
     assert marks["agent"] == (scheduled.id, attempt.id)
     assert marks["contact dialplan half"] == (scheduled.id, attempt.id)
+    assert marks["contact caller ID"] == ("ACME Support", "0140000000")  # from the settings
     assert await lab.our_channels() == []
+
+
+async def _caller_id(lab: Lab, callback: Callback, role: LegRole) -> tuple[str, str]:
+    leg = callback.attempts[-1].leg(role)
+    assert leg is not None and leg.channel_id is not None
+    channel = await lab.ari.get_channel(leg.channel_id)
+    return channel.caller.name, channel.caller.number
 
 
 async def _marks_of_live_call(lab: Lab, callback: Callback) -> dict[str, tuple[str | None, ...]]:
     attempt = callback.attempts[-1]
     agent, contact = attempt.leg(LegRole.AGENT), attempt.leg(LegRole.CONTACT)
     assert agent is not None and agent.channel_id and contact is not None and contact.local_peer_id
-    agent_channel = await lab.ari.get_channel(agent.channel_id)
+    dialplan_half = await lab.ari.get_channel(contact.local_peer_id)
     marks: dict[str, tuple[str | None, ...]] = {
-        "agent caller ID": (agent_channel.caller.name, agent_channel.caller.number)
+        "contact caller ID": (dialplan_half.caller.name, dialplan_half.caller.number)
     }
     for leg, channel_id in (("agent", agent.channel_id), ("contact dialplan half", contact.local_peer_id)):
         marks[leg] = (

@@ -1,10 +1,13 @@
 """The deployment sections of the config: good values load, every bad one names its file and line."""
 
+import configparser
+import shlex
 from pathlib import Path
 
 import pytest
 
 from asterisk_cb import config, deployment
+from asterisk_cb.cli import build_parser
 
 REQUIRED = """
 [ari]
@@ -87,3 +90,21 @@ def test_cluster_flag(tmp_path: Path) -> None:
     assert site.redis.cluster
     with pytest.raises(config.ConfigError, match=r"asterisk-cb.conf:12 \[redis\]: cluster: 'maybe'"):
         load(tmp_path, REQUIRED + "[redis]\nurl = redis://10.0.0.5:7000\ncluster = maybe\n")
+
+
+def test_the_sample_config_loads_as_shipped() -> None:
+    sample = Path(__file__).resolve().parents[2] / "config" / "asterisk-cb.conf"
+    site = deployment.from_settings_file(config.load(sample, other_sections=deployment.SECTIONS))
+    assert site.ari.url == "http://127.0.0.1:8088/ari"
+    assert site.dialing.outbound_context == "callback-outbound"
+
+
+def test_the_systemd_unit_runs_the_daemon_command() -> None:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(Path(__file__).resolve().parents[2] / "config" / "systemd" / "asterisk-cb.service")
+    argv = shlex.split(unit["Service"]["ExecStart"])
+    assert argv[0].endswith("/asterisk-cb")
+    args = build_parser().parse_args(argv[1:])
+    assert args.command == "run"
+    assert str(args.config) == "/etc/asterisk-cb/asterisk-cb.conf"
+    assert unit["Service"]["ExecReload"] == "/bin/kill -HUP $MAINPID"

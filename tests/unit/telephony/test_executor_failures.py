@@ -1,0 +1,109 @@
+"""The executor's refusals and failure paths, against the fake ARI and a store that records commits
+(the real-PBX paths are in tests/e2e)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from ari_fake import FakeAri
+
+from asterisk_cb.core import lifecycle
+from asterisk_cb.core.model import Callback, Event, Outcome, Phase, State
+from asterisk_cb.core.settings import Settings
+from asterisk_cb.store import Claim
+from asterisk_cb.telephony.ari import AriClient
+from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
+from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView
+from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions, UnsupportedPhase
+
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+SETTINGS = Settings(max_missed_agent_rings=3)
+
+
+class RecordingStore:
+    """Stands in for ``Store.commit``: keeps every committed callback, in order."""
+
+    def __init__(self) -> None:
+        self.committed: list[Callback] = []
+
+    async def commit(self, claim: Claim, after: Callback, events: Sequence[Event]) -> Claim:
+        assert after.version == claim.callback.version + 1
+        self.committed.append(after)
+        return dataclasses.replace(claim, callback=after)
+
+
+@pytest.fixture
+async def events(ari_client: AriClient) -> AsyncIterator[AriEventStream]:
+    stream = AriEventStream(ari_client, StreamSettings(event_sources=()))
+    stream.start()
+    await stream.wait_ready(3)
+    yield stream
+    await stream.stop()
+
+
+def _executor(ari_client: AriClient, events: AriEventStream, store: RecordingStore) -> CallbackExecutor:
+    view = AvailabilityView.of([AgentSpec("1001", devices=("PJSIP/1001",))])
+    view.set_device_state("PJSIP/1001", "NOT_INUSE")
+
+    async def settings_for(_callback: Callback) -> Settings:
+        return SETTINGS
+
+    return CallbackExecutor(
+        store,  # type: ignore[arg-type]  # only commit is used on these paths
+        ari_client,
+        events,
+        availability=view,
+        settings_for=settings_for,
+        options=ExecutorOptions("callback-outbound"),
+        clock=lambda: NOW,
+    )
+
+
+def _claim(phase: Phase = Phase.AGENT) -> Claim:
+    request = lifecycle.NewCallback("0612345678", "1001", NOW + timedelta(minutes=1), "test")
+    callback = lifecycle.create(request, "acb-u1", NOW - timedelta(minutes=1), SETTINGS).callback
+    return Claim(dataclasses.replace(callback, phase=phase), 7, False, "test", 0)
+
+
+async def test_an_agent_ring_asterisk_refuses_is_a_failed_ring_and_frees_the_agent(
+    fake_ari: FakeAri, ari_client: AriClient, events: AriEventStream
+) -> None:
+    store = RecordingStore()
+    executor = _executor(ari_client, events, store)
+    fake_ari.down = True  # REST answers 503 from now on; the events socket stays up
+
+    await executor.execute(_claim())
+
+    ringing, missed = store.committed
+    assert ringing.state is State.AGENT_RINGING  # recorded before the originate was tried
+    assert (missed.state, missed.missed_agent_rings) == (State.SCHEDULED, 1)
+    assert missed.attempts[-1].outcome is Outcome.AGENT_FAILED
+    await executor.execute(_claim())  # the failed run does not keep the agent "in a callback"
+    assert [cb.state for cb in store.committed[2:]] == [State.AGENT_RINGING, State.SCHEDULED]
+
+
+async def test_the_queue_phase_is_refused_before_anything_is_written(
+    ari_client: AriClient, events: AriEventStream
+) -> None:
+    store = RecordingStore()
+    executor = _executor(ari_client, events, store)
+
+    with pytest.raises(UnsupportedPhase):
+        await executor.execute(_claim(Phase.QUEUE))
+    assert store.committed == []
+
+
+async def test_without_the_events_stream_the_agent_counts_as_unavailable(
+    ari_client: AriClient, events: AriEventStream
+) -> None:
+    store = RecordingStore()
+    executor = _executor(ari_client, events, store)
+    await events.stop()  # nothing would tell us how the call goes: do not place one
+
+    await executor.execute(_claim())
+
+    [waiting] = store.committed
+    assert (waiting.state, waiting.attempts) == (State.SCHEDULED, ())

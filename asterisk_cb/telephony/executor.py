@@ -1,32 +1,42 @@
 """The scheduler's executor on the real PBX: one claimed callback carried through Asterisk over ARI.
 
-For each claim: decide availability (the in-memory view, ARI connected, no other callback of ours
-ringing that agent), run ``lifecycle.step``, COMMIT the transition through the store (fenced by the
-claim's token) and only then perform its effects. The core chose the attempt id and the ARI channel
-ids, so they are on record before anything is originated: a holder that lost its lease cannot commit
-and therefore cannot dial, and whoever resumes after a crash finds the channels by those ids.
+For each claim: decide availability (the in-memory view says so, the ARI events stream is up, and no
+other callback run of this daemon holds the agent), run ``lifecycle.step``, COMMIT the transition
+through the store (fenced by the claim's token) and only then perform its effects. The core chose the
+attempt id and the ARI channel ids, so they are on record before anything is originated: a holder that
+lost its lease cannot commit and therefore cannot dial, and whoever takes over finds the channels.
 
-The call, agent first:
+The call, agent first (measured on the lab's Asterisk 22; see ``progress`` for the events):
 
-1. ``RingAgent``: originate the agent's device into our Stasis app with ``channelId`` = the recorded id,
-   ring timeout from the settings, the caller ID ``"CB <contact>" <number>`` and inherited variables
-   marking the call (``call_marks``). It enters the app only when answered.
-2. ``DialContact``: a mixing bridge named after the attempt gets the agent; the contact leg is
-   ``Local/<number>@<outbound context>/n`` (the admin's own dialplan: number normalisation, trunk
-   choice and caller ID rules apply; ``/n`` keeps Asterisk from optimising the Local channel away,
-   which would swap our recorded channel for one we do not know). It is created in the app, added to
-   the bridge (early media from the trunk reaches the agent), then dialled with the contact ring
-   timeout; the agent hears ringback meanwhile.
+1. ``RingAgent``: originate the agent's ready device into our Stasis app with ``channelId`` = the
+   recorded id, the ring timeout from the settings, the caller ID ``"CB <contact>" <number>`` (what the
+   agent's display shows, ``call_marks``) and inherited variables marking the call. It enters the app
+   only when answered.
+2. ``DialContact``: the answered agent leg gets the caller ID the contact must see (the settings', else
+   empty so the dialplan decides: the Local channel's dialplan half takes its caller ID from the agent
+   leg's), and joins a mixing bridge named after the attempt. The contact leg is
+   ``Local/<number>@<outbound context>/n``: the admin's own dialplan (number normalisation, trunk,
+   caller ID rules); ``/n`` keeps Asterisk from optimising the Local channel away, which would swap our
+   recorded channel for one we do not know. It is created in the app, bridged once its StasisStart
+   came (early media from the trunk reaches the agent), then dialled with the contact ring timeout;
+   the agent hears ringback meanwhile.
 3. ``Connect`` on answer: ringback stops; the two are already bridged.
 4. Every end is a ChannelDestroyed whose cause ``legs`` maps to an outcome; the lifecycle's ``HangUp``
    then ends what is left, and the bridge goes with it.
 
-Leases: the scheduler renews the lease of every claim its executor works on (``Scheduler._renew_leases``)
-for as long as ``execute`` runs, and cancels the task when the lease is lost; effects already started
-finish (they are shielded), the call is left to the next holder.
+Gaps in the events: after an ARI reconnect (the stream's resync snapshot) and after ``recheck_s`` of
+silence on a live call, the run looks at its channels and ``progress.reconcile`` says what happened
+(every leg gone: ``CallLost``). A claim taken over from a vanished holder (``claim.resume``) follows
+the recorded channels (``CallResumed``), never dials again; a contact leg found still Down counts as
+lost, since it may never have been dialled (``progress.resume_input``).
 
-Not yet here: the queue phase (``DialContact`` for the queue, ``EnterQueue``: issue 5 item 5) is
-refused before anything is written; ringing several devices of one agent (the first ready one rings).
+Leases: the scheduler renews the lease of every claim its executor works on for as long as
+``execute`` runs, and cancels the task when the lease is lost; effects already started finish (they
+are shielded), the call is left to the next holder.
+
+Not here yet: the queue phase (issue 5 item 5) is refused before anything is written; with several
+ready devices only the first rings; no announcement to the agent; no AMD (a voicemail pickup counts
+as answered); the per-agent guard is per daemon (several daemons rely on the device state).
 """
 
 from __future__ import annotations

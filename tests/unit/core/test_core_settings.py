@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asterisk_cb import config
+from asterisk_cb import config, deployment
 from asterisk_cb.core import ini
 from asterisk_cb.core import settings as cfg
 from asterisk_cb.core.durations import format_duration, parse_duration
@@ -221,7 +221,7 @@ def test_resolved_values_are_typed() -> None:
 
 def test_sample_config_loads_and_documents_every_option() -> None:
     sample = REPO / "config" / "asterisk-cb.conf"
-    loaded = config.load(sample)
+    loaded = config.load(sample, other_sections=deployment.SECTIONS)
     assert cfg.resolve(loaded, {}) == cfg.Settings()
     text = sample.read_text()
     for option in cfg.OPTIONS:

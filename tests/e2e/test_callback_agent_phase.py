@@ -117,8 +117,14 @@ async def test_agent_does_not_answer_counts_a_missed_ring_and_never_dials_the_co
     assert (await lab.kinds(scheduled.id)).count(EventKind.AGENT_MISSED) == 2
 
 
-async def test_agent_rejects_is_a_missed_ring_not_a_contact_attempt(lab: Lab) -> None:
-    lab.phone(SECOND_AGENT, "reject")
+@pytest.mark.parametrize(
+    ("behaviour", "cause"),
+    [("reject", 21), ("busy", 17)],  # 603 Decline; 486 from an idle phone is its reject key too
+)
+async def test_agent_rejects_is_a_missed_ring_not_a_contact_attempt(
+    lab: Lab, behaviour: str, cause: int
+) -> None:
+    lab.phone(SECOND_AGENT, behaviour)
     await lab.set(max_missed_agent_rings="1")
     number = unique_number("200")
 
@@ -127,8 +133,26 @@ async def test_agent_rejects_is_a_missed_ring_not_a_contact_attempt(lab: Lab) ->
 
     assert (done.state, done.finish_reason) == (State.EXPIRED, FinishReason.AGENT_MISSED)
     [attempt] = done.attempts
-    assert (attempt.outcome, attempt.hangup_cause) == (Outcome.AGENT_REJECTED, 21)
+    assert (attempt.outcome, attempt.hangup_cause) == (Outcome.AGENT_REJECTED, cause)
     assert done.agent_attempts == 0
+    assert lab.contact_invites().times(number) == []
+
+
+async def test_agent_logged_out_is_never_rung_and_the_callback_expires_after_max_agent_wait(
+    lab: Lab,
+) -> None:
+    lab.phone(SECOND_AGENT, "offline")
+    await lab.set(reschedule_delay="1s", max_agent_wait="3s")
+    number = unique_number("200")
+    rings_before = len(lab.agent_invites(SECOND_AGENT).times(SECOND_AGENT))
+
+    scheduled = await lab.schedule(number, SECOND_AGENT)
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=20)
+
+    assert (done.state, done.finish_reason) == (State.EXPIRED, FinishReason.AGENT_WAIT)
+    assert (done.attempts, done.missed_agent_rings) == ((), 0)
+    assert (await lab.kinds(scheduled.id)).count(EventKind.AGENT_UNAVAILABLE) >= 3
+    assert len(lab.agent_invites(SECOND_AGENT).times(SECOND_AGENT)) == rings_before
     assert lab.contact_invites().times(number) == []
 
 

@@ -43,10 +43,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from asterisk_cb.core import inputs as ev
@@ -90,7 +90,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ExecutorOptions:
     """``outbound_context``: the admin's dialplan context the contact is dialled through;
     ``recheck_s``: how long a live call may go without any event before its channels are looked up."""
@@ -103,7 +103,7 @@ class UnsupportedPhase(Exception):
     """The callback needs a part of the executor that does not exist yet (the failover queue phase)."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class _Resynced:
     """The channels Asterisk holds after an events gap (reconnect, resumed claim), by id."""
 
@@ -271,6 +271,7 @@ class _Run:
 
         Returns the input a failed effect stands for (e.g. the agent could not be rung), if any."""
         before = self.callback
+        happening = await self._with_linkedid(happening)
         transition = lifecycle.step(before, happening, self.x.clock(), self.settings)
         self.claim = await self.x.store.commit(self.claim, transition.callback, transition.events)
         log.info(
@@ -286,6 +287,17 @@ class _Run:
             if follow_up is not None:
                 return follow_up
         return None
+
+    async def _with_linkedid(self, happening: ev.Input) -> ev.Input:
+        """An answered leg's linkedid for the history (ARI's channel JSON does not carry it)."""
+        if not isinstance(happening, ev.AgentAnswered | ev.ContactAnswered) or not happening.leg.uniqueid:
+            return happening
+        try:
+            linkedid = await self.x.ari.get_variable(happening.leg.uniqueid, "CHANNEL(linkedid)")
+        except AriError as error:  # the answer is recorded all the same; the link is a nicety
+            log.info("callback %s: no linkedid: %s", self.callback.id, error)
+            return happening
+        return dataclasses.replace(happening, leg=dataclasses.replace(happening.leg, linkedid=linkedid))
 
     def _follow_channels(self) -> None:
         attempt = self.callback.current_attempt
@@ -351,6 +363,7 @@ class _Run:
                 channel_id=effect.channel_id,
                 other_channel_id=effect.local_peer_id,
                 app_args="contact",
+                originator=agent_channel,  # one linkedid for the whole call: CDR/CEL rows link up
                 variables=variables,
             )
             async with asyncio.timeout(ENTER_APP_TIMEOUT_S):

@@ -37,8 +37,11 @@ async def test_agent_answers_contact_answers_callback_completed(lab: Lab) -> Non
     assert (done.agent_attempts, done.missed_agent_rings) == (0, 0)
     [attempt] = done.attempts
     assert attempt.outcome is Outcome.COMPLETED
-    contact_leg = attempt.leg(LegRole.CONTACT)
+    agent_leg, contact_leg = attempt.leg(LegRole.AGENT), attempt.leg(LegRole.CONTACT)
+    assert agent_leg is not None and agent_leg.uniqueid == agent_leg.channel_id
     assert contact_leg is not None and contact_leg.uniqueid == contact_leg.channel_id
+    # the contact leg was created with the agent leg as originator: one linkedid for the call
+    assert agent_leg.linkedid == contact_leg.linkedid == agent_leg.channel_id
     assert len(lab.contact_invites().times(number)) == 1
     assert len(lab.agent_invites(AGENT).times(AGENT)) == agent_invites_before + 1
     # what the agent's phone showed, and the marks on both legs (the Local channel's dialplan half

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from callback_lab import Lab, pbx_lab, unique_number
 
-from asterisk_cb.core.model import EventKind, FinishReason, State
+from asterisk_cb.core.model import EventKind, FinishReason, Outcome, State
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -64,3 +64,23 @@ async def test_asterisk_gone_during_the_talk_completes_the_callback_without_redi
     assert EventKind.RESUMED not in kinds  # the same daemon saw it through
     assert (EventKind.CALL_LOST in kinds) is (reason is FinishReason.LOST_DURING_TALK)
     assert [at for at in lab.contact_invites().times(number) if at > went_down] == []  # no redial
+
+
+async def test_asterisk_killed_during_the_contact_ring_counts_the_attempt_and_tries_again(
+    lab: Lab,
+) -> None:
+    lab.phone(AGENT, "answer")
+    await lab.set(retry_interval="2s", max_attempts="2", contact_ring_timeout="3s")
+    number = unique_number("480")  # rings until cancelled
+
+    scheduled = await lab.schedule(number, AGENT)
+    await lab.wait_for(scheduled.id, lambda cb: cb.state is State.CONTACT_RINGING)
+    await asyncio.to_thread(_kill_asterisk, lab.info)
+    await asyncio.to_thread(pbx_lab, "up")
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=40)
+
+    # the lost ring is a counted attempt (the contact's phone did ring), then one more, then done
+    assert (done.state, done.finish_reason) == (State.EXHAUSTED, FinishReason.AGENT_ATTEMPTS)
+    assert [attempt.outcome for attempt in done.attempts] == [Outcome.LOST, Outcome.NO_ANSWER]
+    assert len(lab.contact_invites().times(number)) == 2
+    assert await lab.our_channels() == []

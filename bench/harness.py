@@ -107,6 +107,10 @@ class Lateness:
         """From (due, handed off) pairs in epoch seconds."""
         return cls(tuple(sorted((handed - due) * 1000 for due, handed in handoffs)))
 
+    @classmethod
+    def pooled(cls, runs: Iterable[Lateness]) -> Lateness:
+        return cls(tuple(sorted(sample for run in runs for sample in run.samples_ms)))
+
     def percentile(self, p: float) -> float:
         rank = max(1, math.ceil(p / 100 * len(self.samples_ms)))
         return self.samples_ms[rank - 1]

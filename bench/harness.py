@@ -53,6 +53,10 @@ async def scratch_store(redis_url: str) -> AsyncIterator[Store]:
         await redis.aclose()
 
 
+def callback_id(n: int) -> str:
+    return f"cb{n:08}"
+
+
 def request(n: int, due_at: datetime) -> lifecycle.NewCallback:
     """A typical inbound callback: named contact, queue and originating call known."""
     return lifecycle.NewCallback(
@@ -77,7 +81,7 @@ async def create_all(store: Store, first_n: int, due_times: Sequence[datetime]) 
     async def creator() -> None:
         for n, due_at in numbered:
             now = datetime.now(UTC)
-            new = lifecycle.create(request(n, due_at), f"cb{n:08}", now, SETTINGS)
+            new = lifecycle.create(request(n, due_at), callback_id(n), now, SETTINGS)
             await store.create(new.callback, new.events)
 
     started = time.perf_counter()

@@ -31,6 +31,7 @@ import baseline
 from harness import (
     SETTINGS,
     Lateness,
+    callback_id,
     create_all,
     due_window,
     far_future,
@@ -74,31 +75,34 @@ def lateness_row(
 class RecordingExecutor:
     """Notes the hand-off time; then, if ``ring``, takes the lifecycle's Due step and commits it.
 
-    A failed commit is counted, not retried: its lease (30 s) outlives the run."""
+    Only the callbacks of its own run count: a claim left by an earlier run of the case (its lease
+    lapsed, so this scheduler may take it over) is let go at once. A failed commit is counted, not
+    retried."""
 
-    def __init__(self, store: Store, expected: int, ring: bool) -> None:
+    def __init__(self, store: Store, expected_ids: set[str], ring: bool) -> None:
         self.store = store
         self.handoffs: dict[str, tuple[float, float]] = {}
         self.failures: list[str] = []
         self.all_done = asyncio.Event()
-        self._expected = expected
+        self._pending = set(expected_ids)
         self._ring = ring
-        self._done = 0
 
     async def execute(self, claim: Claim) -> None:
         handed = time.time()
-        due_at = claim.callback.next_at or claim.callback.due_at
-        self.handoffs.setdefault(claim.callback.id, (due_at.timestamp(), handed))
+        callback = claim.callback
+        if callback.id not in self._pending:
+            return
+        self.handoffs[callback.id] = ((callback.next_at or callback.due_at).timestamp(), handed)
         try:
             if self._ring:
-                ringing = lifecycle.step(claim.callback, Due(), datetime.now(UTC), SETTINGS)
+                ringing = lifecycle.step(callback, Due(), datetime.now(UTC), SETTINGS)
                 await self.store.commit(claim, ringing.callback, ringing.events)
         except Exception as error:
             self.failures.append(repr(error))
             raise
         finally:
-            self._done += 1
-            if self._done == self._expected:
+            self._pending.discard(callback.id)
+            if not self._pending:
                 self.all_done.set()
 
 
@@ -114,9 +118,10 @@ def profiled(enabled: bool, title: str) -> Iterator[None]:
     pstats.Stats(profile).sort_stats("tottime").print_stats(25)
 
 
-async def engine_lateness(store: Store, count: int, ring: bool, profile: bool) -> Lateness:
-    """Run the real scheduler until ``count`` callbacks were handed off and their executors returned."""
-    executor = RecordingExecutor(store, count, ring)
+async def engine_lateness(store: Store, ids: set[str], ring: bool, profile: bool) -> Lateness:
+    """Run the real scheduler until the callbacks ``ids`` were handed off and their executors returned."""
+    count = len(ids)
+    executor = RecordingExecutor(store, ids, ring)
     scheduler = Scheduler(store, executor, SchedulerOptions(owner="bench"))
     executor_kind = "Due step committed" if ring else "executor returning at once"
     with profiled(profile, f"engine dispatch of {count}, {executor_kind}"):
@@ -141,7 +146,8 @@ async def engine_run(
     await create_all(store, first_n, due_window(count, start, spread_s))
     if datetime.now(UTC) >= start:
         raise RuntimeError("creating the due callbacks took longer than the lead time")
-    return await engine_lateness(store, count, ring, profile)
+    ids = {callback_id(n) for n in range(first_n, first_n + count)}
+    return await engine_lateness(store, ids, ring, profile)
 
 
 async def baseline_run(store: Store, count: int, spread_s: float, run: int) -> Lateness:
@@ -170,7 +176,7 @@ async def throughput(url: str) -> list[Row]:
     engine_rate = THROUGHPUT_COUNT / seconds
     now = datetime.now(UTC)
     callbacks = [
-        lifecycle.create(request(n, at), f"cb{n:08}", now, SETTINGS).callback
+        lifecycle.create(request(n, at), callback_id(n), now, SETTINGS).callback
         for n, at in enumerate(far_future(THROUGHPUT_COUNT))
     ]
     async with scratch_store(url) as store:

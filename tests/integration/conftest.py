@@ -1,4 +1,4 @@
-"""Helpers for tests that drive the lab PBX directly: its small ARI/AMI clients and agent phones."""
+"""Helpers for lab tests: a store in its own namespace, the lab's small ARI/AMI clients, agent phones."""
 
 from __future__ import annotations
 
@@ -9,6 +9,20 @@ from typing import Any
 import pytest
 from lab.ami_client import LabAmi  # scripts/lab: on sys.path through tests/conftest.py
 from lab.ari_client import LabAri
+
+from asterisk_cb.keys import Keys
+from asterisk_cb.redis_conn import connect
+from asterisk_cb.store import Store
+
+
+@pytest.fixture
+async def store(lab_redis_url: str) -> AsyncIterator[Store]:
+    """A store in a random namespace of the lab's Redis; the test's keys (and only those) go afterwards."""
+    redis = connect(lab_redis_url)
+    store = Store(redis, Keys("test-" + uuid.uuid4().hex[:12]))
+    yield store
+    await store.delete_namespace()
+    await redis.aclose()
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,8 +11,6 @@ from asterisk_cb.core.inputs import Edit
 from asterisk_cb.core.lifecycle import NewCallback
 from asterisk_cb.core.model import State
 from asterisk_cb.core.settings import Settings
-from asterisk_cb.keys import Keys
-from asterisk_cb.redis_conn import connect
 from asterisk_cb.service import (
     ADMIN,
     Actor,
@@ -53,15 +49,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-async def store(lab_redis_url: str) -> AsyncIterator[Store]:
-    redis = connect(lab_redis_url)
-    store = Store(redis, Keys("test-" + uuid.uuid4().hex[:12]))
-    yield store
-    await store.delete_namespace()
-    await redis.aclose()
 
 
 @pytest.fixture

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from asterisk_cb.core.codec import time_to_ms
 from asterisk_cb.core.model import Attempt, Callback, Event, EventKind, Leg, LegRole, Phase, State
-from asterisk_cb.keys import Keys
-from asterisk_cb.redis_conn import connect
 from asterisk_cb.store import (
     CallbackLive,
     DuplicateCallback,
@@ -24,15 +20,6 @@ from asterisk_cb.store import (
 )
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture
-async def store(lab_redis_url: str) -> AsyncIterator[Store]:
-    redis = connect(lab_redis_url)
-    store = Store(redis, Keys("test-" + uuid.uuid4().hex[:12]))
-    yield store
-    await store.delete_namespace()
-    await redis.aclose()
 
 
 NOW = datetime.now(UTC)

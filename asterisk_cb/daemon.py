@@ -14,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from asterisk_cb import config, deployment
 from asterisk_cb.core.model import Callback
 from asterisk_cb.core.settings import Settings, SettingsFile, resolve, runtime_layers
 from asterisk_cb.keys import Keys
+from asterisk_cb.metrics import GROUP, Metrics, serve
 from asterisk_cb.redis_conn import RedisClient
 from asterisk_cb.scheduler import Scheduler, SchedulerOptions
 from asterisk_cb.store import Store
@@ -63,6 +66,9 @@ class Daemon:
             options=ExecutorOptions(site.dialing.outbound_context),
         )
         self.scheduler = Scheduler(self.store, executor, SchedulerOptions())
+        self.metrics = Metrics(
+            self.scheduler.stats, lambda: (self.events.health.snapshot(), self.ami.health.snapshot())
+        )
 
     async def settings_for(self, callback: Callback) -> Settings:
         """The callback's effective settings: run-time overrides over the file, agent > queue > general."""
@@ -90,13 +96,32 @@ class Daemon:
             log.warning("ARI not ready yet; running anyway", extra={"ari": self.site.ari.url})
         log.info("running", extra={"owner": self.scheduler.owner, "agents": len(self.site.agents)})
         try:
-            await self.scheduler.run()
+            async with self._metrics_served():
+                await self.scheduler.run()
         finally:
             await self.events.stop()
             await self.ami.stop()
             await self.ari.close()
             await self.redis.aclose()
             log.info("stopped")
+
+    @asynccontextmanager
+    async def _metrics_served(self) -> AsyncIterator[None]:
+        """Serve /metrics and count events while the scheduler runs; without [metrics] the shared
+        consumer group is dropped, so an unread group never holds back the event stream's trimming."""
+        listen = self.site.metrics
+        if listen is None:
+            await self.store.drop_group(GROUP)
+            yield
+            return
+        runner = await serve(self.metrics, listen.host, listen.port)
+        counting = asyncio.create_task(self.metrics.count_events(self.store, self.scheduler.owner))
+        log.info("metrics served", extra={"url": f"http://{listen.host}:{listen.port}/metrics"})
+        try:
+            yield
+        finally:
+            counting.cancel()
+            await runner.cleanup()
 
     def _stop(self, received: signal.Signals) -> None:
         log.info("stopping: live calls stay up and will be resumed", extra={"signal": received.name})

@@ -17,7 +17,7 @@ from asterisk_cb.config import ConfigError
 from asterisk_cb.core import rules
 from asterisk_cb.core.settings import Assignment, SettingsFile, parse_bool
 
-SECTIONS = ("redis", "ari", "ami", "dialing", "agents")
+SECTIONS = ("redis", "ari", "ami", "dialing", "agents", "metrics")
 DEFAULT_NAMESPACE = "asterisk-cb"
 # A device as Asterisk names it: technology/resource (PJSIP/1001, SIP/desk-12, Local/1001@agents).
 _DEVICE = re.compile(r"[A-Za-z][A-Za-z0-9]*/[A-Za-z0-9_.@+-]{1,80}\Z")
@@ -63,12 +63,19 @@ class Dialing:
 
 
 @dataclass(frozen=True)
+class Listen:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
 class Deployment:
     redis: RedisTarget
     ari: AriTarget
     ami: AmiTarget
     dialing: Dialing
     agents: Mapping[str, tuple[str, ...]]  # agent id -> devices to ring (all at once)
+    metrics: Listen | None = None  # where /metrics is served; None: no metrics
 
     def has_agent(self, agent: str) -> bool:
         """Agents are those listed in ``[agents]``: callbacks for anyone else are refused."""
@@ -88,6 +95,7 @@ def from_settings_file(file: SettingsFile) -> Deployment:
         ami=_ami(sections.get("ami", {})),
         dialing=Dialing(_context(_required(sections.get("dialing", {}), "dialing", "outbound_context"))),
         agents=_agents(sections.get("agents", {})),
+        metrics=_listen(sections.get("metrics", {}), "listen"),
     )
 
 
@@ -122,15 +130,29 @@ def _ari(section: Section) -> AriTarget:
 
 
 def _ami(section: Section) -> AmiTarget:
-    port_text = _value(section, "port", "5038")
-    if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise _error(section, "port", f"{port_text!r} is not a TCP port")
     return AmiTarget(
         host=_value(section, "host", "127.0.0.1"),
-        port=int(port_text),
+        port=_port(section, "port", _value(section, "port", "5038")),
         user=_required(section, "ami", "user").value,
         secret=_required(section, "ami", "secret").value,
     )
+
+
+def _listen(section: Section, option: str) -> Listen | None:
+    """``host:port`` (IPv6 as ``[::1]:9468``); empty or absent means off."""
+    text = _value(section, option, "")
+    if not text:
+        return None
+    host, _, port = text.rpartition(":")
+    if not host:
+        raise _error(section, option, f"{text!r} is not host:port")
+    return Listen(host.strip("[]"), _port(section, option, port))
+
+
+def _port(section: Section, option: str, text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) < 65536:
+        raise _error(section, option, f"{text!r} is not a TCP port")
+    return int(text)
 
 
 def _agents(section: Section) -> dict[str, tuple[str, ...]]:

@@ -31,6 +31,7 @@ Who may write:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import logging
@@ -364,6 +365,22 @@ class Store:
             for _, entries in reply
             for entry_id, fields in entries
         ]
+
+    async def take_over_stale(
+        self, group: str, consumer: str, min_idle_ms: int, count: int = 500
+    ) -> list[StreamEvent]:
+        """Entries another consumer of ``group`` read but never acknowledged for ``min_idle_ms`` (it died):
+        they become ``consumer``'s, so a dead reader never holds back trimming or loses an event."""
+        _, entries, _ = await self.redis.xautoclaim(
+            self.keys.events, group, consumer, min_idle_ms, start_id="0-0", count=count
+        )
+        return [StreamEvent(entry_id, event_from_fields(fields)) for entry_id, fields in entries if fields]
+
+    async def drop_group(self, group: str) -> None:
+        """Remove a consumer group that nobody will read any more (no error if there is none)."""
+        if await self.redis.exists(self.keys.events):
+            with contextlib.suppress(ResponseError):
+                await self.redis.xgroup_destroy(self.keys.events, group)
 
     async def ack(self, group: str, entry_ids: Sequence[str]) -> int:
         return int(await self.redis.xack(self.keys.events, group, *entry_ids)) if entry_ids else 0

@@ -108,3 +108,24 @@ def test_the_systemd_unit_runs_the_daemon_command() -> None:
     assert args.command == "run"
     assert str(args.config) == "/etc/asterisk-cb/asterisk-cb.conf"
     assert unit["Service"]["ExecReload"] == "/bin/kill -HUP $MAINPID"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("127.0.0.1:9468", deployment.Listen("127.0.0.1", 9468)),
+        ("[::1]:9000", deployment.Listen("::1", 9000)),
+    ],
+)
+def test_metrics_listen(tmp_path: Path, value: str, expected: deployment.Listen) -> None:
+    assert load(tmp_path, REQUIRED + f"[metrics]\nlisten = {value}\n").metrics == expected
+
+
+def test_metrics_are_off_without_a_listen_address(tmp_path: Path) -> None:
+    assert load(tmp_path, REQUIRED).metrics is None
+
+
+@pytest.mark.parametrize("value", ["9468", "localhost:http", "127.0.0.1:0"])
+def test_a_bad_metrics_address_is_refused(tmp_path: Path, value: str) -> None:
+    with pytest.raises(config.ConfigError, match=r"\[metrics\]: listen"):
+        load(tmp_path, REQUIRED + f"[metrics]\nlisten = {value}\n")

@@ -240,13 +240,14 @@ class _Run:
         now = self.x.clock()
         seen = self.x.availability.check(agent, now.timestamp())
         ours = agent in self.x._agents_in_use
-        usable = seen.available and self.x.events.health.connected and not ours
+        connected = self.x.events.health.connected
+        usable = seen.available and connected and not ours
         if usable:
             self.ring_device = seen.ring[0]
             self.watch.device_state_before = self.x.availability.device_states.get(self.ring_device)
             self.x._agents_in_use.add(agent)
             self._holds_agent = True
-        why = "in another callback of ours" if ours else seen.detail
+        why = "in another callback of ours" if ours else seen.detail if connected else "ARI events down"
         log.info("callback %s due: agent %s %s", self.callback.id, agent, why)
         return ev.Due(agent_available=usable)
 

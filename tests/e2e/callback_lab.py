@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -28,8 +28,9 @@ from asterisk_cb.core.settings import SettingsFile, resolve, runtime_layers
 from asterisk_cb.store import Store
 from asterisk_cb.telephony.ari import AriClient, AriNotFound
 
+T = TypeVar("T")
 PBX_LAB = Path(__file__).resolve().parents[2] / "scripts" / "pbx-lab"
-AGENTS = ("1001", "1002")  # the agents the daemon is configured with (the lab has more phones)
+AGENTS = ("1001", "1002", "1003", "1004")  # the agents the daemon is configured with
 LEASE_MS = 3000  # short, so a stopped daemon's live calls are taken over within seconds
 RECHECK_S = 2.0  # live calls are looked up after 2 s without events: exercised by every long ring/talk
 
@@ -139,6 +140,20 @@ async def settings_for(store: Store, callback: Callback | None) -> CallbackSetti
     layers = runtime_layers(overrides)
     agent, queue = (callback.agent, callback.queue) if callback else (None, None)
     return resolve(SettingsFile({}, {}), layers, agent, queue)
+
+
+async def until(predicate: Callable[[], bool], timeout_s: float = 10) -> None:
+    """Wait for a condition other processes make true (a SIPp log line, a device state)."""
+    async with asyncio.timeout(timeout_s):
+        while not predicate():  # noqa: ASYNC110 - the condition is a file other processes write
+            await asyncio.sleep(0.05)
+
+
+async def until_equal(probe: Callable[[], Awaitable[T]], expected: T, timeout_s: float = 10) -> None:
+    """Wait until an async probe (e.g. a REST look at Asterisk) answers ``expected``."""
+    async with asyncio.timeout(timeout_s):
+        while await probe() != expected:  # noqa: ASYNC110 - polling Asterisk over REST
+            await asyncio.sleep(0.1)
 
 
 def unique_number(behaviour_prefix: str) -> str:

@@ -3,12 +3,8 @@ SIPp phones (INVITEs per number) as well as in the callback's record."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
 import pytest
-from callback_lab import Lab, pbx_lab, unique_number
+from callback_lab import Lab, pbx_lab, unique_number, until, until_equal
 
 from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, State
 
@@ -16,7 +12,6 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 AGENT = "1001"
 SECOND_AGENT = "1002"
-T = TypeVar("T")
 
 
 async def test_agent_answers_contact_answers_callback_completed(lab: Lab) -> None:
@@ -181,7 +176,7 @@ async def test_agent_hangs_up_while_the_contact_rings(lab: Lab) -> None:
 
     scheduled = await lab.schedule(number, AGENT)
     ringing = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.CONTACT_RINGING)
-    await _until(lambda: len(lab.contact_invites().times(number)) == 1)
+    await until(lambda: len(lab.contact_invites().times(number)) == 1)
     agent_leg = ringing.attempts[-1].leg(LegRole.AGENT)
     assert agent_leg is not None and agent_leg.channel_id is not None
     await lab.ari.hangup(agent_leg.channel_id)
@@ -190,14 +185,14 @@ async def test_agent_hangs_up_while_the_contact_rings(lab: Lab) -> None:
     assert (done.state, done.finish_reason) == (State.EXHAUSTED, FinishReason.AGENT_ATTEMPTS)
     assert done.attempts[-1].outcome is Outcome.AGENT_HUNG_UP
     assert len(lab.contact_invites().times(number)) == 1
-    await _until_async(lab.our_channels, [])  # the contact's ringing leg was hung up too
+    await until_equal(lab.our_channels, [])  # the contact's ringing leg was hung up too
 
 
 async def test_agent_on_another_call_is_not_rung_until_free(lab: Lab) -> None:
     lab.phone(AGENT, "answer")
     await lab.set(reschedule_delay="2s")
     pbx_lab("call", AGENT, "--hold-s", "6")  # a normal call keeps the agent busy for 6 s
-    await _until_async(lambda: _device_state(lab, AGENT), "INUSE")
+    await until_equal(lambda: _device_state(lab, AGENT), "INUSE")
     number = unique_number("20102")
 
     scheduled = await lab.schedule(number, AGENT, in_s=0.5)
@@ -270,7 +265,7 @@ async def test_daemon_gone_during_the_contact_ring_resumes_the_same_call(lab: La
 
     scheduled = await lab.schedule(number, AGENT)
     await lab.wait_for(scheduled.id, lambda cb: cb.state is State.CONTACT_RINGING)
-    await _until(lambda: len(lab.contact_invites().times(number)) == 1)  # it surely rings
+    await until(lambda: len(lab.contact_invites().times(number)) == 1)  # it surely rings
     await lab.restart_daemon(1.0)
     talking = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS, timeout_s=20)
     agent = talking.attempts[-1].leg(LegRole.AGENT)
@@ -282,20 +277,8 @@ async def test_daemon_gone_during_the_contact_ring_resumes_the_same_call(lab: La
     assert len(done.attempts) == 1
     assert EventKind.RESUMED in await lab.kinds(scheduled.id)
     assert len(lab.contact_invites().times(number)) == 1
-    await _until_async(lab.our_channels, [])
+    await until_equal(lab.our_channels, [])
 
 
 async def _device_state(lab: Lab, agent: str) -> str:
     return (await lab.ari.device_state(f"PJSIP/{agent}")).state
-
-
-async def _until(predicate: Callable[[], bool], timeout_s: float = 10) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():  # noqa: ASYNC110 - the condition is a file other processes write
-            await asyncio.sleep(0.1)
-
-
-async def _until_async(probe: Callable[[], Awaitable[T]], expected: T, timeout_s: float = 10) -> None:
-    async with asyncio.timeout(timeout_s):
-        while await probe() != expected:  # noqa: ASYNC110 - polling Asterisk over REST
-            await asyncio.sleep(0.1)

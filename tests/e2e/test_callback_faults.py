@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from callback_lab import Lab, pbx_lab, unique_number
+from callback_lab import Lab, pbx_lab, unique_number, until
 
 from asterisk_cb.core.model import EventKind, FinishReason, Outcome, State
 
@@ -70,11 +70,12 @@ async def test_asterisk_killed_during_the_contact_ring_counts_the_attempt_and_tr
     lab: Lab,
 ) -> None:
     lab.phone(AGENT, "answer")
-    await lab.set(retry_interval="2s", max_attempts="2", contact_ring_timeout="3s")
+    await lab.set(retry_interval="2s", max_attempts="2", contact_ring_timeout="3s", reschedule_delay="1s")
     number = unique_number("480")  # rings until cancelled
 
     scheduled = await lab.schedule(number, AGENT)
     await lab.wait_for(scheduled.id, lambda cb: cb.state is State.CONTACT_RINGING)
+    await until(lambda: len(lab.contact_invites().times(number)) == 1)  # the contact's phone rings
     await asyncio.to_thread(_kill_asterisk, lab.info)
     await asyncio.to_thread(pbx_lab, "up")
     done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=40)

@@ -21,7 +21,7 @@ from pathlib import Path
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from asterisk_cb import config, daemon, deployment, logs
+from asterisk_cb import config, daemon, deployment, doctor, logs
 from asterisk_cb.core import rules
 from asterisk_cb.core.inputs import Edit
 from asterisk_cb.core.lifecycle import NewCallback
@@ -217,6 +217,13 @@ def checked_scope(scope: str) -> str:
     return scope
 
 
+async def cmd_doctor(context: Context, args: argparse.Namespace) -> int:
+    """Check Redis, ARI, AMI, agents' devices, the outbound context and failover queues; exit 1 on a FAIL."""
+    checks = await doctor.run_checks(context.file, context.site)
+    print(render_table(("check", "result", "detail"), [(c.name, c.verdict.value, c.detail) for c in checks]))
+    return 1 if any(check.verdict is doctor.Verdict.FAIL for check in checks) else 0
+
+
 async def cmd_run(context: Context, args: argparse.Namespace) -> int:
     """The daemon, in the foreground (systemd runs it so); logs are JSON lines on stderr."""
     logs.configure(args.log_level)
@@ -266,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"config file (default: ${CONFIG_ENV} or {config.DEFAULT_PATH})",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    commands.add_parser("doctor", help="check that this deployment can place callbacks").set_defaults(
+        run=cmd_doctor
+    )
     run = commands.add_parser("run", help="run the callback daemon in the foreground")
     run.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     run.set_defaults(run=cmd_run)

@@ -1,0 +1,156 @@
+"""``asterisk-cb doctor``: is this deployment able to place callbacks? One line per check, with the fix.
+
+Each check talks to the real peer the daemon will use (Redis, ARI, AMI) with the daemon's own
+credentials, so a wrong password, a missing manager permission, an agent device Asterisk does not
+know or an outbound context that does not exist shows here, before the first callback is due.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from asterisk_cb import deployment
+from asterisk_cb.core.settings import GENERAL, Layers, SettingsFile, resolve, runtime_layers
+from asterisk_cb.keys import Keys
+from asterisk_cb.store import Store
+from asterisk_cb.telephony.ami import AmiConnection, AmiError, AmiSettings
+from asterisk_cb.telephony.ari import AriClient, AriError, AriSettings
+
+AMI_LOGIN_TIMEOUT_S = 5.0
+# Device states that mean "Asterisk has no such device" rather than "the phone is away".
+_UNKNOWN_DEVICE = {"UNKNOWN", "INVALID"}
+
+
+class Verdict(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "FAIL"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    verdict: Verdict
+    detail: str
+
+
+async def run_checks(file: SettingsFile, site: deployment.Deployment) -> list[Check]:
+    """Every check, in the order a callback needs them; a failed link skips the checks behind it."""
+    redis_check, runtime = await _redis(site)
+    checks = [redis_check]
+    checks.append(await _ari(site))
+    ami = AmiConnection(AmiSettings(site.ami.user, site.ami.secret, site.ami.host, site.ami.port))
+    try:
+        await ami.start()
+        await ami.wait_ready(AMI_LOGIN_TIMEOUT_S)
+    except (TimeoutError, AmiError, OSError):
+        error = ami.health.snapshot().last_error or "no answer"
+        checks.append(Check("ami", Verdict.FAIL, f"{site.ami.host}:{site.ami.port}: {error}"))
+        await ami.stop()
+        return checks
+    try:
+        checks.append(
+            Check("ami", Verdict.OK, f"logged in as {site.ami.user} at {site.ami.host}:{site.ami.port}")
+        )
+        checks += await _agents(site, ami)
+        checks.append(await _context(site, ami))
+        checks += await _queues(file, runtime, ami)
+    finally:
+        await ami.stop()
+    return checks
+
+
+async def _redis(site: deployment.Deployment) -> tuple[Check, Layers]:
+    """The Redis check, and the run-time setting overrides found there (none if unreachable)."""
+    redis = site.redis.connect("asterisk-cb-doctor")
+    store = Store(redis, Keys(site.redis.namespace))
+    try:
+        info = await redis.info("server")
+        persistence = await redis.info("persistence")
+        counts = await store.count_by_state()
+        runtime = runtime_layers(await store.setting_overrides())
+    except RedisError as error:
+        return Check("redis", Verdict.FAIL, f"{site.redis.url or 'sentinel'}: {error}"), {}
+    finally:
+        await redis.aclose()
+    held = sum(count for state, count in counts.items() if not state.is_finished)
+    detail = f"Redis {info.get('redis_version')}, namespace {site.redis.namespace}: {held} callbacks pending"
+    if not persistence.get("aof_enabled"):
+        warning = "; appendonly is off: a Redis crash can lose callbacks"
+        return Check("redis", Verdict.WARN, detail + warning), runtime
+    return Check("redis", Verdict.OK, detail), runtime
+
+
+async def _ari(site: deployment.Deployment) -> Check:
+    settings = AriSettings(site.ari.url, site.ari.user, site.ari.password, site.ari.app)
+    try:
+        async with AriClient(settings) as ari:
+            info = await ari.asterisk_info()
+    except (AriError, OSError) as error:
+        return Check("ari", Verdict.FAIL, f"{site.ari.url}: {error}")
+    version = info.get("system", {}).get("version", "?")
+    verdict = Verdict.OK if version.startswith(("20.", "21.", "22.", "23.")) else Verdict.WARN
+    return Check("ari", verdict, f"Asterisk {version} at {site.ari.url} as {site.ari.user}")
+
+
+async def _agents(site: deployment.Deployment, ami: AmiConnection) -> list[Check]:
+    if not site.agents:
+        return [Check("agents", Verdict.FAIL, "no agents in [agents]: every callback would be refused")]
+    states = {event.device: event.state for event in await ami.device_states()}
+    return [_agent_check(agent, devices, states) for agent, devices in sorted(site.agents.items())]
+
+
+def _agent_check(agent: str, devices: Iterable[str], states: Mapping[str, str]) -> Check:
+    found = {device: states.get(device, "UNKNOWN") for device in devices}
+    unknown = [device for device, state in found.items() if state in _UNKNOWN_DEVICE]
+    detail = ", ".join(f"{device} {state}" for device, state in found.items())
+    if unknown:
+        return Check(
+            f"agent {agent}", Verdict.FAIL, f"{detail}: Asterisk knows no device {', '.join(unknown)}"
+        )
+    return Check(f"agent {agent}", Verdict.OK, detail)
+
+
+async def _context(site: deployment.Deployment, ami: AmiConnection) -> Check:
+    context = site.dialing.outbound_context
+    try:
+        await ami.send({"Action": "ShowDialPlan", "Context": context})
+    except AmiError as error:
+        return Check("dialplan", Verdict.FAIL, f"outbound_context {context}: {error}")
+    return Check("dialplan", Verdict.OK, f"outbound_context {context} exists")
+
+
+async def _queues(file: SettingsFile, runtime: Layers, ami: AmiConnection) -> list[Check]:
+    """Every failover queue the settings name must exist in app_queue."""
+    wanted = _failover_queues(file, runtime)
+    if not wanted:
+        return []
+    answer = await ami.send({"Action": "QueueStatus"})
+    known = {message.get("Queue") for message in _messages(answer) if message.get("Event") == "QueueParams"}
+    return [
+        Check(f"queue {queue}", Verdict.OK if queue in known else Verdict.FAIL,
+              "exists" if queue in known else "failover_queue names a queue app_queue does not have")
+        for queue in sorted(wanted)
+    ]  # fmt: skip
+
+
+def _failover_queues(file: SettingsFile, runtime: Layers) -> set[str]:
+    """The failover queue of every scope that sets options (file or run time), as it resolves there."""
+    queues = set()
+    for scope in {*file.layers, *runtime, GENERAL}:
+        kind, _, name = scope.partition("/")
+        agent = name if kind == "agent" else None
+        queue = name if kind == "queue" else None
+        failover = resolve(file, runtime, agent, queue).failover_queue
+        if failover:
+            queues.add(failover)
+    return queues
+
+
+def _messages(answer: Any) -> list[Mapping[str, str]]:
+    return answer if isinstance(answer, list) else [answer]

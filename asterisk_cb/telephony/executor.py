@@ -64,7 +64,7 @@ from asterisk_cb.core.effects import (
 from asterisk_cb.core.model import Callback, LegRole, Outcome, Phase
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.store import Claim, Store
-from asterisk_cb.telephony.ari import AriClient, AriError, AriNotFound
+from asterisk_cb.telephony.ari import AriClient, AriError, AriNotFound, ChannelNotInStasis
 from asterisk_cb.telephony.ari_events import AriEvent, Channel, ChannelEvent, Dial, StasisStart
 from asterisk_cb.telephony.ari_stream import AriEventStream, ResyncSnapshot
 from asterisk_cb.telephony.availability import AvailabilityView
@@ -349,23 +349,39 @@ class _Run:
         agent_channel = leg_channel(attempt, LegRole.AGENT)
         assert agent_channel is not None, "the agent phase always has an agent leg"
         bridge_id = _bridge_id(effect.attempt_id)
-        variables = callback_variables(self.callback.id, effect.attempt_id, LegRole.CONTACT)
+        return await self._bridge_agent(agent_channel, bridge_id, effect) or await self._ring_contact(
+            agent_channel, bridge_id, effect
+        )
+
+    async def _bridge_agent(self, agent_channel: str, bridge_id: str, effect: DialContact) -> ev.Input | None:
+        """The answered agent leg, with the contact's caller ID, into the attempt's bridge."""
+        ari = self.x.ari
+        try:
+            await self._present_caller_id(agent_channel, effect)
+            await ari.create_bridge(bridge_id, name=f"callback {self.callback.id}")
+            await ari.add_channel(bridge_id, agent_channel)
+        except (AriNotFound, ChannelNotInStasis):  # the agent hung up right after answering
+            return ev.AgentHungUp()
+        except AriError as error:
+            log.warning("callback %s: preparing the agent leg failed: %s", self.callback.id, error)
+            return ev.ContactFailed(Outcome.FAILED)
+        return None
+
+    async def _ring_contact(self, agent_channel: str, bridge_id: str, effect: DialContact) -> ev.Input | None:
+        """Create the contact's Local channel in the app, bridge it once it is there, then dial it."""
         ari = self.x.ari
         # The create request returns before the channel is in the app; bridging it earlier fails.
         entered = self.x.events.expect(
             lambda event: isinstance(event, StasisStart) and event.channel.id == effect.channel_id
         )
         try:
-            await self._present_caller_id(agent_channel, effect)
-            await ari.create_bridge(bridge_id, name=f"callback {self.callback.id}")
-            await ari.add_channel(bridge_id, agent_channel)
             await ari.create_channel(
                 f"Local/{effect.number}@{self.x.options.outbound_context}/n",
                 channel_id=effect.channel_id,
                 other_channel_id=effect.local_peer_id,
                 app_args="contact",
                 originator=agent_channel,  # one linkedid for the whole call: CDR/CEL rows link up
-                variables=variables,
+                variables=callback_variables(self.callback.id, effect.attempt_id, LegRole.CONTACT),
             )
             async with asyncio.timeout(ENTER_APP_TIMEOUT_S):
                 await entered

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -107,3 +108,28 @@ async def test_without_the_events_stream_the_agent_counts_as_unavailable(
 
     [waiting] = store.committed
     assert (waiting.state, waiting.attempts) == (State.SCHEDULED, ())
+
+
+async def test_an_agent_who_hangs_up_right_after_answering_is_recorded_as_such(
+    fake_ari: FakeAri, ari_client: AriClient, events: AriEventStream
+) -> None:
+    store = RecordingStore()
+    executor = _executor(ari_client, events, store)
+    running = asyncio.create_task(executor.execute(_claim()))
+    async with asyncio.timeout(3):
+        while not fake_ari.channels:  # noqa: ASYNC110 - the fake records the originate
+            await asyncio.sleep(0.01)
+    [agent_channel] = fake_ari.channels
+    answered = {"id": agent_channel, "name": "PJSIP/1001-00000001", "state": "Up"}
+    del fake_ari.channels[agent_channel]  # gone by the time the executor bridges it
+
+    await fake_ari.push({"type": "StasisStart", "application": "asterisk-cb", "channel": answered})
+    await asyncio.wait_for(running, 3)
+
+    assert [cb.state for cb in store.committed] == [
+        State.AGENT_RINGING,
+        State.CONTACT_RINGING,
+        State.SCHEDULED,
+    ]
+    assert store.committed[-1].attempts[-1].outcome is Outcome.AGENT_HUNG_UP
+    assert fake_ari.calls["POST /ari/channels/create"] == 0  # the contact was never dialled

@@ -152,7 +152,6 @@ class Fleet:
                 codes.append(None)
         return codes
 
-
     def _wait_ready(self, processes: list[subprocess.Popen[bytes]]) -> None:
         """Wait until each worker has opened its journal: it does so just before the scheduler installs
         its SIGTERM handler (no await in between), so a little later SIGTERM means a clean stop, not

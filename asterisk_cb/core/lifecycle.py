@@ -38,6 +38,7 @@ from asterisk_cb.core.effects import (
     WatchCall,
 )
 from asterisk_cb.core.model import (
+    ARI_ID_PREFIX,
     Attempt,
     Callback,
     Event,
@@ -210,8 +211,9 @@ def _attempt_id(callback: Callback) -> str:
 def _start_attempt(draft: _Draft, phase: Phase, state: State) -> Attempt:
     """Record a new attempt with its channel ids chosen now, before anything is originated."""
     attempt_id = _attempt_id(draft.callback)
-    contact = Leg(LegRole.CONTACT, f"{attempt_id}-contact", local_peer_id=f"{attempt_id}-contact-2")
-    legs = (Leg(LegRole.AGENT, f"{attempt_id}-agent"), contact) if phase is Phase.AGENT else (contact,)
+    channel = f"{ARI_ID_PREFIX}{attempt_id}"
+    contact = Leg(LegRole.CONTACT, f"{channel}-contact", local_peer_id=f"{channel}-contact-2")
+    legs = (Leg(LegRole.AGENT, f"{channel}-agent"), contact) if phase is Phase.AGENT else (contact,)
     attempt = Attempt(attempt_id, phase, draft.now, legs)
     draft.update(state=state, next_at=None, attempts=(*draft.callback.attempts, attempt))
     return attempt

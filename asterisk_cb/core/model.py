@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+# Every ARI id the daemon chooses (channels, bridges) starts with this, so its own channels can be told
+# from everyone else's in Asterisk: after a reconnect, the resync keeps exactly the ids with this prefix.
+ARI_ID_PREFIX = "acb-"
+
 
 class State(StrEnum):
     """Where a callback stands. Four live states mean a call exists; four finished states are final."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from asterisk_cb.core.model import ARI_ID_PREFIX
 from asterisk_cb.telephony.ari import AriClient, AriError
 from asterisk_cb.telephony.ari_events import (
     ApplicationReplaced,
@@ -59,7 +60,7 @@ class StreamSettings:
     subscribes the app to its all-devices topic); a very large PBX may list "deviceState:PJSIP/1001"...
     instead, or drop it and rely on AMI DeviceStateChange, which feeds the same view."""
 
-    owned_prefix: str = "acb-"
+    owned_prefix: str = ARI_ID_PREFIX
     event_sources: tuple[str, ...] = ("deviceState:",)
     heartbeat_s: float = 10.0
     backoff: Backoff = field(default_factory=Backoff)

@@ -61,7 +61,7 @@ from asterisk_cb.core.effects import (
     WaitUntil,
     WatchCall,
 )
-from asterisk_cb.core.model import Callback, LegRole, Outcome, Phase
+from asterisk_cb.core.model import ARI_ID_PREFIX, Callback, LegRole, Outcome, Phase
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.store import Claim, Store
 from asterisk_cb.telephony.ari import AriClient, AriError, AriNotFound, ChannelNotInStasis
@@ -419,7 +419,7 @@ class _Run:
 
 
 def _bridge_id(attempt_id: str) -> str:
-    return f"{attempt_id}-bridge"
+    return f"{ARI_ID_PREFIX}{attempt_id}-bridge"
 
 
 async def _quietly(request: Awaitable[None]) -> None:

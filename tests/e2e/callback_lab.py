@@ -22,7 +22,7 @@ import pytest
 
 from asterisk_cb.core import lifecycle
 from asterisk_cb.core.codec import event_from_fields
-from asterisk_cb.core.model import Callback, Event, EventKind
+from asterisk_cb.core.model import ARI_ID_PREFIX, Callback, Event, EventKind
 from asterisk_cb.core.settings import Settings as CallbackSettings
 from asterisk_cb.core.settings import SettingsFile, resolve, runtime_layers
 from asterisk_cb.store import Store
@@ -100,7 +100,9 @@ class Lab:
     async def our_channels(self) -> list[str]:
         """Channels of this test's callbacks that Asterisk still holds (none once a callback is done)."""
         return [
-            channel.id for channel in await self.ari.list_channels() if channel.id.startswith(self.prefix)
+            channel.id
+            for channel in await self.ari.list_channels()
+            if channel.id.startswith(ARI_ID_PREFIX + self.prefix)
         ]
 
     async def hang_up_leftovers(self) -> None:
@@ -109,7 +111,7 @@ class Lab:
             with contextlib.suppress(AriNotFound):
                 await self.ari.hangup(channel_id)
         for bridge in await self.ari.list_bridges():
-            if bridge.id.startswith(self.prefix):
+            if bridge.id.startswith(ARI_ID_PREFIX + self.prefix):
                 with contextlib.suppress(AriNotFound):
                     await self.ari.destroy_bridge(bridge.id)
 

@@ -46,7 +46,7 @@ class Daemon:
         self.view = AvailabilityView.of(AgentSpec(agent, devices=(f"PJSIP/{agent}",)) for agent in AGENTS)
         self.events = AriEventStream(
             self.ari,
-            StreamSettings(owned_prefix="acb-", backoff=Backoff(initial_s=0.5, cap_s=2.0)),
+            StreamSettings(backoff=Backoff(initial_s=0.5, cap_s=2.0)),
             watched_devices=self.view.watched_devices,
         )
         feed_from_ari(self.view, self.events)
@@ -89,7 +89,7 @@ async def lab(lab_phones: dict[str, Any]) -> AsyncIterator[Lab]:
         await daemons[-1].start()
 
     probe = AriClient(daemons[0].ari.settings)
-    lab = Lab(lab_phones, store, probe, restart_daemon, prefix=f"acb-{uuid.uuid4().hex[:4]}-")
+    lab = Lab(lab_phones, store, probe, restart_daemon, prefix=f"e2e{uuid.uuid4().hex[:4]}-")
     try:
         yield lab
     finally:

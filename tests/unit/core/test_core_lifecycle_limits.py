@@ -176,8 +176,9 @@ def test_channel_ids_are_recorded_before_the_originate_and_derived_from_the_atte
     assert attempt.id == "cb1-1" and attempt.outcome is None
     agent_leg, contact_leg = attempt.leg(LegRole.AGENT), attempt.leg(LegRole.CONTACT)
     assert agent_leg is not None and contact_leg is not None
-    assert ring.channel_id == agent_leg.channel_id == "cb1-1-agent"
-    assert contact_leg.channel_id == "cb1-1-contact" and contact_leg.local_peer_id == "cb1-1-contact-2"
+    assert ring.channel_id == agent_leg.channel_id == "acb-cb1-1-agent"
+    assert contact_leg.channel_id == "acb-cb1-1-contact"
+    assert contact_leg.local_peer_id == "acb-cb1-1-contact-2"
     assert transition.callback.current_attempt == attempt
 
 
@@ -266,4 +267,4 @@ def test_contact_enters_the_failover_queue_with_the_configured_priority() -> Non
     callback = lc.step(new_callback(), ev.Due(False), DUE + SETTINGS.max_agent_wait, settings).callback
     callback = apply(callback, (ev.Due(True), SECOND), settings=settings)
     effects = lc.step(callback, ev.ContactAnswered(), DUE + 2 * SETTINGS.max_agent_wait, settings).effects
-    assert effects == (EnterQueue("cb1-1", "overflow", "cb1-1-contact", timedelta(minutes=2), 5),)
+    assert effects == (EnterQueue("cb1-1", "overflow", "acb-cb1-1-contact", timedelta(minutes=2), 5),)

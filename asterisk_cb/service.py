@@ -130,12 +130,14 @@ class CallbackService:
         for _ in range(_CREATE_RETRIES):
             with _as_service_errors():
                 transition = lifecycle.create(request, self._new_id(), self._clock(), settings)
+            new = transition.callback
             try:
-                return await self._store.create(
-                    transition.callback, transition.events, idempotency_key=idempotency_key
-                )
+                return await self._store.create(new, transition.events, idempotency_key=idempotency_key)
             except DuplicateCallback:
-                continue  # the random id was taken: draw another
+                # The Redis client retries a script whose reply was lost on a dropped connection: if the
+                # record under this id is exactly ours, that first run stored it. Else the id was taken.
+                if await self._store.get(new.id) == new:
+                    return Created(new, True)
         raise RuntimeError("could not draw an unused callback id")  # only with a broken id source
 
     async def get(self, actor: Actor, callback_id: str) -> Callback:

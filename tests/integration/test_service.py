@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -179,3 +180,36 @@ async def test_list_filters_combine(service: CallbackService) -> None:
     assert [c.contact_number for c in found] == ["+4930222"]
     found = await service.list(ADMIN, Query(contact_number="+49 30 111"))
     assert [c.id for c in found] == [first.callback.id]
+
+
+def ids(*values: str) -> Callable[[], str]:
+    drawn = iter(values)
+    return lambda: next(drawn)
+
+
+async def test_a_replayed_create_script_is_one_callback(store: Store, settings: dict[str, Settings]) -> None:
+    """The Redis client re-runs a script whose reply a dropped connection lost: same id, same record."""
+
+    async def settings_for(agent: str | None, queue: str | None) -> Settings:
+        return settings["default"]
+
+    clock = Clock()
+    first = CallbackService(store, Directory(), settings_for, clock, new_id=ids("aaaa000000000001"))
+    replay = CallbackService(store, Directory(), settings_for, clock, new_id=ids("aaaa000000000001"))
+    created = await first.schedule(AGENT_1001, request())
+    again = await replay.schedule(AGENT_1001, request())
+    assert again.callback == created.callback
+    assert len(await first.list(ADMIN, Query())) == 1
+
+
+async def test_a_taken_id_draws_another(store: Store, settings: dict[str, Settings]) -> None:
+    async def settings_for(agent: str | None, queue: str | None) -> Settings:
+        return settings["default"]
+
+    service = CallbackService(
+        store, Directory(), settings_for, Clock(), new_id=ids("bbbb000000000001", "bbbb000000000001", "bbbb2")
+    )
+    await service.schedule(AGENT_1001, request())
+    other = await service.schedule(AGENT_1001, request(contact_number="+4930999"))
+    assert other.callback.id == "bbbb2"
+    assert len(await service.list(ADMIN, Query())) == 2

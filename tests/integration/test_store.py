@@ -25,6 +25,14 @@ pytestmark = pytest.mark.lab
 NOW = datetime.now(UTC)
 
 
+@pytest.fixture(autouse=True)
+def _now_is_the_tests_start() -> None:
+    """Due times are relative to each test's start, not to the module's import: in a full run the
+    e2e tests come first and take minutes, which would make "due in 60 s" already due."""
+    global NOW  # noqa: PLW0603 - the helpers below read it
+    NOW = datetime.now(UTC)
+
+
 def make_callback(callback_id: str, due_in: float = -1.0, **changes: object) -> Callback:
     """A scheduled callback due ``due_in`` seconds from the test run's start."""
     callback = Callback(

@@ -36,7 +36,6 @@ from asterisk_cb.store import CallbackLive, Claim, Store
 pytestmark = pytest.mark.lab
 
 T = TypeVar("T")
-NOW = datetime.now(UTC)
 AGENTS = ["1001", "1002"]
 NUMBERS = ["+4930111", "+4930222", "0712"]
 CALLS = [None, "1795690000.1", "1795690000.2"]
@@ -48,6 +47,8 @@ class StoreModel(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        # Each run's own "now": "due in 600 s or more" must not already be due when a long suite ran first.
+        self.now = datetime.now(UTC)
         self.loop = asyncio.new_event_loop()
         self.redis = connect(self.redis_url)
         self.store = Store(self.redis, Keys("test-" + uuid.uuid4().hex[:12]))
@@ -82,10 +83,10 @@ class StoreModel(RuleBasedStateMachine):
             id=f"c{self.counter}",
             contact_number=number,
             agent=agent,
-            due_at=NOW + timedelta(seconds=due_in),
+            due_at=self.now + timedelta(seconds=due_in),
             timezone="UTC",
             created_by="test",
-            created_at=NOW,
+            created_at=self.now,
             origin_uniqueid=call,
             origin_linkedid=CALLS[1],
         )
@@ -102,7 +103,7 @@ class StoreModel(RuleBasedStateMachine):
             return  # the lifecycle refuses this before it reaches the store
         after = self.next(before, agent=agent, contact_number=number)
         if cancel:
-            after = dataclasses.replace(after, state=State.CANCELLED, finished_at=NOW)
+            after = dataclasses.replace(after, state=State.CANCELLED, finished_at=self.now)
         if before.state.is_live:
             with pytest.raises(CallbackLive):
                 self.run(self.store.edit(before, after, []))
@@ -148,11 +149,13 @@ class StoreModel(RuleBasedStateMachine):
 
     def holder_transition(self, before: Callback, outcome: str) -> Callback:
         if outcome == "live":
-            attempt = Attempt(f"{before.id}-a", Phase.AGENT, NOW, (Leg(LegRole.AGENT, f"{before.id}-ch"),))
+            leg = Leg(LegRole.AGENT, f"{before.id}-ch")
+            attempt = Attempt(f"{before.id}-a", Phase.AGENT, self.now, (leg,))
             return self.next(before, state=State.AGENT_RINGING, attempts=(*before.attempts, attempt))
         if outcome == "finish":
-            return self.next(before, state=State.COMPLETED, finished_at=NOW)
-        next_at = NOW - timedelta(seconds=1) if outcome == "retry_now" else NOW + timedelta(minutes=5)
+            return self.next(before, state=State.COMPLETED, finished_at=self.now)
+        retry_now = outcome == "retry_now"
+        next_at = self.now - timedelta(seconds=1) if retry_now else self.now + timedelta(minutes=5)
         return self.next(before, state=State.SCHEDULED, next_at=next_at)
 
     @staticmethod

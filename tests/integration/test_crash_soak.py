@@ -29,9 +29,8 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,8 +39,6 @@ from typing import Any
 import pytest
 
 from asterisk_cb.core.model import Callback, Event, EventKind, State
-from asterisk_cb.keys import Keys
-from asterisk_cb.redis_conn import connect
 from asterisk_cb.store import Store
 
 CALLBACKS = int(os.environ.get("ACB_SOAK_CALLBACKS", "3000"))
@@ -182,15 +179,6 @@ async def unleash(fleet: Fleet, seconds: float) -> None:
             fleet.pause(victim, fleet.rng.uniform(1.5, 3.0))
         else:
             fleet.pause(victim, fleet.rng.uniform(0.1, 0.5))
-
-
-@pytest.fixture
-async def store(lab_redis_url: str) -> AsyncIterator[Store]:
-    redis = connect(lab_redis_url)
-    store = Store(redis, Keys("soak-" + uuid.uuid4().hex[:12]))
-    yield store
-    await store.delete_namespace()
-    await redis.aclose()
 
 
 @pytest.fixture

@@ -1,0 +1,120 @@
+"""`asterisk-cb run` as real OS processes, for the end-to-end tests that kill and restart the daemon.
+
+The in-process e2e daemon (conftest.py) proves the executor; these processes prove what an admin runs:
+the entry point, the config file, the signal handlers, and what a SIGKILL really leaves behind (no
+``finally``, no release of claims, a websocket cut mid-call). Each daemon of a test gets the test's
+Redis namespace and its own ARI application name, as the README tells admins to do. The lease is the
+daemon's default (30 s, not configurable from the config file today), so every take-over waits for it
+to lapse: ``LEASE_S`` bounds those waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from asterisk_cb.store import DEFAULT_LEASE_MS
+
+ENTRY_POINT = Path(sys.executable).parent / "asterisk-cb"
+LEASE_S = DEFAULT_LEASE_MS / 1000
+# The executor looks a silent call's channels up after 30 s: a call resumed by a daemon whose ARI
+# application is not the one the channels sit in hears of their hangup only then.
+RECHECK_S = 30.0
+START_TIMEOUT_S = 15.0
+# Short delays a tester would write into [general]; tests change more with run-time overrides.
+GENERAL = {"reschedule_delay": "2s", "retry_interval": "5s", "agent_ring_timeout": "20s"}
+
+
+def config_text(info: dict[str, Any], namespace: str, app: str) -> str:
+    """The config an admin would write for the lab PBX (cf. scripts/demo_callback.py)."""
+    general = "\n".join(f"{option} = {value}" for option, value in GENERAL.items())
+    agents = "\n".join(f"{agent} = {spec['endpoint']}" for agent, spec in sorted(info["agents"].items()))
+    ari, ami = info["ari"], info["ami"]
+    return (
+        f"[general]\n{general}\n\n"
+        f"[redis]\nurl = {info['redis']['url']}\nnamespace = {namespace}\n\n"
+        f"[ari]\nurl = {ari['url']}\nuser = {ari['user']}\npassword = {ari['password']}\napp = {app}\n\n"
+        f"[ami]\nhost = {ami['host']}\nport = {ami['port']}\n"
+        f"user = {ami['user']}\nsecret = {ami['secret']}\n\n"
+        f"[dialing]\noutbound_context = {info['dialplan']['outbound_context']}\n\n"
+        f"[agents]\n{agents}\n"
+    )
+
+
+@dataclass
+class DaemonProcess:
+    """One `asterisk-cb --config <file> run`, its JSON log in a file next to the config."""
+
+    config: Path
+    log: Path
+    process: subprocess.Popen[bytes] = field(init=False)
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            command = [str(ENTRY_POINT), "--config", str(self.config), "run"]
+            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def running_lines(self) -> int:
+        """How many times a daemon logging into this file said it runs (the log is shared by restarts)."""
+        return self.log.read_text().count('"msg": "running"') if self.log.exists() else 0
+
+    async def wait_running(self, seen_before: int) -> None:
+        """Until this process logs "running" (ARI connected, scheduler about to claim)."""
+        async with asyncio.timeout(START_TIMEOUT_S):
+            while self.running_lines() <= seen_before:
+                if self.process.poll() is not None:
+                    raise AssertionError(f"asterisk-cb run exited {self.process.returncode}: {self.tail()}")
+                await asyncio.sleep(0.1)
+
+    def send(self, stop_signal: signal.Signals) -> None:
+        self.process.send_signal(stop_signal)
+
+    async def exited(self, timeout_s: float) -> int:
+        """The exit code, waiting at most ``timeout_s`` (raises TimeoutExpired if still running)."""
+        return await asyncio.to_thread(self.process.wait, timeout_s)
+
+    def kill(self) -> None:
+        """SIGKILL if still running, and reap it (cleanup after any test, passed or not)."""
+        if self.process.poll() is None:
+            self.process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=10)
+
+    def tail(self, lines: int = 20) -> str:
+        return "\n".join(self.log.read_text().splitlines()[-lines:]) if self.log.exists() else ""
+
+
+@dataclass
+class Fleet:
+    """The daemon processes of one test: all on one namespace, one ARI app (config file) per name."""
+
+    info: dict[str, Any]
+    namespace: str
+    folder: Path
+    started: list[DaemonProcess] = field(default_factory=list)
+
+    async def start(self, app: str) -> DaemonProcess:
+        """Start `asterisk-cb run` for ``app`` (the same config file on a restart) and wait till it runs."""
+        config = self.folder / f"{app}.conf"
+        if not config.exists():
+            config.write_text(config_text(self.info, self.namespace, app))
+        daemon = DaemonProcess(config, self.folder / f"{app}.log")
+        seen = daemon.running_lines()
+        daemon.start()
+        self.started.append(daemon)
+        await daemon.wait_running(seen)
+        return daemon
+
+    def kill_all(self) -> None:
+        for daemon in self.started:
+            daemon.kill()

@@ -1,0 +1,248 @@
+"""Faults of the daemon as admins run it: `asterisk-cb run` processes SIGKILLed or stopped mid-call.
+
+Counted on both sides: the SIPp phones' INVITE logs (every file of the lab's invite_dir, so a phone
+restarted in between is still counted) and the callbacks' records and events. Every take-over waits
+for the killed daemon's lease to lapse: the default 30 s (daemon_process.LEASE_S), so each test takes
+about a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from callback_lab import AGENTS, Lab, unique_number, until, until_equal
+from daemon_process import LEASE_S, RECHECK_S, DaemonProcess, Fleet
+
+from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, State
+from asterisk_cb.keys import Keys
+from asterisk_cb.redis_conn import connect
+from asterisk_cb.store import Store
+from asterisk_cb.telephony.ari import AriClient, AriSettings
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+AGENT = "1001"
+APP = "asterisk-cb-proc"
+# A take-over: the lease lapses, the restarted daemon claims and looks the channels up.
+TAKE_OVER_S = LEASE_S + 15
+SIGTERM_EXIT_S = 5.0
+
+
+def invite_times(info: dict[str, Any], user: str) -> list[float]:
+    """Every INVITE for ``user`` in every SIPp log of the lab (a restarted phone starts a new file)."""
+    times = []
+    for path in Path(info["contacts"]["invite_dir"]).glob("*"):
+        for parts in (line.split() for line in path.read_text().splitlines()):
+            if len(parts) >= 2 and parts[1] == user:
+                times.append(float(parts[0]))
+    return sorted(times)
+
+
+@pytest.fixture
+async def fleet_lab(lab_phones: dict[str, Any], tmp_path: Path) -> AsyncIterator[tuple[Fleet, Lab]]:
+    """A namespace of its own, daemons as processes (none started yet), and the e2e Lab helpers on it.
+    Afterwards, passed or failed: every daemon killed, leftover calls hung up, the namespace deleted."""
+    namespace = f"e2e-proc-{uuid.uuid4().hex[:8]}"
+    redis = connect(lab_phones["redis"]["url"])
+    store = Store(redis, Keys(namespace))
+    ari_info = lab_phones["ari"]
+    probe = AriClient(AriSettings(ari_info["url"], ari_info["user"], ari_info["password"], "acb-probe"))
+    fleet = Fleet(lab_phones, namespace, tmp_path)
+
+    async def no_in_process_daemon(_: float) -> None:
+        raise AssertionError("these tests restart daemon processes through the Fleet")
+
+    lab = Lab(lab_phones, store, probe, no_in_process_daemon, prefix=f"prc{uuid.uuid4().hex[:4]}-")
+    try:
+        yield fleet, lab
+    finally:
+        fleet.kill_all()
+        await lab.hang_up_leftovers()
+        await probe.close()
+        await store.delete_namespace()
+        await redis.aclose()
+
+
+async def _kill_and_restart(fleet: Fleet, daemon: DaemonProcess) -> float:
+    """SIGKILL: no handler runs, claims stay held, the websocket is cut. Returns when it happened."""
+    killed_at = time.time()
+    daemon.send(signal.SIGKILL)
+    assert await daemon.exited(5) == -signal.SIGKILL
+    await fleet.start(APP)
+    return killed_at
+
+
+def _leg_channel(callback: Callback, role: LegRole) -> str:
+    leg = callback.attempts[-1].leg(role)
+    assert leg is not None and leg.channel_id is not None
+    return leg.channel_id
+
+
+async def test_sigkill_during_the_agent_ring_then_a_new_daemon_completes_and_dials_the_contact_once(
+    fleet_lab: tuple[Fleet, Lab],
+) -> None:
+    fleet, lab = fleet_lab
+    lab.phone(AGENT, "answer", ring_s=3)  # picks up while no daemon is there
+    number = unique_number("20102")
+    daemon = await fleet.start(APP)
+
+    scheduled = await lab.schedule(number, AGENT)
+    await lab.wait_for(scheduled.id, lambda cb: cb.state is State.AGENT_RINGING)
+    agent_rings_before = len(lab.agent_invites(AGENT).times(AGENT))
+    killed_at = await _kill_and_restart(fleet, daemon)
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=TAKE_OVER_S + 20)
+
+    assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
+    assert len(invite_times(lab.info, number)) == 1
+    kinds = await lab.kinds(scheduled.id)
+    first_ring = done.attempts[0]
+    if EventKind.RESUMED in kinds and len(done.attempts) == 1:  # the ringing call was followed again
+        assert len(lab.agent_invites(AGENT).times(AGENT)) == agent_rings_before
+    else:  # the ring was lost (answered into no app): rung again only after it had ended
+        assert EventKind.CALL_LOST in kinds
+        assert first_ring.ended_at is not None
+        rings_after = [at for at in lab.agent_invites(AGENT).times(AGENT) if at > killed_at]
+        assert all(at >= first_ring.ended_at.timestamp() for at in rings_after)
+    await until_equal(lab.our_channels, [])
+
+
+async def test_sigkill_during_the_contact_ring_then_a_new_daemon_resumes_the_same_call(
+    fleet_lab: tuple[Fleet, Lab],
+) -> None:
+    fleet, lab = fleet_lab
+    lab.phone(AGENT, "answer")
+    await lab.set(contact_ring_timeout="90s")
+    number = unique_number("20245")  # rings 45 s (beyond the lease), answers, stays until hung up
+    daemon = await fleet.start(APP)
+
+    scheduled = await lab.schedule(number, AGENT)
+    await lab.wait_for(scheduled.id, lambda cb: cb.state is State.CONTACT_RINGING)
+    await until(lambda: len(invite_times(lab.info, number)) == 1)  # the contact's phone surely rings
+    await _kill_and_restart(fleet, daemon)
+    talking = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS, timeout_s=60)
+    await lab.ari.hangup(_leg_channel(talking, LegRole.AGENT))  # the agent ends the talk
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=15)
+
+    assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
+    assert len(done.attempts) == 1
+    assert EventKind.RESUMED in await lab.kinds(scheduled.id)
+    assert len(invite_times(lab.info, number)) == 1
+    await until_equal(lab.our_channels, [])
+
+
+async def test_sigkill_during_the_talk_then_a_new_daemon_follows_it_to_the_end_without_redialling(
+    fleet_lab: tuple[Fleet, Lab],
+) -> None:
+    fleet, lab = fleet_lab
+    lab.phone(AGENT, "answer")
+    number = unique_number("20150")  # talks 50 s (beyond the lease), then hangs up
+    daemon = await fleet.start(APP)
+
+    scheduled = await lab.schedule(number, AGENT)
+    await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS)
+    await _kill_and_restart(fleet, daemon)
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=TAKE_OVER_S + 30)
+
+    assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
+    assert len(done.attempts) == 1
+    assert EventKind.RESUMED in await lab.kinds(scheduled.id)
+    assert len(invite_times(lab.info, number)) == 1
+    await until_equal(lab.our_channels, [])
+
+
+async def test_sigterm_exits_promptly_leaves_the_call_up_and_the_restarted_daemon_resumes_it(
+    fleet_lab: tuple[Fleet, Lab],
+) -> None:
+    fleet, lab = fleet_lab
+    lab.phone(AGENT, "answer")
+    number = unique_number("20190")  # would talk 90 s
+    daemon = await fleet.start(APP)
+
+    scheduled = await lab.schedule(number, AGENT)
+    talking = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS)
+    daemon.send(signal.SIGTERM)
+    assert await daemon.exited(SIGTERM_EXIT_S) == 0
+    # both legs (the contact's a Local pair) still up
+    assert sorted(talking.attempts[-1].channel_ids) == sorted(await lab.our_channels())
+    assert (await lab.store.get(scheduled.id)).state is State.IN_PROGRESS  # type: ignore[union-attr]
+
+    await fleet.start(APP)
+    done = await _resumed_then_hung_up(lab, scheduled.id, _leg_channel(talking, LegRole.AGENT))
+
+    assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
+    assert len(done.attempts) == 1
+    assert len(invite_times(lab.info, number)) == 1
+    await until_equal(lab.our_channels, [])
+
+
+async def _resumed_then_hung_up(lab: Lab, callback_id: str, agent_channel: str) -> Callback:
+    """Wait until a daemon took the live call over (event ``resumed``), then the agent hangs up."""
+
+    async def resumed() -> bool:
+        return EventKind.RESUMED in await lab.kinds(callback_id)
+
+    await until_equal(resumed, True, TAKE_OVER_S)
+    await lab.ari.hangup(agent_channel)
+    return await lab.wait_for(callback_id, lambda cb: cb.state.is_finished, timeout_s=15)
+
+
+PER_AGENT = 2
+
+
+async def test_two_daemons_one_sigkilled_midway_every_callback_completes_once_and_never_overlaps(
+    fleet_lab: tuple[Fleet, Lab],
+) -> None:
+    fleet, lab = fleet_lab
+    for agent in AGENTS:
+        lab.phone(agent, "answer")
+    numbers = {agent: [unique_number("20108") for _ in range(PER_AGENT)] for agent in AGENTS}
+    doomed = await fleet.start(f"{APP}-a")
+    await fleet.start(f"{APP}-b")
+
+    scheduled = [await lab.schedule(number, agent, in_s=2) for agent in AGENTS for number in numbers[agent]]
+    await _until_holding_a_live_call(lab, scheduled, doomed.pid)
+    doomed.send(signal.SIGKILL)
+    done = await asyncio.gather(
+        *(
+            lab.wait_for(cb.id, lambda cb: cb.state.is_finished, timeout_s=TAKE_OVER_S + RECHECK_S + 60)
+            for cb in scheduled
+        )
+    )
+
+    assert [cb.state for cb in done] == [State.COMPLETED] * len(scheduled)
+    for agent in AGENTS:
+        assert [len(invite_times(lab.info, number)) for number in numbers[agent]] == [1] * PER_AGENT
+    _assert_one_call_at_a_time_per_agent(done)
+    assert any([EventKind.RESUMED in await lab.kinds(cb.id) for cb in scheduled])  # some taken over
+    await until_equal(lab.our_channels, [])
+
+
+async def _until_holding_a_live_call(lab: Lab, callbacks: list[Callback], pid: int) -> None:
+    """Until the daemon with ``pid`` holds a callback whose call exists (lease owner host:pid:...)."""
+    keys = [lab.store.keys.callback(cb.id) for cb in callbacks]
+    async with asyncio.timeout(30):
+        while True:
+            for key in keys:
+                owner, live = await lab.store.redis.hmget(key, ["_own", "_live"])
+                if live == "1" and owner is not None and owner.split(":")[1] == str(pid):
+                    return
+            await asyncio.sleep(0.05)
+
+
+def _assert_one_call_at_a_time_per_agent(done: list[Callback]) -> None:
+    spans: dict[str, list[tuple[datetime, datetime | None]]] = defaultdict(list)
+    for cb in done:
+        spans[cb.agent].extend((attempt.started_at, attempt.ended_at) for attempt in cb.attempts)
+    for agent_spans in spans.values():
+        for (_, end), (next_start, _) in itertools.pairwise(sorted(agent_spans)):
+            assert end is not None and next_start >= end

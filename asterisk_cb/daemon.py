@@ -32,6 +32,7 @@ from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
 from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView
 from asterisk_cb.telephony.availability_feed import feed_from_ami, feed_from_ari
 from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions
+from asterisk_cb.telephony.queue_guard import QueueGuard
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class Daemon:
         self.ami = AmiConnection(AmiSettings(site.ami.user, site.ami.secret, site.ami.host, site.ami.port))
         feed_from_ari(self.view, self.events)
         feed_from_ami(self.view, self.ami)
+        self.queue_guard = QueueGuard(self.ami)
         executor = CallbackExecutor(
             self.store,
             self.ari,
@@ -64,6 +66,7 @@ class Daemon:
             availability=self.view,
             settings_for=self.settings_for,
             options=ExecutorOptions(site.dialing.outbound_context),
+            queue_guard=self.queue_guard,
         )
         self.scheduler = Scheduler(self.store, executor, SchedulerOptions())
         self.metrics = Metrics(
@@ -94,6 +97,7 @@ class Daemon:
             await self.events.wait_ready(ARI_READY_TIMEOUT_S)
         except TimeoutError:
             log.warning("ARI not ready yet; running anyway", extra={"ari": self.site.ari.url})
+        await self._release_leftover_pauses()
         log.info("running", extra={"owner": self.scheduler.owner, "agents": len(self.site.agents)})
         try:
             async with self._metrics_served():
@@ -104,6 +108,15 @@ class Daemon:
             await self.ari.close()
             await self.redis.aclose()
             log.info("stopped")
+
+    async def _release_leftover_pauses(self) -> None:
+        """A daemon that died mid-callback left its agents paused with reason "callback": lift them."""
+        try:
+            await self.ami.wait_ready(ARI_READY_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("AMI not ready yet; leftover callback pauses stay", extra={"ami": self.site.ami.host})
+            return
+        await self.queue_guard.release_leftovers()
 
     @asynccontextmanager
     async def _metrics_served(self) -> AsyncIterator[None]:

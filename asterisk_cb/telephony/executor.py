@@ -34,9 +34,15 @@ Leases: the scheduler renews the lease of every claim its executor works on for 
 ``execute`` runs, and cancels the task when the lease is lost; effects already started finish (they
 are shielded), the call is left to the next holder.
 
-Not here yet: the queue phase (issue 5 item 5) is refused before anything is written; with several
-ready devices only the first rings; no announcement to the agent; no AMD (a voicemail pickup counts
-as answered); the per-agent guard is per daemon (several daemons rely on the device state).
+Queue phase (failover): ``DialContact`` dials the contact alone; on answer ``EnterQueue`` bridges it
+with ``Local/<queue>@<queue context>/n``, whose dialplan half runs Queue() (see ``_enter_queue``).
+
+Queue pauses: with a ``QueueGuard``, the agent's queue memberships are paused (reason "callback") just
+before its ring and lifted when the run ends, whatever the ending (``queue_guard``).
+
+Not here yet: with several ready devices only the first rings; no announcement to the agent; no AMD
+(a voicemail pickup counts as answered); the per-agent guard is per daemon (several daemons rely on
+the device state and on the queue pauses).
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ from asterisk_cb.core.effects import (
 from asterisk_cb.core.model import ARI_ID_PREFIX, Callback, LegRole, Outcome, Phase
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.store import Claim, Store
+from asterisk_cb.telephony.ami_events import device_of_channel
 from asterisk_cb.telephony.ari import AriClient, AriError, AriNotFound, ChannelNotInStasis
 from asterisk_cb.telephony.ari_events import AriEvent, Channel, ChannelEvent, Dial, StasisStart
 from asterisk_cb.telephony.ari_stream import AriEventStream, ResyncSnapshot
@@ -72,15 +79,18 @@ from asterisk_cb.telephony.call_marks import agent_caller_id, callback_variables
 from asterisk_cb.telephony.progress import (
     LegWatch,
     leg_channel,
+    queue_channel_id,
     reconcile,
     resume_input,
     watched_channels,
 )
+from asterisk_cb.telephony.queue_guard import Pause, QueueGuard
 
 log = logging.getLogger(__name__)
 
 ENTER_APP_TIMEOUT_S = 5.0  # a created channel enters our Stasis app within milliseconds
 EVENT_GRACE_S = 1.0  # how much later than a REST answer the websocket may bring the matching event
+MEMBER_LOOKUPS, MEMBER_LOOKUP_PAUSE_S = 10, 0.1  # BRIDGEPEER comes within milliseconds of the answer
 
 SettingsFor = Callable[[Callback], Awaitable[Settings]]
 Clock = Callable[[], datetime]
@@ -93,14 +103,12 @@ def utc_now() -> datetime:
 @dataclasses.dataclass(frozen=True)
 class ExecutorOptions:
     """``outbound_context``: the admin's dialplan context the contact is dialled through;
-    ``recheck_s``: how long a live call may go without any event before its channels are looked up."""
+    ``recheck_s``: how long a live call may go without any event before its channels are looked up;
+    ``queue_context``: the dialplan context whose extension <queue> puts a caller into that queue."""
 
     outbound_context: str
     recheck_s: float = 30.0
-
-
-class UnsupportedPhase(Exception):
-    """The callback needs a part of the executor that does not exist yet (the failover queue phase)."""
+    queue_context: str = "callback-queue"  # runs Queue(${EXTEN}) for the failover phase (dialplan/)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +138,7 @@ class CallbackExecutor:
         availability: AvailabilityView,
         settings_for: SettingsFor,
         options: ExecutorOptions,
+        queue_guard: QueueGuard | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self.store = store
@@ -138,6 +147,7 @@ class CallbackExecutor:
         self.availability = availability
         self.settings_for = settings_for
         self.options = options
+        self.queue_guard = queue_guard  # None: agents' queue memberships are left alone
         self.clock = clock
         self._runs: dict[str, _Run] = {}  # channel id -> the run following it
         self._agents_in_use: set[str] = set()  # agents one of our runs is ringing or talking through
@@ -150,6 +160,7 @@ class CallbackExecutor:
             await run.run()
         finally:
             run.close()
+            await asyncio.shield(run.release_queues())
 
     def _route(self, event: AriEvent) -> None:
         channel = event.peer if isinstance(event, Dial) else getattr(event, "channel", None)
@@ -177,14 +188,13 @@ class _Run:
         self.ring_device: str | None = None
         self._channels: set[str] = set()
         self._holds_agent = False
+        self._paused: tuple[Pause, ...] = ()  # the agent's queue memberships this run paused
 
     @property
     def callback(self) -> Callback:
         return self.claim.callback
 
     async def run(self) -> None:
-        if self.callback.phase is Phase.QUEUE:
-            raise UnsupportedPhase(f"callback {self.callback.id}: the failover queue phase is not built yet")
         self.settings = await self.x.settings_for(self.callback)
         happening: ev.Input | None = await self._resume() if self.claim.resume else self._due()
         while True:
@@ -225,6 +235,18 @@ class _Run:
                 alive[channel_id] = await self.x.ari.get_channel(channel_id)
         return alive
 
+    async def _hold_queues(self) -> None:
+        """No queue call for the agent while its callback rings or is live (``queue_guard``)."""
+        guard = self.x.queue_guard
+        if guard is not None:
+            self._paused += await guard.hold(self.x.availability.memberships_of(self.callback.agent))
+
+    async def release_queues(self) -> None:
+        """The run is over (call ended, rescheduled, failed or handed over): lift our pauses."""
+        paused, self._paused = self._paused, ()
+        if self.x.queue_guard is not None and paused:
+            await self.x.queue_guard.release(paused)
+
     def close(self) -> None:
         for channel_id in self._channels:
             if self.x._runs.get(channel_id) is self:
@@ -256,8 +278,13 @@ class _Run:
         self._follow_channels()  # before looking: an end between the look and the commit is not lost
         alive = await self._look_up_channels()
         taking_over = resume_input(self.callback, alive)
-        if isinstance(taking_over, ev.CallResumed):
+        live = isinstance(taking_over, ev.CallResumed)
+        if live:
             self._looked = _Resynced(alive)  # what changed while nobody watched: after CallResumed
+        guard = self.x.queue_guard
+        if guard is not None and self.callback.phase is Phase.AGENT:
+            memberships = self.x.availability.memberships_of(self.callback.agent)
+            self._paused = await guard.take_over(memberships, live=live)
         return taking_over
 
     def _interpret(self, signal: Signal) -> ev.Input | None:
@@ -272,7 +299,7 @@ class _Run:
 
         Returns the input a failed effect stands for (e.g. the agent could not be rung), if any."""
         before = self.callback
-        happening = await self._with_linkedid(happening)
+        happening = await self._with_member(await self._with_linkedid(happening))
         transition = lifecycle.step(before, happening, self.x.clock(), self.settings)
         self.claim = await self.x.store.commit(self.claim, transition.callback, transition.events)
         log.info(
@@ -300,6 +327,25 @@ class _Run:
             return happening
         return dataclasses.replace(happening, leg=dataclasses.replace(happening.leg, linkedid=linkedid))
 
+    async def _with_member(self, happening: ev.Input) -> ev.Input:
+        """Who took the call from the queue: the queue's Local half ``;2`` is in a two-party bridge
+        with the member's channel, so its BRIDGEPEER names it (set by the bridging core, nothing
+        needed in the admin's queue). It is set as the bridge forms, just after the answer: wait a
+        little for it."""
+        if not isinstance(happening, ev.MemberAnswered) or not happening.leg.uniqueid:
+            return happening
+        waiting_half = f"{happening.leg.uniqueid}-2"
+        peer: str | None = None
+        with contextlib.suppress(AriError):
+            for _ in range(MEMBER_LOOKUPS):
+                if peer := await self.x.ari.get_variable(waiting_half, "BRIDGEPEER"):
+                    break
+                await asyncio.sleep(MEMBER_LOOKUP_PAUSE_S)
+        if not peer:
+            log.info("callback %s: the member who answered is unknown", self.callback.id)
+            return happening
+        return dataclasses.replace(happening, member=device_of_channel(peer))
+
     def _follow_channels(self) -> None:
         attempt = self.callback.current_attempt
         if attempt is None:
@@ -319,7 +365,7 @@ class _Run:
             case HangUp():
                 await self._hang_up(effect)
             case EnterQueue():
-                raise UnsupportedPhase(f"callback {self.callback.id}: EnterQueue is not built yet")
+                return await self._enter_queue(effect)
             case WatchCall() | WaitUntil():
                 pass  # channels are followed after every commit; the store already placed next_at
         return None
@@ -329,6 +375,7 @@ class _Run:
     async def _ring_agent(self, effect: RingAgent) -> ev.Input | None:
         if self.ring_device is None:
             return ev.AgentMissed(Outcome.AGENT_FAILED)
+        await self._hold_queues()
         try:
             await self.x.ari.originate(
                 self.ring_device,
@@ -344,13 +391,15 @@ class _Run:
         return None
 
     async def _dial_contact(self, effect: DialContact) -> ev.Input | None:
+        if effect.phase is Phase.QUEUE:  # nobody to bridge yet: the queue comes once the contact answers
+            return await self._ring_contact(None, effect)
         attempt = self.callback.current_attempt
         assert attempt is not None
         agent_channel = leg_channel(attempt, LegRole.AGENT)
         assert agent_channel is not None, "the agent phase always has an agent leg"
         bridge_id = _bridge_id(effect.attempt_id)
         return await self._bridge_agent(agent_channel, bridge_id, effect) or await self._ring_contact(
-            agent_channel, bridge_id, effect
+            agent_channel, effect
         )
 
     async def _bridge_agent(self, agent_channel: str, bridge_id: str, effect: DialContact) -> ev.Input | None:
@@ -367,32 +416,88 @@ class _Run:
             return ev.ContactFailed(Outcome.FAILED)
         return None
 
-    async def _ring_contact(self, agent_channel: str, bridge_id: str, effect: DialContact) -> ev.Input | None:
-        """Create the contact's Local channel in the app, bridge it once it is there, then dial it."""
+    async def _ring_contact(self, agent_channel: str | None, effect: DialContact) -> ev.Input | None:
+        """Create the contact's Local channel in the app, bridge it with the agent once it is there
+        (agent phase), then dial it."""
         ari = self.x.ari
-        # The create request returns before the channel is in the app; bridging it earlier fails.
-        entered = self.x.events.expect(
-            lambda event: isinstance(event, StasisStart) and event.channel.id == effect.channel_id
-        )
         try:
-            await ari.create_channel(
+            await self._create_in_app(
                 f"Local/{effect.number}@{self.x.options.outbound_context}/n",
-                channel_id=effect.channel_id,
+                effect.channel_id,
                 other_channel_id=effect.local_peer_id,
                 app_args="contact",
                 originator=agent_channel,  # one linkedid for the whole call: CDR/CEL rows link up
                 variables=callback_variables(self.callback.id, effect.attempt_id, LegRole.CONTACT),
             )
-            async with asyncio.timeout(ENTER_APP_TIMEOUT_S):
-                await entered
-            await ari.add_channel(bridge_id, effect.channel_id)
-            await _quietly(ari.ring(agent_channel))  # ringback while the contact rings
+            if agent_channel is not None:
+                await ari.add_channel(_bridge_id(effect.attempt_id), effect.channel_id)
+                await _quietly(ari.ring(agent_channel))  # ringback while the contact rings
             await ari.dial(effect.channel_id, timeout_s=_seconds(effect.timeout))
         except (AriError, TimeoutError) as error:
             log.warning("callback %s: dialling the contact failed: %r", self.callback.id, error)
             return ev.ContactFailed(Outcome.FAILED)
+        return None
+
+    async def _create_in_app(
+        self,
+        endpoint: str,
+        channel_id: str,
+        *,
+        other_channel_id: str,
+        app_args: str,
+        originator: str | None,
+        variables: dict[str, str],
+    ) -> None:
+        """Create a channel in our app and wait until it is there (the create request returns before
+        the channel enters the app; bridging it earlier fails)."""
+        entered = self.x.events.expect(
+            lambda event: isinstance(event, StasisStart) and event.channel.id == channel_id
+        )
+        try:
+            await self.x.ari.create_channel(
+                endpoint,
+                channel_id=channel_id,
+                other_channel_id=other_channel_id,
+                app_args=app_args,
+                originator=originator,
+                variables=variables,
+            )
+            async with asyncio.timeout(ENTER_APP_TIMEOUT_S):
+                await entered
         finally:
             entered.cancel()  # stops listening if it never came
+
+    async def _enter_queue(self, effect: EnterQueue) -> ev.Input | None:
+        """The answered contact waits in the failover queue: bridged with a Local channel whose dialplan
+        half runs Queue() in ``queue_context``; that channel is answered when a member takes the call.
+
+        Queue() reads its entry priority from QUEUE_PRIO and the wait from ACB_QUEUE_TIMEOUT; ARI's
+        dial timeout is the same wait, so a dialplan without the timeout argument cannot wait longer."""
+        ari = self.x.ari
+        waiting = queue_channel_id(effect.attempt_id)
+        bridge_id = _bridge_id(effect.attempt_id)
+        variables = callback_variables(self.callback.id, effect.attempt_id, LegRole.MEMBER)
+        variables |= {"QUEUE_PRIO": str(effect.priority), "ACB_QUEUE_TIMEOUT": str(_seconds(effect.timeout))}
+        try:
+            await ari.create_bridge(bridge_id, name=f"callback {self.callback.id}")
+            await ari.add_channel(bridge_id, effect.channel_id)
+            await self._create_in_app(
+                f"Local/{effect.queue}@{self.x.options.queue_context}/n",
+                waiting,
+                other_channel_id=f"{waiting}-2",  # the half running Queue(): see _with_member
+                app_args="queue",
+                originator=effect.channel_id,
+                variables=variables,
+            )
+            # Dialled before it is bridged: the dialplan half copies the channel's variables when
+            # dialled, and a BRIDGEPEER from our bridge would then misname the member (_with_member).
+            await ari.dial(waiting, timeout_s=_seconds(effect.timeout))
+            await ari.add_channel(bridge_id, waiting)
+        except (AriNotFound, ChannelNotInStasis):  # the contact hung up right after answering
+            return ev.QueueGaveUp(Outcome.ABANDONED)
+        except (AriError, TimeoutError) as error:
+            log.warning("callback %s: entering queue %s failed: %r", self.callback.id, effect.queue, error)
+            return ev.QueueGaveUp(Outcome.QUEUE_TIMEOUT)
         return None
 
     async def _present_caller_id(self, agent_channel: str, effect: DialContact) -> None:
@@ -413,7 +518,7 @@ class _Run:
 
     async def _hang_up(self, effect: HangUp) -> None:
         """End whatever is left; a channel or bridge already gone is the normal case."""
-        for channel_id in effect.channel_ids:
+        for channel_id in (*effect.channel_ids, queue_channel_id(effect.attempt_id)):
             await _quietly(self.x.ari.hangup(channel_id))
         await _quietly(self.x.ari.destroy_bridge(_bridge_id(effect.attempt_id)))
 

@@ -11,6 +11,10 @@ Which event means what (measured on the lab's Asterisk 22):
   nothing; its half ``;1`` turns Up when the far end answers; ChannelDestroyed carries the far end's
   cause because the outbound dialplan ends with ``Hangup(${HANGUPCAUSE})``.
 * a Dial event may come before the end with its own status (BUSY, NOANSWER...): remembered per channel.
+* queue phase: once the contact answered, a second Local channel ``Local/<queue>@<queue context>/n``
+  (id ``queue_channel``) is created in the app and bridged with it; its dialplan half runs Queue(),
+  which answers it only when a member takes the call: its ``;1`` turning Up is the member's answer,
+  its end before that is the queue giving up (the context ends with ``Hangup(19)`` after Queue()).
 
 Events the callback's state does not expect (a late event for a channel already dealt with, our own
 hang-up after the outcome was recorded) yield no input.
@@ -22,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from asterisk_cb.core import inputs as ev
-from asterisk_cb.core.model import Attempt, Callback, LegRole, State
+from asterisk_cb.core.model import ARI_ID_PREFIX, Attempt, Callback, LegRole, Outcome, Phase, State
 from asterisk_cb.telephony.ari_events import (
     AriEvent,
     Channel,
@@ -44,13 +48,27 @@ def leg_channel(attempt: Attempt, role: LegRole) -> str | None:
     return leg.channel_id if leg else None
 
 
+def queue_channel_id(attempt_id: str) -> str:
+    """Queue phase: the id of the Local channel that waits in the failover queue for the contact.
+    Derived from the attempt id, which is on record before anything is dialled, so a resumer finds it."""
+    return f"{ARI_ID_PREFIX}{attempt_id}-queue"
+
+
+def queue_channel(attempt: Attempt) -> str | None:
+    return queue_channel_id(attempt.id) if attempt.phase is Phase.QUEUE else None
+
+
 def watched_channels(attempt: Attempt) -> dict[str, LegRole]:
-    """The channels whose events move the attempt forward, by id."""
-    return {
+    """The channels whose events move the attempt forward, by id (the queue's Local channel stands
+    for the member: it is answered when a member answers)."""
+    watched = {
         channel_id: role
         for role in (LegRole.AGENT, LegRole.CONTACT)
         if (channel_id := leg_channel(attempt, role)) is not None
     }
+    if (waiting := queue_channel(attempt)) is not None:
+        watched[waiting] = LegRole.MEMBER
+    return watched
 
 
 def _event_channel(event: AriEvent) -> Channel | None:
@@ -96,22 +114,26 @@ class LegWatch:
             if role is LegRole.AGENT:
                 return ev.AgentHungUp(info)
             return ev.ContactFailed(contact_outcome(end), info)
+        if state is State.QUEUED:  # the contact hung up while waiting, or Queue() timed out
+            return ev.QueueGaveUp(
+                Outcome.ABANDONED if role is LegRole.CONTACT else Outcome.QUEUE_TIMEOUT, info
+            )
         if state is State.IN_PROGRESS:
             return ev.CallEnded(info)
         return None
 
 
 def _progressed(state: State, role: LegRole, event: AriEvent, info: ev.LegInfo) -> ev.Input | None:
-    """Answers: the agent's channel enters the app; the contact's Local channel turns Up."""
+    """Answers: the agent's channel enters the app; the contact's Local channel turns Up; the queue's
+    Local channel turns Up (a member took the call; the executor looks up who, see ``_with_member``)."""
     if isinstance(event, StasisStart) and state is State.AGENT_RINGING and role is LegRole.AGENT:
         return ev.AgentAnswered(info)
-    if (
-        isinstance(event, ChannelStateChange)
-        and event.channel.state == UP
-        and state is State.CONTACT_RINGING
-        and role is LegRole.CONTACT
-    ):
+    if not isinstance(event, ChannelStateChange) or event.channel.state != UP:
+        return None
+    if state is State.CONTACT_RINGING and role is LegRole.CONTACT:
         return ev.ContactAnswered(info)
+    if state is State.QUEUED and role is LegRole.MEMBER:
+        return ev.MemberAnswered("", info)
     return None
 
 
@@ -154,6 +176,13 @@ def reconcile(callback: Callback, alive: Mapping[str, Channel]) -> ev.Input | No
         return ev.AgentAnswered(ev.LegInfo(uniqueid=agent.id)) if agent and agent.state == UP else None
     if state is State.CONTACT_RINGING:
         return _reconcile_contact_ring(legs, agent, contact)
+    if state is State.QUEUED:  # a member answered unseen: the queue's Local channel is Up
+        waiting = present.get(LegRole.MEMBER)
+        return (
+            ev.MemberAnswered("", ev.LegInfo(uniqueid=waiting.id))
+            if waiting and waiting.state == UP
+            else None
+        )
     if state is State.IN_PROGRESS and len(present) < len(legs):
         return ev.CallEnded()
     return None

@@ -20,12 +20,14 @@ from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import connect
 from asterisk_cb.scheduler import Scheduler, SchedulerOptions
 from asterisk_cb.store import Store
+from asterisk_cb.telephony.ami import AmiConnection, AmiSettings
 from asterisk_cb.telephony.ari import AriClient, AriSettings
 from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
 from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView
-from asterisk_cb.telephony.availability_feed import feed_from_ari
+from asterisk_cb.telephony.availability_feed import feed_from_ami, feed_from_ari
 from asterisk_cb.telephony.backoff import Backoff
 from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions
+from asterisk_cb.telephony.queue_guard import QueueGuard
 
 
 @pytest.fixture(scope="session")
@@ -35,8 +37,9 @@ def lab_phones(lab_info: dict[str, Any]) -> dict[str, Any]:
 
 
 class Daemon:
-    """What `asterisk-cb run` will wire: ARI events, the availability view, the executor under a
-    scheduler. ``stop`` is what a killed daemon leaves behind: live calls up, their leases lapsing."""
+    """What `asterisk-cb run` wires: ARI events and AMI, the availability view, the queue guard, the
+    executor under a scheduler. ``stop`` is what a killed daemon leaves behind: live calls up, their
+    leases lapsing."""
 
     def __init__(self, info: dict[str, Any], store: Store) -> None:
         ari_info = info["ari"]
@@ -50,6 +53,12 @@ class Daemon:
             watched_devices=self.view.watched_devices,
         )
         feed_from_ari(self.view, self.events)
+        ami_info = info["ami"]
+        self.ami = AmiConnection(
+            AmiSettings(ami_info["user"], ami_info["secret"], ami_info["host"], ami_info["port"])
+        )
+        feed_from_ami(self.view, self.ami)
+        self.queue_guard = QueueGuard(self.ami)
         executor = CallbackExecutor(
             store,
             self.ari,
@@ -57,13 +66,17 @@ class Daemon:
             availability=self.view,
             settings_for=lambda callback: settings_for(store, callback),
             options=ExecutorOptions(info["dialplan"]["outbound_context"], recheck_s=RECHECK_S),
+            queue_guard=self.queue_guard,
         )
         self.scheduler = Scheduler(store, executor, SchedulerOptions(lease_ms=LEASE_MS, renew_every_ms=1000))
         self._running: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.events.start()
+        await self.ami.start()
         await self.events.wait_ready(10)
+        await self.ami.wait_ready(10)
+        await self.queue_guard.release_leftovers()
         self._running = asyncio.create_task(self.scheduler.run())
 
     async def stop(self) -> None:
@@ -71,6 +84,7 @@ class Daemon:
         if self._running is not None:
             await self._running
         await self.events.stop()
+        await self.ami.stop()
         await self.ari.close()
 
 

@@ -18,10 +18,10 @@ from asterisk_cb.store import Claim
 from asterisk_cb.telephony.ari import AriClient
 from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
 from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView
-from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions, UnsupportedPhase
+from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
-SETTINGS = Settings(max_missed_agent_rings=3)
+SETTINGS = Settings(max_missed_agent_rings=3, failover_queue="failover")
 
 
 class RecordingStore:
@@ -86,15 +86,20 @@ async def test_an_agent_ring_asterisk_refuses_is_a_failed_ring_and_frees_the_age
     assert [cb.state for cb in store.committed[2:]] == [State.AGENT_RINGING, State.SCHEDULED]
 
 
-async def test_the_queue_phase_is_refused_before_anything_is_written(
-    ari_client: AriClient, events: AriEventStream
+async def test_the_queue_phase_dials_the_contact_alone_and_a_refused_dial_is_a_queue_attempt(
+    fake_ari: FakeAri, ari_client: AriClient, events: AriEventStream
 ) -> None:
     store = RecordingStore()
     executor = _executor(ari_client, events, store)
+    fake_ari.down = True  # REST answers 503 from now on: creating the contact's channel fails
 
-    with pytest.raises(UnsupportedPhase):
-        await executor.execute(_claim(Phase.QUEUE))
-    assert store.committed == []
+    await executor.execute(_claim(Phase.QUEUE))
+
+    ringing, failed = store.committed
+    assert ringing.state is State.CONTACT_RINGING  # recorded before the dial was tried
+    assert (failed.state, failed.phase, failed.queue_attempts) == (State.SCHEDULED, Phase.QUEUE, 1)
+    assert failed.attempts[-1].outcome is Outcome.FAILED
+    assert fake_ari.calls["POST /ari/channels"] == 0  # no agent is rung in the queue phase
 
 
 async def test_without_the_events_stream_the_agent_counts_as_unavailable(

@@ -1,0 +1,136 @@
+"""The failover queue phase on the real lab: after the agent phase, the contact is dialled alone and,
+once answered, waits in the lab's `failover` queue (members 1003 and 1004) until a member takes it.
+Counted on the SIPp side (INVITEs per number and per member) and in the callback's record."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+from callback_lab import Lab, unique_number, until_equal
+
+from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, Phase, State
+from asterisk_cb.telephony.progress import queue_channel_id
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+AGENT = "1001"
+MEMBERS = ("1003", "1004")  # the lab's failover queue
+RETRY_S = 3
+
+
+@pytest.fixture
+def members_answer() -> Iterator[None]:
+    for member in MEMBERS:
+        Lab.phone(member, "answer")
+    yield
+    for member in MEMBERS:
+        Lab.phone(member, "answer")
+
+
+async def _failover_settings(lab: Lab, **more: str) -> None:
+    await lab.set(
+        failover_queue="failover",
+        retry_interval=f"{RETRY_S}s",
+        agent_ring_timeout="5s",
+        contact_ring_timeout="2s",
+        **more,
+    )
+
+
+async def _queue_priority(lab: Lab, queued: Callback) -> str | None:
+    """QUEUE_PRIO on the half of the queue's Local channel that runs Queue()."""
+    attempt = queued.current_attempt
+    assert attempt is not None
+    return await lab.ari.get_variable(f"{queue_channel_id(attempt.id)}-2", "QUEUE_PRIO")
+
+
+def _gaps(times: list[float]) -> list[float]:
+    return [later - earlier for earlier, later in itertools.pairwise(times)]
+
+
+async def test_agent_phase_attempts_then_a_queue_member_reaches_the_contact(
+    lab: Lab, members_answer: None
+) -> None:
+    lab.phone(AGENT, "answer")
+    await _failover_settings(lab, max_attempts="2", queue_max_attempts="2", queue_timeout="20s")
+    number = unique_number("20204")  # rings 4 s, then answers: never within the agent phase's 2 s
+    member_invites = {m: len(lab.agent_invites(m).times(m)) for m in MEMBERS}
+
+    scheduled = await lab.schedule(number, AGENT, in_s=0.5, name="Queue Test")
+    await lab.wait_for(scheduled.id, lambda cb: cb.phase is Phase.QUEUE, timeout_s=40)
+    # The user gives the queue phase a longer contact ring (run-time setting, as `settings set` does).
+    await lab.set(contact_ring_timeout="10s")
+    talking = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS, timeout_s=40)
+    contact_leg = talking.attempts[-1].leg(LegRole.CONTACT)
+    assert contact_leg is not None and contact_leg.channel_id is not None
+    await lab.ari.hangup(contact_leg.channel_id)  # the contact ends the talk
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=15)
+
+    assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
+    assert (done.agent_attempts, done.queue_attempts) == (2, 0)
+    agent_phase, queue_phase = done.attempts[:2], done.attempts[2:]
+    assert [a.outcome for a in agent_phase] == [Outcome.NO_ANSWER, Outcome.NO_ANSWER]
+    [queued] = queue_phase
+    assert queued.phase is Phase.QUEUE and queued.outcome is Outcome.COMPLETED
+    member_leg = queued.leg(LegRole.MEMBER)
+    assert member_leg is not None and member_leg.endpoint in {f"PJSIP/{m}" for m in MEMBERS}
+    invites = lab.contact_invites().times(number)
+    assert len(invites) == 3  # max_attempts in the agent phase, one in the queue phase
+    assert all(gap >= RETRY_S for gap in _gaps(invites))
+    rung = {m: len(lab.agent_invites(m).times(m)) - n for m, n in member_invites.items()}
+    assert rung[member_leg.endpoint.removeprefix("PJSIP/")] == 1
+    kinds = await lab.kinds(scheduled.id)
+    for kind in (EventKind.FAILOVER, EventKind.QUEUE_ENTERED, EventKind.MEMBER_ANSWERED, EventKind.COMPLETED):
+        assert kind in kinds
+    await until_equal(lab.our_channels, [])
+
+
+async def test_contact_never_answers_in_the_queue_phase_either_exhausted(lab: Lab) -> None:
+    lab.phone(AGENT, "answer")
+    await _failover_settings(lab, max_attempts="1", queue_max_attempts="2", queue_timeout="20s")
+    number = unique_number("480")  # rings until cancelled
+
+    scheduled = await lab.schedule(number, AGENT, in_s=0.5)
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=60)
+
+    assert (done.state, done.finish_reason) == (State.EXHAUSTED, FinishReason.QUEUE_ATTEMPTS)
+    assert (done.agent_attempts, done.queue_attempts) == (1, 2)
+    assert [a.phase for a in done.attempts] == [Phase.AGENT, Phase.QUEUE, Phase.QUEUE]
+    assert all(a.outcome is Outcome.NO_ANSWER for a in done.attempts)
+    invites = lab.contact_invites().times(number)
+    assert len(invites) == 3
+    assert all(gap >= RETRY_S for gap in _gaps(invites))
+    await until_equal(lab.our_channels, [])
+
+
+async def test_no_member_answers_within_queue_timeout_counts_queue_attempts(lab: Lab) -> None:
+    lab.phone(AGENT, "answer")
+    for member in MEMBERS:
+        lab.phone(member, "noanswer")
+    try:
+        await _failover_settings(
+            lab, max_attempts="1", queue_max_attempts="2", queue_timeout="4s", queue_priority="5"
+        )
+        number = unique_number("20204")  # rings 4 s, then answers: never within the agent phase's 2 s
+        scheduled = await lab.schedule(number, AGENT, in_s=0.5)
+        await lab.wait_for(scheduled.id, lambda cb: cb.phase is Phase.QUEUE, timeout_s=20)
+        await lab.set(contact_ring_timeout="10s")
+        queued = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.QUEUED, timeout_s=20)
+        priority = await _queue_priority(lab, queued)
+        done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=60)
+    finally:
+        for member in MEMBERS:
+            lab.phone(member, "answer")
+
+    assert priority == "5"  # what Queue() reads as the entry priority
+    assert (done.state, done.finish_reason) == (State.EXHAUSTED, FinishReason.QUEUE_ATTEMPTS)
+    queue_phase = done.attempts[1:]
+    assert [a.outcome for a in queue_phase] == [Outcome.QUEUE_TIMEOUT, Outcome.QUEUE_TIMEOUT]
+    for attempt in queue_phase:  # answered, then waited queue_timeout for a member
+        assert attempt.ended_at is not None
+        assert (attempt.ended_at - attempt.started_at).total_seconds() >= 4 + 4
+    assert len(lab.contact_invites().times(number)) == 3
+    assert EventKind.MEMBER_ANSWERED not in await lab.kinds(scheduled.id)
+    await until_equal(lab.our_channels, [])

@@ -1,0 +1,72 @@
+"""While a callback rings or is live for an agent, no queue call reaches it: the daemon pauses the
+agent's queue memberships (reason "callback") and lifts the pause when the callback's call ends."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from callback_lab import Lab, pbx_lab, unique_number, until, until_equal
+
+from asterisk_cb.core.model import State
+from asterisk_cb.telephony.ami import AmiConnection, AmiSettings
+from asterisk_cb.telephony.ami_events import QueueMember
+from asterisk_cb.telephony.queue_guard import PAUSE_REASON
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+AGENT = "1001"
+OTHER_MEMBERS = ("1002", "1003", "1004")  # the rest of the lab's ringall `support` queue
+
+
+@pytest.fixture
+async def ami(lab: Lab) -> AsyncIterator[AmiConnection]:
+    """The test's own AMI link (not the daemon's), to read the queue memberships."""
+    info = lab.info["ami"]
+    link = AmiConnection(AmiSettings(info["user"], info["secret"], info["host"], info["port"]))
+    await link.start()
+    await link.wait_ready(10)
+    try:
+        yield link
+    finally:
+        await link.stop()
+
+
+async def _membership(ami: AmiConnection, agent: str) -> QueueMember:
+    [member] = [m for m in await ami.queue_members("support") if m.interface == f"PJSIP/{agent}"]
+    return member
+
+
+async def _paused(ami: AmiConnection, agent: str) -> bool:
+    return (await _membership(ami, agent)).paused
+
+
+async def test_a_queue_call_skips_the_agent_of_a_live_callback_and_the_pause_is_lifted_after(
+    lab: Lab, ami: AmiConnection
+) -> None:
+    for agent in (AGENT, *OTHER_MEMBERS):
+        lab.phone(agent, "answer")
+    number = unique_number("20110")  # answers, hangs up after 10 s
+    assert not (await _membership(ami, AGENT)).paused
+
+    scheduled = await lab.schedule(number, AGENT, in_s=0.5)
+    await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS)
+    during = await _membership(ami, AGENT)
+    agent_invites = len(lab.agent_invites(AGENT).times(AGENT))
+    others_before = {agent: len(lab.agent_invites(agent).times(agent)) for agent in OTHER_MEMBERS}
+
+    pbx_lab("call", "support", "--caller", str(uuid.uuid4().int)[:10], "--hold-s", "1")
+
+    def another_member_rang() -> bool:
+        return any(len(lab.agent_invites(a).times(a)) > n for a, n in others_before.items())
+
+    await until(another_member_rang, timeout_s=10)
+    still_live = await lab.store.get(scheduled.id)
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=30)
+    await until_equal(lambda: _paused(ami, AGENT), False, timeout_s=5)  # lifted once the call ended
+
+    assert (during.paused, during.paused_reason) == (True, PAUSE_REASON)
+    assert still_live is not None and still_live.state is State.IN_PROGRESS
+    assert len(lab.agent_invites(AGENT).times(AGENT)) == agent_invites  # the queue call never rang it
+    assert done.state is State.COMPLETED

@@ -1,0 +1,90 @@
+"""The queue guard: which memberships a callback pauses and unpauses, and what a restart lifts."""
+
+from __future__ import annotations
+
+from asterisk_cb.telephony.ami import AmiUnavailable
+from asterisk_cb.telephony.ami_events import QueueMember
+from asterisk_cb.telephony.queue_guard import PAUSE_REASON, Pause, QueueGuard, leftovers, to_pause
+
+
+def member(queue: str, paused: bool = False, reason: str = "", interface: str = "PJSIP/1001") -> QueueMember:
+    return QueueMember(queue, interface, interface, "", "NOT_INUSE", paused, reason)
+
+
+class FakeAmi:
+    """Records QueuePause actions; ``failing`` interfaces are refused as by a lost AMI link."""
+
+    def __init__(self, members: list[QueueMember], failing: tuple[str, ...] = ()) -> None:
+        self.members = members
+        self.failing = failing
+        self.actions: list[tuple[str, str, bool, str]] = []
+
+    async def queue_pause(self, interface: str, paused: bool, *, queue: str = "", reason: str = "") -> None:
+        if interface in self.failing:
+            raise AmiUnavailable("not logged in")
+        self.actions.append((queue, interface, paused, reason))
+
+    async def queue_members(self, queue: str = "") -> list[QueueMember]:
+        return self.members
+
+
+def test_only_memberships_nobody_paused_are_paused() -> None:
+    members = [member("support"), member("sales", paused=True, reason="lunch"), member("failover")]
+    assert to_pause(members) == (Pause("support", "PJSIP/1001"), Pause("failover", "PJSIP/1001"))
+
+
+def test_leftovers_are_the_callback_pauses_only() -> None:
+    members = [
+        member("support", paused=True, reason=PAUSE_REASON),
+        member("sales", paused=True, reason="lunch"),
+    ]
+    members.append(member("failover", paused=False, reason=PAUSE_REASON))  # unpaused already
+    assert leftovers(members) == (Pause("support", "PJSIP/1001"),)
+
+
+async def test_hold_then_release_lifts_exactly_what_was_paused() -> None:
+    ami = FakeAmi([])
+    guard = QueueGuard(ami)
+    held = await guard.hold([member("support"), member("sales", paused=True, reason="lunch")])
+    await guard.release(held)
+    assert ami.actions == [
+        ("support", "PJSIP/1001", True, PAUSE_REASON),
+        ("support", "PJSIP/1001", False, ""),
+    ]
+
+
+async def test_a_pause_ami_refused_is_not_released_later() -> None:
+    ami = FakeAmi([], failing=("PJSIP/1002",))
+    guard = QueueGuard(ami)
+    held = await guard.hold([member("support"), member("support", interface="PJSIP/1002")])
+    assert held == (Pause("support", "PJSIP/1001"),)
+
+
+async def test_start_lifts_leftover_callback_pauses() -> None:
+    ami = FakeAmi(
+        [member("support", paused=True, reason=PAUSE_REASON), member("sales", paused=True, reason="x")]
+    )
+    assert await QueueGuard(ami).release_leftovers() == (Pause("support", "PJSIP/1001"),)
+    assert ami.actions == [("support", "PJSIP/1001", False, "")]
+
+
+async def test_ami_down_at_start_leaves_the_pauses_and_does_not_raise() -> None:
+    class DownAmi(FakeAmi):
+        async def queue_members(self, queue: str = "") -> list[QueueMember]:
+            raise AmiUnavailable("not logged in")
+
+    assert await QueueGuard(DownAmi([])).release_leftovers() == ()
+
+
+async def test_a_resumed_callback_takes_over_its_previous_holders_pauses() -> None:
+    ami = FakeAmi([])
+    members = [
+        member("support", paused=True, reason=PAUSE_REASON),
+        member("sales"),
+        member("x", True, "lunch"),
+    ]
+    live = await QueueGuard(ami).take_over(members, live=True)
+    lost = await QueueGuard(ami).take_over(members, live=False)
+    assert live == (Pause("support", "PJSIP/1001"), Pause("sales", "PJSIP/1001"))
+    assert lost == (Pause("support", "PJSIP/1001"),)  # lifted when the run ends; nothing new paused
+    assert ami.actions == [("sales", "PJSIP/1001", True, PAUSE_REASON)]

@@ -65,7 +65,7 @@ class Daemon:
             self.events,
             availability=self.view,
             settings_for=self.settings_for,
-            options=ExecutorOptions(site.dialing.outbound_context),
+            options=ExecutorOptions(site.dialing.outbound_context, queue_context=site.dialing.queue_context),
             queue_guard=self.queue_guard,
         )
         self.scheduler = Scheduler(self.store, executor, SchedulerOptions())

@@ -60,6 +60,7 @@ class Dialing:
     """How contacts are dialled: through the admin's own outbound context, so their rules apply."""
 
     outbound_context: str
+    queue_context: str = "callback-queue"  # extension <queue> runs Queue() (dialplan/callback-queue.conf)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def from_settings_file(file: SettingsFile) -> Deployment:
         redis=_redis(sections.get("redis", {})),
         ari=_ari(sections.get("ari", {})),
         ami=_ami(sections.get("ami", {})),
-        dialing=Dialing(_context(_required(sections.get("dialing", {}), "dialing", "outbound_context"))),
+        dialing=_dialing(sections.get("dialing", {})),
         agents=_agents(sections.get("agents", {})),
         metrics=_listen(sections.get("metrics", {}), "listen"),
     )
@@ -173,11 +174,17 @@ def _agents(section: Section) -> dict[str, tuple[str, ...]]:
     return agents
 
 
-def _context(assignment: Assignment) -> str:
+def _dialing(section: Section) -> Dialing:
+    outbound = _context(_required(section, "dialing", "outbound_context"), "outbound_context")
+    queue = section.get("queue_context")
+    if queue is None or not queue.value:
+        return Dialing(outbound)
+    return Dialing(outbound, _context(queue, "queue_context"))
+
+
+def _context(assignment: Assignment, option: str) -> str:
     if not _CONTEXT.match(assignment.value):
-        raise ConfigError(
-            f"{assignment.origin}: outbound_context: {assignment.value!r} is not a context name"
-        )
+        raise ConfigError(f"{assignment.origin}: {option}: {assignment.value!r} is not a context name")
     return assignment.value
 
 

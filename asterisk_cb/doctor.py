@@ -58,8 +58,11 @@ async def run_checks(file: SettingsFile, site: deployment.Deployment) -> list[Ch
             Check("ami", Verdict.OK, f"logged in as {site.ami.user} at {site.ami.host}:{site.ami.port}")
         )
         checks += await _agents(site, ami)
-        checks.append(await _context(site, ami))
-        checks += await _queues(file, runtime, ami)
+        checks.append(await _context(ami, "outbound_context", site.dialing.outbound_context))
+        queues = await _queues(file, runtime, ami)
+        if queues:  # the failover phase puts contacts into queues through this context
+            checks.append(await _context(ami, "queue_context", site.dialing.queue_context))
+        checks += queues
     finally:
         await ami.stop()
     return checks
@@ -116,13 +119,12 @@ def _agent_check(agent: str, devices: Iterable[str], states: Mapping[str, str]) 
     return Check(f"agent {agent}", Verdict.OK, detail)
 
 
-async def _context(site: deployment.Deployment, ami: AmiConnection) -> Check:
-    context = site.dialing.outbound_context
+async def _context(ami: AmiConnection, option: str, context: str) -> Check:
     try:
         await ami.send({"Action": "ShowDialPlan", "Context": context})
     except AmiError as error:
-        return Check("dialplan", Verdict.FAIL, f"outbound_context {context}: {error}")
-    return Check("dialplan", Verdict.OK, f"outbound_context {context} exists")
+        return Check(option, Verdict.FAIL, f"context {context}: {error}")
+    return Check(option, Verdict.OK, f"context {context} exists")
 
 
 async def _queues(file: SettingsFile, runtime: Layers, ami: AmiConnection) -> list[Check]:

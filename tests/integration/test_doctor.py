@@ -58,7 +58,8 @@ async def test_the_lab_passes_every_check(lab: dict[str, Any], tmp_path: Path) -
         "ari": Verdict.OK,
         "ami": Verdict.OK,
         "agent 1001": Verdict.OK,
-        "dialplan": Verdict.OK,
+        "outbound_context": Verdict.OK,
+        "queue_context": Verdict.OK,
         "queue failover": Verdict.OK,
     }
     assert "Asterisk 22." in checks["ari"].detail
@@ -69,7 +70,7 @@ async def test_the_lab_passes_every_check(lab: dict[str, Any], tmp_path: Path) -
     [
         ({"ari_password": "wrong"}, "ari", "401"),
         ({"devices": "PJSIP/1001 & PJSIP/nosuchphone"}, "agent 1001", "PJSIP/nosuchphone"),
-        ({"context": "no-such-context"}, "dialplan", "no-such-context"),
+        ({"context": "no-such-context"}, "outbound_context", "no-such-context"),
         ({"general": "failover_queue = nosuchqueue"}, "queue nosuchqueue", "does not have"),
         ({"ami_secret": "wrong"}, "ami", "login refused"),
     ],

@@ -129,3 +129,11 @@ def test_metrics_are_off_without_a_listen_address(tmp_path: Path) -> None:
 def test_a_bad_metrics_address_is_refused(tmp_path: Path, value: str) -> None:
     with pytest.raises(config.ConfigError, match=r"\[metrics\]: listen"):
         load(tmp_path, REQUIRED + f"[metrics]\nlisten = {value}\n")
+
+
+def test_queue_context_defaults_and_is_checked(tmp_path: Path) -> None:
+    assert load(tmp_path, REQUIRED).dialing.queue_context == "callback-queue"
+    text = REQUIRED.replace("[dialing]\n", "[dialing]\nqueue_context = my-queues\n")
+    assert load(tmp_path, text).dialing.queue_context == "my-queues"
+    with pytest.raises(config.ConfigError, match=r"\[dialing\]: queue_context: 'bad context'"):
+        load(tmp_path, REQUIRED.replace("[dialing]\n", "[dialing]\nqueue_context = bad context\n"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import getpass
 import os
 import sys
@@ -35,11 +36,17 @@ from asterisk_cb.core.settings import (
     explain,
     is_settings_scope,
     parse_value,
-    resolve,
-    runtime_layers,
 )
 from asterisk_cb.keys import Keys
-from asterisk_cb.service import ADMIN, Actor, CallbackService, ErrorCode, Query, ServiceError
+from asterisk_cb.service import (
+    ADMIN,
+    Actor,
+    CallbackService,
+    ErrorCode,
+    Query,
+    ServiceError,
+    effective_settings,
+)
 from asterisk_cb.store import Store
 from asterisk_cb.table import render_table
 
@@ -70,10 +77,7 @@ def settings_source(
 ) -> Callable[[str | None, str | None], Awaitable[Settings]]:
     """Effective settings: run-time overrides from the store over the file, agent > queue > general."""
 
-    async def settings_for(agent: str | None, queue: str | None) -> Settings:
-        return resolve(file, runtime_layers(await store.setting_overrides()), agent, queue)
-
-    return settings_for
+    return functools.partial(effective_settings, file, store)
 
 
 def make_service(context: Context, store: Store) -> CallbackService:
@@ -89,7 +93,7 @@ async def cmd_check_config(context: Context, args: argparse.Namespace) -> int:
     """Each option's effective value for a scope, and where it came from (default, file line, runtime)."""
     try:
         async with open_store(context.site) as store:
-            runtime = runtime_layers(await store.setting_overrides())
+            runtime = await store.setting_layers()
     except (RedisConnectionError, RedisTimeoutError, OSError) as error:
         print(f"note: Redis unreachable ({error}): run-time overrides not shown", file=sys.stderr)
         runtime = {}

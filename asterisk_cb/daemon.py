@@ -20,11 +20,12 @@ from pathlib import Path
 
 from asterisk_cb import config, deployment
 from asterisk_cb.core.model import Callback
-from asterisk_cb.core.settings import Settings, SettingsFile, resolve, runtime_layers
+from asterisk_cb.core.settings import Settings, SettingsFile
 from asterisk_cb.keys import Keys
 from asterisk_cb.metrics import GROUP, Metrics, serve
 from asterisk_cb.redis_conn import RedisClient
 from asterisk_cb.scheduler import Scheduler, SchedulerOptions
+from asterisk_cb.service import effective_settings
 from asterisk_cb.store import Store
 from asterisk_cb.telephony.ami import AmiConnection, AmiSettings
 from asterisk_cb.telephony.ari import AriClient, AriSettings
@@ -75,8 +76,7 @@ class Daemon:
 
     async def settings_for(self, callback: Callback) -> Settings:
         """The callback's effective settings: run-time overrides over the file, agent > queue > general."""
-        overrides = runtime_layers(await self.store.setting_overrides())
-        return resolve(self.file, overrides, callback.agent, callback.queue)
+        return await effective_settings(self.file, self.store, callback.agent, callback.queue)
 
     def reload(self) -> None:
         try:

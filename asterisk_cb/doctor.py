@@ -15,7 +15,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from asterisk_cb import deployment
-from asterisk_cb.core.settings import GENERAL, Layers, SettingsFile, resolve, runtime_layers
+from asterisk_cb.core.settings import GENERAL, Layers, SettingsFile, resolve
 from asterisk_cb.keys import Keys
 from asterisk_cb.store import Store
 from asterisk_cb.telephony.ami import AmiConnection, AmiError, AmiSettings
@@ -76,7 +76,7 @@ async def _redis(site: deployment.Deployment) -> tuple[Check, Layers]:
         info = await redis.info("server")
         persistence = await redis.info("persistence")
         counts = await store.count_by_state()
-        runtime = runtime_layers(await store.setting_overrides())
+        runtime = await store.setting_layers()
     except RedisError as error:
         return Check("redis", Verdict.FAIL, f"{site.redis.url or 'sentinel'}: {error}"), {}
     finally:

@@ -19,7 +19,7 @@ from asterisk_cb.core import lifecycle, rules
 from asterisk_cb.core.inputs import Cancel, Edit, Reschedule
 from asterisk_cb.core.lifecycle import IllegalTransition, NewCallback
 from asterisk_cb.core.model import Callback, State
-from asterisk_cb.core.settings import Settings
+from asterisk_cb.core.settings import Settings, SettingsFile, resolve
 from asterisk_cb.store import (
     CallbackLive,
     CallbackNotFound,
@@ -89,6 +89,13 @@ class Directory(Protocol):
 
 SettingsFor = Callable[[str | None, str | None], Awaitable[Settings]]
 """(agent, queue) -> the effective settings for a callback of that agent from that queue."""
+
+
+async def effective_settings(
+    file: SettingsFile, store: Store, agent: str | None, queue: str | None
+) -> Settings:
+    """Run-time overrides from the store over the file's values, agent > queue > general > default."""
+    return resolve(file, await store.setting_layers(), agent, queue)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ from asterisk_cb.core.codec import (
 )
 from asterisk_cb.core.codec import time_to_ms as _time_to_ms
 from asterisk_cb.core.model import Callback, Event, State
-from asterisk_cb.core.settings import is_settings_scope
+from asterisk_cb.core.settings import Layers, is_settings_scope, runtime_layers
 from asterisk_cb.keys import Keys, check_callback_id
 from asterisk_cb.redis_conn import RedisClient
 
@@ -400,6 +400,10 @@ class Store:
                 pipe.hgetall(self.keys.settings(scope))
             values = await pipe.execute()
         return {scope: options for scope, options in zip(scopes, values, strict=True) if options}
+
+    async def setting_layers(self) -> Layers:
+        """The overrides parsed and validated like the file's values, ready for ``settings.resolve``."""
+        return runtime_layers(await self.setting_overrides())
 
     async def set_setting(self, scope: str, option: str, value: str) -> None:
         """Override ``option`` in ``scope`` until reset (the caller validates the value)."""

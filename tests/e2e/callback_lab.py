@@ -24,7 +24,8 @@ from asterisk_cb.core import lifecycle
 from asterisk_cb.core.codec import event_from_fields
 from asterisk_cb.core.model import ARI_ID_PREFIX, Callback, Event, EventKind
 from asterisk_cb.core.settings import Settings as CallbackSettings
-from asterisk_cb.core.settings import SettingsFile, resolve, runtime_layers
+from asterisk_cb.core.settings import SettingsFile
+from asterisk_cb.service import effective_settings
 from asterisk_cb.store import Store
 from asterisk_cb.telephony.ari import AriClient, AriNotFound
 
@@ -138,10 +139,8 @@ class Lab:
 
 async def settings_for(store: Store, callback: Callback | None) -> CallbackSettings:
     """Effective settings for a callback: defaults < run-time overrides (agent > queue > global)."""
-    overrides = await store.setting_overrides()
-    layers = runtime_layers(overrides)
     agent, queue = (callback.agent, callback.queue) if callback else (None, None)
-    return resolve(SettingsFile({}, {}), layers, agent, queue)
+    return await effective_settings(SettingsFile({}, {}), store, agent, queue)
 
 
 async def until(predicate: Callable[[], bool], timeout_s: float = 10) -> None:

@@ -166,19 +166,21 @@ class CallingHours:
         raise AssertionError("non-empty weekly calling hours always open within 8 days")
 
     def longest_closure(self) -> timedelta:
-        """The longest stretch without an opening, plus an hour for a DST shift: what a retry may wait."""
+        """The longest stretch without an opening, plus an hour for a DST shift: what a retry may wait.
+
+        A short window in the small hours may lie inside a spring-forward gap and not exist that day
+        (``next_opening``), so the stretch around such a window counts as one closure too.
+        """
         if self.always:
             return timedelta(0)
-        week = 7 * 1440
         spans = sorted(
             (w.weekday * 1440 + _minutes(w.start), w.weekday * 1440 + (_minutes(w.end) if w.end else 1440))
             for w in self.windows
         )
-        longest, reach = 0, max(end for _, end in spans) - week  # last week's latest end
-        for start, end in spans:
-            longest = max(longest, start - reach)
-            reach = max(reach, end)
-        return timedelta(minutes=longest) + timedelta(hours=1)
+        candidates = [spans] + [
+            spans[:i] + spans[i + 1 :] for i, span in enumerate(spans) if _may_vanish(span)
+        ]
+        return timedelta(minutes=max(_longest_gap(c, spans) for c in candidates)) + timedelta(hours=1)
 
     def allows(self, moment: datetime, tz: ZoneInfo) -> bool:
         """True when ``moment`` is inside the calling hours."""
@@ -203,6 +205,30 @@ class CallingHours:
 
 
 ANY_TIME = CallingHours()
+
+
+_WEEK_MINUTES = 7 * 1440
+# Every spring-forward gap in the IANA data lies between 00:00 and 05:00 local time and lasts at most
+# two hours: only a window inside that stretch and no longer than that can vanish on a DST day.
+_DST_GAP_END_MINUTE = 5 * 60  # gaps end by 05:00 local
+_MAX_DST_GAP_MINUTES = 120
+
+
+def _may_vanish(span: tuple[int, int]) -> bool:
+    start_of_day, length = span[0] % 1440, span[1] - span[0]
+    return length <= _MAX_DST_GAP_MINUTES and start_of_day + length <= _DST_GAP_END_MINUTE
+
+
+def _longest_gap(spans: list[tuple[int, int]], all_spans: list[tuple[int, int]]) -> int:
+    """Minutes of the longest closure in a weekly schedule of ``spans`` (sorted, wrapping around)."""
+    if not spans:  # the only window vanished: closed from one week's opening to the week after next
+        start, end = all_spans[0]
+        return 2 * _WEEK_MINUTES - (end - start)
+    longest, reach = 0, max(end for _, end in spans) - _WEEK_MINUTES  # last week's latest end
+    for start, end in spans:
+        longest = max(longest, start - reach)
+        reach = max(reach, end)
+    return longest
 
 
 def _minutes(moment: time) -> int:

@@ -217,6 +217,9 @@ def test_longest_closure() -> None:
     assert rules.ANY_TIME.longest_closure() == timedelta(0)
     assert parse_calling_hours("mon-fri 09:00-18:00").longest_closure() == timedelta(hours=63 + 1)
     assert parse_calling_hours("sun 09:00-10:00").longest_closure() == timedelta(days=7)
+    # A window that can lie inside a spring-forward gap may vanish for a day: both closures merge.
+    assert parse_calling_hours("daily 02:00-03:00").longest_closure() == timedelta(hours=47 + 1)
+    assert parse_calling_hours("sun 02:00-03:00").longest_closure() == timedelta(days=14, hours=-1 + 1)
 
 
 def test_window_shape() -> None:

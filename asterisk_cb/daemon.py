@@ -66,10 +66,17 @@ class Daemon:
             self.events,
             availability=self.view,
             settings_for=self.settings_for,
-            options=ExecutorOptions(site.dialing.outbound_context, queue_context=site.dialing.queue_context),
+            options=ExecutorOptions(
+                site.dialing.outbound_context,
+                recheck_s=site.timing.call_check.total_seconds(),
+                queue_context=site.dialing.queue_context,
+            ),
             queue_guard=self.queue_guard,
         )
-        self.scheduler = Scheduler(self.store, executor, SchedulerOptions())
+        lease_ms = int(site.timing.lease.total_seconds() * 1000)
+        self.scheduler = Scheduler(
+            self.store, executor, SchedulerOptions(lease_ms=lease_ms, renew_every_ms=lease_ms // 3)
+        )
         self.metrics = Metrics(
             self.scheduler.stats, lambda: (self.events.health.snapshot(), self.ami.health.snapshot())
         )

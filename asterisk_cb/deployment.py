@@ -1,8 +1,9 @@
 """Where the daemon's peers are and who the agents are: the non-callback sections of the config file.
 
-``[redis]``, ``[ari]``, ``[ami]``, ``[dialing]`` and ``[agents]`` sit in the same Asterisk-style file as the
-callback settings (``config.load`` keeps them raw for this module). Each value is checked here, and a
-refusal names the file, the line and the option, like every other config error.
+``[redis]``, ``[ari]``, ``[ami]``, ``[dialing]``, ``[agents]``, ``[metrics]`` and ``[daemon]`` sit in the
+same Asterisk-style file as the callback settings (``config.load`` keeps them raw for this module).
+Each value is checked here, and a refusal names the file, the line and the option, like every other
+config error.
 """
 
 from __future__ import annotations
@@ -10,14 +11,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from asterisk_cb import redis_conn
 from asterisk_cb.config import ConfigError
 from asterisk_cb.core import rules
+from asterisk_cb.core.durations import format_duration, parse_duration
 from asterisk_cb.core.settings import Assignment, SettingsFile, parse_bool
+from asterisk_cb.store import DEFAULT_LEASE_MS
 
-SECTIONS = ("redis", "ari", "ami", "dialing", "agents", "metrics")
+SECTIONS = ("redis", "ari", "ami", "dialing", "agents", "metrics", "daemon")
 DEFAULT_NAMESPACE = "asterisk-cb"
 # A device as Asterisk names it: technology/resource (PJSIP/1001, SIP/desk-12, Local/1001@agents).
 _DEVICE = re.compile(r"[A-Za-z][A-Za-z0-9]*/[A-Za-z0-9_.@+-]{1,80}\Z")
@@ -64,6 +68,23 @@ class Dialing:
 
 
 @dataclass(frozen=True)
+class Timing:
+    """How fast the daemons react to each other and to silence, a trade-off the admin picks.
+
+    ``lease``: how long a daemon's hold on a callback outlives the daemon; a killed daemon's callbacks
+    (live calls included) are taken over by another or the restarted daemon this long after it vanished.
+    Shorter takes over sooner but renews more often (every third of it) and lets a longer stall (GC,
+    network) cost the hold. ``call_check``: how long a live call may go without any ARI event before its
+    channels are looked up (an event lost without a reconnect cannot keep a call "live" longer)."""
+
+    lease: timedelta = timedelta(milliseconds=DEFAULT_LEASE_MS)
+    call_check: timedelta = timedelta(seconds=30)
+
+
+TIMING_BOUNDS = (timedelta(seconds=3), timedelta(minutes=10))
+
+
+@dataclass(frozen=True)
 class Listen:
     host: str
     port: int
@@ -77,6 +98,7 @@ class Deployment:
     dialing: Dialing
     agents: Mapping[str, tuple[str, ...]]  # agent id -> devices to ring (all at once)
     metrics: Listen | None = None  # where /metrics is served; None: no metrics
+    timing: Timing = Timing()
 
     def has_agent(self, agent: str) -> bool:
         """Agents are those listed in ``[agents]``: callbacks for anyone else are refused."""
@@ -97,6 +119,7 @@ def from_settings_file(file: SettingsFile) -> Deployment:
         dialing=_dialing(sections.get("dialing", {})),
         agents=_agents(sections.get("agents", {})),
         metrics=_listen(sections.get("metrics", {}), "listen"),
+        timing=_timing(sections.get("daemon", {})),
     )
 
 
@@ -180,6 +203,29 @@ def _dialing(section: Section) -> Dialing:
     if queue is None or not queue.value:
         return Dialing(outbound)
     return Dialing(outbound, _context(queue, "queue_context"))
+
+
+def _timing(section: Section) -> Timing:
+    defaults = Timing()
+    return Timing(
+        lease=_bounded_duration(section, "lease", defaults.lease),
+        call_check=_bounded_duration(section, "call_check", defaults.call_check),
+    )
+
+
+def _bounded_duration(section: Section, option: str, default: timedelta) -> timedelta:
+    found = section.get(option)
+    if found is None or not found.value:
+        return default
+    try:
+        span = parse_duration(found.value)
+    except ValueError as error:
+        raise _error(section, option, str(error)) from error
+    low, high = TIMING_BOUNDS
+    if not low <= span <= high:
+        bounds = f"{format_duration(low)} to {format_duration(high)}"
+        raise _error(section, option, f"{found.value!r} is outside {bounds}")
+    return span
 
 
 def _context(assignment: Assignment, option: str) -> str:

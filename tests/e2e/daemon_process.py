@@ -3,9 +3,9 @@
 The in-process e2e daemon (conftest.py) proves the executor; these processes prove what an admin runs:
 the entry point, the config file, the signal handlers, and what a SIGKILL really leaves behind (no
 ``finally``, no release of claims, a websocket cut mid-call). Each daemon of a test gets the test's
-Redis namespace and its own ARI application name, as the README tells admins to do. The lease is the
-daemon's default (30 s, not configurable from the config file today), so every take-over waits for it
-to lapse: ``LEASE_S`` bounds those waits.
+Redis namespace and its own ARI application name, as the README tells admins to do. ``[daemon]`` sets
+a short lease and call check (``LEASE_S``, ``RECHECK_S``) as an admin could, so a take-over waits
+seconds, not the default 30 s.
 """
 
 from __future__ import annotations
@@ -19,13 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from asterisk_cb.store import DEFAULT_LEASE_MS
-
 ENTRY_POINT = Path(sys.executable).parent / "asterisk-cb"
-LEASE_S = DEFAULT_LEASE_MS / 1000
-# The executor looks a silent call's channels up after 30 s: a call resumed by a daemon whose ARI
-# application is not the one the channels sit in hears of their hangup only then.
-RECHECK_S = 30.0
+LEASE_S = 5.0  # [daemon] lease: a killed daemon's callbacks are taken over this long after
+# [daemon] call_check: a call resumed by a daemon whose ARI application is not the one the channels sit
+# in hears of their hangup only when it looks them up.
+RECHECK_S = 5.0
 START_TIMEOUT_S = 15.0
 # Short delays a tester would write into [general]; tests change more with run-time overrides.
 GENERAL = {"reschedule_delay": "2s", "retry_interval": "5s", "agent_ring_timeout": "20s"}
@@ -43,7 +41,8 @@ def config_text(info: dict[str, Any], namespace: str, app: str) -> str:
         f"[ami]\nhost = {ami['host']}\nport = {ami['port']}\n"
         f"user = {ami['user']}\nsecret = {ami['secret']}\n\n"
         f"[dialing]\noutbound_context = {info['dialplan']['outbound_context']}\n\n"
-        f"[agents]\n{agents}\n"
+        f"[agents]\n{agents}\n\n"
+        f"[daemon]\nlease = {LEASE_S:.0f}s\ncall_check = {RECHECK_S:.0f}s\n"
     )
 
 

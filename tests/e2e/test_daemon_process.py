@@ -2,8 +2,8 @@
 
 Counted on both sides: the SIPp phones' INVITE logs (every file of the lab's invite_dir, so a phone
 restarted in between is still counted) and the callbacks' records and events. Every take-over waits
-for the killed daemon's lease to lapse: the default 30 s (daemon_process.LEASE_S), so each test takes
-about a minute.
+for the killed daemon's lease to lapse: the [daemon] lease the test config sets (daemon_process.LEASE_S,
+5 s), so each test takes well under a minute.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ async def test_sigkill_during_the_contact_ring_then_a_new_daemon_resumes_the_sam
     fleet, lab = fleet_lab
     lab.phone(AGENT, "answer")
     await lab.set(contact_ring_timeout="90s")
-    number = unique_number("20245")  # rings 45 s (beyond the lease), answers, stays until hung up
+    number = unique_number("20215")  # rings 15 s (beyond the lease), answers, stays until hung up
     daemon = await fleet.start(APP)
 
     scheduled = await lab.schedule(number, AGENT)
@@ -142,7 +142,7 @@ async def test_sigkill_during_the_talk_then_a_new_daemon_follows_it_to_the_end_w
 ) -> None:
     fleet, lab = fleet_lab
     lab.phone(AGENT, "answer")
-    number = unique_number("20150")  # talks 50 s (beyond the lease), then hangs up
+    number = unique_number("20120")  # talks 20 s (beyond the lease), then hangs up
     daemon = await fleet.start(APP)
 
     scheduled = await lab.schedule(number, AGENT)
@@ -204,14 +204,14 @@ async def test_two_daemons_one_sigkilled_midway_the_survivor_finishes_every_call
     for agent in AGENTS:
         lab.phone(agent, "answer")
     # each talk outlasts the killed daemon's lease, so the talk live at the kill is still live at take-over
-    numbers = {agent: unique_number("20140") for agent in AGENTS}
+    numbers = {agent: unique_number("20120") for agent in AGENTS}
     doomed = await fleet.start(f"{APP}-a")
     await fleet.start(f"{APP}-b")
 
     scheduled = [await lab.schedule(numbers[agent], agent, in_s=2) for agent in AGENTS]
     taken_over = await _until_holding_a_talk(lab, scheduled, doomed.pid)
     doomed.send(signal.SIGKILL)
-    finish_within = 40 + LEASE_S + RECHECK_S + 30  # the talk, the take-over, the look-up, a margin
+    finish_within = 20 + LEASE_S + RECHECK_S + 30  # the talk, the take-over, the look-up, a margin
     done = await asyncio.gather(
         *(lab.wait_for(cb.id, lambda cb: cb.state.is_finished, timeout_s=finish_within) for cb in scheduled)
     )

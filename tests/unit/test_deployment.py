@@ -2,6 +2,7 @@
 
 import configparser
 import shlex
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,24 @@ def test_queue_context_defaults_and_is_checked(tmp_path: Path) -> None:
     assert load(tmp_path, text).dialing.queue_context == "my-queues"
     with pytest.raises(config.ConfigError, match=r"\[dialing\]: queue_context: 'bad context'"):
         load(tmp_path, REQUIRED.replace("[dialing]\n", "[dialing]\nqueue_context = bad context\n"))
+
+
+def test_lease_and_call_check_default_to_30s_and_are_settable(tmp_path: Path) -> None:
+    assert load(tmp_path, REQUIRED).timing == deployment.Timing(timedelta(seconds=30), timedelta(seconds=30))
+    site = load(tmp_path, REQUIRED + "[daemon]\nlease = 5s\ncall_check = 2m\n")
+    assert site.timing == deployment.Timing(timedelta(seconds=5), timedelta(minutes=2))
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [
+        ("lease", "2s", "outside 3s to 10m"),
+        ("lease", "11m", "outside 3s to 10m"),
+        ("call_check", "1", "outside 3s to 10m"),
+        ("lease", "soon", "is not a duration"),
+        ("call_check", "-5s", "is not a duration"),
+    ],
+)
+def test_a_bad_timing_is_refused_with_its_line(tmp_path: Path, option: str, value: str, words: str) -> None:
+    with pytest.raises(config.ConfigError, match=rf"\[daemon\]: {option}: .*{words}"):
+        load(tmp_path, REQUIRED + f"[daemon]\n{option} = {value}\n")

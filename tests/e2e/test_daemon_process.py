@@ -20,15 +20,17 @@ import pytest
 from callback_lab import AGENTS, Lab, unique_number, until, until_equal
 from daemon_process import LEASE_S, RECHECK_S, DaemonProcess, Fleet
 
-from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, State
+from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, Phase, State
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import connect
 from asterisk_cb.store import Store
-from asterisk_cb.telephony.ari import AriClient, AriSettings
+from asterisk_cb.telephony.ari import AriClient, AriNotFound, AriSettings
+from asterisk_cb.telephony.progress import queue_channel_id
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 AGENT = "1001"
+QUEUE_MEMBERS = ("1003", "1004")  # the lab's failover queue
 APP = "asterisk-cb-proc"
 # A take-over: the lease lapses, the restarted daemon claims and looks the channels up.
 TAKE_OVER_S = LEASE_S + 15
@@ -233,3 +235,65 @@ async def _until_holding_a_talk(lab: Lab, callbacks: list[Callback], pid: int) -
                 if held and current is not None and current.state is State.IN_PROGRESS:
                     return callback.id
             await asyncio.sleep(0.05)
+
+
+async def test_sigkill_while_the_contact_waits_in_the_failover_queue_a_member_answering_unseen_is_followed(
+    fleet_lab: tuple[Fleet, Lab],
+) -> None:
+    """The queue phase's take-over: the contact waits in the lab's failover queue (members ringing
+    unanswered), the daemon is SIGKILLed, a member answers while no daemon is there; the restarted
+    daemon finds the queue's Local channel Up, records the member's answer and follows the talk."""
+    fleet, lab = fleet_lab
+    lab.phone(AGENT, "answer")
+    for member in QUEUE_MEMBERS:
+        lab.phone(member, "noanswer")
+    try:
+        await lab.set(
+            failover_queue="failover",
+            max_attempts="1",
+            queue_max_attempts="1",
+            contact_ring_timeout="2s",  # the agent phase misses the contact, who answers after 4 s
+            queue_timeout="90s",
+        )
+        number = unique_number("20204")
+        daemon = await fleet.start(APP)
+        scheduled = await lab.schedule(number, AGENT)
+        await lab.wait_for(scheduled.id, lambda cb: cb.phase is Phase.QUEUE, timeout_s=40)
+        await lab.set(contact_ring_timeout="10s")  # within retry_interval, before the queue attempt
+        queued = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.QUEUED, timeout_s=40)
+        daemon.send(signal.SIGKILL)
+        assert await daemon.exited(5) == -signal.SIGKILL
+        for member in QUEUE_MEMBERS:
+            lab.phone(member, "answer")  # the queue's next ring of a member is answered
+        await until_equal(lambda: _channel_state(lab, _queue_channel(queued)), "Up", timeout_s=60)
+    finally:
+        for member in QUEUE_MEMBERS:
+            lab.phone(member, "answer")
+    await fleet.start(APP)
+    talking = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS, TAKE_OVER_S)
+    await lab.ari.hangup(_leg_channel(talking, LegRole.CONTACT))  # the contact ends the talk
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=15)
+
+    assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
+    assert [(a.phase, a.outcome) for a in done.attempts] == [
+        (Phase.AGENT, Outcome.NO_ANSWER),
+        (Phase.QUEUE, Outcome.COMPLETED),
+    ]
+    member_leg = done.attempts[-1].leg(LegRole.MEMBER)
+    assert member_leg is not None and member_leg.endpoint in {f"PJSIP/{m}" for m in QUEUE_MEMBERS}
+    assert EventKind.RESUMED in await lab.kinds(scheduled.id)
+    assert len(invite_times(lab.info, number)) == 2  # one per attempt, none after the take-over
+    await until_equal(lab.our_channels, [])
+
+
+def _queue_channel(callback: Callback) -> str:
+    attempt = callback.current_attempt
+    assert attempt is not None
+    return queue_channel_id(attempt.id)
+
+
+async def _channel_state(lab: Lab, channel_id: str) -> str | None:
+    try:
+        return (await lab.ari.get_channel(channel_id)).state
+    except AriNotFound:
+        return None

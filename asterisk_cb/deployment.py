@@ -109,9 +109,25 @@ class Deployment:
         return bool(_CONTEXT.match(queue))
 
 
+# What each section may hold ([agents] holds agent ids). A misspelt option is refused, as Asterisk's
+# own modules warn, rather than silently leaving its default in force.
+KNOWN_OPTIONS: Mapping[str, frozenset[str]] = {
+    "redis": frozenset(
+        {"url", "namespace", "cluster", "sentinels", "service_name", "db", "username", "password"}
+        | {"sentinel_username", "sentinel_password", "ssl"}
+    ),
+    "ari": frozenset({"url", "user", "password", "app"}),
+    "ami": frozenset({"host", "port", "user", "secret"}),
+    "dialing": frozenset({"outbound_context", "queue_context"}),
+    "metrics": frozenset({"listen"}),
+    "daemon": frozenset({"lease", "call_check"}),
+}
+
+
 def from_settings_file(file: SettingsFile) -> Deployment:
     """The deployment sections of a loaded config file; a missing required option is an error."""
     sections = file.other_sections
+    _refuse_unknown_options(sections)
     return Deployment(
         redis=_redis(sections.get("redis", {})),
         ari=_ari(sections.get("ari", {})),
@@ -121,6 +137,14 @@ def from_settings_file(file: SettingsFile) -> Deployment:
         metrics=_listen(sections.get("metrics", {}), "listen"),
         timing=_timing(sections.get("daemon", {})),
     )
+
+
+def _refuse_unknown_options(sections: Mapping[str, Section]) -> None:
+    for name, known in KNOWN_OPTIONS.items():
+        for option, assignment in sections.get(name, {}).items():
+            if option not in known:
+                listed = ", ".join(sorted(known))
+                raise ConfigError(f"{assignment.origin}: {option}: unknown option (known: {listed})")
 
 
 def _redis(section: Section) -> RedisTarget:

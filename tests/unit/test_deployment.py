@@ -159,3 +159,12 @@ def test_lease_and_call_check_default_to_30s_and_are_settable(tmp_path: Path) ->
 def test_a_bad_timing_is_refused_with_its_line(tmp_path: Path, option: str, value: str, words: str) -> None:
     with pytest.raises(config.ConfigError, match=rf"\[daemon\]: {option}: .*{words}"):
         load(tmp_path, REQUIRED + f"[daemon]\n{option} = {value}\n")
+
+
+@pytest.mark.parametrize(
+    ("section", "option"),
+    [("dialing", "outbound_contxt"), ("daemon", "leese"), ("ari", "passwd"), ("redis", "nmespace")],
+)
+def test_a_misspelt_option_is_refused_with_its_line(tmp_path: Path, section: str, option: str) -> None:
+    with pytest.raises(config.ConfigError, match=rf"\[{section}\]: {option}: unknown option \(known: "):
+        load(tmp_path, REQUIRED + f"[{section}]\n{option} = x\n")

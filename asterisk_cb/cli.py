@@ -116,7 +116,7 @@ async def cmd_schedule(context: Context, args: argparse.Namespace) -> int:
         request = NewCallback(
             contact_number=args.number,
             agent=args.agent,
-            due_at=rules.parse_time(args.at, zone),
+            due_at=rules.parse_time(args.at, zone, now=datetime.now(UTC)),
             created_by=context.actor.name,
             timezone=zone.key,
             contact_name=args.name,
@@ -184,7 +184,7 @@ async def cmd_reschedule(context: Context, args: argparse.Namespace) -> int:
     async with open_store(context.site) as store:
         service = make_service(context, store)
         current = await service.get(context.actor, args.id)
-        due_at = rules.parse_time(args.at, rules.zone(current.timezone))
+        due_at = rules.parse_time(args.at, rules.zone(current.timezone), now=datetime.now(UTC))
         callback = await service.reschedule(context.actor, args.id, due_at)
     print_callbacks([callback])
     return 0
@@ -292,7 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
     schedule = commands.add_parser("schedule", help="schedule a callback")
     schedule.add_argument("--agent", required=True, help="owning agent id (as in [agents])")
     schedule.add_argument("--number", required=True, help="contact number: +E.164 or digits")
-    schedule.add_argument("--at", required=True, help="due time, ISO 8601 (local to --timezone if no offset)")
+    schedule.add_argument(
+        "--at",
+        required=True,
+        help="due time: ISO 8601 (local to --timezone if no offset), or +2h, +90m from now",
+    )
     schedule.add_argument("--timezone", help="the contact's IANA zone (default: default_timezone)")
     schedule.add_argument("--name", default="", help="contact name")
     schedule.add_argument("--queue", help="queue of the call it was requested from")
@@ -318,7 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     reschedule = commands.add_parser("reschedule", help="move a callback's due time")
     reschedule.add_argument("id")
     reschedule.add_argument(
-        "--at", required=True, help="new due time (local to the contact's zone if no offset)"
+        "--at",
+        required=True,
+        help="new due time (local to the contact's zone if no offset), or +2h, +90m from now",
     )
     reschedule.set_defaults(run=cmd_reschedule)
 

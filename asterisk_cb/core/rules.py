@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from asterisk_cb.core.durations import format_duration
+from asterisk_cb.core.durations import format_duration, parse_duration
 
 MAX_E164_DIGITS = 15
 MAX_DIAL_DIGITS = 20  # national / trunk-prefixed numbers and extensions, without a leading +
@@ -117,14 +117,21 @@ def to_utc(local: datetime, tz: ZoneInfo) -> datetime:
     return local.replace(tzinfo=tz, fold=0).astimezone(UTC)
 
 
-def parse_time(text: str, tz: ZoneInfo, field: str = "due_at") -> datetime:
-    """ISO 8601 with an offset (``2026-11-26T14:00+01:00``, ``...Z``) or a local time read in ``tz``."""
+def parse_time(text: str, tz: ZoneInfo, field: str = "due_at", *, now: datetime | None = None) -> datetime:
+    """ISO 8601 with an offset (``2026-11-26T14:00+01:00``, ``...Z``) or a local time read in ``tz``;
+    with ``now`` given, also ``+<duration>`` after it (``+90m``, ``+2h``, ``+1d``): what an agent
+    promises ("I'll call you back in two hours") without working out the clock time."""
+    stripped = text.strip()
+    if now is not None and stripped.startswith("+"):
+        try:
+            return now.astimezone(UTC) + parse_duration(stripped[1:])
+        except ValueError as error:
+            raise ValidationError(field, f"{text!r} is not +<duration> (e.g. +90m, +2h, +1d)") from error
     try:
-        parsed = datetime.fromisoformat(text.strip())
+        parsed = datetime.fromisoformat(stripped)
     except ValueError as error:
-        raise ValidationError(
-            field, f"{text!r} is not an ISO 8601 time (e.g. 2026-11-26T14:30+01:00 or 2026-11-26 14:30)"
-        ) from error
+        example = "2026-11-26T14:30+01:00 or 2026-11-26 14:30" + (", or +2h" if now is not None else "")
+        raise ValidationError(field, f"{text!r} is not an ISO 8601 time (e.g. {example})") from error
     if parsed.tzinfo is None:
         return to_utc(parsed, tz)
     return parsed.astimezone(UTC)

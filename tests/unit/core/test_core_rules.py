@@ -224,3 +224,29 @@ def test_longest_closure() -> None:
 
 def test_window_shape() -> None:
     assert parse_calling_hours("sat 10:00-24:00").windows == (rules.Window(5, time(10), None),)
+
+
+NOW = datetime(2026, 11, 26, 13, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("+90m", NOW + timedelta(minutes=90)),
+        (" +2h", NOW + timedelta(hours=2)),
+        ("+1d", NOW + timedelta(days=1)),
+    ],
+)
+def test_parse_time_after_now(text: str, expected: datetime) -> None:
+    assert rules.parse_time(text, BERLIN, now=NOW) == expected
+
+
+@pytest.mark.parametrize("text", ["+", "+2x", "+-5m", "+1.5h"])
+def test_parse_time_after_now_names_the_form(text: str) -> None:
+    with pytest.raises(rules.ValidationError, match=r"is not \+<duration> \(e\.g\. \+90m"):
+        rules.parse_time(text, BERLIN, now=NOW)
+
+
+def test_a_relative_time_needs_a_reference() -> None:
+    with pytest.raises(rules.ValidationError, match="is not an ISO 8601 time"):
+        rules.parse_time("+2h", BERLIN)

@@ -23,6 +23,7 @@ CONTACT_FAILURES = frozenset(
         Outcome.CONGESTION,
         Outcome.UNALLOCATED,
         Outcome.FAILED,
+        Outcome.MACHINE,
     }
 )
 QUEUE_FAILURES = frozenset({Outcome.QUEUE_TIMEOUT, Outcome.ABANDONED})
@@ -83,7 +84,8 @@ class ContactAnswered:
 
 @dataclass(frozen=True)
 class ContactFailed:
-    """The contact leg ended unanswered (no answer, busy, rejected, congestion, unallocated, failed)."""
+    """The contact leg ended unanswered (no answer, busy, rejected, congestion, unallocated, failed), or
+    was answered by a machine (AMD on): not reached either."""
 
     outcome: Outcome
     leg: LegInfo = NO_INFO

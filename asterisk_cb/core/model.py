@@ -90,6 +90,7 @@ class Outcome(StrEnum):
     CONGESTION = "congestion"
     UNALLOCATED = "unallocated"
     FAILED = "failed"
+    MACHINE = "answering_machine"  # answered by a machine (AMD on): not reached, retried like no answer
     QUEUE_TIMEOUT = "queue_timeout"  # no queue member answered within queue_timeout
     ABANDONED = "abandoned"  # the contact hung up while waiting in the queue
     LOST = "lost"  # daemon or Asterisk gone: the channels vanished, the outcome is unknown

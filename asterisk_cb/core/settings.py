@@ -56,6 +56,7 @@ class Settings:
     queue_priority: int = 0  # Queue() entry priority: 0 = behind callers already waiting
     agent_ring_timeout: timedelta = timedelta(seconds=20)
     contact_ring_timeout: timedelta = timedelta(seconds=40)
+    amd: bool = False  # on: an answered contact goes through AMD(); a machine is hung up and retried
     caller_id: CallerId = CallerId()
     calling_hours: rules.CallingHours = rules.ANY_TIME
 
@@ -261,6 +262,7 @@ OPTIONS: dict[str, Option] = {
     "queue_priority": Option(_bounded_int(0, 1000), "0"),
     "agent_ring_timeout": Option(_bounded_duration(_SECOND, timedelta(minutes=10)), "20s"),
     "contact_ring_timeout": Option(_bounded_duration(_SECOND, timedelta(minutes=10)), "40s"),
+    "amd": Option(parse_bool, "no"),
     "caller_id": Option(parse_caller_id, ""),
     "calling_hours": Option(parse_calling_hours, "always"),
 }

@@ -210,6 +210,17 @@ def test_invalid_runtime_override_refused() -> None:
         cfg.runtime_layers({"redis": {"url": "x"}})
 
 
+def test_amd_is_off_by_default_and_layered_like_every_option() -> None:
+    loaded = load_text("[general]\n[queue/sales]\namd = yes\n[agent/1001]\namd = no\n")
+    assert cfg.Settings().amd is False
+    assert cfg.resolve(loaded, {}).amd is False
+    assert cfg.resolve(loaded, {}, "1002", "sales").amd is True
+    assert cfg.resolve(loaded, {}, "1001", "sales").amd is False, "the agent's section wins"
+    assert cfg.resolve(loaded, cfg.runtime_layers({"agent/1002": {"amd": "on"}}), "1002").amd is True
+    with pytest.raises(cfg.SettingError, match=r"cb.conf:2 \[general\]: amd: 'maybe' is not yes or no"):
+        load_text("[general]\namd = maybe\n")
+
+
 def test_resolved_values_are_typed() -> None:
     resolved = cfg.resolve(load_text(LAYERED), {}, None, "sales")
     assert resolved.retry_interval == timedelta(minutes=10)

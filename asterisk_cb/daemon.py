@@ -70,6 +70,7 @@ class Daemon:
                 site.dialing.outbound_context,
                 recheck_s=site.timing.call_check.total_seconds(),
                 queue_context=site.dialing.queue_context,
+                amd_context=site.dialing.amd_context,
             ),
             queue_guard=self.queue_guard,
         )

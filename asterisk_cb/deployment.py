@@ -65,6 +65,7 @@ class Dialing:
 
     outbound_context: str
     queue_context: str = "callback-queue"  # extension <queue> runs Queue() (dialplan/callback-queue.conf)
+    amd_context: str = "callback-amd"  # extension s runs AMD() (dialplan/callback-amd.conf)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ KNOWN_OPTIONS: Mapping[str, frozenset[str]] = {
     ),
     "ari": frozenset({"url", "user", "password", "app"}),
     "ami": frozenset({"host", "port", "user", "secret"}),
-    "dialing": frozenset({"outbound_context", "queue_context"}),
+    "dialing": frozenset({"outbound_context", "queue_context", "amd_context"}),
     "metrics": frozenset({"listen"}),
     "daemon": frozenset({"lease", "call_check"}),
 }
@@ -223,10 +224,12 @@ def _agents(section: Section) -> dict[str, tuple[str, ...]]:
 
 def _dialing(section: Section) -> Dialing:
     outbound = _context(_required(section, "dialing", "outbound_context"), "outbound_context")
-    queue = section.get("queue_context")
-    if queue is None or not queue.value:
-        return Dialing(outbound)
-    return Dialing(outbound, _context(queue, "queue_context"))
+    optional = {
+        option: _context(found, option)
+        for option in ("queue_context", "amd_context")
+        if (found := section.get(option)) is not None and found.value
+    }
+    return Dialing(outbound, **optional)
 
 
 def _timing(section: Section) -> Timing:

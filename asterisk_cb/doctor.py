@@ -62,6 +62,8 @@ async def run_checks(file: SettingsFile, site: deployment.Deployment) -> list[Ch
         queues = await _queues(file, runtime, ami)
         if queues:  # the failover phase puts contacts into queues through this context
             checks.append(await _context(ami, "queue_context", site.dialing.queue_context))
+        if any(_resolved_everywhere(file, runtime, "amd")):  # answered contacts go through AMD there
+            checks.append(await _context(ami, "amd_context", site.dialing.amd_context))
         checks += queues
     finally:
         await ami.stop()
@@ -142,16 +144,19 @@ async def _queues(file: SettingsFile, runtime: Layers, ami: AmiConnection) -> li
 
 
 def _failover_queues(file: SettingsFile, runtime: Layers) -> set[str]:
-    """The failover queue of every scope that sets options (file or run time), as it resolves there."""
-    queues = set()
+    """The failover queue of every scope that sets options, as it resolves there."""
+    return {queue for queue in _resolved_everywhere(file, runtime, "failover_queue") if queue}
+
+
+def _resolved_everywhere(file: SettingsFile, runtime: Layers, option: str) -> set[Any]:
+    """The effective value of ``option`` in every scope that sets options (file or run time)."""
+    values = set()
     for scope in {*file.layers, *runtime, GENERAL}:
         kind, _, name = scope.partition("/")
         agent = name if kind == "agent" else None
         queue = name if kind == "queue" else None
-        failover = resolve(file, runtime, agent, queue).failover_queue
-        if failover:
-            queues.add(failover)
-    return queues
+        values.add(getattr(resolve(file, runtime, agent, queue), option))
+    return values
 
 
 def _messages(answer: Any) -> list[Mapping[str, str]]:

@@ -37,6 +37,7 @@ class Channel:
     connected: Party = field(default_factory=Party)
     context: str = ""
     exten: str = ""
+    app_name: str = ""  # the dialplan application the channel runs now (Stasis, AMD, Dial...)
     creationtime: str = ""
     variables: Mapping[str, str] = field(default_factory=dict)
 
@@ -51,6 +52,7 @@ class Channel:
             connected=Party.from_json(data.get("connected")),
             context=dialplan.get("context", ""),
             exten=dialplan.get("exten", ""),
+            app_name=dialplan.get("app_name", ""),
             creationtime=data.get("creationtime", ""),
             variables=dict(data.get("channelvars") or {}),
         )

@@ -37,11 +37,22 @@ are shielded), the call is left to the next holder.
 Queue phase (failover): ``DialContact`` dials the contact alone; on answer ``EnterQueue`` bridges it
 with ``Local/<queue>@<queue context>/n``, whose dialplan half runs Queue() (see ``_enter_queue``).
 
+Answering machines (setting ``amd``, measured on the lab's Asterisk 22 with app_amd's defaults): when
+the contact's ``;1`` turns Up, ``_screen`` sets ACB_STASIS_APP on it and sends it out of the app
+(``POST /channels/{id}/continue``) into ``amd_context`` (dialplan/callback-amd.conf): AMD() then
+Stasis(<app>,amd,${AMDSTATUS},${AMDCAUSE}). ARI cannot run AMD() itself, and ``;1`` is the half to
+send: it is ours, and what it reads is what the contact's side says (``;2`` is busy in the admin's
+Dial()). Leaving the app takes it out of the agent's bridge (the agent, alone there, keeps hearing
+ringback); the lifecycle hears of the answer only with the verdict (``progress.amd_verdict``), and
+``Connect`` puts the contact back into the bridge. A person saying "hello" was judged HUMAN
+(HUMAN-800-800) 1.9 s after the answer, a 4 s greeting MACHINE (LONGGREETING-1500-1500) after 2.0 s.
+
 Queue pauses: with a ``QueueGuard``, the agent's queue memberships are paused (reason "callback") just
 before its ring and lifted when the run ends, whatever the ending (``queue_guard``).
 
-Not here yet: with several ready devices only the first rings; no announcement to the agent; no AMD
-(a voicemail pickup counts as answered); the per-agent guard is per daemon (several daemons rely on
+Not here yet: with several ready devices only the first rings; no announcement to the agent; AMD's
+parameters are amd.conf's, one set for every callback (with ``amd`` off a voicemail pickup counts as
+answered); the per-agent guard is per daemon (several daemons rely on
 the device state and on the queue pauses).
 """
 
@@ -78,6 +89,7 @@ from asterisk_cb.telephony.availability import AvailabilityView
 from asterisk_cb.telephony.call_marks import agent_caller_id, callback_variables
 from asterisk_cb.telephony.progress import (
     LegWatch,
+    Screen,
     leg_channel,
     queue_channel_id,
     reconcile,
@@ -104,11 +116,13 @@ def utc_now() -> datetime:
 class ExecutorOptions:
     """``outbound_context``: the admin's dialplan context the contact is dialled through;
     ``recheck_s``: how long a live call may go without any event before its channels are looked up;
-    ``queue_context``: the dialplan context whose extension <queue> puts a caller into that queue."""
+    ``queue_context``: the dialplan context whose extension <queue> puts a caller into that queue;
+    ``amd_context``: the context whose extension ``s`` runs AMD() and returns into our app."""
 
     outbound_context: str
     recheck_s: float = 30.0
     queue_context: str = "callback-queue"  # runs Queue(${EXTEN}) for the failover phase (dialplan/)
+    amd_context: str = "callback-amd"  # AMD() for the setting amd (dialplan/callback-amd.conf)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,6 +210,7 @@ class _Run:
 
     async def run(self) -> None:
         self.settings = await self.x.settings_for(self.callback)
+        self.watch.screen_answers = self.settings.amd
         happening: ev.Input | None = await self._resume() if self.claim.resume else self._due()
         while True:
             if happening is not None:
@@ -203,7 +218,7 @@ class _Run:
             elif not self.callback.state.is_live:
                 return
             else:
-                happening = self._interpret(await self._next_signal())
+                happening = await self._understand(await self._next_signal())
 
     async def _next_signal(self) -> Signal:
         """The next event about our channels; after ``recheck_s`` of silence, a fresh look at them, so
@@ -287,10 +302,33 @@ class _Run:
             self._paused = await guard.take_over(memberships, live=live)
         return taking_over
 
-    def _interpret(self, signal: Signal) -> ev.Input | None:
+    async def _understand(self, signal: Signal) -> ev.Input | None:
+        """The input a signal stands for; an answer to be screened first is sent through AMD."""
         if isinstance(signal, _Resynced):
-            return reconcile(self.callback, signal.alive)
-        return self.watch.interpret(self.callback, signal)
+            meaning = reconcile(self.callback, signal.alive, self.settings.amd)
+        else:
+            meaning = self.watch.interpret(self.callback, signal)
+        return await self._screen(meaning) if isinstance(meaning, Screen) else meaning
+
+    async def _screen(self, screen: Screen) -> ev.Input | None:
+        """Send the answered contact's ``;1`` through AMD; the verdict comes back as its StasisStart.
+
+        A contact who hung up meanwhile (gone) or a half already out of the app (in AMD) needs nothing:
+        their events follow. Any other failure connects the contact as without AMD: keeping a person
+        waiting for a verdict that cannot come is worse than reaching a machine."""
+        channel_id = screen.leg.uniqueid
+        assert channel_id is not None, "progress names the contact's channel"
+        ari = self.x.ari
+        try:
+            await ari.set_variable(channel_id, "ACB_STASIS_APP", ari.settings.app)
+            await ari.continue_in_dialplan(channel_id, context=self.x.options.amd_context, extension="s")
+        except (AriNotFound, ChannelNotInStasis):
+            return None
+        except AriError as error:
+            log.warning("callback %s: AMD not run, contact connected: %s", self.callback.id, error)
+            return ev.ContactAnswered(screen.leg)
+        log.info("callback %s: contact answered, AMD listening", self.callback.id)
+        return None
 
     # --- transitions ----------------------------------------------------------------------------
 
@@ -510,9 +548,13 @@ class _Run:
             await self.x.ari.set_variable(agent_channel, f"CALLERID({part})", value)
 
     async def _connect(self, effect: Connect) -> None:
-        """Both legs were bridged before the contact rang; stop the ringback the agent hears."""
+        """Both legs were bridged before the contact rang; stop the ringback the agent hears. A contact
+        back from AMD left the bridge for it: it goes back in first."""
         attempt = self.callback.current_attempt
         agent_channel = leg_channel(attempt, LegRole.AGENT) if attempt else None
+        contact_channel = leg_channel(attempt, LegRole.CONTACT) if attempt else None
+        if self.settings.amd and contact_channel is not None:
+            await _quietly(self.x.ari.add_channel(_bridge_id(effect.attempt_id), contact_channel))
         if agent_channel is not None:
             await _quietly(self.x.ari.ring_stop(agent_channel))
 

@@ -15,6 +15,12 @@ Which event means what (measured on the lab's Asterisk 22):
   (id ``queue_channel``) is created in the app and bridged with it; its dialplan half runs Queue(),
   which answers it only when a member takes the call: its ``;1`` turning Up is the member's answer,
   its end before that is the queue giving up (the context ends with ``Hangup(19)`` after Queue()).
+* answering machine detection (setting ``amd``): the contact's ``;1`` turning Up is not yet an answer
+  but ``Screen``: the executor sends that half out of the app into the AMD context (StasisEnd, it
+  leaves the agent's bridge; the agent keeps hearing ringback). AMD() listens to the contact's side
+  and Stasis() brings the half back: StasisStart with args ``amd,<AMDSTATUS>,<AMDCAUSE>``. MACHINE is
+  ``ContactFailed(MACHINE)``; HUMAN and NOTSURE are the answer. Our app stays subscribed to the channel
+  while it is out: a contact hanging up during AMD is its ChannelDestroyed (cause 16), a failed attempt.
 
 Events the callback's state does not expect (a late event for a channel already dealt with, our own
 hang-up after the outcome was recorded) yield no input.
@@ -40,6 +46,17 @@ from asterisk_cb.telephony.legs import LegEnd, agent_outcome, contact_outcome
 
 UP = "Up"
 DOWN = "Down"
+AMD_ARG = "amd"  # first Stasis() argument of a contact leg back from the AMD context
+AMD_APP = "AMD"  # the dialplan application a channel runs while AMD listens
+MACHINE = "MACHINE"  # AMDSTATUS of a machine (the others: HUMAN, NOTSURE, HANGUP)
+
+
+@dataclass(frozen=True)
+class Screen:
+    """The contact answered and ``amd`` is on: before the lifecycle hears of the answer, the executor
+    sends the leg through AMD (``executor._screen``); its verdict comes back as a StasisStart."""
+
+    leg: ev.LegInfo
 
 
 def leg_channel(attempt: Attempt, role: LegRole) -> str | None:
@@ -86,8 +103,9 @@ class LegWatch:
 
     device_state_before: str | None = None
     dialstatus: dict[str, str] = field(default_factory=dict)
+    screen_answers: bool = False  # the setting amd: a contact's answer goes through AMD first
 
-    def interpret(self, callback: Callback, event: AriEvent) -> ev.Input | None:
+    def interpret(self, callback: Callback, event: AriEvent) -> ev.Input | Screen | None:
         """The input ``event`` stands for in ``callback``'s current state, if any."""
         attempt = callback.current_attempt
         channel = _event_channel(event)
@@ -104,7 +122,7 @@ class LegWatch:
         if isinstance(event, ChannelDestroyed):
             end = LegEnd(cause=event.cause, dialstatus=self.dialstatus.get(channel.id, ""))
             return self._ended(callback.state, role, end, channel.id)
-        return _progressed(callback.state, role, event, info)
+        return _progressed(callback.state, role, event, info, self.screen_answers)
 
     def _ended(self, state: State, role: LegRole, end: LegEnd, channel_id: str) -> ev.Input | None:
         info = ev.LegInfo(hangup_cause=end.cause, sip_code=end.sip_code, uniqueid=channel_id)
@@ -123,18 +141,33 @@ class LegWatch:
         return None
 
 
-def _progressed(state: State, role: LegRole, event: AriEvent, info: ev.LegInfo) -> ev.Input | None:
-    """Answers: the agent's channel enters the app; the contact's Local channel turns Up; the queue's
-    Local channel turns Up (a member took the call; the executor looks up who, see ``_with_member``)."""
-    if isinstance(event, StasisStart) and state is State.AGENT_RINGING and role is LegRole.AGENT:
-        return ev.AgentAnswered(info)
+def _progressed(
+    state: State, role: LegRole, event: AriEvent, info: ev.LegInfo, screen: bool
+) -> ev.Input | Screen | None:
+    """Answers: the agent's channel enters the app; the contact's Local channel turns Up (with AMD:
+    to be screened, then its verdict); the queue's Local channel turns Up (a member took the call;
+    the executor looks up who, see ``_with_member``)."""
+    if isinstance(event, StasisStart):
+        if state is State.AGENT_RINGING and role is LegRole.AGENT:
+            return ev.AgentAnswered(info)
+        if state is State.CONTACT_RINGING and role is LegRole.CONTACT and event.args[:1] == (AMD_ARG,):
+            return amd_verdict(event.args[1:], info)
+        return None
     if not isinstance(event, ChannelStateChange) or event.channel.state != UP:
         return None
     if state is State.CONTACT_RINGING and role is LegRole.CONTACT:
-        return ev.ContactAnswered(info)
+        return Screen(info) if screen else ev.ContactAnswered(info)
     if state is State.QUEUED and role is LegRole.MEMBER:
         return ev.MemberAnswered("", info)
     return None
+
+
+def amd_verdict(results: tuple[str, ...], info: ev.LegInfo) -> ev.Input:
+    """AMD's ``(AMDSTATUS, AMDCAUSE)``: a machine was not reached; HUMAN and NOTSURE are answers (a
+    doubtful verdict connects, as without AMD: losing a person is worse than reaching a machine)."""
+    if results[:1] == (MACHINE,):
+        return ev.ContactFailed(Outcome.MACHINE, info)
+    return ev.ContactAnswered(info)
 
 
 def resume_input(callback: Callback, alive: Mapping[str, Channel]) -> ev.Input:
@@ -156,12 +189,16 @@ def resume_input(callback: Callback, alive: Mapping[str, Channel]) -> ev.Input:
     return ev.CallResumed()
 
 
-def reconcile(callback: Callback, alive: Mapping[str, Channel]) -> ev.Input | None:
+def reconcile(
+    callback: Callback, alive: Mapping[str, Channel], screen: bool = False
+) -> ev.Input | Screen | None:
     """After a gap in the events (reconnect, resumed claim): the input that explains which of the
     attempt's channels still exist (``alive``, by id) and in which state; None when nothing changed.
 
     A channel that vanished unseen has an unknown cause: every leg gone is ``CallLost`` (the lifecycle
-    decides what that counts as); one side of a live call gone is that side's normal end.
+    decides what that counts as); one side of a live call gone is that side's normal end. With
+    ``screen`` (AMD on) an answered contact still running AMD is left to it (its verdict will come);
+    one in our app is screened (again, if its verdict went unseen: it costs the contact a few seconds).
     """
     attempt = callback.current_attempt
     if attempt is None:
@@ -175,7 +212,7 @@ def reconcile(callback: Callback, alive: Mapping[str, Channel]) -> ev.Input | No
     if state is State.AGENT_RINGING:
         return ev.AgentAnswered(ev.LegInfo(uniqueid=agent.id)) if agent and agent.state == UP else None
     if state is State.CONTACT_RINGING:
-        return _reconcile_contact_ring(legs, agent, contact)
+        return _reconcile_contact_ring(legs, agent, contact, screen)
     if state is State.QUEUED:  # a member answered unseen: the queue's Local channel is Up
         waiting = present.get(LegRole.MEMBER)
         return (
@@ -189,10 +226,13 @@ def reconcile(callback: Callback, alive: Mapping[str, Channel]) -> ev.Input | No
 
 
 def _reconcile_contact_ring(
-    legs: Mapping[str, LegRole], agent: Channel | None, contact: Channel | None
-) -> ev.Input | None:
+    legs: Mapping[str, LegRole], agent: Channel | None, contact: Channel | None, screen: bool
+) -> ev.Input | Screen | None:
     if LegRole.AGENT in legs.values() and agent is None:
         return ev.AgentHungUp()
     if contact is None:
         return ev.CallLost()
-    return ev.ContactAnswered(ev.LegInfo(uniqueid=contact.id)) if contact.state == UP else None
+    if contact.state != UP or (screen and contact.app_name == AMD_APP):
+        return None
+    info = ev.LegInfo(uniqueid=contact.id)
+    return Screen(info) if screen else ev.ContactAnswered(info)

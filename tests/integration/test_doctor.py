@@ -21,6 +21,7 @@ def lab_config(lab: dict[str, Any], **overrides: str) -> str:
         "context": lab["dialplan"]["outbound_context"],
         "devices": "PJSIP/1001",
         "general": "",
+        "dialing": "",
     } | overrides
     return f"""
 [general]
@@ -39,6 +40,7 @@ user = {lab["ami"]["user"]}
 secret = {values["ami_secret"]}
 [dialing]
 outbound_context = {values["context"]}
+{values["dialing"]}
 [agents]
 1001 = {values["devices"]}
 """
@@ -52,7 +54,7 @@ async def doctor(tmp_path: Path, text: str) -> dict[str, Check]:
 
 
 async def test_the_lab_passes_every_check(lab: dict[str, Any], tmp_path: Path) -> None:
-    checks = await doctor(tmp_path, lab_config(lab, general="failover_queue = failover"))
+    checks = await doctor(tmp_path, lab_config(lab, general="failover_queue = failover\namd = yes"))
     assert {name: check.verdict for name, check in checks.items()} == {
         "redis": Verdict.OK,
         "ari": Verdict.OK,
@@ -60,6 +62,7 @@ async def test_the_lab_passes_every_check(lab: dict[str, Any], tmp_path: Path) -
         "agent 1001": Verdict.OK,
         "outbound_context": Verdict.OK,
         "queue_context": Verdict.OK,
+        "amd_context": Verdict.OK,
         "queue failover": Verdict.OK,
     }
     assert "Asterisk 22." in checks["ari"].detail
@@ -72,6 +75,7 @@ async def test_the_lab_passes_every_check(lab: dict[str, Any], tmp_path: Path) -
         ({"devices": "PJSIP/1001 & PJSIP/nosuchphone"}, "agent 1001", "PJSIP/nosuchphone"),
         ({"context": "no-such-context"}, "outbound_context", "no-such-context"),
         ({"general": "failover_queue = nosuchqueue"}, "queue nosuchqueue", "does not have"),
+        ({"general": "amd = yes", "dialing": "amd_context = no-amd-here"}, "amd_context", "no-amd-here"),
         ({"ami_secret": "wrong"}, "ami", "login refused"),
     ],
 )

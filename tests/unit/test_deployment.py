@@ -132,12 +132,15 @@ def test_a_bad_metrics_address_is_refused(tmp_path: Path, value: str) -> None:
         load(tmp_path, REQUIRED + f"[metrics]\nlisten = {value}\n")
 
 
-def test_queue_context_defaults_and_is_checked(tmp_path: Path) -> None:
-    assert load(tmp_path, REQUIRED).dialing.queue_context == "callback-queue"
-    text = REQUIRED.replace("[dialing]\n", "[dialing]\nqueue_context = my-queues\n")
-    assert load(tmp_path, text).dialing.queue_context == "my-queues"
-    with pytest.raises(config.ConfigError, match=r"\[dialing\]: queue_context: 'bad context'"):
-        load(tmp_path, REQUIRED.replace("[dialing]\n", "[dialing]\nqueue_context = bad context\n"))
+@pytest.mark.parametrize(
+    ("option", "default"), [("queue_context", "callback-queue"), ("amd_context", "callback-amd")]
+)
+def test_optional_contexts_default_and_are_checked(tmp_path: Path, option: str, default: str) -> None:
+    assert getattr(load(tmp_path, REQUIRED).dialing, option) == default
+    text = REQUIRED.replace("[dialing]\n", f"[dialing]\n{option} = my-context\n")
+    assert getattr(load(tmp_path, text).dialing, option) == "my-context"
+    with pytest.raises(config.ConfigError, match=rf"\[dialing\]: {option}: 'bad context'"):
+        load(tmp_path, REQUIRED.replace("[dialing]\n", f"[dialing]\n{option} = bad context\n"))
 
 
 def test_lease_and_call_check_default_to_30s_and_are_settable(tmp_path: Path) -> None:

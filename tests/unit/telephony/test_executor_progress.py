@@ -15,7 +15,7 @@ from asterisk_cb.core import lifecycle
 from asterisk_cb.core.model import Callback, LegRole, Outcome, State
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.telephony.ari_events import AriEvent, Channel, parse_event
-from asterisk_cb.telephony.progress import LegWatch, reconcile, resume_input, watched_channels
+from asterisk_cb.telephony.progress import LegWatch, Screen, reconcile, resume_input, watched_channels
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 SETTINGS = Settings()
@@ -90,6 +90,42 @@ def test_the_contact_answers_when_its_local_channel_turns_up_not_when_it_enters_
     assert watch.interpret(callback, _event("ChannelStateChange", contact, "Ringing")) is None
     answered = watch.interpret(callback, _event("ChannelStateChange", contact, "Up"))
     assert answered == ev.ContactAnswered(ev.LegInfo(uniqueid=contact))
+
+
+def test_with_amd_an_answer_is_screened_and_the_verdict_decides() -> None:
+    """Measured: the contact's ;1 turns Up, leaves the app for AMD, and comes back with the verdict."""
+    callback = _callback_in(State.CONTACT_RINGING)
+    _, contact = _ids(callback)
+    watch, info = LegWatch(screen_answers=True), ev.LegInfo(uniqueid=contact)
+    assert watch.interpret(callback, _event("ChannelStateChange", contact, "Up")) == Screen(info)
+    assert watch.interpret(callback, _event("StasisEnd", contact, "Up")) is None
+
+    def back(*args: str) -> object:
+        return watch.interpret(callback, _event("StasisStart", contact, "Up", args=["amd", *args]))
+
+    assert back("MACHINE", "LONGGREETING-1500-1500") == ev.ContactFailed(Outcome.MACHINE, info)
+    assert back("HUMAN", "HUMAN-800-800") == ev.ContactAnswered(info)
+    assert back("NOTSURE", "TOOLONG-5000") == ev.ContactAnswered(info)  # doubt connects
+    assert watch.interpret(callback, _event("StasisStart", contact, "Up", args=["contact"])) is None
+
+
+def test_with_amd_a_contact_hanging_up_during_amd_is_a_failed_attempt() -> None:
+    callback = _callback_in(State.CONTACT_RINGING)
+    _, contact = _ids(callback)
+    watch = LegWatch(screen_answers=True)
+    assert watch.interpret(callback, _event("Dial", contact, "Up", dialstatus="ANSWER")) is None
+    ended = watch.interpret(callback, _event("ChannelDestroyed", contact, "Up", cause=16))
+    assert ended == ev.ContactFailed(Outcome.FAILED, ev.LegInfo(hangup_cause=16, uniqueid=contact))
+
+
+def test_with_amd_reconcile_leaves_a_contact_in_amd_to_it_and_screens_one_in_the_app() -> None:
+    dialling = _callback_in(State.CONTACT_RINGING)
+    agent, contact = _ids(dialling)
+    in_amd = {agent: Channel(agent, "x", "Up"), contact: Channel(contact, "x", "Up", app_name="AMD")}
+    in_app = {agent: Channel(agent, "x", "Up"), contact: Channel(contact, "x", "Up", app_name="Stasis")}
+    assert reconcile(dialling, in_amd, screen=True) is None
+    assert reconcile(dialling, in_app, screen=True) == Screen(ev.LegInfo(uniqueid=contact))
+    assert reconcile(dialling, in_amd) == ev.ContactAnswered(ev.LegInfo(uniqueid=contact))
 
 
 @pytest.mark.parametrize(

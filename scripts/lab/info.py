@@ -15,6 +15,14 @@ CONTACT_NUMBERS = {
     "480...": "rings (180) and never answers, until CANCEL",
     "404...": "404 Not Found (unallocated number)",
     "603...": "603 Decline",
+    "701SS...": (
+        "not SIPp: answered inside Asterisk ([lab-answerers]), a person: 0.6 s of tone ('hello'), then "
+        "silence; hangs up after SS seconds. app_amd says HUMAN. Counted in the CDR, not the INVITE logs"
+    ),
+    "702SS...": (
+        "not SIPp: answered inside Asterisk, an answering machine: a 4 s greeting (tone), then silence; "
+        "hangs up after SS seconds. app_amd says MACHINE (LONGGREETING)"
+    ),
 }
 
 AGENT_BEHAVIOURS = {

@@ -10,17 +10,20 @@ contact's channel, which say how long the contact was bridged with the agent aft
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import datetime
 
 import asyncpg
 import pytest
 from callback_lab import Lab, unique_number
 
-from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, State
+from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, Phase, State
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 AGENT = "1001"
+REJECTING_AGENT = "1002"  # misses its one ring, so the callback goes straight to the failover queue
+MEMBERS = ("1003", "1004")  # the lab's failover queue
 CONNECTED_S = 0.5  # bridged with the agent longer than this after answering: the two could talk
 
 
@@ -96,6 +99,43 @@ async def test_amd_on_a_machine_is_hung_up_never_connected_counted_and_retried(l
         assert call["lastapp"] == "Wait" and call["billsec"] < 15
     for index in (0, 1):
         assert await bridged_after_answer_s(lab, contact_channel(done, index)) < CONNECTED_S
+    assert await lab.our_channels() == []
+
+
+@pytest.fixture
+def agent_rejects() -> Iterator[None]:
+    Lab.phone(REJECTING_AGENT, "reject")
+    yield
+    Lab.phone(REJECTING_AGENT, "answer")
+
+
+async def test_amd_on_in_the_queue_phase_a_machine_is_never_put_into_the_queue(
+    lab: Lab, agent_rejects: None
+) -> None:
+    await lab.set(
+        amd="yes",
+        failover_queue="failover",
+        max_missed_agent_rings="1",
+        queue_max_attempts="1",
+        contact_ring_timeout="10s",
+    )
+    number = unique_number("70230")
+    member_rings = {member: len(lab.agent_invites(member).times(member)) for member in MEMBERS}
+
+    scheduled = await lab.schedule(number, REJECTING_AGENT)
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=40)
+
+    assert (done.state, done.phase, done.finish_reason) == (
+        State.EXHAUSTED,
+        Phase.QUEUE,
+        FinishReason.QUEUE_ATTEMPTS,
+    )
+    assert [attempt.outcome for attempt in done.attempts] == [Outcome.AGENT_REJECTED, Outcome.MACHINE]
+    kinds = await lab.kinds(scheduled.id)
+    assert EventKind.CONTACT_ANSWERED not in kinds and EventKind.QUEUE_ENTERED not in kinds
+    assert {member: len(lab.agent_invites(member).times(member)) for member in MEMBERS} == member_rings
+    [call] = await answerer_calls(lab, number, expected=1)
+    assert call["lastapp"] == "Wait" and call["billsec"] < 15
     assert await lab.our_channels() == []
 
 

@@ -109,9 +109,8 @@ def agent_rejects() -> Iterator[None]:
     Lab.phone(REJECTING_AGENT, "answer")
 
 
-async def test_amd_on_in_the_queue_phase_a_machine_is_never_put_into_the_queue(
-    lab: Lab, agent_rejects: None
-) -> None:
+async def _straight_to_the_queue_with_amd(lab: Lab) -> None:
+    """One missed agent ring ends the agent phase; the queue phase has one attempt."""
     await lab.set(
         amd="yes",
         failover_queue="failover",
@@ -119,6 +118,12 @@ async def test_amd_on_in_the_queue_phase_a_machine_is_never_put_into_the_queue(
         queue_max_attempts="1",
         contact_ring_timeout="10s",
     )
+
+
+async def test_amd_on_in_the_queue_phase_a_machine_is_never_put_into_the_queue(
+    lab: Lab, agent_rejects: None
+) -> None:
+    await _straight_to_the_queue_with_amd(lab)
     number = unique_number("70230")
     member_rings = {member: len(lab.agent_invites(member).times(member)) for member in MEMBERS}
 
@@ -136,6 +141,28 @@ async def test_amd_on_in_the_queue_phase_a_machine_is_never_put_into_the_queue(
     assert {member: len(lab.agent_invites(member).times(member)) for member in MEMBERS} == member_rings
     [call] = await answerer_calls(lab, number, expected=1)
     assert call["lastapp"] == "Wait" and call["billsec"] < 15
+    assert await lab.our_channels() == []
+
+
+async def test_amd_on_in_the_queue_phase_a_human_waits_in_the_queue_for_a_member(
+    lab: Lab, agent_rejects: None
+) -> None:
+    for member in MEMBERS:
+        Lab.phone(member, "answer")
+    await _straight_to_the_queue_with_amd(lab)
+    number = unique_number("70112")  # says "hello", hangs up 12 s after answering
+
+    scheduled = await lab.schedule(number, REJECTING_AGENT)
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=40)
+
+    assert (done.state, done.phase, done.finish_reason) == (State.COMPLETED, Phase.QUEUE, FinishReason.TALKED)
+    assert [attempt.outcome for attempt in done.attempts] == [Outcome.AGENT_REJECTED, Outcome.COMPLETED]
+    member = done.attempts[-1].leg(LegRole.MEMBER)
+    assert member is not None and member.endpoint in {f"PJSIP/{m}" for m in MEMBERS}
+    kinds = await lab.kinds(scheduled.id)
+    assert kinds.index(EventKind.CONTACT_ANSWERED) < kinds.index(EventKind.QUEUE_ENTERED)
+    [call] = await answerer_calls(lab, number, expected=1)
+    assert call["lastapp"] == "Hangup"
     assert await lab.our_channels() == []
 
 

@@ -314,8 +314,10 @@ class _Run:
         """Send the answered contact's ``;1`` through AMD; the verdict comes back as its StasisStart.
 
         A contact who hung up meanwhile (gone) or a half already out of the app (in AMD) needs nothing:
-        their events follow. Any other failure connects the contact as without AMD: keeping a person
-        waiting for a verdict that cannot come is worse than reaching a machine."""
+        their events follow. Any other refusal connects the contact as without AMD: keeping a person
+        waiting for a verdict that cannot come is worse than reaching a machine. A missing context is
+        not refused (measured: 204, then the channel hangs up at once, a failed attempt): ``doctor``
+        checks it exists."""
         channel_id = screen.leg.uniqueid
         assert channel_id is not None, "progress names the contact's channel"
         ari = self.x.ari

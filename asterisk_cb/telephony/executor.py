@@ -88,6 +88,7 @@ from asterisk_cb.telephony.ari_stream import AriEventStream, ResyncSnapshot
 from asterisk_cb.telephony.availability import AvailabilityView
 from asterisk_cb.telephony.call_marks import agent_caller_id, callback_variables
 from asterisk_cb.telephony.progress import (
+    AMD_ARG,
     LegWatch,
     Screen,
     leg_channel,
@@ -308,6 +309,8 @@ class _Run:
             meaning = reconcile(self.callback, signal.alive, self.settings.amd)
         else:
             meaning = self.watch.interpret(self.callback, signal)
+        if isinstance(signal, StasisStart) and signal.args[:1] == (AMD_ARG,):  # e.g. NOTSURE,NOAMD
+            log.info("callback %s: AMD verdict %s", self.callback.id, ",".join(signal.args[1:]))
         return await self._screen(meaning) if isinstance(meaning, Screen) else meaning
 
     async def _screen(self, screen: Screen) -> ev.Input | None:

@@ -10,8 +10,9 @@ short:
   otherwise ring the agent (agent phase) or dial the contact for the queue (queue phase).
 * agent no answer / rejected / failed / lost: not a contact attempt, but counted in
   ``missed_agent_rings`` and capped; agent busy counts like unavailable.
-* every contact-leg failure (including the agent hanging up while the contact rings, and a call lost
-  while the contact rings or waits in the queue) is a counted attempt: max attempts bounds how often a
+* every contact-leg failure (including the agent hanging up while the contact rings, a machine
+  answering when AMD is on, and a call lost while the contact rings or waits in the queue) is a
+  counted attempt: max attempts bounds how often a
   contact's phone rings. An unallocated number finishes at once (exhausted).
 * a lost call during the talk is completed: the contact was reached; dialling again would duplicate.
 * people may cancel, reschedule or edit until the contact talks; then they are refused.

@@ -44,8 +44,11 @@ Stasis(<app>,amd,${AMDSTATUS},${AMDCAUSE}). ARI cannot run AMD() itself, and ``;
 send: it is ours, and what it reads is what the contact's side says (``;2`` is busy in the admin's
 Dial()). Leaving the app takes it out of the agent's bridge (the agent, alone there, keeps hearing
 ringback); the lifecycle hears of the answer only with the verdict (``progress.amd_verdict``), and
-``Connect`` puts the contact back into the bridge. A person saying "hello" was judged HUMAN
-(HUMAN-800-800) 1.9 s after the answer, a 4 s greeting MACHINE (LONGGREETING-1500-1500) after 2.0 s.
+``Connect`` puts the contact back into the bridge. A daemon stopped meanwhile: Stasis() fails and the
+context retries it every second for a minute, so the resumer (same app name) gets the verdict, or
+finds the half back in the app and screens it again (``progress.reconcile``). A person saying "hello"
+was judged HUMAN (HUMAN-800-800) 1.9 s after the answer, a 4 s greeting MACHINE (LONGGREETING-1500-1500)
+after 2.0 s.
 
 Queue pauses: with a ``QueueGuard``, the agent's queue memberships are paused (reason "callback") just
 before its ring and lifted when the run ends, whatever the ending (``queue_guard``).

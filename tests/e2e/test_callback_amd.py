@@ -15,7 +15,7 @@ from datetime import datetime
 
 import asyncpg
 import pytest
-from callback_lab import Lab, unique_number
+from callback_lab import Lab, unique_number, until_equal
 
 from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, Phase, State
 
@@ -211,3 +211,26 @@ def test_time_in_bridge_counts_only_after_the_answer() -> None:
     assert _time_in_bridge_after_answer(human) == pytest.approx(4.01)
     without_amd = [("BRIDGE_ENTER", at(0)), ("ANSWER", at(1)), ("BRIDGE_EXIT", at(9))]
     assert _time_in_bridge_after_answer(without_amd) == 8
+
+
+async def test_amd_on_a_daemon_stopped_while_amd_listens_the_next_one_takes_the_verdict(lab: Lab) -> None:
+    lab.phone(AGENT, "answer")
+    await lab.set(amd="yes", contact_ring_timeout="10s")
+    number = unique_number("70120")  # says "hello", hangs up 20 s after answering
+
+    scheduled = await lab.schedule(number, AGENT)
+    ringing = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.CONTACT_RINGING)
+    contact = contact_channel(ringing)
+    await until_equal(lambda: _app_of(lab, contact), "AMD")
+    await lab.restart_daemon(3.0)  # AMD's verdict (about 2 s) comes while no daemon is up
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=40)
+
+    assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
+    assert EventKind.RESUMED in await lab.kinds(scheduled.id)
+    [call] = await answerer_calls(lab, number, expected=1)
+    assert call["lastapp"] == "Hangup"  # the person hung up after talking: never called again
+    assert await bridged_after_answer_s(lab, contact) > 3.0
+
+
+async def _app_of(lab: Lab, channel_id: str) -> str:
+    return (await lab.ari.get_channel(channel_id)).app_name

@@ -9,8 +9,9 @@ SIPp logs is exact.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -41,10 +42,12 @@ class Daemon:
     executor under a scheduler. ``stop`` is what a killed daemon leaves behind: live calls up, their
     leases lapsing."""
 
-    def __init__(self, info: dict[str, Any], store: Store) -> None:
+    def __init__(
+        self, info: dict[str, Any], store: Store, *, app: str | None = None, concurrency: int = 200
+    ) -> None:
         ari_info = info["ari"]
         self.ari = AriClient(
-            AriSettings(ari_info["url"], ari_info["user"], ari_info["password"], ari_info["app"])
+            AriSettings(ari_info["url"], ari_info["user"], ari_info["password"], app or ari_info["app"])
         )
         self.view = AvailabilityView.of(AgentSpec(agent, devices=(f"PJSIP/{agent}",)) for agent in AGENTS)
         self.events = AriEventStream(
@@ -68,7 +71,9 @@ class Daemon:
             options=ExecutorOptions(info["dialplan"]["outbound_context"], recheck_s=RECHECK_S),
             queue_guard=self.queue_guard,
         )
-        self.scheduler = Scheduler(store, executor, SchedulerOptions(lease_ms=LEASE_MS, renew_every_ms=1000))
+        self.scheduler = Scheduler(
+            store, executor, SchedulerOptions(lease_ms=LEASE_MS, renew_every_ms=1000, concurrency=concurrency)
+        )
         self._running: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -91,23 +96,46 @@ class Daemon:
 @pytest.fixture
 async def lab(lab_phones: dict[str, Any]) -> AsyncIterator[Lab]:
     """One daemon running on a fresh namespace; ``lab.restart_daemon()`` replaces it by a new one."""
-    redis = connect(lab_phones["redis"]["url"])
+    async with _lab_with(lab_phones, lambda store: [Daemon(lab_phones, store)]) as started:
+        yield started
+
+
+@pytest.fixture
+async def pair_lab(lab_phones: dict[str, Any]) -> AsyncIterator[Lab]:
+    """Two daemons on one namespace (each its own ARI app), each working on one callback at a time:
+    two callbacks due at one instant are taken one by each daemon."""
+
+    def two(store: Store) -> list[Daemon]:
+        app = lab_phones["ari"]["app"]
+        return [Daemon(lab_phones, store, app=f"{app}-{n}", concurrency=1) for n in (1, 2)]
+
+    async with _lab_with(lab_phones, two) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def _lab_with(info: dict[str, Any], make: Callable[[Store], list[Daemon]]) -> AsyncIterator[Lab]:
+    """Start ``make``'s daemons on a fresh namespace; afterwards stop them, end leftover calls and delete
+    the namespace, passed or failed. ``restart_daemon`` replaces the last daemon by a new one."""
+    redis = connect(info["redis"]["url"])
     store = Store(redis, Keys(f"e2e-{uuid.uuid4().hex[:8]}"))
-    daemons = [Daemon(lab_phones, store)]
-    await daemons[0].start()
+    daemons = make(store)
+    for daemon in daemons:
+        await daemon.start()
 
     async def restart_daemon(down_s: float) -> None:
-        await daemons[-1].stop()
+        await daemons.pop().stop()
         await asyncio.sleep(down_s)
-        daemons.append(Daemon(lab_phones, store))
+        daemons.append(Daemon(info, store))
         await daemons[-1].start()
 
     probe = AriClient(daemons[0].ari.settings)
-    lab = Lab(lab_phones, store, probe, restart_daemon, prefix=f"e2e{uuid.uuid4().hex[:4]}-")
+    lab = Lab(info, store, probe, restart_daemon, prefix=f"e2e{uuid.uuid4().hex[:4]}-")
     try:
         yield lab
     finally:
-        await daemons[-1].stop()
+        for daemon in daemons:
+            await daemon.stop()
         await lab.hang_up_leftovers()
         await probe.close()
         await store.delete_namespace()

@@ -1,14 +1,16 @@
 """What can happen to a callback: the inputs of ``core.lifecycle.step``.
 
-Three sources: the scheduler (``Due``), the telephony executor (leg outcomes, ``CallLost``,
-``CallResumed``) and people (``Cancel``, ``Reschedule``, ``Edit``). Leg outcomes carry the hangup cause,
-SIP code and the leg's uniqueid/linkedid when the executor knows them, so the history can link CDRs.
+Three sources: the scheduler (``Due``, with the executor's look at the agent and at the locks other
+callbacks hold), the telephony executor (leg outcomes, ``CallLost``, ``CallResumed``) and people
+(``Cancel``, ``Reschedule``, ``Edit``). Leg outcomes carry the hangup cause, SIP code and the leg's
+uniqueid/linkedid when the executor knows them, so the history can link CDRs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from asterisk_cb.core.model import Outcome
 
@@ -29,11 +31,23 @@ CONTACT_FAILURES = frozenset(
 QUEUE_FAILURES = frozenset({Outcome.QUEUE_TIMEOUT, Outcome.ABANDONED})
 
 
+class Waiting(StrEnum):
+    """Why a due callback must wait for other callbacks' calls: the executor could not take a lock (or a
+    line) that other callbacks hold while their calls live. The value is what the history says."""
+
+    AGENT = "agent in another callback"
+    CONTACT = "contact in another callback"
+    CALL_LIMIT = "call limit reached"
+
+
 @dataclass(frozen=True)
 class Due:
-    """The scheduler claimed the callback at its ``next_at``; ``agent_available`` is the executor's view."""
+    """The scheduler claimed the callback at its ``next_at``; ``agent_available`` is the executor's view
+    of the agent's devices; ``waiting`` says what other callbacks hold that this one needs (None: nothing).
+    The agent matters in the agent phase only, so the queue phase ignores both about the agent."""
 
     agent_available: bool = True
+    waiting: Waiting | None = None
 
 
 @dataclass(frozen=True)

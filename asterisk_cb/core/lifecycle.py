@@ -5,9 +5,11 @@ callback id and the attempt number, so the same input always gives the same tran
 can recompute which channels an attempt used). The outcome table is in docs/lifecycle.md; the rules in
 short:
 
-* due -> held while paused/disabled; agent unavailable -> re-check after ``reschedule_delay`` until
-  ``max_agent_wait`` past the due time, then failover; outside calling hours -> the next opening;
-  otherwise ring the agent (agent phase) or dial the contact for the queue (queue phase).
+* due -> held while paused/disabled or while the contact (or the call limit) is taken by other
+  callbacks' calls; agent unavailable (its devices, or another callback's call) -> re-check after
+  ``reschedule_delay`` until ``max_agent_wait`` past the due time, then failover; outside calling
+  hours -> the next opening; otherwise ring the agent (agent phase) or dial the contact for the
+  queue (queue phase).
 * agent no answer / rejected / failed / lost: not a contact attempt, but counted in
   ``missed_agent_rings`` and capped; agent busy counts like unavailable.
 * every contact-leg failure (including the agent hanging up while the contact rings, a machine
@@ -298,10 +300,13 @@ def _end_agent_phase(draft: _Draft, settings: Settings, reason: FinishReason, no
 
 def _on_due(draft: _Draft, settings: Settings, due: ev.Due) -> None:
     callback = draft.callback
+    wait = _waiting(callback, due)
     if not settings.dials:
         _hold(draft, settings)
-    elif callback.phase is Phase.AGENT and not due.agent_available:
-        _agent_unavailable(draft, settings, None)
+    elif callback.phase is Phase.AGENT and (not due.agent_available or wait is ev.Waiting.AGENT):
+        _agent_unavailable(draft, settings, None, wait)
+    elif wait is not None:
+        _hold(draft, settings, wait)
     elif (
         opening := settings.calling_hours.next_opening(draft.now, rules.zone(callback.timezone))
     ) > draft.now:
@@ -315,23 +320,39 @@ def _on_due(draft: _Draft, settings: Settings, due: ev.Due) -> None:
         _dial_contact(draft, settings, _start_attempt(draft, Phase.QUEUE, State.CONTACT_RINGING))
 
 
-def _hold(draft: _Draft, settings: Settings) -> None:
-    """Paused or disabled: dial nothing, look again later, and stop the agent-wait clock meanwhile."""
+def _waiting(callback: Callback, due: ev.Due) -> ev.Waiting | None:
+    """What the callback waits for; the agent held elsewhere does not matter in the queue phase."""
+    if due.waiting is ev.Waiting.AGENT and callback.phase is not Phase.AGENT:
+        return None
+    return due.waiting
+
+
+def _hold(draft: _Draft, settings: Settings, wait: ev.Waiting | None = None) -> None:
+    """Paused or disabled, or the contact (or a line) busy with other callbacks' calls: dial nothing,
+    look again later, and stop the agent-wait clock meanwhile (like the time those calls talk, the
+    wait is not this callback's to count)."""
     delay = settings.reschedule_delay
     draft.update(held_seconds=draft.callback.held_seconds + int(delay.total_seconds()))
     _schedule(draft, draft.now + delay)
-    draft.emit(EventKind.HELD, reason="disabled" if not settings.enabled else "paused")
+    reason = wait.value if wait else "disabled" if not settings.enabled else "paused"
+    draft.emit(EventKind.HELD, reason=reason)
 
 
-def _agent_unavailable(draft: _Draft, settings: Settings, outcome: Outcome | None) -> None:
+def _agent_unavailable(
+    draft: _Draft, settings: Settings, outcome: Outcome | None, wait: ev.Waiting | None = None
+) -> None:
+    """The agent is busy (its devices, or another callback's call): look again until the deadline."""
     deadline = agent_wait_deadline(draft.callback, settings)
+    reason = wait and wait.value
     if draft.now >= deadline:
-        draft.emit(EventKind.AGENT_UNAVAILABLE, outcome=outcome and outcome.value)
+        draft.emit(EventKind.AGENT_UNAVAILABLE, outcome=outcome and outcome.value, reason=reason)
         _end_agent_phase(draft, settings, FinishReason.AGENT_WAIT, draft.now)
         return
     at = min(draft.now + settings.reschedule_delay, deadline)
     _schedule(draft, at)
-    draft.emit(EventKind.AGENT_UNAVAILABLE, outcome=outcome and outcome.value, next_at=at.isoformat())
+    draft.emit(
+        EventKind.AGENT_UNAVAILABLE, outcome=outcome and outcome.value, reason=reason, next_at=at.isoformat()
+    )
 
 
 def _ring_agent(draft: _Draft, settings: Settings) -> None:

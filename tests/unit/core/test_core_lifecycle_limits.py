@@ -11,7 +11,7 @@ from lifecycle_paths import DUE, NO_QUEUE, SETTINGS, T0, apply, new_callback
 from asterisk_cb.core import inputs as ev
 from asterisk_cb.core import lifecycle as lc
 from asterisk_cb.core import rules
-from asterisk_cb.core.effects import DialContact, EnterQueue, RingAgent
+from asterisk_cb.core.effects import DialContact, EnterQueue, RingAgent, WaitUntil
 from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, Phase, State
 from asterisk_cb.core.settings import Settings, parse_calling_hours
 
@@ -107,6 +107,33 @@ def test_held_callbacks_dial_nothing_and_extend_the_deadline(flag: str) -> None:
     resumed = lc.step(callback, ev.Due(False), callback.next_at or T0, SETTINGS).callback
     assert resumed.phase is Phase.AGENT, "held time does not count toward max_agent_wait"
     assert lc.agent_wait_deadline(resumed, SETTINGS) == DUE + SETTINGS.max_agent_wait + timedelta(minutes=100)
+
+
+@pytest.mark.parametrize("waiting", [ev.Waiting.CONTACT, ev.Waiting.CALL_LIMIT])
+def test_contact_or_lines_taken_by_other_callbacks_hold_without_burning_anything(waiting: ev.Waiting) -> None:
+    callback = new_callback()
+    for _ in range(100):  # longer than max_agent_wait: the other calls' time is not this callback's
+        transition = lc.step(callback, ev.Due(True, waiting), callback.next_at or T0, SETTINGS)
+        assert [effect for effect in transition.effects if not isinstance(effect, WaitUntil)] == []
+        assert [(e.kind, e.attributes["reason"]) for e in transition.events] == [
+            (EventKind.HELD, waiting.value)
+        ]
+        callback = transition.callback
+    assert (callback.phase, callback.agent_attempts, callback.missed_agent_rings) == (Phase.AGENT, 0, 0)
+    assert callback.next_at == (callback.updated_at or T0) + SETTINGS.reschedule_delay
+    rung = lc.step(callback, ev.Due(True), callback.next_at or T0, SETTINGS)
+    assert rung.callback.state is State.AGENT_RINGING
+
+
+def test_agent_in_another_callback_is_an_unavailable_agent_that_says_why() -> None:
+    settings = replace(SETTINGS, reschedule_delay=timedelta(minutes=25), max_agent_wait=timedelta(hours=1))
+    callback, reasons = new_callback(settings), []
+    while callback.phase is Phase.AGENT:  # the deadline applies: the agent is busy, if with a callback
+        transition = lc.step(callback, ev.Due(True, ev.Waiting.AGENT), callback.next_at or T0, settings)
+        reasons += [event.attributes.get("reason") for event in transition.events]
+        callback = transition.callback
+    assert reasons[:4] == [ev.Waiting.AGENT.value] * 4 and callback.held_seconds == 0
+    assert callback.next_at == DUE + timedelta(hours=1)
 
 
 def test_disabled_refuses_new_callbacks() -> None:

@@ -95,7 +95,8 @@ class Lifecycle(RuleBasedStateMachine):
         callback, config = self.callback, self.settings
         if callback.state is State.SCHEDULED:
             assert callback.next_at is not None
-            return ev.Due(pick.random() < 0.5), max(self.now, callback.next_at)
+            waiting = pick.choice([None, None, None, *ev.Waiting])  # other callbacks' calls hold it
+            return ev.Due(pick.random() < 0.5, waiting), max(self.now, callback.next_at)
         if callback.state is State.IN_PROGRESS:
             talk = pick.randint(0, 3600) * SECOND
             self.talk += talk

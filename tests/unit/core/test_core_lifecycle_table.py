@@ -21,6 +21,9 @@ from asterisk_cb.core.model import Callback, Outcome
 INPUTS: dict[str, ev.Input] = {
     "due_free": ev.Due(True),
     "due_busy": ev.Due(False),
+    "due_agent_taken": ev.Due(waiting=ev.Waiting.AGENT),
+    "due_contact_taken": ev.Due(waiting=ev.Waiting.CONTACT),
+    "due_lines_full": ev.Due(waiting=ev.Waiting.CALL_LIMIT),
     "agent_answered": ev.AgentAnswered(ev.LegInfo(uniqueid="u-a", linkedid="l-1")),
     "agent_no_answer": ev.AgentMissed(Outcome.AGENT_NO_ANSWER, ev.LegInfo(hangup_cause=19)),
     "agent_rejected": ev.AgentMissed(Outcome.AGENT_REJECTED, ev.LegInfo(hangup_cause=21, sip_code=603)),
@@ -59,12 +62,18 @@ LEGAL: dict[str, dict[str, str]] = {
     "scheduled/agent": {
         "due_free": "agent_ringing/agent | RingAgent",
         "due_busy": "scheduled/agent | WaitUntil",
+        "due_agent_taken": "scheduled/agent | WaitUntil",
+        "due_contact_taken": "scheduled/agent | WaitUntil",
+        "due_lines_full": "scheduled/agent | WaitUntil",
         **_PERSON,
         "edit": "scheduled/agent | ",
     },
     "scheduled/queue": {
         "due_free": "contact_ringing/queue | DialContact",
         "due_busy": "contact_ringing/queue | DialContact",  # the agent does not matter any more
+        "due_agent_taken": "contact_ringing/queue | DialContact",
+        "due_contact_taken": "scheduled/queue | WaitUntil",  # the contact and the lines still do
+        "due_lines_full": "scheduled/queue | WaitUntil",
         **_PERSON_Q,
         "edit": "scheduled/queue | ",
     },

@@ -52,6 +52,10 @@ class Keys:
         P ix:call              hash   uniqueid or linkedid of the originating call -> callback ids
         P idem:<bucket>        hash   idempotency key -> callback id, one hash per time window
                                       (bucket = server time // window), expiring as a whole
+        P lock:agent:<agent>   string "<callback id> <token>": the callback whose call holds the agent
+        P lock:contact:<num>   string "<callback id> <token>": the same for a contact number
+        P lines:<pool>         hash   callback id -> token: the calls holding a line of a pool (a cap
+                                      shared by every daemon, e.g. the outbound context's)
         P settings:<scope>     hash   runtime setting overrides: option -> value
         P settings:scopes      set    scopes that have overrides
         P wake                 channel published when a callback becomes the earliest due one
@@ -139,6 +143,15 @@ class Keys:
 
     def idempotency_bucket(self, bucket: int) -> str:
         return self.idempotency_prefix + str(bucket)
+
+    def agent_lock(self, agent: str) -> str:
+        return self.prefix + "lock:agent:" + _check_part("agent", agent)
+
+    def contact_lock(self, number: str) -> str:
+        return self.prefix + "lock:contact:" + _check_part("contact number", number)
+
+    def lines(self, pool: str) -> str:
+        return self.prefix + "lines:" + _check_part("line pool", pool)
 
     def settings(self, scope: str) -> str:
         return self.prefix + "settings:" + _check_part("settings scope", scope)

@@ -2,10 +2,11 @@
 
 Layout (names in ``asterisk_cb.keys``): one hash per callback (the codec's fields less the id, plus
 store bookkeeping fields starting with ``_``: ``_live`` while a call exists, ``_tok``/``_own`` while
-claimed), its attempt history in a separate string (inside the hash, a value over 64 bytes would make
-Redis drop the compact listpack encoding and multiply the hash's size), a sorted set of scheduled
-callbacks by ``next_at``, a sorted set of claimed callbacks by lease expiry, secondary indexes (sets per
-state and per agent; hashes value -> ids for contact numbers and originating calls), and ONE event
+claimed, ``_lk`` while its call's locks are taken), its attempt history in a separate string (inside
+the hash, a value over 64 bytes would make Redis drop the compact listpack encoding and multiply the
+hash's size), a sorted set of scheduled callbacks by ``next_at``, a sorted set of claimed callbacks by
+lease expiry, secondary indexes (sets per state and per agent; hashes value -> ids for contact numbers
+and originating calls), the call locks (per agent, per contact number, line pools), and ONE event
 stream for all callbacks (a stream per callback would cost ~5 KB each: stream nodes are preallocated).
 Measured on Redis 7.0 with 100,000 scheduled callbacks: about 970 bytes each, event stream included.
 
@@ -24,6 +25,13 @@ Who may write:
   write checked against the version the person read (``VersionConflict`` otherwise). It is refused while
   the callback is live (``CallbackLive``: a call exists). On a callback that is claimed but not live yet
   the person wins: the claim is revoked, the holder's next fenced write fails, and it drops the work.
+* Before the holder commits a ring it takes its call's locks (``take_call_locks``): the agent's (agent
+  phase) and the contact number's, both or neither, and a line of a pool shared by every daemon when
+  calls are capped. They name the callback and the claim's token and hold while that lease runs or the
+  call lives, so no other callback (of any daemon) rings the same agent or number meanwhile, a holder
+  that vanished before ringing lets them lapse with its lease, and the resumer of a live call re-takes
+  them. ``release_call_locks`` gives them back when the run ends; the write that ends a call ends them
+  too, so even a holder killed right after that write leaves nothing held.
 * An expired lease makes the callback claimable again by any scheduler. If the callback was live, the
   new claim is a *resume* claim: the executor must look up the channels of ``current_attempt`` and follow
   the call, never dial again.
@@ -53,6 +61,7 @@ from asterisk_cb.core.codec import (
     event_to_fields,
 )
 from asterisk_cb.core.codec import time_to_ms as _time_to_ms
+from asterisk_cb.core.inputs import Waiting
 from asterisk_cb.core.model import Callback, Event, State
 from asterisk_cb.core.settings import Layers, is_settings_scope, runtime_layers
 from asterisk_cb.keys import Keys, check_callback_id
@@ -140,6 +149,17 @@ class ClaimBatch:
 
 
 @dataclass(frozen=True)
+class CallLocks:
+    """What a callback's call holds while it lives: its agent (None in the queue phase: no agent is
+    rung), its contact's number, and, with a cap shared by every daemon, a line of ``line_pool``."""
+
+    agent: str | None
+    contact: str
+    line_pool: str | None = None
+    line_cap: int = 0
+
+
+@dataclass(frozen=True)
 class Created:
     """The callback a create request stands for; ``created`` is False for a replayed idempotency key."""
 
@@ -163,6 +183,8 @@ class _Script(enum.Enum):
     RELEASE = "release"
     TRIM = "trim"
     PURGE = "purge"
+    LOCK = "lock"
+    UNLOCK = "unlock"
 
 
 def _load_scripts(redis: RedisClient) -> dict[_Script, AsyncScript]:
@@ -331,6 +353,38 @@ class Store:
             _DUE_FIELDS,
         ]
         return bool(await self._run(_Script.RELEASE, [self.keys.due, self.keys.leases], args))
+
+    async def take_call_locks(self, claim: Claim, locks: CallLocks) -> Waiting | None:
+        """Take the call's locks and line, all or none (fenced: ``LeaseLost`` for a late holder). Returns
+        what another callback's call holds (nothing taken then), or None when all were taken. A resume
+        claim (the call exists) re-takes them and is never refused."""
+        lock_keys = self._lock_keys(locks)
+        pool = [self.keys.lines(locks.line_pool)] if locks.line_pool else []
+        args = [
+            self.keys.callback_prefix,
+            claim.callback.id,
+            claim.token,
+            len(lock_keys),
+            locks.line_cap if pool else "",
+            "1" if claim.resume else "",
+        ]
+        [taken_by] = await self._run(_Script.LOCK, [self.keys.leases, *lock_keys, *pool], args)
+        if taken_by == 0:
+            return None
+        kinds = [Waiting.AGENT] * (locks.agent is not None) + [Waiting.CONTACT, Waiting.CALL_LIMIT]
+        return kinds[taken_by - 1]
+
+    async def release_call_locks(self, claim: Claim, locks: CallLocks) -> int:
+        """Give back what ``take_call_locks`` took with this claim's token, unless the call still lives
+        (whoever resumes it re-takes them). Returns how many locks and lines were given back."""
+        lock_keys = self._lock_keys(locks)
+        pool = [self.keys.lines(locks.line_pool)] if locks.line_pool else []
+        args = [self.keys.callback_prefix, claim.callback.id, claim.token, len(lock_keys)]
+        return int(await self._run(_Script.UNLOCK, [*lock_keys, *pool], args))
+
+    def _lock_keys(self, locks: CallLocks) -> list[str]:
+        agent = [self.keys.agent_lock(locks.agent)] if locks.agent is not None else []
+        return [*agent, self.keys.contact_lock(locks.contact)]
 
     async def set_paused(self, paused: bool) -> None:
         """Pause all callbacks: due ones wait (nothing is lost), live calls are still followed."""

@@ -108,3 +108,28 @@ local function stored_due_ms(hash, fields)
   end
   return math.floor(tonumber(micros) / 1000)
 end
+
+-- Call locks (lock.lua, unlock.lua). A lock (an agent's, a contact number's: a string key) or a line (a
+-- field of a line-pool hash) names the callback whose call holds it and the claim token that took it:
+-- "<id> <token>". It holds while that callback's `_lk` field still names the token AND either its call
+-- lives (`_live`: whoever resumes the call re-takes it, nobody else may) or that token's lease runs on
+-- the server clock. So it lapses with the lease when the holder vanished before its call went live, and
+-- at once when the callback's call ended (the write that ends it drops `_lk` with the record).
+local function lock_holds(prefix, leases_key, holder, now)
+  local id, token = string.match(holder, '^(%S+) (%S+)$')
+  if not id then
+    return false
+  end
+  local hash = prefix .. id
+  if redis.call('HGET', hash, '_lk') ~= token then
+    return false
+  end
+  if redis.call('HGET', hash, '_live') == '1' then
+    return true
+  end
+  if redis.call('HGET', hash, '_tok') ~= token then
+    return false
+  end
+  local expiry = tonumber(redis.call('ZSCORE', leases_key, id))
+  return expiry ~= nil and expiry > now
+end

@@ -6,7 +6,7 @@
 --
 -- A holder's write (token given) needs the current token and an unexpired lease. If the new record is
 -- live the holder keeps its lease; otherwise the lease is released and the callback goes back to the
--- due set (scheduled again) or nowhere (finished).
+-- due set (scheduled again) or nowhere (finished), and the call's locks lapse (see lock_holds).
 -- A person's write (no token) is refused while the callback is live. On a callback that is claimed but
 -- not yet live it wins: the lease is revoked, so the holder's next fenced write (at the latest the one
 -- recording its attempt, made before it dials) is refused and it never dials.
@@ -32,12 +32,16 @@ if version ~= ARGV[5] then
   return fail('VERSION', id .. ' is at version ' .. version .. ', not ' .. ARGV[5])
 end
 local owner = redis.call('HGET', hash, '_own')
+local locked = redis.call('HGET', hash, '_lk') -- the token that took the call's locks (lock.lua)
 local change = cjson.decode(ARGV[10])
 redis.call('DEL', hash)
 redis.call('HSET', hash, unpack(change.fields))
 write_history(ARGV[9] .. id, change.history)
 if keep_lease then
   redis.call('HSET', hash, '_tok', token, '_own', owner)
+  if locked then -- the call goes on, and so do its locks; any other write ends them with the record
+    redis.call('HSET', hash, '_lk', locked)
+  end
 else
   redis.call('ZREM', KEYS[2], id)
 end

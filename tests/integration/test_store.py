@@ -9,9 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from asterisk_cb.core.codec import time_to_ms
+from asterisk_cb.core.inputs import Waiting
 from asterisk_cb.core.model import Attempt, Callback, Event, EventKind, Leg, LegRole, Phase, State
 from asterisk_cb.store import (
     CallbackLive,
+    CallLocks,
+    Claim,
     DuplicateCallback,
     LeaseExpired,
     StaleToken,
@@ -315,6 +318,116 @@ async def test_release_returns_untouched_claim_but_not_a_live_one(store: Store) 
     assert await store.release(busy) is False
     assert await store.redis.zscore(store.keys.due, "idle") is not None
     assert await store.redis.zscore(store.keys.leases, "busy") is not None
+
+
+# --- call locks: one call at a time per agent and per contact number, lines under a cap --------------
+
+
+def locks_of(claim: Claim, pool: str | None = None, cap: int = 0) -> CallLocks:
+    callback = claim.callback
+    return CallLocks(callback.agent, callback.contact_number, pool, cap)
+
+
+async def claimed(store: Store, *callbacks: Callback, lease_ms: int = 30_000) -> dict[str, Claim]:
+    await create(store, *callbacks)
+    batch = await store.claim(len(callbacks), "daemon-a", lease_ms=lease_ms)
+    return {claim.callback.id: claim for claim in batch.claims}
+
+
+async def test_an_agent_or_a_number_in_one_call_is_refused_to_every_other_callback(store: Store) -> None:
+    claims = await claimed(
+        store,
+        make_callback("first", agent="1001", contact_number="+4930111"),
+        make_callback("same-agent", agent="1001", contact_number="+4930222"),
+        make_callback("same-number", agent="1002", contact_number="+4930111"),
+        make_callback("neither", agent="1003", contact_number="+4930222"),
+    )
+    assert await store.take_call_locks(claims["first"], locks_of(claims["first"])) is None
+    assert await store.take_call_locks(claims["first"], locks_of(claims["first"])) is None  # again: ours
+
+    refused = {name: await store.take_call_locks(claims[name], locks_of(claims[name])) for name in claims}
+    assert refused == {
+        "first": None,
+        "same-agent": Waiting.AGENT,
+        "same-number": Waiting.CONTACT,
+        "neither": None,  # "same-agent" was refused whole: its number's lock was not taken
+    }
+    queue_phase = dataclasses.replace(locks_of(claims["same-number"]), agent=None)
+    assert await store.take_call_locks(claims["same-number"], queue_phase) is Waiting.CONTACT
+
+
+async def test_locks_of_a_holder_gone_before_ringing_lapse_with_its_lease(store: Store) -> None:
+    claims = await claimed(store, make_callback("gone", agent="1001"), lease_ms=150)
+    assert await store.take_call_locks(claims["gone"], locks_of(claims["gone"])) is None
+    other = (await claimed(store, make_callback("other", agent="1001")))["other"]
+    assert await store.take_call_locks(other, locks_of(other)) is Waiting.AGENT
+    await asyncio.sleep(0.25)  # the holder vanished before committing its ring
+    assert await store.take_call_locks(other, locks_of(other)) is None
+
+
+async def test_locks_of_a_live_call_outlive_its_holder_and_only_the_resumer_retakes_them(
+    store: Store,
+) -> None:
+    holder = (await claimed(store, make_callback("live", agent="1001"), lease_ms=150))["live"]
+    assert await store.take_call_locks(holder, locks_of(holder)) is None
+    holder = await store.commit(holder, ringing(holder.callback), [])
+    other = (await claimed(store, make_callback("other", agent="1001")))["other"]
+    await asyncio.sleep(0.25)  # the holder's daemon died mid-call: the lease lapsed, the call lives
+
+    assert await store.take_call_locks(other, locks_of(other)) is Waiting.AGENT
+    (resumer,) = (await store.claim(1, "daemon-b")).claims
+    assert resumer.resume
+    assert await store.take_call_locks(resumer, locks_of(resumer)) is None
+    assert await store.redis.get(store.keys.agent_lock("1001")) == f"live {resumer.token}"
+    assert await store.take_call_locks(other, locks_of(other)) is Waiting.AGENT
+
+    ended = changed(resumer.callback, state=State.COMPLETED, finished_at=NOW)
+    await store.commit(resumer, ended, [])  # the write that ends the call ends its locks
+    assert await store.take_call_locks(other, locks_of(other)) is None
+
+
+async def test_release_gives_back_what_the_run_took_but_never_a_live_calls_locks(store: Store) -> None:
+    claims = await claimed(store, make_callback("run", agent="1001"), make_callback("other", agent="1001"))
+    run, other = claims["run"], claims["other"]
+    assert await store.take_call_locks(run, locks_of(run, "outbound", 5)) is None
+    run = await store.commit(run, ringing(run.callback), [])
+    assert await store.release_call_locks(run, locks_of(run, "outbound", 5)) == 0  # the call lives
+
+    run = await store.commit(run, changed(run.callback, state=State.COMPLETED, finished_at=NOW), [])
+    assert await store.release_call_locks(run, locks_of(run, "outbound", 5)) == 3  # agent, number, line
+    assert await store.redis.exists(store.keys.agent_lock("1001"), store.keys.lines("outbound")) == 0
+    assert await store.take_call_locks(other, locks_of(other)) is None
+
+
+async def test_a_late_holder_can_neither_take_nor_give_back_the_locks(store: Store) -> None:
+    late = (await claimed(store, make_callback("c1", agent="1001"), lease_ms=150))["c1"]
+    assert await store.take_call_locks(late, locks_of(late)) is None
+    await asyncio.sleep(0.25)  # daemon-a "was SIGSTOPped" past its lease
+    (current,) = (await store.claim(1, "daemon-b")).claims
+    assert await store.take_call_locks(current, locks_of(current)) is None
+
+    with pytest.raises(StaleToken):
+        await store.take_call_locks(late, locks_of(late))
+    assert await store.release_call_locks(late, locks_of(late)) == 0
+    assert await store.redis.get(store.keys.agent_lock("1001")) == f"c1 {current.token}"
+
+
+async def test_a_line_pool_lets_at_most_cap_calls_through_and_frees_a_line_when_one_ends(
+    store: Store,
+) -> None:
+    claims = await claimed(store, *(make_callback(f"c{n}", agent=f"10{n:02}") for n in range(3)))
+    first, second, third = claims["c0"], claims["c1"], claims["c2"]
+    for claim in (first, second):
+        assert await store.take_call_locks(claim, locks_of(claim, "outbound", 2)) is None
+    assert await store.take_call_locks(third, locks_of(third, "outbound", 2)) is Waiting.CALL_LIMIT
+    assert await store.redis.exists(store.keys.agent_lock("1002")) == 0  # refused whole
+
+    await store.commit(first, changed(first.callback, next_at=NOW + timedelta(minutes=5)), [])
+    assert await store.take_call_locks(third, locks_of(third, "outbound", 2)) is None
+    assert await store.redis.hgetall(store.keys.lines("outbound")) == {
+        "c1": str(second.token),
+        "c2": str(third.token),
+    }
 
 
 # --- a person's changes ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ Signals, as admins expect from a PBX daemon:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -71,13 +72,16 @@ class Daemon:
                 recheck_s=site.timing.call_check.total_seconds(),
                 queue_context=site.dialing.queue_context,
                 amd_context=site.dialing.amd_context,
+                lines=site.dialing.lines,
             ),
             queue_guard=self.queue_guard,
         )
         lease_ms = int(site.timing.lease.total_seconds() * 1000)
-        self.scheduler = Scheduler(
-            self.store, executor, SchedulerOptions(lease_ms=lease_ms, renew_every_ms=lease_ms // 3)
-        )
+        lines = site.dialing.lines
+        scheduling = SchedulerOptions(lease_ms=lease_ms, renew_every_ms=lease_ms // 3, lines=lines)
+        if site.dialing.max_calls is not None:  # one executor run per call: its concurrency caps the calls
+            scheduling = dataclasses.replace(scheduling, concurrency=site.dialing.max_calls)
+        self.scheduler = Scheduler(self.store, executor, scheduling)
         self.metrics = Metrics(
             self.scheduler.stats, lambda: (self.events.health.snapshot(), self.ami.health.snapshot())
         )

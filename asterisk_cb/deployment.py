@@ -19,7 +19,7 @@ from asterisk_cb.config import ConfigError
 from asterisk_cb.core import rules
 from asterisk_cb.core.durations import format_duration, parse_duration
 from asterisk_cb.core.settings import Assignment, SettingsFile, parse_bool
-from asterisk_cb.store import DEFAULT_LEASE_MS
+from asterisk_cb.store import DEFAULT_LEASE_MS, LinePool
 
 SECTIONS = ("redis", "ari", "ami", "dialing", "agents", "metrics", "daemon")
 DEFAULT_NAMESPACE = "asterisk-cb"
@@ -66,6 +66,13 @@ class Dialing:
     outbound_context: str
     queue_context: str = "callback-queue"  # extension <queue> runs Queue() (dialplan/callback-queue.conf)
     amd_context: str = "callback-amd"  # extension s runs AMD() (dialplan/callback-amd.conf)
+    max_calls: int | None = None  # callback calls one daemon has at once; None: no cap
+    context_max_calls: int | None = None  # callback calls through outbound_context, every daemon together
+
+    @property
+    def lines(self) -> LinePool | None:
+        """The cap shared by every daemon on the Redis, as a pool named after the outbound context."""
+        return LinePool(self.outbound_context, self.context_max_calls) if self.context_max_calls else None
 
 
 @dataclass(frozen=True)
@@ -119,7 +126,9 @@ KNOWN_OPTIONS: Mapping[str, frozenset[str]] = {
     ),
     "ari": frozenset({"url", "user", "password", "app"}),
     "ami": frozenset({"host", "port", "user", "secret"}),
-    "dialing": frozenset({"outbound_context", "queue_context", "amd_context"}),
+    "dialing": frozenset(
+        {"outbound_context", "queue_context", "amd_context", "max_calls", "context_max_calls"}
+    ),
     "metrics": frozenset({"listen"}),
     "daemon": frozenset({"lease", "call_check"}),
 }
@@ -229,7 +238,12 @@ def _dialing(section: Section) -> Dialing:
         for option in ("queue_context", "amd_context")
         if (found := section.get(option)) is not None and found.value
     }
-    return Dialing(outbound, **optional)
+    return Dialing(
+        outbound,
+        **optional,
+        max_calls=_cap(section, "max_calls"),
+        context_max_calls=_cap(section, "context_max_calls"),
+    )
 
 
 def _timing(section: Section) -> Timing:
@@ -253,6 +267,16 @@ def _bounded_duration(section: Section, option: str, default: timedelta) -> time
         bounds = f"{format_duration(low)} to {format_duration(high)}"
         raise _error(section, option, f"{found.value!r} is outside {bounds}")
     return span
+
+
+def _cap(section: Section, option: str) -> int | None:
+    """A cap on simultaneous calls: a whole number from 1 up; empty or absent means no cap."""
+    text = _value(section, option, "")
+    if not text:
+        return None
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise _error(section, option, f"{text!r} is not a whole number of calls from 1 up (empty: no cap)")
+    return int(text)
 
 
 def _context(assignment: Assignment, option: str) -> str:

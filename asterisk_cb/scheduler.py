@@ -7,7 +7,9 @@ earliest one (created or moved by this daemon or another) is announced on a pub/
 loop at once. Pub/sub drops messages published while a subscriber reconnects, so a reconnect of the
 wake-up channel also wakes the loop, and the loop never sleeps longer than a safety timeout.
 
-Work is handed to an ``Executor`` (implemented by the telephony layer) with bounded concurrency. While an
+Work is handed to an ``Executor`` (implemented by the telephony layer) with bounded concurrency (the
+daemon's ``max_calls``), and, with a line pool, never more due callbacks than lines are free: the
+others wait in the due set in their order, oldest due first, on whichever daemon frees a slot first. While an
 executor works on a claim the scheduler renews its lease; if a renewal is refused (the lease was lost:
 this process stalled, or a person revoked a claim that was not live yet) the executor's task is
 cancelled. On ``stop()`` the scheduler takes no new work, cancels its executor tasks, hands back claims
@@ -33,7 +35,7 @@ from redis.exceptions import RedisError
 
 from asterisk_cb.keys import DEFAULT_NAMESPACE, Keys
 from asterisk_cb.redis_conn import connect
-from asterisk_cb.store import DEFAULT_LEASE_MS, Claim, ClaimBatch, LeaseLost, Store
+from asterisk_cb.store import DEFAULT_LEASE_MS, Claim, ClaimBatch, LeaseLost, LinePool, Store
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ class SchedulerOptions:
     concurrency: int = 200  # executor tasks at once (the telephony layer limits calls further)
     batch_size: int = 500  # callbacks claimed per Lua call
     lease_ms: int = DEFAULT_LEASE_MS
+    lines: LinePool | None = None  # calls capped across daemons: claim no more than lines are free
     renew_every_ms: int = DEFAULT_LEASE_MS // 3
     safety_wake_s: float = 60.0  # longest sleep, in case a pub/sub wake-up was lost
     retry_delay_s: float = 1.0  # pause after a Redis error before trying again
@@ -175,7 +178,8 @@ class Scheduler:
 
     async def _claim(self, limit: int) -> ClaimBatch | None:
         try:
-            batch = await self._store.claim(limit, self._options.owner, self._options.lease_ms)
+            options = self._options
+            batch = await self._store.claim(limit, options.owner, options.lease_ms, options.lines)
         except Exception as error:  # Redis down, a record that cannot be decoded...: retry, never die
             self.stats.claim_failures += 1
             log.warning("claim failed, retrying in %.1fs: %s", self._options.retry_delay_s, _describe(error))

@@ -149,14 +149,22 @@ class ClaimBatch:
 
 
 @dataclass(frozen=True)
+class LinePool:
+    """A cap on simultaneous callback calls shared by every daemon on the Redis (e.g. the outbound
+    context's channels): at most ``cap`` calls hold a line of pool ``name`` at once."""
+
+    name: str
+    cap: int
+
+
+@dataclass(frozen=True)
 class CallLocks:
     """What a callback's call holds while it lives: its agent (None in the queue phase: no agent is
-    rung), its contact's number, and, with a cap shared by every daemon, a line of ``line_pool``."""
+    rung), its contact's number, and, when calls are capped, a line of ``lines``."""
 
     agent: str | None
     contact: str
-    line_pool: str | None = None
-    line_cap: int = 0
+    lines: LinePool | None = None
 
 
 @dataclass(frozen=True)
@@ -326,10 +334,14 @@ class Store:
 
     # --- claims -------------------------------------------------------------------------------------
 
-    async def claim(self, limit: int, owner: str, lease_ms: int = DEFAULT_LEASE_MS) -> ClaimBatch:
-        """Claim up to ``limit`` callbacks, oldest first: expired leases, then due callbacks."""
-        keys = [self.keys.due, self.keys.leases, self.keys.fence, self.keys.paused]
+    async def claim(
+        self, limit: int, owner: str, lease_ms: int = DEFAULT_LEASE_MS, lines: LinePool | None = None
+    ) -> ClaimBatch:
+        """Claim up to ``limit`` callbacks, oldest first: expired leases, then due callbacks, of which
+        no more than ``lines`` has free (the others keep their place in the due set)."""
+        keys = [self.keys.due, self.keys.leases, self.keys.fence, self.keys.paused, *self._pool_key(lines)]
         args = [self.keys.callback_prefix, limit, lease_ms, owner, _DUE_FIELDS, self.keys.history_prefix]
+        args += [lines.cap] if lines else []
         now, next_wake, claims_json = await self._run(_Script.CLAIM, keys, args)
         raw_claims = json.loads(claims_json) if claims_json else []
         lease_until = int(now) + lease_ms
@@ -359,16 +371,10 @@ class Store:
         what another callback's call holds (nothing taken then), or None when all were taken. A resume
         claim (the call exists) re-takes them and is never refused."""
         lock_keys = self._lock_keys(locks)
-        pool = [self.keys.lines(locks.line_pool)] if locks.line_pool else []
-        args = [
-            self.keys.callback_prefix,
-            claim.callback.id,
-            claim.token,
-            len(lock_keys),
-            locks.line_cap if pool else "",
-            "1" if claim.resume else "",
-        ]
-        [taken_by] = await self._run(_Script.LOCK, [self.keys.leases, *lock_keys, *pool], args)
+        cap = locks.lines.cap if locks.lines else ""
+        args = self._lock_args(claim, len(lock_keys), cap, "1" if claim.resume else "")
+        keys = [self.keys.leases, *lock_keys, *self._pool_key(locks.lines)]
+        [taken_by] = await self._run(_Script.LOCK, keys, args)
         if taken_by == 0:
             return None
         kinds = [Waiting.AGENT] * (locks.agent is not None) + [Waiting.CONTACT, Waiting.CALL_LIMIT]
@@ -378,13 +384,19 @@ class Store:
         """Give back what ``take_call_locks`` took with this claim's token, unless the call still lives
         (whoever resumes it re-takes them). Returns how many locks and lines were given back."""
         lock_keys = self._lock_keys(locks)
-        pool = [self.keys.lines(locks.line_pool)] if locks.line_pool else []
-        args = [self.keys.callback_prefix, claim.callback.id, claim.token, len(lock_keys)]
-        return int(await self._run(_Script.UNLOCK, [*lock_keys, *pool], args))
+        args = self._lock_args(claim, len(lock_keys), self.keys.wake_channel)
+        return int(await self._run(_Script.UNLOCK, [*lock_keys, *self._pool_key(locks.lines)], args))
+
+    def _lock_args(self, claim: Claim, *more: object) -> list[object]:
+        """The lock scripts' arguments: callback prefix, id, token (which claim holds), then ``more``."""
+        return [self.keys.callback_prefix, claim.callback.id, claim.token, *more]
 
     def _lock_keys(self, locks: CallLocks) -> list[str]:
         agent = [self.keys.agent_lock(locks.agent)] if locks.agent is not None else []
         return [*agent, self.keys.contact_lock(locks.contact)]
+
+    def _pool_key(self, lines: LinePool | None) -> list[str]:
+        return [self.keys.lines(lines.name)] if lines else []
 
     async def set_paused(self, paused: bool) -> None:
         """Pause all callbacks: due ones wait (nothing is lost), live calls are still followed."""

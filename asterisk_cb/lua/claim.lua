@@ -3,8 +3,13 @@
 -- grow) and a lease ending `lease ms` from now on the server clock. While paused, due callbacks wait and
 -- so do expired claims that never went live (they go back to the due set); live ones are still taken
 -- over, because a call exists and someone must follow it.
--- KEYS: due, leases, fence, paused. ARGV: callback prefix, limit, lease ms, owner, due fields (see
--- stored_due_ms in common.lua), history key prefix.
+-- With a line pool (calls capped across daemons, see lock.lua), no more due callbacks are claimed than
+-- lines are free, and each one claimed holds its line from now on (like a lock: lock_holds), so two
+-- daemons claiming at once cannot both count the same line free. The others stay in the due set in
+-- their order (oldest due first) until a line frees (unlock.lua wakes the schedulers); meanwhile the
+-- overdue head does not count as a wake-up time.
+-- KEYS: due, leases, fence, paused, [line pool]. ARGV: callback prefix, limit, lease ms, owner, due
+-- fields (see stored_due_ms in common.lua), history key prefix, [line cap].
 -- Returns {server now ms, next wake ms or '', claims as one JSON array of
 -- [id, token, [hash field, value, ...], history]} ('' when none): one bulk string parses far faster
 -- client-side than thousands of nested replies. The hash fields include '_live' for a resume claim.
@@ -16,7 +21,7 @@ local claims = {}
 local leases = {}
 
 -- Work is batched: one INCRBY for the tokens, one ZADD for the leases (Lua calls dominate the cost).
-local function take(ids)
+local function take(ids, pool)
   local token = redis.call('INCRBY', KEYS[3], #ids) - #ids
   for _, id in ipairs(ids) do
     token = token + 1
@@ -26,6 +31,10 @@ local function take(ids)
       redis.call('ZREM', KEYS[2], id) -- a vanished record: forget it
     else
       redis.call('HSET', hash, '_tok', token, '_own', owner)
+      if pool then -- the line is the claim's from now on, so no other daemon counts it free meanwhile
+        redis.call('HSET', pool, id, token)
+        redis.call('HSET', hash, '_lk', token)
+      end
       leases[#leases + 1] = now + lease_ms
       leases[#leases + 1] = id
       claims[#claims + 1] = {id, token, fields, redis.call('GET', history_prefix .. id) or ''}
@@ -58,11 +67,18 @@ end
 if #expired > 0 then
   take(expired)
 end
-if not paused and #expired < limit then
-  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit - #expired)
+local due_limit = limit - #expired
+local lines_full = false
+if KEYS[5] and not paused then
+  local free = tonumber(ARGV[7]) - lines_in_use(prefix, KEYS[2], KEYS[5], '', now)
+  lines_full = free <= 0
+  due_limit = math.min(due_limit, free)
+end
+if not paused and due_limit > 0 then
+  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, due_limit)
   if #due > 0 then
     redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #due - 1) -- exactly these: the lowest scores
-    take(due)
+    take(due, KEYS[5])
   end
 end
 if #leases > 0 then
@@ -76,7 +92,8 @@ if lease_head[2] then
 end
 if not paused then
   local due_head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  if due_head[2] and (next_ms == nil or tonumber(due_head[2]) < next_ms) then
+  local waits_for_a_line = lines_full and due_head[2] and tonumber(due_head[2]) <= now
+  if due_head[2] and not waits_for_a_line and (next_ms == nil or tonumber(due_head[2]) < next_ms) then
     next_ms = tonumber(due_head[2])
   end
 end

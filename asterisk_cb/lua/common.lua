@@ -133,3 +133,20 @@ local function lock_holds(prefix, leases_key, holder, now)
   local expiry = tonumber(redis.call('ZSCORE', leases_key, id))
   return expiry ~= nil and expiry > now
 end
+
+-- Lines of a pool (hash: callback id -> token) held by calls other than `except_id`'s; entries that no
+-- longer hold are dropped on the way.
+local function lines_in_use(prefix, leases_key, pool, except_id, now)
+  local entries = redis.call('HGETALL', pool)
+  local used = 0
+  for i = 1, #entries, 2 do
+    if entries[i] ~= except_id then
+      if lock_holds(prefix, leases_key, entries[i] .. ' ' .. entries[i + 1], now) then
+        used = used + 1
+      else
+        redis.call('HDEL', pool, entries[i])
+      end
+    end
+  end
+  return used
+end

@@ -21,22 +21,6 @@ local function held_by_another(holder)
   return holder and string.match(holder, '^(%S+) ') ~= id and lock_holds(prefix, KEYS[1], holder, now)
 end
 
--- Lines in use by other callbacks' calls; entries that no longer hold are dropped on the way.
-local function lines_in_use(pool)
-  local entries = redis.call('HGETALL', pool)
-  local used = 0
-  for i = 1, #entries, 2 do
-    if entries[i] ~= id then
-      if lock_holds(prefix, KEYS[1], entries[i] .. ' ' .. entries[i + 1], now) then
-        used = used + 1
-      else
-        redis.call('HDEL', pool, entries[i])
-      end
-    end
-  end
-  return used
-end
-
 local pool = cap and KEYS[locks + 2]
 if not resume then
   for i = 1, locks do
@@ -44,7 +28,7 @@ if not resume then
       return {i}
     end
   end
-  if pool and lines_in_use(pool) >= cap then
+  if pool and lines_in_use(prefix, KEYS[1], pool, id, now) >= cap then
     return {locks + 1}
   end
 end

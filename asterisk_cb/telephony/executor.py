@@ -1,10 +1,15 @@
 """The scheduler's executor on the real PBX: one claimed callback carried through Asterisk over ARI.
 
-For each claim: decide availability (the in-memory view says so, the ARI events stream is up, and no
-other callback run of this daemon holds the agent), run ``lifecycle.step``, COMMIT the transition
-through the store (fenced by the claim's token) and only then perform its effects. The core chose the
-attempt id and the ARI channel ids, so they are on record before anything is originated: a holder that
-lost its lease cannot commit and therefore cannot dial, and whoever takes over finds the channels.
+For each claim: decide availability (the in-memory view says so and the ARI events stream is up), take
+the call's locks in Redis (``Store.take_call_locks``: the agent's in the agent phase, the contact
+number's, a line of the shared pool when calls are capped; all or none), run ``lifecycle.step``, COMMIT
+the transition through the store (fenced by the claim's token) and only then perform its effects.
+What another callback's call holds makes the callback wait (``Due.waiting``): whatever daemon claimed
+them, no agent and no contact number is ever in two callback calls at once. The locks are given back
+when the run ends, whatever the ending (a live call keeps them for whoever resumes it). The attempt id
+and the ARI channel ids were chosen by the core, so they are on record before anything is originated: a
+holder that lost its lease cannot commit and therefore cannot dial, and whoever takes over finds the
+channels.
 
 The call, agent first (measured on the lab's Asterisk 22; see ``progress`` for the events):
 
@@ -55,8 +60,7 @@ before its ring and lifted when the run ends, whatever the ending (``queue_guard
 
 Not here yet: with several ready devices only the first rings; no announcement to the agent; AMD's
 parameters are amd.conf's, one set for every callback (with ``amd`` off a voicemail pickup counts as
-answered); the per-agent guard is per daemon (several daemons rely on
-the device state and on the queue pauses).
+answered).
 """
 
 from __future__ import annotations
@@ -68,6 +72,8 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
+
+from redis.exceptions import RedisError
 
 from asterisk_cb.core import inputs as ev
 from asterisk_cb.core import lifecycle
@@ -83,7 +89,7 @@ from asterisk_cb.core.effects import (
 )
 from asterisk_cb.core.model import ARI_ID_PREFIX, Callback, LegRole, Outcome, Phase
 from asterisk_cb.core.settings import Settings
-from asterisk_cb.store import Claim, Store
+from asterisk_cb.store import CallLocks, Claim, LinePool, Store
 from asterisk_cb.telephony.ami_events import device_of_channel
 from asterisk_cb.telephony.ari import AriClient, AriError, AriNotFound, ChannelNotInStasis
 from asterisk_cb.telephony.ari_events import AriEvent, Channel, ChannelEvent, Dial, StasisStart
@@ -121,12 +127,14 @@ class ExecutorOptions:
     """``outbound_context``: the admin's dialplan context the contact is dialled through;
     ``recheck_s``: how long a live call may go without any event before its channels are looked up;
     ``queue_context``: the dialplan context whose extension <queue> puts a caller into that queue;
-    ``amd_context``: the context whose extension ``s`` runs AMD() and returns into our app."""
+    ``amd_context``: the context whose extension ``s`` runs AMD() and returns into our app;
+    ``lines``: the cap on simultaneous callback calls shared by every daemon (``context_max_calls``)."""
 
     outbound_context: str
     recheck_s: float = 30.0
     queue_context: str = "callback-queue"  # runs Queue(${EXTEN}) for the failover phase (dialplan/)
     amd_context: str = "callback-amd"  # AMD() for the setting amd (dialplan/callback-amd.conf)
+    lines: LinePool | None = None  # every call takes a line of it (None: no cap across daemons)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +176,6 @@ class CallbackExecutor:
         self.queue_guard = queue_guard  # None: agents' queue memberships are left alone
         self.clock = clock
         self._runs: dict[str, _Run] = {}  # channel id -> the run following it
-        self._agents_in_use: set[str] = set()  # agents one of our runs is ringing or talking through
         events.subscribe(self._route, ChannelEvent, Dial)
         events.on_resync(self._resync)
 
@@ -179,6 +186,7 @@ class CallbackExecutor:
         finally:
             run.close()
             await asyncio.shield(run.release_queues())
+            await asyncio.shield(run.release_locks())
 
     def _route(self, event: AriEvent) -> None:
         channel = event.peer if isinstance(event, Dial) else getattr(event, "channel", None)
@@ -205,7 +213,8 @@ class _Run:
         self.settings = Settings()
         self.ring_device: str | None = None
         self._channels: set[str] = set()
-        self._holds_agent = False
+        # What this run holds in Redis: with a line pool, the claim itself took a line (Store.claim).
+        self._locked: CallLocks | None = self._locks() if executor.options.lines else None
         self._paused: tuple[Pause, ...] = ()  # the agent's queue memberships this run paused
 
     @property
@@ -215,7 +224,7 @@ class _Run:
     async def run(self) -> None:
         self.settings = await self.x.settings_for(self.callback)
         self.watch.screen_answers = self.settings.amd
-        happening: ev.Input | None = await self._resume() if self.claim.resume else self._due()
+        happening: ev.Input | None = await self._resume() if self.claim.resume else await self._due()
         while True:
             if happening is not None:
                 happening = await self._apply(happening)
@@ -270,31 +279,60 @@ class _Run:
         for channel_id in self._channels:
             if self.x._runs.get(channel_id) is self:
                 del self.x._runs[channel_id]
-        if self._holds_agent:
-            self.x._agents_in_use.discard(self.callback.agent)
 
     # --- inputs ---------------------------------------------------------------------------------
 
-    def _due(self) -> ev.Due:
-        """Available = the view says so, ARI is up, and none of our own calls uses the agent."""
+    async def _due(self) -> ev.Due:
+        """Due: the agent must be available (agent phase), and the call's locks and a line free."""
+        if self.callback.phase is Phase.AGENT and not self._agent_ready():
+            return ev.Due(agent_available=False)
+        waiting = await self._take_locks()
+        if waiting is not None:
+            log.info("callback %s due: waits, %s", self.callback.id, waiting.value)
+        return ev.Due(waiting=waiting)
+
+    def _agent_ready(self) -> bool:
+        """The view says the agent is free and ARI is up (else no event would tell how the call goes)."""
         agent = self.callback.agent
-        now = self.x.clock()
-        seen = self.x.availability.check(agent, now.timestamp())
-        ours = agent in self.x._agents_in_use
+        seen = self.x.availability.check(agent, self.x.clock().timestamp())
         connected = self.x.events.health.connected
-        usable = seen.available and connected and not ours
-        if usable:
-            self.ring_device = seen.ring[0]
-            self.watch.device_state_before = self.x.availability.device_states.get(self.ring_device)
-            self.x._agents_in_use.add(agent)
-            self._holds_agent = True
-        why = "in another callback of ours" if ours else seen.detail if connected else "ARI events down"
-        log.info("callback %s due: agent %s %s", self.callback.id, agent, why)
-        return ev.Due(agent_available=usable)
+        log.info(
+            "callback %s due: agent %s %s", self.callback.id, agent, seen.detail if connected else "ARI down"
+        )
+        if not (seen.available and connected):
+            return False
+        self.ring_device = seen.ring[0]
+        self.watch.device_state_before = self.x.availability.device_states.get(self.ring_device)
+        return True
+
+    async def _take_locks(self) -> ev.Waiting | None:
+        """The call's locks and a line in Redis, all or none; on a resume they are re-taken whatever
+        the others hold (the call exists)."""
+        locks = self._locks()
+        waiting = await self.x.store.take_call_locks(self.claim, locks)
+        if waiting is None:
+            self._locked = locks
+        return waiting
+
+    def _locks(self) -> CallLocks:
+        agent = self.callback.agent if self.callback.phase is Phase.AGENT else None
+        return CallLocks(agent, self.callback.contact_number, self.x.options.lines)
+
+    async def release_locks(self) -> None:
+        """The run is over: give the call's locks and line back (kept while the call lives: see the store),
+        which wakes the schedulers waiting for a line."""
+        locked, self._locked = self._locked, None
+        if locked is None:
+            return
+        try:
+            await self.x.store.release_call_locks(self.claim, locked)
+        except (RedisError, OSError) as error:  # they end with the call's record, or lapse with the lease
+            log.warning("callback %s: giving its locks back failed: %s", self.callback.id, error)
 
     async def _resume(self) -> ev.Input:
         """The previous holder vanished mid-call: follow the recorded channels, never dial again."""
         self._follow_channels()  # before looking: an end between the look and the commit is not lost
+        await self._take_locks()  # the call's locks are ours now (nobody else could take them meanwhile)
         alive = await self._look_up_channels()
         taking_over = resume_input(self.callback, alive)
         live = isinstance(taking_over, ev.CallResumed)

@@ -20,7 +20,7 @@ from callback_lab import AGENTS, LEASE_MS, RECHECK_S, Lab, pbx_lab, settings_for
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import connect
 from asterisk_cb.scheduler import Scheduler, SchedulerOptions
-from asterisk_cb.store import Store
+from asterisk_cb.store import LinePool, Store
 from asterisk_cb.telephony.ami import AmiConnection, AmiSettings
 from asterisk_cb.telephony.ari import AriClient, AriSettings
 from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
@@ -43,7 +43,13 @@ class Daemon:
     leases lapsing."""
 
     def __init__(
-        self, info: dict[str, Any], store: Store, *, app: str | None = None, concurrency: int = 200
+        self,
+        info: dict[str, Any],
+        store: Store,
+        *,
+        app: str | None = None,
+        concurrency: int = 200,
+        lines: LinePool | None = None,
     ) -> None:
         ari_info = info["ari"]
         self.ari = AriClient(
@@ -68,11 +74,13 @@ class Daemon:
             self.events,
             availability=self.view,
             settings_for=lambda callback: settings_for(store, callback),
-            options=ExecutorOptions(info["dialplan"]["outbound_context"], recheck_s=RECHECK_S),
+            options=ExecutorOptions(info["dialplan"]["outbound_context"], recheck_s=RECHECK_S, lines=lines),
             queue_guard=self.queue_guard,
         )
         self.scheduler = Scheduler(
-            store, executor, SchedulerOptions(lease_ms=LEASE_MS, renew_every_ms=1000, concurrency=concurrency)
+            store,
+            executor,
+            SchedulerOptions(lease_ms=LEASE_MS, renew_every_ms=1000, concurrency=concurrency, lines=lines),
         )
         self._running: asyncio.Task[None] | None = None
 
@@ -104,13 +112,25 @@ async def lab(lab_phones: dict[str, Any]) -> AsyncIterator[Lab]:
 async def pair_lab(lab_phones: dict[str, Any]) -> AsyncIterator[Lab]:
     """Two daemons on one namespace (each its own ARI app), each working on one callback at a time:
     two callbacks due at one instant are taken one by each daemon."""
-
-    def two(store: Store) -> list[Daemon]:
-        app = lab_phones["ari"]["app"]
-        return [Daemon(lab_phones, store, app=f"{app}-{n}", concurrency=1) for n in (1, 2)]
-
-    async with _lab_with(lab_phones, two) as started:
+    async with _lab_with(lab_phones, _pair(lab_phones, concurrency=1)) as started:
         yield started
+
+
+@pytest.fixture
+async def one_line_pair_lab(lab_phones: dict[str, Any]) -> AsyncIterator[Lab]:
+    """Two daemons on one namespace sharing ONE line through the outbound context
+    (``[dialing] context_max_calls = 1``)."""
+    lines = LinePool(lab_phones["dialplan"]["outbound_context"], 1)
+    async with _lab_with(lab_phones, _pair(lab_phones, lines=lines)) as started:
+        yield started
+
+
+def _pair(info: dict[str, Any], **options: Any) -> Callable[[Store], list[Daemon]]:
+    def two(store: Store) -> list[Daemon]:
+        app = info["ari"]["app"]
+        return [Daemon(info, store, app=f"{app}-{n}", **options) for n in (1, 2)]
+
+    return two
 
 
 @contextlib.asynccontextmanager

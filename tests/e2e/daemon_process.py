@@ -29,8 +29,9 @@ START_TIMEOUT_S = 15.0
 GENERAL = {"reschedule_delay": "2s", "retry_interval": "5s", "agent_ring_timeout": "20s"}
 
 
-def config_text(info: dict[str, Any], namespace: str, app: str) -> str:
-    """The config an admin would write for the lab PBX (cf. scripts/demo_callback.py)."""
+def config_text(info: dict[str, Any], namespace: str, app: str, dialing: str = "") -> str:
+    """The config an admin would write for the lab PBX (cf. scripts/demo_callback.py); ``dialing``:
+    more ``[dialing]`` lines."""
     general = "\n".join(f"{option} = {value}" for option, value in GENERAL.items())
     agents = "\n".join(f"{agent} = {spec['endpoint']}" for agent, spec in sorted(info["agents"].items()))
     ari, ami = info["ari"], info["ami"]
@@ -40,7 +41,7 @@ def config_text(info: dict[str, Any], namespace: str, app: str) -> str:
         f"[ari]\nurl = {ari['url']}\nuser = {ari['user']}\npassword = {ari['password']}\napp = {app}\n\n"
         f"[ami]\nhost = {ami['host']}\nport = {ami['port']}\n"
         f"user = {ami['user']}\nsecret = {ami['secret']}\n\n"
-        f"[dialing]\noutbound_context = {info['dialplan']['outbound_context']}\n\n"
+        f"[dialing]\noutbound_context = {info['dialplan']['outbound_context']}\n{dialing}\n"
         f"[agents]\n{agents}\n\n"
         f"[daemon]\nlease = {LEASE_S:.0f}s\ncall_check = {RECHECK_S:.0f}s\n"
     )
@@ -101,12 +102,13 @@ class Fleet:
     namespace: str
     folder: Path
     started: list[DaemonProcess] = field(default_factory=list)
+    dialing: str = ""  # more [dialing] lines for every daemon's config (e.g. "max_calls = 1\n")
 
     async def start(self, app: str) -> DaemonProcess:
         """Start `asterisk-cb run` for ``app`` (the same config file on a restart) and wait till it runs."""
         config = self.folder / f"{app}.conf"
         if not config.exists():
-            config.write_text(config_text(self.info, self.namespace, app))
+            config.write_text(config_text(self.info, self.namespace, app, self.dialing))
         daemon = DaemonProcess(config, self.folder / f"{app}.log")
         seen = daemon.running_lines()
         daemon.start()

@@ -1,4 +1,5 @@
-"""Two daemons on one Redis never ring one agent, or one contact number, for two callbacks at once.
+"""Two daemons on one Redis never ring one agent, or one contact number, for two callbacks at once,
+and share a cap on simultaneous calls.
 
 Each daemon works on one callback at a time (``pair_lab``), so two callbacks due at the same instant
 are claimed one by each daemon, within milliseconds: both see the agent's device free. Counted on the
@@ -8,10 +9,12 @@ phones (the SIPp INVITE logs with their times) and in the callbacks' records (ea
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 from callback_lab import Lab, unique_number
 
+from asterisk_cb.core import inputs as ev
 from asterisk_cb.core.model import Callback, Event, EventKind, State
 
 pytestmark = pytest.mark.lab
@@ -37,7 +40,8 @@ def _one_after_the_other(done: list[Callback], invites: list[float]) -> None:
 
 
 def _waited(histories: list[list[Event]], kind: EventKind, reason: str) -> bool:
-    return any(event.kind is kind and event.attributes.get("reason") == reason for h in histories for event in h)
+    said = {(event.kind, event.attributes.get("reason")) for history in histories for event in history}
+    return (kind, reason) in said
 
 
 async def test_two_callbacks_of_one_agent_each_taken_by_a_daemon_ring_it_one_after_the_other(
@@ -72,3 +76,28 @@ async def test_one_contact_in_two_callbacks_of_two_agents_is_never_rung_twice_at
     _one_after_the_other(done, sorted(lab.contact_invites().times(number)))
     histories = [await lab.events(cb.id) for cb in scheduled]
     assert _waited(histories, EventKind.HELD, "contact in another callback")
+
+
+async def test_one_line_for_two_daemons_places_one_call_at_a_time_oldest_due_first(
+    one_line_pair_lab: Lab,
+) -> None:
+    lab = one_line_pair_lab
+    agents = ("1001", "1002", "1003")
+    for agent in agents:
+        lab.phone(agent, "answer")
+    numbers = [unique_number("20102") for _ in agents]  # each contact talks 2 s
+    # created newest first: the order of creation must not matter, the due time does
+    scheduled = [
+        await lab.schedule(number, agent, in_s=1.5 + 0.3 * n)
+        for n, (number, agent) in reversed(list(enumerate(zip(numbers, agents, strict=True))))
+    ]
+    done = await _finished(lab, scheduled)
+
+    assert [(cb.state, len(cb.attempts)) for cb in done] == [(State.COMPLETED, 1)] * 3
+    spans = [(cb.due_at, cb.attempts[0].started_at, cb.attempts[0].ended_at) for cb in done]
+    spans.sort(key=lambda span: span[1])  # in the order they rang
+    assert [due for due, _, _ in spans] == sorted(due for due, _, _ in spans)  # oldest due first
+    for (_, _, ended), (_, started, _) in itertools.pairwise(spans):
+        assert ended is not None and started >= ended  # never two callback calls at once
+    histories = [await lab.events(cb.id) for cb in scheduled]
+    assert not _waited(histories, EventKind.HELD, ev.Waiting.CALL_LIMIT.value)  # they kept their place

@@ -9,6 +9,7 @@ for the killed daemon's lease to lapse: the [daemon] lease the test config sets 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import time
 import uuid
@@ -200,28 +201,50 @@ async def test_two_daemons_one_sigkilled_midway_the_survivor_finishes_every_call
 ) -> None:
     """The survivor takes over the dead daemon's live talks (their channels sit in the dead daemon's
     ARI app, so the survivor hears of their end only by looking the channels up, after RECHECK_S).
-    One callback per agent: two daemons can ring one agent for two callbacks at once today (a known
-    bug, reported), which this test does not cover."""
+    Two callbacks of one agent are due at once, split between the daemons; and once the dead daemon's
+    lease has lapsed, a callback of a free agent comes due for the number whose talk it held: no agent
+    and no number is ever in two calls at once."""
     fleet, lab = fleet_lab
     for agent in AGENTS:
         lab.phone(agent, "answer")
-    # each talk outlasts the killed daemon's lease, so the talk live at the kill is still live at take-over
-    numbers = {agent: unique_number("20120") for agent in AGENTS}
+    # each first talk outlasts the killed daemon's lease, so the talk live at the kill is still live at
+    # take-over; the second callbacks of the same agents talk 5 s
+    firsts = {agent: unique_number("20120") for agent in AGENTS[:-1]}
+    seconds = {agent: unique_number("20105") for agent in AGENTS[:2]}
     doomed = await fleet.start(f"{APP}-a")
     await fleet.start(f"{APP}-b")
 
-    scheduled = [await lab.schedule(numbers[agent], agent, in_s=2) for agent in AGENTS]
+    scheduled = [
+        await lab.schedule(numbers[agent], agent, in_s=2)
+        for numbers in (firsts, seconds)
+        for agent in numbers
+    ]
     taken_over = await _until_holding_a_talk(lab, scheduled, doomed.pid)
     doomed.send(signal.SIGKILL)
-    finish_within = 20 + LEASE_S + RECHECK_S + 30  # the talk, the take-over, the look-up, a margin
+    talking = await lab.store.get(taken_over)
+    assert talking is not None
+    scheduled.append(await lab.schedule(talking.contact_number, AGENTS[-1], in_s=LEASE_S + 2))
+    finish_within = 2 * 20 + LEASE_S + RECHECK_S + 30  # two talks in a row, the take-over, the look-up
     done = await asyncio.gather(
         *(lab.wait_for(cb.id, lambda cb: cb.state.is_finished, timeout_s=finish_within) for cb in scheduled)
     )
 
-    assert [(cb.state, len(cb.attempts)) for cb in done] == [(State.COMPLETED, 1)] * len(AGENTS)
-    assert [len(invite_times(lab.info, numbers[agent])) for agent in AGENTS] == [1] * len(AGENTS)
+    assert [(cb.state, len(cb.attempts)) for cb in done] == [(State.COMPLETED, 1)] * len(scheduled)
+    for number in {cb.contact_number for cb in done}:
+        calls = [cb for cb in done if cb.contact_number == number]
+        assert len(invite_times(lab.info, number)) == len(calls)
+        _never_two_at_once(calls)
+    for agent in AGENTS:
+        _never_two_at_once([cb for cb in done if cb.agent == agent])
     assert EventKind.RESUMED in await lab.kinds(taken_over)
     await until_equal(lab.our_channels, [])
+
+
+def _never_two_at_once(callbacks: list[Callback]) -> None:
+    """Each call (first ring to hangup, as recorded) started after the one before it ended."""
+    spans = sorted((cb.attempts[0].started_at, cb.attempts[0].ended_at) for cb in callbacks)
+    for (_, ended), (started, _) in itertools.pairwise(spans):
+        assert ended is not None and started >= ended, spans
 
 
 async def _until_holding_a_talk(lab: Lab, callbacks: list[Callback], pid: int) -> str:
@@ -297,3 +320,31 @@ async def _channel_state(lab: Lab, channel_id: str) -> str | None:
         return (await lab.ari.get_channel(channel_id)).state
     except AriNotFound:
         return None
+
+
+async def test_max_calls_one_places_the_second_callback_only_after_the_first_call_ended(
+    fleet_lab: tuple[Fleet, Lab],
+) -> None:
+    """``[dialing] max_calls = 1``: the daemon's one call at a time; the second callback waits in the
+    schedule (no attempt, no hold) and rings its agent once the first call is over."""
+    fleet, lab = fleet_lab
+    fleet.dialing = "max_calls = 1\n"
+    agents = ("1001", "1002")
+    for agent in agents:
+        lab.phone(agent, "answer")
+    numbers = [unique_number("20103") for _ in agents]
+    await fleet.start(APP)
+    rings_before = len(lab.agent_invites(agents[1]).times(agents[1]))
+
+    scheduled = [
+        await lab.schedule(number, agent, in_s=2 + 0.2 * n)
+        for n, (number, agent) in enumerate(zip(numbers, agents, strict=True))
+    ]
+    done = [await lab.wait_for(cb.id, lambda cb: cb.state.is_finished, timeout_s=60) for cb in scheduled]
+
+    assert [(cb.state, len(cb.attempts)) for cb in done] == [(State.COMPLETED, 1)] * 2
+    first_ended = done[0].attempts[0].ended_at
+    assert first_ended is not None and done[1].attempts[0].started_at >= first_ended
+    [second_ring] = lab.agent_invites(agents[1]).times(agents[1])[rings_before:]
+    assert second_ring >= first_ended.timestamp()
+    assert EventKind.HELD not in await lab.kinds(scheduled[1].id)

@@ -20,7 +20,7 @@ from asterisk_cb.core.model import Attempt, Callback, Event, EventKind, Leg, Leg
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import connect
 from asterisk_cb.scheduler import Scheduler, SchedulerOptions
-from asterisk_cb.store import Claim, LeaseLost, Store
+from asterisk_cb.store import Claim, LeaseLost, LinePool, Store
 
 pytestmark = pytest.mark.lab
 
@@ -163,9 +163,9 @@ class CountingStore(Store):
 
     claim_rounds = 0
 
-    async def claim(self, limit: int, owner: str, lease_ms: int = 30_000):  # type: ignore[override]
+    async def claim(self, limit: int, owner: str, lease_ms: int = 30_000, lines: LinePool | None = None):  # type: ignore[override]
         self.claim_rounds += 1
-        return await super().claim(limit, owner, lease_ms)
+        return await super().claim(limit, owner, lease_ms, lines)
 
 
 @pytest.mark.parametrize(("concurrency", "batch_size"), [(1, 500), (100, 3)])  # one by one; claims ahead

@@ -17,6 +17,7 @@ from asterisk_cb.store import (
     Claim,
     DuplicateCallback,
     LeaseExpired,
+    LinePool,
     StaleToken,
     Store,
     VersionConflict,
@@ -323,9 +324,9 @@ async def test_release_returns_untouched_claim_but_not_a_live_one(store: Store) 
 # --- call locks: one call at a time per agent and per contact number, lines under a cap --------------
 
 
-def locks_of(claim: Claim, pool: str | None = None, cap: int = 0) -> CallLocks:
+def locks_of(claim: Claim, lines: LinePool | None = None) -> CallLocks:
     callback = claim.callback
-    return CallLocks(callback.agent, callback.contact_number, pool, cap)
+    return CallLocks(callback.agent, callback.contact_number, lines)
 
 
 async def claimed(store: Store, *callbacks: Callback, lease_ms: int = 30_000) -> dict[str, Claim]:
@@ -389,12 +390,14 @@ async def test_locks_of_a_live_call_outlive_its_holder_and_only_the_resumer_reta
 async def test_release_gives_back_what_the_run_took_but_never_a_live_calls_locks(store: Store) -> None:
     claims = await claimed(store, make_callback("run", agent="1001"), make_callback("other", agent="1001"))
     run, other = claims["run"], claims["other"]
-    assert await store.take_call_locks(run, locks_of(run, "outbound", 5)) is None
+    assert await store.take_call_locks(run, locks_of(run, LinePool("outbound", 5))) is None
     run = await store.commit(run, ringing(run.callback), [])
-    assert await store.release_call_locks(run, locks_of(run, "outbound", 5)) == 0  # the call lives
+    assert await store.release_call_locks(run, locks_of(run, LinePool("outbound", 5))) == 0  # the call lives
 
     run = await store.commit(run, changed(run.callback, state=State.COMPLETED, finished_at=NOW), [])
-    assert await store.release_call_locks(run, locks_of(run, "outbound", 5)) == 3  # agent, number, line
+    assert (
+        await store.release_call_locks(run, locks_of(run, LinePool("outbound", 5))) == 3
+    )  # agent, number, line
     assert await store.redis.exists(store.keys.agent_lock("1001"), store.keys.lines("outbound")) == 0
     assert await store.take_call_locks(other, locks_of(other)) is None
 
@@ -412,22 +415,56 @@ async def test_a_late_holder_can_neither_take_nor_give_back_the_locks(store: Sto
     assert await store.redis.get(store.keys.agent_lock("1001")) == f"c1 {current.token}"
 
 
+TWO_LINES = LinePool("outbound", 2)
+
+
 async def test_a_line_pool_lets_at_most_cap_calls_through_and_frees_a_line_when_one_ends(
     store: Store,
 ) -> None:
     claims = await claimed(store, *(make_callback(f"c{n}", agent=f"10{n:02}") for n in range(3)))
     first, second, third = claims["c0"], claims["c1"], claims["c2"]
     for claim in (first, second):
-        assert await store.take_call_locks(claim, locks_of(claim, "outbound", 2)) is None
-    assert await store.take_call_locks(third, locks_of(third, "outbound", 2)) is Waiting.CALL_LIMIT
+        assert await store.take_call_locks(claim, locks_of(claim, TWO_LINES)) is None
+    assert await store.take_call_locks(third, locks_of(third, TWO_LINES)) is Waiting.CALL_LIMIT
     assert await store.redis.exists(store.keys.agent_lock("1002")) == 0  # refused whole
 
     await store.commit(first, changed(first.callback, next_at=NOW + timedelta(minutes=5)), [])
-    assert await store.take_call_locks(third, locks_of(third, "outbound", 2)) is None
+    assert await store.take_call_locks(third, locks_of(third, TWO_LINES)) is None
     assert await store.redis.hgetall(store.keys.lines("outbound")) == {
         "c1": str(second.token),
         "c2": str(third.token),
     }
+
+
+async def test_claims_stop_at_the_free_lines_and_the_oldest_due_goes_first_when_one_frees(
+    store: Store,
+) -> None:
+    one_line = LinePool("outbound", 1)
+    await create(
+        store,
+        make_callback("talking", -30, agent="1001"),
+        make_callback("newer", -5, agent="1002"),
+        make_callback("older", -10, agent="1003"),
+    )
+    (talking,) = (await store.claim(10, "daemon-a", lines=one_line)).claims
+    assert (await store.claim(10, "daemon-b", lines=one_line)).claims == ()  # the claim holds the line
+    assert await store.take_call_locks(talking, locks_of(talking, one_line)) is None
+    talking = await store.commit(talking, ringing(talking.callback), [])
+
+    full = await store.claim(10, "daemon-b", lines=one_line)
+    assert full.claims == ()  # both stay in the due set, in their order
+    assert full.next_wake_ms == await store.redis.zscore(store.keys.leases, "talking")  # not the overdue head
+
+    async with store.redis.pubsub() as wake:
+        await wake.subscribe(store.keys.wake_channel)
+        talking = await store.commit(talking, changed(talking.callback, state=State.COMPLETED), [])
+        assert await store.release_call_locks(talking, locks_of(talking, one_line)) == 3
+        messages = [await wake.get_message(timeout=1) for _ in range(2)]
+        assert {"type": "message", "data": "line"}.items() <= (messages[-1] or {}).items()
+
+    assert [claim.callback.id for claim in (await store.claim(10, "daemon-b", lines=one_line)).claims] == [
+        "older"
+    ]
 
 
 # --- a person's changes ---------------------------------------------------------------------------

@@ -171,3 +171,23 @@ def test_a_bad_timing_is_refused_with_its_line(tmp_path: Path, option: str, valu
 def test_a_misspelt_option_is_refused_with_its_line(tmp_path: Path, section: str, option: str) -> None:
     with pytest.raises(config.ConfigError, match=rf"\[{section}\]: {option}: unknown option \(known: "):
         load(tmp_path, REQUIRED + f"[{section}]\n{option} = x\n")
+
+
+def test_call_caps_default_to_none_and_take_whole_numbers_from_one(tmp_path: Path) -> None:
+    assert (
+        load(tmp_path, REQUIRED).dialing.max_calls,
+        load(tmp_path, REQUIRED).dialing.context_max_calls,
+    ) == (
+        None,
+        None,
+    )
+    text = REQUIRED.replace("[dialing]\n", "[dialing]\nmax_calls = 10\ncontext_max_calls = 30\n")
+    dialing = load(tmp_path, text).dialing
+    assert (dialing.max_calls, dialing.context_max_calls) == (10, 30)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "ten", "2.5", "٣"])
+@pytest.mark.parametrize("option", ["max_calls", "context_max_calls"])
+def test_a_bad_call_cap_is_refused_with_its_line(tmp_path: Path, option: str, value: str) -> None:
+    with pytest.raises(config.ConfigError, match=rf"\[dialing\]: {option}: '{value}' is not a whole number"):
+        load(tmp_path, REQUIRED.replace("[dialing]\n", f"[dialing]\n{option} = {value}\n"))

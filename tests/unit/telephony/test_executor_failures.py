@@ -14,7 +14,7 @@ from ari_fake import FakeAri
 from asterisk_cb.core import lifecycle
 from asterisk_cb.core.model import Callback, Event, Outcome, Phase, State
 from asterisk_cb.core.settings import Settings
-from asterisk_cb.store import Claim
+from asterisk_cb.store import CallLocks, Claim
 from asterisk_cb.telephony.ari import AriClient
 from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
 from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView
@@ -25,7 +25,7 @@ SETTINGS = Settings(max_missed_agent_rings=3, failover_queue="failover")
 
 
 class RecordingStore:
-    """Stands in for ``Store.commit``: keeps every committed callback, in order."""
+    """Stands in for ``Store.commit`` (keeps every committed callback, in order) and the call locks."""
 
     def __init__(self) -> None:
         self.committed: list[Callback] = []
@@ -34,6 +34,12 @@ class RecordingStore:
         assert after.version == claim.callback.version + 1
         self.committed.append(after)
         return dataclasses.replace(claim, callback=after)
+
+    async def take_call_locks(self, claim: Claim, locks: CallLocks) -> None:
+        """Nobody else holds anything here (the locks are tested against Redis)."""
+
+    async def release_call_locks(self, claim: Claim, locks: CallLocks) -> int:
+        return 0
 
 
 @pytest.fixture
@@ -53,7 +59,7 @@ def _executor(ari_client: AriClient, events: AriEventStream, store: RecordingSto
         return SETTINGS
 
     return CallbackExecutor(
-        store,  # type: ignore[arg-type]  # only commit is used on these paths
+        store,  # type: ignore[arg-type]  # only commit and the locks are used here
         ari_client,
         events,
         availability=view,

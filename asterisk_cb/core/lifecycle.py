@@ -633,8 +633,9 @@ def accepts(callback: Callback) -> frozenset[type]:
 def finish_bound(settings: Settings) -> timedelta:
     """How long after its due time a callback may stay unfinished when nobody acts.
 
-    Not counted: time held while paused or disabled (it extends the agent-wait deadline by as much),
-    talk time, and scheduler lateness per step. The terms, each one bounded kind of step:
+    Not counted: time held (paused or disabled, or the contact or the lines taken by other callbacks'
+    calls: it extends the agent-wait deadline by as much), talk time, and scheduler lateness per step.
+    The terms, each one bounded kind of step:
 
     * waiting for the agent: re-checks are capped at the deadline ``max_agent_wait`` after the due
       time, so those waits fit before it, plus the one wait that straddles it (a re-check or a

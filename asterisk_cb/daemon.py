@@ -38,9 +38,9 @@ from asterisk_cb.telephony.queue_guard import QueueGuard
 
 log = logging.getLogger(__name__)
 
-# How long start-up waits for ARI before the scheduler runs anyway: a callback found due while Asterisk
-# is away is simply seen as "agent unavailable" and checked again after the reschedule delay.
-ARI_READY_TIMEOUT_S = 10.0
+# How long start-up waits for each of ARI and AMI before the scheduler runs anyway: a callback found due
+# while Asterisk is away is simply seen as "agent unavailable" and checked again after the reschedule delay.
+LINK_READY_TIMEOUT_S = 10.0
 
 
 class Daemon:
@@ -61,7 +61,7 @@ class Daemon:
         feed_from_ari(self.view, self.events)
         feed_from_ami(self.view, self.ami)
         self.queue_guard = QueueGuard(self.ami)
-        executor = CallbackExecutor(
+        self.executor = CallbackExecutor(
             self.store,
             self.ari,
             self.events,
@@ -76,12 +76,15 @@ class Daemon:
             ),
             queue_guard=self.queue_guard,
         )
+        # Every AMI (re)connect, the first included: a daemon that died mid-callback left its agents
+        # paused with reason "callback" (or AMI was down when it should have lifted them): lift those.
+        self.ami.on_resync(lambda _: self.executor.release_leftover_pauses())
         lease_ms = int(site.timing.lease.total_seconds() * 1000)
         lines = site.dialing.lines
         scheduling = SchedulerOptions(lease_ms=lease_ms, renew_every_ms=lease_ms // 3, lines=lines)
         if site.dialing.max_calls is not None:  # one executor run per call: its concurrency caps the calls
             scheduling = dataclasses.replace(scheduling, concurrency=site.dialing.max_calls)
-        self.scheduler = Scheduler(self.store, executor, scheduling)
+        self.scheduler = Scheduler(self.store, self.executor, scheduling)
         self.metrics = Metrics(
             self.scheduler.stats, lambda: (self.events.health.snapshot(), self.ami.health.snapshot())
         )
@@ -105,11 +108,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         self.events.start()
         await self.ami.start()
-        try:
-            await self.events.wait_ready(ARI_READY_TIMEOUT_S)
-        except TimeoutError:
-            log.warning("ARI not ready yet; running anyway", extra={"ari": self.site.ari.url})
-        await self._release_leftover_pauses()
+        await self._wait_for_links()
         log.info("running", extra={"owner": self.scheduler.owner, "agents": len(self.site.agents)})
         try:
             async with self._metrics_served():
@@ -121,14 +120,17 @@ class Daemon:
             await self.redis.aclose()
             log.info("stopped")
 
-    async def _release_leftover_pauses(self) -> None:
-        """A daemon that died mid-callback left its agents paused with reason "callback": lift them."""
-        try:
-            await self.ami.wait_ready(ARI_READY_TIMEOUT_S)
-        except TimeoutError:
-            log.warning("AMI not ready yet; leftover callback pauses stay", extra={"ami": self.site.ami.host})
-            return
-        await self.queue_guard.release_leftovers()
+    async def _wait_for_links(self) -> None:
+        """Give ARI and AMI a moment to connect and seed the view: a callback due before that would see
+        its agent's devices as unknown (ARI) or miss its queue pause (AMI). Neither is needed to run."""
+        for link, ready, peer in (
+            ("ARI", self.events.wait_ready, self.site.ari.url),
+            ("AMI", self.ami.wait_ready, self.site.ami.host),
+        ):
+            try:
+                await ready(LINK_READY_TIMEOUT_S)
+            except TimeoutError:
+                log.warning(f"{link} not ready yet; running anyway", extra={"peer": peer})
 
     @asynccontextmanager
     async def _metrics_served(self) -> AsyncIterator[None]:

@@ -193,6 +193,7 @@ class _Script(enum.Enum):
     PURGE = "purge"
     LOCK = "lock"
     UNLOCK = "unlock"
+    HELD = "held"
 
 
 def _load_scripts(redis: RedisClient) -> dict[_Script, AsyncScript]:
@@ -390,6 +391,12 @@ class Store:
     def _lock_args(self, claim: Claim, *more: object) -> list[object]:
         """The lock scripts' arguments: callback prefix, id, token (which claim holds), then ``more``."""
         return [self.keys.callback_prefix, claim.callback.id, claim.token, *more]
+
+    async def agents_in_calls(self, agents: Sequence[str]) -> set[str]:
+        """The agents whose lock holds now: a callback's call (any daemon's) rings or talks through them."""
+        keys = [self.keys.leases, *(self.keys.agent_lock(agent) for agent in agents)]
+        held = await self._run(_Script.HELD, keys, [self.keys.callback_prefix]) if agents else []
+        return {agents[position - 1] for position in held}
 
     def _lock_keys(self, locks: CallLocks) -> list[str]:
         agent = [self.keys.agent_lock(locks.agent)] if locks.agent is not None else []

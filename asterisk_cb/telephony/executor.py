@@ -188,6 +188,19 @@ class CallbackExecutor:
             await asyncio.shield(run.release_queues())
             await asyncio.shield(run.release_locks())
 
+    async def release_leftover_pauses(self) -> None:
+        """At start: lift the "callback" pauses a dead daemon left behind, but not those of agents a
+        live callback holds right now (another running daemon's call: its pauses are its own)."""
+        if self.queue_guard is None:
+            return
+        try:
+            busy = await self.store.agents_in_calls(list(self.availability.agents))
+        except RedisError as error:  # unknown: leave every pause rather than lift a live call's
+            log.warning("cannot tell which agents are in calls; leftover callback pauses stay: %s", error)
+            return
+        in_calls = [member for agent in busy for member in self.availability.memberships_of(agent)]
+        await self.queue_guard.release_leftovers(in_calls)
+
     def _route(self, event: AriEvent) -> None:
         channel = event.peer if isinstance(event, Dial) else getattr(event, "channel", None)
         run = self._runs.get(channel.id) if channel is not None else None

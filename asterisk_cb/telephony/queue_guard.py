@@ -7,9 +7,11 @@ explicit, visible in ``queue show`` and the queue log, and closes the window.
 
 Rules (pure, ``to_pause``/``leftovers``): only memberships that are not paused already are paused, so
 a pause someone else set (the agent's own, a supervisor's) is never lifted by us; what we paused is
-exactly what we unpause. A daemon that died while holding pauses leaves them behind: at start every
-membership paused with reason "callback" is unpaused (``release_leftovers``), since no live callback
-of a stopped daemon can be told from a leftover. A callback resumed by another daemon (or the restarted
+exactly what we unpause. A daemon that died while holding pauses leaves them behind: on every AMI
+(re)connect, start included, each membership paused with reason "callback" is unpaused
+(``release_leftovers``) except those of agents
+whose call lock holds (``Store.agents_in_calls``): another daemon's callback rings or talks through
+them right now, and its pauses are its own. A callback resumed by another daemon (or the restarted
 one) takes over the agent's "callback" pauses (``take_over``): they are its previous holder's, since
 an agent paused for a callback is unavailable to every other callback; it lifts them when its run ends.
 
@@ -87,10 +89,12 @@ class QueueGuard:
         for pause in held:
             await self._set(pause, paused=False)
 
-    async def release_leftovers(self) -> tuple[Pause, ...]:
-        """At start: unpause every membership a previous run left paused with reason "callback"."""
+    async def release_leftovers(self, in_calls: Iterable[QueueMember] = ()) -> tuple[Pause, ...]:
+        """At start: unpause every membership a previous run left paused with reason "callback", but
+        those of ``in_calls`` (memberships of agents a live callback holds, whichever daemon's)."""
+        kept = {Pause(m.queue, m.interface) for m in in_calls}
         try:
-            found = leftovers(await self.ami.queue_members())
+            found = tuple(pause for pause in leftovers(await self.ami.queue_members()) if pause not in kept)
         except AmiError as error:
             log.warning("cannot look for leftover callback pauses: %s", error)
             return ()

@@ -68,7 +68,7 @@ class Daemon:
         )
         feed_from_ami(self.view, self.ami)
         self.queue_guard = QueueGuard(self.ami)
-        executor = CallbackExecutor(
+        self.executor = CallbackExecutor(
             store,
             self.ari,
             self.events,
@@ -77,19 +77,23 @@ class Daemon:
             options=ExecutorOptions(info["dialplan"]["outbound_context"], recheck_s=RECHECK_S, lines=lines),
             queue_guard=self.queue_guard,
         )
+        self.ami.on_resync(lambda _: self.executor.release_leftover_pauses())
         self.scheduler = Scheduler(
             store,
-            executor,
+            self.executor,
             SchedulerOptions(lease_ms=LEASE_MS, renew_every_ms=1000, concurrency=concurrency, lines=lines),
         )
         self._running: asyncio.Task[None] | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._running is not None
 
     async def start(self) -> None:
         self.events.start()
         await self.ami.start()
         await self.events.wait_ready(10)
         await self.ami.wait_ready(10)
-        await self.queue_guard.release_leftovers()
         self._running = asyncio.create_task(self.scheduler.run())
 
     async def stop(self) -> None:
@@ -123,6 +127,18 @@ async def one_line_pair_lab(lab_phones: dict[str, Any]) -> AsyncIterator[Lab]:
     lines = LinePool(lab_phones["dialplan"]["outbound_context"], 1)
     async with _lab_with(lab_phones, _pair(lab_phones, lines=lines)) as started:
         yield started
+
+
+@pytest.fixture
+async def second_daemon(lab_phones: dict[str, Any], lab: Lab) -> AsyncIterator[Daemon]:
+    """One more daemon on ``lab``'s namespace with an ARI app of its own, not started yet (the test
+    starts it when it wants); stopped afterwards."""
+    daemon = Daemon(lab_phones, lab.store, app=f"{lab_phones['ari']['app']}-second")
+    try:
+        yield daemon
+    finally:
+        if daemon.started:
+            await daemon.stop()
 
 
 def _pair(info: dict[str, Any], **options: Any) -> Callable[[Store], list[Daemon]]:

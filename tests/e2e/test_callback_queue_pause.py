@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from callback_lab import Lab, pbx_lab, unique_number, until, until_equal
@@ -69,4 +70,29 @@ async def test_a_queue_call_skips_the_agent_of_a_live_callback_and_the_pause_is_
     assert (during.paused, during.paused_reason) == (True, PAUSE_REASON)
     assert still_live is not None and still_live.state is State.IN_PROGRESS
     assert len(lab.agent_invites(AGENT).times(AGENT)) == agent_invites  # the queue call never rang it
+    assert done.state is State.COMPLETED
+
+
+async def test_a_daemon_starting_beside_a_live_callback_leaves_that_callbacks_pause(
+    lab: Lab, ami: AmiConnection, second_daemon: Any
+) -> None:
+    """A second daemon starts on the same Redis while the first one's callback talks through the agent:
+    its start-up lifts leftover "callback" pauses (one a dead daemon left on another agent), but not
+    this one (the agent's call lock holds)."""
+    lab.phone(AGENT, "answer")
+    number = unique_number("20115")  # answers, hangs up after 15 s
+    scheduled = await lab.schedule(number, AGENT, in_s=0.5)
+    await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS)
+    assert await _paused(ami, AGENT)
+    left_by_the_dead = OTHER_MEMBERS[0]
+    await ami.queue_pause(f"PJSIP/{left_by_the_dead}", True, queue="support", reason=PAUSE_REASON)
+
+    await second_daemon.start()
+    still = await _membership(ami, AGENT)
+    lifted = not await _paused(ami, left_by_the_dead)
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=30)
+    await until_equal(lambda: _paused(ami, AGENT), False, timeout_s=5)  # lifted by its own callback
+
+    assert (still.paused, still.paused_reason) == (True, PAUSE_REASON)
+    assert lifted
     assert done.state is State.COMPLETED

@@ -415,6 +415,24 @@ async def test_a_late_holder_can_neither_take_nor_give_back_the_locks(store: Sto
     assert await store.redis.get(store.keys.agent_lock("1001")) == f"c1 {current.token}"
 
 
+async def test_agents_in_calls_names_the_agents_whose_lock_holds(store: Store) -> None:
+    claims = await claimed(
+        store,
+        make_callback("live", agent="1001", contact_number="+4930111"),
+        make_callback("ringing", agent="1002", contact_number="+4930222"),
+        make_callback("gone", agent="1003", contact_number="+4930333"),
+        lease_ms=150,
+    )
+    for claim in claims.values():
+        assert await store.take_call_locks(claim, locks_of(claim)) is None
+    await store.commit(claims["live"], ringing(claims["live"].callback), [])
+    assert await store.agents_in_calls(["1001", "1002", "1003", "1004"]) == {"1001", "1002", "1003"}
+
+    await asyncio.sleep(0.25)  # holders gone: a live call still holds its agent, a mere claim does not
+    assert await store.agents_in_calls(["1001", "1002", "1003", "1004"]) == {"1001"}
+    assert await store.agents_in_calls([]) == set()
+
+
 TWO_LINES = LinePool("outbound", 2)
 
 

@@ -68,6 +68,13 @@ async def test_start_lifts_leftover_callback_pauses() -> None:
     assert ami.actions == [("support", "PJSIP/1001", False, "")]
 
 
+async def test_start_leaves_the_pauses_of_agents_in_a_live_callback() -> None:
+    live = member("support", paused=True, reason=PAUSE_REASON, interface="PJSIP/1002")
+    ami = FakeAmi([member("support", paused=True, reason=PAUSE_REASON), live])
+    assert await QueueGuard(ami).release_leftovers(in_calls=[live]) == (Pause("support", "PJSIP/1001"),)
+    assert ami.actions == [("support", "PJSIP/1001", False, "")]
+
+
 async def test_ami_down_at_start_leaves_the_pauses_and_does_not_raise() -> None:
     class DownAmi(FakeAmi):
         async def queue_members(self, queue: str = "") -> list[QueueMember]:

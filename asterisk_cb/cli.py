@@ -102,6 +102,9 @@ async def cmd_check_config(context: Context, args: argparse.Namespace) -> int:
         for line in explain(context.file, runtime, args.agent, args.queue)
     ]
     print(render_table(("option", "value", "from"), rows))
+    print()
+    connections = deployment.explain(context.site, context.file.other_sections)
+    print(render_table(("connection option", "value", "from"), connections))
     agents = [(agent, " & ".join(devices)) for agent, devices in sorted(context.site.agents.items())]
     print()
     print(render_table(("agent", "devices"), agents or [("(none)", "add agents to [agents]")]))

@@ -149,6 +149,55 @@ def from_settings_file(file: SettingsFile) -> Deployment:
     )
 
 
+def explain(site: Deployment, sections: Mapping[str, Section]) -> list[tuple[str, str, str]]:
+    """Each connection option's effective value and where it came from (the file's line, or default),
+    for ``check-config``; passwords and secrets are never printed."""
+    sentinel = site.redis.sentinel
+    where = (
+        ("redis", "url", _without_password(site.redis.url or ""))
+        if sentinel is None
+        else ("redis", "sentinels", ", ".join(f"{host}:{port}" for host, port in sentinel.sentinels))
+    )
+    values = [
+        where,
+        ("redis", "namespace", site.redis.namespace),
+        ("redis", "cluster", "yes" if site.redis.cluster else "no"),
+        ("ari", "url", site.ari.url),
+        ("ari", "user", site.ari.user),
+        ("ari", "password", "(set)"),
+        ("ari", "app", site.ari.app),
+        ("ami", "host", site.ami.host),
+        ("ami", "port", str(site.ami.port)),
+        ("ami", "user", site.ami.user),
+        ("ami", "secret", "(set)"),
+        ("dialing", "outbound_context", site.dialing.outbound_context),
+        ("dialing", "queue_context", site.dialing.queue_context),
+        ("dialing", "amd_context", site.dialing.amd_context),
+        ("dialing", "max_calls", _or_none(site.dialing.max_calls)),
+        ("dialing", "context_max_calls", _or_none(site.dialing.context_max_calls)),
+        ("metrics", "listen", f"{site.metrics.host}:{site.metrics.port}" if site.metrics else "(off)"),
+        ("daemon", "lease", format_duration(site.timing.lease)),
+        ("daemon", "call_check", format_duration(site.timing.call_check)),
+    ]
+    rows = []
+    for section, option, value in values:
+        found = sections.get(section, {}).get(option)
+        rows.append((f"[{section}] {option}", value or "", str(found.origin) if found else "default"))
+    return rows
+
+
+def _without_password(url: str) -> str:
+    """``redis://user:secret@host`` shown as ``redis://user:(set)@host``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":(set)@", 1)).geturl()
+
+
+def _or_none(cap: int | None) -> str:
+    return "(no cap)" if cap is None else str(cap)
+
+
 def _refuse_unknown_options(sections: Mapping[str, Section]) -> None:
     for name, known in KNOWN_OPTIONS.items():
         for option, assignment in sections.get(name, {}).items():

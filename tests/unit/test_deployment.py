@@ -191,3 +191,21 @@ def test_call_caps_default_to_none_and_take_whole_numbers_from_one(tmp_path: Pat
 def test_a_bad_call_cap_is_refused_with_its_line(tmp_path: Path, option: str, value: str) -> None:
     with pytest.raises(config.ConfigError, match=rf"\[dialing\]: {option}: '{value}' is not a whole number"):
         load(tmp_path, REQUIRED.replace("[dialing]\n", f"[dialing]\n{option} = {value}\n"))
+
+
+def test_explain_gives_each_connection_value_its_origin_and_never_a_secret(tmp_path: Path) -> None:
+    text = REQUIRED + "[redis]\nurl = redis://cb:hunter2@10.0.0.5:6379/0\n[daemon]\nlease = 10s\n"
+    path = tmp_path / "asterisk-cb.conf"
+    path.write_text(text)
+    file = config.load(path, other_sections=deployment.SECTIONS)
+    rows = {
+        option: (value, origin)
+        for option, value, origin in deployment.explain(
+            deployment.from_settings_file(file), file.other_sections
+        )
+    }
+    assert rows["[redis] url"] == ("redis://cb:(set)@10.0.0.5:6379/0", f"{path}:11 [redis]")
+    assert rows["[daemon] lease"] == ("10s", f"{path}:13 [daemon]")
+    assert rows["[daemon] call_check"] == ("30s", "default")
+    assert rows["[ari] password"][0] == rows["[ami] secret"][0] == "(set)"
+    assert not any("hunter2" in value or value == "pw" for value, _ in rows.values())

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -30,15 +31,26 @@ SETTINGS = Settings()
 CREATORS = 64  # concurrent creations (the client's connection pool holds 64)
 
 
-def lab_redis_url() -> str:
-    """The lab's own Redis, as `scripts/pbx-lab env --json` reports it (start it with `up redis`)."""
+def lab_env() -> dict[str, Any]:
+    """`scripts/pbx-lab env --json`: the lab of this shell's ACB_LAB_* variables (ports, paths, agents)."""
     env = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "pbx-lab"), "env", "--json"],
         capture_output=True,
         text=True,
         check=True,
     )
-    return json.loads(env.stdout)["redis"]["url"]
+    return dict(json.loads(env.stdout))
+
+
+def lab_redis_url() -> str:
+    """The lab's own Redis, as `scripts/pbx-lab env --json` reports it (start it with `up redis`)."""
+    return str(lab_env()["redis"]["url"])
+
+
+def markdown(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """The figures as a Markdown table, ready for bench/README.md."""
+    lines = [header, ("---",) * len(header), *rows]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
 
 
 @asynccontextmanager

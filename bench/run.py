@@ -36,6 +36,7 @@ from harness import (
     due_window,
     far_future,
     lab_redis_url,
+    markdown,
     namespace_bytes,
     redis_run_id,
     request,
@@ -286,11 +287,6 @@ async def main(args: argparse.Namespace) -> list[Row]:
     return rows
 
 
-def markdown(rows: list[Row]) -> str:
-    lines = [HEADER, ("---",) * len(HEADER), *rows]
-    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
-
-
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -299,4 +295,4 @@ if __name__ == "__main__":
     parser.add_argument("--cases", nargs="+", choices=CASES, default=CASES, help="which cases to run")
     parser.add_argument("--quick", action="store_true", help="skip the 1,000,000-callback case")
     parser.add_argument("--profile", action="store_true", help="cProfile the engine's dispatch cases")
-    print("\n" + markdown(asyncio.run(main(parser.parse_args()))))
+    print("\n" + markdown(HEADER, asyncio.run(main(parser.parse_args()))))

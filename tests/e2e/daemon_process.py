@@ -15,6 +15,7 @@ import contextlib
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,19 @@ RECHECK_S = 5.0
 START_TIMEOUT_S = 15.0
 # Short delays a tester would write into [general]; tests change more with run-time overrides.
 GENERAL = {"reschedule_delay": "2s", "retry_interval": "5s", "agent_ring_timeout": "20s"}
+DAEMON = {"lease": f"{LEASE_S:.0f}s", "call_check": f"{RECHECK_S:.0f}s"}
 
 
-def config_text(info: dict[str, Any], namespace: str, app: str, dialing: str = "") -> str:
+def _options(section: str, options: Mapping[str, str]) -> str:
+    return f"[{section}]\n" + "".join(f"{option} = {value}\n" for option, value in options.items())
+
+
+def config_text(
+    info: dict[str, Any], namespace: str, app: str, dialing: str = "", daemon: Mapping[str, str] = DAEMON
+) -> str:
     """The config an admin would write for the lab PBX (cf. scripts/demo_callback.py); ``dialing``:
-    more ``[dialing]`` lines."""
+    more ``[dialing]`` lines; ``daemon``: the ``[daemon]`` options (bench/calls.py keeps the defaults,
+    so it passes none)."""
     general = "\n".join(f"{option} = {value}" for option, value in GENERAL.items())
     agents = "\n".join(f"{agent} = {spec['endpoint']}" for agent, spec in sorted(info["agents"].items()))
     ari, ami = info["ari"], info["ami"]
@@ -42,8 +51,7 @@ def config_text(info: dict[str, Any], namespace: str, app: str, dialing: str = "
         f"[ami]\nhost = {ami['host']}\nport = {ami['port']}\n"
         f"user = {ami['user']}\nsecret = {ami['secret']}\n\n"
         f"[dialing]\noutbound_context = {info['dialplan']['outbound_context']}\n{dialing}\n"
-        f"[agents]\n{agents}\n\n"
-        f"[daemon]\nlease = {LEASE_S:.0f}s\ncall_check = {RECHECK_S:.0f}s\n"
+        f"[agents]\n{agents}\n\n" + (_options("daemon", daemon) if daemon else "")
     )
 
 

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -232,6 +232,7 @@ class Figures:
 
     lateness: Lateness  # due -> the agent's INVITE
     to_contact: Lateness  # the agent's INVITE -> the contact's INVITE
+    requeue: Lateness | None  # an agent's call ended -> its next INVITE (queued callbacks only)
     rate: float  # agent INVITEs per second, from the due time to the last one
     agent_invites: int
     contact_invites: int
@@ -247,25 +248,37 @@ def contact_times(info: dict[str, Any], calls: Sequence[Call]) -> dict[str, list
     return times
 
 
-def figures(info: dict[str, Any], run: Run) -> Figures:
-    """Pair each agent's INVITEs with its contacts' first INVITEs in time order: an agent has one call
-    at a time, so its n-th answered call is the one that dialled its n-th contact."""
+@dataclass
+class Pairs:
+    """(from, to) epoch-second pairs of every agent of a run, and the agents' INVITE times."""
+
+    rung: list[float] = field(default_factory=list)
+    bridged: list[tuple[float, float]] = field(default_factory=list)
+    requeued: list[tuple[float, float]] = field(default_factory=list)
+
+    def add(self, rung: list[float], contacts: list[float], talk_s: int) -> None:
+        """One agent's INVITEs and its contacts' first INVITEs, both in time order: an agent has one
+        call at a time, so its n-th call is the one that dialled its n-th contact. A contact answers at
+        once and hangs up ``talk_s`` later, which ends the call: the agent is free again then."""
+        self.rung += rung
+        self.bridged += zip(rung, contacts, strict=False)
+        self.requeued += ((contact + talk_s, ring) for contact, ring in zip(contacts, rung[1:], strict=False))
+
+
+def figures(info: dict[str, Any], run: Run, talk_s: int) -> Figures:
     dialled = contact_times(info, run.calls)
-    rung_all: list[float] = []
-    bridged: list[tuple[float, float]] = []
+    pairs = Pairs()
     for agent in sorted({call.agent for call in run.calls}):
         log = Path(info["agents"][agent]["invite_dir"])
-        rung = [
-            invite.time for invite in invites.read(log, agent) if run.due - LEAD_S <= invite.time <= run.ended
-        ]
-        contacts = sorted(dialled[c.number][0] for c in run.calls if c.agent == agent and c.number in dialled)
-        rung_all += rung
-        bridged += zip(rung, contacts, strict=False)
+        window = [i.time for i in invites.read(log, agent) if run.due - LEAD_S <= i.time <= run.ended]
+        ours = (call.number for call in run.calls if call.agent == agent)
+        pairs.add(window, sorted(dialled[number][0] for number in ours if number in dialled), talk_s)
     return Figures(
-        lateness=Lateness.of((run.due, at) for at in rung_all),
-        to_contact=Lateness.of(bridged),
-        rate=len(rung_all) / (max(rung_all) - run.due),
-        agent_invites=len(rung_all),
+        lateness=Lateness.of((run.due, at) for at in pairs.rung),
+        to_contact=Lateness.of(pairs.bridged),
+        requeue=Lateness.of(pairs.requeued) if pairs.requeued else None,
+        rate=len(pairs.rung) / (max(pairs.rung) - run.due),
+        agent_invites=len(pairs.rung),
         contact_invites=sum(len(times) for times in dialled.values()),
     )
 
@@ -274,29 +287,25 @@ def ratio(engine: float, base: float) -> str:
     return f"x{engine / base:.2f}" if base else ""
 
 
-def case_rows(name: str, info: dict[str, Any], engine: Run, base: Run) -> list[Row]:
-    ours, theirs = figures(info, engine), figures(info, base)
+def lateness_row(measure: str, engine: Lateness, base: Lateness) -> Row:
+    return (measure, str(engine), str(base), "p99 " + ratio(engine.p99, base.p99))
+
+
+def case_rows(name: str, info: dict[str, Any], sides: tuple[Run, Run], talk_s: int) -> list[Row]:
+    engine, base = sides
+    ours, theirs = figures(info, engine, talk_s), figures(info, base, talk_s)
     count = len(engine.calls)
     wall = (engine.ended - engine.due, base.ended - base.due)
-    cpu = [
-        side.cpu.get(process, 0) * 1000 / count
-        for side in (engine, base)
-        for process in ("daemon", "asterisk")
-    ]
-    return [
+    cpu = [side.cpu.get(process, 0) * 1000 / count for side in sides for process in ("daemon", "asterisk")]
+    rows = [
         (f"**{name}**", "", "", ""),
-        (
-            "due -> agent INVITE",
-            str(ours.lateness),
-            str(theirs.lateness),
-            "p99 " + ratio(ours.lateness.p99, theirs.lateness.p99),
-        ),
-        (
-            "agent answer -> contact INVITE",
-            str(ours.to_contact),
-            str(theirs.to_contact),
-            "p99 " + ratio(ours.to_contact.p99, theirs.to_contact.p99),
-        ),
+        lateness_row("due -> agent INVITE", ours.lateness, theirs.lateness),
+        lateness_row("agent answer -> contact INVITE", ours.to_contact, theirs.to_contact),
+    ]
+    if ours.requeue and theirs.requeue:
+        rows.append(lateness_row("agent free again -> its next INVITE", ours.requeue, theirs.requeue))
+    return [
+        *rows,
         ("wall time, due -> last call ended", f"{wall[0]:.2f} s", f"{wall[1]:.2f} s", ratio(*wall)),
         (
             "calls placed per second (due -> last agent INVITE)",
@@ -335,7 +344,7 @@ async def run_case(
         sides.append(await side(info, ari, plan(agents, per_agent, talk_s), timeout_s))
         print(f"  {side.__name__}: done, load average {os.getloadavg()[0]:.2f}", flush=True)
     name = f"{len(agents)} agents, {per_agent * len(agents)} callbacks due at one instant"
-    return case_rows(name, info, *sides)
+    return case_rows(name, info, (sides[0], sides[1]), talk_s)
 
 
 def lab_agents(info: dict[str, Any], wanted: int | None) -> list[str]:

@@ -22,9 +22,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
+import pstats
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,6 +52,7 @@ from asterisk_cb.telephony.ari import AriClient, AriSettings
 sys.path[:0] = [str(REPO / "scripts"), str(REPO / "tests" / "e2e")]
 from daemon_process import DaemonProcess, config_text  # noqa: E402 - needs the sys.path entries above
 from lab import invites  # noqa: E402
+from lab.ami_client import LabAmi  # noqa: E402
 
 LEAD_S = 3.0  # the callbacks are due this long after they are scheduled
 POLL_S = 0.1  # how often the agents' channels are listed
@@ -77,12 +81,42 @@ def plan(agents: Sequence[str], per_agent: int, talk_s: int) -> list[Call]:
 @dataclass(frozen=True)
 class Run:
     """One side's run of a case: what it placed, when it was due, when the last agent was free again,
-    and the CPU seconds the daemon (engine side only) and Asterisk spent from the due time to then."""
+    the CPU seconds the daemon (engine side only) and Asterisk spent from the due time to then, and when
+    each agent's queue memberships were paused (the engine does it just before ringing the agent)."""
 
     calls: list[Call]
     due: float
     ended: float
     cpu: dict[str, float]
+    pauses: dict[str, list[float]]
+
+
+class Pauses:
+    """When each agent's queue membership was paused, as AMI reports it to us (QueueMemberPause with
+    Paused: 1; only the "agent" event class is asked for)."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.info = info
+        self.times: dict[str, list[float]] = {}
+
+    @contextlib.asynccontextmanager
+    async def recording(self) -> AsyncIterator[None]:
+        ami = self.info["ami"]
+        async with LabAmi(ami["host"], ami["port"], ami["user"], ami["secret"]) as session:
+            await session.action("Events", EventMask="agent")
+            task = asyncio.create_task(self._record(session))
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _record(self, session: LabAmi) -> None:
+        async for message in session.messages():
+            if message.get("Event") == "QueueMemberPause" and message.get("Paused") == "1":
+                interface = message.get("Interface", "").removeprefix("PJSIP/")
+                self.times.setdefault(interface, []).append(time.time())
 
 
 class Lines:
@@ -131,13 +165,22 @@ def asterisk_pid(info: dict[str, Any]) -> int:
 
 
 async def observe(
-    lines: Lines, pids: dict[str, int], due: float, finished: Callable[[], Awaitable[bool]], timeout_s: float
-) -> tuple[float, dict[str, float]]:
-    """Wait for the due time, then until the run is over; (last call ended, CPU seconds per process)."""
-    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    await asyncio.sleep(max(0.0, due - time.time()))
-    ended = await lines.until(finished, timeout_s)
-    return ended, {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    info: dict[str, Any],
+    calls: list[Call],
+    pids: dict[str, int],
+    due: float,
+    finished: Callable[[], Awaitable[bool]],
+    timeout_s: float,
+    lines: Lines,
+) -> Run:
+    """Wait for the due time, then until the run is over (``finished`` and every agent free)."""
+    pauses = Pauses(info)
+    async with pauses.recording():
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        await asyncio.sleep(max(0.0, due - time.time()))
+        ended = await lines.until(finished, timeout_s)
+    cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    return Run(calls, due, ended, cpu, pauses.times)
 
 
 async def schedule(store: Store, calls: Sequence[Call]) -> float:
@@ -164,11 +207,16 @@ async def all_finished(store: Store, count: int) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def daemon_on(info: dict[str, Any], namespace: str, folder: Path) -> AsyncIterator[DaemonProcess]:
-    """`asterisk-cb run` on ``namespace``, with an ARI application of its own; SIGTERM after."""
+async def daemon_on(
+    info: dict[str, Any], namespace: str, folder: Path, profile_top: int
+) -> AsyncIterator[DaemonProcess]:
+    """`asterisk-cb run` on ``namespace``, with an ARI application of its own; SIGTERM after. With
+    ``profile_top``, under cProfile, whose top functions are printed once it exited."""
     config = folder / "daemon.conf"
     config.write_text(config_text(info, namespace, f"acb-{namespace}", daemon={}))
-    daemon = DaemonProcess(config, folder / "daemon.log")
+    profile = folder / "daemon.prof"
+    wrapper = (sys.executable, "-m", "cProfile", "-o", str(profile)) if profile_top else ()
+    daemon = DaemonProcess(config, folder / "daemon.log", wrapper)
     daemon.start()
     try:
         await daemon.wait_running(0)
@@ -181,9 +229,14 @@ async def daemon_on(info: dict[str, Any], namespace: str, folder: Path) -> Async
         with contextlib.suppress(subprocess.TimeoutExpired):
             await daemon.exited(15)
         daemon.kill()
+    if profile.exists():
+        print(f"--- the daemon under cProfile (top {profile_top} by own time) ---")
+        pstats.Stats(str(profile)).sort_stats("tottime").print_stats(profile_top)
 
 
-async def engine_side(info: dict[str, Any], ari: AriClient, calls: list[Call], timeout_s: float) -> Run:
+async def engine_side(
+    info: dict[str, Any], ari: AriClient, calls: list[Call], timeout_s: float, profile: int = 0
+) -> Run:
     """The daemon carries the callbacks through; the run ends when all are finished and the agents free."""
     namespace = f"bench-calls-{os.urandom(4).hex()}"
     redis = connect(info["redis"]["url"], name="asterisk-cb-bench")
@@ -192,16 +245,15 @@ async def engine_side(info: dict[str, Any], ari: AriClient, calls: list[Call], t
     try:
         await store.set_setting("general", "reschedule_delay", RESCHEDULE)
         with tempfile.TemporaryDirectory(prefix="acb-bench-calls-") as folder:
-            async with daemon_on(info, namespace, Path(folder)) as daemon:
+            async with daemon_on(info, namespace, Path(folder), profile) as daemon:
                 due = await schedule(store, calls)
                 pids = {"daemon": daemon.pid, "asterisk": asterisk_pid(info)}
-                ended, cpu = await observe(
-                    lines, pids, due, lambda: all_finished(store, len(calls)), timeout_s
-                )
+                finished = functools.partial(all_finished, store, len(calls))
+                run = await observe(info, calls, pids, due, finished, timeout_s, lines)
         completed = await store.ids_in_state(State.COMPLETED)
         if len(completed) != len(calls):
             print(f"engine: {len(calls) - len(completed)} of {len(calls)} callbacks not completed")
-        return Run(calls, due, ended, cpu)
+        return run
     finally:
         await store.delete_namespace()
         await redis.aclose()
@@ -218,24 +270,39 @@ async def baseline_side(info: dict[str, Any], ari: AriClient, calls: list[Call],
         return files.dispatch(lines.busy)
 
     try:
-        ended, cpu = await observe(lines, {"asterisk": asterisk_pid(info)}, due, finished, timeout_s)
+        return await observe(info, calls, {"asterisk": asterisk_pid(info)}, due, finished, timeout_s, lines)
     except BaseException:
         files.remove_leftovers()
         raise
-    return Run(calls, due, ended, cpu)
 
 
-@dataclass(frozen=True)
-class Figures:
-    """What the phones' INVITE logs say of one run (agent phones answer at once, so an agent's INVITE
-    time is also its answer time, to the millisecond)."""
+@dataclass
+class Pairs:
+    """(from, to) epoch-second pairs of every agent of a side's runs."""
 
-    lateness: Lateness  # due -> the agent's INVITE
-    to_contact: Lateness  # the agent's INVITE -> the contact's INVITE
-    requeue: Lateness | None  # an agent's call ended -> its next INVITE (queued callbacks only)
-    rate: float  # agent INVITEs per second, from the due time to the last one
-    agent_invites: int
-    contact_invites: int
+    late: list[tuple[float, float]] = field(default_factory=list)
+    bridged: list[tuple[float, float]] = field(default_factory=list)
+    requeued: list[tuple[float, float]] = field(default_factory=list)
+    first_paused: list[tuple[float, float]] = field(default_factory=list)
+    paused_rung: list[tuple[float, float]] = field(default_factory=list)
+
+    def add(self, due: float, rung: list[float], contacts: list[float], talk_s: int) -> None:
+        """One agent's INVITEs and its contacts' first INVITEs, both in time order: an agent has one
+        call at a time, so its n-th call is the one that dialled its n-th contact. A contact answers at
+        once and hangs up ``talk_s`` later, which ends the call: the agent is free again then."""
+        self.late += ((due, ring) for ring in rung)
+        self.bridged += zip(rung, contacts, strict=False)
+        self.requeued += ((contact + talk_s, ring) for contact, ring in zip(contacts, rung[1:], strict=False))
+
+    def add_pauses(self, due: float, rung: list[float], paused: list[float]) -> None:
+        """An agent's queue pauses: the first one before each of its INVITEs (after the previous INVITE)
+        is when the engine was about to ring it."""
+        for start, ring in zip([due - LEAD_S, *rung], rung, strict=False):
+            first = next((at for at in paused if start < at <= ring), None)
+            if first is not None:
+                self.paused_rung.append((first, ring))
+                if start < due:
+                    self.first_paused.append((due, first))
 
 
 def contact_times(info: dict[str, Any], calls: Sequence[Call]) -> dict[str, list[float]]:
@@ -248,39 +315,60 @@ def contact_times(info: dict[str, Any], calls: Sequence[Call]) -> dict[str, list
     return times
 
 
-@dataclass
-class Pairs:
-    """(from, to) epoch-second pairs of every agent of a run, and the agents' INVITE times."""
-
-    rung: list[float] = field(default_factory=list)
-    bridged: list[tuple[float, float]] = field(default_factory=list)
-    requeued: list[tuple[float, float]] = field(default_factory=list)
-
-    def add(self, rung: list[float], contacts: list[float], talk_s: int) -> None:
-        """One agent's INVITEs and its contacts' first INVITEs, both in time order: an agent has one
-        call at a time, so its n-th call is the one that dialled its n-th contact. A contact answers at
-        once and hangs up ``talk_s`` later, which ends the call: the agent is free again then."""
-        self.rung += rung
-        self.bridged += zip(rung, contacts, strict=False)
-        self.requeued += ((contact + talk_s, ring) for contact, ring in zip(contacts, rung[1:], strict=False))
-
-
-def figures(info: dict[str, Any], run: Run, talk_s: int) -> Figures:
+def read_run(info: dict[str, Any], run: Run, talk_s: int, pairs: Pairs) -> int:
+    """Add a run's INVITEs to ``pairs``; the number of contact INVITEs (one per call expected)."""
     dialled = contact_times(info, run.calls)
-    pairs = Pairs()
     for agent in sorted({call.agent for call in run.calls}):
         log = Path(info["agents"][agent]["invite_dir"])
         window = [i.time for i in invites.read(log, agent) if run.due - LEAD_S <= i.time <= run.ended]
         ours = (call.number for call in run.calls if call.agent == agent)
-        pairs.add(window, sorted(dialled[number][0] for number in ours if number in dialled), talk_s)
-    return Figures(
-        lateness=Lateness.of((run.due, at) for at in pairs.rung),
-        to_contact=Lateness.of(pairs.bridged),
-        requeue=Lateness.of(pairs.requeued) if pairs.requeued else None,
-        rate=len(pairs.rung) / (max(pairs.rung) - run.due),
-        agent_invites=len(pairs.rung),
-        contact_invites=sum(len(times) for times in dialled.values()),
-    )
+        pairs.add(run.due, window, sorted(dialled[number][0] for number in ours if number in dialled), talk_s)
+        pairs.add_pauses(run.due, window, run.pauses.get(agent, []))
+    return sum(len(times) for times in dialled.values())
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One side of a case, its runs pooled. From the phones' INVITE logs (agent phones answer at once, so
+    an agent's INVITE time is also its answer time, to the millisecond) and the agents' channels."""
+
+    lateness: Lateness  # due -> the agent's INVITE
+    to_contact: Lateness  # the agent's INVITE -> the contact's INVITE
+    requeue: Lateness | None  # an agent's call ended -> its next INVITE (queued callbacks only)
+    paused: Lateness | None  # due -> the agent's queues paused (its first ring only)
+    pause_to_ring: Lateness | None  # the agent's queues paused -> its INVITE
+    wall_s: float  # due -> the last agent call ended (median of the runs)
+    rate: float  # agent INVITEs per second, from the due time to the last one (median of the runs)
+    cpu_ms: dict[str, float]  # CPU per call by process (daemon, asterisk)
+    invites: tuple[int, int]  # agent INVITEs, contact INVITEs
+
+    @classmethod
+    def of(cls, info: dict[str, Any], runs: Sequence[Run], talk_s: int) -> Figures:
+        pairs, rates, contact_invites = Pairs(), [], 0
+        for run in runs:
+            before = len(pairs.late)
+            contact_invites += read_run(info, run, talk_s, pairs)
+            rung = [ring for _, ring in pairs.late[before:]]
+            rates.append(len(rung) / (max(rung) - run.due))
+        calls = sum(len(run.calls) for run in runs)
+        return cls(
+            lateness=Lateness.of(pairs.late),
+            to_contact=Lateness.of(pairs.bridged),
+            requeue=optional(pairs.requeued),
+            paused=optional(pairs.first_paused),
+            pause_to_ring=optional(pairs.paused_rung),
+            wall_s=statistics.median(run.ended - run.due for run in runs),
+            rate=statistics.median(rates),
+            cpu_ms={
+                name: 1000 * sum(run.cpu.get(name, 0) for run in runs) / calls
+                for name in ("daemon", "asterisk")
+            },
+            invites=(len(pairs.late), contact_invites),
+        )
+
+
+def optional(pairs: list[tuple[float, float]]) -> Lateness | None:
+    return Lateness.of(pairs) if pairs else None
 
 
 def ratio(engine: float, base: float) -> str:
@@ -291,12 +379,7 @@ def lateness_row(measure: str, engine: Lateness, base: Lateness) -> Row:
     return (measure, str(engine), str(base), "p99 " + ratio(engine.p99, base.p99))
 
 
-def case_rows(name: str, info: dict[str, Any], sides: tuple[Run, Run], talk_s: int) -> list[Row]:
-    engine, base = sides
-    ours, theirs = figures(info, engine, talk_s), figures(info, base, talk_s)
-    count = len(engine.calls)
-    wall = (engine.ended - engine.due, base.ended - base.due)
-    cpu = [side.cpu.get(process, 0) * 1000 / count for side in sides for process in ("daemon", "asterisk")]
+def case_rows(name: str, count: int, ours: Figures, theirs: Figures) -> list[Row]:
     rows = [
         (f"**{name}**", "", "", ""),
         lateness_row("due -> agent INVITE", ours.lateness, theirs.lateness),
@@ -304,24 +387,42 @@ def case_rows(name: str, info: dict[str, Any], sides: tuple[Run, Run], talk_s: i
     ]
     if ours.requeue and theirs.requeue:
         rows.append(lateness_row("agent free again -> its next INVITE", ours.requeue, theirs.requeue))
+    if ours.paused and ours.pause_to_ring:
+        rows.append(("  due -> agent's queues paused (AMI), first ring", str(ours.paused), "(no pause)", ""))
+        rows.append(("  agent's queues paused -> agent INVITE", str(ours.pause_to_ring), "(no pause)", ""))
+    cpu = ours.cpu_ms["asterisk"], theirs.cpu_ms["asterisk"]
     return [
         *rows,
-        ("wall time, due -> last call ended", f"{wall[0]:.2f} s", f"{wall[1]:.2f} s", ratio(*wall)),
+        (
+            "wall time, due -> last call ended",
+            f"{ours.wall_s:.2f} s",
+            f"{theirs.wall_s:.2f} s",
+            ratio(ours.wall_s, theirs.wall_s),
+        ),
         (
             "calls placed per second (due -> last agent INVITE)",
             f"{ours.rate:.1f}/s",
             f"{theirs.rate:.1f}/s",
             ratio(ours.rate, theirs.rate),
         ),
-        ("daemon CPU per callback", f"{cpu[0]:.1f} ms", "", ""),
-        ("Asterisk CPU per call", f"{cpu[1]:.1f} ms", f"{cpu[3]:.1f} ms", ratio(cpu[1], cpu[3])),
+        ("daemon CPU per callback", f"{ours.cpu_ms['daemon']:.1f} ms", "", ""),
+        ("Asterisk CPU per call", f"{cpu[0]:.1f} ms", f"{cpu[1]:.1f} ms", ratio(*cpu)),
         (
             f"INVITEs agents / contacts (expected {count} / {count})",
-            f"{ours.agent_invites} / {ours.contact_invites}",
-            f"{theirs.agent_invites} / {theirs.contact_invites}",
+            "{} / {}".format(*ours.invites),
+            "{} / {}".format(*theirs.invites),
             "",
         ),
     ]
+
+
+@dataclass(frozen=True)
+class Options:
+    agents: tuple[str, ...]
+    per_agent: int  # callbacks per agent in the queued case
+    talk_s: int
+    repeats: int
+    profile: int  # functions of the daemon's cProfile to print (0: no profile)
 
 
 async def idle(ari: AriClient, agents: Sequence[str]) -> None:
@@ -333,18 +434,24 @@ async def idle(ari: AriClient, agents: Sequence[str]) -> None:
     await Lines(ari, agents).until(anyway, 30)
 
 
-async def run_case(
-    info: dict[str, Any], ari: AriClient, agents: Sequence[str], per_agent: int, talk_s: int
-) -> list[Row]:
-    """The engine, then the baseline, each with fresh numbers for the same agents."""
-    timeout_s = 60 + per_agent * (talk_s + RING_TIMEOUT_S + 5)
-    sides = []
-    for side in (engine_side, baseline_side):
-        await idle(ari, agents)
-        sides.append(await side(info, ari, plan(agents, per_agent, talk_s), timeout_s))
-        print(f"  {side.__name__}: done, load average {os.getloadavg()[0]:.2f}", flush=True)
-    name = f"{len(agents)} agents, {per_agent * len(agents)} callbacks due at one instant"
-    return case_rows(name, info, (sides[0], sides[1]), talk_s)
+async def run_case(info: dict[str, Any], ari: AriClient, options: Options, per_agent: int) -> list[Row]:
+    """The engine, then the baseline, each with fresh numbers for the same agents; ``repeats`` times."""
+    timeout_s = 60 + per_agent * (options.talk_s + RING_TIMEOUT_S + 5)
+    engine = functools.partial(engine_side, profile=options.profile)
+    runs: dict[str, list[Run]] = {"engine": [], "baseline": []}
+    for repeat in range(options.repeats):
+        for name, side in (("engine", engine), ("baseline", baseline_side)):
+            await idle(ari, options.agents)
+            runs[name].append(
+                await side(info, ari, plan(options.agents, per_agent, options.talk_s), timeout_s)
+            )
+            print(f"  run {repeat + 1}, {name}: done, load average {os.getloadavg()[0]:.2f}", flush=True)
+    count = per_agent * len(options.agents)
+    name = (
+        f"{len(options.agents)} agents, {count} callbacks due at one instant, {options.repeats} runs pooled"
+    )
+    ours, theirs = (Figures.of(info, runs[side], options.talk_s) for side in ("engine", "baseline"))
+    return case_rows(name, count * options.repeats, ours, theirs)
 
 
 def lab_agents(info: dict[str, Any], wanted: int | None) -> list[str]:
@@ -360,10 +467,16 @@ def lab_agents(info: dict[str, Any], wanted: int | None) -> list[str]:
 
 async def main(args: argparse.Namespace) -> list[Row]:
     info = lab_env()
-    agents = lab_agents(info, args.agents or (10 if args.quick else None))
+    options = Options(
+        agents=lab_agents(info, args.agents or (10 if args.quick else None)),
+        per_agent=args.per_agent,
+        talk_s=args.talk_s,
+        repeats=args.repeats or (1 if args.quick else 3),
+        profile=args.profile,
+    )
     print(
-        f"{len(agents)} agents; load average at start {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs; "
-        f"contacts hang up {args.talk_s} s after answering",
+        f"{len(options.agents)} agents; load average at start {os.getloadavg()[0]:.2f}; "
+        f"{os.cpu_count()} CPUs; contacts hang up {options.talk_s} s after answering",
         flush=True,
     )
     ari_info = info["ari"]
@@ -371,9 +484,9 @@ async def main(args: argparse.Namespace) -> list[Row]:
     async with AriClient(
         AriSettings(ari_info["url"], ari_info["user"], ari_info["password"], "acb-bench")
     ) as ari:
-        for per_agent in (1, args.per_agent):
+        for per_agent in (1, options.per_agent):
             print(f"case: {per_agent} per agent", flush=True)
-            rows += await run_case(info, ari, agents, per_agent, args.talk_s)
+            rows += await run_case(info, ari, options, per_agent)
     return rows
 
 
@@ -381,8 +494,14 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="10 agents (default: every agent of the lab)")
+    parser.add_argument(
+        "--quick", action="store_true", help="10 agents, 1 run (default: every lab agent, 3 runs)"
+    )
     parser.add_argument("--agents", type=int, help="how many of the lab's agents take callbacks")
     parser.add_argument("--per-agent", type=int, default=3, help="callbacks per agent in the queued case")
     parser.add_argument("--talk-s", type=int, default=3, help="seconds a contact talks before hanging up")
+    parser.add_argument("--repeats", type=int, help="runs of each case, pooled")
+    parser.add_argument(
+        "--profile", type=int, nargs="?", const=30, default=0, help="cProfile the daemon, print the top N"
+    )
     print("\n" + markdown(HEADER, asyncio.run(main(parser.parse_args()))))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 Message = dict[str, str]
 
@@ -49,6 +49,11 @@ class LabAmi:
                 continue
             key, _, value = line.partition(":")
             message.setdefault(key.strip(), value.strip())
+
+    async def messages(self) -> AsyncIterator[Message]:
+        """Every message from now on, as it comes (e.g. to note when each event arrived)."""
+        while True:
+            yield await self._read_message()
 
     async def send(self, action: str, **fields: str) -> str:
         """Send an action without waiting; returns its ActionID."""

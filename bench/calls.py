@@ -57,6 +57,7 @@ from lab.ami_client import LabAmi  # noqa: E402
 LEAD_S = 3.0  # the callbacks are due this long after they are scheduled
 POLL_S = 0.1  # how often the agents' channels are listed
 RESCHEDULE = "1s"
+PROFILED = "asterisk_cb|aiohttp/client.py|redis/asyncio/client.py"  # what --profile lists
 RING_TIMEOUT_S = int(Settings().agent_ring_timeout.total_seconds())
 HEADER = ("measure", "engine (asterisk-cb run)", "baseline (call files)", "engine/baseline")
 Row = tuple[str, str, str, str]
@@ -230,8 +231,8 @@ async def daemon_on(
             await daemon.exited(15)
         daemon.kill()
     if profile.exists():
-        print(f"--- the daemon under cProfile (top {profile_top} by own time) ---")
-        pstats.Stats(str(profile)).sort_stats("tottime").print_stats(profile_top)
+        print(f"--- the daemon under cProfile: top {profile_top} of {PROFILED} by cumulative time ---")
+        pstats.Stats(str(profile)).sort_stats("cumulative").print_stats(PROFILED, profile_top)
 
 
 async def engine_side(
@@ -349,7 +350,7 @@ class Figures:
             before = len(pairs.late)
             contact_invites += read_run(info, run, talk_s, pairs)
             rung = [ring for _, ring in pairs.late[before:]]
-            rates.append(len(rung) / (max(rung) - run.due))
+            rates.append(len(rung) / (max(rung) - run.due) if rung else 0.0)
         calls = sum(len(run.calls) for run in runs)
         return cls(
             lateness=Lateness.of(pairs.late),
@@ -447,9 +448,7 @@ async def run_case(info: dict[str, Any], ari: AriClient, options: Options, per_a
             )
             print(f"  run {repeat + 1}, {name}: done, load average {os.getloadavg()[0]:.2f}", flush=True)
     count = per_agent * len(options.agents)
-    name = (
-        f"{len(options.agents)} agents, {count} callbacks due at one instant, {options.repeats} runs pooled"
-    )
+    name = f"{len(options.agents)} agents, {count} callbacks due at one instant, {options.repeats} run(s)"
     ours, theirs = (Figures.of(info, runs[side], options.talk_s) for side in ("engine", "baseline"))
     return case_rows(name, count * options.repeats, ours, theirs)
 

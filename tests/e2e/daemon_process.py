@@ -61,11 +61,12 @@ class DaemonProcess:
 
     config: Path
     log: Path
+    wrapper: tuple[str, ...] = ()  # what runs the entry point, e.g. a profiler (bench/calls.py --profile)
     process: subprocess.Popen[bytes] = field(init=False)
 
     def start(self) -> None:
         with self.log.open("ab") as log:
-            command = [str(ENTRY_POINT), "--config", str(self.config), "run"]
+            command = [*self.wrapper, str(ENTRY_POINT), "--config", str(self.config), "run"]
             self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
 
     @property

@@ -16,14 +16,23 @@ from asterisk_cb.core.settings import CallerId
 
 @dataclass(frozen=True)
 class RingAgent:
-    """Originate the agent leg into the Stasis app with ``channel_id`` (all the agent's devices ring)."""
+    """Originate the agent's ready devices into the Stasis app at once, one per id of ``channel_ids``
+    (as many as ``Due.rings`` said; the first is ``<attempt>-agent``, then ``-agent-2``...)."""
 
     attempt_id: str
     agent: str
-    channel_id: str
+    channel_ids: tuple[str, ...]
     timeout: timedelta
     contact_number: str
     contact_name: str
+
+
+@dataclass(frozen=True)
+class StopRinging:
+    """The agent answered on one device: end the rings of its other devices (answered elsewhere)."""
+
+    attempt_id: str
+    channel_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -89,4 +98,4 @@ class WaitUntil:
     at: datetime
 
 
-Effect = RingAgent | DialContact | Connect | EnterQueue | HangUp | WatchCall | WaitUntil
+Effect = RingAgent | StopRinging | DialContact | Connect | EnterQueue | HangUp | WatchCall | WaitUntil

@@ -44,10 +44,17 @@ class Waiting(StrEnum):
 class Due:
     """The scheduler claimed the callback at its ``next_at``; ``agent_available`` is the executor's view
     of the agent's devices; ``waiting`` says what other callbacks hold that this one needs (None: nothing).
-    The agent matters in the agent phase only, so the queue phase ignores both about the agent."""
+    The agent matters in the agent phase only, so the queue phase ignores both about the agent.
+    ``rings``: how many of the agent's devices the executor will ring at once (each gets its own
+    channel id)."""
 
     agent_available: bool = True
     waiting: Waiting | None = None
+    rings: int = 1
+
+    def __post_init__(self) -> None:
+        if self.rings < 1:
+            raise ValueError(f"rings must be at least 1, not {self.rings}")
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from asterisk_cb.core.effects import (
     EnterQueue,
     HangUp,
     RingAgent,
+    StopRinging,
     WaitUntil,
     WatchCall,
 )
@@ -211,12 +212,15 @@ def _attempt_id(callback: Callback) -> str:
     return f"{callback.id}-{len(callback.attempts) + 1}"
 
 
-def _start_attempt(draft: _Draft, phase: Phase, state: State) -> Attempt:
-    """Record a new attempt with its channel ids chosen now, before anything is originated."""
+def _start_attempt(draft: _Draft, phase: Phase, state: State, rings: int = 1) -> Attempt:
+    """Record a new attempt with its channel ids chosen now, before anything is originated: one agent
+    leg per device rung (``<attempt>-agent``, then ``-agent-2``...), so a resumer finds every ring."""
     attempt_id = _attempt_id(draft.callback)
     channel = f"{ARI_ID_PREFIX}{attempt_id}"
     contact = Leg(LegRole.CONTACT, f"{channel}-contact", local_peer_id=f"{channel}-contact-2")
-    legs = (Leg(LegRole.AGENT, f"{channel}-agent"), contact) if phase is Phase.AGENT else (contact,)
+    agent_ids = [f"{channel}-agent", *(f"{channel}-agent-{n}" for n in range(2, rings + 1))]
+    agents = tuple(Leg(LegRole.AGENT, channel_id) for channel_id in agent_ids)
+    legs = (*agents, contact) if phase is Phase.AGENT else (contact,)
     attempt = Attempt(attempt_id, phase, draft.now, legs)
     draft.update(state=state, next_at=None, attempts=(*draft.callback.attempts, attempt))
     return attempt
@@ -229,7 +233,9 @@ def _current(draft: _Draft) -> Attempt:
 def _with_leg_info(attempt: Attempt, role: LegRole, info: ev.LegInfo, endpoint: str | None = None) -> Attempt:
     """Fill in what Asterisk told about a leg (ids, cause, SIP code); adds a member leg when new."""
     legs = list(attempt.legs)
-    existing = attempt.leg(role)
+    # several agent rings: the one the info is about (the executor's uniqueid is our channel id)
+    same = [leg for leg in attempt.legs_of(role) if leg.channel_id and leg.channel_id == info.uniqueid]
+    existing = same[0] if same else attempt.leg(role)
     base = existing or Leg(role, info.uniqueid)
     updated = replace(
         base,
@@ -313,7 +319,7 @@ def _on_due(draft: _Draft, settings: Settings, due: ev.Due) -> None:
         _schedule(draft, opening)
         draft.emit(EventKind.OUTSIDE_HOURS, next_at=opening.isoformat())
     elif callback.phase is Phase.AGENT:
-        _ring_agent(draft, settings)
+        _ring_agent(draft, settings, due.rings)
     elif settings.failover_queue is None:
         _finish(draft, State.EXPIRED, FinishReason.NO_FAILOVER_QUEUE)
     else:
@@ -355,22 +361,35 @@ def _agent_unavailable(
     )
 
 
-def _ring_agent(draft: _Draft, settings: Settings) -> None:
-    attempt = _start_attempt(draft, Phase.AGENT, State.AGENT_RINGING)
-    agent_leg = attempt.leg(LegRole.AGENT)
-    assert agent_leg is not None and agent_leg.channel_id is not None
+def _ring_agent(draft: _Draft, settings: Settings, rings: int) -> None:
+    attempt = _start_attempt(draft, Phase.AGENT, State.AGENT_RINGING, rings)
+    channel_ids = tuple(leg.channel_id for leg in attempt.legs_of(LegRole.AGENT) if leg.channel_id)
     callback = draft.callback
     draft.do(
         RingAgent(
             attempt.id,
             callback.agent,
-            agent_leg.channel_id,
+            channel_ids,
             settings.agent_ring_timeout,
             callback.contact_number,
             callback.contact_name,
         )
     )
     draft.emit(EventKind.AGENT_RINGING, attempt=attempt.id, agent=callback.agent)
+
+
+def _keep_answered_ring(draft: _Draft, answered_id: str | None) -> None:
+    """Several devices rang: the one that answered (its channel id, else the first) stays the agent
+    leg; the others leave the attempt, so their ends mean nothing, and stop ringing."""
+    attempt = _current(draft)
+    rings = attempt.legs_of(LegRole.AGENT)
+    if len(rings) < 2:
+        return
+    kept = next((leg for leg in rings if leg.channel_id == answered_id), rings[0])
+    others = tuple(leg.channel_id for leg in rings if leg is not kept and leg.channel_id)
+    legs = tuple(leg for leg in attempt.legs if leg.role is not LegRole.AGENT or leg is kept)
+    draft.update(attempts=(*draft.callback.attempts[:-1], replace(attempt, legs=legs)))
+    draft.do(StopRinging(attempt.id, others))
 
 
 def _dial_contact(draft: _Draft, settings: Settings, attempt: Attempt) -> None:
@@ -394,6 +413,7 @@ def _dial_contact(draft: _Draft, settings: Settings, attempt: Attempt) -> None:
 
 
 def _on_agent_answered(draft: _Draft, settings: Settings, answered: ev.AgentAnswered) -> None:
+    _keep_answered_ring(draft, answered.leg.uniqueid)
     _note_leg(draft, LegRole.AGENT, answered.leg)
     draft.update(state=State.CONTACT_RINGING)
     draft.emit(EventKind.AGENT_ANSWERED, attempt=_current(draft).id)

@@ -136,8 +136,13 @@ class Attempt:
     sip_code: int | None = None
 
     def leg(self, role: LegRole) -> Leg | None:
-        """The leg playing ``role`` in this attempt, if one was placed."""
+        """The leg playing ``role`` in this attempt, if one was placed (the first, while several of the
+        agent's devices ring; the one that answered, after)."""
         return next((leg for leg in self.legs if leg.role is role), None)
+
+    def legs_of(self, role: LegRole) -> tuple[Leg, ...]:
+        """Every leg playing ``role``: several agent legs while all the agent's devices ring."""
+        return tuple(leg for leg in self.legs if leg.role is role)
 
     @property
     def channel_ids(self) -> tuple[str, ...]:

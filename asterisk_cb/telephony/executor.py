@@ -84,6 +84,7 @@ from asterisk_cb.core.effects import (
     EnterQueue,
     HangUp,
     RingAgent,
+    StopRinging,
     WaitUntil,
     WatchCall,
 )
@@ -102,7 +103,6 @@ from asterisk_cb.telephony.progress import (
     Screen,
     leg_channel,
     queue_channel_id,
-    reconcile,
     resume_input,
     watched_channels,
 )
@@ -224,7 +224,7 @@ class _Run:
         self._looked: _Resynced | None = None  # a look at the channels older than anything in the inbox
         self.watch = LegWatch()
         self.settings = Settings()
-        self.ring_device: str | None = None
+        self.ring_devices: tuple[str, ...] = ()  # the agent's ready devices, rung at once
         self._channels: set[str] = set()
         # What this run holds in Redis: with a line pool, the claim itself took a line (Store.claim).
         self._locked: CallLocks | None = self._locks() if executor.options.lines else None
@@ -302,7 +302,7 @@ class _Run:
         waiting = await self._take_locks()
         if waiting is not None:
             log.info("callback %s due: waits, %s", self.callback.id, waiting.value)
-        return ev.Due(waiting=waiting)
+        return ev.Due(waiting=waiting, rings=max(1, len(self.ring_devices)))
 
     def _agent_ready(self) -> bool:
         """The view says the agent is free and ARI is up (else no event would tell how the call goes)."""
@@ -314,8 +314,7 @@ class _Run:
         )
         if not (seen.available and connected):
             return False
-        self.ring_device = seen.ring[0]
-        self.watch.device_state_before = self.x.availability.device_states.get(self.ring_device)
+        self.ring_devices = seen.ring
         return True
 
     async def _take_locks(self) -> ev.Waiting | None:
@@ -360,7 +359,7 @@ class _Run:
     async def _understand(self, signal: Signal) -> ev.Input | None:
         """The input a signal stands for; an answer to be screened first is sent through AMD."""
         if isinstance(signal, _Resynced):
-            meaning = reconcile(self.callback, signal.alive, self.settings.amd)
+            meaning = self.watch.reconciled(self.callback, signal.alive)
         else:
             meaning = self.watch.interpret(self.callback, signal)
         if isinstance(signal, StasisStart) and signal.args[:1] == (AMD_ARG,):  # e.g. NOTSURE,NOAMD
@@ -455,6 +454,8 @@ class _Run:
         match effect:
             case RingAgent():
                 return await self._ring_agent(effect)
+            case StopRinging():
+                await self._stop_ringing(effect)
             case DialContact():
                 return await self._dial_contact(effect)
             case Connect():
@@ -470,22 +471,39 @@ class _Run:
     # --- effects --------------------------------------------------------------------------------
 
     async def _ring_agent(self, effect: RingAgent) -> ev.Input | None:
-        if self.ring_device is None:
+        """Ring every ready device at once, each with its recorded channel id; a device that cannot
+        be rung ends its own ring only (the agent's ring is over when every ring is)."""
+        if len(self.ring_devices) != len(effect.channel_ids):  # never: Due.rings came from them
             return ev.AgentMissed(Outcome.AGENT_FAILED)
         await self._hold_queues()
+        rings = list(zip(self.ring_devices, effect.channel_ids, strict=True))
+        for device, channel_id in rings:
+            self.watch.device_state_before[channel_id] = self.x.availability.device_states.get(device)
+        rung = await asyncio.gather(*(self._ring_device(effect, device, ring) for device, ring in rings))
+        failed = [ring for (_, ring), ok in zip(rings, rung, strict=True) if not ok]
+        over = [self.watch.ring_failed(self.callback, ring) for ring in failed]
+        return over[-1] if over else None  # the last failure ends the agent's ring if all failed
+
+    async def _ring_device(self, effect: RingAgent, device: str, channel_id: str) -> bool:
         try:
             await self.x.ari.originate(
-                self.ring_device,
-                channel_id=effect.channel_id,
+                device,
+                channel_id=channel_id,
                 app_args="agent",
                 caller_id=agent_caller_id(effect.contact_name, effect.contact_number),
                 timeout_s=_seconds(effect.timeout),
                 variables=callback_variables(self.callback.id, effect.attempt_id, LegRole.AGENT),
             )
         except AriError as error:  # e.g. 500 for a device that just went unreachable
-            log.warning("callback %s: ringing %s failed: %s", self.callback.id, self.ring_device, error)
-            return ev.AgentMissed(Outcome.AGENT_FAILED)
-        return None
+            log.warning("callback %s: ringing %s failed: %s", self.callback.id, device, error)
+            return False
+        return True
+
+    async def _stop_ringing(self, effect: StopRinging) -> None:
+        """The agent answered on another device: end the other rings with cause 26 (answered
+        elsewhere), which PJSIP sends in the CANCEL's Reason header so phones log no missed call."""
+        for channel_id in effect.channel_ids:
+            await _quietly(self.x.ari.hangup(channel_id, reason="answered_elsewhere"))
 
     async def _dial_contact(self, effect: DialContact) -> ev.Input | None:
         if effect.phase is Phase.QUEUE:  # nobody to bridge yet: the queue comes once the contact answers

@@ -28,7 +28,7 @@ hang-up after the outcome was recorded) yield no input.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from asterisk_cb.core import inputs as ev
@@ -76,12 +76,13 @@ def queue_channel(attempt: Attempt) -> str | None:
 
 
 def watched_channels(attempt: Attempt) -> dict[str, LegRole]:
-    """The channels whose events move the attempt forward, by id (the queue's Local channel stands
-    for the member: it is answered when a member answers)."""
+    """The channels whose events move the attempt forward, by id: every agent ring (one per device
+    while they ring, the one that answered after), the contact, and the queue's Local channel, which
+    stands for the member (it is answered when a member answers)."""
     watched = {
-        channel_id: role
-        for role in (LegRole.AGENT, LegRole.CONTACT)
-        if (channel_id := leg_channel(attempt, role)) is not None
+        leg.channel_id: leg.role
+        for leg in attempt.legs
+        if leg.role in (LegRole.AGENT, LegRole.CONTACT) and leg.channel_id is not None
     }
     if (waiting := queue_channel(attempt)) is not None:
         watched[waiting] = LegRole.MEMBER
@@ -96,14 +97,53 @@ def _event_channel(event: AriEvent) -> Channel | None:
     return None
 
 
+# Several of the agent's devices rang and none answered: the agent's outcome is the first of these any
+# ring ended with. Busy first: a device that was already on a call means the agent is busy, which
+# only re-checks later and burns no missed ring. Then a ring left to time out (the agent was away),
+# then a decline (every phone that rang was declined, or the rest failed), then failures.
+_MISS_PRECEDENCE = (Outcome.AGENT_BUSY, Outcome.AGENT_NO_ANSWER, Outcome.AGENT_REJECTED, Outcome.AGENT_FAILED)
+
+
+def combined_miss(misses: Sequence[ev.AgentMissed]) -> ev.AgentMissed:
+    """The agent's miss when every one of its rings ended unanswered (one ring: that ring's miss),
+    with the leg details of the first ring that ended that way."""
+    return min(misses, key=lambda missed: _MISS_PRECEDENCE.index(missed.outcome))
+
+
 @dataclass
 class LegWatch:
-    """Follows the legs of one live callback; ``device_state_before`` is the agent device's state just
-    before it was rung (tells a decline from a busy phone)."""
+    """Follows the legs of one live callback.
 
-    device_state_before: str | None = None
+    ``device_state_before``: each agent ring's device state just before it was rung, by channel id
+    (tells a decline from a busy phone). While several devices ring, ``rings_ended`` keeps each
+    ring's miss until the last one ends: only then is the agent's ring over (``combined_miss``)."""
+
+    device_state_before: dict[str, str | None] = field(default_factory=dict)
     dialstatus: dict[str, str] = field(default_factory=dict)
     screen_answers: bool = False  # the setting amd: a contact's answer goes through AMD first
+    rings_ended: dict[str, ev.AgentMissed] = field(default_factory=dict)
+
+    def ring_failed(self, callback: Callback, channel_id: str) -> ev.Input | None:
+        """One agent device could not be rung (the originate was refused): that ring is over."""
+        return self._ring_over(callback, channel_id, ev.AgentMissed(Outcome.AGENT_FAILED))
+
+    def reconciled(self, callback: Callback, alive: Mapping[str, Channel]) -> ev.Input | Screen | None:
+        """``reconcile`` after a gap; agent rings that vanished unseen meanwhile count as failed, so
+        the end of the last one still ringing ends the agent's ring."""
+        attempt = callback.current_attempt
+        if attempt is not None and callback.state is State.AGENT_RINGING:
+            for leg in attempt.legs_of(LegRole.AGENT):
+                if leg.channel_id and leg.channel_id not in alive:
+                    self.rings_ended.setdefault(leg.channel_id, ev.AgentMissed(Outcome.AGENT_FAILED))
+        return reconcile(callback, alive, self.screen_answers)
+
+    def _ring_over(self, callback: Callback, channel_id: str, missed: ev.AgentMissed) -> ev.Input | None:
+        self.rings_ended[channel_id] = missed
+        attempt = callback.current_attempt
+        rings = [leg.channel_id for leg in attempt.legs_of(LegRole.AGENT)] if attempt else []
+        if not all(ring in self.rings_ended for ring in rings):
+            return None
+        return combined_miss([self.rings_ended[ring] for ring in rings if ring])
 
     def interpret(self, callback: Callback, event: AriEvent) -> ev.Input | Screen | None:
         """The input ``event`` stands for in ``callback``'s current state, if any."""
@@ -121,13 +161,15 @@ class LegWatch:
         info = ev.LegInfo(uniqueid=channel.id)
         if isinstance(event, ChannelDestroyed):
             end = LegEnd(cause=event.cause, dialstatus=self.dialstatus.get(channel.id, ""))
-            return self._ended(callback.state, role, end, channel.id)
+            return self._ended(callback, role, end, channel.id)
         return _progressed(callback.state, role, event, info, self.screen_answers)
 
-    def _ended(self, state: State, role: LegRole, end: LegEnd, channel_id: str) -> ev.Input | None:
+    def _ended(self, callback: Callback, role: LegRole, end: LegEnd, channel_id: str) -> ev.Input | None:
         info = ev.LegInfo(hangup_cause=end.cause, sip_code=end.sip_code, uniqueid=channel_id)
+        state = callback.state
         if state is State.AGENT_RINGING and role is LegRole.AGENT:
-            return ev.AgentMissed(agent_outcome(end, self.device_state_before), info)
+            outcome = agent_outcome(end, self.device_state_before.get(channel_id))
+            return self._ring_over(callback, channel_id, ev.AgentMissed(outcome, info))
         if state is State.CONTACT_RINGING:
             if role is LegRole.AGENT:
                 return ev.AgentHungUp(info)
@@ -209,8 +251,10 @@ def reconcile(
         return ev.CallLost()
     agent, contact = present.get(LegRole.AGENT), present.get(LegRole.CONTACT)
     state = callback.state
-    if state is State.AGENT_RINGING:
-        return ev.AgentAnswered(ev.LegInfo(uniqueid=agent.id)) if agent and agent.state == UP else None
+    if state is State.AGENT_RINGING:  # one of the agent's rings answered unseen
+        rings = (alive.get(ring) for ring, role in legs.items() if role is LegRole.AGENT)
+        answered = next((ring for ring in rings if ring is not None and ring.state == UP), None)
+        return ev.AgentAnswered(ev.LegInfo(uniqueid=answered.id)) if answered else None
     if state is State.CONTACT_RINGING:
         return _reconcile_contact_ring(legs, agent, contact, screen)
     if state is State.QUEUED:  # a member answered unseen: the queue's Local channel is Up

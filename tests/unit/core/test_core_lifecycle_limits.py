@@ -11,7 +11,7 @@ from lifecycle_paths import DUE, NO_QUEUE, SETTINGS, T0, apply, new_callback
 from asterisk_cb.core import inputs as ev
 from asterisk_cb.core import lifecycle as lc
 from asterisk_cb.core import rules
-from asterisk_cb.core.effects import DialContact, EnterQueue, RingAgent, WaitUntil
+from asterisk_cb.core.effects import DialContact, EnterQueue, HangUp, RingAgent, StopRinging, WaitUntil
 from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, Phase, State
 from asterisk_cb.core.settings import Settings, parse_calling_hours
 
@@ -203,10 +203,59 @@ def test_channel_ids_are_recorded_before_the_originate_and_derived_from_the_atte
     assert attempt.id == "cb1-1" and attempt.outcome is None
     agent_leg, contact_leg = attempt.leg(LegRole.AGENT), attempt.leg(LegRole.CONTACT)
     assert agent_leg is not None and contact_leg is not None
-    assert ring.channel_id == agent_leg.channel_id == "acb-cb1-1-agent"
+    assert ring.channel_ids == (agent_leg.channel_id,) == ("acb-cb1-1-agent",)
     assert contact_leg.channel_id == "acb-cb1-1-contact"
     assert contact_leg.local_peer_id == "acb-cb1-1-contact-2"
     assert transition.callback.current_attempt == attempt
+
+
+def test_several_devices_ring_at_once_each_with_an_id_recorded_before_the_originate() -> None:
+    transition = lc.step(new_callback(), ev.Due(True, rings=3), DUE, SETTINGS)
+    [ring, *_] = transition.effects
+    assert isinstance(ring, RingAgent)
+    expected = ("acb-cb1-1-agent", "acb-cb1-1-agent-2", "acb-cb1-1-agent-3")
+    assert ring.channel_ids == expected
+    attempt = transition.callback.attempts[-1]
+    assert tuple(leg.channel_id for leg in attempt.legs_of(LegRole.AGENT)) == expected
+    assert attempt.channel_ids[:3] == expected  # what a cancel hangs up, what a resumer looks up
+    assert [event.kind for event in transition.events] == [EventKind.AGENT_RINGING]
+
+
+def test_the_device_that_answered_stays_the_agent_leg_and_the_others_stop_ringing() -> None:
+    ringing = lc.step(new_callback(), ev.Due(True, rings=3), DUE, SETTINGS).callback
+    answered = ev.AgentAnswered(ev.LegInfo(uniqueid="acb-cb1-1-agent-2"))
+    transition = lc.step(ringing, answered, DUE + SECOND, SETTINGS)
+
+    stop, dial = transition.effects
+    assert stop == StopRinging("cb1-1", ("acb-cb1-1-agent", "acb-cb1-1-agent-3"))
+    assert isinstance(dial, DialContact)
+    attempt = transition.callback.attempts[-1]
+    [agent] = attempt.legs_of(LegRole.AGENT)
+    assert (agent.channel_id, agent.uniqueid) == ("acb-cb1-1-agent-2", "acb-cb1-1-agent-2")
+    assert transition.callback.state is State.CONTACT_RINGING
+
+
+def test_one_device_answering_stops_nothing() -> None:
+    ringing = lc.step(new_callback(), ev.Due(True), DUE, SETTINGS).callback
+    transition = lc.step(ringing, ev.AgentAnswered(ev.LegInfo(uniqueid="acb-cb1-1-agent")), DUE, SETTINGS)
+    assert [type(effect) for effect in transition.effects] == [DialContact]
+
+
+def test_a_missed_ring_of_several_devices_notes_the_leg_it_is_about_and_hangs_up_all() -> None:
+    ringing = lc.step(new_callback(), ev.Due(True, rings=2), DUE, SETTINGS).callback
+    missed = ev.AgentMissed(Outcome.AGENT_REJECTED, ev.LegInfo(hangup_cause=21, uniqueid="acb-cb1-1-agent-2"))
+    transition = lc.step(ringing, missed, DUE + SECOND, SETTINGS)
+    attempt = transition.callback.attempts[-1]
+    first, second = attempt.legs_of(LegRole.AGENT)
+    assert (first.uniqueid, second.uniqueid) == (None, "acb-cb1-1-agent-2")
+    assert (attempt.outcome, attempt.hangup_cause) == (Outcome.AGENT_REJECTED, 21)
+    [hang_up] = [effect for effect in transition.effects if isinstance(effect, HangUp)]
+    assert set(hang_up.channel_ids) >= {"acb-cb1-1-agent", "acb-cb1-1-agent-2"}
+
+
+def test_due_refuses_zero_rings() -> None:
+    with pytest.raises(ValueError, match="rings"):
+        ev.Due(True, rings=0)
 
 
 def test_leg_ids_and_causes_land_in_the_history() -> None:

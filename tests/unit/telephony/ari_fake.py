@@ -34,6 +34,7 @@ class FakeAri:
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []
         self.subscriptions: list[str] = []
         self.down = False
+        self.unreachable: set[str] = set()  # endpoints whose originate answers 500 (unregistered)
         self.delay_s = 0.0
         self.auth = encode_basic_auth("acb", "secret")
         self.websockets: list[web.WebSocketResponse] = []
@@ -120,6 +121,8 @@ class FakeAri:
 
     async def _originate(self, request: web.Request) -> web.Response:
         channel_id = request.query["channelId"]
+        if request.query["endpoint"] in self.unreachable:  # what Asterisk 22 answers, recorded
+            return web.json_response({"error": "Allocation failed"}, status=500)
         if channel_id in self.channels:
             return web.json_response({"message": "Channel with given unique ID already exists"}, status=409)
         channel = dict(load_fixture("ari_channel.json"), id=channel_id)

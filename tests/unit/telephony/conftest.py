@@ -8,6 +8,7 @@ import pytest
 from ari_fake import FakeAri
 
 from asterisk_cb.telephony.ari import AriClient, AriSettings
+from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
 
 
 @pytest.fixture
@@ -23,3 +24,13 @@ async def ari_client(fake_ari: FakeAri) -> AsyncIterator[AriClient]:
     settings = AriSettings(url=fake_ari.url, username="acb", password="secret", app="asterisk-cb")
     async with AriClient(settings) as client:
         yield client
+
+
+@pytest.fixture
+async def events(ari_client: AriClient) -> AsyncIterator[AriEventStream]:
+    """The events stream on the fake ARI, ready (no device or endpoint subscriptions)."""
+    stream = AriEventStream(ari_client, StreamSettings(event_sources=()))
+    stream.start()
+    await stream.wait_ready(3)
+    yield stream
+    await stream.stop()

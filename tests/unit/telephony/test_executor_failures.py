@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from ari_fake import FakeAri
 
 from asterisk_cb.core import lifecycle
@@ -16,7 +15,7 @@ from asterisk_cb.core.model import Callback, Event, Outcome, Phase, State
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.store import CallLocks, Claim
 from asterisk_cb.telephony.ari import AriClient
-from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
+from asterisk_cb.telephony.ari_stream import AriEventStream
 from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView
 from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions
 
@@ -42,18 +41,16 @@ class RecordingStore:
         return 0
 
 
-@pytest.fixture
-async def events(ari_client: AriClient) -> AsyncIterator[AriEventStream]:
-    stream = AriEventStream(ari_client, StreamSettings(event_sources=()))
-    stream.start()
-    await stream.wait_ready(3)
-    yield stream
-    await stream.stop()
-
-
-def _executor(ari_client: AriClient, events: AriEventStream, store: RecordingStore) -> CallbackExecutor:
-    view = AvailabilityView.of([AgentSpec("1001", devices=("PJSIP/1001",))])
-    view.set_device_state("PJSIP/1001", "NOT_INUSE")
+def _executor(
+    ari_client: AriClient,
+    events: AriEventStream,
+    store: RecordingStore,
+    devices: tuple[str, ...] = ("PJSIP/1001",),
+) -> CallbackExecutor:
+    """Agent 1001 with ``devices``, every one idle (NOT_INUSE)."""
+    view = AvailabilityView.of([AgentSpec("1001", devices=devices)])
+    for device in devices:
+        view.set_device_state(device, "NOT_INUSE")
 
     async def settings_for(_callback: Callback) -> Settings:
         return SETTINGS

@@ -75,7 +75,7 @@ def test_an_unanswered_agent_ring_is_a_miss_with_its_cause(
 ) -> None:
     callback = _callback_in(State.AGENT_RINGING)
     agent, _ = _ids(callback)
-    watch = LegWatch(device_state_before=before)
+    watch = LegWatch(device_state_before={agent: before})
     if dialstatus:
         assert watch.interpret(callback, _event("Dial", agent, dialstatus=dialstatus)) is None
     missed = watch.interpret(callback, _event("ChannelDestroyed", agent, cause=cause))

@@ -36,7 +36,7 @@ def _agent_sections(settings: LabSettings) -> str:
     sections = [
         f'\n[{agent}](agent)\nauth = {agent}\naors = {agent}\ncallerid = "Agent {agent}" <{agent}>\n'
         f"\n[{agent}](agent-auth)\nusername = {agent}\n\n[{agent}](agent-aor)\n"
-        for agent in settings.agents
+        for agent in settings.phones
     ]
     return "".join(sections)
 

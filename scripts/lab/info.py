@@ -89,16 +89,9 @@ def describe(settings: LabSettings) -> dict[str, Any]:
                 "support": {"strategy": "ringall", "ringinuse": "no", "members": list(settings.agents)},
             },
         },
-        "agents": {
-            agent: {
-                "endpoint": f"PJSIP/{agent}",
-                "password": settings.agent_password,
-                "sipp_port": settings.agent_port(agent),
-                "invite_dir": str(log_dir / "invites" / f"agent-{agent}"),
-                "invite_log": str(log_dir / f"agent-{agent}.invites.log"),
-            }
-            for agent in settings.agents
-        },
+        "agents": {agent: _phone(settings, agent) for agent in settings.agents},
+        # second phones, in no queue: a daemon config makes one an agent's (1001 = PJSIP/1001 & PJSIP/1011)
+        "desk_phones": {phone: _phone(settings, phone) for phone in settings.phones[len(settings.agents) :]},
         "agent_behaviours": AGENT_BEHAVIOURS,
         "contacts": {
             "invite_dir": str(log_dir / "invites" / "contacts"),
@@ -119,6 +112,17 @@ def describe(settings: LabSettings) -> dict[str, Any]:
     }
 
 
+def _phone(settings: LabSettings, phone: str) -> dict[str, Any]:
+    log_dir = settings.log_dir
+    return {
+        "endpoint": f"PJSIP/{phone}",
+        "password": settings.agent_password,
+        "sipp_port": settings.agent_port(phone),
+        "invite_dir": str(log_dir / "invites" / f"agent-{phone}"),
+        "invite_log": str(log_dir / f"agent-{phone}.invites.log"),
+    }
+
+
 def _ports(settings: LabSettings) -> list[dict[str, Any]]:
     """Every port the lab listens on (all on 127.0.0.1), as the ACB_LAB_* settings chose them."""
     fixed = [
@@ -128,7 +132,7 @@ def _ports(settings: LabSettings) -> list[dict[str, Any]]:
         (settings.redis_port, "tcp", "redis"),
         (settings.contacts_port, "udp", "sipp-contacts"),
     ]
-    agents = [(settings.agent_port(agent), "udp", f"sipp-agent-{agent}") for agent in settings.agents]
+    agents = [(settings.agent_port(agent), "udp", f"sipp-agent-{agent}") for agent in settings.phones]
     return [{"port": port, "proto": proto, "service": service} for port, proto, service in fixed + agents]
 
 

@@ -1,4 +1,5 @@
-"""SIPp phones: one contacts UAS (behaviour chosen by the dialled number) and one UAS per agent.
+"""SIPp phones: one contacts UAS (behaviour chosen by the dialled number) and one UAS per agent phone
+(the agents' and the desk phones, see LabSettings.desk_phones).
 
 An agent phone is a SIPp UAS on its own port plus a registration whose Contact points at it, made
 by a one-shot SIPp REGISTER. Changing an agent's behaviour restarts its UAS with another scenario;
@@ -112,7 +113,7 @@ def _free_udp_port() -> int:
 
 def _register_one(settings: LabSettings, agent: str, expires: int) -> str | None:
     """One REGISTER (with digest auth) for agent; None on success, else what went wrong."""
-    slot = 1 + len(settings.agents) + settings.agents.index(agent)
+    slot = 1 + len(settings.phones) + settings.phones.index(agent)
     name = f"register-{agent}"
     values = {
         "agent": agent,
@@ -161,21 +162,21 @@ def _mode(name: str, ring_s: int) -> str:
 def _start_agent(settings: LabSettings, agent: str) -> None:
     name, ring_s = behaviour(settings, agent)
     if name != "offline":
-        slot = 1 + settings.agents.index(agent)
+        slot = 1 + settings.phones.index(agent)
         _start_uas(settings, _phone_name(agent), settings.agent_port(agent), slot, _mode(name, ring_s))
 
 
 def up(settings: LabSettings) -> None:
     """Start whatever phone is missing and (re)register every agent that is not offline."""
     _start_uas(settings, CONTACTS, settings.contacts_port, 0, "")
-    for agent in settings.agents:
+    for agent in settings.phones:
         _start_agent(settings, agent)
-    register(settings, [agent for agent in settings.agents if behaviour(settings, agent)[0] != "offline"])
+    register(settings, [agent for agent in settings.phones if behaviour(settings, agent)[0] != "offline"])
 
 
 def _free_slot(settings: LabSettings) -> int:
     """The first media slot past the phones' own whose RTP ports are both free (for a test call)."""
-    slot = 1 + 2 * len(settings.agents)
+    slot = 1 + 2 * len(settings.phones)
     while not (
         is_free(_media_port(settings, slot), "udp") and is_free(_media_port(settings, slot) + 2, "udp")
     ):
@@ -215,12 +216,12 @@ def down(settings: LabSettings) -> str:
     """Unregister the agents (if Asterisk still runs), stop every phone, forget chosen behaviours."""
     if asterisk.running(settings):
         try:
-            register(settings, list(settings.agents), expires=0)
+            register(settings, list(settings.phones), expires=0)
         except SystemExit as problem:
             print(problem)
     _finish_calls(settings, only_ended=False)
     _stop_uas(settings, CONTACTS)
-    for agent in settings.agents:
+    for agent in settings.phones:
         _stop_uas(settings, _phone_name(agent))
         _behaviour_file(settings, agent).unlink(missing_ok=True)
     return "down"
@@ -228,8 +229,8 @@ def down(settings: LabSettings) -> str:
 
 def set_behaviour(settings: LabSettings, agent: str, name: str, ring_s: int) -> None:
     """Switch an agent phone to another behaviour at run time (calls on its old UAS are dropped)."""
-    if agent not in settings.agents:
-        raise SystemExit(f"pbx-lab: unknown agent {agent}; agents: {' '.join(settings.agents)}")
+    if agent not in settings.phones:
+        raise SystemExit(f"pbx-lab: unknown phone {agent}; phones: {' '.join(settings.phones)}")
     if not 0 <= ring_s <= 99:
         raise SystemExit("pbx-lab: --ring-s must be between 0 and 99")
     if not asterisk.running(settings):
@@ -252,7 +253,7 @@ def _phone_running(settings: LabSettings, phone: str) -> bool:
 def status(settings: LabSettings) -> str:
     agents = []
     healthy = _phone_running(settings, CONTACTS)
-    for agent in settings.agents:
+    for agent in settings.phones:
         name, ring_s = behaviour(settings, agent)
         alive = _phone_running(settings, _phone_name(agent))
         healthy = healthy and (alive or name == "offline")

@@ -44,6 +44,9 @@ class LabSettings:
     agents: tuple[str, ...]
     pg_database: str
     pg_user: str
+    # Second phones of agents (endpoint, SIPp UAS, registration like an agent's; in no queue): the
+    # daemon's [agents] decides whose they are, e.g. "1001 = PJSIP/1001 & PJSIP/1011".
+    desk_phones: tuple[str, ...] = ()
     ari_user: str = "acb"
     ari_password: str = "acb-lab-ari"
     ari_app: str = "asterisk-cb"
@@ -98,9 +101,14 @@ class LabSettings:
         """The failover queue's members: the second half of the agents (the first take callbacks)."""
         return self.agents[len(self.agents) // 2 :]
 
+    @property
+    def phones(self) -> tuple[str, ...]:
+        """Every registered phone: the agents', then the desk phones (so agents keep their ports)."""
+        return self.agents + tuple(phone for phone in self.desk_phones if phone not in self.agents)
+
     def agent_port(self, agent: str) -> int:
-        """Each agent phone is its own SIPp process on its own UDP port."""
-        return self.agent_base_port + self.agents.index(agent)
+        """Each phone (agent or desk phone) is its own SIPp process on its own UDP port."""
+        return self.agent_base_port + self.phones.index(agent)
 
 
 def load() -> LabSettings:
@@ -122,4 +130,5 @@ def load() -> LabSettings:
         agents=agents,
         pg_database=os.environ.get("ACB_LAB_PG_DATABASE", "asterisk_cb_lab"),
         pg_user=os.environ.get("ACB_LAB_PG_USER", "asterisk_cb_lab"),
+        desk_phones=tuple(os.environ.get("ACB_LAB_DESK_PHONES", "1011").split()),
     )

@@ -105,7 +105,7 @@ async def cmd_check_config(context: Context, args: argparse.Namespace) -> int:
     print()
     connections = deployment.explain(context.site, context.file.other_sections)
     print(render_table(("connection option", "value", "from"), connections))
-    agents = [(agent, " & ".join(devices)) for agent, devices in sorted(context.site.agents.items())]
+    agents = [(agent, deployment.agent_targets(spec)) for agent, spec in sorted(context.site.agents.items())]
     print()
     print(render_table(("agent", "devices"), agents or [("(none)", "add agents to [agents]")]))
     return 0

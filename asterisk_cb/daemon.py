@@ -31,7 +31,7 @@ from asterisk_cb.store import Store
 from asterisk_cb.telephony.ami import AmiConnection, AmiSettings
 from asterisk_cb.telephony.ari import AriClient, AriSettings
 from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
-from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView
+from asterisk_cb.telephony.availability import AvailabilityView
 from asterisk_cb.telephony.availability_feed import feed_from_ami, feed_from_ari
 from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions
 from asterisk_cb.telephony.queue_guard import QueueGuard
@@ -53,9 +53,7 @@ class Daemon:
         self.redis: RedisClient = site.redis.connect("asterisk-cb")
         self.store = Store(self.redis, Keys(site.redis.namespace))
         self.ari = AriClient(AriSettings(site.ari.url, site.ari.user, site.ari.password, site.ari.app))
-        self.view = AvailabilityView.of(
-            AgentSpec(agent, devices=devices) for agent, devices in site.agents.items()
-        )
+        self.view = AvailabilityView.of(site.agents.values())
         self.events = AriEventStream(self.ari, StreamSettings(), watched_devices=self.view.watched_devices)
         self.ami = AmiConnection(AmiSettings(site.ami.user, site.ami.secret, site.ami.host, site.ami.port))
         feed_from_ari(self.view, self.events)

@@ -20,12 +20,18 @@ from asterisk_cb.core import rules
 from asterisk_cb.core.durations import format_duration, parse_duration
 from asterisk_cb.core.settings import Assignment, SettingsFile, parse_bool
 from asterisk_cb.store import DEFAULT_LEASE_MS, LinePool
+from asterisk_cb.telephony.availability import AgentSpec
 
 SECTIONS = ("redis", "ari", "ami", "dialing", "agents", "metrics", "daemon")
 DEFAULT_NAMESPACE = "asterisk-cb"
 # A device as Asterisk names it: technology/resource (PJSIP/1001, SIP/desk-12, Local/1001@agents).
 _DEVICE = re.compile(r"[A-Za-z][A-Za-z0-9]*/[A-Za-z0-9_.@+-]{1,80}\Z")
 _CONTEXT = re.compile(r"[A-Za-z0-9_-]{1,79}\Z")
+# [agents]: a hot-desking agent's queue member name (queues.conf's membername, AMI AddQueueMember's
+# MemberName) and an app_agent_pool agent, as Asterisk names its queue interface.
+MEMBER_PREFIX = "member:"
+POOL_PREFIX = "Agent/"
+_MEMBER_NAME = re.compile(r"[A-Za-z0-9 _.@+'()-]{1,80}\Z")
 
 Section = Mapping[str, Assignment]
 
@@ -104,7 +110,7 @@ class Deployment:
     ari: AriTarget
     ami: AmiTarget
     dialing: Dialing
-    agents: Mapping[str, tuple[str, ...]]  # agent id -> devices to ring (all at once)
+    agents: Mapping[str, AgentSpec]  # agent id -> how its devices are found (all ring at once)
     metrics: Listen | None = None  # where /metrics is served; None: no metrics
     timing: Timing = Timing()
 
@@ -262,22 +268,56 @@ def _port(section: Section, option: str, text: str) -> int:
     return int(text)
 
 
-def _agents(section: Section) -> dict[str, tuple[str, ...]]:
+def _agents(section: Section) -> dict[str, AgentSpec]:
     agents = {}
     for agent, assignment in section.items():
         try:
             rules.identifier(agent, "agent")
+            agents[agent] = _agent_spec(agent, assignment.value)
         except rules.ValidationError as error:
             raise ConfigError(f"{assignment.origin}: {agent}: {error.reason}") from error
-        devices = tuple(device.strip() for device in assignment.value.split("&") if device.strip())
-        bad = [device for device in devices if not _DEVICE.match(device)]
-        if not devices or bad:
-            raise ConfigError(
-                f"{assignment.origin}: {agent}: devices must be TECH/resource joined by '&', "
-                f"e.g. PJSIP/{agent} (not {assignment.value!r})"
-            )
-        agents[agent] = devices
     return agents
+
+
+def _agent_spec(agent: str, value: str) -> AgentSpec:
+    """``PJSIP/1001 & PJSIP/1001-mobile & member:Alice Smith & Agent/1001``: fixed devices, the queue
+    member name a hot-desking agent logs in with (its phones are its memberships' interfaces), the
+    app_agent_pool agent (its phone is the one it logged in from). All found ring at once."""
+    parts = [part.strip() for part in value.split("&") if part.strip()]
+    if not parts:
+        raise _bad_agent_line(agent, value)
+    member = _one(agent, value, [part for part in parts if part.startswith(MEMBER_PREFIX)])
+    pool = _one(agent, value, [part for part in parts if part.startswith(POOL_PREFIX)])
+    devices = tuple(part for part in parts if part not in (member, pool))
+    if not all(_DEVICE.match(device) for device in devices):
+        raise _bad_agent_line(agent, value)
+    member_name = member.removeprefix(MEMBER_PREFIX).strip()
+    if member and not _MEMBER_NAME.match(member_name):
+        raise rules.ValidationError("agent", f"{member_name!r} is not a queue member name (1-80 characters)")
+    pool_agent = rules.identifier(pool.removeprefix(POOL_PREFIX), "agent") if pool else ""
+    return AgentSpec(agent, devices, member_name=member_name, pool_agent=pool_agent)
+
+
+def _one(agent: str, value: str, found: list[str]) -> str:
+    if len(found) > 1:
+        raise _bad_agent_line(agent, value)
+    return found[0] if found else ""
+
+
+def _bad_agent_line(agent: str, value: str) -> rules.ValidationError:
+    return rules.ValidationError(
+        "agent",
+        f"{value!r}: devices are TECH/resource joined by '&' (PJSIP/{agent} & PJSIP/{agent}-mobile), "
+        f"plus at most one {MEMBER_PREFIX}<queue member name> and one {POOL_PREFIX}<app_agent_pool id>",
+    )
+
+
+def agent_targets(spec: AgentSpec) -> str:
+    """An agent's line in ``[agents]`` syntax (what check-config shows)."""
+    parts = [*spec.devices]
+    parts += [f"{MEMBER_PREFIX}{spec.member_name}"] if spec.member_name else []
+    parts += [f"{POOL_PREFIX}{spec.pool_agent}"] if spec.pool_agent else []
+    return " & ".join(parts)
 
 
 def _dialing(section: Section) -> Dialing:

@@ -7,7 +7,7 @@ know or an outbound context that does not exist shows here, before the first cal
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -20,6 +20,7 @@ from asterisk_cb.keys import Keys
 from asterisk_cb.store import Store
 from asterisk_cb.telephony.ami import AmiConnection, AmiError, AmiSettings
 from asterisk_cb.telephony.ari import AriClient, AriError, AriSettings
+from asterisk_cb.telephony.availability import AgentSpec
 
 AMI_LOGIN_TIMEOUT_S = 5.0
 # Device states that mean "Asterisk has no such device" rather than "the phone is away".
@@ -107,11 +108,17 @@ async def _agents(site: deployment.Deployment, ami: AmiConnection) -> list[Check
     if not site.agents:
         return [Check("agents", Verdict.FAIL, "no agents in [agents]: every callback would be refused")]
     states = {event.device: event.state for event in await ami.device_states()}
-    return [_agent_check(agent, devices, states) for agent, devices in sorted(site.agents.items())]
+    return [_agent_check(spec, states) for _, spec in sorted(site.agents.items())]
 
 
-def _agent_check(agent: str, devices: Iterable[str], states: Mapping[str, str]) -> Check:
-    found = {device: states.get(device, "UNKNOWN") for device in devices}
+def _agent_check(spec: AgentSpec, states: Mapping[str, str]) -> Check:
+    """Asterisk must know every fixed device; a hot-desking or app_agent_pool agent's phones are
+    only known once it logs in, so they are not checked here."""
+    agent = spec.agent
+    found = {device: states.get(device, "UNKNOWN") for device in spec.devices}
+    if not found:
+        targets = deployment.agent_targets(spec)
+        return Check(f"agent {agent}", Verdict.OK, f"{targets}: its phones are found when it logs in")
     unknown = [device for device, state in found.items() if state in _UNKNOWN_DEVICE]
     detail = ", ".join(f"{device} {state}" for device, state in found.items())
     if unknown:

@@ -86,3 +86,9 @@ async def test_each_broken_part_is_named(
     assert checks[failing].verdict is Verdict.FAIL
     assert words in checks[failing].detail
     assert [name for name, check in checks.items() if check.verdict is Verdict.FAIL] == [failing]
+
+
+async def test_a_hot_desking_agent_has_no_fixed_phone_to_check(lab: dict[str, Any], tmp_path: Path) -> None:
+    checks = await doctor(tmp_path, lab_config(lab, devices="member:Alice Smith & Agent/1001"))
+    assert checks["agent 1001"].verdict is Verdict.OK
+    assert checks["agent 1001"].detail.startswith("member:Alice Smith & Agent/1001: ")

@@ -9,6 +9,7 @@ import pytest
 
 from asterisk_cb import config, deployment
 from asterisk_cb.cli import build_parser
+from asterisk_cb.telephony.availability import AgentSpec
 
 REQUIRED = """
 [ari]
@@ -40,9 +41,18 @@ def test_defaults_point_at_a_local_asterisk_and_redis(tmp_path: Path) -> None:
 
 def test_agents_ring_every_listed_device(tmp_path: Path) -> None:
     site = load(tmp_path, REQUIRED + "[agents]\n1001 = PJSIP/1001 & PJSIP/1001-mobile\n")
-    assert site.agents["1001"] == ("PJSIP/1001", "PJSIP/1001-mobile")
+    assert site.agents["1001"] == AgentSpec("1001", ("PJSIP/1001", "PJSIP/1001-mobile"))
     assert site.has_agent("1001")
     assert not site.has_agent("1002")
+
+
+def test_hot_desking_and_agent_pool_agents(tmp_path: Path) -> None:
+    lines = "1003 = member:Alice Smith\n1004 = Agent/1004\n1005 = PJSIP/1005 & member:Bob & Agent/55\n"
+    site = load(tmp_path, REQUIRED + "[agents]\n" + lines)
+    assert site.agents["1003"] == AgentSpec("1003", (), member_name="Alice Smith")
+    assert site.agents["1004"] == AgentSpec("1004", (), pool_agent="1004")
+    assert site.agents["1005"] == AgentSpec("1005", ("PJSIP/1005",), member_name="Bob", pool_agent="55")
+    assert deployment.agent_targets(site.agents["1005"]) == "PJSIP/1005 & member:Bob & Agent/55"
 
 
 def test_sentinel_section(tmp_path: Path) -> None:
@@ -55,8 +65,14 @@ def test_sentinel_section(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "line", "words"),
     [
-        ("[agents]\n1001 = PJSIP/1001&Local/x,1\n", 11, "devices must be"),
+        ("[agents]\n1001 = PJSIP/1001&Local/x,1\n", 11, "devices are TECH/resource joined by '&'"),
         ("[agents]\nbad agent = PJSIP/1\n", 11, "not a valid name"),
+        ("[agents]\n1001 = member:A & member:B\n", 11, "at most one member:"),
+        ("[agents]\n1001 = Agent/1 & Agent/2\n", 11, "one Agent/<app_agent_pool id>"),
+        ("[agents]\n1001 = member:\n", 11, "'' is not a queue member name"),
+        ("[agents]\n1001 = member:a|b\n", 11, "'a|b' is not a queue member name"),
+        ("[agents]\n1001 = Agent/x y\n", 11, "'x y' is not a valid name"),
+        ("[agents]\n1001 = &\n", 11, "devices are TECH/resource"),
     ],
 )
 def test_bad_values_are_refused_with_their_place(tmp_path: Path, extra: str, line: int, words: str) -> None:

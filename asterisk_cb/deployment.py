@@ -149,7 +149,7 @@ def from_settings_file(file: SettingsFile) -> Deployment:
         ari=_ari(sections.get("ari", {})),
         ami=_ami(sections.get("ami", {})),
         dialing=_dialing(sections.get("dialing", {})),
-        agents=_agents(sections.get("agents", {})),
+        agents=agents_section(sections.get("agents", {})),
         metrics=_listen(sections.get("metrics", {}), "listen"),
         timing=_timing(sections.get("daemon", {})),
     )
@@ -268,7 +268,8 @@ def _port(section: Section, option: str, text: str) -> int:
     return int(text)
 
 
-def _agents(section: Section) -> dict[str, AgentSpec]:
+def agents_section(section: Section) -> dict[str, AgentSpec]:
+    """The `[agents]` section: agent id -> how its devices are found (see _agent_spec)."""
     agents = {}
     for agent, assignment in section.items():
         try:

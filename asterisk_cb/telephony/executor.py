@@ -471,18 +471,22 @@ class _Run:
     # --- effects --------------------------------------------------------------------------------
 
     async def _ring_agent(self, effect: RingAgent) -> ev.Input | None:
-        """Ring every ready device at once, each with its recorded channel id; a device that cannot
-        be rung ends its own ring only (the agent's ring is over when every ring is)."""
+        """Ring every ready device, each with its recorded channel id; a device that cannot be rung
+        ends its own ring only (the agent's ring is over when every ring is).
+
+        The originates go out one after the other in the recorded order, not concurrently: Asterisk
+        22 refuses (409) an originate whose channelId is a prefix of a live channel's id (measured:
+        ``-agent`` while ``-agent-2`` rings), so the shorter id must come first. Each answers as soon
+        as its dial has started, a few milliseconds: the phones still ring together."""
         if len(self.ring_devices) != len(effect.channel_ids):  # never: Due.rings came from them
             return ev.AgentMissed(Outcome.AGENT_FAILED)
         await self._hold_queues()
-        rings = list(zip(self.ring_devices, effect.channel_ids, strict=True))
-        for device, channel_id in rings:
+        over: ev.Input | None = None
+        for device, channel_id in zip(self.ring_devices, effect.channel_ids, strict=True):
             self.watch.device_state_before[channel_id] = self.x.availability.device_states.get(device)
-        rung = await asyncio.gather(*(self._ring_device(effect, device, ring) for device, ring in rings))
-        failed = [ring for (_, ring), ok in zip(rings, rung, strict=True) if not ok]
-        over = [self.watch.ring_failed(self.callback, ring) for ring in failed]
-        return over[-1] if over else None  # the last failure ends the agent's ring if all failed
+            if not await self._ring_device(effect, device, channel_id):
+                over = self.watch.ring_failed(self.callback, channel_id)  # the last failure of all ends it
+        return over
 
     async def _ring_device(self, effect: RingAgent, device: str, channel_id: str) -> bool:
         try:

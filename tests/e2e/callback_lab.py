@@ -58,6 +58,14 @@ class Invites:
         lines = (line.split() for line in self.path.read_text().splitlines())
         return [float(parts[0]) for parts in lines if len(parts) >= 2 and parts[1] == user]
 
+    def cancel_reasons(self) -> list[str]:
+        """The Reason header of every CANCEL the phone got (logged by a phone that rings until
+        cancelled: `<unix time> CANCEL <Call-ID> <Reason>`), oldest first."""
+        if not self.path.exists():
+            return []
+        lines = (line.split(maxsplit=3) for line in self.path.read_text().splitlines())
+        return [parts[3] if len(parts) > 3 else "" for parts in lines if parts[1:2] == ["CANCEL"]]
+
 
 @dataclass
 class Lab:
@@ -73,7 +81,9 @@ class Lab:
         return Invites(Path(self.info["contacts"]["invite_log"]))
 
     def agent_invites(self, agent: str) -> Invites:
-        return Invites(Path(self.info["agents"][agent]["invite_log"]))
+        """An agent's phone, or a desk phone (1011), by its endpoint's name."""
+        phones = self.info["agents"] | self.info["desk_phones"]
+        return Invites(Path(phones[agent]["invite_log"]))
 
     @staticmethod
     def phone(agent: str, behaviour: str, ring_s: int = 0) -> None:

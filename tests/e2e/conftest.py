@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import pytest
 from callback_lab import AGENTS, LEASE_MS, RECHECK_S, Lab, pbx_lab, settings_for
 
+from asterisk_cb import deployment
+from asterisk_cb.core import ini
+from asterisk_cb.core.settings import from_documents
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import connect
 from asterisk_cb.scheduler import Scheduler, SchedulerOptions
@@ -50,12 +53,15 @@ class Daemon:
         app: str | None = None,
         concurrency: int = 200,
         lines: LinePool | None = None,
+        agents: Iterable[AgentSpec] | None = None,
     ) -> None:
         ari_info = info["ari"]
         self.ari = AriClient(
             AriSettings(ari_info["url"], ari_info["user"], ari_info["password"], app or ari_info["app"])
         )
-        self.view = AvailabilityView.of(AgentSpec(agent, devices=(f"PJSIP/{agent}",)) for agent in AGENTS)
+        self.view = AvailabilityView.of(
+            agents if agents is not None else [AgentSpec(a, devices=(f"PJSIP/{a}",)) for a in AGENTS]
+        )
         self.events = AriEventStream(
             self.ari,
             StreamSettings(backoff=Backoff(initial_s=0.5, cap_s=2.0)),
@@ -105,10 +111,25 @@ class Daemon:
         await self.ari.close()
 
 
+def _agents(request: pytest.FixtureRequest) -> list[AgentSpec] | None:
+    """The test's ``@pytest.mark.agents("<[agents] lines>")`` read as the daemon reads its config file's
+    [agents] section; None without one (agents 1001-1004 on their own phones)."""
+    marker = request.node.get_closest_marker("agents")
+    if marker is None:
+        return None
+    file = from_documents([ini.parse("[agents]\n" + marker.args[0], "test")], other_sections=("agents",))
+    return list(deployment.agents_section(file.other_sections["agents"]).values())
+
+
 @pytest.fixture
-async def lab(lab_phones: dict[str, Any]) -> AsyncIterator[Lab]:
+async def lab(lab_phones: dict[str, Any], request: pytest.FixtureRequest) -> AsyncIterator[Lab]:
     """One daemon running on a fresh namespace; ``lab.restart_daemon()`` replaces it by a new one."""
-    async with _lab_with(lab_phones, lambda store: [Daemon(lab_phones, store)]) as started:
+    agents = _agents(request)
+
+    def one_daemon(store: Store) -> list[Daemon]:
+        return [Daemon(lab_phones, store, agents=agents)]
+
+    async with _lab_with(lab_phones, one_daemon, agents) as started:
         yield started
 
 
@@ -150,9 +171,12 @@ def _pair(info: dict[str, Any], **options: Any) -> Callable[[Store], list[Daemon
 
 
 @contextlib.asynccontextmanager
-async def _lab_with(info: dict[str, Any], make: Callable[[Store], list[Daemon]]) -> AsyncIterator[Lab]:
+async def _lab_with(
+    info: dict[str, Any], make: Callable[[Store], list[Daemon]], agents: list[AgentSpec] | None = None
+) -> AsyncIterator[Lab]:
     """Start ``make``'s daemons on a fresh namespace; afterwards stop them, end leftover calls and delete
-    the namespace, passed or failed. ``restart_daemon`` replaces the last daemon by a new one."""
+    the namespace, passed or failed. ``restart_daemon`` replaces the last daemon by a new one (with
+    ``agents``, the test's [agents], if any)."""
     redis = connect(info["redis"]["url"])
     store = Store(redis, Keys(f"e2e-{uuid.uuid4().hex[:8]}"))
     daemons = make(store)
@@ -162,7 +186,7 @@ async def _lab_with(info: dict[str, Any], make: Callable[[Store], list[Daemon]])
     async def restart_daemon(down_s: float) -> None:
         await daemons.pop().stop()
         await asyncio.sleep(down_s)
-        daemons.append(Daemon(info, store))
+        daemons.append(Daemon(info, store, agents=agents))
         await daemons[-1].start()
 
     probe = AriClient(daemons[0].ari.settings)

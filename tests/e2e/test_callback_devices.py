@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from callback_lab import Lab, pbx_lab, unique_number, until_equal
+from callback_lab import Lab, pbx_lab, unique_number, until, until_equal
 
 from asterisk_cb.core.model import EventKind, FinishReason, LegRole, Outcome, State
 
@@ -54,6 +54,31 @@ async def test_both_phones_ring_the_first_to_answer_takes_it_the_other_is_cancel
     kinds = await lab.kinds(scheduled.id)
     assert (kinds.count(EventKind.AGENT_RINGING), kinds.count(EventKind.AGENT_ANSWERED)) == (1, 1)
     assert await lab.our_channels() == []
+
+
+async def test_a_daemon_gone_while_both_ring_is_replaced_by_one_that_follows_both(lab: Lab) -> None:
+    lab.phone(AGENT, "noanswer")
+    lab.phone(DESK, "answer", ring_s=9)  # answers after the new daemon took over (3 s lease)
+    await lab.set(agent_ring_timeout="20s")
+    number = unique_number("20102")
+    rings_before = _rings(lab)
+
+    scheduled = await lab.schedule(number, AGENT)
+    await until(lambda: _rings(lab) == [count + 1 for count in rings_before])
+    await lab.restart_daemon(0.5)  # both rings go on; the new daemon resumes the claim
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=40)
+
+    assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
+    assert EventKind.RESUMED in await lab.kinds(scheduled.id)
+    [agent_leg] = done.attempts[-1].legs_of(LegRole.AGENT)
+    assert agent_leg.channel_id == f"acb-{done.attempts[-1].id}-agent-2"
+    assert lab.agent_invites(AGENT).cancel_reasons()[-1:] == [ANSWERED_ELSEWHERE]
+    assert _rings(lab) == [count + 1 for count in rings_before]  # nobody rung again
+    assert len(lab.contact_invites().times(number)) == 1
+
+
+def _rings(lab: Lab) -> list[int]:
+    return [len(lab.agent_invites(phone).times(phone)) for phone in (AGENT, DESK)]
 
 
 async def test_an_offline_phone_is_left_out_and_only_the_ready_one_rings(lab: Lab) -> None:

@@ -39,7 +39,8 @@ class StopRinging:
 class DialContact:
     """Originate ``Local/<number>@<outbound context>`` with ``channel_id``/``local_peer_id``.
 
-    Agent phase: bridge it with the agent leg as soon as it exists so the agent hears progress. Queue
+    Agent phase: bridge it with the agent leg as soon as it exists so the agent hears progress; with
+    ``announce``, first play the agent a beep and ``number`` digit by digit (any key skips). Queue
     phase: on answer it is placed in the failover queue (``EnterQueue`` follows ``ContactAnswered``).
     """
 
@@ -50,6 +51,7 @@ class DialContact:
     local_peer_id: str
     timeout: timedelta
     caller_id: CallerId
+    announce: bool = False
 
 
 @dataclass(frozen=True)

@@ -404,6 +404,7 @@ def _dial_contact(draft: _Draft, settings: Settings, attempt: Attempt) -> None:
             contact_leg.local_peer_id,
             settings.contact_ring_timeout,
             settings.caller_id,
+            announce=settings.announce_to_agent and attempt.phase is Phase.AGENT,
         )
     )
     draft.emit(EventKind.CONTACT_RINGING, attempt=attempt.id, phase=attempt.phase.value)

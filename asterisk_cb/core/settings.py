@@ -59,6 +59,7 @@ class Settings:
     amd: bool = False  # on: an answered contact goes through AMD(); a machine is hung up and retried
     caller_id: CallerId = CallerId()
     calling_hours: rules.CallingHours = rules.ANY_TIME
+    announce_to_agent: bool = False  # on: the agent hears a beep and the contact's number first
 
     @property
     def due_limits(self) -> rules.DueLimits:
@@ -265,6 +266,7 @@ OPTIONS: dict[str, Option] = {
     "amd": Option(parse_bool, "no"),
     "caller_id": Option(parse_caller_id, ""),
     "calling_hours": Option(parse_calling_hours, "always"),
+    "announce_to_agent": Option(parse_bool, "no"),
 }
 assert set(OPTIONS) == {f.name for f in fields(Settings)}, "every Settings field has exactly one Option"
 

@@ -13,10 +13,16 @@ channels.
 
 The call, agent first (measured on the lab's Asterisk 22; see ``progress`` for the events):
 
-1. ``RingAgent``: originate the agent's ready device into our Stasis app with ``channelId`` = the
-   recorded id, the ring timeout from the settings, the caller ID ``"CB <contact>" <number>`` (what the
-   agent's display shows, ``call_marks``) and inherited variables marking the call. It enters the app
-   only when answered.
+1. ``RingAgent``: originate every ready device of the agent (availability's ``ring``: fixed phones,
+   hot-desk memberships, the app_agent_pool login) into our Stasis app, each with its recorded
+   ``channelId`` (``<attempt>-agent``, ``-agent-2``...; one device is exactly the one id of before), the
+   ring timeout from the settings, the caller ID ``"CB <contact>" <number>`` (what the agent's display
+   shows, ``call_marks``) and inherited variables marking the call. A ring enters the app only when
+   answered; the first that does keeps the callback and ``StopRinging`` hangs the others up with
+   reason ``answered_elsewhere`` (cause 26: PJSIP's CANCEL carries ``Reason: SIP;cause=200;text="Call
+   completed elsewhere"``, so phones log no missed call). Nobody answering ends the agent's ring only
+   when every ring has ended; its outcome combines theirs (``progress.combined_miss``: busy, else no
+   answer, else rejected, else failed), each judged busy-or-declined by its own device's state before.
 2. ``DialContact``: the answered agent leg gets the caller ID the contact must see (the settings', else
    empty so the dialplan decides: the Local channel's dialplan half takes its caller ID from the agent
    leg's), and joins a mixing bridge named after the attempt. The contact leg is
@@ -58,9 +64,10 @@ after 2.0 s.
 Queue pauses: with a ``QueueGuard``, the agent's queue memberships are paused (reason "callback") just
 before its ring and lifted when the run ends, whatever the ending (``queue_guard``).
 
-Not here yet: with several ready devices only the first rings; no announcement to the agent; AMD's
-parameters are amd.conf's, one set for every callback (with ``amd`` off a voicemail pickup counts as
-answered).
+Not here yet: AMD's parameters are amd.conf's, one set for every callback (with ``amd`` off a
+voicemail pickup counts as answered); a daemon that dies between an agent's answer and
+``StopRinging`` leaves its other phones ringing until their ring timeout (the answered attempt no
+longer lists them).
 """
 
 from __future__ import annotations
@@ -93,7 +100,18 @@ from asterisk_cb.core.settings import Settings
 from asterisk_cb.store import CallLocks, Claim, LinePool, Store
 from asterisk_cb.telephony.ami_events import device_of_channel
 from asterisk_cb.telephony.ari import AriClient, AriError, AriNotFound, ChannelNotInStasis
-from asterisk_cb.telephony.ari_events import AriEvent, Channel, ChannelEvent, Dial, StasisStart
+from asterisk_cb.telephony.ari_events import (
+    AriEvent,
+    Channel,
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    ChannelEvent,
+    ChannelHangupRequest,
+    Dial,
+    PlaybackFinished,
+    StasisEnd,
+    StasisStart,
+)
 from asterisk_cb.telephony.ari_stream import AriEventStream, ResyncSnapshot
 from asterisk_cb.telephony.availability import AvailabilityView
 from asterisk_cb.telephony.call_marks import agent_caller_id, callback_variables
@@ -111,6 +129,7 @@ from asterisk_cb.telephony.queue_guard import Pause, QueueGuard
 log = logging.getLogger(__name__)
 
 ENTER_APP_TIMEOUT_S = 5.0  # a created channel enters our Stasis app within milliseconds
+ANNOUNCE_TIMEOUT_S = 60.0  # a beep and up to 20 digits take about 15 s; a stuck playback is not waited on
 EVENT_GRACE_S = 1.0  # how much later than a REST answer the websocket may bring the matching event
 MEMBER_LOOKUPS, MEMBER_LOOKUP_PAUSE_S = 10, 0.1  # BRIDGEPEER comes within milliseconds of the answer
 
@@ -517,9 +536,34 @@ class _Run:
         agent_channel = leg_channel(attempt, LegRole.AGENT)
         assert agent_channel is not None, "the agent phase always has an agent leg"
         bridge_id = _bridge_id(effect.attempt_id)
-        return await self._bridge_agent(agent_channel, bridge_id, effect) or await self._ring_contact(
-            agent_channel, effect
+        return (
+            (await self._announce(agent_channel, effect.number) if effect.announce else None)
+            or await self._bridge_agent(agent_channel, bridge_id, effect)
+            or await self._ring_contact(agent_channel, effect)
         )
+
+    async def _announce(self, agent_channel: str, number: str) -> ev.Input | None:
+        """Play the answered agent a beep and the contact's number, digit by digit, before the contact
+        is dialled; any key skips the rest. The agent hanging up meanwhile is ``AgentHungUp``: the
+        contact is never dialled. A playback Asterisk refuses only costs the announcement."""
+        playback_id = f"{agent_channel}-announce"
+        ended = self.x.events.expect(lambda event: _ends_announcement(event, agent_channel, playback_id))
+        try:
+            await self.x.ari.play(agent_channel, announcement(number), playback_id=playback_id)
+            async with asyncio.timeout(ANNOUNCE_TIMEOUT_S):
+                why = await ended
+        except (AriNotFound, ChannelNotInStasis):  # the agent hung up right after answering
+            return ev.AgentHungUp()
+        except (AriError, TimeoutError) as error:
+            log.warning("callback %s: announcing to the agent failed: %r", self.callback.id, error)
+            await _quietly(self.x.ari.stop_playback(playback_id))
+            return None
+        finally:
+            ended.cancel()  # stops listening if it never came
+        if isinstance(why, ChannelDtmfReceived):  # skipped
+            await _quietly(self.x.ari.stop_playback(playback_id))
+            return None
+        return None if isinstance(why, PlaybackFinished) else ev.AgentHungUp()
 
     async def _bridge_agent(self, agent_channel: str, bridge_id: str, effect: DialContact) -> ev.Input | None:
         """The answered agent leg, with the contact's caller ID, into the attempt's bridge."""
@@ -644,6 +688,20 @@ class _Run:
         for channel_id in (*effect.channel_ids, queue_channel_id(effect.attempt_id)):
             await _quietly(self.x.ari.hangup(channel_id))
         await _quietly(self.x.ari.destroy_bridge(_bridge_id(effect.attempt_id)))
+
+
+def announcement(number: str) -> str:
+    """What the agent hears before the contact is dialled (one ARI play of several media): a beep,
+    then the number digit by digit (a leading + is not read)."""
+    return f"sound:beep,digits:{number.lstrip('+')}"
+
+
+def _ends_announcement(event: AriEvent, agent_channel: str, playback_id: str) -> bool:
+    """It played to the end, the agent pressed a key, or the agent is gone."""
+    if isinstance(event, PlaybackFinished):
+        return event.playback.id == playback_id
+    ends = ChannelDtmfReceived | ChannelHangupRequest | StasisEnd | ChannelDestroyed
+    return isinstance(event, ends) and event.channel.id == agent_channel
 
 
 def _bridge_id(attempt_id: str) -> str:

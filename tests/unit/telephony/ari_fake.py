@@ -135,6 +135,14 @@ class FakeAri:
             return web.json_response({"name": rest, "state": self.device_states.get(rest, "INVALID")})
         if kind == "channels":
             return self._channel_route(request, rest)
+        if kind == "bridges" and request.method == "POST" and "/" not in rest:
+            self.bridges[rest] = {
+                "id": rest,
+                "technology": "simple_bridge",
+                "bridge_type": "mixing",
+                "channels": [],
+            }
+            return web.json_response(self.bridges[rest])
         if kind == "bridges" and rest.endswith("/addChannel"):
             if request.query["channel"] not in self.channels:  # what Asterisk 22 answers, recorded
                 return web.json_response({"message": "Channel not in Stasis application"}, status=422)
@@ -151,11 +159,25 @@ class FakeAri:
             return web.json_response({"message": "Channel not found"}, status=404)
         if action and not channel.get("in_stasis", True):  # what Asterisk 22 answers, recorded
             return web.json_response({"message": "Channel not in Stasis application"}, status=409)
+        if action == "variable" and request.method == "POST":
+            channel.setdefault("channelvars", {})[request.query["variable"]] = request.query.get("value", "")
+            return web.Response(status=204)
         if action == "variable":
             value = channel.get("channelvars", {}).get(request.query["variable"])
             if value is None:
                 return web.json_response({"message": "Provided variable was not found"}, status=404)
             return web.json_response({"value": value})
+        if action.startswith("play"):  # POST /channels/{id}/play[/{playbackId}]: the playback starts
+            playback_id = action.partition("/")[2] or f"playback-{len(self.requests)}"
+            media = request.query["media"]
+            return web.json_response(
+                {
+                    "id": playback_id,
+                    "media_uri": media,
+                    "target_uri": f"channel:{channel_id}",
+                    "state": "queued",
+                }
+            )
         if request.method == "DELETE" and not action:
             del self.channels[channel_id]
         if request.method == "GET" and not action:

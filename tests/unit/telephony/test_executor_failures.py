@@ -46,14 +46,15 @@ def _executor(
     events: AriEventStream,
     store: RecordingStore,
     devices: tuple[str, ...] = ("PJSIP/1001",),
+    settings: Settings = SETTINGS,
 ) -> CallbackExecutor:
-    """Agent 1001 with ``devices``, every one idle (NOT_INUSE)."""
+    """Agent 1001 with ``devices``, every one idle (NOT_INUSE), and ``settings`` for every callback."""
     view = AvailabilityView.of([AgentSpec("1001", devices=devices)])
     for device in devices:
         view.set_device_state(device, "NOT_INUSE")
 
     async def settings_for(_callback: Callback) -> Settings:
-        return SETTINGS
+        return settings
 
     return CallbackExecutor(
         store,  # type: ignore[arg-type]  # only commit and the locks are used here

@@ -101,6 +101,9 @@ async def test_the_agent_hanging_up_during_the_announcement_dials_nobody(
     assert [cb.state for cb in store.committed][-1] is State.EXHAUSTED  # max_attempts = 1
     assert store.committed[-1].attempts[-1].outcome is Outcome.AGENT_HUNG_UP
     assert _contact_dials(fake_ari) == 0
+    played = next(i for i, (_, path, _, _) in enumerate(fake_ari.requests) if "/play/" in path)
+    after = {method for method, _, _, _ in fake_ari.requests[played + 1 :]}
+    assert after <= {"DELETE"}  # nothing prepared for the contact; only what is left is hung up
 
 
 async def test_without_the_setting_nothing_is_played(

@@ -23,7 +23,10 @@ The call, agent first (measured on the lab's Asterisk 22; see ``progress`` for t
    completed elsewhere"``, so phones log no missed call). Nobody answering ends the agent's ring only
    when every ring has ended; its outcome combines theirs (``progress.combined_miss``: busy, else no
    answer, else rejected, else failed), each judged busy-or-declined by its own device's state before.
-2. ``DialContact``: the answered agent leg gets the caller ID the contact must see (the settings', else
+2. ``DialContact``: with ``announce_to_agent``, the answered agent leg first plays ``sound:beep`` and
+   ``digits:<number>`` (one ARI play; PlaybackFinished, a key (ChannelDtmfReceived: the playback is
+   stopped) or the agent gone ends it; gone is ``AgentHungUp`` and nobody is dialled). Then the agent
+   leg gets the caller ID the contact must see (the settings', else
    empty so the dialplan decides: the Local channel's dialplan half takes its caller ID from the agent
    leg's), and joins a mixing bridge named after the attempt. The contact leg is
    ``Local/<number>@<outbound context>/n``: the admin's own dialplan (number normalisation, trunk,

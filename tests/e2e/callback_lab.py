@@ -28,6 +28,7 @@ from asterisk_cb.core.settings import SettingsFile
 from asterisk_cb.service import effective_settings
 from asterisk_cb.store import Store
 from asterisk_cb.telephony.ari import AriClient, AriNotFound
+from asterisk_cb.telephony.ari_stream import AriEventStream
 
 T = TypeVar("T")
 PBX_LAB = Path(__file__).resolve().parents[2] / "scripts" / "pbx-lab"
@@ -76,6 +77,7 @@ class Lab:
     ari: AriClient  # the test's own look at Asterisk (not the daemon's)
     restart_daemon: Callable[[float], Awaitable[None]]  # stop it (calls stay up), wait, start a new one
     prefix: str
+    daemon_ari_events: Callable[[], AriEventStream] | None = None  # the in-process daemon's (its app's)
 
     def contact_invites(self) -> Invites:
         return Invites(Path(self.info["contacts"]["invite_log"]))

@@ -190,7 +190,14 @@ async def _lab_with(
         await daemons[-1].start()
 
     probe = AriClient(daemons[0].ari.settings)
-    lab = Lab(info, store, probe, restart_daemon, prefix=f"e2e{uuid.uuid4().hex[:4]}-")
+    lab = Lab(
+        info,
+        store,
+        probe,
+        restart_daemon,
+        prefix=f"e2e{uuid.uuid4().hex[:4]}-",
+        daemon_ari_events=lambda: daemons[-1].events,
+    )
     try:
         yield lab
     finally:

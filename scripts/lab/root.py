@@ -15,9 +15,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from lab.settings import ROOT_PACKAGES, LabSettings
+from lab.settings import LabSettings
 
 MIRROR = os.environ.get("ACB_LAB_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+PACKAGES = ("asterisk", "asterisk-modules", "asterisk-config", "asterisk-moh-opsound-gsm")
 WANTED_MAJOR = "22"
 # Marks a fully unpacked root; holds the tarball's mtime so a rebuilt cache replaces the root.
 STAMP = ".acb-lab-root"
@@ -104,7 +105,7 @@ def _build_tarball(settings: LabSettings) -> None:
         _in_chroot(
             build,
             "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq "
-            f"--no-install-recommends {' '.join(ROOT_PACKAGES)} >/dev/null && apt-get clean "
+            f"--no-install-recommends {' '.join(PACKAGES)} >/dev/null && apt-get clean "
             "&& rm -rf /var/lib/apt/lists/*",
             "installing Asterisk in the chroot",
         )
@@ -121,8 +122,7 @@ def _build_tarball(settings: LabSettings) -> None:
 
 
 def _stamp_value(settings: LabSettings) -> str:
-    """Which tarball the root came from: its name (the package list) and its mtime (a rebuild)."""
-    return f"{settings.root_tarball.name} {settings.root_tarball.stat().st_mtime_ns}"
+    return str(settings.root_tarball.stat().st_mtime_ns)
 
 
 def ensure_root(settings: LabSettings) -> Path:

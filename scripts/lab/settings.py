@@ -5,7 +5,6 @@ Ports are settings because an admin's host may already run Asterisk, Redis or an
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,16 +12,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 LAB_PACKAGE = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
-# What the lab's Asterisk root holds (the core sounds: beep and digits/ for the announcement to the
-# agent). The cached tarball's name carries a digest of this list: a changed list builds a new root
-# instead of reusing a cached one without the new packages (and leaves the old one to older clones).
-ROOT_PACKAGES = (
-    "asterisk",
-    "asterisk-modules",
-    "asterisk-config",
-    "asterisk-moh-opsound-gsm",
-    "asterisk-core-sounds-en-gsm",
-)
 
 
 def _port(name: str, default: int) -> int:
@@ -91,8 +80,7 @@ class LabSettings:
 
     @property
     def root_tarball(self) -> Path:
-        digest = hashlib.sha256(" ".join(ROOT_PACKAGES).encode()).hexdigest()[:12]
-        return self.cache_dir / f"asterisk22-sid-root-{digest}.tar.zst"
+        return self.cache_dir / "asterisk22-sid-root.tar.zst"
 
     @property
     def redis_url(self) -> str:

@@ -24,11 +24,11 @@ The call, agent first (measured on the lab's Asterisk 22; see ``progress`` for t
    when every ring has ended; its outcome combines theirs (``progress.combined_miss``: busy, else no
    answer, else rejected, else failed), each judged busy-or-declined by its own device's state before.
 2. ``DialContact``: with ``announce_to_agent``, the answered agent leg first plays ``sound:beep`` and
-   ``digits:<number>`` (one ARI play; PlaybackFinished, a key (ChannelDtmfReceived: the playback is
-   stopped) or the agent gone ends it; gone is ``AgentHungUp`` and nobody is dialled). Then the agent
-   leg gets the caller ID the contact must see (the settings', else
-   empty so the dialplan decides: the Local channel's dialplan half takes its caller ID from the agent
-   leg's), and joins a mixing bridge named after the attempt. The contact leg is
+   ``sound:digits/<d>`` for each digit of the number, one ARI play after the other (``_announce``);
+   a key (ChannelDtmfReceived) stops the sound playing and skips the rest; the agent gone is
+   ``AgentHungUp`` and nobody is dialled. Then the agent leg gets the caller ID the contact must see
+   (the settings', else empty so the dialplan decides: the Local channel's dialplan half takes its
+   caller ID from the agent leg's), and joins a mixing bridge named after the attempt. The contact leg is
    ``Local/<number>@<outbound context>/n``: the admin's own dialplan (number normalisation, trunk,
    caller ID rules); ``/n`` keeps Asterisk from optimising the Local channel away, which would swap our
    recorded channel for one we do not know. It is created in the app, bridged once its StasisStart
@@ -548,25 +548,49 @@ class _Run:
     async def _announce(self, agent_channel: str, number: str) -> ev.Input | None:
         """Play the answered agent a beep and the contact's number, digit by digit, before the contact
         is dialled; any key skips the rest. The agent hanging up meanwhile is ``AgentHungUp``: the
-        contact is never dialled. A playback Asterisk refuses only costs the announcement."""
-        playback_id = f"{agent_channel}-announce"
-        ended = self.x.events.expect(lambda event: _ends_announcement(event, agent_channel, playback_id))
+        contact is never dialled. A playback Asterisk refuses only costs the announcement.
+
+        One ARI play per sound, not one play of several media: measured on Asterisk 22, neither a
+        ``digits:`` playback nor a playback of several media can be stopped (DELETE answers 500, or
+        204 and it plays on), so a key could not cut them short."""
+        events = self.x.events
+        key = events.expect(lambda event: _is_key(event, agent_channel))
+        gone = events.expect(lambda event: _agent_gone(event, agent_channel))
+        playback_id, played_all = "", False
         try:
-            await self.x.ari.play(agent_channel, announcement(number), playback_id=playback_id)
             async with asyncio.timeout(ANNOUNCE_TIMEOUT_S):
-                why = await ended
+                for n, media in enumerate(announcement(number)):
+                    playback_id = f"{agent_channel}-announce-{n}"
+                    await self._play_until_over(agent_channel, media, playback_id, key, gone)
+                    if key.done() or gone.done():
+                        break
+                else:
+                    played_all = True
         except (AriNotFound, ChannelNotInStasis):  # the agent hung up right after answering
             return ev.AgentHungUp()
         except (AriError, TimeoutError) as error:
             log.warning("callback %s: announcing to the agent failed: %r", self.callback.id, error)
-            await _quietly(self.x.ari.stop_playback(playback_id))
-            return None
         finally:
-            ended.cancel()  # stops listening if it never came
-        if isinstance(why, ChannelDtmfReceived):  # skipped
+            key.cancel()  # a no-op on what already happened: done() tells below
+            gone.cancel()
+        if gone.done() and not gone.cancelled():
+            return ev.AgentHungUp()
+        if not played_all:  # skipped, or stuck: that sound stops now
             await _quietly(self.x.ari.stop_playback(playback_id))
-            return None
-        return None if isinstance(why, PlaybackFinished) else ev.AgentHungUp()
+        return None
+
+    async def _play_until_over(
+        self, channel: str, media: str, playback_id: str, *stops: asyncio.Future[AriEvent]
+    ) -> None:
+        """Play one sound and return when it finished or one of ``stops`` happened."""
+        finished = self.x.events.expect(
+            lambda event: isinstance(event, PlaybackFinished) and event.playback.id == playback_id
+        )
+        try:
+            await self.x.ari.play(channel, media, playback_id=playback_id)
+            await asyncio.wait((finished, *stops), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            finished.cancel()
 
     async def _bridge_agent(self, agent_channel: str, bridge_id: str, effect: DialContact) -> ev.Input | None:
         """The answered agent leg, with the contact's caller ID, into the attempt's bridge."""
@@ -693,17 +717,18 @@ class _Run:
         await _quietly(self.x.ari.destroy_bridge(_bridge_id(effect.attempt_id)))
 
 
-def announcement(number: str) -> str:
-    """What the agent hears before the contact is dialled (one ARI play of several media): a beep,
-    then the number digit by digit (a leading + is not read)."""
-    return f"sound:beep,digits:{number.lstrip('+')}"
+def announcement(number: str) -> list[str]:
+    """What the agent hears before the contact is dialled, one ARI play each: a beep, then the
+    number's digits (a leading + is not read)."""
+    return ["sound:beep", *(f"sound:digits/{digit}" for digit in number if digit.isdigit())]
 
 
-def _ends_announcement(event: AriEvent, agent_channel: str, playback_id: str) -> bool:
-    """It played to the end, the agent pressed a key, or the agent is gone."""
-    if isinstance(event, PlaybackFinished):
-        return event.playback.id == playback_id
-    ends = ChannelDtmfReceived | ChannelHangupRequest | StasisEnd | ChannelDestroyed
+def _is_key(event: AriEvent, agent_channel: str) -> bool:
+    return isinstance(event, ChannelDtmfReceived) and event.channel.id == agent_channel
+
+
+def _agent_gone(event: AriEvent, agent_channel: str) -> bool:
+    ends = ChannelHangupRequest | StasisEnd | ChannelDestroyed
     return isinstance(event, ends) and event.channel.id == agent_channel
 
 

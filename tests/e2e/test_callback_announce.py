@@ -1,6 +1,7 @@
-"""announce_to_agent on the real lab: the answered agent leg plays a beep and the contact's number
-(PlaybackStarted, PlaybackFinished on the agent's channel) before the contact's phone gets its
-INVITE; an agent who hangs up during it is never connected to anyone: the contact is not dialled."""
+"""announce_to_agent on the real lab: the answered agent leg plays a beep and the contact's number,
+one sound at a time (PlaybackStarted, PlaybackFinished on the agent's channel), before the contact's
+phone gets its INVITE; an agent who hangs up during it is never connected to anyone: the contact is
+not dialled."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from callback_lab import Lab, unique_number, until
 
 from asterisk_cb.core.model import FinishReason, LegRole, Outcome, State
 from asterisk_cb.telephony.ari_events import AriEvent, PlaybackFinished, PlaybackStarted
+from asterisk_cb.telephony.executor import announcement
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -38,10 +40,13 @@ async def test_the_agent_hears_the_number_before_the_contact_is_dialled(lab: Lab
     assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
     agent_leg = done.attempts[-1].leg(LegRole.AGENT)
     assert agent_leg is not None
-    [(started_at, started), (finished_at, finished)] = playbacks
-    assert isinstance(started, PlaybackStarted) and isinstance(finished, PlaybackFinished)
-    assert started.playback.target_uri == finished.playback.target_uri == f"channel:{agent_leg.channel_id}"
-    assert finished.playback.state == "done"  # every sound was found and played
+    sounds = announcement(number)  # a beep, then each digit: one play each
+    assert [(type(event), event.playback.media_uri) for _, event in playbacks] == [
+        (kind, media) for media in sounds for kind in (PlaybackStarted, PlaybackFinished)
+    ]
+    assert {event.playback.target_uri for _, event in playbacks} == {f"channel:{agent_leg.channel_id}"}
+    started_at, finished_at = playbacks[0][0], playbacks[-1][0]
+    assert {event.playback.state for _, event in playbacks[1::2]} == {"done"}  # every sound was found
     [invited_at] = lab.contact_invites().times(number)
     assert started_at < finished_at < invited_at
     assert finished_at - started_at > 1.0  # a beep and 12 digits take seconds, not a failed lookup

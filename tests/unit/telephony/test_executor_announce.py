@@ -1,6 +1,6 @@
 """announce_to_agent: the answered agent hears a beep and the contact's number before the contact is
-dialled; any key skips it; hanging up meanwhile dials nobody. Against the fake ARI (the real-PBX
-proof is in tests/e2e/test_callback_announce.py)."""
+dialled; any key skips the rest; hanging up meanwhile dials nobody. Against the fake ARI (the
+real-PBX proof is in tests/e2e/test_callback_announce.py)."""
 
 from __future__ import annotations
 
@@ -17,88 +17,110 @@ from asterisk_cb.telephony.ari_stream import AriEventStream
 from asterisk_cb.telephony.executor import announcement
 
 ANNOUNCING = dataclasses.replace(SETTINGS, announce_to_agent=True, max_attempts=1, failover_queue=None)
+NUMBER = "0612345678"  # the contact of test_executor_failures._claim
 AGENT_CHANNEL = "acb-acb-u1-1-agent"
-PLAYBACK = f"{AGENT_CHANNEL}-announce"
 APP = {"application": "asterisk-cb", "timestamp": "t"}
 
 
-def test_the_announcement_is_a_beep_then_the_digits() -> None:
-    assert announcement("+33612345678") == "sound:beep,digits:33612345678"
-    assert announcement("0612345678") == "sound:beep,digits:0612345678"
+def test_the_announcement_is_a_beep_then_each_digit() -> None:
+    assert announcement("+3361") == [
+        "sound:beep",
+        "sound:digits/3",
+        "sound:digits/3",
+        "sound:digits/6",
+        "sound:digits/1",
+    ]
 
 
-async def _answered_and_announcing(
-    fake_ari: FakeAri, store: RecordingStore, events: AriEventStream, ari_client: AriClient
-) -> asyncio.Task[None]:
-    executor = _executor(ari_client, events, store, settings=ANNOUNCING)
-    running = asyncio.create_task(executor.execute(_claim()))
+def _playback(n: int) -> str:
+    return f"{AGENT_CHANNEL}-announce-{n}"
+
+
+def _plays(fake_ari: FakeAri) -> list[tuple[str, str]]:
+    """(playback id, media) of every play on the agent's channel, in order."""
+    prefix = f"/ari/channels/{AGENT_CHANNEL}/play/"
+    return [(p.removeprefix(prefix), q["media"]) for m, p, q, _ in fake_ari.requests if p.startswith(prefix)]
+
+
+async def _until(condition: Any) -> None:
     async with asyncio.timeout(3):
-        while AGENT_CHANNEL not in fake_ari.channels:  # noqa: ASYNC110 - the fake records the originate
+        while not condition():  # noqa: ASYNC110 - the fake records requests as they come
             await asyncio.sleep(0.01)
+
+
+async def _answered(
+    fake_ari: FakeAri,
+    store: RecordingStore,
+    events: AriEventStream,
+    ari_client: AriClient,
+    announce: bool = True,
+) -> asyncio.Task[None]:
+    executor = _executor(
+        ari_client, events, store, settings=dataclasses.replace(ANNOUNCING, announce_to_agent=announce)
+    )
+    running = asyncio.create_task(executor.execute(_claim()))
+    await _until(lambda: AGENT_CHANNEL in fake_ari.channels)
     agent = dict(fake_ari.channels[AGENT_CHANNEL], state="Up")
     await fake_ari.push({"type": "StasisStart", **APP, "channel": agent})
-    async with asyncio.timeout(3):
-        while not _requests(fake_ari, "POST", f"/ari/channels/{AGENT_CHANNEL}/play/{PLAYBACK}"):  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
     return running
 
 
-def _requests(fake_ari: FakeAri, method: str, path: str) -> list[dict[str, str]]:
-    return [query for m, p, query, _ in fake_ari.requests if (m, p) == (method, path)]
-
-
-def _contact_dials(fake_ari: FakeAri) -> int:
-    return len(_requests(fake_ari, "POST", "/ari/channels/create"))
-
-
-async def _finished(fake_ari: FakeAri) -> None:
-    playback: dict[str, Any] = {"id": PLAYBACK, "target_uri": f"channel:{AGENT_CHANNEL}", "state": "done"}
+async def _finish(fake_ari: FakeAri, n: int) -> None:
+    """Playback n is over (it is the n-th play request): what Asterisk sends when a sound ends."""
+    await _until(lambda: len(_plays(fake_ari)) > n)
+    playback = {"id": _playback(n), "target_uri": f"channel:{AGENT_CHANNEL}", "state": "done"}
     await fake_ari.push({"type": "PlaybackFinished", **APP, "playback": playback})
 
 
-async def _until_contact_dialled(fake_ari: FakeAri) -> None:
-    async with asyncio.timeout(3):
-        while not _contact_dials(fake_ari):  # noqa: ASYNC110 - the fake records the request
-            await asyncio.sleep(0.01)
+def _contact_dials(fake_ari: FakeAri) -> int:
+    return sum(1 for m, p, _, _ in fake_ari.requests if (m, p) == ("POST", "/ari/channels/create"))
 
 
-async def test_the_contact_is_dialled_only_once_the_announcement_played(
+def _stops(fake_ari: FakeAri) -> list[str]:
+    return [p.rsplit("/", 1)[1] for m, p, _, _ in fake_ari.requests if m == "DELETE" and "/playbacks/" in p]
+
+
+async def test_each_sound_plays_after_the_last_and_then_the_contact_is_dialled(
     fake_ari: FakeAri, ari_client: AriClient, events: AriEventStream
 ) -> None:
-    store = RecordingStore()
-    running = await _answered_and_announcing(fake_ari, store, events, ari_client)
-    [play] = _requests(fake_ari, "POST", f"/ari/channels/{AGENT_CHANNEL}/play/{PLAYBACK}")
-    assert play["media"] == "sound:beep,digits:0612345678"
-    await asyncio.sleep(0.2)
-    assert _contact_dials(fake_ari) == 0  # still announcing
-    await _finished(fake_ari)
-    await _until_contact_dialled(fake_ari)
+    running = await _answered(fake_ari, RecordingStore(), events, ari_client)
+    sounds = announcement(NUMBER)
+    for n in range(len(sounds)):
+        await _finish(fake_ari, n)
+        if n + 1 < len(sounds):
+            await _until(lambda n=n: len(_plays(fake_ari)) == n + 2)  # the next starts once this ended
+            assert _contact_dials(fake_ari) == 0
+    await _until(lambda: _contact_dials(fake_ari) == 1)
     running.cancel()
-    assert _requests(fake_ari, "DELETE", f"/ari/playbacks/{PLAYBACK}") == []
+    assert _plays(fake_ari) == [(_playback(n), media) for n, media in enumerate(sounds)]
+    assert _stops(fake_ari) == []  # played to the end: nothing to stop
 
 
-async def test_any_key_skips_the_announcement(
+async def test_a_key_stops_the_sound_playing_and_skips_the_rest(
     fake_ari: FakeAri, ari_client: AriClient, events: AriEventStream
 ) -> None:
-    store = RecordingStore()
-    running = await _answered_and_announcing(fake_ari, store, events, ari_client)
+    running = await _answered(fake_ari, RecordingStore(), events, ari_client)
+    await _finish(fake_ari, 0)  # the beep
+    await _until(lambda: len(_plays(fake_ari)) == 2)  # the first digit plays
     agent = fake_ari.channels[AGENT_CHANNEL]
     await fake_ari.push({"type": "ChannelDtmfReceived", **APP, "channel": agent, "digit": "5"})
-    await _until_contact_dialled(fake_ari)
+    await _until(lambda: _contact_dials(fake_ari) == 1)
     running.cancel()
-    assert len(_requests(fake_ari, "DELETE", f"/ari/playbacks/{PLAYBACK}")) == 1
+    assert len(_plays(fake_ari)) == 2
+    assert _stops(fake_ari) == [_playback(1)]
 
 
 async def test_the_agent_hanging_up_during_the_announcement_dials_nobody(
     fake_ari: FakeAri, ari_client: AriClient, events: AriEventStream
 ) -> None:
     store = RecordingStore()
-    running = await _answered_and_announcing(fake_ari, store, events, ari_client)
+    running = await _answered(fake_ari, store, events, ari_client)
+    await _until(lambda: len(_plays(fake_ari)) == 1)
     agent = fake_ari.channels.pop(AGENT_CHANNEL)
     await fake_ari.push({"type": "ChannelDestroyed", **APP, "channel": agent, "cause": 16})
     await asyncio.wait_for(running, 3)
 
-    assert [cb.state for cb in store.committed][-1] is State.EXHAUSTED  # max_attempts = 1
+    assert store.committed[-1].state is State.EXHAUSTED  # max_attempts = 1
     assert store.committed[-1].attempts[-1].outcome is Outcome.AGENT_HUNG_UP
     assert _contact_dials(fake_ari) == 0
     played = next(i for i, (_, path, _, _) in enumerate(fake_ari.requests) if "/play/" in path)
@@ -109,14 +131,7 @@ async def test_the_agent_hanging_up_during_the_announcement_dials_nobody(
 async def test_without_the_setting_nothing_is_played(
     fake_ari: FakeAri, ari_client: AriClient, events: AriEventStream
 ) -> None:
-    store = RecordingStore()
-    settings = dataclasses.replace(ANNOUNCING, announce_to_agent=False)
-    running = asyncio.create_task(_executor(ari_client, events, store, settings=settings).execute(_claim()))
-    async with asyncio.timeout(3):
-        while AGENT_CHANNEL not in fake_ari.channels:  # noqa: ASYNC110 - the fake records the originate
-            await asyncio.sleep(0.01)
-    answered = dict(fake_ari.channels[AGENT_CHANNEL], state="Up")
-    await fake_ari.push({"type": "StasisStart", **APP, "channel": answered})
-    await _until_contact_dialled(fake_ari)
+    running = await _answered(fake_ari, RecordingStore(), events, ari_client, announce=False)
+    await _until(lambda: _contact_dials(fake_ari) == 1)
     running.cancel()
-    assert not any("/play" in path for _, path, _, _ in fake_ari.requests)
+    assert _plays(fake_ari) == []

@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from asterisk_cb.core import inputs as ev
 from asterisk_cb.core import lifecycle as lc
 from asterisk_cb.core import rules
-from asterisk_cb.core.model import Phase, State
+from asterisk_cb.core.model import LegRole, Phase, State
 from asterisk_cb.core.settings import Settings, parse_calling_hours
 
 SECOND = timedelta(seconds=1)
@@ -96,7 +96,8 @@ class Lifecycle(RuleBasedStateMachine):
         if callback.state is State.SCHEDULED:
             assert callback.next_at is not None
             waiting = pick.choice([None, None, None, *ev.Waiting])  # other callbacks' calls hold it
-            return ev.Due(pick.random() < 0.5, waiting), max(self.now, callback.next_at)
+            due = ev.Due(pick.random() < 0.5, waiting, rings=pick.randint(1, 3))
+            return due, max(self.now, callback.next_at)
         if callback.state is State.IN_PROGRESS:
             talk = pick.randint(0, 3600) * SECOND
             self.talk += talk
@@ -186,6 +187,11 @@ class Lifecycle(RuleBasedStateMachine):
         assert len(open_attempts) == (1 if callback.state.is_live else 0)
         assert callback.state.is_live == (callback.current_attempt is not None)
         assert callback.state.is_finished == (callback.finished_at is not None)
+        attempt = callback.current_attempt
+        if attempt is not None and callback.state is not State.AGENT_RINGING:  # answered on one device
+            assert len(attempt.legs_of(LegRole.AGENT)) <= 1
+        for each in callback.attempts:
+            assert len(set(each.channel_ids)) == len(each.channel_ids)
 
     def teardown(self) -> None:
         """Nobody acts any more: the callback finishes within the stated bound."""

@@ -18,6 +18,7 @@ import pytest
 from callback_lab import Lab, unique_number, until_equal
 
 from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, Phase, State
+from asterisk_cb.telephony.ari import AriNotFound
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -232,5 +233,9 @@ async def test_amd_on_a_daemon_stopped_while_amd_listens_the_next_one_takes_the_
     assert await bridged_after_answer_s(lab, contact) > 3.0
 
 
-async def _app_of(lab: Lab, channel_id: str) -> str:
-    return (await lab.ari.get_channel(channel_id)).app_name
+async def _app_of(lab: Lab, channel_id: str) -> str | None:
+    """Where the channel is; None before it exists (the ring is committed before it is created)."""
+    try:
+        return (await lab.ari.get_channel(channel_id)).app_name
+    except AriNotFound:
+        return None

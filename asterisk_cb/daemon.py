@@ -29,6 +29,7 @@ from asterisk_cb.scheduler import Scheduler, SchedulerOptions
 from asterisk_cb.service import effective_settings
 from asterisk_cb.store import Store
 from asterisk_cb.telephony.ami import AmiConnection, AmiSettings
+from asterisk_cb.telephony.answer_marks import AnswerMarks
 from asterisk_cb.telephony.ari import AriClient, AriSettings
 from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
 from asterisk_cb.telephony.availability import AvailabilityView
@@ -73,6 +74,7 @@ class Daemon:
                 lines=site.dialing.lines,
             ),
             queue_guard=self.queue_guard,
+            answers=AnswerMarks(self.ami),
         )
         # Every AMI (re)connect, the first included: a daemon that died mid-callback left its agents
         # paused with reason "callback" (or AMI was down when it should have lifted them): lift those.

@@ -80,6 +80,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -101,7 +102,9 @@ from asterisk_cb.core.effects import (
 from asterisk_cb.core.model import ARI_ID_PREFIX, Callback, LegRole, Outcome, Phase
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.store import CallLocks, Claim, LinePool, Store
+from asterisk_cb.telephony import answer_marks
 from asterisk_cb.telephony.ami_events import device_of_channel
+from asterisk_cb.telephony.answer_marks import AnswerMarks
 from asterisk_cb.telephony.ari import AriClient, AriError, AriNotFound, ChannelNotInStasis
 from asterisk_cb.telephony.ari_events import (
     AriEvent,
@@ -123,8 +126,9 @@ from asterisk_cb.telephony.progress import (
     LegWatch,
     Screen,
     leg_channel,
+    marked_channels,
     queue_channel_id,
-    resume_input,
+    resume_inputs,
     watched_channels,
 )
 from asterisk_cb.telephony.queue_guard import Pause, QueueGuard
@@ -187,6 +191,7 @@ class CallbackExecutor:
         settings_for: SettingsFor,
         options: ExecutorOptions,
         queue_guard: QueueGuard | None = None,
+        answers: AnswerMarks | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self.store = store
@@ -196,6 +201,7 @@ class CallbackExecutor:
         self.settings_for = settings_for
         self.options = options
         self.queue_guard = queue_guard  # None: agents' queue memberships are left alone
+        self.answers = answers  # None: answers nobody saw are not looked up (a resumer counts them lost)
         self.clock = clock
         self._runs: dict[str, _Run] = {}  # channel id -> the run following it
         events.subscribe(self._route, ChannelEvent, Dial)
@@ -251,6 +257,7 @@ class _Run:
         # What this run holds in Redis: with a line pool, the claim itself took a line (Store.claim).
         self._locked: CallLocks | None = self._locks() if executor.options.lines else None
         self._paused: tuple[Pause, ...] = ()  # the agent's queue memberships this run paused
+        self._marks_read: tuple[str, ...] = ()  # answer marks this run took over, deleted at the end
 
     @property
     def callback(self) -> Callback:
@@ -259,14 +266,16 @@ class _Run:
     async def run(self) -> None:
         self.settings = await self.x.settings_for(self.callback)
         self.watch.screen_answers = self.settings.amd
-        happening: ev.Input | None = await self._resume() if self.claim.resume else await self._due()
+        pending = deque(await self._resume() if self.claim.resume else (await self._due(),))
         while True:
-            if happening is not None:
-                happening = await self._apply(happening)
+            if pending:
+                follow_up = await self._apply(pending.popleft())
+                if follow_up is not None:  # an effect failed: what was still pending no longer applies
+                    pending = deque((follow_up,))
             elif not self.callback.state.is_live:
                 return
-            else:
-                happening = await self._understand(await self._next_signal())
+            elif (happening := await self._understand(await self._next_signal())) is not None:
+                pending.append(happening)
 
     async def _next_signal(self) -> Signal:
         """The next event about our channels; after ``recheck_s`` of silence, a fresh look at them, so
@@ -363,13 +372,14 @@ class _Run:
         except (RedisError, OSError) as error:  # they end with the call's record, or lapse with the lease
             log.warning("callback %s: giving its locks back failed: %s", self.callback.id, error)
 
-    async def _resume(self) -> ev.Input:
-        """The previous holder vanished mid-call: follow the recorded channels, never dial again."""
+    async def _resume(self) -> tuple[ev.Input, ...]:
+        """The previous holder vanished mid-call: follow the recorded channels, never dial again; a
+        channel gone after an answer Asterisk recorded (``answer_marks``) is a talk that is over."""
         self._follow_channels()  # before looking: an end between the look and the commit is not lost
         await self._take_locks()  # the call's locks are ours now (nobody else could take them meanwhile)
         alive = await self._look_up_channels()
-        taking_over = resume_input(self.callback, alive)
-        live = isinstance(taking_over, ev.CallResumed)
+        taking_over = resume_inputs(self.callback, alive, await self._read_marks(alive))
+        live = taking_over == (ev.CallResumed(),)
         if live:
             self._looked = _Resynced(alive)  # what changed while nobody watched: after CallResumed
         guard = self.x.queue_guard
@@ -377,6 +387,17 @@ class _Run:
             memberships = self.x.availability.memberships_of(self.callback.agent)
             self._paused = await guard.take_over(memberships, live=live)
         return taking_over
+
+    async def _read_marks(self, alive: Mapping[str, Channel]) -> tuple[str, ...]:
+        """The gone channels of the attempt whose answer Asterisk recorded. AMI down raises: the
+        claim's lease lapses and the resume is tried again, rather than a talk taken for a lost ring."""
+        attempt = self.callback.current_attempt
+        if self.x.answers is None or attempt is None:
+            return ()
+        gone = [channel_id for channel_id in marked_channels(attempt) if channel_id not in alive]
+        answers = self.x.answers
+        self._marks_read = tuple([channel_id for channel_id in gone if await answers.answered(channel_id)])
+        return self._marks_read
 
     async def _understand(self, signal: Signal) -> ev.Input | None:
         """The input a signal stands for; an answer to be screened first is sent through AMD."""
@@ -428,6 +449,7 @@ class _Run:
             type(happening).__name__,
         )
         self._follow_channels()
+        await self._seen_answer(happening)
         for effect in transition.effects:
             follow_up = await asyncio.shield(self._perform(effect))
             if follow_up is not None:
@@ -463,6 +485,15 @@ class _Run:
             log.info("callback %s: the member who answered is unknown", self.callback.id)
             return happening
         return dataclasses.replace(happening, member=device_of_channel(peer))
+
+    async def _seen_answer(self, happening: ev.Input) -> None:
+        """An answer on record needs no hangup handler to record it again: popped, so Asterisk writes
+        marks only for answers nobody saw (``answer_marks``)."""
+        if not isinstance(happening, ev.ContactAnswered | ev.MemberAnswered) or not happening.leg.uniqueid:
+            return
+        attempt = self.callback.current_attempt
+        if attempt is not None and happening.leg.uniqueid in marked_channels(attempt):
+            await _quietly(self.x.ari.set_variable(happening.leg.uniqueid, answer_marks.POP_HANDLER, ""))
 
     def _follow_channels(self) -> None:
         attempt = self.callback.current_attempt
@@ -610,6 +641,7 @@ class _Run:
         """Create the contact's Local channel in the app, bridge it with the agent once it is there
         (agent phase), then dial it."""
         ari = self.x.ari
+        variables = callback_variables(self.callback.id, effect.attempt_id, LegRole.CONTACT)
         try:
             await self._create_in_app(
                 f"Local/{effect.number}@{self.x.options.outbound_context}/n",
@@ -617,7 +649,7 @@ class _Run:
                 other_channel_id=effect.local_peer_id,
                 app_args="contact",
                 originator=agent_channel,  # one linkedid for the whole call: CDR/CEL rows link up
-                variables=callback_variables(self.callback.id, effect.attempt_id, LegRole.CONTACT),
+                variables=variables | self._answer_recorded(effect.channel_id),
             )
             if agent_channel is not None:
                 await ari.add_channel(_bridge_id(effect.attempt_id), effect.channel_id)
@@ -668,6 +700,7 @@ class _Run:
         bridge_id = _bridge_id(effect.attempt_id)
         variables = callback_variables(self.callback.id, effect.attempt_id, LegRole.MEMBER)
         variables |= {"QUEUE_PRIO": str(effect.priority), "ACB_QUEUE_TIMEOUT": str(_seconds(effect.timeout))}
+        variables |= self._answer_recorded(waiting)
         try:
             await ari.create_bridge(bridge_id, name=f"callback {self.callback.id}")
             await ari.add_channel(bridge_id, effect.channel_id)
@@ -689,6 +722,12 @@ class _Run:
             log.warning("callback %s: entering queue %s failed: %r", self.callback.id, effect.queue, error)
             return ev.QueueGaveUp(Outcome.QUEUE_TIMEOUT)
         return None
+
+    def _answer_recorded(self, channel_id: str) -> dict[str, str]:
+        """The hangup handler that records the channel's answer for a resumer, where it matters."""
+        attempt = self.callback.current_attempt
+        recorded = attempt is not None and channel_id in marked_channels(attempt)
+        return answer_marks.handler(channel_id) if recorded else {}
 
     async def _present_caller_id(self, agent_channel: str, effect: DialContact) -> None:
         """Give the answered agent leg the caller ID the contact must see (empty: the dialplan's).
@@ -715,6 +754,10 @@ class _Run:
         for channel_id in (*effect.channel_ids, queue_channel_id(effect.attempt_id)):
             await _quietly(self.x.ari.hangup(channel_id))
         await _quietly(self.x.ari.destroy_bridge(_bridge_id(effect.attempt_id)))
+        marks, self._marks_read = self._marks_read, ()
+        if self.x.answers is not None:
+            for channel_id in marks:  # what they told is committed now
+                await self.x.answers.forget(channel_id)
 
 
 def announcement(number: str) -> list[str]:

@@ -28,7 +28,7 @@ hang-up after the outcome was recorded) yield no input.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from asterisk_cb.core import inputs as ev
@@ -212,9 +212,21 @@ def amd_verdict(results: tuple[str, ...], info: ev.LegInfo) -> ev.Input:
     return ev.ContactAnswered(info)
 
 
-def resume_input(callback: Callback, alive: Mapping[str, Channel]) -> ev.Input:
-    """How a new holder takes over a live callback whose channels it just looked up (``alive``).
+def marked_channels(attempt: Attempt) -> dict[str, LegRole]:
+    """The channels whose answer Asterisk records for a resumer (``answer_marks``): the contact's in
+    the agent phase (the talk), the queue's Local channel in the queue phase (a member took it)."""
+    wanted = LegRole.CONTACT if attempt.phase is Phase.AGENT else LegRole.MEMBER
+    return {channel_id: role for channel_id, role in watched_channels(attempt).items() if role is wanted}
 
+
+def resume_inputs(
+    callback: Callback, alive: Mapping[str, Channel], answered: Collection[str] = ()
+) -> tuple[ev.Input, ...]:
+    """How a new holder takes over a live callback whose channels it just looked up (``alive``), given
+    the channels Asterisk recorded as answered while nobody watched (``answered``).
+
+    A recorded answer of a channel now gone is the answer, then the end of the talk: the contact
+    was reached and is not dialled again.
     A contact leg still Down may never have been dialled (the previous holder died between creating
     it and dialling it) or be ringing a trunk that sends no progress: we cannot tell, and dialling it
     again could ring the contact twice at once. So it counts as lost (hung up; the lifecycle counts
@@ -223,12 +235,30 @@ def resume_input(callback: Callback, alive: Mapping[str, Channel]) -> ev.Input:
     attempt = callback.current_attempt
     legs = watched_channels(attempt) if attempt else {}
     present = {role: alive[channel_id] for channel_id, role in legs.items() if channel_id in alive}
+    unseen = _unseen_answer(callback.state, legs, present, answered)
+    if unseen:
+        return unseen
     if not present:
-        return ev.CallLost()
+        return (ev.CallLost(),)
     contact = present.get(LegRole.CONTACT)
     if callback.state is State.CONTACT_RINGING and (contact is None or contact.state == DOWN):
-        return ev.CallLost()
-    return ev.CallResumed()
+        return (ev.CallLost(),)
+    return (ev.CallResumed(),)
+
+
+def _unseen_answer(
+    state: State, legs: Mapping[str, LegRole], present: Mapping[LegRole, Channel], answered: Collection[str]
+) -> tuple[ev.Input, ...]:
+    """The answer and the end of a channel that was answered and hung up while nobody watched."""
+    for channel_id, role in legs.items():
+        if channel_id not in answered or role in present:
+            continue
+        leg = ev.LegInfo(uniqueid=channel_id)
+        if state is State.CONTACT_RINGING and role is LegRole.CONTACT:
+            return ev.ContactAnswered(leg), ev.CallEnded()
+        if state is State.QUEUED and role is LegRole.MEMBER:
+            return ev.MemberAnswered("", leg), ev.CallEnded()
+    return ()
 
 
 def reconcile(
@@ -272,11 +302,14 @@ def reconcile(
 def _reconcile_contact_ring(
     legs: Mapping[str, LegRole], agent: Channel | None, contact: Channel | None, screen: bool
 ) -> ev.Input | Screen | None:
+    """An Up contact answered, even if the agent is gone since (that talk is over: CallEnded comes
+    next); with AMD on, it is screened first (or left to AMD while it listens). Otherwise the agent
+    gone is its hang-up while the contact rang."""
+    if contact is not None and contact.state == UP:
+        if screen and contact.app_name == AMD_APP:
+            return None
+        info = ev.LegInfo(uniqueid=contact.id)
+        return Screen(info) if screen else ev.ContactAnswered(info)
     if LegRole.AGENT in legs.values() and agent is None:
         return ev.AgentHungUp()
-    if contact is None:
-        return ev.CallLost()
-    if contact.state != UP or (screen and contact.app_name == AMD_APP):
-        return None
-    info = ev.LegInfo(uniqueid=contact.id)
-    return Screen(info) if screen else ev.ContactAnswered(info)
+    return ev.CallLost() if contact is None else None

@@ -11,6 +11,8 @@ from lab.settings import HOST, LabSettings
 CONTACT_NUMBERS = {
     "200...": "answers, stays until the caller hangs up (also any number matching no rule below)",
     "201SS...": "answers, then hangs up itself after SS seconds (two digits, e.g. 20105... = 5 s)",
+    "202SS...": "rings SS seconds, then answers and stays until the caller hangs up",
+    "203RRSS...": "rings RR seconds, answers, hangs up itself SS seconds later (20303 05... = 3 s, 5 s)",
     "486...": "486 Busy Here",
     "480...": "rings (180) and never answers, until CANCEL",
     "404...": "404 Not Found (unallocated number)",

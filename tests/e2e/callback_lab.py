@@ -128,6 +128,18 @@ class Lab:
                 with contextlib.suppress(AriNotFound):
                     await self.ari.destroy_bridge(bridge.id)
 
+    def answer_marks(self) -> list[str]:
+        """This test's entries in Asterisk's AstDB family ``acb`` (answers no daemon saw; see
+        ``telephony.answer_marks``): none may be left once a callback is done."""
+        listing = subprocess.run(
+            [sys.executable, str(PBX_LAB), "cli", "database show acb"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        return [line.split()[0] for line in listing.splitlines() if f"/{ARI_ID_PREFIX}{self.prefix}" in line]
+
     async def events(self, callback_id: str) -> list[Event]:
         """The callback's history as the event stream holds it, oldest first."""
         entries = await self.store.redis.xrange(self.store.keys.events)

@@ -25,6 +25,7 @@ from asterisk_cb.redis_conn import connect
 from asterisk_cb.scheduler import Scheduler, SchedulerOptions
 from asterisk_cb.store import LinePool, Store
 from asterisk_cb.telephony.ami import AmiConnection, AmiSettings
+from asterisk_cb.telephony.answer_marks import AnswerMarks
 from asterisk_cb.telephony.ari import AriClient, AriSettings
 from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
 from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView
@@ -82,6 +83,7 @@ class Daemon:
             settings_for=lambda callback: settings_for(store, callback),
             options=ExecutorOptions(info["dialplan"]["outbound_context"], recheck_s=RECHECK_S, lines=lines),
             queue_guard=self.queue_guard,
+            answers=AnswerMarks(self.ami),
         )
         self.ami.on_resync(lambda _: self.executor.release_leftover_pauses())
         self.scheduler = Scheduler(

@@ -280,5 +280,28 @@ async def test_daemon_gone_during_the_contact_ring_resumes_the_same_call(lab: La
     await until_equal(lab.our_channels, [])
 
 
+async def test_contact_answering_and_hanging_up_while_no_daemon_watches_is_completed_not_dialled_again(
+    lab: Lab,
+) -> None:
+    """The answer and the hang-up happen while no daemon holds the callback: Asterisk records the
+    answer (the contact leg's hangup handler), the resumer reads it instead of counting a lost ring."""
+    lab.phone(AGENT, "answer")
+    await lab.set(contact_ring_timeout="20s", retry_interval="2s")
+    number = unique_number("2030303")  # rings 3 s, answers, hangs up 3 s later
+
+    scheduled = await lab.schedule(number, AGENT)
+    await lab.wait_for(scheduled.id, lambda cb: cb.state is State.CONTACT_RINGING)
+    await until(lambda: len(lab.contact_invites().times(number)) == 1)  # it surely rings
+    await lab.restart_daemon(10.0)  # down for the answer and the whole talk
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=30)
+
+    assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
+    assert len(done.attempts) == 1
+    assert len(lab.contact_invites().times(number)) == 1
+    assert EventKind.CONTACT_ANSWERED in await lab.kinds(scheduled.id)
+    await until_equal(lab.our_channels, [])
+    assert lab.answer_marks() == []  # the resumer deleted what Asterisk wrote
+
+
 async def _device_state(lab: Lab, agent: str) -> str:
     return (await lab.ari.device_state(f"PJSIP/{agent}")).state

@@ -140,6 +140,30 @@ async def test_sigkill_during_the_contact_ring_then_a_new_daemon_resumes_the_sam
     await until_equal(lab.our_channels, [])
 
 
+async def test_sigkill_during_the_contact_ring_and_the_call_over_before_the_take_over_is_not_redialled(
+    fleet_lab: tuple[Fleet, Lab],
+) -> None:
+    """The contact answers and hangs up while no daemon holds the callback (the killed one's lease
+    still runs): the answer Asterisk recorded makes it completed, and the contact is not called again."""
+    fleet, lab = fleet_lab
+    lab.phone(AGENT, "answer")
+    await lab.set(contact_ring_timeout="30s", retry_interval="2s")
+    number = unique_number("2030505")  # rings 5 s, answers, hangs up 5 s later: over within the lease
+    daemon = await fleet.start(APP)
+
+    scheduled = await lab.schedule(number, AGENT)
+    await lab.wait_for(scheduled.id, lambda cb: cb.state is State.CONTACT_RINGING)
+    await until(lambda: len(invite_times(lab.info, number)) == 1)  # the contact's phone surely rings
+    await _kill_and_restart(fleet, daemon)
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=TAKE_OVER_S + 20)
+
+    assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
+    assert len(done.attempts) == 1
+    assert len(invite_times(lab.info, number)) == 1
+    await until_equal(lab.our_channels, [])
+    assert lab.answer_marks() == []
+
+
 async def test_sigkill_during_the_talk_then_a_new_daemon_follows_it_to_the_end_without_redialling(
     fleet_lab: tuple[Fleet, Lab],
 ) -> None:

@@ -15,7 +15,14 @@ from asterisk_cb.core import lifecycle
 from asterisk_cb.core.model import Callback, LegRole, Outcome, State
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.telephony.ari_events import AriEvent, Channel, parse_event
-from asterisk_cb.telephony.progress import LegWatch, Screen, reconcile, resume_input, watched_channels
+from asterisk_cb.telephony.progress import (
+    LegWatch,
+    Screen,
+    marked_channels,
+    reconcile,
+    resume_inputs,
+    watched_channels,
+)
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 SETTINGS = Settings()
@@ -184,6 +191,8 @@ def test_reconcile_finds_what_happened_while_nobody_watched() -> None:
         ev.LegInfo(uniqueid=contact)
     )
     assert reconcile(dialling, _alive((contact, "Ringing"))) == ev.AgentHungUp()
+    # answered, then the agent hung up, all unseen: the answer first (CallEnded follows on the next look)
+    assert reconcile(dialling, _alive((contact, "Up"))) == ev.ContactAnswered(ev.LegInfo(uniqueid=contact))
     assert reconcile(dialling, _alive((agent, "Up"))) == ev.CallLost()
     talking = _callback_in(State.IN_PROGRESS)
     assert reconcile(talking, _alive((agent, "Up"), (contact, "Up"))) is None
@@ -209,20 +218,46 @@ def test_reconciled_inputs_are_ones_the_lifecycle_takes() -> None:
 def test_taking_over_follows_live_channels_and_never_redials() -> None:
     ringing = _callback_in(State.AGENT_RINGING)
     agent, _ = _ids(ringing)
-    assert resume_input(ringing, _alive((agent, "Ringing"))) == ev.CallResumed()
-    assert resume_input(ringing, _alive()) == ev.CallLost()
+    assert resume_inputs(ringing, _alive((agent, "Ringing"))) == (ev.CallResumed(),)
+    assert resume_inputs(ringing, _alive()) == (ev.CallLost(),)
     talking = _callback_in(State.IN_PROGRESS)
     agent, contact = _ids(talking)
-    assert resume_input(talking, _alive((agent, "Up"), (contact, "Up"))) == ev.CallResumed()
-    assert resume_input(talking, _alive((contact, "Up"))) == ev.CallResumed()  # reconcile ends it
+    assert resume_inputs(talking, _alive((agent, "Up"), (contact, "Up"))) == (ev.CallResumed(),)
+    assert resume_inputs(talking, _alive((contact, "Up"))) == (ev.CallResumed(),)  # reconcile ends it
 
 
 def test_taking_over_a_contact_leg_that_may_never_have_been_dialled_counts_it_lost() -> None:
     dialling = _callback_in(State.CONTACT_RINGING)
     agent, contact = _ids(dialling)
-    assert resume_input(dialling, _alive((agent, "Up"), (contact, "Ringing"))) == ev.CallResumed()
-    assert resume_input(dialling, _alive((agent, "Up"), (contact, "Down"))) == ev.CallLost()
-    assert resume_input(dialling, _alive((agent, "Up"))) == ev.CallLost()
+    assert resume_inputs(dialling, _alive((agent, "Up"), (contact, "Ringing"))) == (ev.CallResumed(),)
+    assert resume_inputs(dialling, _alive((agent, "Up"), (contact, "Down"))) == (ev.CallLost(),)
+    assert resume_inputs(dialling, _alive((agent, "Up"))) == (ev.CallLost(),)
     lost = lifecycle.step(dialling, ev.CallLost(), NOW + timedelta(minutes=2), SETTINGS)
     assert lost.callback.agent_attempts == 1  # counted, so the contact's rings stay bounded
     assert contact in next(e for e in lost.effects if type(e).__name__ == "HangUp").channel_ids
+
+
+def test_an_answer_asterisk_recorded_while_nobody_watched_is_the_answer_then_the_end() -> None:
+    """The contact answered and the call ended before the take-over: completed, never a lost ring."""
+    dialling = _callback_in(State.CONTACT_RINGING)
+    agent, contact = _ids(dialling)
+    for alive in (_alive(), _alive((agent, "Up"))):  # the agent may still be there, alone
+        inputs = resume_inputs(dialling, alive, answered={contact})
+        assert inputs == (ev.ContactAnswered(ev.LegInfo(uniqueid=contact)), ev.CallEnded())
+        callback = dialling
+        for happening in inputs:
+            callback = lifecycle.step(callback, happening, NOW + timedelta(minutes=2), SETTINGS).callback
+        assert (callback.state, callback.agent_attempts) == (State.COMPLETED, 0)
+    # a mark of a leg still there changes nothing: the leg is followed, its events tell the rest
+    assert resume_inputs(dialling, _alive((agent, "Up"), (contact, "Up")), answered={contact}) == (
+        ev.CallResumed(),
+    )
+    assert resume_inputs(dialling, _alive(), answered={agent}) == (ev.CallLost(),)  # agent legs: no mark
+
+
+def test_the_answers_recorded_are_the_contacts_in_the_agent_phase() -> None:
+    agent, contact = _ids(_callback_in(State.CONTACT_RINGING))
+    attempt = _callback_in(State.CONTACT_RINGING).current_attempt
+    assert attempt is not None
+    assert marked_channels(attempt) == {contact: LegRole.CONTACT}
+    assert agent not in marked_channels(attempt)

@@ -9,14 +9,15 @@ from typing import Any
 
 from asterisk_cb.core import inputs as ev
 from asterisk_cb.core import lifecycle
-from asterisk_cb.core.model import Callback, LegRole, Outcome, Phase, State
+from asterisk_cb.core.model import Callback, FinishReason, LegRole, Outcome, Phase, State
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.telephony.ari_events import AriEvent, Channel, parse_event
 from asterisk_cb.telephony.progress import (
     LegWatch,
+    marked_channels,
     queue_channel_id,
     reconcile,
-    resume_input,
+    resume_inputs,
     watched_channels,
 )
 
@@ -89,7 +90,26 @@ def test_a_member_who_answered_while_nobody_watched_is_seen_on_the_next_look() -
         legs[LegRole.CONTACT]: Channel(legs[LegRole.CONTACT], "Local/x;1", "Up"),
         legs[LegRole.MEMBER]: Channel(legs[LegRole.MEMBER], "Local/failover@callback-queue;1", "Up"),
     }
-    assert resume_input(callback, alive) == ev.CallResumed()
+    assert resume_inputs(callback, alive) == (ev.CallResumed(),)
     assert reconcile(callback, alive) == ev.MemberAnswered("", ev.LegInfo(uniqueid=legs[LegRole.MEMBER]))
     still_waiting = alive | {legs[LegRole.MEMBER]: Channel(legs[LegRole.MEMBER], "Local/q;1", "Down")}
     assert reconcile(callback, still_waiting) is None
+
+
+def test_a_member_answer_asterisk_recorded_while_nobody_watched_completes_the_callback() -> None:
+    """The queue's Local channel carries the record: a member took the contact, the talk is over."""
+    callback = _queued()
+    legs = _channels(callback)
+    attempt = callback.current_attempt
+    assert attempt is not None
+    assert marked_channels(attempt) == {legs[LegRole.MEMBER]: LegRole.MEMBER}
+    inputs = resume_inputs(callback, {}, answered={legs[LegRole.MEMBER]})
+    assert inputs == (ev.MemberAnswered("", ev.LegInfo(uniqueid=legs[LegRole.MEMBER])), ev.CallEnded())
+    for happening in inputs:
+        callback = lifecycle.step(callback, happening, NOW, SETTINGS).callback
+    assert (callback.state, callback.finish_reason, callback.queue_attempts) == (
+        State.COMPLETED,
+        FinishReason.TALKED,
+        0,
+    )
+    assert resume_inputs(_queued(), {}) == (ev.CallLost(),)  # no record: a counted queue attempt

@@ -1,0 +1,86 @@
+"""Answers no daemon saw: Asterisk writes them into its AstDB, the daemon that resumes the call reads them.
+
+Why: a daemon that dies while the contact rings leaves the call up, and the contact may answer, talk
+and hang up before another daemon takes the callback over (the lease lapses after 30 s). The resumer
+then finds no channel; without a record it could only count a lost ring and dial the contact again,
+although they talked. Nothing of ours watches meanwhile, so Asterisk itself keeps the record, in
+AstDB because that survives an Asterisk restart (the CDR is no source: not every PBX has one).
+
+How (measured on the lab's Asterisk 22):
+
+* The channels whose answer matters get a hangup handler when the daemon creates them, through the
+  channel variable ``CHANNEL(hangup_handler_push)`` passed with the create request (``handler``):
+  the contact's Local channel in the agent phase (its answer is the talk), and in the queue phase
+  the Local channel that waits in the failover queue (its answer is a member taking the contact).
+  The contact's Local channel of the queue phase gets none: its answer alone serves nobody.
+* The handler runs on the half we created (``;1``, the one in our Stasis app), however the call ends;
+  it still reads ``CHANNEL(state)`` = ``Up`` when the channel was answered. The context
+  ``callback-answered`` (dialplan/callback-outbound.conf) then writes ``DB(acb/<channel id>)`` =
+  the hangup's epoch, and nothing for a channel that was never answered.
+* A daemon that sees the answer itself pops the handler (``CHANNEL(hangup_handler_pop)``) right after
+  committing it, so marks are written only for answers nobody saw: at most one per call that was
+  live when its daemon died.
+* The resumer reads a mark with AMI ``DBGet`` (allowed by ``write = reporting``) and, once the
+  answer and the end are committed, deletes it with ``DBDel`` (needs ``write = system``). ARI can do
+  neither: ``GET /asterisk/variable`` evaluates no function (``DB(...)`` reads as empty), and AMI
+  ``Getvar`` refuses ``DB``/``DB_DELETE`` (functions with side effects are not run for external
+  protocols unless ``live_dangerously``). Without ``system`` the mark stays (logged with the CLI
+  command that deletes it); it is read again only if the same channel id is resumed, which never
+  happens: ids are per attempt.
+
+Not covered: an Asterisk killed (not stopped) while no daemon watches runs no hangup handler, so that
+answer is not known and counts as a lost ring, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from asterisk_cb.telephony.ami import AmiConnection, AmiError
+
+log = logging.getLogger(__name__)
+
+FAMILY = "acb"
+HANDLER_CONTEXT = "callback-answered"
+_NOT_FOUND = "not found"  # DBGet and DBDel answer "Database entry not found"
+
+
+def handler(channel_id: str) -> dict[str, str]:
+    """The create request's variable that makes Asterisk record the channel's answer at its hangup."""
+    return {"CHANNEL(hangup_handler_push)": f"{HANDLER_CONTEXT},s,1({FAMILY}/{channel_id})"}
+
+
+POP_HANDLER = "CHANNEL(hangup_handler_pop)"  # set on a channel whose answer the daemon committed
+
+
+class AnswerMarks:
+    """Reads (and deletes) the marks over the daemon's AMI link."""
+
+    def __init__(self, ami: AmiConnection) -> None:
+        self.ami = ami
+
+    async def answered(self, channel_id: str) -> bool:
+        """Whether Asterisk recorded an answer of ``channel_id``. Raises AmiError when AMI cannot
+        tell (link down): the caller must not guess."""
+        try:
+            await self.ami.send({"Action": "DBGet", "Family": FAMILY, "Key": channel_id})
+        except AmiError as error:
+            if _NOT_FOUND in str(error).lower():
+                return False
+            raise
+        return True
+
+    async def forget(self, channel_id: str) -> None:
+        """Delete a mark once what it tells is committed (not before: a resumer dying in between
+        leaves it to the next one)."""
+        try:
+            await self.ami.send({"Action": "DBDel", "Family": FAMILY, "Key": channel_id})
+        except AmiError as error:  # e.g. the AMI user lacks write = system: the mark stays
+            log.warning(
+                "answer mark %s/%s not deleted (%s): delete it with `asterisk -rx 'database del %s %s'`",
+                FAMILY,
+                channel_id,
+                error,
+                FAMILY,
+                channel_id,
+            )

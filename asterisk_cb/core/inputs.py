@@ -91,9 +91,11 @@ class AgentMissed:
 
 @dataclass(frozen=True)
 class AgentHungUp:
-    """The agent hung up while the contact was still ringing."""
+    """The agent hung up while the contact was still ringing, or, with ``contact_dialled`` false,
+    right after answering, before the contact's channel was dialled (the contact's phone never rang)."""
 
     leg: LegInfo = NO_INFO
+    contact_dialled: bool = True
 
 
 @dataclass(frozen=True)

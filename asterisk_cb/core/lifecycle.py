@@ -14,8 +14,9 @@ short:
   ``missed_agent_rings`` and capped; agent busy counts like unavailable.
 * every contact-leg failure (including the agent hanging up while the contact rings, a machine
   answering when AMD is on, and a call lost while the contact rings or waits in the queue) is a
-  counted attempt: max attempts bounds how often a
-  contact's phone rings. An unallocated number finishes at once (exhausted).
+  counted attempt: max attempts bounds how often a contact's phone rings. An unallocated number
+  finishes at once (exhausted). The agent hanging up before the contact was dialled is no contact
+  attempt but a missed ring (the contact never rang).
 * a lost call during the talk is completed: the contact was reached; dialling again would duplicate.
 * people may cancel, reschedule or edit until the contact talks; then they are refused.
 """
@@ -443,7 +444,13 @@ def _count_missed_ring(draft: _Draft, settings: Settings, outcome: Outcome, leg:
 
 
 def _on_agent_hung_up(draft: _Draft, settings: Settings, hung_up: ev.AgentHungUp) -> None:
-    _attempt_failed(draft, settings, Outcome.AGENT_HUNG_UP, LegRole.AGENT, hung_up.leg)
+    """While the contact rang, a contact attempt (their phone rang); before the contact was dialled,
+    a missed ring of the agent's (counted and capped like one, so it cannot repeat forever)."""
+    if hung_up.contact_dialled:
+        _attempt_failed(draft, settings, Outcome.AGENT_HUNG_UP, LegRole.AGENT, hung_up.leg)
+        return
+    _end_attempt(draft, Outcome.AGENT_HUNG_UP, LegRole.AGENT, hung_up.leg)
+    _count_missed_ring(draft, settings, Outcome.AGENT_HUNG_UP, hung_up.leg)
 
 
 # ---- contact leg and queue ----------------------------------------------------------------------

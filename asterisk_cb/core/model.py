@@ -83,7 +83,7 @@ class Outcome(StrEnum):
     AGENT_REJECTED = "agent_rejected"
     AGENT_BUSY = "agent_busy"
     AGENT_FAILED = "agent_failed"
-    AGENT_HUNG_UP = "agent_hung_up"  # the agent hung up while the contact was ringing
+    AGENT_HUNG_UP = "agent_hung_up"  # the agent hung up while the contact rang, or before it was dialled
     NO_ANSWER = "no_answer"
     BUSY = "busy"
     REJECTED = "rejected"

@@ -631,7 +631,7 @@ class _Run:
             await ari.create_bridge(bridge_id, name=f"callback {self.callback.id}")
             await ari.add_channel(bridge_id, agent_channel)
         except (AriNotFound, ChannelNotInStasis):  # the agent hung up right after answering
-            return ev.AgentHungUp()
+            return ev.AgentHungUp(contact_dialled=False)
         except AriError as error:
             log.warning("callback %s: preparing the agent leg failed: %s", self.callback.id, error)
             return ev.ContactFailed(Outcome.FAILED)

@@ -68,6 +68,32 @@ def test_missed_agent_rings_are_capped_and_cost_no_contact_attempt(settings: Set
     assert callback.phase is (Phase.QUEUE if settings.failover_queue else Phase.AGENT)
 
 
+@pytest.mark.parametrize(("settings", "state"), [(SETTINGS, State.SCHEDULED), (NO_QUEUE, State.EXPIRED)])
+def test_agent_hanging_up_before_the_contact_was_dialled_is_a_missed_ring_not_an_attempt(
+    settings: Settings, state: State
+) -> None:
+    """The contact's phone never rang: no contact attempt; the agent's miss is on record and capped."""
+    callback = new_callback(settings)
+    for _ in range(settings.max_missed_agent_rings):
+        callback = apply(
+            callback,
+            (ev.Due(True), SECOND),
+            (ev.AgentAnswered(), 5 * SECOND),
+            (ev.AgentHungUp(ev.LegInfo(hangup_cause=16), contact_dialled=False), SECOND),
+            settings=settings,
+        )
+    assert (callback.agent_attempts, callback.missed_agent_rings) == (0, settings.max_missed_agent_rings)
+    assert callback.state is state
+    assert all(attempt.outcome is Outcome.AGENT_HUNG_UP for attempt in callback.attempts)
+    answered = apply(
+        new_callback(settings), (ev.Due(True), SECOND), (ev.AgentAnswered(), SECOND), settings=settings
+    )
+    missed = lc.step(answered, ev.AgentHungUp(contact_dialled=False), T0 + timedelta(hours=1), settings)
+    assert [(e.kind, e.attributes.get("outcome")) for e in missed.events] == [
+        (EventKind.AGENT_MISSED, Outcome.AGENT_HUNG_UP.value)
+    ]
+
+
 def test_agent_busy_is_not_counted_as_a_miss() -> None:
     callback = apply(new_callback(), (ev.Due(True), SECOND), (ev.AgentMissed(Outcome.AGENT_BUSY), SECOND))
     assert (callback.missed_agent_rings, callback.agent_attempts, callback.state) == (0, 0, State.SCHEDULED)

@@ -111,7 +111,7 @@ class Lifecycle(RuleBasedStateMachine):
             self.live_until = self.now + timeout
         options = {State.AGENT_RINGING: AGENT_RING, State.QUEUED: QUEUED}.get(callback.state, CONTACT_RING)
         if callback.state is State.CONTACT_RINGING and callback.phase is Phase.AGENT:
-            options = [*options, ev.AgentHungUp()]
+            options = [*options, ev.AgentHungUp(), ev.AgentHungUp(contact_dialled=False)]
         span = max(0, int((self.live_until - self.now).total_seconds()))
         return pick.choice(options), self.now + pick.randint(0, span) * SECOND
 

@@ -29,6 +29,7 @@ INPUTS: dict[str, ev.Input] = {
     "agent_rejected": ev.AgentMissed(Outcome.AGENT_REJECTED, ev.LegInfo(hangup_cause=21, sip_code=603)),
     "agent_busy": ev.AgentMissed(Outcome.AGENT_BUSY, ev.LegInfo(hangup_cause=17, sip_code=486)),
     "agent_hung_up": ev.AgentHungUp(ev.LegInfo(hangup_cause=16)),
+    "agent_hung_up_undialled": ev.AgentHungUp(ev.LegInfo(hangup_cause=16), contact_dialled=False),
     "contact_answered": ev.ContactAnswered(ev.LegInfo(uniqueid="u-c", linkedid="l-1")),
     "contact_no_answer": ev.ContactFailed(Outcome.NO_ANSWER, ev.LegInfo(hangup_cause=19)),
     "contact_busy": ev.ContactFailed(Outcome.BUSY, ev.LegInfo(hangup_cause=17, sip_code=486)),
@@ -89,6 +90,7 @@ LEGAL: dict[str, dict[str, str]] = {
     },
     "contact_ringing/agent": {
         "agent_hung_up": "scheduled/agent a+1 | HangUp WaitUntil",
+        "agent_hung_up_undialled": "scheduled/agent m+1 | HangUp WaitUntil",  # the contact never rang
         "contact_answered": "in_progress/agent | Connect",
         "contact_no_answer": "scheduled/agent a+1 | HangUp WaitUntil",
         "contact_busy": "scheduled/agent a+1 | HangUp WaitUntil",

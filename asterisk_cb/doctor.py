@@ -18,6 +18,7 @@ from asterisk_cb import deployment
 from asterisk_cb.core.settings import GENERAL, Layers, SettingsFile, resolve
 from asterisk_cb.keys import Keys
 from asterisk_cb.store import Store
+from asterisk_cb.telephony import answer_marks
 from asterisk_cb.telephony.ami import AmiConnection, AmiError, AmiSettings
 from asterisk_cb.telephony.ari import AriClient, AriError, AriSettings
 from asterisk_cb.telephony.availability import AgentSpec
@@ -60,6 +61,7 @@ async def run_checks(file: SettingsFile, site: deployment.Deployment) -> list[Ch
         )
         checks += await _agents(site, ami)
         checks.append(await _context(ami, "outbound_context", site.dialing.outbound_context))
+        checks.append(await _answer_marks(ami))
         queues = await _queues(file, runtime, ami)
         if queues:  # the failover phase puts contacts into queues through this context
             checks.append(await _context(ami, "queue_context", site.dialing.queue_context))
@@ -134,6 +136,20 @@ async def _context(ami: AmiConnection, option: str, context: str) -> Check:
     except AmiError as error:
         return Check(option, Verdict.FAIL, f"context {context}: {error}")
     return Check(option, Verdict.OK, f"context {context} exists")
+
+
+async def _answer_marks(ami: AmiConnection) -> Check:
+    """The hangup handler's context must exist (else answers nobody saw are not recorded, and a
+    contact who talked while no daemon watched is dialled again); deleting the entries a resumer
+    read needs AMI ``write = system`` (``DBDel``): without it they stay, a warning."""
+    context = await _context(ami, "answer_marks", answer_marks.HANDLER_CONTEXT)
+    if context.verdict is not Verdict.OK:
+        return context
+    refused = await answer_marks.AnswerMarks(ami).delete_refused()
+    if refused:
+        detail = f"{context.detail}; entries read cannot be deleted ({refused}): add system to the AMI write"
+        return Check("answer_marks", Verdict.WARN, detail)
+    return context
 
 
 async def _queues(file: SettingsFile, runtime: Layers, ami: AmiConnection) -> list[Check]:

@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 FAMILY = "acb"
 HANDLER_CONTEXT = "callback-answered"
-_NOT_FOUND = "not found"  # DBGet and DBDel answer "Database entry not found"
+_NOT_FOUND = "not found"  # DBGet's answer for a missing key: "Database entry not found"
+_DENIED = "permission denied"  # an action the AMI user's write classes do not allow
 
 
 def handler(channel_id: str) -> dict[str, str]:
@@ -65,10 +66,18 @@ class AnswerMarks:
         try:
             await self.ami.send({"Action": "DBGet", "Family": FAMILY, "Key": channel_id})
         except AmiError as error:
-            if _NOT_FOUND in str(error).lower():
+            if _absent(error):
                 return False
             raise
         return True
+
+    async def delete_refused(self) -> str:
+        """Why Asterisk refuses to delete marks ('' when it allows it), probed on a key never written."""
+        try:
+            await self.ami.send({"Action": "DBDel", "Family": FAMILY, "Key": "asterisk-cb-probe"})
+        except AmiError as error:  # a missing key answers "could not be deleted": allowed
+            return str(error) if _DENIED in str(error).lower() else ""
+        return ""
 
     async def forget(self, channel_id: str) -> None:
         """Delete a mark once what it tells is committed (not before: a resumer dying in between
@@ -84,3 +93,7 @@ class AnswerMarks:
                 FAMILY,
                 channel_id,
             )
+
+
+def _absent(error: AmiError) -> bool:
+    return _NOT_FOUND in str(error).lower()

@@ -4,6 +4,7 @@ Counted on the SIPp side (INVITEs per number and per member) and in the callback
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterator
 
@@ -134,3 +135,38 @@ async def test_no_member_answers_within_queue_timeout_counts_queue_attempts(lab:
     assert len(lab.contact_invites().times(number)) == 3
     assert EventKind.MEMBER_ANSWERED not in await lab.kinds(scheduled.id)
     await until_equal(lab.our_channels, [])
+
+
+async def test_a_member_who_answered_while_no_daemon_watched_completes_the_callback_without_redialling(
+    lab: Lab, members_answer: None
+) -> None:
+    """The daemon is gone while the contact waits in the queue; a member answers and hangs up before a
+    new daemon takes over (the contact's leg stays, alone in the app): the answer Asterisk recorded on
+    the queue's Local channel makes it completed, and the contact is not called again."""
+    lab.phone(AGENT, "answer")
+    for member in MEMBERS:
+        Lab.phone(member, "answer", ring_s=2)
+    await _failover_settings(lab, max_attempts="1", queue_timeout="30s")
+    number = unique_number("2030430")  # rings 4 s (more than the agent phase's 2 s), then talks 30 s
+
+    scheduled = await lab.schedule(number, AGENT, in_s=0.5)
+    await lab.wait_for(scheduled.id, lambda cb: cb.phase is Phase.QUEUE, timeout_s=20)
+    await lab.set(contact_ring_timeout="10s")
+    queued = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.QUEUED, timeout_s=20)
+    waiting = queue_channel_id(queued.attempts[-1].id)
+    restarting = asyncio.create_task(lab.restart_daemon(10.0))
+
+    async def member_answered() -> bool:
+        return (await lab.ari.get_channel(waiting)).state == "Up"
+
+    await until_equal(member_answered, True)
+    await lab.ari.hangup(f"{waiting}-2")  # the member's side ends the talk, while no daemon is up
+    await restarting
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=30)
+
+    assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
+    assert (done.agent_attempts, done.queue_attempts) == (1, 0)
+    assert len(lab.contact_invites().times(number)) == 2  # the agent phase's, the queue phase's
+    assert EventKind.MEMBER_ANSWERED in await lab.kinds(scheduled.id)
+    await until_equal(lab.our_channels, [])
+    assert lab.answer_marks() == []

@@ -61,6 +61,7 @@ async def test_the_lab_passes_every_check(lab: dict[str, Any], tmp_path: Path) -
         "ami": Verdict.OK,
         "agent 1001": Verdict.OK,
         "outbound_context": Verdict.OK,
+        "answer_marks": Verdict.OK,
         "queue_context": Verdict.OK,
         "amd_context": Verdict.OK,
         "queue failover": Verdict.OK,

@@ -181,6 +181,16 @@ async def until_equal(probe: Callable[[], Awaitable[T]], expected: T, timeout_s:
             await asyncio.sleep(0.1)
 
 
+def invite_times(info: dict[str, Any], user: str) -> list[float]:
+    """Every INVITE for ``user`` in every SIPp log of the lab (a restarted phone starts a new file)."""
+    times = []
+    for path in Path(info["contacts"]["invite_dir"]).glob("*"):
+        for parts in (line.split() for line in path.read_text().splitlines()):
+            if len(parts) >= 2 and parts[1] == user:
+                times.append(float(parts[0]))
+    return sorted(times)
+
+
 def unique_number(behaviour_prefix: str) -> str:
     """A contact number no other test dials: the lab's behaviour prefix + random digits."""
     return behaviour_prefix + "".join(random.choices("0123456789", k=12 - len(behaviour_prefix)))

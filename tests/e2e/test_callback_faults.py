@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from callback_lab import Lab, pbx_lab, unique_number, until
+from callback_lab import Lab, invite_times, pbx_lab, unique_number, until, until_equal
 
-from asterisk_cb.core.model import EventKind, FinishReason, Outcome, State
+from asterisk_cb.core.model import EventKind, FinishReason, LegRole, Outcome, State
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -85,3 +85,33 @@ async def test_asterisk_killed_during_the_contact_ring_counts_the_attempt_and_tr
     assert [attempt.outcome for attempt in done.attempts] == [Outcome.LOST, Outcome.NO_ANSWER]
     assert len(lab.contact_invites().times(number)) == 2
     assert await lab.our_channels() == []
+
+
+async def test_asterisk_stopped_during_a_talk_no_daemon_watched_is_completed_not_redialled(lab: Lab) -> None:
+    """The daemon is gone while the contact rings; the contact answers; then Asterisk is stopped (and
+    started again) before a daemon takes the callback over: the answer was recorded in AstDB as
+    Asterisk hung the call up, and survives the restart."""
+    lab.phone(AGENT, "answer")
+    await lab.set(contact_ring_timeout="20s", retry_interval="2s")
+    number = unique_number("20202")  # rings 2 s, answers, stays until hung up
+
+    scheduled = await lab.schedule(number, AGENT)
+    ringing = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.CONTACT_RINGING)
+    await until(lambda: len(lab.contact_invites().times(number)) == 1)  # it surely rings
+    restarting = asyncio.create_task(lab.restart_daemon(15.0))
+    contact = ringing.attempts[-1].leg(LegRole.CONTACT)
+    assert contact is not None and contact.channel_id is not None
+
+    async def contact_answered() -> str:
+        return (await lab.ari.get_channel(contact.channel_id)).state
+
+    await until_equal(contact_answered, "Up")
+    await asyncio.to_thread(_stop_asterisk, lab.info)
+    await asyncio.to_thread(pbx_lab, "up")
+    await restarting
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=30)
+
+    assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
+    assert len(done.attempts) == 1
+    assert len(invite_times(lab.info, number)) == 1  # in every log: a restarted phone starts a new one
+    assert lab.answer_marks() == []

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from callback_lab import AGENTS, Lab, unique_number, until, until_equal
+from callback_lab import AGENTS, Lab, invite_times, unique_number, until, until_equal
 from daemon_process import LEASE_S, RECHECK_S, DaemonProcess, Fleet
 
 from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, Phase, State
@@ -36,16 +36,6 @@ APP = "asterisk-cb-proc"
 # A take-over: the lease lapses, the restarted daemon claims and looks the channels up.
 TAKE_OVER_S = LEASE_S + 15
 SIGTERM_EXIT_S = 5.0
-
-
-def invite_times(info: dict[str, Any], user: str) -> list[float]:
-    """Every INVITE for ``user`` in every SIPp log of the lab (a restarted phone starts a new file)."""
-    times = []
-    for path in Path(info["contacts"]["invite_dir"]).glob("*"):
-        for parts in (line.split() for line in path.read_text().splitlines()):
-            if len(parts) >= 2 and parts[1] == user:
-                times.append(float(parts[0]))
-    return sorted(times)
 
 
 @pytest.fixture

@@ -42,7 +42,11 @@ Gaps in the events: after an ARI reconnect (the stream's resync snapshot) and af
 silence on a live call, the run looks at its channels and ``progress.reconcile`` says what happened
 (every leg gone: ``CallLost``). A claim taken over from a vanished holder (``claim.resume``) follows
 the recorded channels (``CallResumed``), never dials again; a contact leg found still Down counts as
-lost, since it may never have been dialled (``progress.resume_input``).
+lost, since it may never have been dialled (``progress.resume_inputs``). A channel gone after an answer
+nobody saw is read from Asterisk's own record: the contact's Local channel (agent phase) and the
+queue's (queue phase) carry a hangup handler that writes their answer into AstDB; the resumer feeds
+that answer and the end instead of a lost ring, and the contact is not dialled again
+(``answer_marks``). A run that sees an answer itself removes the handler.
 
 Leases: the scheduler renews the lease of every claim its executor works on for as long as
 ``execute`` runs, and cancels the task when the lease is lost; effects already started finish (they

@@ -46,6 +46,7 @@ async def test_agent_answers_contact_answers_callback_completed(lab: Lab) -> Non
     assert marks["contact dialplan half"] == (scheduled.id, attempt.id)
     assert marks["contact caller ID"] == ("ACME Support", "0140000000")  # from the settings
     assert await lab.our_channels() == []
+    assert lab.answer_marks() == []  # the daemon saw the answer: it removed the recording handler
 
 
 async def _caller_id(lab: Lab, callback: Callback, role: LegRole) -> tuple[str, str]:

@@ -86,6 +86,7 @@ async def test_agent_phase_attempts_then_a_queue_member_reaches_the_contact(
     for kind in (EventKind.FAILOVER, EventKind.QUEUE_ENTERED, EventKind.MEMBER_ANSWERED, EventKind.COMPLETED):
         assert kind in kinds
     await until_equal(lab.our_channels, [])
+    assert lab.answer_marks() == []  # the daemon saw the member answer: nothing recorded
 
 
 async def test_contact_never_answers_in_the_queue_phase_either_exhausted(lab: Lab) -> None:

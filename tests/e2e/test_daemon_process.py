@@ -130,22 +130,27 @@ async def test_sigkill_during_the_contact_ring_then_a_new_daemon_resumes_the_sam
     await until_equal(lab.our_channels, [])
 
 
-async def test_sigkill_during_the_contact_ring_and_the_call_over_before_the_take_over_is_not_redialled(
+async def test_sigkill_during_the_contact_ring_and_the_call_over_before_a_daemon_is_back_is_not_redialled(
     fleet_lab: tuple[Fleet, Lab],
 ) -> None:
-    """The contact answers and hangs up while no daemon holds the callback (the killed one's lease
-    still runs): the answer Asterisk recorded makes it completed, and the contact is not called again."""
+    """The contact answers and hangs up while no daemon runs (started again only after the call):
+    the answer Asterisk recorded makes it completed, and the contact is not called again."""
     fleet, lab = fleet_lab
     lab.phone(AGENT, "answer")
     await lab.set(contact_ring_timeout="30s", retry_interval="2s")
-    number = unique_number("2030505")  # rings 5 s, answers, hangs up 5 s later: over within the lease
+    number = unique_number("2030303")  # rings 3 s, answers, hangs up 3 s later
     daemon = await fleet.start(APP)
 
     scheduled = await lab.schedule(number, AGENT)
-    await lab.wait_for(scheduled.id, lambda cb: cb.state is State.CONTACT_RINGING)
+    ringing = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.CONTACT_RINGING)
     await until(lambda: len(invite_times(lab.info, number)) == 1)  # the contact's phone surely rings
-    await _kill_and_restart(fleet, daemon)
-    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=TAKE_OVER_S + 20)
+    daemon.send(signal.SIGKILL)
+    assert await daemon.exited(5) == -signal.SIGKILL
+    contact = _leg_channel(ringing, LegRole.CONTACT)
+    await until_equal(lambda: _channel_state(lab, contact), "Up")  # answered, nobody watching
+    await until_equal(lambda: _channel_state(lab, contact), None)  # and hung up
+    await fleet.start(APP)
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=TAKE_OVER_S)
 
     assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
     assert len(done.attempts) == 1

@@ -17,6 +17,9 @@ How (measured on the lab's Asterisk 22):
   it still reads ``CHANNEL(state)`` = ``Up`` when the channel was answered. The context
   ``callback-answered`` (dialplan/callback-outbound.conf) then writes ``DB(acb/<channel id>)`` =
   the hangup's epoch, and nothing for a channel that was never answered.
+* With AMD on, a machine is no answer: the handler skips a channel whose ``AMDSTATUS`` is MACHINE,
+  and the AMD context removes the handler when it gives up waiting for a daemon to take the verdict
+  (the contact was never put through).
 * A daemon that sees the answer itself pops the handler (``CHANNEL(hangup_handler_pop)``) right after
   committing it, so marks are written only for answers nobody saw: at most one per call that was
   live when its daemon died.

@@ -56,9 +56,9 @@ Queue phase (failover): ``DialContact`` dials the contact alone; on answer ``Ent
 with ``Local/<queue>@<queue context>/n``, whose dialplan half runs Queue() (see ``_enter_queue``).
 
 Answering machines (setting ``amd``, measured on the lab's Asterisk 22 with app_amd's defaults): when
-the contact's ``;1`` turns Up, ``_screen`` sets ACB_STASIS_APP on it and sends it out of the app
-(``POST /channels/{id}/continue``) into ``amd_context`` (dialplan/callback-amd.conf): AMD() then
-Stasis(<app>,amd,${AMDSTATUS},${AMDCAUSE}). ARI cannot run AMD() itself, and ``;1`` is the half to
+the contact's ``;1`` turns Up, ``_screen`` sends it out of the app (``POST /channels/{id}/continue``)
+into ``amd_context`` (dialplan/callback-amd.conf): AMD() then Stasis(<app>,amd,${AMDSTATUS},${AMDCAUSE})
+(<app> is ACB_STASIS_APP, given when the leg was created, see ``_amd_return``). ARI cannot run AMD() itself, and ``;1`` is the half to
 send: it is ours, and what it reads is what the contact's side says (``;2`` is busy in the admin's
 Dial()). Leaving the app takes it out of the agent's bridge (the agent, alone there, keeps hearing
 ringback); the lifecycle hears of the answer only with the verdict (``progress.amd_verdict``), and
@@ -425,7 +425,6 @@ class _Run:
         assert channel_id is not None, "progress names the contact's channel"
         ari = self.x.ari
         try:
-            await ari.set_variable(channel_id, "ACB_STASIS_APP", ari.settings.app)
             await ari.continue_in_dialplan(channel_id, context=self.x.options.amd_context, extension="s")
         except (AriNotFound, ChannelNotInStasis):
             return None
@@ -653,7 +652,7 @@ class _Run:
                 other_channel_id=effect.local_peer_id,
                 app_args="contact",
                 originator=agent_channel,  # one linkedid for the whole call: CDR/CEL rows link up
-                variables=variables | self._answer_recorded(effect.channel_id),
+                variables=variables | self._answer_recorded(effect.channel_id) | self._amd_return(),
             )
             if agent_channel is not None:
                 await ari.add_channel(_bridge_id(effect.attempt_id), effect.channel_id)
@@ -726,6 +725,12 @@ class _Run:
             log.warning("callback %s: entering queue %s failed: %r", self.callback.id, effect.queue, error)
             return ev.QueueGaveUp(Outcome.QUEUE_TIMEOUT)
         return None
+
+    def _amd_return(self) -> dict[str, str]:
+        """Where the AMD context sends the contact back (our app), given when the channel is created:
+        a variable set later through ARI runs in the channel's thread, and Asterisk then refuses the
+        hangup handler's AstDB write there (measured: "Dangerous function DB write blocked")."""
+        return {"ACB_STASIS_APP": self.x.ari.settings.app} if self.settings.amd else {}
 
     def _answer_recorded(self, channel_id: str) -> dict[str, str]:
         """The hangup handler that records the channel's answer for a resumer, where it matters."""

@@ -29,7 +29,11 @@ def context_lines(path: Path, context: str) -> list[str]:
 
 @pytest.mark.parametrize(
     ("shipped", "context"),
-    [("callback-outbound.conf", answer_marks.HANDLER_CONTEXT), ("callback-queue.conf", "callback-queue")],
+    [
+        ("callback-outbound.conf", answer_marks.HANDLER_CONTEXT),
+        ("callback-queue.conf", "callback-queue"),
+        ("callback-amd.conf", "callback-amd"),
+    ],
 )
 def test_the_shipped_context_is_the_one_the_lab_runs(shipped: str, context: str) -> None:
     lines = context_lines(ROOT / "dialplan" / shipped, context)

@@ -58,15 +58,15 @@ with ``Local/<queue>@<queue context>/n``, whose dialplan half runs Queue() (see 
 Answering machines (setting ``amd``, measured on the lab's Asterisk 22 with app_amd's defaults): when
 the contact's ``;1`` turns Up, ``_screen`` sends it out of the app (``POST /channels/{id}/continue``)
 into ``amd_context`` (dialplan/callback-amd.conf): AMD() then Stasis(<app>,amd,${AMDSTATUS},${AMDCAUSE})
-(<app> is ACB_STASIS_APP, given when the leg was created, see ``_amd_return``). ARI cannot run AMD() itself, and ``;1`` is the half to
-send: it is ours, and what it reads is what the contact's side says (``;2`` is busy in the admin's
-Dial()). Leaving the app takes it out of the agent's bridge (the agent, alone there, keeps hearing
-ringback); the lifecycle hears of the answer only with the verdict (``progress.amd_verdict``), and
-``Connect`` puts the contact back into the bridge. A daemon stopped meanwhile: Stasis() fails and the
-context retries it every second for a minute, so the resumer (same app name) gets the verdict, or
-finds the half back in the app and screens it again (``progress.reconcile``). A person saying "hello"
-was judged HUMAN (HUMAN-800-800) 1.9 s after the answer, a 4 s greeting MACHINE (LONGGREETING-1500-1500)
-after 2.0 s.
+(<app> is ACB_STASIS_APP, given when the leg was created, see ``_amd_return``). ARI cannot run AMD()
+itself, and ``;1`` is the half to send: it is ours, and what it reads is what the contact's side says
+(``;2`` is busy in the admin's Dial()). Leaving the app takes it out of the agent's bridge (the agent,
+alone there, keeps hearing ringback); the lifecycle hears of the answer only with the verdict
+(``progress.amd_verdict``), and ``Connect`` puts the contact back into the bridge. A daemon stopped
+meanwhile: Stasis() fails and the context retries it every second for a minute, so the resumer (same app
+name) gets the verdict, or finds the half back in the app and screens it again (``progress.reconcile``).
+A person saying "hello" was judged HUMAN (HUMAN-800-800) 1.9 s after the answer, a 4 s greeting MACHINE
+(LONGGREETING-1500-1500) after 2.0 s.
 
 Queue pauses: with a ``QueueGuard``, the agent's queue memberships are paused (reason "callback") just
 before its ring and lifted when the run ends, whatever the ending (``queue_guard``).

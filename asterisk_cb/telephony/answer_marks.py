@@ -13,6 +13,10 @@ How (measured on the lab's Asterisk 22):
   the contact's Local channel in the agent phase (its answer is the talk), and in the queue phase
   the Local channel that waits in the failover queue (its answer is a member taking the contact).
   The contact's Local channel of the queue phase gets none: its answer alone serves nobody.
+* Whatever the daemon gives such a channel must go with the create request: a variable set later
+  through ARI is set in the channel's own thread, and Asterisk then refuses the handler's AstDB write
+  there ("Dangerous function DB write blocked", measured) - except the pop below, which ends the
+  handler's use anyway.
 * The handler runs on the half we created (``;1``, the one in our Stasis app), however the call ends;
   it still reads ``CHANNEL(state)`` = ``Up`` when the channel was answered. The context
   ``callback-answered`` (dialplan/callback-outbound.conf) then writes ``DB(acb/<channel id>)`` =

@@ -5,6 +5,7 @@ Counted on the SIPp side (INVITEs per number and per member) and in the callback
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Iterator
 
@@ -12,6 +13,7 @@ import pytest
 from callback_lab import Lab, unique_number, until_equal
 
 from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, Phase, State
+from asterisk_cb.telephony.ari import AriNotFound
 from asterisk_cb.telephony.progress import queue_channel_id
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -155,14 +157,18 @@ async def test_a_member_who_answered_while_no_daemon_watched_completes_the_callb
     await lab.set(contact_ring_timeout="10s")
     queued = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.QUEUED, timeout_s=20)
     waiting = queue_channel_id(queued.attempts[-1].id)
+
+    async def member_answered() -> bool:  # the channel is created just after QUEUED is committed
+        with contextlib.suppress(AriNotFound):
+            return (await lab.ari.get_channel(waiting)).state == "Up"
+        return False
+
     restarting = asyncio.create_task(lab.restart_daemon(10.0))
-
-    async def member_answered() -> bool:
-        return (await lab.ari.get_channel(waiting)).state == "Up"
-
-    await until_equal(member_answered, True)
-    await lab.ari.hangup(f"{waiting}-2")  # the member's side ends the talk, while no daemon is up
-    await restarting
+    try:
+        await until_equal(member_answered, True)
+        await lab.ari.hangup(f"{waiting}-2")  # the member's side ends the talk, while no daemon is up
+    finally:
+        await restarting  # a new daemon runs whatever happened, and the fixture stops it
     done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=30)
 
     assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)

@@ -105,10 +105,12 @@ async def test_asterisk_stopped_during_a_talk_no_daemon_watched_is_completed_not
     async def contact_answered() -> str:
         return (await lab.ari.get_channel(contact.channel_id)).state
 
-    await until_equal(contact_answered, "Up")
-    await asyncio.to_thread(_stop_asterisk, lab.info)
-    await asyncio.to_thread(pbx_lab, "up")
-    await restarting
+    try:
+        await until_equal(contact_answered, "Up")
+        await asyncio.to_thread(_stop_asterisk, lab.info)
+        await asyncio.to_thread(pbx_lab, "up")
+    finally:
+        await restarting  # a new daemon runs whatever happened, and the fixture stops it
     done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=30)
 
     assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)

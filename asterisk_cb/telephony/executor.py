@@ -24,16 +24,16 @@ The call, agent first (measured on the lab's Asterisk 22; see ``progress`` for t
    when every ring has ended; its outcome combines theirs (``progress.combined_miss``: busy, else no
    answer, else rejected, else failed), each judged busy-or-declined by its own device's state before.
 2. ``DialContact``: with ``announce_to_agent``, the answered agent leg first plays ``sound:beep`` and
-   ``sound:digits/<d>`` for each digit of the number, one ARI play after the other (``_announce``);
-   a key (ChannelDtmfReceived) stops the sound playing and skips the rest; the agent gone is
-   ``AgentHungUp`` and nobody is dialled. Then the agent leg gets the caller ID the contact must see
-   (the settings', else empty so the dialplan decides: the Local channel's dialplan half takes its
-   caller ID from the agent leg's), and joins a mixing bridge named after the attempt. The contact leg is
-   ``Local/<number>@<outbound context>/n``: the admin's own dialplan (number normalisation, trunk,
-   caller ID rules); ``/n`` keeps Asterisk from optimising the Local channel away, which would swap our
-   recorded channel for one we do not know. It is created in the app, bridged once its StasisStart
-   came (early media from the trunk reaches the agent), then dialled with the contact ring timeout;
-   the agent hears ringback meanwhile.
+   ``sound:digits/<d>`` for each digit of the number, one ARI play after the other (``_announce``); a
+   key (ChannelDtmfReceived) stops the sound playing and skips the rest; the agent gone is
+   ``AgentHungUp`` (a missed ring: the contact was not dialled) and nobody is dialled. Then the agent
+   leg gets the caller ID the contact must see (the settings', else empty so the dialplan decides: the
+   Local channel's dialplan half takes its caller ID from the agent leg's), and joins a mixing bridge
+   named after the attempt. The contact leg is ``Local/<number>@<outbound context>/n``: the admin's own
+   dialplan (number normalisation, trunk, caller ID rules); ``/n`` keeps Asterisk from optimising the
+   Local channel away, which would swap our recorded channel for one we do not know. It is created in
+   the app, bridged once its StasisStart came (early media from the trunk reaches the agent), then
+   dialled with the contact ring timeout; the agent hears ringback meanwhile.
 3. ``Connect`` on answer: ringback stops; the two are already bridged.
 4. Every end is a ChannelDestroyed whose cause ``legs`` maps to an outcome; the lifecycle's ``HangUp``
    then ends what is left, and the bridge goes with it.
@@ -582,7 +582,8 @@ class _Run:
     async def _announce(self, agent_channel: str, number: str) -> ev.Input | None:
         """Play the answered agent a beep and the contact's number, digit by digit, before the contact
         is dialled; any key skips the rest. The agent hanging up meanwhile is ``AgentHungUp``: the
-        contact is never dialled. A playback Asterisk refuses only costs the announcement.
+        contact is never dialled, so it is a missed ring, not a contact attempt. A playback Asterisk
+        refuses only costs the announcement.
 
         One ARI play per sound, not one play of several media: measured on Asterisk 22, neither a
         ``digits:`` playback nor a playback of several media can be stopped (DELETE answers 500, or
@@ -601,14 +602,14 @@ class _Run:
                 else:
                     played_all = True
         except (AriNotFound, ChannelNotInStasis):  # the agent hung up right after answering
-            return ev.AgentHungUp()
+            return ev.AgentHungUp(contact_dialled=False)
         except (AriError, TimeoutError) as error:
             log.warning("callback %s: announcing to the agent failed: %r", self.callback.id, error)
         finally:
             key.cancel()  # a no-op on what already happened: done() tells below
             gone.cancel()
         if gone.done() and not gone.cancelled():
-            return ev.AgentHungUp()
+            return ev.AgentHungUp(contact_dialled=False)
         if not played_all:  # skipped, or stuck: that sound stops now
             await _quietly(self.x.ari.stop_playback(playback_id))
         return None

@@ -54,7 +54,7 @@ async def test_the_agent_hears_the_number_before_the_contact_is_dialled(lab: Lab
 
 async def test_an_agent_hanging_up_during_the_announcement_dials_nobody(lab: Lab) -> None:
     lab.phone(AGENT, "answer")
-    await lab.set(announce_to_agent="yes", max_attempts="1")
+    await lab.set(announce_to_agent="yes", max_attempts="1", max_missed_agent_rings="1")
     number = unique_number("20102")
     playbacks = _record_playbacks(lab)
 
@@ -68,5 +68,8 @@ async def test_an_agent_hanging_up_during_the_announcement_dials_nobody(lab: Lab
     done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=20)
 
     assert done.attempts[-1].outcome is Outcome.AGENT_HUNG_UP
+    # the contact was never rung: the agent's missed callback, not a contact attempt
+    assert (done.state, done.finish_reason) == (State.EXPIRED, FinishReason.AGENT_MISSED)
+    assert (done.agent_attempts, done.missed_agent_rings) == (0, 1)
     assert lab.contact_invites().times(number) == []
     assert await lab.our_channels() == []

@@ -120,8 +120,10 @@ async def test_the_agent_hanging_up_during_the_announcement_dials_nobody(
     await fake_ari.push({"type": "ChannelDestroyed", **APP, "channel": agent, "cause": 16})
     await asyncio.wait_for(running, 3)
 
-    assert store.committed[-1].state is State.EXHAUSTED  # max_attempts = 1
-    assert store.committed[-1].attempts[-1].outcome is Outcome.AGENT_HUNG_UP
+    # the contact was never dialled: a missed ring of the agent's, no contact attempt (max_attempts = 1)
+    last = store.committed[-1]
+    assert (last.state, last.agent_attempts, last.missed_agent_rings) == (State.SCHEDULED, 0, 1)
+    assert last.attempts[-1].outcome is Outcome.AGENT_HUNG_UP
     assert _contact_dials(fake_ari) == 0
     played = next(i for i, (_, path, _, _) in enumerate(fake_ari.requests) if "/play/" in path)
     after = {method for method, _, _, _ in fake_ari.requests[played + 1 :]}

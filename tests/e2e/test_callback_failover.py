@@ -43,10 +43,16 @@ async def _failover_settings(lab: Lab, **more: str) -> None:
 
 
 async def _queue_priority(lab: Lab, queued: Callback) -> str | None:
-    """QUEUE_PRIO on the half of the queue's Local channel that runs Queue()."""
+    """QUEUE_PRIO on the half of the queue's Local channel that runs Queue(). QUEUED is committed
+    before that channel is created and dialled (its variables are copied then): wait for it."""
     attempt = queued.current_attempt
     assert attempt is not None
-    return await lab.ari.get_variable(f"{queue_channel_id(attempt.id)}-2", "QUEUE_PRIO")
+    async with asyncio.timeout(10):
+        while True:
+            with contextlib.suppress(AriNotFound):
+                if priority := await lab.ari.get_variable(f"{queue_channel_id(attempt.id)}-2", "QUEUE_PRIO"):
+                    return priority
+            await asyncio.sleep(0.05)
 
 
 def _gaps(times: list[float]) -> list[float]:

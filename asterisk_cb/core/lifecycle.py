@@ -18,7 +18,12 @@ short:
   finishes at once (exhausted). The agent hanging up before the contact was dialled is no contact
   attempt but a missed ring (the contact never rang).
 * a lost call during the talk is completed: the contact was reached; dialling again would duplicate.
-* people may cancel, reschedule or edit until the contact talks; then they are refused.
+* people may cancel, reschedule or edit until the contact is connected. A cancel, a reschedule or a
+  reassignment to another agent while a leg rings hangs the ring up (the attempt ends ``cancelled``,
+  nothing is counted); other edits apply to the next attempt. Once the contact talks, or waits in the
+  failover queue, a cancel or reschedule is refused (``ChangeRefused``): a person's change never cuts
+  a connected contact, and deferring it to the hangup would make no sense (the talk completes the
+  callback; an unanswered queue wait is retried, and the person can act on it then).
 """
 
 from __future__ import annotations
@@ -77,7 +82,8 @@ class IllegalTransition(LifecycleError):
 
 
 class ChangeRefused(IllegalTransition):
-    """A person tried to cancel, reschedule or edit a callback that is in progress or finished."""
+    """A person tried to change a callback that is finished, or whose contact is connected (talking, or
+    waiting in the failover queue): the call is never cut by a change."""
 
 
 @dataclass(frozen=True)
@@ -180,9 +186,9 @@ def step(callback: Callback, happening: ev.Input, now: datetime, settings: Setti
     if callback.state.is_finished:
         error = ChangeRefused if person else IllegalTransition
         raise error(callback, happening, "the callback is finished")
-    if person and callback.state is State.IN_PROGRESS:
-        raise ChangeRefused(callback, happening, "the contact is already talking")
     handler = _HANDLERS.get((callback.state, callback.phase, type(happening)))
+    if handler is None and person:
+        raise ChangeRefused(callback, happening, _CONNECTED.get(callback.state, ""))
     if handler is None:
         raise IllegalTransition(callback, happening)
     current = _Draft(callback, now)
@@ -556,8 +562,16 @@ def _on_call_resumed(draft: _Draft, settings: Settings, resumed: ev.CallResumed)
 
 # ---- people -------------------------------------------------------------------------------------
 
+# Why a person's cancel or reschedule is refused while the contact is connected (the call is not cut).
+_CONNECTED = {
+    State.IN_PROGRESS: "call in progress; it completes at hangup",
+    State.QUEUED: "the contact is waiting in the failover queue; the call is not cut "
+    "(change it once the wait is over)",
+}
+
 
 def _stop_live_call(draft: _Draft) -> None:
+    """A ring a person's change makes pointless is hung up: the attempt ends ``cancelled``, uncounted."""
     if draft.callback.state.is_live:
         _end_attempt(draft, Outcome.CANCELLED, LegRole.CONTACT)
 
@@ -595,14 +609,23 @@ _EDIT_RULES: dict[str, Callable[[str], str]] = {
 
 
 def _on_edit(draft: _Draft, settings: Settings, edit: ev.Edit) -> None:
-    """Details change for the next attempt; a call already ringing goes on as it is."""
+    """Details change for the next attempt; a call already ringing goes on as it is, except that a
+    ring of the agent phase for an agent who no longer owns the callback is hung up and the callback
+    is due again at once, for the new agent (no attempt counted)."""
     changes = {
         name: check(value)
         for name, check in _EDIT_RULES.items()
         if (value := getattr(edit, name)) is not None
     }
+    by = rules.safe_text(edit.by, "by", 64)
+    reassigned = changes.get("agent", draft.callback.agent) != draft.callback.agent
+    ring_for_old_agent = reassigned and draft.callback.phase is Phase.AGENT and draft.callback.state.is_live
+    if ring_for_old_agent:
+        _stop_live_call(draft)
     draft.update(**changes)
-    draft.emit(EventKind.EDITED, by=rules.safe_text(edit.by, "by", 64), fields=",".join(sorted(changes)))
+    if ring_for_old_agent:
+        _schedule(draft, draft.now)
+    draft.emit(EventKind.EDITED, by=by, fields=",".join(sorted(changes)))
 
 
 # ---- the table ----------------------------------------------------------------------------------
@@ -636,7 +659,7 @@ _BY_STATE: dict[tuple[State, Phase], dict[type, Handler]] = {
         ev.MemberAnswered: _on_member_answered,
         ev.QueueGaveUp: _on_queue_gave_up,
         **_LIVE_CALL,
-        **_PERSON,
+        ev.Edit: _on_edit,  # details only: the waiting contact is not cut (see _CONNECTED)
     },
     (State.IN_PROGRESS, Phase.AGENT): {ev.CallEnded: _on_call_ended, **_LIVE_CALL},
     (State.IN_PROGRESS, Phase.QUEUE): {ev.CallEnded: _on_call_ended, **_LIVE_CALL},

@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from asterisk_cb.core import inputs as ev
 from asterisk_cb.core import lifecycle as lc
 from asterisk_cb.core import rules
-from asterisk_cb.core.model import LegRole, Phase, State
+from asterisk_cb.core.model import Callback, LegRole, Outcome, Phase, State
 from asterisk_cb.core.settings import Settings, parse_calling_hours
 
 SECOND = timedelta(seconds=1)
@@ -134,7 +134,7 @@ class Lifecycle(RuleBasedStateMachine):
 
     @precondition(lambda self: not self.callback.state.is_finished)
     @rule(
-        kind=st.sampled_from(["cancel", "reschedule", "edit"]),
+        kind=st.sampled_from(["cancel", "reschedule", "edit", "reassign"]),
         ahead=st.integers(0, 3 * 86400),
         zone=st.sampled_from(ZONES),
     )
@@ -143,16 +143,34 @@ class Lifecycle(RuleBasedStateMachine):
             "cancel": ev.Cancel("boss"),
             "reschedule": ev.Reschedule(self.now + ahead * SECOND, "boss"),
             "edit": ev.Edit("boss", note=f"edited {ahead}", timezone=zone),  # calling hours move with it
+            "reassign": ev.Edit("boss", agent=self.rng.choice(["1001", "1002"])),
         }[kind]
+        before = self.callback
         try:
             self.apply(happening, self.now)
         except lc.ChangeRefused:
-            assert self.callback.state is State.IN_PROGRESS
+            connected = before.state is State.QUEUED and kind in {"cancel", "reschedule"}
+            assert before.state is State.IN_PROGRESS or connected
+            return
         except rules.ValidationError as error:
             assert kind == "reschedule" and error.field == "due_at"  # outside calling hours
-        else:
-            if kind == "reschedule":
-                self.talk = timedelta(0)
+            return
+        if kind == "reschedule":
+            self.talk = timedelta(0)
+        self.check_ring_stopped(before, self.callback)
+
+    @staticmethod
+    def check_ring_stopped(before: Callback, after: Callback) -> None:
+        """A change that ends a ring ends it uncounted; nothing else touches a live call."""
+        stopped = before.state.is_live and not after.state.is_live
+        if stopped:
+            assert after.attempts[-1].outcome is Outcome.CANCELLED
+            assert before.state in {State.AGENT_RINGING, State.CONTACT_RINGING}
+        elif before.state.is_live:
+            assert after.state is before.state
+        counters = ("agent_attempts", "queue_attempts", "missed_agent_rings")
+        if after.state is not State.SCHEDULED or after.due_at == before.due_at:  # not a new promise
+            assert [getattr(after, c) for c in counters] == [getattr(before, c) for c in counters]
 
     @rule(paused=st.booleans())
     def admin_pauses(self, paused: bool) -> None:

@@ -45,6 +45,7 @@ INPUTS: dict[str, ev.Input] = {
     "cancel": ev.Cancel("supervisor"),
     "reschedule": ev.Reschedule(T0 + timedelta(days=1), "supervisor"),
     "edit": ev.Edit("supervisor", note="call after lunch"),
+    "reassign": ev.Edit("supervisor", agent="1002"),
 }
 
 # A reschedule is a new promise: back to the agent phase. A cancel keeps the phase it happened in.
@@ -52,11 +53,10 @@ _PERSON = {"cancel": "cancelled/agent | ", "reschedule": "scheduled/agent | Wait
 _PERSON_Q = {"cancel": "cancelled/queue | ", "reschedule": "scheduled/agent | WaitUntil"}
 _PERSON_LIVE = {"cancel": "cancelled/agent | HangUp", "reschedule": "scheduled/agent | HangUp WaitUntil"}
 _PERSON_LIVE_Q = {"cancel": "cancelled/queue | HangUp", "reschedule": "scheduled/agent | HangUp WaitUntil"}
-_FINISHED = {name: "ILLEGAL" for name in INPUTS} | {
-    "cancel": "REFUSED",
-    "reschedule": "REFUSED",
-    "edit": "REFUSED",
-}
+# A reassignment hangs up a ring of the agent phase and makes the callback due again for the new agent.
+_REASSIGN_RING = {"reassign": "scheduled/agent | HangUp WaitUntil"}
+_REFUSED = {"cancel": "REFUSED", "reschedule": "REFUSED", "edit": "REFUSED", "reassign": "REFUSED"}
+_FINISHED = {name: "ILLEGAL" for name in INPUTS} | _REFUSED
 
 # The legal cells; every input not listed for a cell is ILLEGAL (checked against lc.accepts too).
 LEGAL: dict[str, dict[str, str]] = {
@@ -68,6 +68,7 @@ LEGAL: dict[str, dict[str, str]] = {
         "due_lines_full": "scheduled/agent | WaitUntil",
         **_PERSON,
         "edit": "scheduled/agent | ",
+        "reassign": "scheduled/agent | ",
     },
     "scheduled/queue": {
         "due_free": "contact_ringing/queue | DialContact",
@@ -77,6 +78,7 @@ LEGAL: dict[str, dict[str, str]] = {
         "due_lines_full": "scheduled/queue | WaitUntil",
         **_PERSON_Q,
         "edit": "scheduled/queue | ",
+        "reassign": "scheduled/queue | ",
     },
     "agent_ringing/agent": {
         "agent_answered": "contact_ringing/agent | DialContact",
@@ -86,6 +88,7 @@ LEGAL: dict[str, dict[str, str]] = {
         "call_lost": "scheduled/agent m+1 | HangUp WaitUntil",
         "call_resumed": "agent_ringing/agent | WatchCall",
         **_PERSON_LIVE,
+        **_REASSIGN_RING,
         "edit": "agent_ringing/agent | ",
     },
     "contact_ringing/agent": {
@@ -100,6 +103,7 @@ LEGAL: dict[str, dict[str, str]] = {
         "call_lost": "scheduled/agent a+1 | HangUp WaitUntil",
         "call_resumed": "contact_ringing/agent | WatchCall",
         **_PERSON_LIVE,
+        **_REASSIGN_RING,
         "edit": "contact_ringing/agent | ",
     },
     "contact_ringing/queue": {
@@ -113,6 +117,7 @@ LEGAL: dict[str, dict[str, str]] = {
         "call_resumed": "contact_ringing/queue | WatchCall",
         **_PERSON_LIVE_Q,
         "edit": "contact_ringing/queue | ",
+        "reassign": "contact_ringing/queue | ",  # the agent is not on a queue-phase call
     },
     "queued/queue": {
         "member_answered": "in_progress/queue | ",
@@ -120,24 +125,22 @@ LEGAL: dict[str, dict[str, str]] = {
         "queue_abandoned": "scheduled/queue q+1 | HangUp WaitUntil",
         "call_lost": "scheduled/queue q+1 | HangUp WaitUntil",
         "call_resumed": "queued/queue | WatchCall",
-        **_PERSON_LIVE_Q,
+        "cancel": "REFUSED",  # the contact waits in the queue: never cut
+        "reschedule": "REFUSED",
         "edit": "queued/queue | ",
+        "reassign": "queued/queue | ",
     },
     "in_progress/agent": {
         "call_ended": "completed/agent | HangUp",
         "call_lost": "completed/agent | HangUp",
         "call_resumed": "in_progress/agent | WatchCall",
-        "cancel": "REFUSED",
-        "reschedule": "REFUSED",
-        "edit": "REFUSED",
+        **_REFUSED,
     },
     "in_progress/queue": {
         "call_ended": "completed/queue | HangUp",
         "call_lost": "completed/queue | HangUp",
         "call_resumed": "in_progress/queue | WatchCall",
-        "cancel": "REFUSED",
-        "reschedule": "REFUSED",
-        "edit": "REFUSED",
+        **_REFUSED,
     },
     "completed/agent": _FINISHED,
     "cancelled/agent": _FINISHED,

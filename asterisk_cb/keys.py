@@ -58,7 +58,11 @@ class Keys:
                                       shared by every daemon, e.g. the outbound context's)
         P settings:<scope>     hash   runtime setting overrides: option -> value
         P settings:scopes      set    scopes that have overrides
+        P outcome:<request>    list   what the holder did with a person's change request (applied or
+                                      refused), for the requester to BLPOP; expires
         P wake                 channel published when a callback becomes the earliest due one
+        P requests             channel published (with the callback id) when a person's change of a
+                                      live callback awaits its holder
         P settings-changed     channel published (with the scope) when an override changes
     """
 
@@ -98,6 +102,15 @@ class Keys:
     @property
     def wake_channel(self) -> str:
         return self.prefix + "wake"
+
+    @property
+    def requests_channel(self) -> str:
+        """Published (with the callback id) when a change request awaits the callback's holder."""
+        return self.prefix + "requests"
+
+    def request_outcome(self, request_id: str) -> str:
+        """The list the holder pushes a change request's outcome onto (the requester BLPOPs it)."""
+        return self.prefix + "outcome:" + check_callback_id(request_id)
 
     @property
     def settings_channel(self) -> str:

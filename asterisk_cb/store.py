@@ -32,6 +32,14 @@ Who may write:
   that vanished before ringing lets them lapse with its lease, and the resumer of a live call re-takes
   them. ``release_call_locks`` gives them back when the run ends; the write that ends a call ends them
   too, so even a holder killed right after that write leaves nothing held.
+* A person's change of a live callback is a *request* (``request_change``): stored on the callback
+  (field ``_req``, so a crash loses nothing) and announced on the requests channel. Only the holder can
+  hang the call up, so the holder applies it as a lifecycle input through its fenced ``commit``
+  (``applying=``), or refuses it with ``settle``; either way the outcome is pushed to a list the
+  requester waits on (``await_outcome``). Every holder commit returns the pending request (the claim's
+  ``request``), and while one is pending the holder keeps the callback even if its call ended, so a
+  request is never left behind; a claim taken over carries it too. One request at a time: a second one
+  (or a direct edit) is refused with ``ChangePending`` until the first is dealt with.
 * An expired lease makes the callback claimable again by any scheduler. If the callback was live, the
   new claim is a *resume* claim: the executor must look up the channels of ``current_attempt`` and follow
   the call, never dial again.
@@ -40,6 +48,7 @@ Who may write:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import json
 import logging
@@ -59,9 +68,11 @@ from asterisk_cb.core.codec import (
     callback_to_fields,
     event_from_fields,
     event_to_fields,
+    request_from_text,
+    request_to_text,
 )
 from asterisk_cb.core.codec import time_to_ms as _time_to_ms
-from asterisk_cb.core.inputs import Waiting
+from asterisk_cb.core.inputs import ChangeRequest, Waiting
 from asterisk_cb.core.model import Callback, Event, State
 from asterisk_cb.core.settings import Layers, is_settings_scope, runtime_layers
 from asterisk_cb.keys import Keys, check_callback_id
@@ -80,6 +91,9 @@ _HISTORY_FIELD = FIELDS["attempts"]
 _DUE_FIELDS = f"{FIELDS['next_at']} {FIELDS['due_at']}"
 # Store bookkeeping field in the callback hash (the codec's short names never start with "_").
 _LIVE_FIELD = "_live"  # "1" while a call exists
+_REQUEST_FIELD = "_req"  # a person's change request waiting for the holder (codec JSON)
+# How long a change request's outcome waits for its requester (who normally takes it within seconds).
+OUTCOME_TTL = timedelta(hours=1)
 
 
 class StoreError(Exception):
@@ -102,6 +116,21 @@ class CallbackLive(StoreError):
     """A person may not change a callback while its call lives."""
 
 
+class CallbackNotLive(StoreError):
+    """A change request needs a live call; without one the person changes the callback directly."""
+
+
+class ChangePending(StoreError):
+    """Another change request of this callback has not been applied or refused yet."""
+
+    def __init__(self, pending: str) -> None:
+        try:
+            self.pending: ChangeRequest | None = request_from_text(pending)
+        except CodecError:
+            self.pending = None
+        super().__init__(f"change request pending: {pending}")
+
+
 class LeaseLost(StoreError):
     """The writer no longer holds the callback: it must stop acting on it (and must not dial)."""
 
@@ -119,6 +148,8 @@ _ERRORS: dict[str, type[StoreError]] = {
     "ACB_EXISTS": DuplicateCallback,
     "ACB_VERSION": VersionConflict,
     "ACB_LIVE": CallbackLive,
+    "ACB_NOTLIVE": CallbackNotLive,
+    "ACB_PENDING": ChangePending,
     "ACB_STALE": StaleToken,
     "ACB_EXPIRED": LeaseExpired,
 }
@@ -130,6 +161,8 @@ class Claim:
 
     ``resume`` is true when the callback was live when claimed: its previous holder vanished mid-call,
     so the executor looks up the channels of ``callback.current_attempt`` instead of dialling.
+    ``request`` is a person's change waiting for the holder (as claimed, or after the last commit): the
+    holder applies it (``commit(..., applying=request)``) or refuses it (``settle``) next.
     """
 
     callback: Callback
@@ -137,6 +170,25 @@ class Claim:
     resume: bool
     owner: str
     lease_until_ms: int
+    request: ChangeRequest | None = None
+
+
+@dataclass(frozen=True)
+class RequestOutcome:
+    """What the holder did with a change request: applied (the callback is now at ``version``) or
+    refused (``detail`` says why; the callback is unchanged)."""
+
+    applied: bool
+    detail: str
+    version: int
+
+    def to_text(self) -> str:
+        return json.dumps({"applied": self.applied, "detail": self.detail, "version": self.version})
+
+    @classmethod
+    def from_text(cls, text: str) -> RequestOutcome:
+        values = json.loads(text)
+        return cls(bool(values["applied"]), str(values["detail"]), int(values["version"]))
 
 
 @dataclass(frozen=True)
@@ -194,6 +246,8 @@ class _Script(enum.Enum):
     LOCK = "lock"
     UNLOCK = "unlock"
     HELD = "held"
+    REQUEST = "request"
+    SETTLE = "settle"
 
 
 def _load_scripts(redis: RedisClient) -> dict[_Script, AsyncScript]:
@@ -305,19 +359,33 @@ class Store:
         await self._write(before, after, events, token=None)
         return after
 
-    async def commit(self, claim: Claim, after: Callback, events: Sequence[Event]) -> Claim:
-        """The holder's transition, fenced by its token and lease.
+    async def commit(
+        self,
+        claim: Claim,
+        after: Callback,
+        events: Sequence[Event],
+        applying: ChangeRequest | None = None,
+    ) -> Claim:
+        """The holder's transition, fenced by its token and lease; ``applying`` names the person's
+        change request this transition applies (its outcome goes to the requester atomically).
 
         If ``after`` is live (e.g. the attempt and its channel ids recorded just before originating) the
         lease is kept and the returned claim carries the new record; otherwise the lease is released and
-        the callback is scheduled again at ``after.next_at`` or, finished, leaves the schedule.
+        the callback is scheduled again at ``after.next_at`` or, finished, leaves the schedule. Unless a
+        change request is pending: then the lease is kept and the returned claim's ``request`` is it.
         """
-        await self._write(claim.callback, after, events, token=claim.token)
-        return Claim(after, claim.token, claim.resume, claim.owner, claim.lease_until_ms)
+        pending = await self._write(claim.callback, after, events, claim.token, applying=applying)
+        return Claim(after, claim.token, claim.resume, claim.owner, claim.lease_until_ms, pending)
 
     async def _write(
-        self, before: Callback, after: Callback, events: Sequence[Event], token: int | None
-    ) -> None:
+        self,
+        before: Callback,
+        after: Callback,
+        events: Sequence[Event],
+        token: int | None,
+        *,
+        applying: ChangeRequest | None = None,
+    ) -> ChangeRequest | None:
         if after.id != before.id or after.version <= before.version:
             raise ValueError(f"{after.id}: a change must keep the id and raise the version")
         args = [
@@ -330,8 +398,51 @@ class Store:
             *_placement(after),
             self.keys.history_prefix,
             self._change(before, after, events),
+            *self._outcome_args(applying, RequestOutcome(True, "applied", after.version)),
         ]
-        await self._run(_Script.WRITE, [self.keys.due, self.keys.leases, self.keys.events], args)
+        pending = await self._run(_Script.WRITE, [self.keys.due, self.keys.leases, self.keys.events], args)
+        return _request_or_none(after.id, pending) if pending else None
+
+    def _outcome_args(self, request: ChangeRequest | None, outcome: RequestOutcome) -> list[object]:
+        """Request id, outcome key, outcome and its ttl for the scripts ('' x 4 without a request)."""
+        if request is None:
+            return ["", "", "", ""]
+        ttl = int(OUTCOME_TTL.total_seconds())
+        return [request.id, self.keys.request_outcome(request.id), outcome.to_text(), ttl]
+
+    # --- a person's change of a live callback ------------------------------------------------------
+
+    async def request_change(self, callback_id: str, request: ChangeRequest) -> None:
+        """Record ``request`` for the holder of the live callback and wake it (see the module doc).
+
+        Raises ``CallbackNotLive`` when no call exists (change it with ``edit``), ``ChangePending``
+        while another request waits, ``CallbackNotFound``."""
+        args = [callback_id, request_to_text(request), self.keys.requests_channel]
+        await self._run(_Script.REQUEST, [self.keys.callback(callback_id)], args)
+
+    async def pending_request(self, callback_id: str) -> ChangeRequest | None:
+        """The change request waiting on the callback, if any (a holder woken on the channel reads it)."""
+        pending = await self.redis.hget(self.keys.callback(callback_id), _REQUEST_FIELD)
+        return _request_or_none(callback_id, pending) if pending else None
+
+    async def settle(self, claim: Claim, request: ChangeRequest, refusal: str) -> Claim:
+        """The holder refuses ``request`` (fenced): it is dropped, the requester learns ``refusal``, the
+        callback is unchanged. A callback kept only for the request is let go, as a commit would."""
+        args = [
+            self.keys.callback_prefix,
+            claim.callback.id,
+            claim.token,
+            self.keys.wake_channel,
+            *self._outcome_args(request, RequestOutcome(False, refusal, claim.callback.version)),
+            *_placement(claim.callback),
+        ]
+        await self._run(_Script.SETTLE, [self.keys.due, self.keys.leases], args)
+        return dataclasses.replace(claim, request=None)
+
+    async def await_outcome(self, request_id: str, timeout_s: float) -> RequestOutcome | None:
+        """What the holder did with the request, waiting up to ``timeout_s``; None if not yet."""
+        reply = await self.redis.blpop([self.keys.request_outcome(request_id)], timeout=timeout_s)
+        return RequestOutcome.from_text(reply[1]) if reply else None
 
     # --- claims -------------------------------------------------------------------------------------
 
@@ -603,7 +714,19 @@ def _claim(raw: Sequence[Any], owner: str, lease_until_ms: int) -> Claim | None:
     except CodecError as error:
         log.error("callback %s cannot be read, left for another daemon: %s", callback_id, error)
         return None
-    return Claim(callback, int(token), stored.get(_LIVE_FIELD) == "1", owner, lease_until_ms)
+    resume = stored.get(_LIVE_FIELD) == "1"
+    pending = stored.get(_REQUEST_FIELD)
+    request = _request_or_none(callback_id, pending) if pending else None
+    return Claim(callback, int(token), resume, owner, lease_until_ms, request)
+
+
+def _request_or_none(callback_id: str, text: str) -> ChangeRequest | None:
+    """A pending request this version cannot read is left unread (logged); the callback goes on."""
+    try:
+        return request_from_text(text)
+    except CodecError as error:
+        log.error("callback %s: change request cannot be read: %s", callback_id, error)
+        return None
 
 
 def _decode(callback_id: str, stored: Mapping[str, str], history: str | None) -> Callback:

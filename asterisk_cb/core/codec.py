@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import fields
+from dataclasses import asdict, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from asterisk_cb.core.inputs import Cancel, ChangeRequest, Edit, Reschedule
 from asterisk_cb.core.model import (
     Attempt,
     Callback,
@@ -251,3 +252,34 @@ def _as_text(stored: Mapping[str | bytes, str | bytes]) -> dict[str, str]:
 
 def _decode(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+# A change request: one JSON object, {"id": ..., "kind": "cancel" | "reschedule" | "edit", "by": ...}
+# plus the change's own fields (a reschedule's due time in codec microseconds). The store's scripts
+# read its "id" (cjson), so the request a commit applies is the one pending.
+_CHANGE_KINDS: dict[str, type[Cancel | Reschedule | Edit]] = {
+    "cancel": Cancel,
+    "reschedule": Reschedule,
+    "edit": Edit,
+}
+_CHANGE_NAMES = {kind: name for name, kind in _CHANGE_KINDS.items()}
+
+
+def request_to_text(request: ChangeRequest) -> str:
+    values = {key: value for key, value in asdict(request.change).items() if value is not None}
+    if isinstance(request.change, Reschedule):
+        values["due_at"] = time_to_text(request.change.due_at)
+    head = {"id": request.id, "kind": _CHANGE_NAMES[type(request.change)]}
+    return json.dumps(head | values, separators=(",", ":"))
+
+
+def request_from_text(text: str) -> ChangeRequest:
+    """Inverse of ``request_to_text``; raises ``CodecError``."""
+    try:
+        values = json.loads(text)
+        request_id, kind = values.pop("id"), _CHANGE_KINDS[values.pop("kind")]
+        if kind is Reschedule:
+            values["due_at"] = time_from_text(values["due_at"])
+        return ChangeRequest(request_id, kind(**values))
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise CodecError(f"bad change request {text!r}: {error}") from error

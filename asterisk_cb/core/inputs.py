@@ -198,4 +198,14 @@ Input = (
     | Reschedule
     | Edit
 )
+PersonInput = Cancel | Reschedule | Edit
 PERSON_INPUTS = (Cancel, Reschedule, Edit)
+
+
+@dataclass(frozen=True)
+class ChangeRequest:
+    """A person's change of a callback whose call is live, waiting for the lease holder to apply it
+    (only the holder can hang the ring up). ``id`` names the request, so its outcome can be awaited."""
+
+    id: str
+    change: PersonInput

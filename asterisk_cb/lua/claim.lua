@@ -2,7 +2,8 @@
 -- late), then due ones. Each claim gets a new fencing token (from one global counter, so tokens only
 -- grow) and a lease ending `lease ms` from now on the server clock. While paused, due callbacks wait and
 -- so do expired claims that never went live (they go back to the due set); live ones are still taken
--- over, because a call exists and someone must follow it.
+-- over, because a call exists and someone must follow it, and so are those with a person's change
+-- request pending (request.lua), which a holder must apply.
 -- With a line pool (calls capped across daemons, see lock.lua), no more due callbacks are claimed than
 -- lines are free, and each one claimed holds its line from now on (like a lock: lock_holds), so two
 -- daemons claiming at once cannot both count the same line free. The others stay in the due set in
@@ -12,7 +13,8 @@
 -- fields (see stored_due_ms in common.lua), history key prefix, [line cap].
 -- Returns {server now ms, next wake ms or '', claims as one JSON array of
 -- [id, token, [hash field, value, ...], history]} ('' when none): one bulk string parses far faster
--- client-side than thousands of nested replies. The hash fields include '_live' for a resume claim.
+-- client-side than thousands of nested replies. The hash fields include '_live' for a resume claim
+-- and '_req' for a pending change request.
 local prefix, limit, lease_ms, owner = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local history_prefix = ARGV[6]
 local now = now_ms()
@@ -56,7 +58,8 @@ local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, li
 if paused then
   local live = {}
   for _, id in ipairs(expired) do
-    if redis.call('HGET', prefix .. id, '_live') == '1' then
+    local hash = prefix .. id
+    if redis.call('HGET', hash, '_live') == '1' or redis.call('HEXISTS', hash, '_req') == 1 then
       live[#live + 1] = id
     else
       hold_back(id)

@@ -150,3 +150,15 @@ local function lines_in_use(prefix, leases_key, pool, except_id, now)
   end
   return used
 end
+
+-- The holder dealt with the person's change request `request_id` (request.lua), applied or refused:
+-- it leaves the callback (field `_req`) and its outcome is pushed to the list the requester waits on
+-- (BLPOP), which expires if nobody does.
+local function take_request(hash, request_id, outcome_key, outcome, ttl)
+  local pending = redis.call('HGET', hash, '_req')
+  if pending and cjson.decode(pending).id == request_id then
+    redis.call('HDEL', hash, '_req')
+  end
+  redis.call('RPUSH', outcome_key, outcome)
+  redis.call('EXPIRE', outcome_key, tonumber(ttl))
+end

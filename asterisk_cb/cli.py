@@ -3,6 +3,11 @@
 The CLI runs on the PBX host with read access to the config file, so it acts as an administrator
 (recorded as ``cli:<login name>``). Errors are one line on stderr and a non-zero exit code, never a
 traceback: 2 for bad usage or input, 3 for a refusal (not found, conflict), 4 when Redis is unreachable.
+
+``cancel``, ``reschedule`` and ``assign`` of a callback whose call rings are handed to the daemon
+holding the call; the command waits ``--wait`` seconds for it and says what happened: applied (the
+ring was hung up), refused (exit 3: the contact answered first), or requested and not applied yet
+(exit 0: the request is on record and the daemon, or the one taking the call over, will deal with it).
 """
 
 from __future__ import annotations
@@ -40,8 +45,11 @@ from asterisk_cb.core.settings import (
 from asterisk_cb.keys import Keys
 from asterisk_cb.service import (
     ADMIN,
+    REQUEST_WAIT_S,
     Actor,
     CallbackService,
+    Change,
+    ChangeOutcome,
     ErrorCode,
     Query,
     ServiceError,
@@ -52,6 +60,7 @@ from asterisk_cb.table import render_table
 
 CONFIG_ENV = "ASTERISK_CB_CONFIG"
 EXIT_USAGE, EXIT_REFUSED, EXIT_UNREACHABLE = 2, 3, 4
+MAX_WAIT_S = 600  # --wait: longer than any lease takeover, short enough to be a typo's limit
 
 
 @dataclass(frozen=True)
@@ -178,9 +187,8 @@ async def cmd_show(context: Context, args: argparse.Namespace) -> int:
 
 async def cmd_cancel(context: Context, args: argparse.Namespace) -> int:
     async with open_store(context.site) as store:
-        callback = await make_service(context, store).cancel(context.actor, args.id)
-    print_callbacks([callback])
-    return 0
+        change = await make_service(context, store).cancel(context.actor, args.id, args.wait)
+    return print_change(change)
 
 
 async def cmd_reschedule(context: Context, args: argparse.Namespace) -> int:
@@ -188,16 +196,30 @@ async def cmd_reschedule(context: Context, args: argparse.Namespace) -> int:
         service = make_service(context, store)
         current = await service.get(context.actor, args.id)
         due_at = rules.parse_time(args.at, rules.zone(current.timezone), now=datetime.now(UTC))
-        callback = await service.reschedule(context.actor, args.id, due_at)
-    print_callbacks([callback])
-    return 0
+        change = await service.reschedule(context.actor, args.id, due_at, args.wait)
+    return print_change(change)
 
 
 async def cmd_assign(context: Context, args: argparse.Namespace) -> int:
     async with open_store(context.site) as store:
         edit = Edit(by=context.actor.name, agent=args.agent)
-        callback = await make_service(context, store).edit(context.actor, args.id, edit)
-    print_callbacks([callback])
+        change = await make_service(context, store).edit(context.actor, args.id, edit, args.wait)
+    return print_change(change)
+
+
+_CHANGE_TEXT = {
+    ChangeOutcome.APPLIED: "done",
+    ChangeOutcome.APPLIED_BY_HOLDER: "done: its call was ringing and has been hung up",
+    ChangeOutcome.PENDING: (
+        "requested: its call is ringing and the daemon holding it has not applied the change yet; "
+        "it will (or refuse it if the contact answers first): see `asterisk-cb show`"
+    ),
+}
+
+
+def print_change(change: Change) -> int:
+    print(_CHANGE_TEXT[change.outcome])
+    print_callbacks([change.callback])
     return 0
 
 
@@ -314,27 +336,19 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--call", help="uniqueid or linkedid of the originating call")
     listing.set_defaults(run=cmd_list)
 
-    for name, run, text in (
-        ("show", cmd_show, "a callback and its attempts"),
-        ("cancel", cmd_cancel, "cancel"),
-    ):
-        command = commands.add_parser(name, help=text)
-        command.add_argument("id")
-        command.set_defaults(run=run)
+    show = commands.add_parser("show", help="a callback and its attempts")
+    show.add_argument("id")
+    show.set_defaults(run=cmd_show)
 
-    reschedule = commands.add_parser("reschedule", help="move a callback's due time")
-    reschedule.add_argument("id")
+    _change_parser(commands, "cancel", "cancel (a ringing call is hung up)", cmd_cancel)
+    reschedule = _change_parser(commands, "reschedule", "move a callback's due time", cmd_reschedule)
     reschedule.add_argument(
         "--at",
         required=True,
         help="new due time (local to the contact's zone if no offset), or +2h, +90m from now",
     )
-    reschedule.set_defaults(run=cmd_reschedule)
-
-    assign = commands.add_parser("assign", help="hand a callback to another agent")
-    assign.add_argument("id")
+    assign = _change_parser(commands, "assign", "hand a callback to another agent", cmd_assign)
     assign.add_argument("--agent", required=True)
-    assign.set_defaults(run=cmd_assign)
 
     settings = commands.add_parser("settings", help="change settings at run time (wins over the file)")
     actions = settings.add_subparsers(dest="action", required=True, metavar="action")
@@ -348,6 +362,36 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("option", nargs="?")
     reset.set_defaults(run=cmd_settings_reset)
     return parser
+
+
+def _change_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    text: str,
+    run: Callable[[Context, argparse.Namespace], Awaitable[int]],
+) -> argparse.ArgumentParser:
+    """A command changing one callback; ``--wait``: how long to wait for the daemon holding its call."""
+    command = commands.add_parser(name, help=text)
+    command.add_argument("id")
+    command.add_argument(
+        "--wait",
+        type=_seconds,
+        default=REQUEST_WAIT_S,
+        metavar="SECONDS",
+        help=f"while its call rings: wait this long for the daemon to apply it (default {REQUEST_WAIT_S:g})",
+    )
+    command.set_defaults(run=run)
+    return command
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= MAX_WAIT_S:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds between 0 and {MAX_WAIT_S}")
+    return value
 
 
 def load_context(path: Path) -> Context:

@@ -110,10 +110,13 @@ class Daemon:
         await self.ami.start()
         await self._wait_for_links()
         log.info("running", extra={"owner": self.scheduler.owner, "agents": len(self.site.agents)})
+        requests = asyncio.create_task(self.executor.follow_requests())
         try:
             async with self._metrics_served():
                 await self.scheduler.run()
         finally:
+            requests.cancel()
+            await asyncio.gather(requests, return_exceptions=True)
             await self.events.stop()
             await self.ami.stop()
             await self.ari.close()

@@ -14,7 +14,9 @@ applied twice; a retried claim at worst leaves claims nobody works on, whose lea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -25,6 +27,8 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger(__name__)
 
 URL_SCHEMES = ("redis", "rediss", "unix")
 DEFAULT_SENTINEL_PORT = 26379
@@ -175,3 +179,26 @@ def _parse_bool(option: str, text: str) -> bool:
     if lowered in {"no", "false", "off", "0"}:
         return False
     raise RedisConfigError(f"{option}: {text!r} is not yes/no")
+
+
+async def follow_channel(
+    redis: RedisClient, channel: str, on_message: Callable[[str | None], None], retry_delay_s: float = 1.0
+) -> None:
+    """Call ``on_message(data)`` for every message published on ``channel``, until cancelled, and
+    ``on_message(None)`` whenever messages may have been missed: pub/sub keeps nothing for a subscriber
+    that is away, so at each (re)subscription the caller looks at the durable state again."""
+    while True:
+        try:
+            await redis.ping()  # a Cluster client must learn its slot map before subscribing
+            async with redis.pubsub() as pubsub:
+                await pubsub.subscribe(channel)
+                on_message(None)
+                # redis-py reconnects and resubscribes by itself, silently: hear of it too.
+                assert pubsub.connection is not None
+                pubsub.connection.register_connect_callback(lambda _connection: on_message(None))
+                async for message in pubsub.listen():
+                    if message["type"] == "message":
+                        on_message(message["data"])
+        except Exception as error:  # any failure: following must outlive it
+            log.warning("channel %s lost, resubscribing: %s: %s", channel, type(error).__name__, error)
+            await asyncio.sleep(retry_delay_s)

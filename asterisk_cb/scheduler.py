@@ -34,7 +34,7 @@ from typing import Protocol
 from redis.exceptions import RedisError
 
 from asterisk_cb.keys import DEFAULT_NAMESPACE, Keys
-from asterisk_cb.redis_conn import connect
+from asterisk_cb.redis_conn import connect, follow_channel
 from asterisk_cb.store import DEFAULT_LEASE_MS, Claim, ClaimBatch, LeaseLost, LinePool, Store
 
 log = logging.getLogger(__name__)
@@ -236,21 +236,13 @@ class Scheduler:
                     log.warning("callback %s: renewal failed, will retry: %s", claim.callback.id, result)
 
     async def _listen_for_wakeups(self) -> None:
-        while True:
-            try:
-                await self._store.redis.ping()  # a Cluster client must learn its slot map before subscribing
-                async with self._store.redis.pubsub() as pubsub:
-                    await pubsub.subscribe(self._store.keys.wake_channel)
-                    self._wake.set()  # wake-ups may have been missed while not subscribed
-                    # redis-py reconnects and resubscribes by itself, silently: hear of it too.
-                    assert pubsub.connection is not None
-                    pubsub.connection.register_connect_callback(self._on_wake_channel_reconnect)
-                    async for message in pubsub.listen():
-                        if message["type"] == "message":
-                            self._wake.set()
-            except Exception as error:  # any failure: this loop must outlive it (the safety timeout covers)
-                log.warning("wake-up channel lost, resubscribing: %s", _describe(error))
-                await asyncio.sleep(self._options.retry_delay_s)
+        """A callback became the earliest due one, or wake-ups may have been missed: look again."""
+        await follow_channel(
+            self._store.redis,
+            self._store.keys.wake_channel,
+            lambda _message: self._wake.set(),
+            self._options.retry_delay_s,
+        )
 
     async def _housekeep(self) -> None:
         """Trim the event stream and purge long-finished callbacks, now and then."""
@@ -264,10 +256,6 @@ class Scheduler:
                     await self._store.purge_finished(options.finished_retention)
             except Exception as error:  # housekeeping must never stop the scheduler
                 log.warning("housekeeping failed, will retry: %s", _describe(error))
-
-    def _on_wake_channel_reconnect(self, _connection: object) -> None:
-        """Wake-ups published while the connection was down are lost: look at the schedule again."""
-        self._wake.set()
 
     async def _let_go(self) -> None:
         """Cancel executor tasks, then hand back claims that never went live (live ones lapse)."""

@@ -3,6 +3,12 @@
 Keeping the checks here means one set of rules and one set of errors whoever asks: permission, the feature
 switch, known agents and queues, the core's validation, and the store's refusals all come out as a
 ``ServiceError`` with a machine-readable ``code`` and a sentence a person can act on, never a traceback.
+
+A change of a callback whose call is live (ringing, waiting in the failover queue) cannot be written
+directly: only the daemon holding the call can hang it up. It becomes a request to that daemon (see
+``store``), which applies it through its own fenced commit or refuses it (the contact answered at the
+same moment); the service waits up to ``wait_s`` for that outcome (``Change.outcome``). A change the
+lifecycle refuses in the state read (the contact is talking) is refused at once.
 """
 
 from __future__ import annotations
@@ -16,13 +22,15 @@ from enum import StrEnum
 from typing import Protocol
 
 from asterisk_cb.core import lifecycle, rules
-from asterisk_cb.core.inputs import Cancel, Edit, Reschedule
+from asterisk_cb.core.inputs import Cancel, ChangeRequest, Edit, PersonInput, Reschedule
 from asterisk_cb.core.lifecycle import IllegalTransition, NewCallback
 from asterisk_cb.core.model import Callback, State
 from asterisk_cb.core.settings import Settings, SettingsFile, resolve
 from asterisk_cb.store import (
     CallbackLive,
     CallbackNotFound,
+    CallbackNotLive,
+    ChangePending,
     Created,
     DuplicateCallback,
     Store,
@@ -36,6 +44,9 @@ _CREATE_RETRIES = 3
 
 # A person's change races the scheduler (which moves a callback when it falls due): re-read and retry.
 _EDIT_RETRIES = 5
+# How long a change of a live callback waits for the daemon holding the call to apply it (normally
+# milliseconds; a holder that died is replaced after its lease, 30 s, and then applies it).
+REQUEST_WAIT_S = 5.0
 
 
 class Permission(StrEnum):
@@ -77,6 +88,22 @@ class ServiceError(Exception):
         self.code = code
         self.field = field
         self.message = message
+
+
+class ChangeOutcome(StrEnum):
+    """How a person's change went."""
+
+    APPLIED = "applied"  # no call was live: changed directly
+    APPLIED_BY_HOLDER = "applied_by_holder"  # the daemon holding the call applied it (ring hung up)
+    PENDING = "pending"  # recorded for the holder, not applied within the wait (it will be, or refused)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A person's change: the callback as it is now, and how the change went."""
+
+    callback: Callback
+    outcome: ChangeOutcome
 
 
 class Directory(Protocol):
@@ -162,20 +189,26 @@ class CallbackService:
         callbacks = await self._store.get_many(await self._matching_ids(query))
         return sorted(callbacks, key=lambda callback: (callback.due_at, callback.id))
 
-    async def cancel(self, actor: Actor, callback_id: str) -> Callback:
-        return await self._change(actor, callback_id, Cancel(by=actor.name))
+    async def cancel(self, actor: Actor, callback_id: str, wait_s: float = REQUEST_WAIT_S) -> Change:
+        return await self._change(actor, callback_id, Cancel(by=actor.name), wait_s)
 
-    async def reschedule(self, actor: Actor, callback_id: str, due_at: datetime) -> Callback:
-        return await self._change(actor, callback_id, Reschedule(due_at=due_at, by=actor.name))
+    async def reschedule(
+        self, actor: Actor, callback_id: str, due_at: datetime, wait_s: float = REQUEST_WAIT_S
+    ) -> Change:
+        return await self._change(actor, callback_id, Reschedule(due_at=due_at, by=actor.name), wait_s)
 
-    async def edit(self, actor: Actor, callback_id: str, edit: Edit) -> Callback:
+    async def edit(
+        self, actor: Actor, callback_id: str, edit: Edit, wait_s: float = REQUEST_WAIT_S
+    ) -> Change:
         if edit.agent is not None:
             _require(actor, Permission.MANAGE, "hand a callback to another agent")
             self._check_known(edit.agent, None)
-        return await self._change(actor, callback_id, edit)
+        return await self._change(actor, callback_id, edit, wait_s)
 
-    async def _change(self, actor: Actor, callback_id: str, change: Cancel | Reschedule | Edit) -> Callback:
-        """Apply a person's change through the lifecycle, retrying when the scheduler moved it meanwhile."""
+    async def _change(self, actor: Actor, callback_id: str, change: PersonInput, wait_s: float) -> Change:
+        """Apply a person's change through the lifecycle (first on the state read, which validates it
+        and refuses it at once when the contact talks), directly or, while a call lives, as a request
+        to its holder; retried when the callback moved meanwhile (the scheduler, the call's progress)."""
         for _ in range(_EDIT_RETRIES):
             before = await self.get(actor, callback_id)
             if before.agent != actor.name:
@@ -184,12 +217,27 @@ class CallbackService:
             with _as_service_errors():
                 transition = lifecycle.step(before, change, self._clock(), settings)
                 try:
-                    return await self._store.edit(before, transition.callback, transition.events)
-                except VersionConflict:
+                    if before.state.is_live:
+                        return await self._request(before.id, change, wait_s)
+                    after = await self._store.edit(before, transition.callback, transition.events)
+                    return Change(after, ChangeOutcome.APPLIED)
+                except (VersionConflict, CallbackLive, CallbackNotLive):
                     continue
         raise ServiceError(
             ErrorCode.CONFLICT, f"callback {callback_id} keeps changing (it is being dialled): try again"
         )
+
+    async def _request(self, callback_id: str, change: PersonInput, wait_s: float) -> Change:
+        """Hand the change to the daemon holding the live call and wait for what it did."""
+        request = ChangeRequest(self._new_id(), change)
+        await self._store.request_change(callback_id, request)
+        outcome = await self._store.await_outcome(request.id, wait_s)
+        if outcome is not None and not outcome.applied:
+            raise ServiceError(ErrorCode.CONFLICT, f"callback {callback_id}: {outcome.detail}")
+        now = await self._store.get(callback_id)
+        if now is None:
+            raise ServiceError(ErrorCode.NOT_FOUND, f"no callback {callback_id!r}")
+        return Change(now, ChangeOutcome.PENDING if outcome is None else ChangeOutcome.APPLIED_BY_HOLDER)
 
     def _check_known(self, agent: str, queue: str | None) -> None:
         if not self._directory.has_agent(agent):
@@ -232,10 +280,11 @@ def _as_service_errors() -> Iterator[None]:
         yield
     except rules.ValidationError as error:
         raise ServiceError(ErrorCode.INVALID, str(error), error.field) from error
-    except CallbackLive as error:
+    except ChangePending as error:
+        by = f" by {error.pending.change.by}" if error.pending else ""
         raise ServiceError(
             ErrorCode.CONFLICT,
-            "a call for this callback is ringing or connected now: change it after it ends",
+            f"another change{by} is being applied to this callback's call: try again in a moment",
         ) from error
     except IllegalTransition as error:
         raise ServiceError(ErrorCode.CONFLICT, str(error)) from error

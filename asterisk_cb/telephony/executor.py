@@ -71,6 +71,15 @@ A person saying "hello" was judged HUMAN (HUMAN-800-800) 1.9 s after the answer,
 Queue pauses: with a ``QueueGuard``, the agent's queue memberships are paused (reason "callback") just
 before its ring and lifted when the run ends, whatever the ending (``queue_guard``).
 
+A person's change while the call lives (cancel, reschedule, reassign: see ``store`` and
+``core.lifecycle``): the service records it on the callback and publishes its id; ``follow_requests``
+hands it to the run holding that callback, which applies it as a lifecycle input through its fenced
+commit (hanging the ring up) or refuses it (``Store.settle``: e.g. the contact answered meanwhile).
+Every commit also returns a pending request: it is taken before the effects of that commit, so
+nothing is dialled once a person's change is applied (a HangUp of the committed transition is still
+performed). A claim that comes with a request (its holder died before applying it) applies it first:
+a resumed call is looked up first, then the request is taken at that first commit.
+
 Not here yet: AMD's parameters are amd.conf's, one set for every callback (with ``amd`` off a
 voicemail pickup counts as answered); a daemon that dies between an agent's answer and
 ``StopRinging`` leaves its other phones ringing until their ring timeout (the answered attempt no
@@ -91,7 +100,7 @@ from datetime import UTC, datetime, timedelta
 from redis.exceptions import RedisError
 
 from asterisk_cb.core import inputs as ev
-from asterisk_cb.core import lifecycle
+from asterisk_cb.core import lifecycle, rules
 from asterisk_cb.core.effects import (
     Connect,
     DialContact,
@@ -105,6 +114,7 @@ from asterisk_cb.core.effects import (
 )
 from asterisk_cb.core.model import ARI_ID_PREFIX, Callback, LegRole, Outcome, Phase
 from asterisk_cb.core.settings import Settings
+from asterisk_cb.redis_conn import follow_channel
 from asterisk_cb.store import CallLocks, Claim, LinePool, Store
 from asterisk_cb.telephony import answer_marks
 from asterisk_cb.telephony.ami_events import device_of_channel
@@ -174,7 +184,12 @@ class _Resynced:
     alive: Mapping[str, Channel]
 
 
-Signal = AriEvent | _Resynced
+@dataclasses.dataclass(frozen=True)
+class _Requested:
+    """A person's change of the callback may be waiting (``Store.pending_request`` says)."""
+
+
+Signal = AriEvent | _Resynced | _Requested
 
 
 def _seconds(span: timedelta) -> int:
@@ -208,14 +223,18 @@ class CallbackExecutor:
         self.answers = answers  # None: answers nobody saw are not looked up (a resumer counts them lost)
         self.clock = clock
         self._runs: dict[str, _Run] = {}  # channel id -> the run following it
+        self._by_callback: dict[str, _Run] = {}  # callback id -> the run holding it
         events.subscribe(self._route, ChannelEvent, Dial)
         events.on_resync(self._resync)
 
     async def execute(self, claim: Claim) -> None:
         run = _Run(self, claim)
+        self._by_callback[claim.callback.id] = run
         try:
             await run.run()
         finally:
+            if self._by_callback.get(claim.callback.id) is run:
+                del self._by_callback[claim.callback.id]
             run.close()
             await asyncio.shield(run.release_queues())
             await asyncio.shield(run.release_locks())
@@ -232,6 +251,17 @@ class CallbackExecutor:
             return
         in_calls = [member for agent in busy for member in self.availability.memberships_of(agent)]
         await self.queue_guard.release_leftovers(in_calls)
+
+    async def follow_requests(self) -> None:
+        """Wake the run holding a callback when a person's change of it is requested; after a gap in
+        the channel (start, reconnect) every run looks. Runs until cancelled (the daemon runs it)."""
+        await follow_channel(self.store.redis, self.store.keys.requests_channel, self._requested)
+
+    def _requested(self, callback_id: str | None) -> None:
+        runs = self._by_callback.values() if callback_id is None else [self._by_callback.get(callback_id)]
+        for run in runs:
+            if run is not None:
+                run.inbox.put_nowait(_Requested())
 
     def _route(self, event: AriEvent) -> None:
         channel = event.peer if isinstance(event, Dial) else getattr(event, "channel", None)
@@ -270,12 +300,17 @@ class _Run:
     async def run(self) -> None:
         self.settings = await self.x.settings_for(self.callback)
         self.watch.screen_answers = self.settings.amd
+        if self.claim.request is not None and not self.claim.resume:
+            await self._take_request(self.claim.request)  # its holder died before applying it
+            return  # either way the callback was let go: the scheduler hands it out again when due
         pending = deque(await self._resume() if self.claim.resume else (await self._due(),))
         while True:
             if pending:
                 follow_up = await self._apply(pending.popleft())
                 if follow_up is not None:  # an effect failed: what was still pending no longer applies
                     pending = deque((follow_up,))
+                elif not self.callback.state.is_live:  # e.g. a person's change ended it: nor does it
+                    pending.clear()
             elif not self.callback.state.is_live:
                 return
             elif (happening := await self._understand(await self._next_signal())) is not None:
@@ -405,6 +440,11 @@ class _Run:
 
     async def _understand(self, signal: Signal) -> ev.Input | None:
         """The input a signal stands for; an answer to be screened first is sent through AMD."""
+        if isinstance(signal, _Requested):
+            request = await self.x.store.pending_request(self.callback.id)
+            if request is not None:
+                await self._take_request(request)
+            return None
         if isinstance(signal, _Resynced):
             meaning = self.watch.reconciled(self.callback, signal.alive)
         else:
@@ -453,11 +493,43 @@ class _Run:
         )
         self._follow_channels()
         await self._seen_answer(happening)
-        for effect in transition.effects:
+        effects = transition.effects
+        if self.claim.request is not None:
+            await self._take_request(self.claim.request)
+            if not self.callback.state.is_live:  # the person's change ended the call: dial nothing
+                effects = tuple(effect for effect in effects if isinstance(effect, HangUp))
+        return await self._perform_all(effects)
+
+    async def _perform_all(self, effects: tuple[Effect, ...]) -> ev.Input | None:
+        for effect in effects:
             follow_up = await asyncio.shield(self._perform(effect))
             if follow_up is not None:
                 return follow_up
         return None
+
+    async def _take_request(self, request: ev.ChangeRequest) -> None:
+        """Apply a person's change through the fenced commit, or refuse it when the lifecycle does not
+        take it now (the contact answered meanwhile, the new time has passed): the requester learns
+        which."""
+        try:
+            transition = lifecycle.step(self.callback, request.change, self.x.clock(), self.settings)
+        except (lifecycle.IllegalTransition, rules.ValidationError) as refusal:
+            log.info("callback %s: change request %s refused: %s", self.callback.id, request.id, refusal)
+            self.claim = await self.x.store.settle(self.claim, request, _refusal_text(refusal))
+            return
+        before = self.callback.state
+        self.claim = await self.x.store.commit(
+            self.claim, transition.callback, transition.events, applying=request
+        )
+        log.info(
+            "callback %s: %s -> %s on a person's %s (request %s)",
+            self.callback.id,
+            before.value,
+            self.callback.state.value,
+            type(request.change).__name__,
+            request.id,
+        )
+        await self._perform_all(transition.effects)  # a person's change only hangs up and waits
 
     async def _with_linkedid(self, happening: ev.Input) -> ev.Input:
         """An answered leg's linkedid for the history (ARI's channel JSON does not carry it)."""
@@ -783,6 +855,12 @@ def _is_key(event: AriEvent, agent_channel: str) -> bool:
 def _agent_gone(event: AriEvent, agent_channel: str) -> bool:
     ends = ChannelHangupRequest | StasisEnd | ChannelDestroyed
     return isinstance(event, ends) and event.channel.id == agent_channel
+
+
+def _refusal_text(refusal: Exception) -> str:
+    """What the requester is told: the lifecycle's reason (after the colon) or the validation error."""
+    text = str(refusal)
+    return text.rpartition(": ")[2] if isinstance(refusal, lifecycle.ChangeRefused) else text
 
 
 def _bridge_id(attempt_id: str) -> str:

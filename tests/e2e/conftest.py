@@ -92,6 +92,7 @@ class Daemon:
             SchedulerOptions(lease_ms=LEASE_MS, renew_every_ms=1000, concurrency=concurrency, lines=lines),
         )
         self._running: asyncio.Task[None] | None = None
+        self._requests: asyncio.Task[None] | None = None
 
     @property
     def started(self) -> bool:
@@ -103,8 +104,12 @@ class Daemon:
         await self.events.wait_ready(10)
         await self.ami.wait_ready(10)
         self._running = asyncio.create_task(self.scheduler.run())
+        self._requests = asyncio.create_task(self.executor.follow_requests())
 
     async def stop(self) -> None:
+        if self._requests is not None:
+            self._requests.cancel()
+            await asyncio.gather(self._requests, return_exceptions=True)
         self.scheduler.stop()
         if self._running is not None:
             await self._running

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from test_store import create, make_callback, ringing
 
 from asterisk_cb.cli import main
 from asterisk_cb.keys import Keys
@@ -160,3 +161,37 @@ def test_unreachable_redis_is_a_clear_error(config_file: Path, capsys: pytest.Ca
     config_file.write_text(text)
     assert run(config_file, "list") == 4
     assert "cannot reach Redis" in capsys.readouterr().err
+
+
+def test_cancel_while_the_call_rings_and_no_daemon_applies_it_says_so(
+    config_file: Path, lab_redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The daemon holding the ring is gone: the request is on record, the command says it waits."""
+    namespace = re.search(r"namespace = (\S+)", config_file.read_text())
+    assert namespace is not None
+    callback_id = asyncio.run(_ringing_callback(lab_redis_url, namespace.group(1)))
+
+    assert run(config_file, "cancel", callback_id, "--wait", "0.2") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("requested: its call is ringing")
+    assert "agent_ringing" in out
+    assert run(config_file, "cancel", callback_id, "--wait", "0.2") == 3  # one request at a time
+    assert "another change by cli:" in capsys.readouterr().err
+
+
+def test_a_bad_wait_is_a_usage_error(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run(config_file, "cancel", "abc", "--wait", "soon")
+    assert exited.value.code == 2
+    assert "'soon' is not a number of seconds" in capsys.readouterr().err
+
+
+async def _ringing_callback(redis_url: str, namespace: str) -> str:
+    """A callback of agent 1001 claimed by a daemon that recorded its agent ring, then vanished."""
+    redis = connect(redis_url)
+    store = Store(redis, Keys(namespace))
+    await create(store, make_callback("cli-ringing"))
+    (claim,) = (await store.claim(1, "daemon-a")).claims
+    await store.commit(claim, ringing(claim.callback), [])
+    await redis.aclose()
+    return claim.callback.id

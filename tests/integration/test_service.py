@@ -16,6 +16,7 @@ from asterisk_cb.service import (
     ADMIN,
     Actor,
     CallbackService,
+    ChangeOutcome,
     ErrorCode,
     Permission,
     Query,
@@ -139,7 +140,9 @@ async def test_a_turned_off_feature_schedules_nothing(
 
 async def test_cancel_finishes_it_and_records_who(service: CallbackService) -> None:
     created = await service.schedule(AGENT_1001, request())
-    cancelled = await service.cancel(AGENT_1001, created.callback.id)
+    change = await service.cancel(AGENT_1001, created.callback.id)
+    assert change.outcome is ChangeOutcome.APPLIED
+    cancelled = change.callback
     assert cancelled.state is State.CANCELLED
     assert cancelled.cancelled_by == "1001"
     await refused(service.cancel(AGENT_1001, created.callback.id), ErrorCode.CONFLICT)
@@ -155,7 +158,7 @@ async def test_agents_see_and_change_only_their_own(service: CallbackService) ->
 
 async def test_reschedule_moves_the_due_time(service: CallbackService) -> None:
     created = await service.schedule(AGENT_1001, request())
-    moved = await service.reschedule(AGENT_1001, created.callback.id, NOW + timedelta(days=2))
+    moved = (await service.reschedule(AGENT_1001, created.callback.id, NOW + timedelta(days=2))).callback
     assert moved.due_at == NOW + timedelta(days=2)
     assert moved.state is State.SCHEDULED
 
@@ -167,7 +170,7 @@ async def test_handing_over_needs_manage_and_a_known_agent(service: CallbackServ
     await refused(
         service.edit(ADMIN, callback_id, Edit(by="admin", agent="7777")), ErrorCode.INVALID, "agent"
     )
-    handed = await service.edit(ADMIN, callback_id, Edit(by="admin", agent="1002"))
+    handed = (await service.edit(ADMIN, callback_id, Edit(by="admin", agent="1002"))).callback
     assert handed.agent == "1002"
     assert [c.id for c in await service.list(ADMIN, Query(agent="1002"))] == [callback_id]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import random
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from asterisk_cb import cli
 from asterisk_cb.core import lifecycle
 from asterisk_cb.core.codec import event_from_fields
 from asterisk_cb.core.model import ARI_ID_PREFIX, Callback, Event, EventKind
@@ -109,6 +111,26 @@ class Lab:
         transition = lifecycle.create(request, callback_id, now, await settings_for(self.store, None))
         await self.store.create(transition.callback, transition.events)
         return transition.callback
+
+    async def cli(self, tmp_path: Path, *args: str) -> tuple[int, str, str]:
+        """`asterisk-cb args...` as an admin types it, on this test's namespace: (exit code, stdout,
+        stderr). It runs in a thread: the command has its own event loop."""
+        config = tmp_path / "asterisk-cb.conf"
+        agents = "\n".join(f"{agent} = PJSIP/{agent}" for agent in AGENTS)
+        config.write_text(
+            f"[redis]\nurl = {self.info['redis']['url']}\nnamespace = {self.store.keys.namespace}\n"
+            "[ari]\nuser = acb\npassword = unused\n[ami]\nuser = acb\nsecret = unused\n"
+            f"[dialing]\noutbound_context = {self.info['dialplan']['outbound_context']}\n"
+            f"[agents]\n{agents}\n"
+        )
+
+        def run() -> tuple[int, str, str]:
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = cli.main(["--config", str(config), *args])
+            return code, out.getvalue(), err.getvalue()
+
+        return await asyncio.to_thread(run)
 
     async def our_channels(self) -> list[str]:
         """Channels of this test's callbacks that Asterisk still holds (none once a callback is done)."""

@@ -187,18 +187,30 @@ async def follow_channel(
     """Call ``on_message(data)`` for every message published on ``channel``, until cancelled, and
     ``on_message(None)`` whenever messages may have been missed: pub/sub keeps nothing for a subscriber
     that is away, so at each (re)subscription the caller looks at the durable state again."""
+    gap = _Gap(on_message)
     while True:
         try:
             await redis.ping()  # a Cluster client must learn its slot map before subscribing
             async with redis.pubsub() as pubsub:
                 await pubsub.subscribe(channel)
-                on_message(None)
+                gap.reconnected(None)
                 # redis-py reconnects and resubscribes by itself, silently: hear of it too.
                 assert pubsub.connection is not None
-                pubsub.connection.register_connect_callback(lambda _connection: on_message(None))
+                pubsub.connection.register_connect_callback(gap.reconnected)
                 async for message in pubsub.listen():
                     if message["type"] == "message":
                         on_message(message["data"])
         except Exception as error:  # any failure: following must outlive it
             log.warning("channel %s lost, resubscribing: %s: %s", channel, type(error).__name__, error)
             await asyncio.sleep(retry_delay_s)
+
+
+@dataclass(frozen=True)
+class _Gap:
+    """redis-py keeps connect callbacks as weak method references: a bound method, alive as long as
+    ``follow_channel`` runs."""
+
+    on_message: Callable[[str | None], None]
+
+    def reconnected(self, _connection: object) -> None:
+        self.on_message(None)

@@ -441,7 +441,11 @@ class Store:
 
     async def await_outcome(self, request_id: str, timeout_s: float) -> RequestOutcome | None:
         """What the holder did with the request, waiting up to ``timeout_s``; None if not yet."""
-        reply = await self.redis.blpop([self.keys.request_outcome(request_id)], timeout=timeout_s)
+        key = self.keys.request_outcome(request_id)
+        if timeout_s <= 0:  # BLPOP's 0 would wait for ever
+            outcome = await self.redis.lpop(key)
+            return RequestOutcome.from_text(outcome) if outcome else None
+        reply = await self.redis.blpop([key], timeout=timeout_s)
         return RequestOutcome.from_text(reply[1]) if reply else None
 
     # --- claims -------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -70,6 +70,14 @@ class Invites:
         return [parts[3] if len(parts) > 3 else "" for parts in lines if parts[1:2] == ["CANCEL"]]
 
 
+class RestartDaemon(Protocol):
+    """Stop the daemon (its calls stay up), do ``while_down``, wait ``down_s``, start a new one."""
+
+    def __call__(
+        self, down_s: float, while_down: Callable[[], Awaitable[object]] | None = None
+    ) -> Awaitable[None]: ...
+
+
 @dataclass
 class Lab:
     """What a test drives: the store, the phones, and how to make and await a callback."""
@@ -77,7 +85,7 @@ class Lab:
     info: dict[str, Any]
     store: Store
     ari: AriClient  # the test's own look at Asterisk (not the daemon's)
-    restart_daemon: Callable[[float], Awaitable[None]]  # stop it (calls stay up), wait, start a new one
+    restart_daemon: RestartDaemon
     prefix: str
     daemon_ari_events: Callable[[], AriEventStream] | None = None  # the in-process daemon's (its app's)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import pytest
@@ -190,8 +190,12 @@ async def _lab_with(
     for daemon in daemons:
         await daemon.start()
 
-    async def restart_daemon(down_s: float) -> None:
+    async def restart_daemon(
+        down_s: float, while_down: Callable[[], Awaitable[object]] | None = None
+    ) -> None:
         await daemons.pop().stop()
+        if while_down is not None:
+            await while_down()
         await asyncio.sleep(down_s)
         daemons.append(Daemon(info, store, agents=agents))
         await daemons[-1].start()

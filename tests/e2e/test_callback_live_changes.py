@@ -79,3 +79,31 @@ async def test_reschedule_during_the_contact_ring_stops_it_and_calls_again_at_th
 
 async def _device_state(lab: Lab, agent: str) -> str:
     return (await lab.ari.device_state(f"PJSIP/{agent}")).state
+
+
+async def test_a_cancel_asked_while_no_daemon_holds_the_ring_is_applied_by_the_one_resuming_it(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The daemon stops during the agent ring (the ring goes on): the cancel is on record, and the
+    daemon that takes the call over after the lease applies it on resume."""
+    lab.phone(AGENT, "noanswer")
+    await lab.set(agent_ring_timeout=RING_S)
+    number = unique_number("20102")
+    scheduled = await lab.schedule(number, AGENT)
+    await lab.wait_for(scheduled.id, lambda cb: cb.state is State.AGENT_RINGING)
+    asked: list[tuple[int, str, str]] = []
+
+    async def cancel_while_down() -> None:
+        asked.append(await lab.cli(tmp_path, "cancel", scheduled.id, "--wait", "0"))
+
+    await lab.restart_daemon(0.5, cancel_while_down)
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=20)
+
+    [(code, out, err)] = asked
+    assert code == 0 and out.startswith("requested: its call is ringing"), (out, err)
+    assert done.state is State.CANCELLED
+    kinds = await lab.kinds(scheduled.id)
+    assert kinds[-2:] == [EventKind.RESUMED, EventKind.CANCELLED]  # followed first, then cancelled
+    await until_equal(lambda: _device_state(lab, AGENT), "NOT_INUSE")
+    await until_equal(lab.our_channels, [])
+    assert lab.contact_invites().times(number) == []

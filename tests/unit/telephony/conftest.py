@@ -1,4 +1,4 @@
-"""Fixtures for the telephony unit tests: a fake ARI and a client pointed at it."""
+"""Fixtures for the telephony unit tests: a fake ARI, a client pointed at it, its events stream."""
 
 from __future__ import annotations
 

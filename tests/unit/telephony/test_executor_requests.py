@@ -1,0 +1,82 @@
+"""A person's change reaching the executor at the same moment as the call's own progress, against the
+fake ARI and a store that hands a pending request over the way the real one does (the real store is
+tested in tests/integration/test_store_requests, the real PBX in tests/e2e/test_callback_live_changes)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Sequence
+
+from ari_fake import FakeAri
+from test_executor_failures import _claim, _executor
+
+from asterisk_cb.core.inputs import Cancel, ChangeRequest
+from asterisk_cb.core.model import Callback, Event, Outcome, State
+from asterisk_cb.store import Claim
+from asterisk_cb.telephony.ari import AriClient
+from asterisk_cb.telephony.ari_stream import AriEventStream
+
+
+class RequestingStore:
+    """``Store``'s holder side: ``request`` is stored just before the commit into ``arrives_at``, so
+    that commit hands it over; applying or refusing it records what the requester would learn."""
+
+    def __init__(self, request: ChangeRequest, arrives_at: State) -> None:
+        self.request: ChangeRequest | None = request  # None once stored
+        self.arrives_at = arrives_at
+        self.pending: ChangeRequest | None = None
+        self.committed: list[Callback] = []
+        self.outcomes: list[str] = []
+
+    async def commit(
+        self,
+        claim: Claim,
+        after: Callback,
+        events: Sequence[Event],
+        applying: ChangeRequest | None = None,
+    ) -> Claim:
+        assert after.version == claim.callback.version + 1
+        if after.state is self.arrives_at and self.request is not None:
+            self.pending, self.request = self.request, None
+        if applying is not None:
+            assert applying == self.pending
+            self.pending = None
+            self.outcomes.append("applied")
+        self.committed.append(after)
+        return dataclasses.replace(claim, callback=after, request=self.pending)
+
+    async def settle(self, claim: Claim, request: ChangeRequest, refusal: str) -> Claim:
+        assert request == self.pending
+        self.pending = None
+        self.outcomes.append(f"refused: {refusal}")
+        return dataclasses.replace(claim, request=None)
+
+
+async def _agent_answers(fake_ari: FakeAri, running: asyncio.Task[None]) -> None:
+    async with asyncio.timeout(3):
+        while not fake_ari.channels:  # noqa: ASYNC110 - the fake records the originate
+            await asyncio.sleep(0.01)
+    [agent_channel] = fake_ari.channels
+    answered = {"id": agent_channel, "name": "PJSIP/1001-00000001", "state": "Up"}
+    await fake_ari.push({"type": "StasisStart", "application": "asterisk-cb", "channel": answered})
+    await asyncio.wait_for(running, 3)
+
+
+async def test_a_cancel_racing_the_agents_answer_hangs_up_and_never_dials_the_contact(
+    fake_ari: FakeAri, ari_client: AriClient, events: AriEventStream
+) -> None:
+    store = RequestingStore(ChangeRequest("r1", Cancel("supervisor")), State.CONTACT_RINGING)
+    executor = _executor(ari_client, events, store)  # type: ignore[arg-type]
+    await _agent_answers(fake_ari, asyncio.create_task(executor.execute(_claim())))
+
+    assert [cb.state for cb in store.committed] == [
+        State.AGENT_RINGING,
+        State.CONTACT_RINGING,
+        State.CANCELLED,
+    ]
+    assert store.outcomes == ["applied"]
+    assert store.committed[-1].attempts[-1].outcome is Outcome.CANCELLED
+    assert fake_ari.calls["POST /ari/channels/create"] == 0  # the contact was never dialled
+    assert fake_ari.channels == {}  # the answered agent leg was hung up
+    assert fake_ari.calls["POST /ari/bridges/acb-u1-1-bridge"] == 0

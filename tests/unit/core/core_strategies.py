@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
 
+from asterisk_cb.core.inputs import Cancel, ChangeRequest, Edit, Reschedule
 from asterisk_cb.core.model import (
     Attempt,
     Callback,
@@ -100,3 +101,18 @@ events = st.builds(
 )
 
 ONE_SECOND = timedelta(seconds=1)
+
+changes = st.one_of(
+    st.builds(Cancel, by=texts),
+    st.builds(Reschedule, due_at=utc_times, by=texts),
+    st.builds(
+        Edit,
+        by=texts,
+        contact_number=optional_texts,
+        contact_name=optional_texts,
+        note=optional_texts,
+        agent=optional_texts,
+        timezone=optional_texts,
+    ),
+)
+change_requests = st.builds(ChangeRequest, id=st.text(min_size=1, max_size=20), change=changes)

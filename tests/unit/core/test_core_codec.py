@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from core_strategies import aware_times, callbacks, events
+from core_strategies import aware_times, callbacks, change_requests, events
 from hypothesis import given
 
 from asterisk_cb.core.codec import (
@@ -15,10 +15,13 @@ from asterisk_cb.core.codec import (
     callback_to_fields,
     event_from_fields,
     event_to_fields,
+    request_from_text,
+    request_to_text,
     time_from_text,
     time_to_ms,
     time_to_text,
 )
+from asterisk_cb.core.inputs import ChangeRequest
 from asterisk_cb.core.model import Callback, Event, EventKind
 
 
@@ -84,3 +87,17 @@ def test_missing_required_field_refused() -> None:
 def test_bad_event_refused() -> None:
     with pytest.raises(CodecError):
         event_from_fields({"cb": "a", "kind": "no-such-kind", "at": "0", "v": "1"})
+
+
+@given(change_requests)
+def test_change_request_round_trip(request: ChangeRequest) -> None:
+    assert request_from_text(request_to_text(request)) == request
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"id": "r1", "kind": "delete", "by": "x"}', '{"kind": "cancel", "by": "x"}', "not json", "[]"],
+)
+def test_bad_change_request_refused(text: str) -> None:
+    with pytest.raises(CodecError, match="bad change request"):
+        request_from_text(text)

@@ -32,6 +32,16 @@ local function place_due(due_key, wake_channel, id, due_ms)
   end
 end
 
+-- The holder lets go of a callback it did not change: its lease ends and, when `due_ms` is given
+-- (scheduled), it goes back to the due set.
+local function let_go(due_key, leases_key, wake_channel, hash, id, due_ms)
+  redis.call('ZREM', leases_key, id)
+  redis.call('HDEL', hash, '_tok', '_own')
+  if due_ms then
+    place_due(due_key, wake_channel, id, due_ms)
+  end
+end
+
 -- The attempt history lives in its own string key: as a hash field it would exceed the compact
 -- listpack encoding's value limit (64 bytes) and the whole hash would grow about sevenfold.
 local function write_history(key, history)

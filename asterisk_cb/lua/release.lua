@@ -11,10 +11,5 @@ end
 if redis.call('HGET', hash, '_live') == '1' then
   return 0
 end
-redis.call('ZREM', KEYS[2], id)
-redis.call('HDEL', hash, '_tok', '_own')
-local due = stored_due_ms(hash, ARGV[5])
-if due then
-  place_due(KEYS[1], ARGV[4], id, due)
-end
+let_go(KEYS[1], KEYS[2], ARGV[4], hash, id, stored_due_ms(hash, ARGV[5]))
 return 1

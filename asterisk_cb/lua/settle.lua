@@ -15,9 +15,5 @@ take_request(hash, ARGV[5], ARGV[6], ARGV[7], ARGV[8])
 if ARGV[10] == '1' then
   return 1
 end
-redis.call('ZREM', KEYS[2], id)
-redis.call('HDEL', hash, '_tok', '_own')
-if ARGV[9] ~= '' then
-  place_due(KEYS[1], ARGV[4], id, ARGV[9])
-end
+let_go(KEYS[1], KEYS[2], ARGV[4], hash, id, ARGV[9] ~= '' and ARGV[9] or nil)
 return 0

@@ -292,6 +292,7 @@ class _Run:
         self._locked: CallLocks | None = self._locks() if executor.options.lines else None
         self._paused: tuple[Pause, ...] = ()  # the agent's queue memberships this run paused
         self._marks_read: tuple[str, ...] = ()  # answer marks this run took over, deleted at the end
+        self._screening = False  # the contact answered and AMD listens: not ringing, not talking yet
 
     @property
     def callback(self) -> Callback:
@@ -472,6 +473,7 @@ class _Run:
             log.warning("callback %s: AMD not run, contact connected: %s", self.callback.id, error)
             return ev.ContactAnswered(screen.leg)
         log.info("callback %s: contact answered, AMD listening", self.callback.id)
+        self._screening = True
         return None
 
     # --- transitions ----------------------------------------------------------------------------
@@ -493,6 +495,7 @@ class _Run:
         )
         self._follow_channels()
         await self._seen_answer(happening)
+        self._screening = False  # the verdict (or the end) is in
         effects = transition.effects
         if self.claim.request is not None:
             await self._take_request(self.claim.request)
@@ -510,7 +513,12 @@ class _Run:
     async def _take_request(self, request: ev.ChangeRequest) -> None:
         """Apply a person's change through the fenced commit, or refuse it when the lifecycle does not
         take it now (the contact answered meanwhile, the new time has passed): the requester learns
-        which."""
+        which. While AMD listens to a contact who answered, the request waits (it stays on record) for
+        the verdict's commit, which hands it over: a person is then talking (refused), a machine's
+        attempt is over (applied), and an answered contact is never cut."""
+        if self._screening:
+            log.info("callback %s: change request %s waits for AMD's verdict", self.callback.id, request.id)
+            return
         try:
             transition = lifecycle.step(self.callback, request.change, self.x.clock(), self.settings)
         except (lifecycle.IllegalTransition, rules.ValidationError) as refusal:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from callback_lab import Lab, unique_number, until, until_equal
 
-from asterisk_cb.core.model import EventKind, Outcome, State
+from asterisk_cb.core.model import EventKind, FinishReason, LegRole, Outcome, State
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -107,3 +107,29 @@ async def test_a_cancel_asked_while_no_daemon_holds_the_ring_is_applied_by_the_o
     await until_equal(lambda: _device_state(lab, AGENT), "NOT_INUSE")
     await until_equal(lab.our_channels, [])
     assert lab.contact_invites().times(number) == []
+
+
+async def test_a_cancel_while_amd_listens_to_an_answered_person_is_refused_and_the_talk_goes_on(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The contact answered and AMD listens (about 2 s): not a ring any more. The request waits for
+    the verdict; a person is then talking, so it is refused and the call is not cut."""
+    lab.phone(AGENT, "answer")
+    await lab.set(amd="yes", contact_ring_timeout="10s")
+    number = unique_number("70106")  # the lab's answerer says "hello", hangs up 6 s after answering
+
+    scheduled = await lab.schedule(number, AGENT)
+    ringing = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.CONTACT_RINGING)
+    contact = ringing.attempts[-1].leg(LegRole.CONTACT)
+    assert contact is not None and contact.channel_id is not None
+    await until_equal(lambda: _app_of(lab, contact.channel_id), "AMD")
+    code, out, err = await lab.cli(tmp_path, "cancel", scheduled.id, "--wait", "10")
+
+    assert code == 3, (out, err)
+    assert "call in progress; it completes at hangup" in err
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=30)
+    assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
+
+
+async def _app_of(lab: Lab, channel_id: str) -> str:
+    return (await lab.ari.get_channel(channel_id)).app_name

@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from ari_fake import FakeAri
-from test_executor_failures import _claim, _executor
+from test_executor_failures import RecordingStore, _claim, _executor
 
 from asterisk_cb.core.inputs import Cancel, ChangeRequest
 from asterisk_cb.core.model import Callback, Event, Outcome, State
@@ -18,18 +18,18 @@ from asterisk_cb.telephony.ari import AriClient
 from asterisk_cb.telephony.ari_stream import AriEventStream
 
 
-class RequestingStore:
+class RequestingStore(RecordingStore):
     """``Store``'s holder side: ``request`` is stored just before the commit into ``arrives_at``, so
     that commit hands it over; applying or refusing it records what the requester would learn."""
 
     def __init__(self, request: ChangeRequest, arrives_at: State) -> None:
+        super().__init__()
         self.request: ChangeRequest | None = request  # None once stored
         self.arrives_at = arrives_at
         self.pending: ChangeRequest | None = None
-        self.committed: list[Callback] = []
         self.outcomes: list[str] = []
 
-    async def commit(
+    async def commit(  # type: ignore[override]  # the real commit's applying=
         self,
         claim: Claim,
         after: Callback,

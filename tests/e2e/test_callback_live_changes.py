@@ -133,3 +133,27 @@ async def test_a_cancel_while_amd_listens_to_an_answered_person_is_refused_and_t
 
 async def _app_of(lab: Lab, channel_id: str) -> str:
     return (await lab.ari.get_channel(channel_id)).app_name
+
+
+async def test_with_two_daemons_the_one_holding_the_ring_applies_the_cancel(
+    pair_lab: Lab, tmp_path: Path
+) -> None:
+    """Whichever daemon carries the call: the request is announced to both, the holder applies it."""
+    lab = pair_lab
+    lab.phone(AGENT, "noanswer")
+    await lab.set(agent_ring_timeout=RING_S)
+    number = unique_number("20102")
+
+    scheduled = await lab.schedule(number, AGENT)
+    await lab.wait_for(scheduled.id, lambda cb: cb.state is State.AGENT_RINGING)
+    await until_equal(lambda: _device_state(lab, AGENT), "RINGING")
+    code, out, err = await lab.cli(tmp_path, "cancel", scheduled.id, "--wait", "10")
+
+    assert (code, err) == (0, ""), out
+    assert out.startswith("done: its call was ringing and has been hung up")
+    await until_equal(lambda: _device_state(lab, AGENT), "NOT_INUSE")
+    await until_equal(lab.our_channels, [])
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished)
+    assert done.state is State.CANCELLED
+    assert [attempt.outcome for attempt in done.attempts] == [Outcome.CANCELLED]  # hung up, not missed
+    assert lab.contact_invites().times(number) == []

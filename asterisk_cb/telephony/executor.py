@@ -76,9 +76,9 @@ A person's change while the call lives (cancel, reschedule, reassign: see ``stor
 hands it to the run holding that callback, which applies it as a lifecycle input through its fenced
 commit (hanging the ring up) or refuses it (``Store.settle``: e.g. the contact answered meanwhile).
 Every commit also returns a pending request: it is taken before the effects of that commit, so
-nothing is dialled once a person's change is applied (a HangUp of the committed transition is still
-performed). A claim that comes with a request (its holder died before applying it) applies it first:
-a resumed call is looked up first, then the request is taken at that first commit.
+nothing is dialled once a person's change is applied (the committed transition's hang-ups, HangUp and
+StopRinging, are still performed). A claim that comes with a request (its holder died before applying
+it) applies it first: a resumed call is looked up first, then the request is taken at that commit.
 
 Not here yet: AMD's parameters are amd.conf's, one set for every callback (with ``amd`` off a
 voicemail pickup counts as answered); a daemon that dies between an agent's answer and
@@ -500,7 +500,7 @@ class _Run:
         if self.claim.request is not None:
             await self._take_request(self.claim.request)
             if not self.callback.state.is_live:  # the person's change ended the call: dial nothing
-                effects = tuple(effect for effect in effects if isinstance(effect, HangUp))
+                effects = tuple(effect for effect in effects if isinstance(effect, _ENDINGS))
         return await self._perform_all(effects)
 
     async def _perform_all(self, effects: tuple[Effect, ...]) -> ev.Input | None:
@@ -863,6 +863,10 @@ def _is_key(event: AriEvent, agent_channel: str) -> bool:
 def _agent_gone(event: AriEvent, agent_channel: str) -> bool:
     ends = ChannelHangupRequest | StasisEnd | ChannelDestroyed
     return isinstance(event, ends) and event.channel.id == agent_channel
+
+
+# What of a transition is still performed once a person's change ended its call: the hang-ups.
+_ENDINGS = (HangUp, StopRinging)
 
 
 def _refusal_text(refusal: Exception) -> str:

@@ -80,3 +80,25 @@ async def test_a_cancel_racing_the_agents_answer_hangs_up_and_never_dials_the_co
     assert fake_ari.calls["POST /ari/channels/create"] == 0  # the contact was never dialled
     assert fake_ari.channels == {}  # the answered agent leg was hung up
     assert fake_ari.calls["POST /ari/bridges/acb-u1-1-bridge"] == 0
+
+
+async def test_with_two_phones_a_cancel_at_the_answer_also_stops_the_other_ring(
+    fake_ari: FakeAri, ari_client: AriClient, events: AriEventStream
+) -> None:
+    """The answered attempt lists only the answered phone: the other's ring ends by the answer's own
+    StopRinging, which is still performed when the person's change ends the call."""
+    store = RequestingStore(ChangeRequest("r1", Cancel("supervisor")), State.CONTACT_RINGING)
+    executor = _executor(ari_client, events, store, devices=("PJSIP/1001", "PJSIP/1011"))  # type: ignore[arg-type]
+    running = asyncio.create_task(executor.execute(_claim()))
+    async with asyncio.timeout(3):
+        while len(fake_ari.channels) < 2:  # noqa: ASYNC110 - the fake records the originates
+            await asyncio.sleep(0.01)
+    desk, mobile = sorted(fake_ari.channels)
+    answered = dict(fake_ari.channels[mobile], state="Up")
+    await fake_ari.push({"type": "StasisStart", "application": "asterisk-cb", "channel": answered})
+    await asyncio.wait_for(running, 3)
+
+    assert [cb.state for cb in store.committed][-1] is State.CANCELLED
+    assert fake_ari.channels == {}  # the other phone's ring and the answered leg both ended
+    assert ("DELETE", f"/ari/channels/{desk}") in [(m, p) for m, p, _, _ in fake_ari.requests]
+    assert fake_ari.calls["POST /ari/channels/create"] == 0

@@ -39,7 +39,7 @@ def _one_after_the_other(done: list[Callback], invites: list[float]) -> None:
     assert len(invites) == 2 and invites[1] >= first.ended_at.timestamp()
 
 
-def _waited(histories: list[list[Event]], kind: EventKind, reason: str) -> bool:
+def _waited(histories: list[list[Event]], kind: EventKind, reason: str | None) -> bool:
     said = {(event.kind, event.attributes.get("reason")) for history in histories for event in history}
     return (kind, reason) in said
 
@@ -60,7 +60,11 @@ async def test_two_callbacks_of_one_agent_each_taken_by_a_daemon_ring_it_one_aft
     _one_after_the_other(done, rings)
     assert [len(lab.contact_invites().times(number)) for number in numbers] == [1, 1]
     histories = [await lab.events(cb.id) for cb in scheduled]
-    assert _waited(histories, EventKind.AGENT_UNAVAILABLE, "agent in another callback")
+    # Which guard turned the second one away is a race: usually the first one's call lock (both saw
+    # the device free), sometimes the device state, when its RINGING reached that daemon first.
+    assert _waited(histories, EventKind.AGENT_UNAVAILABLE, "agent in another callback") or _waited(
+        histories, EventKind.AGENT_UNAVAILABLE, None
+    )
 
 
 async def test_one_contact_in_two_callbacks_of_two_agents_is_never_rung_twice_at_once(pair_lab: Lab) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import signal
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from lab.info import describe
+from lab.settings import load as load_lab_settings
 
 from asterisk_cb.core.model import EventKind, State
 from asterisk_cb.keys import Keys
@@ -38,13 +39,8 @@ FINISHED = {EventKind.COMPLETED, EventKind.EXHAUSTED, EventKind.EXPIRED, EventKi
 
 
 def lab_env() -> dict[str, Any]:
-    result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "pbx-lab"), "env", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(result.stdout)
+    """What `scripts/pbx-lab env --json` prints, read in-process (this script sits beside the lab)."""
+    return describe(load_lab_settings())
 
 
 def write_config(lab: dict[str, Any], namespace: str, path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import signal
 import time
 import uuid
@@ -18,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from callback_lab import AGENTS, Lab, invite_times, unique_number, until, until_equal
+from callback_lab import AGENTS, Lab, invite_times, pbx_lab, unique_number, until, until_equal
 from daemon_process import LEASE_S, RECHECK_S, DaemonProcess, Fleet
 
 from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, Phase, State
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import connect
 from asterisk_cb.store import Store
-from asterisk_cb.telephony.ari import AriClient, AriNotFound, AriSettings
+from asterisk_cb.telephony.ari import AriClient, AriError, AriNotFound, AriSettings
 from asterisk_cb.telephony.progress import queue_channel_id
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -53,6 +54,7 @@ async def fleet_lab(lab_phones: dict[str, Any], tmp_path: Path) -> AsyncIterator
         raise AssertionError("these tests restart daemon processes through the Fleet")
 
     lab = Lab(lab_phones, store, probe, no_in_process_daemon, prefix=f"prc{uuid.uuid4().hex[:4]}-")
+    await _asterisk_answering(probe)
     try:
         yield fleet, lab
     finally:
@@ -61,6 +63,18 @@ async def fleet_lab(lab_phones: dict[str, Any], tmp_path: Path) -> AsyncIterator
         await probe.close()
         await store.delete_namespace()
         await redis.aclose()
+
+
+async def _asterisk_answering(probe: AriClient) -> None:
+    """Seen twice after the two-daemon SIGKILL test (an open finding, see the README's limits): the
+    lab's Asterisk stopped answering ARI requests for minutes (websockets still connected). A test that
+    starts on such an Asterisk proves nothing about its own case, so `pbx-lab up` restarts it first."""
+    try:
+        async with asyncio.timeout(5):
+            await probe.asterisk_info()
+    except (AriError, TimeoutError) as error:
+        logging.getLogger(__name__).warning("lab ARI not answering (%r): restarting Asterisk", error)
+        pbx_lab("up")
 
 
 async def _kill_and_restart(fleet: Fleet, daemon: DaemonProcess) -> float:
@@ -282,13 +296,13 @@ async def _until_holding_a_talk(lab: Lab, callbacks: list[Callback], pid: int) -
 async def test_sigkill_while_the_contact_waits_in_the_failover_queue_a_member_answering_unseen_is_followed(
     fleet_lab: tuple[Fleet, Lab],
 ) -> None:
-    """The queue phase's take-over: the contact waits in the lab's failover queue (members ringing
-    unanswered), the daemon is SIGKILLed, a member answers while no daemon is there; the restarted
+    """The queue phase's take-over: the contact waits in the lab's failover queue (a member ringing),
+    the daemon is SIGKILLed, the member answers while no daemon is there; the restarted
     daemon finds the queue's Local channel Up, records the member's answer and follows the talk."""
     fleet, lab = fleet_lab
     lab.phone(AGENT, "answer")
-    for member in QUEUE_MEMBERS:
-        lab.phone(member, "noanswer")
+    for member in QUEUE_MEMBERS:  # a member answers 12 s into its ring: after the kill below
+        lab.phone(member, "answer", ring_s=12)
     try:
         await lab.set(
             failover_queue="failover",
@@ -305,8 +319,6 @@ async def test_sigkill_while_the_contact_waits_in_the_failover_queue_a_member_an
         queued = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.QUEUED, timeout_s=40)
         daemon.send(signal.SIGKILL)
         assert await daemon.exited(5) == -signal.SIGKILL
-        for member in QUEUE_MEMBERS:
-            lab.phone(member, "answer")  # the queue's next ring of a member is answered
         await until_equal(lambda: _channel_state(lab, _queue_channel(queued)), "Up", timeout_s=60)
     finally:
         for member in QUEUE_MEMBERS:

@@ -24,7 +24,7 @@ import pytest
 from asterisk_cb import cli
 from asterisk_cb.core import lifecycle
 from asterisk_cb.core.codec import event_from_fields
-from asterisk_cb.core.model import ARI_ID_PREFIX, Callback, Event, EventKind
+from asterisk_cb.core.model import ARI_ID_PREFIX, Callback, Event, EventKind, LegRole
 from asterisk_cb.core.settings import Settings as CallbackSettings
 from asterisk_cb.core.settings import SettingsFile
 from asterisk_cb.service import effective_settings
@@ -195,6 +195,13 @@ async def settings_for(store: Store, callback: Callback | None) -> CallbackSetti
     """Effective settings for a callback: defaults < run-time overrides (agent > queue > global)."""
     agent, queue = (callback.agent, callback.queue) if callback else (None, None)
     return await effective_settings(SettingsFile({}, {}), store, agent, queue)
+
+
+def leg_channel(callback: Callback, role: LegRole) -> str:
+    """The channel id of the last attempt's ``role`` leg, which the test knows was placed."""
+    leg = callback.attempts[-1].leg(role)
+    assert leg is not None and leg.channel_id is not None
+    return leg.channel_id
 
 
 async def until(predicate: Callable[[], bool], timeout_s: float = 10) -> None:

@@ -55,6 +55,10 @@ def config_text(
     )
 
 
+def log_tail(log: Path, lines: int) -> str:
+    return "\n".join(log.read_text().splitlines()[-lines:]) if log.exists() else ""
+
+
 @dataclass
 class DaemonProcess:
     """One `asterisk-cb --config <file> run`, its JSON log in a file next to the config."""
@@ -100,7 +104,7 @@ class DaemonProcess:
             self.process.wait(timeout=10)
 
     def tail(self, lines: int = 20) -> str:
-        return "\n".join(self.log.read_text().splitlines()[-lines:]) if self.log.exists() else ""
+        return log_tail(self.log, lines)
 
 
 @dataclass
@@ -128,3 +132,9 @@ class Fleet:
     def kill_all(self) -> None:
         for daemon in self.started:
             daemon.kill()
+
+    def print_logs(self, lines: int = 60) -> None:
+        """The end of every daemon's log: what a failed test's report needs, the log files being gone
+        with the test's tmp_path on a CI machine."""
+        for log in sorted({daemon.log for daemon in self.started}):
+            print(f"--- {log.name} (last {lines} lines)\n{log_tail(log, lines)}")

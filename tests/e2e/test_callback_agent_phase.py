@@ -4,7 +4,7 @@ SIPp phones (INVITEs per number) as well as in the callback's record."""
 from __future__ import annotations
 
 import pytest
-from callback_lab import Lab, pbx_lab, unique_number, until, until_equal
+from callback_lab import Lab, leg_channel, pbx_lab, unique_number, until, until_equal
 
 from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, State
 
@@ -50,9 +50,7 @@ async def test_agent_answers_contact_answers_callback_completed(lab: Lab) -> Non
 
 
 async def _caller_id(lab: Lab, callback: Callback, role: LegRole) -> tuple[str, str]:
-    leg = callback.attempts[-1].leg(role)
-    assert leg is not None and leg.channel_id is not None
-    channel = await lab.ari.get_channel(leg.channel_id)
+    channel = await lab.ari.get_channel(leg_channel(callback, role))
     return channel.caller.name, channel.caller.number
 
 
@@ -178,9 +176,7 @@ async def test_agent_hangs_up_while_the_contact_rings(lab: Lab) -> None:
     scheduled = await lab.schedule(number, AGENT)
     ringing = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.CONTACT_RINGING)
     await until(lambda: len(lab.contact_invites().times(number)) == 1)
-    agent_leg = ringing.attempts[-1].leg(LegRole.AGENT)
-    assert agent_leg is not None and agent_leg.channel_id is not None
-    await lab.ari.hangup(agent_leg.channel_id)
+    await lab.ari.hangup(leg_channel(ringing, LegRole.AGENT))
     done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=10)
 
     assert (done.state, done.finish_reason) == (State.EXHAUSTED, FinishReason.AGENT_ATTEMPTS)
@@ -269,9 +265,7 @@ async def test_daemon_gone_during_the_contact_ring_resumes_the_same_call(lab: La
     await until(lambda: len(lab.contact_invites().times(number)) == 1)  # it surely rings
     await lab.restart_daemon(1.0)
     talking = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS, timeout_s=20)
-    agent = talking.attempts[-1].leg(LegRole.AGENT)
-    assert agent is not None and agent.channel_id is not None
-    await lab.ari.hangup(agent.channel_id)  # the agent ends the talk
+    await lab.ari.hangup(leg_channel(talking, LegRole.AGENT))  # the agent ends the talk
     done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=10)
 
     assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)

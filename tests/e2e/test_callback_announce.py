@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from callback_lab import Lab, unique_number, until
+from callback_lab import Lab, leg_channel, unique_number, until
 
 from asterisk_cb.core.model import FinishReason, LegRole, Outcome, State
 from asterisk_cb.telephony.ari_events import AriEvent, PlaybackFinished, PlaybackStarted
@@ -62,9 +62,7 @@ async def test_an_agent_hanging_up_during_the_announcement_dials_nobody(lab: Lab
     await until(lambda: bool(playbacks), timeout_s=20)
     ringing = await lab.store.get(scheduled.id)
     assert ringing is not None
-    agent_leg = ringing.attempts[-1].leg(LegRole.AGENT)
-    assert agent_leg is not None and agent_leg.channel_id is not None
-    await lab.ari.hangup(agent_leg.channel_id)  # the agent hangs up while it plays
+    await lab.ari.hangup(leg_channel(ringing, LegRole.AGENT))  # the agent hangs up while it plays
     done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=20)
 
     assert done.attempts[-1].outcome is Outcome.AGENT_HUNG_UP

@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
-from callback_lab import Lab, unique_number, until_equal
+from callback_lab import Lab, leg_channel, unique_number, until_equal
 
 from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, Phase, State
 from asterisk_cb.telephony.ari import AriNotFound
@@ -72,9 +72,7 @@ async def test_agent_phase_attempts_then_a_queue_member_reaches_the_contact(
     # The user gives the queue phase a longer contact ring (run-time setting, as `settings set` does).
     await lab.set(contact_ring_timeout="10s")
     talking = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS, timeout_s=40)
-    contact_leg = talking.attempts[-1].leg(LegRole.CONTACT)
-    assert contact_leg is not None and contact_leg.channel_id is not None
-    await lab.ari.hangup(contact_leg.channel_id)  # the contact ends the talk
+    await lab.ari.hangup(leg_channel(talking, LegRole.CONTACT))  # the contact ends the talk
     done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=15)
 
     assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)

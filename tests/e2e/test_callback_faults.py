@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from callback_lab import Lab, invite_times, pbx_lab, unique_number, until, until_equal
+from callback_lab import Lab, invite_times, leg_channel, pbx_lab, unique_number, until, until_equal
 
 from asterisk_cb.core.model import EventKind, FinishReason, LegRole, Outcome, State
 
@@ -99,11 +99,10 @@ async def test_asterisk_stopped_during_a_talk_no_daemon_watched_is_completed_not
     ringing = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.CONTACT_RINGING)
     await until(lambda: len(lab.contact_invites().times(number)) == 1)  # it surely rings
     restarting = asyncio.create_task(lab.restart_daemon(15.0))
-    contact = ringing.attempts[-1].leg(LegRole.CONTACT)
-    assert contact is not None and contact.channel_id is not None
+    contact_channel = leg_channel(ringing, LegRole.CONTACT)
 
     async def contact_answered() -> str:
-        return (await lab.ari.get_channel(contact.channel_id)).state
+        return (await lab.ari.get_channel(contact_channel)).state
 
     try:
         await until_equal(contact_answered, "Up")

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from callback_lab import Lab, unique_number, until, until_equal
+from callback_lab import Lab, leg_channel, unique_number, until, until_equal
 
 from asterisk_cb.core.model import EventKind, FinishReason, LegRole, Outcome, State
 
@@ -120,9 +120,8 @@ async def test_a_cancel_while_amd_listens_to_an_answered_person_is_refused_and_t
 
     scheduled = await lab.schedule(number, AGENT)
     ringing = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.CONTACT_RINGING)
-    contact = ringing.attempts[-1].leg(LegRole.CONTACT)
-    assert contact is not None and contact.channel_id is not None
-    await until_equal(lambda: _app_of(lab, contact.channel_id), "AMD")
+    contact_channel = leg_channel(ringing, LegRole.CONTACT)
+    await until_equal(lambda: _app_of(lab, contact_channel), "AMD")
     code, out, err = await lab.cli(tmp_path, "cancel", scheduled.id, "--wait", "10")
 
     assert code == 3, (out, err)

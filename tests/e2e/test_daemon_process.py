@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from callback_lab import AGENTS, Lab, invite_times, pbx_lab, unique_number, until, until_equal
+from callback_lab import (
+    AGENTS,
+    Lab,
+    invite_times,
+    leg_channel,
+    pbx_lab,
+    unique_number,
+    until,
+    until_equal,
+)
 from daemon_process import LEASE_S, RECHECK_S, DaemonProcess, Fleet
 
 from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, Phase, State
@@ -59,6 +68,7 @@ async def fleet_lab(lab_phones: dict[str, Any], tmp_path: Path) -> AsyncIterator
         yield fleet, lab
     finally:
         fleet.kill_all()
+        fleet.print_logs()  # pytest shows it under the test's captured output when the test failed
         await lab.hang_up_leftovers()
         await probe.close()
         await store.delete_namespace()
@@ -84,12 +94,6 @@ async def _kill_and_restart(fleet: Fleet, daemon: DaemonProcess) -> float:
     assert await daemon.exited(5) == -signal.SIGKILL
     await fleet.start(APP)
     return killed_at
-
-
-def _leg_channel(callback: Callback, role: LegRole) -> str:
-    leg = callback.attempts[-1].leg(role)
-    assert leg is not None and leg.channel_id is not None
-    return leg.channel_id
 
 
 async def test_sigkill_during_the_agent_ring_then_a_new_daemon_completes_and_dials_the_contact_once(
@@ -134,7 +138,7 @@ async def test_sigkill_during_the_contact_ring_then_a_new_daemon_resumes_the_sam
     await until(lambda: len(invite_times(lab.info, number)) == 1)  # the contact's phone surely rings
     await _kill_and_restart(fleet, daemon)
     talking = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS, timeout_s=60)
-    await lab.ari.hangup(_leg_channel(talking, LegRole.AGENT))  # the agent ends the talk
+    await lab.ari.hangup(leg_channel(talking, LegRole.AGENT))  # the agent ends the talk
     done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=15)
 
     assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
@@ -160,7 +164,7 @@ async def test_sigkill_during_the_contact_ring_and_the_call_over_before_a_daemon
     await until(lambda: len(invite_times(lab.info, number)) == 1)  # the contact's phone surely rings
     daemon.send(signal.SIGKILL)
     assert await daemon.exited(5) == -signal.SIGKILL
-    contact = _leg_channel(ringing, LegRole.CONTACT)
+    contact = leg_channel(ringing, LegRole.CONTACT)
     await until_equal(lambda: _channel_state(lab, contact), "Up")  # answered, nobody watching
     await until_equal(lambda: _channel_state(lab, contact), None)  # and hung up
     await fleet.start(APP)
@@ -210,7 +214,7 @@ async def test_sigterm_exits_promptly_leaves_the_call_up_and_the_restarted_daemo
     assert (await lab.store.get(scheduled.id)).state is State.IN_PROGRESS  # type: ignore[union-attr]
 
     await fleet.start(APP)
-    done = await _resumed_then_hung_up(lab, scheduled.id, _leg_channel(talking, LegRole.AGENT))
+    done = await _resumed_then_hung_up(lab, scheduled.id, leg_channel(talking, LegRole.AGENT))
 
     assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
     assert len(done.attempts) == 1
@@ -325,7 +329,7 @@ async def test_sigkill_while_the_contact_waits_in_the_failover_queue_a_member_an
             lab.phone(member, "answer")
     await fleet.start(APP)
     talking = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS, TAKE_OVER_S)
-    await lab.ari.hangup(_leg_channel(talking, LegRole.CONTACT))  # the contact ends the talk
+    await lab.ari.hangup(leg_channel(talking, LegRole.CONTACT))  # the contact ends the talk
     done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=15)
 
     assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)

@@ -33,7 +33,7 @@ from asterisk_cb.telephony.answer_marks import AnswerMarks
 from asterisk_cb.telephony.ari import AriClient, AriSettings
 from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
 from asterisk_cb.telephony.availability import AvailabilityView
-from asterisk_cb.telephony.availability_feed import feed_from_ami, feed_from_ari
+from asterisk_cb.telephony.availability_feed import feed_from_ami
 from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions
 from asterisk_cb.telephony.queue_guard import QueueGuard
 
@@ -55,9 +55,18 @@ class Daemon:
         self.store = Store(self.redis, Keys(site.redis.namespace))
         self.ari = AriClient(AriSettings(site.ari.url, site.ari.user, site.ari.password, site.ari.app))
         self.view = AvailabilityView.of(site.agents.values())
-        self.events = AriEventStream(self.ari, StreamSettings(), watched_devices=self.view.watched_devices)
-        self.ami = AmiConnection(AmiSettings(site.ami.user, site.ami.secret, site.ami.host, site.ami.port))
-        feed_from_ari(self.view, self.events)
+        self.events = AriEventStream(self.ari, StreamSettings())
+        self.ami = AmiConnection(
+            AmiSettings(
+                site.ami.user,
+                site.ami.secret,
+                site.ami.host,
+                site.ami.port,
+                # an agent logged in to app_agent_pool before the daemon started is known from the seed
+                agent_pool=any(spec.pool_agent for spec in site.agents.values()),
+            ),
+            watched_devices=self.view.watched_devices,
+        )
         feed_from_ami(self.view, self.ami)
         self.queue_guard = QueueGuard(self.ami)
         self.executor = CallbackExecutor(
@@ -124,8 +133,9 @@ class Daemon:
             log.info("stopped")
 
     async def _wait_for_links(self) -> None:
-        """Give ARI and AMI a moment to connect and seed the view: a callback due before that would see
-        its agent's devices as unknown (ARI) or miss its queue pause (AMI). Neither is needed to run."""
+        """Give ARI and AMI a moment to connect and seed: a callback due before that would find its
+        resumed channels not looked up yet (ARI), or its agent's devices unknown and queue pause missed
+        (AMI). Neither is needed to run."""
         for link, ready, peer in (
             ("ARI", self.events.wait_ready, self.site.ari.url),
             ("AMI", self.ami.wait_ready, self.site.ami.host),

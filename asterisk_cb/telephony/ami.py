@@ -8,8 +8,8 @@ restarting Asterisk finishes booting: seeding at login could read half-loaded qu
 
 Least rights (manager.conf, checked on Asterisk 22 with `manager show command`): `read = system,call,agent`
 (FullyBooted is `system`, DeviceStateChange `call`, QueueMember* and AgentLogin/Logoff `agent`) and
-`write = agent,reporting` (QueuePause and Agents need `agent`; DeviceStateList `call` or `reporting`,
-and `reporting` grants no call control; QueueStatus needs none), plus `system` for DBDel only
+`write = agent,reporting` (QueuePause and Agents need `agent`; DeviceStateList and Getvar `call` or
+`reporting`, and `reporting` grants no call control; QueueStatus needs none), plus `system` for DBDel only
 (``answer_marks`` deletes the AstDB entries it read; DBGet needs `reporting`).
 """
 
@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,9 +138,14 @@ class AmiConnection:
     """One logged-in AMI link kept alive; typed events fan out to subscribers in arrival order."""
 
     def __init__(
-        self, settings: AmiSettings, *, uniform: Callable[[float, float], float] = random.uniform
+        self,
+        settings: AmiSettings,
+        *,
+        watched_devices: Callable[[], Iterable[str]] = tuple,
+        uniform: Callable[[float, float], float] = random.uniform,
     ) -> None:
         self.settings = settings
+        self._watched_devices = watched_devices
         self.health = HealthFlag("ami")
         self._uniform = uniform
         self._fanout: Fanout[AmiEvent] = Fanout("ami", _log)
@@ -242,10 +247,22 @@ class AmiConnection:
         return [event.member for event in events if isinstance(event, QueueMemberEvent)]
 
     async def device_states(self) -> list[DeviceStateChange]:
-        """Every device Asterisk knows, via DeviceStateList (res_manager_devicestate)."""
+        """Every device in Asterisk's device state cache, via DeviceStateList (res_manager_devicestate)."""
         answer = await self.send({"Action": "DeviceStateList"})
         events = (parse_ami_event(message) for message in _as_list(answer))
         return [event for event in events if isinstance(event, DeviceStateChange)]
+
+    async def device_state(self, device: str) -> DeviceStateChange:
+        """One device's state computed now (DEVICE_STATE()): a device that never changed state since
+        Asterisk started (an idle IAX2 or DAHDI line, say) is not in the cache DeviceStateList reads."""
+        answer = await self.send({"Action": "Getvar", "Variable": f"DEVICE_STATE({device})"})
+        return DeviceStateChange("DeviceStateChange", device, str(answer.get("Value") or "UNKNOWN"))
+
+    async def _seed_device_states(self) -> tuple[DeviceStateChange, ...]:
+        """The cache, plus every device an agent rings that the cache does not hold yet."""
+        listed = {event.device: event for event in await self.device_states()}
+        missing = [device for device in self._watched_devices() if device not in listed]
+        return (*listed.values(), *[await self.device_state(device) for device in missing])
 
     async def agent_logins(self) -> dict[str, str]:
         """app_agent_pool agents logged in now, and the phone each sits at (Agents action)."""
@@ -255,7 +272,7 @@ class AmiConnection:
 
     async def take_snapshot(self) -> AmiSnapshot:
         return AmiSnapshot(
-            device_states=tuple(await self.device_states()),
+            device_states=await self._seed_device_states(),
             members=tuple(await self.queue_members()),
             agent_logins=await self.agent_logins() if self.settings.agent_pool else None,
         )

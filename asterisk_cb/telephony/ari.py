@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from asterisk_cb.telephony.ari_events import Bridge, Channel, DeviceState
+from asterisk_cb.telephony.ari_events import Bridge, Channel
 
 Params = Mapping[str, str | int | float | bool | None]
 
@@ -334,22 +334,6 @@ class AriClient:
 
     async def list_bridges(self) -> list[Bridge]:
         return [Bridge.from_json(item) for item in await self.request("GET", "/bridges")]
-
-    # --- device states and subscriptions ---------------------------------------------------------
-
-    async def device_states(self) -> list[DeviceState]:
-        """Only ARI-controlled (Stasis:) devices; phones' states come from `device_state(name)`."""
-        return [DeviceState.from_json(item) for item in await self.request("GET", "/deviceStates")]
-
-    async def device_state(self, device: str) -> DeviceState:
-        """Current state of any device, e.g. PJSIP/1001 (Asterisk answers INVALID for one it does not know).
-        The name must be sent %2F-encoded: a raw slash makes ARI answer 404."""
-        return DeviceState.from_json(await self.request("GET", f"/deviceStates/{quote(device, safe='')}"))
-
-    async def subscribe(self, event_source: str) -> None:
-        """Add an event source to our app, e.g. "deviceState:" (all devices) or "endpoint:PJSIP"."""
-        path = f"/applications/{quote(self.settings.app, safe='')}/subscription"
-        await self.request("POST", path, {"eventSource": event_source})
 
 
 async def _error_text(resp: aiohttp.ClientResponse, method: str, path: str) -> str:

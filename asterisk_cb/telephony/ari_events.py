@@ -76,18 +76,6 @@ class Bridge:
 
 
 @dataclass(frozen=True)
-class DeviceState:
-    """`state` is Asterisk's device state word: NOT_INUSE, INUSE, BUSY, RINGING, ONHOLD, UNAVAILABLE..."""
-
-    name: str
-    state: str
-
-    @classmethod
-    def from_json(cls, data: Json) -> DeviceState:
-        return cls(name=data["name"], state=data["state"])
-
-
-@dataclass(frozen=True)
 class Playback:
     """A sound being played; `state` is queued, playing, done or failed."""
 
@@ -187,11 +175,6 @@ class Dial(AriEvent):
 
 
 @dataclass(frozen=True)
-class DeviceStateChanged(AriEvent):
-    device_state: DeviceState
-
-
-@dataclass(frozen=True)
 class BridgeDestroyed(AriEvent):
     bridge: Bridge
 
@@ -258,7 +241,6 @@ _FIELD_PARSERS: dict[type[AriEvent], Callable[[Json], dict[str, Any]]] = {
         "caller": _optional_channel(d.get("caller")),
         "dialstring": d.get("dialstring", ""),
     },
-    DeviceStateChanged: lambda d: {"device_state": DeviceState.from_json(d["device_state"])},
     BridgeDestroyed: lambda d: {"bridge": Bridge.from_json(d["bridge"])},
     PlaybackStarted: lambda d: {"playback": Playback.from_json(d["playback"])},
     PlaybackFinished: lambda d: {"playback": Playback.from_json(d["playback"])},

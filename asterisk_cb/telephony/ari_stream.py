@@ -1,10 +1,15 @@
 """The ARI events websocket for our one Stasis application: dispatch, reconnect, resync, health.
 
 When Asterisk restarts, the websocket drops, the application vanishes from Asterisk with it, and every
-event in between is lost. So each (re)connect re-registers the app (connecting the websocket does that),
-re-subscribes the extra event sources, and hands a fresh snapshot of what we own (channel and bridge ids
-with our prefix, device states) to the resync hooks *before* any buffered event is dispatched: the hooks
-rebuild state from the snapshot, then the events that arrived meanwhile move it forward in order.
+event in between is lost. So each (re)connect re-registers the app (connecting the websocket does that)
+and hands a fresh snapshot of what we own (channel and bridge ids with our prefix) to the resync hooks
+*before* any buffered event is dispatched: the hooks rebuild state from the snapshot, then the events
+that arrived meanwhile move it forward in order.
+
+The app subscribes to no extra event source. Device states come over AMI (DeviceStateChange) instead
+of an ARI "deviceState:" subscription: Asterisk tears such a subscription down when the app's websocket
+closes, and a close racing a device state event can deadlock ARI (asterisk/asterisk#2170; what the lab
+showed after a SIGKILLed daemon). A daemon's crash must never wedge the admin's PBX.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -26,7 +31,6 @@ from asterisk_cb.telephony.ari_events import (
     AriEvent,
     Bridge,
     Channel,
-    DeviceState,
     EventParseError,
     parse_event,
 )
@@ -46,7 +50,6 @@ class ResyncSnapshot:
 
     channels: tuple[Channel, ...]
     bridges: tuple[Bridge, ...]
-    device_states: tuple[DeviceState, ...]
 
 
 ResyncHook = Callable[[ResyncSnapshot], Awaitable[None] | None]
@@ -54,14 +57,9 @@ ResyncHook = Callable[[ResyncSnapshot], Awaitable[None] | None]
 
 @dataclass(frozen=True)
 class StreamSettings:
-    """`owned_prefix` marks channel and bridge ids this daemon created (it chooses every id it uses).
-
-    `event_sources` are added to the app on every connect: "deviceState:" is every device (Asterisk
-    subscribes the app to its all-devices topic); a very large PBX may list "deviceState:PJSIP/1001"...
-    instead, or drop it and rely on AMI DeviceStateChange, which feeds the same view."""
+    """`owned_prefix` marks channel and bridge ids this daemon created (it chooses every id it uses)."""
 
     owned_prefix: str = ARI_ID_PREFIX
-    event_sources: tuple[str, ...] = ("deviceState:",)
     heartbeat_s: float = 10.0
     backoff: Backoff = field(default_factory=Backoff)
 
@@ -82,14 +80,12 @@ class AriEventStream:
         client: AriClient,
         settings: StreamSettings | None = None,
         *,
-        watched_devices: Callable[[], Iterable[str]] = tuple,
         sleep: Sleep = asyncio.sleep,
         uniform: Callable[[float, float], float] = random.uniform,
     ) -> None:
         self.client = client
         self.settings = settings or StreamSettings()
         self.health = HealthFlag("ari")
-        self._watched_devices = watched_devices
         self._sleep = sleep
         self._uniform = uniform
         self._fanout: Fanout[AriEvent] = Fanout("ari", _log)
@@ -165,33 +161,23 @@ class AriEventStream:
         url = self.client.settings.events_url
         ws = await self.client.session.ws_connect(url, heartbeat=self.settings.heartbeat_s)
         async with ws:
-            await self._subscribe_sources()
             await self._run_resync()
             self.health.mark_up()
             self._ready.set()
             _log.info("ARI events connected", extra={"component": "ari", "app": self.client.settings.app})
             await self._pump(ws)
 
-    async def _subscribe_sources(self) -> None:
-        for source in self.settings.event_sources:
-            await self.client.subscribe(source)
-
     async def _run_resync(self) -> None:
         await self._resync_hooks.dispatch(await self.take_snapshot(), "resync")
 
     async def take_snapshot(self) -> ResyncSnapshot:
-        """Our channels and bridges (by id prefix) and the device states we watch, read over REST."""
+        """Our channels and bridges (by id prefix), read over REST."""
         prefix = self.settings.owned_prefix
         channels = await self.client.list_channels()
         bridges = await self.client.list_bridges()
-        states = {state.name: state for state in await self.client.device_states()}
-        watched = [name for name in self._watched_devices() if name not in states]
-        for state in await asyncio.gather(*(self.client.device_state(name) for name in watched)):
-            states[state.name] = state
         return ResyncSnapshot(
             channels=tuple(ch for ch in channels if ch.id.startswith(prefix)),
             bridges=tuple(br for br in bridges if br.id.startswith(prefix)),
-            device_states=tuple(states.values()),
         )
 
     async def _pump(self, ws: aiohttp.ClientWebSocketResponse) -> None:

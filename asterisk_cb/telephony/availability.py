@@ -98,12 +98,8 @@ class AvailabilityView:
     def set_device_state(self, device: str, state: str) -> None:
         self.device_states[device] = state
 
-    def merge_device_states(self, states: Iterable[tuple[str, str]]) -> None:
-        """Seed from a partial list (ARI: only the devices we watch)."""
-        self.device_states.update(states)
-
     def replace_device_states(self, states: Iterable[tuple[str, str]]) -> None:
-        """Seed from a complete list (AMI DeviceStateList): forget devices Asterisk no longer knows."""
+        """Seed from a complete list (AMI login): forget devices Asterisk no longer knows."""
         self.device_states = dict(states)
 
     def set_member(self, member: QueueMember) -> None:
@@ -167,7 +163,7 @@ class AvailabilityView:
         return self._memberships(spec) if spec else []
 
     def watched_devices(self) -> list[str]:
-        """Every device whose state matters to some agent (what the ARI resync must read)."""
+        """Every device whose state matters to some agent (what the AMI seed reads when not cached)."""
         return sorted({d.state for spec in self.agents.values() for d in self.devices_of(spec)})
 
     # --- rules -------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""Wiring only: keep an AvailabilityView current from the ARI event stream and the AMI link.
+"""Wiring only: keep an AvailabilityView current from the AMI link.
 
-Both links re-seed the view after each (re)connect, before that connection's events; events then move
-it forward. ARI knows device states only; AMI adds queue memberships, pauses and agent-pool logins.
+Every (re)login re-seeds the view (device states, queue memberships and pauses, agent-pool logins)
+before that connection's events; events then move it forward. Device states come from AMI alone, one
+ordered source: ARI's device-state subscription is not used (see ari_stream's docstring for why).
 """
 
 from __future__ import annotations
@@ -15,21 +16,7 @@ from asterisk_cb.telephony.ami_events import (
     QueueMemberEvent,
     QueueMemberRemoved,
 )
-from asterisk_cb.telephony.ari_events import AriEvent, DeviceStateChanged
-from asterisk_cb.telephony.ari_stream import AriEventStream, ResyncSnapshot
 from asterisk_cb.telephony.availability import AvailabilityView
-
-
-def feed_from_ari(view: AvailabilityView, stream: AriEventStream) -> None:
-    def seed(snapshot: ResyncSnapshot) -> None:
-        view.merge_device_states((state.name, state.state) for state in snapshot.device_states)
-
-    def on_event(event: AriEvent) -> None:
-        if isinstance(event, DeviceStateChanged):
-            view.set_device_state(event.device_state.name, event.device_state.state)
-
-    stream.on_resync(seed)
-    stream.subscribe(on_event, DeviceStateChanged)
 
 
 def feed_from_ami(view: AvailabilityView, ami: AmiConnection) -> None:

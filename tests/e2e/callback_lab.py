@@ -13,7 +13,7 @@ import random
 import subprocess
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -195,6 +195,25 @@ async def settings_for(store: Store, callback: Callback | None) -> CallbackSetti
     """Effective settings for a callback: defaults < run-time overrides (agent > queue > global)."""
     agent, queue = (callback.agent, callback.queue) if callback else (None, None)
     return await effective_settings(SettingsFile({}, {}), store, agent, queue)
+
+
+@contextlib.asynccontextmanager
+async def bounded(what: str, timeout_s: float = 60) -> AsyncIterator[None]:
+    """A fixture's clean-up that may not hang the suite: past ``timeout_s`` it fails, printing every
+    asyncio task's stack (what a hang report needs; pytest-timeout shows only the threads')."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            yield
+    except TimeoutError:
+        for task in asyncio.all_tasks():
+            task.print_stack(file=sys.stdout)
+        raise AssertionError(f"{what} took over {timeout_s:.0f} s (task stacks above)") from None
+
+
+async def device_state(lab: Lab, phone: str) -> str:
+    """What Asterisk says of the lab phone's device now (ARI's REST read; the daemon itself learns
+    device states over AMI)."""
+    return str((await lab.ari.request("GET", f"/deviceStates/PJSIP%2F{phone}"))["state"])
 
 
 def leg_channel(callback: Callback, role: LegRole) -> str:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import pytest
-from callback_lab import AGENTS, LEASE_MS, RECHECK_S, Lab, pbx_lab, settings_for
+from callback_lab import AGENTS, LEASE_MS, RECHECK_S, Lab, bounded, pbx_lab, settings_for
 
 from asterisk_cb import deployment
 from asterisk_cb.core import ini
@@ -29,7 +29,7 @@ from asterisk_cb.telephony.answer_marks import AnswerMarks
 from asterisk_cb.telephony.ari import AriClient, AriSettings
 from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
 from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView
-from asterisk_cb.telephony.availability_feed import feed_from_ami, feed_from_ari
+from asterisk_cb.telephony.availability_feed import feed_from_ami
 from asterisk_cb.telephony.backoff import Backoff
 from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions
 from asterisk_cb.telephony.queue_guard import QueueGuard
@@ -63,15 +63,11 @@ class Daemon:
         self.view = AvailabilityView.of(
             agents if agents is not None else [AgentSpec(a, devices=(f"PJSIP/{a}",)) for a in AGENTS]
         )
-        self.events = AriEventStream(
-            self.ari,
-            StreamSettings(backoff=Backoff(initial_s=0.5, cap_s=2.0)),
-            watched_devices=self.view.watched_devices,
-        )
-        feed_from_ari(self.view, self.events)
+        self.events = AriEventStream(self.ari, StreamSettings(backoff=Backoff(initial_s=0.5, cap_s=2.0)))
         ami_info = info["ami"]
         self.ami = AmiConnection(
-            AmiSettings(ami_info["user"], ami_info["secret"], ami_info["host"], ami_info["port"])
+            AmiSettings(ami_info["user"], ami_info["secret"], ami_info["host"], ami_info["port"]),
+            watched_devices=self.view.watched_devices,
         )
         feed_from_ami(self.view, self.ami)
         self.queue_guard = QueueGuard(self.ami)
@@ -212,9 +208,10 @@ async def _lab_with(
     try:
         yield lab
     finally:
-        for daemon in daemons:
-            await daemon.stop()
-        await lab.hang_up_leftovers()
-        await probe.close()
-        await store.delete_namespace()
-        await redis.aclose()
+        async with bounded("stopping the e2e daemons and clearing the test's calls"):
+            for daemon in daemons:
+                await daemon.stop()
+            await lab.hang_up_leftovers()
+            await probe.close()
+            await store.delete_namespace()
+            await redis.aclose()

@@ -4,7 +4,7 @@ SIPp phones (INVITEs per number) as well as in the callback's record."""
 from __future__ import annotations
 
 import pytest
-from callback_lab import Lab, leg_channel, pbx_lab, unique_number, until, until_equal
+from callback_lab import Lab, device_state, leg_channel, pbx_lab, unique_number, until, until_equal
 
 from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, State
 
@@ -45,7 +45,7 @@ async def test_agent_answers_contact_answers_callback_completed(lab: Lab) -> Non
     assert marks["agent"] == (scheduled.id, attempt.id)
     assert marks["contact dialplan half"] == (scheduled.id, attempt.id)
     assert marks["contact caller ID"] == ("ACME Support", "0140000000")  # from the settings
-    assert await lab.our_channels() == []
+    await until_equal(lab.our_channels, [])  # the end's hang-ups follow its commit
     assert lab.answer_marks() == []  # the daemon saw the answer: it removed the recording handler
 
 
@@ -93,7 +93,7 @@ async def test_contact_not_reached_counts_attempts_spaced_by_the_retry_interval(
     assert len(invites) == 2
     assert invites[1] - invites[0] >= 3.0  # the retry interval, plus the agent's ring before it
     assert (await lab.kinds(scheduled.id)).count(EventKind.ATTEMPT_FAILED) == 2
-    assert await lab.our_channels() == []
+    await until_equal(lab.our_channels, [])  # the end's hang-ups follow its commit
 
 
 async def test_agent_does_not_answer_counts_a_missed_ring_and_never_dials_the_contact(lab: Lab) -> None:
@@ -165,7 +165,7 @@ async def test_unallocated_number_finishes_at_once(lab: Lab) -> None:
     [attempt] = done.attempts
     assert (attempt.outcome, attempt.hangup_cause) == (Outcome.UNALLOCATED, 1)
     assert len(lab.contact_invites().times(number)) == 1
-    assert await lab.our_channels() == []
+    await until_equal(lab.our_channels, [])  # the end's hang-ups follow its commit
 
 
 async def test_agent_hangs_up_while_the_contact_rings(lab: Lab) -> None:
@@ -189,7 +189,7 @@ async def test_agent_on_another_call_is_not_rung_until_free(lab: Lab) -> None:
     lab.phone(AGENT, "answer")
     await lab.set(reschedule_delay="2s")
     pbx_lab("call", AGENT, "--hold-s", "6")  # a normal call keeps the agent busy for 6 s
-    await until_equal(lambda: _device_state(lab, AGENT), "INUSE")
+    await until_equal(lambda: device_state(lab, AGENT), "INUSE")
     number = unique_number("20102")
 
     scheduled = await lab.schedule(number, AGENT, in_s=0.5)
@@ -252,7 +252,7 @@ async def test_daemon_gone_during_the_agent_ring_loses_nothing_and_dials_the_con
     assert len(lab.contact_invites().times(number)) == 1
     kinds = await lab.kinds(scheduled.id)
     assert EventKind.RESUMED in kinds or EventKind.CALL_LOST in kinds  # followed again, or lost
-    assert await lab.our_channels() == []
+    await until_equal(lab.our_channels, [])  # the end's hang-ups follow its commit
 
 
 async def test_daemon_gone_during_the_contact_ring_resumes_the_same_call(lab: Lab) -> None:
@@ -296,7 +296,3 @@ async def test_contact_answering_and_hanging_up_while_no_daemon_watches_is_compl
     assert EventKind.CONTACT_ANSWERED in await lab.kinds(scheduled.id)
     await until_equal(lab.our_channels, [])
     assert lab.answer_marks() == []  # the resumer deleted what Asterisk wrote
-
-
-async def _device_state(lab: Lab, agent: str) -> str:
-    return (await lab.ari.device_state(f"PJSIP/{agent}")).state

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from callback_lab import Lab, pbx_lab, unique_number, until, until_equal
+from callback_lab import Lab, device_state, pbx_lab, unique_number, until, until_equal
 
 from asterisk_cb.core.model import EventKind, FinishReason, LegRole, Outcome, State
 
@@ -53,7 +53,7 @@ async def test_both_phones_ring_the_first_to_answer_takes_it_the_other_is_cancel
     assert len(lab.contact_invites().times(number)) == 1
     kinds = await lab.kinds(scheduled.id)
     assert (kinds.count(EventKind.AGENT_RINGING), kinds.count(EventKind.AGENT_ANSWERED)) == (1, 1)
-    assert await lab.our_channels() == []
+    await until_equal(lab.our_channels, [])  # the end's hang-ups follow its commit
 
 
 async def test_a_daemon_gone_while_both_ring_is_replaced_by_one_that_follows_both(lab: Lab) -> None:
@@ -84,7 +84,7 @@ def _rings(lab: Lab) -> list[int]:
 async def test_an_offline_phone_is_left_out_and_only_the_ready_one_rings(lab: Lab) -> None:
     lab.phone(AGENT, "answer")
     lab.phone(DESK, "offline")
-    await until_equal(lambda: _device_state(lab, DESK), "UNAVAILABLE")
+    await until_equal(lambda: device_state(lab, DESK), "UNAVAILABLE")
     number = unique_number("20102")
     desk_rings_before = len(lab.agent_invites(DESK).times(DESK))
 
@@ -119,7 +119,7 @@ async def test_a_phone_on_a_call_makes_the_agent_busy_and_neither_rings(lab: Lab
     lab.phone(DESK, "answer")
     await lab.set(reschedule_delay="2s")
     pbx_lab("call", DESK, "--hold-s", "6")  # the agent talks on its desk phone for 6 s
-    await until_equal(lambda: _device_state(lab, DESK), "INUSE")
+    await until_equal(lambda: device_state(lab, DESK), "INUSE")
     number = unique_number("20102")
     rings_before = len(lab.agent_invites(AGENT).times(AGENT))
 
@@ -133,7 +133,3 @@ async def test_a_phone_on_a_call_makes_the_agent_busy_and_neither_rings(lab: Lab
     assert unavailable and rung > unavailable[-1]
     assert (rung - scheduled.due_at).total_seconds() >= 4  # not before the desk call was over
     assert len(lab.agent_invites(AGENT).times(AGENT)) == rings_before + 1
-
-
-async def _device_state(lab: Lab, phone: str) -> str:
-    return (await lab.ari.device_state(f"PJSIP/{phone}")).state

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from callback_lab import Lab, leg_channel, unique_number, until, until_equal
+from callback_lab import Lab, device_state, leg_channel, unique_number, until, until_equal
 
 from asterisk_cb.core.model import EventKind, FinishReason, LegRole, Outcome, State
 
@@ -30,12 +30,12 @@ async def test_cancel_during_the_agent_ring_stops_it_and_never_dials_the_contact
     scheduled = await lab.schedule(number, AGENT)
     await lab.wait_for(scheduled.id, lambda cb: cb.state is State.AGENT_RINGING)
     await until(lambda: len(lab.agent_invites(AGENT).times(AGENT)) == rings_before + 1)  # it rings
-    await until_equal(lambda: _device_state(lab, AGENT), "RINGING")
+    await until_equal(lambda: device_state(lab, AGENT), "RINGING")
     code, out, err = await lab.cli(tmp_path, "cancel", scheduled.id, "--wait", "10")
 
     assert (code, err) == (0, ""), out
     assert out.startswith("done: its call was ringing and has been hung up")
-    await until_equal(lambda: _device_state(lab, AGENT), "NOT_INUSE")  # the phone stopped ringing
+    await until_equal(lambda: device_state(lab, AGENT), "NOT_INUSE")  # the phone stopped ringing
     await until_equal(lab.our_channels, [])
     done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished)
     assert (done.state, done.cancelled_by) == (State.CANCELLED, "cli:" + getpass.getuser())
@@ -77,10 +77,6 @@ async def test_reschedule_during_the_contact_ring_stops_it_and_calls_again_at_th
     await until_equal(lab.our_channels, [])
 
 
-async def _device_state(lab: Lab, agent: str) -> str:
-    return (await lab.ari.device_state(f"PJSIP/{agent}")).state
-
-
 async def test_a_cancel_asked_while_no_daemon_holds_the_ring_is_applied_by_the_one_resuming_it(
     lab: Lab, tmp_path: Path
 ) -> None:
@@ -104,7 +100,7 @@ async def test_a_cancel_asked_while_no_daemon_holds_the_ring_is_applied_by_the_o
     assert done.state is State.CANCELLED
     kinds = await lab.kinds(scheduled.id)
     assert kinds[-2:] == [EventKind.RESUMED, EventKind.CANCELLED]  # followed first, then cancelled
-    await until_equal(lambda: _device_state(lab, AGENT), "NOT_INUSE")
+    await until_equal(lambda: device_state(lab, AGENT), "NOT_INUSE")
     await until_equal(lab.our_channels, [])
     assert lab.contact_invites().times(number) == []
 
@@ -145,12 +141,12 @@ async def test_with_two_daemons_the_one_holding_the_ring_applies_the_cancel(
 
     scheduled = await lab.schedule(number, AGENT)
     await lab.wait_for(scheduled.id, lambda cb: cb.state is State.AGENT_RINGING)
-    await until_equal(lambda: _device_state(lab, AGENT), "RINGING")
+    await until_equal(lambda: device_state(lab, AGENT), "RINGING")
     code, out, err = await lab.cli(tmp_path, "cancel", scheduled.id, "--wait", "10")
 
     assert (code, err) == (0, ""), out
     assert out.startswith("done: its call was ringing and has been hung up")
-    await until_equal(lambda: _device_state(lab, AGENT), "NOT_INUSE")
+    await until_equal(lambda: device_state(lab, AGENT), "NOT_INUSE")
     await until_equal(lab.our_channels, [])
     done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished)
     assert done.state is State.CANCELLED

@@ -22,6 +22,7 @@ import pytest
 from callback_lab import (
     AGENTS,
     Lab,
+    bounded,
     invite_times,
     leg_channel,
     pbx_lab,
@@ -69,10 +70,11 @@ async def fleet_lab(lab_phones: dict[str, Any], tmp_path: Path) -> AsyncIterator
     finally:
         fleet.kill_all()
         fleet.print_logs()  # pytest shows it under the test's captured output when the test failed
-        await lab.hang_up_leftovers()
-        await probe.close()
-        await store.delete_namespace()
-        await redis.aclose()
+        async with bounded("clearing the test's calls"):
+            await lab.hang_up_leftovers()
+            await probe.close()
+            await store.delete_namespace()
+            await redis.aclose()
 
 
 async def _asterisk_answering(probe: AriClient) -> None:

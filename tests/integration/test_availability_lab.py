@@ -15,7 +15,7 @@ from asterisk_cb.telephony.ami import AmiConnection, AmiSettings
 from asterisk_cb.telephony.ari import AriClient, AriSettings
 from asterisk_cb.telephony.ari_stream import AriEventStream
 from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView, Reason
-from asterisk_cb.telephony.availability_feed import feed_from_ami, feed_from_ari
+from asterisk_cb.telephony.availability_feed import feed_from_ami
 
 pytestmark = pytest.mark.lab
 
@@ -31,7 +31,8 @@ class Live:
 
 @pytest.fixture
 async def live(lab_ari: dict[str, str], lab_ami: dict[str, Any]) -> AsyncIterator[Live]:
-    """A view for agent 1001 (fixed phone, queue support), fed live by both links, as the daemon wires it."""
+    """A view for agent 1001 (fixed phone, queue support), fed live by AMI as the daemon wires it; the
+    ARI app (its events websocket connected) places the calls that make the phone busy."""
     view = AvailabilityView.of([AgentSpec(AGENT, devices=(f"PJSIP/{AGENT}",), queues=("support",))])
     app = f"acb-test-{uuid.uuid4().hex[:8]}"
     ari_settings = AriSettings(
@@ -41,9 +42,8 @@ async def live(lab_ari: dict[str, str], lab_ami: dict[str, Any]) -> AsyncIterato
         username=lab_ami["user"], secret=lab_ami["secret"], host=lab_ami["host"], port=int(lab_ami["port"])
     )
     async with AriClient(ari_settings) as client:
-        stream = AriEventStream(client, watched_devices=view.watched_devices)
-        ami = AmiConnection(ami_settings)
-        feed_from_ari(view, stream)
+        stream = AriEventStream(client)
+        ami = AmiConnection(ami_settings, watched_devices=view.watched_devices)
         feed_from_ami(view, ami)
         stream.start()
         await ami.start()

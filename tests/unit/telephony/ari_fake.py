@@ -23,16 +23,14 @@ def load_fixture(name: str) -> Any:
 
 
 class FakeAri:
-    """State a test can set (channels, bridges, device states, events to push) and inspect (calls)."""
+    """State a test can set (channels, bridges, events to push) and inspect (calls)."""
 
     def __init__(self) -> None:
         self.channels: dict[str, dict[str, Any]] = {}
         self.bridges: dict[str, dict[str, Any]] = {}
-        self.device_states: dict[str, str] = {}
         self.on_connect_events: list[dict[str, Any]] = []
         self.calls: Counter[str] = Counter()
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []
-        self.subscriptions: list[str] = []
         self.down = False
         self.unreachable: set[str] = set()  # endpoints whose originate answers 500 (unregistered)
         self.delay_s = 0.0
@@ -101,7 +99,6 @@ class FakeAri:
         return {
             ("GET", "channels"): self._list(self.channels),
             ("GET", "bridges"): self._list(self.bridges),
-            ("GET", "deviceStates"): self._stasis_device_states,
             ("GET", "asterisk/ping"): self._ping,
             ("POST", "channels"): self._originate,
         }
@@ -111,10 +108,6 @@ class FakeAri:
             return web.json_response(list(objects.values()))
 
         return handler
-
-    async def _stasis_device_states(self, _request: web.Request) -> web.Response:
-        states = [{"name": n, "state": s} for n, s in self.device_states.items() if n.startswith("Stasis:")]
-        return web.json_response(states)
 
     async def _ping(self, _request: web.Request) -> web.Response:
         return web.json_response(load_fixture("ari_ping.json"))
@@ -131,8 +124,6 @@ class FakeAri:
 
     async def _object_route(self, request: web.Request) -> web.StreamResponse:
         kind, _, rest = request.match_info["tail"].partition("/")
-        if kind == "deviceStates" and request.raw_path.count("/") == 3:  # /ari/deviceStates/<encoded name>
-            return web.json_response({"name": rest, "state": self.device_states.get(rest, "INVALID")})
         if kind == "channels":
             return self._channel_route(request, rest)
         if kind == "bridges" and request.method == "POST" and "/" not in rest:
@@ -147,9 +138,6 @@ class FakeAri:
             if request.query["channel"] not in self.channels:  # what Asterisk 22 answers, recorded
                 return web.json_response({"message": "Channel not in Stasis application"}, status=422)
             return web.Response(status=204)
-        if kind == "applications" and rest.endswith("/subscription"):
-            self.subscriptions.append(request.query["eventSource"])
-            return web.json_response({"name": rest.split("/")[0]})
         return web.json_response({"message": "Resource not found"}, status=404)
 
     def _channel_route(self, request: web.Request, rest: str) -> web.Response:

@@ -8,7 +8,7 @@ import pytest
 from ari_fake import FakeAri
 
 from asterisk_cb.telephony.ari import AriClient, AriSettings
-from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
+from asterisk_cb.telephony.ari_stream import AriEventStream
 
 
 @pytest.fixture
@@ -28,8 +28,8 @@ async def ari_client(fake_ari: FakeAri) -> AsyncIterator[AriClient]:
 
 @pytest.fixture
 async def events(ari_client: AriClient) -> AsyncIterator[AriEventStream]:
-    """The events stream on the fake ARI, ready (no device or endpoint subscriptions)."""
-    stream = AriEventStream(ari_client, StreamSettings(event_sources=()))
+    """The events stream on the fake ARI, ready."""
+    stream = AriEventStream(ari_client)
     stream.start()
     await stream.wait_ready(3)
     yield stream

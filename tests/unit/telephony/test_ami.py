@@ -133,6 +133,25 @@ async def test_login_seeds_device_states_and_queue_members(ami: AmiConnection) -
     assert ami.health.snapshot().connected
 
 
+async def test_a_watched_device_the_cache_lacks_is_read_with_getvar(fake_ami: FakeAmi) -> None:
+    """DeviceStateList reads Asterisk's cache, which lacks a device that never changed state since
+    Asterisk started: the seed asks DEVICE_STATE() for each such device an agent rings, and only those."""
+    fake_ami.reply("Getvar", recorded_reply("ami_getvar.txt", "state-1"))
+    snapshots: list[AmiSnapshot] = []
+    ami = AmiConnection(_settings(fake_ami), watched_devices=lambda: ["PJSIP/1001", "IAX2/nosuch"])
+    ami.on_resync(snapshots.append)
+    await ami.start()
+    try:
+        await ami.wait_ready(5)
+    finally:
+        await ami.stop()
+    devices = {d.device: d.state for d in snapshots[0].device_states}
+    assert devices["IAX2/nosuch"] == "INVALID"
+    assert devices["PJSIP/1001"] == "UNAVAILABLE"  # from the cache, not asked again
+    asked = [a["Variable"] for a in fake_ami.received if a["Action"] == "Getvar"]
+    assert asked == ["DEVICE_STATE(IAX2/nosuch)"]
+
+
 async def test_agent_pool_logins_are_seeded_only_when_the_admin_uses_it(fake_ami: FakeAmi) -> None:
     """Recorded with app_agent_pool loaded: agent 1001 logged in on a Local channel, 1002 logged off."""
     fake_ami.reply("Agents", recorded_reply("ami_agents.txt", "agents-0"))

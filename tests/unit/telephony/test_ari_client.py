@@ -80,13 +80,6 @@ async def test_get_variable_tells_unset_from_channel_gone(ari_client: AriClient,
         await ari_client.get_variable("acb-gone", "ACB_ATTEMPT")
 
 
-async def test_device_state_of_a_phone(ari_client: AriClient, fake_ari: FakeAri) -> None:
-    fake_ari.device_states["PJSIP/1001"] = "INUSE"
-    state = await ari_client.device_state("PJSIP/1001")
-    assert (state.name, state.state) == ("PJSIP/1001", "INUSE")
-    assert fake_ari.requests[-1][1] == "/ari/deviceStates/PJSIP%2F1001"
-
-
 async def test_wrong_password_is_an_auth_error(fake_ari: FakeAri) -> None:
     settings = AriSettings(url=fake_ari.url, username="acb", password="wrong", app="asterisk-cb")
     async with AriClient(settings) as client:

@@ -15,7 +15,6 @@ from asterisk_cb.telephony.ari_events import (
     ChannelLeftBridge,
     ChannelStateChange,
     ChannelVarset,
-    DeviceStateChanged,
     Dial,
     EventParseError,
     PlaybackFinished,
@@ -45,7 +44,6 @@ def test_every_recorded_event_type_has_its_class() -> None:
         "ChannelHangupRequest": ChannelHangupRequest,
         "ChannelVarset": ChannelVarset,
         "Dial": Dial,
-        "DeviceStateChanged": DeviceStateChanged,
         "BridgeDestroyed": BridgeDestroyed,
         "ApplicationReplaced": ApplicationReplaced,
         "ChannelDtmfReceived": ChannelDtmfReceived,
@@ -81,12 +79,6 @@ def test_dial_carries_dialstatus_and_peer() -> None:
     assert isinstance(event, Dial)
     assert event.dialstatus == "BUSY"
     assert event.peer.id == "acb-rec-2"
-
-
-def test_device_state_changed() -> None:
-    event = parse_event(_first("DeviceStateChanged"))
-    assert isinstance(event, DeviceStateChanged)
-    assert (event.device_state.name, event.device_state.state) == ("Stasis:acb-rec", "INUSE")
 
 
 def test_dtmf_bridge_and_playback_events() -> None:

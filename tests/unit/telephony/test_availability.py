@@ -28,7 +28,7 @@ def _member(queue: str = "support", interface: str = "PJSIP/1001", **fields: obj
 
 def _view(*specs: AgentSpec, **states: str) -> AvailabilityView:
     view = AvailabilityView.of(specs)
-    view.merge_device_states((f"PJSIP/{name.removeprefix('d')}", state) for name, state in states.items())
+    view.replace_device_states((f"PJSIP/{name.removeprefix('d')}", state) for name, state in states.items())
     return view
 
 
@@ -149,7 +149,7 @@ def test_seed_replaces_what_a_lost_connection_left_behind() -> None:
 def test_available_means_every_rung_device_idle_and_none_on_a_call(states: list[str]) -> None:
     devices = tuple(f"PJSIP/{1001 + i}" for i in range(len(states)))
     view = AvailabilityView.of([AgentSpec("a", devices=devices)])
-    view.merge_device_states(zip(devices, states, strict=True))
+    view.replace_device_states(zip(devices, states, strict=True))
     result = view.check("a", NOW)
     if result.available:
         assert result.ring

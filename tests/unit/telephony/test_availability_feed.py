@@ -1,4 +1,4 @@
-"""The view kept current through the real adapters: fake ARI and fake AMI replaying recordings."""
+"""The view kept current through the real AMI adapter: a fake AMI replaying recordings."""
 
 from __future__ import annotations
 
@@ -6,13 +6,10 @@ import asyncio
 from collections.abc import Callable
 
 from ami_fake import FakeAmi, recorded_reply, unsolicited_events
-from ari_fake import FakeAri, load_fixture
 
 from asterisk_cb.telephony.ami import AmiConnection, AmiSettings
-from asterisk_cb.telephony.ari import AriClient
-from asterisk_cb.telephony.ari_stream import AriEventStream
 from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView, Reason
-from asterisk_cb.telephony.availability_feed import feed_from_ami, feed_from_ari
+from asterisk_cb.telephony.availability_feed import feed_from_ami
 from asterisk_cb.telephony.backoff import Backoff
 
 NOW = 1_800_000_000.0
@@ -22,24 +19,6 @@ async def _until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
     async with asyncio.timeout(timeout_s):
         while not predicate():  # noqa: ASYNC110 - the condition is set by other tasks
             await asyncio.sleep(0.01)
-
-
-async def test_ari_seeds_watched_devices_then_follows_events(
-    ari_client: AriClient, fake_ari: FakeAri
-) -> None:
-    view = AvailabilityView.of([AgentSpec("1001", devices=("PJSIP/1001",))])
-    fake_ari.device_states = {"PJSIP/1001": "NOT_INUSE"}
-    stream = AriEventStream(ari_client, watched_devices=view.watched_devices)
-    feed_from_ari(view, stream)
-    stream.start()
-    try:
-        await stream.wait_ready(3)
-        assert view.check("1001", NOW).available
-        recorded = next(e for e in load_fixture("ari_events.json") if e["type"] == "DeviceStateChanged")
-        await fake_ari.push(recorded | {"device_state": {"name": "PJSIP/1001", "state": "INUSE"}})
-        await _until(lambda: view.check("1001", NOW).reason is Reason.BUSY)
-    finally:
-        await stream.stop()
 
 
 async def test_ami_seeds_memberships_and_agent_logins_then_follows_queue_events() -> None:

@@ -145,7 +145,7 @@ class AmiConnection:
         uniform: Callable[[float, float], float] = random.uniform,
     ) -> None:
         self.settings = settings
-        self._watched_devices = watched_devices
+        self.watched_devices = watched_devices  # devices an agent rings: seeded even when not cached
         self.health = HealthFlag("ami")
         self._uniform = uniform
         self._fanout: Fanout[AmiEvent] = Fanout("ami", _log)
@@ -261,7 +261,7 @@ class AmiConnection:
     async def _seed_device_states(self) -> tuple[DeviceStateChange, ...]:
         """The cache, plus every device an agent rings that the cache does not hold yet."""
         listed = {event.device: event for event in await self.device_states()}
-        missing = [device for device in self._watched_devices() if device not in listed]
+        missing = [device for device in self.watched_devices() if device not in listed]
         return (*listed.values(), *[await self.device_state(device) for device in missing])
 
     async def agent_logins(self) -> dict[str, str]:

@@ -1,0 +1,47 @@
+"""What `asterisk-cb run` wires from the config file, checked without connecting to anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from asterisk_cb import config, deployment
+from asterisk_cb.daemon import Daemon
+
+CONNECTIONS = """[general]
+[ari]
+url = http://127.0.0.1:8088/ari
+user = acb
+password = secret
+[ami]
+user = acb
+secret = secret
+[dialing]
+outbound_context = from-internal
+"""
+
+
+@pytest.mark.parametrize(
+    ("agents", "agent_pool"),
+    [
+        ("alice = Agent/1001\nbob = PJSIP/1002\n", True),
+        ("alice = PJSIP/1001\nbob = PJSIP/1002 & member:bob\n", False),
+    ],
+)
+async def test_ami_seeds_pool_logins_only_when_an_agent_is_an_app_agent_pool_agent(
+    tmp_path: Path, agents: str, agent_pool: bool
+) -> None:
+    """An Agent/ agent logged in before the daemon started is known from the AMI seed (Agents action);
+    without such an agent the action is never sent (app_agent_pool may not even be loaded)."""
+    path = tmp_path / "asterisk-cb.conf"
+    path.write_text(CONNECTIONS + "[agents]\n" + agents)
+    file = config.load(path, other_sections=deployment.SECTIONS)
+    daemon = Daemon(path, file, deployment.from_settings_file(file))
+    try:
+        assert daemon.ami.settings.agent_pool is agent_pool
+        fixed_phones = [device for device in ("PJSIP/1001", "PJSIP/1002") if device in agents]
+        assert daemon.ami.watched_devices() == fixed_phones  # what the AMI seed reads when not cached
+    finally:
+        await daemon.ari.close()
+        await daemon.redis.aclose()

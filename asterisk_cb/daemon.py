@@ -84,6 +84,7 @@ class Daemon:
             ),
             queue_guard=self.queue_guard,
             answers=AnswerMarks(self.ami),
+            feeds=(self.ami.health,),
         )
         # Every AMI (re)connect, the first included: a daemon that died mid-callback left its agents
         # paused with reason "callback" (or AMI was down when it should have lifted them): lift those.

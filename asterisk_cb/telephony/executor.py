@@ -135,6 +135,7 @@ from asterisk_cb.telephony.ari_events import (
 from asterisk_cb.telephony.ari_stream import AriEventStream, ResyncSnapshot
 from asterisk_cb.telephony.availability import AvailabilityView
 from asterisk_cb.telephony.call_marks import agent_caller_id, callback_variables
+from asterisk_cb.telephony.health import HealthFlag
 from asterisk_cb.telephony.progress import (
     AMD_ARG,
     LegWatch,
@@ -211,6 +212,7 @@ class CallbackExecutor:
         options: ExecutorOptions,
         queue_guard: QueueGuard | None = None,
         answers: AnswerMarks | None = None,
+        feeds: tuple[HealthFlag, ...] = (),
         clock: Clock = utc_now,
     ) -> None:
         self.store = store
@@ -221,6 +223,8 @@ class CallbackExecutor:
         self.options = options
         self.queue_guard = queue_guard  # None: agents' queue memberships are left alone
         self.answers = answers  # None: answers nobody saw are not looked up (a resumer counts them lost)
+        # The links that feed the availability view (AMI): while one is down the view may be stale.
+        self.feeds = feeds
         self.clock = clock
         self._runs: dict[str, _Run] = {}  # channel id -> the run following it
         self._by_callback: dict[str, _Run] = {}  # callback id -> the run holding it
@@ -376,14 +380,18 @@ class _Run:
         return ev.Due(waiting=waiting, rings=max(1, len(self.ring_devices)))
 
     def _agent_ready(self) -> bool:
-        """The view says the agent is free and ARI is up (else no event would tell how the call goes)."""
+        """The view says the agent is free, ARI is up (else no event would tell how the call goes)
+        and so are the view's feeds (else the agent may have gone busy unseen)."""
         agent = self.callback.agent
         seen = self.x.availability.check(agent, self.x.clock().timestamp())
-        connected = self.x.events.health.connected
-        log.info(
-            "callback %s due: agent %s %s", self.callback.id, agent, seen.detail if connected else "ARI down"
-        )
-        if not (seen.available and connected):
+        down = [
+            flag.snapshot().name.upper()
+            for flag in (self.x.events.health, *self.x.feeds)
+            if not flag.connected
+        ]
+        detail = f"unknown, {' and '.join(down)} down" if down else seen.detail
+        log.info("callback %s due: agent %s %s", self.callback.id, agent, detail)
+        if down or not seen.available:
             return False
         self.ring_devices = seen.ring
         return True

@@ -80,6 +80,7 @@ class Daemon:
             options=ExecutorOptions(info["dialplan"]["outbound_context"], recheck_s=RECHECK_S, lines=lines),
             queue_guard=self.queue_guard,
             answers=AnswerMarks(self.ami),
+            feeds=(self.ami.health,),
         )
         self.ami.on_resync(lambda _: self.executor.release_leftover_pauses())
         self.scheduler = Scheduler(

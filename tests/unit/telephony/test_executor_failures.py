@@ -18,6 +18,7 @@ from asterisk_cb.telephony.ari import AriClient
 from asterisk_cb.telephony.ari_stream import AriEventStream
 from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView
 from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions
+from asterisk_cb.telephony.health import HealthFlag
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 SETTINGS = Settings(max_missed_agent_rings=3, failover_queue="failover")
@@ -47,6 +48,7 @@ def _executor(
     store: RecordingStore,
     devices: tuple[str, ...] = ("PJSIP/1001",),
     settings: Settings = SETTINGS,
+    feeds: tuple[HealthFlag, ...] = (),
 ) -> CallbackExecutor:
     """Agent 1001 with ``devices``, every one idle (NOT_INUSE), and ``settings`` for every callback."""
     view = AvailabilityView.of([AgentSpec("1001", devices=devices)])
@@ -63,6 +65,7 @@ def _executor(
         availability=view,
         settings_for=settings_for,
         options=ExecutorOptions("callback-outbound"),
+        feeds=feeds,
         clock=lambda: NOW,
     )
 
@@ -117,6 +120,31 @@ async def test_without_the_events_stream_the_agent_counts_as_unavailable(
 
     [waiting] = store.committed
     assert (waiting.state, waiting.attempts) == (State.SCHEDULED, ())
+
+
+async def test_with_the_views_ami_feed_down_the_agent_counts_as_unavailable(
+    fake_ari: FakeAri, ari_client: AriClient, events: AriEventStream
+) -> None:
+    """Device states come over AMI: with AMI down the view still says idle, but the agent may have
+    taken a call meanwhile. Nobody is rung until AMI is back and has re-seeded the view."""
+    store = RecordingStore()
+    ami = HealthFlag("ami")
+    executor = _executor(ari_client, events, store, feeds=(ami,))
+    ami.mark_down("connection lost")
+
+    await executor.execute(_claim())
+
+    [waiting] = store.committed
+    assert (waiting.state, waiting.attempts) == (State.SCHEDULED, ())
+    assert fake_ari.calls["POST /ari/channels"] == 0
+    ami.mark_up()
+    running = asyncio.create_task(executor.execute(_claim()))
+    async with asyncio.timeout(3):
+        while not fake_ari.channels:  # noqa: ASYNC110 - the fake records the originate
+            await asyncio.sleep(0.01)
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    assert store.committed[1].state is State.AGENT_RINGING
 
 
 async def test_an_agent_who_hangs_up_right_after_answering_is_recorded_as_such(

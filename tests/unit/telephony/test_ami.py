@@ -133,19 +133,24 @@ async def test_login_seeds_device_states_and_queue_members(ami: AmiConnection) -
     assert ami.health.snapshot().connected
 
 
-async def test_a_watched_device_the_cache_lacks_is_read_with_getvar(fake_ami: FakeAmi) -> None:
-    """DeviceStateList reads Asterisk's cache, which lacks a device that never changed state since
-    Asterisk started: the seed asks DEVICE_STATE() for each such device an agent rings, and only those."""
-    fake_ami.reply("Getvar", recorded_reply("ami_getvar.txt", "state-1"))
+async def _first_seed(ami: AmiConnection) -> AmiSnapshot:
+    """Log in, take the seed, log out."""
     snapshots: list[AmiSnapshot] = []
-    ami = AmiConnection(_settings(fake_ami), watched_devices=lambda: ["PJSIP/1001", "IAX2/nosuch"])
     ami.on_resync(snapshots.append)
     await ami.start()
     try:
         await ami.wait_ready(5)
     finally:
         await ami.stop()
-    devices = {d.device: d.state for d in snapshots[0].device_states}
+    return snapshots[0]
+
+
+async def test_a_watched_device_the_cache_lacks_is_read_with_getvar(fake_ami: FakeAmi) -> None:
+    """DeviceStateList reads Asterisk's cache, which lacks a device that never changed state since
+    Asterisk started: the seed asks DEVICE_STATE() for each such device an agent rings, and only those."""
+    fake_ami.reply("Getvar", recorded_reply("ami_getvar.txt", "state-1"))
+    ami = AmiConnection(_settings(fake_ami), watched_devices=lambda: ["PJSIP/1001", "IAX2/nosuch"])
+    devices = {d.device: d.state for d in (await _first_seed(ami)).device_states}
     assert devices["IAX2/nosuch"] == "INVALID"
     assert devices["PJSIP/1001"] == "UNAVAILABLE"  # from the cache, not asked again
     asked = [a["Variable"] for a in fake_ami.received if a["Action"] == "Getvar"]
@@ -156,15 +161,8 @@ async def test_agent_pool_logins_are_seeded_only_when_the_admin_uses_it(fake_ami
     """Recorded with app_agent_pool loaded: agent 1001 logged in on a Local channel, 1002 logged off."""
     fake_ami.reply("Agents", recorded_reply("ami_agents.txt", "agents-0"))
     for agent_pool, expected in ((False, None), (True, {"1001": "Local/agentlogin@acb-rec"})):
-        snapshots: list[AmiSnapshot] = []
         ami = AmiConnection(replace(_settings(fake_ami), agent_pool=agent_pool))
-        ami.on_resync(snapshots.append)
-        await ami.start()
-        try:
-            await ami.wait_ready(5)
-        finally:
-            await ami.stop()
-        assert snapshots[0].agent_logins == expected
+        assert (await _first_seed(ami)).agent_logins == expected
     assert [a["Action"] for a in fake_ami.received].count("Agents") == 1
 
 

@@ -112,7 +112,7 @@ from asterisk_cb.core.effects import (
     WaitUntil,
     WatchCall,
 )
-from asterisk_cb.core.model import ARI_ID_PREFIX, Callback, LegRole, Outcome, Phase
+from asterisk_cb.core.model import ARI_ID_PREFIX, Callback, LegRole, Outcome, Phase, State
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.redis_conn import follow_channel
 from asterisk_cb.store import CallLocks, Claim, LinePool, Store
@@ -428,6 +428,8 @@ class _Run:
         alive = await self._look_up_channels()
         taking_over = resume_inputs(self.callback, alive, await self._read_marks(alive))
         live = taking_over == (ev.CallResumed(),)
+        if live and self.callback.state is State.QUEUED:
+            await self._finish_entering_queue()
         if live:
             self._looked = _Resynced(alive)  # what changed while nobody watched: after CallResumed
         guard = self.x.queue_guard
@@ -435,6 +437,25 @@ class _Run:
             memberships = self.x.availability.memberships_of(self.callback.agent)
             self._paused = await guard.take_over(memberships, live=live)
         return taking_over
+
+    async def _finish_entering_queue(self) -> None:
+        """A holder that died between creating the queue's Local channel and dialling it left the
+        contact answered, waiting in silence: the dialplan half of that channel runs no application
+        (it runs Queue() once dialled), so no member has rung. Dial and bridge it as that holder would
+        have (``_enter_queue``). A queue channel never created counts as a queue attempt over
+        (``progress.reconcile``)."""
+        attempt = self.callback.current_attempt
+        assert attempt is not None, "a queued callback has its attempt"
+        waiting = queue_channel_id(attempt.id)
+        try:
+            if (await self.x.ari.get_channel(f"{waiting}-2")).app_name:
+                return
+            await self.x.ari.dial(waiting, timeout_s=_seconds(self.settings.queue_timeout))
+            await self.x.ari.add_channel(_bridge_id(attempt.id), waiting)
+        except AriError as error:  # gone meanwhile, or Asterisk away: the look that follows tells
+            log.info("callback %s: cannot finish entering the queue: %s", self.callback.id, error)
+            return
+        log.info("callback %s: the queue channel its holder never dialled is dialled", self.callback.id)
 
     async def _read_marks(self, alive: Mapping[str, Channel]) -> tuple[str, ...]:
         """The gone channels of the attempt whose answer Asterisk recorded. AMI down raises: the

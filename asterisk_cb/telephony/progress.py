@@ -287,16 +287,20 @@ def reconcile(
         return ev.AgentAnswered(ev.LegInfo(uniqueid=answered.id)) if answered else None
     if state is State.CONTACT_RINGING:
         return _reconcile_contact_ring(legs, agent, contact, screen)
-    if state is State.QUEUED:  # a member answered unseen: the queue's Local channel is Up
-        waiting = present.get(LegRole.MEMBER)
-        return (
-            ev.MemberAnswered("", ev.LegInfo(uniqueid=waiting.id))
-            if waiting and waiting.state == UP
-            else None
-        )
+    if state is State.QUEUED:
+        return _reconcile_queue(present.get(LegRole.MEMBER), contact)
     if state is State.IN_PROGRESS and len(present) < len(legs):
         return ev.CallEnded()
     return None
+
+
+def _reconcile_queue(waiting: Channel | None, contact: Channel | None) -> ev.Input | None:
+    """The queue's Local channel Up is a member's answer seen late. Gone while the contact is still
+    there: Queue() gave up unseen (or a holder died before creating the channel); the contact would
+    otherwise wait in silence, so that queue attempt is over."""
+    if waiting is not None:
+        return ev.MemberAnswered("", ev.LegInfo(uniqueid=waiting.id)) if waiting.state == UP else None
+    return ev.QueueGaveUp(Outcome.QUEUE_TIMEOUT) if contact is not None else None
 
 
 def _reconcile_contact_ring(

@@ -216,6 +216,15 @@ async def device_state(lab: Lab, phone: str) -> str:
     return str((await lab.ari.request("GET", f"/deviceStates/PJSIP%2F{phone}"))["state"])
 
 
+async def channel_app(lab: Lab, channel_id: str) -> str | None:
+    """The dialplan application the channel runs (Stasis, AMD, Queue...); None before it exists or
+    once it is gone (a ring is committed before its channel is created)."""
+    try:
+        return (await lab.ari.get_channel(channel_id)).app_name
+    except AriNotFound:
+        return None
+
+
 def leg_channel(callback: Callback, role: LegRole) -> str:
     """The channel id of the last attempt's ``role`` leg, which the test knows was placed."""
     leg = callback.attempts[-1].leg(role)

@@ -15,10 +15,9 @@ from datetime import datetime
 
 import asyncpg
 import pytest
-from callback_lab import Lab, unique_number, until_equal
+from callback_lab import Lab, channel_app, unique_number, until_equal
 
 from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, Phase, State
-from asterisk_cb.telephony.ari import AriNotFound
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -224,7 +223,7 @@ async def test_amd_on_a_daemon_stopped_while_amd_listens_the_next_one_takes_the_
     scheduled = await lab.schedule(number, AGENT)
     ringing = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.CONTACT_RINGING)
     contact = contact_channel(ringing)
-    await until_equal(lambda: _app_of(lab, contact), "AMD")
+    await until_equal(lambda: channel_app(lab, contact), "AMD")
     await lab.restart_daemon(3.0)  # AMD's verdict (about 2 s) comes while no daemon is up
     done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=40)
 
@@ -233,11 +232,3 @@ async def test_amd_on_a_daemon_stopped_while_amd_listens_the_next_one_takes_the_
     [call] = await answerer_calls(lab, number, expected=1)
     assert call["lastapp"] == "Hangup"  # the person hung up after talking: never called again
     assert await bridged_after_answer_s(lab, contact) > 3.0
-
-
-async def _app_of(lab: Lab, channel_id: str) -> str | None:
-    """Where the channel is; None before it exists (the ring is committed before it is created)."""
-    try:
-        return (await lab.ari.get_channel(channel_id)).app_name
-    except AriNotFound:
-        return None

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from callback_lab import Lab, device_state, leg_channel, unique_number, until, until_equal
+from callback_lab import Lab, channel_app, device_state, leg_channel, unique_number, until, until_equal
 
 from asterisk_cb.core.model import EventKind, FinishReason, LegRole, Outcome, State
 
@@ -117,17 +117,13 @@ async def test_a_cancel_while_amd_listens_to_an_answered_person_is_refused_and_t
     scheduled = await lab.schedule(number, AGENT)
     ringing = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.CONTACT_RINGING)
     contact_channel = leg_channel(ringing, LegRole.CONTACT)
-    await until_equal(lambda: _app_of(lab, contact_channel), "AMD")
+    await until_equal(lambda: channel_app(lab, contact_channel), "AMD")
     code, out, err = await lab.cli(tmp_path, "cancel", scheduled.id, "--wait", "10")
 
     assert code == 3, (out, err)
     assert "call in progress; it completes at hangup" in err
     done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=30)
     assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
-
-
-async def _app_of(lab: Lab, channel_id: str) -> str:
-    return (await lab.ari.get_channel(channel_id)).app_name
 
 
 async def test_with_two_daemons_the_one_holding_the_ring_applies_the_cancel(

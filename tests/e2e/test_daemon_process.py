@@ -23,6 +23,7 @@ from callback_lab import (
     AGENTS,
     Lab,
     bounded,
+    channel_app,
     invite_times,
     leg_channel,
     pbx_lab,
@@ -323,6 +324,9 @@ async def test_sigkill_while_the_contact_waits_in_the_failover_queue_a_member_an
         await lab.wait_for(scheduled.id, lambda cb: cb.phase is Phase.QUEUE, timeout_s=40)
         await lab.set(contact_ring_timeout="10s")  # within retry_interval, before the queue attempt
         queued = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.QUEUED, timeout_s=40)
+        # the contact waits in the queue once the daemon has dialled the queue's channel: its dialplan
+        # half runs Queue() (QUEUED is recorded before; killed in between, see the unit tests)
+        await until_equal(lambda: channel_app(lab, f"{_queue_channel(queued)}-2"), "Queue")
         daemon.send(signal.SIGKILL)
         assert await daemon.exited(5) == -signal.SIGKILL
         await until_equal(lambda: _channel_state(lab, _queue_channel(queued)), "Up", timeout_s=60)

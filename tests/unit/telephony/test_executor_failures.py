@@ -8,10 +8,12 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from ari_fake import FakeAri
+import pytest
+from ari_fake import FakeAri, load_fixture
 
+from asterisk_cb.core import inputs as ev
 from asterisk_cb.core import lifecycle
-from asterisk_cb.core.model import Callback, Event, Outcome, Phase, State
+from asterisk_cb.core.model import Callback, Event, LegRole, Outcome, Phase, State
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.store import CallLocks, Claim
 from asterisk_cb.telephony.ari import AriClient
@@ -19,6 +21,7 @@ from asterisk_cb.telephony.ari_stream import AriEventStream
 from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView
 from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions
 from asterisk_cb.telephony.health import HealthFlag
+from asterisk_cb.telephony.progress import queue_channel_id
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 SETTINGS = Settings(max_missed_agent_rings=3, failover_queue="failover")
@@ -145,6 +148,48 @@ async def test_with_the_views_ami_feed_down_the_agent_counts_as_unavailable(
     running.cancel()
     await asyncio.gather(running, return_exceptions=True)
     assert store.committed[1].state is State.AGENT_RINGING
+
+
+def _queued_claim() -> Claim:
+    """A callback whose contact answered in the queue phase, taken over from a holder that vanished."""
+    callback = _claim(Phase.QUEUE).callback
+    for happening in (ev.Due(), ev.ContactAnswered()):
+        callback = lifecycle.step(callback, happening, NOW, SETTINGS).callback
+    assert callback.state is State.QUEUED
+    return Claim(callback, 7, True, "test", 0)
+
+
+@pytest.mark.parametrize(("queue_half_runs", "dialled"), [("", True), ("Queue", False)])
+async def test_a_resumer_dials_the_queue_channel_its_dead_holder_created_but_never_dialled(
+    fake_ari: FakeAri, ari_client: AriClient, events: AriEventStream, queue_half_runs: str, dialled: bool
+) -> None:
+    """Killed between creating the queue's Local channel and dialling it, the holder left the contact
+    waiting in silence; the channel's dialplan half running no application tells (once dialled it
+    runs Queue(), and then it must not be dialled again)."""
+    claim = _queued_claim()
+    attempt = claim.callback.current_attempt
+    assert attempt is not None
+    contact = attempt.leg(LegRole.CONTACT)
+    assert contact is not None and contact.channel_id is not None
+    waiting = queue_channel_id(attempt.id)
+    recorded = load_fixture("ari_channel.json")
+    fake_ari.channels = {
+        contact.channel_id: dict(recorded, id=contact.channel_id, state="Up"),
+        waiting: dict(recorded, id=waiting, state="Down"),
+        f"{waiting}-2": dict(
+            recorded, id=f"{waiting}-2", state="Ring", dialplan={"app_name": queue_half_runs}
+        ),
+    }
+    running = asyncio.create_task(_executor(ari_client, events, RecordingStore()).execute(claim))
+    async with asyncio.timeout(3):
+        while not any(path.endswith(f"{waiting}-2") for _, path, *_ in fake_ari.requests):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # what the resumer does next, if anything
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    posts = [path for method, path, *_ in fake_ari.requests if method == "POST"]
+    assert (f"/ari/channels/{waiting}/dial" in posts) is dialled
+    assert any(path.endswith("/addChannel") for path in posts) is dialled
 
 
 async def test_an_agent_who_hangs_up_right_after_answering_is_recorded_as_such(

@@ -96,6 +96,18 @@ def test_a_member_who_answered_while_nobody_watched_is_seen_on_the_next_look() -
     assert reconcile(callback, still_waiting) is None
 
 
+def test_the_queue_channel_gone_unseen_while_the_contact_waits_ends_that_queue_attempt() -> None:
+    """Queue() gave up while nobody watched (or the holder died before creating its channel): the
+    contact, alone in our bridge, would wait in silence; the attempt is over and counted."""
+    callback = _queued()
+    legs = _channels(callback)
+    contact_only = {legs[LegRole.CONTACT]: Channel(legs[LegRole.CONTACT], "Local/x;1", "Up")}
+    gave_up = reconcile(callback, contact_only)
+    assert gave_up == ev.QueueGaveUp(Outcome.QUEUE_TIMEOUT)
+    after = lifecycle.step(callback, gave_up, NOW, SETTINGS).callback
+    assert (after.state, after.queue_attempts) == (State.SCHEDULED, 1)
+
+
 def test_a_member_answer_asterisk_recorded_while_nobody_watched_completes_the_callback() -> None:
     """The queue's Local channel carries the record: a member took the contact, the talk is over."""
     callback = _queued()

@@ -53,7 +53,9 @@ Leases: the scheduler renews the lease of every claim its executor works on for 
 are shielded), the call is left to the next holder.
 
 Queue phase (failover): ``DialContact`` dials the contact alone; on answer ``EnterQueue`` bridges it
-with ``Local/<queue>@<queue context>/n``, whose dialplan half runs Queue() (see ``_enter_queue``).
+with ``Local/<queue>@<queue context>/n``, whose dialplan half runs Queue() (see ``_enter_queue``). A
+resumer finds that channel created but never dialled when its holder died in between, and dials it
+(``_finish_entering_queue``).
 
 Answering machines (setting ``amd``, measured on the lab's Asterisk 22 with app_amd's defaults): when
 the contact's ``;1`` turns Up, ``_screen`` sends it out of the app (``POST /channels/{id}/continue``)

@@ -109,7 +109,8 @@ async def _ari(site: deployment.Deployment) -> Check:
 async def _agents(site: deployment.Deployment, ami: AmiConnection) -> list[Check]:
     if not site.agents:
         return [Check("agents", Verdict.FAIL, "no agents in [agents]: every callback would be refused")]
-    states = {event.device: event.state for event in await ami.device_states()}
+    fixed = [device for spec in site.agents.values() for device in spec.devices]
+    states = {event.device: event.state for event in await ami.known_device_states(fixed)}
     return [_agent_check(spec, states) for _, spec in sorted(site.agents.items())]
 
 

@@ -258,10 +258,11 @@ class AmiConnection:
         answer = await self.send({"Action": "Getvar", "Variable": f"DEVICE_STATE({device})"})
         return DeviceStateChange("DeviceStateChange", device, str(answer.get("Value") or "UNKNOWN"))
 
-    async def _seed_device_states(self) -> tuple[DeviceStateChange, ...]:
-        """The cache, plus every device an agent rings that the cache does not hold yet."""
+    async def known_device_states(self, devices: Iterable[str]) -> tuple[DeviceStateChange, ...]:
+        """The cache, plus each of ``devices`` the cache does not hold yet (what the seed and
+        ``doctor`` need: an idle phone must not look unknown)."""
         listed = {event.device: event for event in await self.device_states()}
-        missing = [device for device in self.watched_devices() if device not in listed]
+        missing = [device for device in devices if device not in listed]
         return (*listed.values(), *[await self.device_state(device) for device in missing])
 
     async def agent_logins(self) -> dict[str, str]:
@@ -272,7 +273,7 @@ class AmiConnection:
 
     async def take_snapshot(self) -> AmiSnapshot:
         return AmiSnapshot(
-            device_states=await self._seed_device_states(),
+            device_states=await self.known_device_states(self.watched_devices()),
             members=tuple(await self.queue_members()),
             agent_logins=await self.agent_logins() if self.settings.agent_pool else None,
         )

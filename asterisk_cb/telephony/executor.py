@@ -441,23 +441,23 @@ class _Run:
         return taking_over
 
     async def _finish_entering_queue(self) -> None:
-        """A holder that died between creating the queue's Local channel and dialling it left the
-        contact answered, waiting in silence: the dialplan half of that channel runs no application
-        (it runs Queue() once dialled), so no member has rung. Dial and bridge it as that holder would
-        have (``_enter_queue``). A queue channel never created counts as a queue attempt over
-        (``progress.reconcile``)."""
+        """A holder that died inside ``_enter_queue`` left the contact answered, waiting in silence.
+        Its last two steps are done here if they were not: the queue's Local channel dialled (until
+        then its dialplan half runs no application, Queue() after; so no member has rung) and put
+        into the contact's bridge (else a member who answers would not hear the contact). A queue
+        channel never created counts as a queue attempt over (``progress.reconcile``)."""
         attempt = self.callback.current_attempt
         assert attempt is not None, "a queued callback has its attempt"
-        waiting = queue_channel_id(attempt.id)
+        waiting, bridge_id = queue_channel_id(attempt.id), _bridge_id(attempt.id)
+        ari = self.x.ari
         try:
-            if (await self.x.ari.get_channel(f"{waiting}-2")).app_name:
-                return
-            await self.x.ari.dial(waiting, timeout_s=_seconds(self.settings.queue_timeout))
-            await self.x.ari.add_channel(_bridge_id(attempt.id), waiting)
-        except AriError as error:  # gone meanwhile, or Asterisk away: the look that follows tells
-            log.info("callback %s: cannot finish entering the queue: %s", self.callback.id, error)
-            return
-        log.info("callback %s: the queue channel its holder never dialled is dialled", self.callback.id)
+            if not (await ari.get_channel(f"{waiting}-2")).app_name:
+                await ari.dial(waiting, timeout_s=_seconds(self.settings.queue_timeout))
+                log.info("callback %s: dialled the queue channel its holder had not", self.callback.id)
+            if waiting not in (await ari.get_bridge(bridge_id)).channels:
+                await ari.add_channel(bridge_id, waiting)
+        except AriError as error:  # never created, gone since, Asterisk away: the look that follows tells
+            log.info("callback %s: queue entry not finished: %s", self.callback.id, error)
 
     async def _read_marks(self, alive: Mapping[str, Channel]) -> tuple[str, ...]:
         """The gone channels of the attempt whose answer Asterisk recorded. AMI down raises: the

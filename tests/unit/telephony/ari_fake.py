@@ -126,6 +126,10 @@ class FakeAri:
         kind, _, rest = request.match_info["tail"].partition("/")
         if kind == "channels":
             return self._channel_route(request, rest)
+        if kind == "bridges" and request.method == "GET" and "/" not in rest:
+            if rest not in self.bridges:
+                return web.json_response({"message": "Bridge not found"}, status=404)
+            return web.json_response(self.bridges[rest])
         if kind == "bridges" and request.method == "POST" and "/" not in rest:
             self.bridges[rest] = {
                 "id": rest,

@@ -13,7 +13,7 @@ from ari_fake import FakeAri, load_fixture
 
 from asterisk_cb.core import inputs as ev
 from asterisk_cb.core import lifecycle
-from asterisk_cb.core.model import Callback, Event, LegRole, Outcome, Phase, State
+from asterisk_cb.core.model import ARI_ID_PREFIX, Callback, Event, LegRole, Outcome, Phase, State
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.store import CallLocks, Claim
 from asterisk_cb.telephony.ari import AriClient
@@ -159,19 +159,28 @@ def _queued_claim() -> Claim:
     return Claim(callback, 7, True, "test", 0)
 
 
-@pytest.mark.parametrize(("queue_half_runs", "dialled"), [("", True), ("Queue", False)])
-async def test_a_resumer_dials_the_queue_channel_its_dead_holder_created_but_never_dialled(
-    fake_ari: FakeAri, ari_client: AriClient, events: AriEventStream, queue_half_runs: str, dialled: bool
+@pytest.mark.parametrize(
+    ("queue_half_runs", "bridged", "dialled", "added"),
+    [("", False, True, True), ("Queue", False, False, True), ("Queue", True, False, False)],
+)
+async def test_a_resumer_finishes_the_queue_entry_its_dead_holder_left_half_done(
+    fake_ari: FakeAri,
+    ari_client: AriClient,
+    events: AriEventStream,
+    queue_half_runs: str,
+    bridged: bool,
+    dialled: bool,
+    added: bool,
 ) -> None:
-    """Killed between creating the queue's Local channel and dialling it, the holder left the contact
-    waiting in silence; the channel's dialplan half running no application tells (once dialled it
-    runs Queue(), and then it must not be dialled again)."""
+    """Killed inside the queue entry, the holder left the contact waiting in silence. The queue
+    channel's dialplan half running no application tells it was never dialled (once dialled it runs
+    Queue(), and must not be dialled again); the contact's bridge tells whether it was put in."""
     claim = _queued_claim()
     attempt = claim.callback.current_attempt
     assert attempt is not None
     contact = attempt.leg(LegRole.CONTACT)
     assert contact is not None and contact.channel_id is not None
-    waiting = queue_channel_id(attempt.id)
+    waiting, bridge_id = queue_channel_id(attempt.id), f"{ARI_ID_PREFIX}{attempt.id}-bridge"
     recorded = load_fixture("ari_channel.json")
     fake_ari.channels = {
         contact.channel_id: dict(recorded, id=contact.channel_id, state="Up"),
@@ -180,16 +189,18 @@ async def test_a_resumer_dials_the_queue_channel_its_dead_holder_created_but_nev
             recorded, id=f"{waiting}-2", state="Ring", dialplan={"app_name": queue_half_runs}
         ),
     }
+    in_bridge = [contact.channel_id, *([waiting] if bridged else [])]
+    fake_ari.bridges = {bridge_id: {"id": bridge_id, "bridge_type": "mixing", "channels": in_bridge}}
     running = asyncio.create_task(_executor(ari_client, events, RecordingStore()).execute(claim))
     async with asyncio.timeout(3):
-        while not any(path.endswith(f"{waiting}-2") for _, path, *_ in fake_ari.requests):  # noqa: ASYNC110
+        while not any(path.endswith(bridge_id) for _, path, *_ in fake_ari.requests):  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.2)  # what the resumer does next, if anything
     running.cancel()
     await asyncio.gather(running, return_exceptions=True)
     posts = [path for method, path, *_ in fake_ari.requests if method == "POST"]
     assert (f"/ari/channels/{waiting}/dial" in posts) is dialled
-    assert any(path.endswith("/addChannel") for path in posts) is dialled
+    assert (f"/ari/bridges/{bridge_id}/addChannel" in posts) is added
 
 
 async def test_an_agent_who_hangs_up_right_after_answering_is_recorded_as_such(

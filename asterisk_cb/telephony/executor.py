@@ -114,7 +114,7 @@ from asterisk_cb.core.effects import (
     WaitUntil,
     WatchCall,
 )
-from asterisk_cb.core.model import ARI_ID_PREFIX, Callback, LegRole, Outcome, Phase, State
+from asterisk_cb.core.model import Callback, LegRole, Outcome, Phase, State
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.redis_conn import follow_channel
 from asterisk_cb.store import CallLocks, Claim, LinePool, Store
@@ -125,18 +125,23 @@ from asterisk_cb.telephony.ari import AriClient, AriError, AriNotFound, ChannelN
 from asterisk_cb.telephony.ari_events import (
     AriEvent,
     Channel,
-    ChannelDestroyed,
-    ChannelDtmfReceived,
     ChannelEvent,
-    ChannelHangupRequest,
     Dial,
-    PlaybackFinished,
-    StasisEnd,
     StasisStart,
 )
 from asterisk_cb.telephony.ari_stream import AriEventStream, ResyncSnapshot
 from asterisk_cb.telephony.availability import AvailabilityView
 from asterisk_cb.telephony.call_marks import agent_caller_id, callback_variables
+from asterisk_cb.telephony.call_steps import (
+    ANNOUNCE_TIMEOUT_S,
+    agent_gone,
+    announcement,
+    attempt_bridge_id,
+    create_in_app,
+    is_key,
+    play_until_over,
+    quietly,
+)
 from asterisk_cb.telephony.health import HealthFlag
 from asterisk_cb.telephony.progress import (
     AMD_ARG,
@@ -152,8 +157,6 @@ from asterisk_cb.telephony.queue_guard import Pause, QueueGuard
 
 log = logging.getLogger(__name__)
 
-ENTER_APP_TIMEOUT_S = 5.0  # a created channel enters our Stasis app within milliseconds
-ANNOUNCE_TIMEOUT_S = 60.0  # a beep and up to 20 digits take about 15 s; a stuck playback is not waited on
 EVENT_GRACE_S = 1.0  # how much later than a REST answer the websocket may bring the matching event
 MEMBER_LOOKUPS, MEMBER_LOOKUP_PAUSE_S = 10, 0.1  # BRIDGEPEER comes within milliseconds of the answer
 
@@ -448,7 +451,7 @@ class _Run:
         channel never created counts as a queue attempt over (``progress.reconcile``)."""
         attempt = self.callback.current_attempt
         assert attempt is not None, "a queued callback has its attempt"
-        waiting, bridge_id = queue_channel_id(attempt.id), _bridge_id(attempt.id)
+        waiting, bridge_id = queue_channel_id(attempt.id), attempt_bridge_id(attempt.id)
         ari = self.x.ari
         try:
             if not (await ari.get_channel(f"{waiting}-2")).app_name:
@@ -607,7 +610,7 @@ class _Run:
             return
         attempt = self.callback.current_attempt
         if attempt is not None and happening.leg.uniqueid in marked_channels(attempt):
-            await _quietly(self.x.ari.set_variable(happening.leg.uniqueid, answer_marks.POP_HANDLER, ""))
+            await quietly(self.x.ari.set_variable(happening.leg.uniqueid, answer_marks.POP_HANDLER, ""))
 
     def _follow_channels(self) -> None:
         attempt = self.callback.current_attempt
@@ -674,7 +677,7 @@ class _Run:
         """The agent answered on another device: end the other rings with cause 26 (answered
         elsewhere), which PJSIP sends in the CANCEL's Reason header so phones log no missed call."""
         for channel_id in effect.channel_ids:
-            await _quietly(self.x.ari.hangup(channel_id, reason="answered_elsewhere"))
+            await quietly(self.x.ari.hangup(channel_id, reason="answered_elsewhere"))
 
     async def _dial_contact(self, effect: DialContact) -> ev.Input | None:
         if effect.phase is Phase.QUEUE:  # nobody to bridge yet: the queue comes once the contact answers
@@ -683,7 +686,7 @@ class _Run:
         assert attempt is not None
         agent_channel = leg_channel(attempt, LegRole.AGENT)
         assert agent_channel is not None, "the agent phase always has an agent leg"
-        bridge_id = _bridge_id(effect.attempt_id)
+        bridge_id = attempt_bridge_id(effect.attempt_id)
         return (
             (await self._announce(agent_channel, effect.number) if effect.announce else None)
             or await self._bridge_agent(agent_channel, bridge_id, effect)
@@ -700,14 +703,14 @@ class _Run:
         ``digits:`` playback nor a playback of several media can be stopped (DELETE answers 500, or
         204 and it plays on), so a key could not cut them short."""
         events = self.x.events
-        key = events.expect(lambda event: _is_key(event, agent_channel))
-        gone = events.expect(lambda event: _agent_gone(event, agent_channel))
+        key = events.expect(lambda event: is_key(event, agent_channel))
+        gone = events.expect(lambda event: agent_gone(event, agent_channel))
         playback_id, played_all = "", False
         try:
             async with asyncio.timeout(ANNOUNCE_TIMEOUT_S):
                 for n, media in enumerate(announcement(number)):
                     playback_id = f"{agent_channel}-announce-{n}"
-                    await self._play_until_over(agent_channel, media, playback_id, key, gone)
+                    await play_until_over(self.x.ari, events, agent_channel, media, playback_id, key, gone)
                     if key.done() or gone.done():
                         break
                 else:
@@ -722,21 +725,8 @@ class _Run:
         if gone.done() and not gone.cancelled():
             return ev.AgentHungUp(contact_dialled=False)
         if not played_all:  # skipped, or stuck: that sound stops now
-            await _quietly(self.x.ari.stop_playback(playback_id))
+            await quietly(self.x.ari.stop_playback(playback_id))
         return None
-
-    async def _play_until_over(
-        self, channel: str, media: str, playback_id: str, *stops: asyncio.Future[AriEvent]
-    ) -> None:
-        """Play one sound and return when it finished or one of ``stops`` happened."""
-        finished = self.x.events.expect(
-            lambda event: isinstance(event, PlaybackFinished) and event.playback.id == playback_id
-        )
-        try:
-            await self.x.ari.play(channel, media, playback_id=playback_id)
-            await asyncio.wait((finished, *stops), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            finished.cancel()
 
     async def _bridge_agent(self, agent_channel: str, bridge_id: str, effect: DialContact) -> ev.Input | None:
         """The answered agent leg, with the contact's caller ID, into the attempt's bridge."""
@@ -758,7 +748,9 @@ class _Run:
         ari = self.x.ari
         variables = callback_variables(self.callback.id, effect.attempt_id, LegRole.CONTACT)
         try:
-            await self._create_in_app(
+            await create_in_app(
+                self.x.ari,
+                self.x.events,
                 f"Local/{effect.number}@{self.x.options.outbound_context}/n",
                 effect.channel_id,
                 other_channel_id=effect.local_peer_id,
@@ -767,42 +759,13 @@ class _Run:
                 variables=variables | self._answer_recorded(effect.channel_id) | self._amd_return(),
             )
             if agent_channel is not None:
-                await ari.add_channel(_bridge_id(effect.attempt_id), effect.channel_id)
-                await _quietly(ari.ring(agent_channel))  # ringback while the contact rings
+                await ari.add_channel(attempt_bridge_id(effect.attempt_id), effect.channel_id)
+                await quietly(ari.ring(agent_channel))  # ringback while the contact rings
             await ari.dial(effect.channel_id, timeout_s=_seconds(effect.timeout))
         except (AriError, TimeoutError) as error:
             log.warning("callback %s: dialling the contact failed: %r", self.callback.id, error)
             return ev.ContactFailed(Outcome.FAILED)
         return None
-
-    async def _create_in_app(
-        self,
-        endpoint: str,
-        channel_id: str,
-        *,
-        other_channel_id: str,
-        app_args: str,
-        originator: str | None,
-        variables: dict[str, str],
-    ) -> None:
-        """Create a channel in our app and wait until it is there (the create request returns before
-        the channel enters the app; bridging it earlier fails)."""
-        entered = self.x.events.expect(
-            lambda event: isinstance(event, StasisStart) and event.channel.id == channel_id
-        )
-        try:
-            await self.x.ari.create_channel(
-                endpoint,
-                channel_id=channel_id,
-                other_channel_id=other_channel_id,
-                app_args=app_args,
-                originator=originator,
-                variables=variables,
-            )
-            async with asyncio.timeout(ENTER_APP_TIMEOUT_S):
-                await entered
-        finally:
-            entered.cancel()  # stops listening if it never came
 
     async def _enter_queue(self, effect: EnterQueue) -> ev.Input | None:
         """The answered contact waits in the failover queue: bridged with a Local channel whose dialplan
@@ -812,14 +775,16 @@ class _Run:
         dial timeout is the same wait, so a dialplan without the timeout argument cannot wait longer."""
         ari = self.x.ari
         waiting = queue_channel_id(effect.attempt_id)
-        bridge_id = _bridge_id(effect.attempt_id)
+        bridge_id = attempt_bridge_id(effect.attempt_id)
         variables = callback_variables(self.callback.id, effect.attempt_id, LegRole.MEMBER)
         variables |= {"QUEUE_PRIO": str(effect.priority), "ACB_QUEUE_TIMEOUT": str(_seconds(effect.timeout))}
         variables |= self._answer_recorded(waiting)
         try:
             await ari.create_bridge(bridge_id, name=f"callback {self.callback.id}")
             await ari.add_channel(bridge_id, effect.channel_id)
-            await self._create_in_app(
+            await create_in_app(
+                self.x.ari,
+                self.x.events,
                 f"Local/{effect.queue}@{self.x.options.queue_context}/n",
                 waiting,
                 other_channel_id=f"{waiting}-2",  # the half running Queue(): see _with_member
@@ -866,34 +831,19 @@ class _Run:
         agent_channel = leg_channel(attempt, LegRole.AGENT) if attempt else None
         contact_channel = leg_channel(attempt, LegRole.CONTACT) if attempt else None
         if self.settings.amd and contact_channel is not None:
-            await _quietly(self.x.ari.add_channel(_bridge_id(effect.attempt_id), contact_channel))
+            await quietly(self.x.ari.add_channel(attempt_bridge_id(effect.attempt_id), contact_channel))
         if agent_channel is not None:
-            await _quietly(self.x.ari.ring_stop(agent_channel))
+            await quietly(self.x.ari.ring_stop(agent_channel))
 
     async def _hang_up(self, effect: HangUp) -> None:
         """End whatever is left; a channel or bridge already gone is the normal case."""
         for channel_id in (*effect.channel_ids, queue_channel_id(effect.attempt_id)):
-            await _quietly(self.x.ari.hangup(channel_id))
-        await _quietly(self.x.ari.destroy_bridge(_bridge_id(effect.attempt_id)))
+            await quietly(self.x.ari.hangup(channel_id))
+        await quietly(self.x.ari.destroy_bridge(attempt_bridge_id(effect.attempt_id)))
         marks, self._marks_read = self._marks_read, ()
         if self.x.answers is not None:
             for channel_id in marks:  # what they told is committed now
                 await self.x.answers.forget(channel_id)
-
-
-def announcement(number: str) -> list[str]:
-    """What the agent hears before the contact is dialled, one ARI play each: a beep, then the
-    number's digits (a leading + is not read)."""
-    return ["sound:beep", *(f"sound:digits/{digit}" for digit in number if digit.isdigit())]
-
-
-def _is_key(event: AriEvent, agent_channel: str) -> bool:
-    return isinstance(event, ChannelDtmfReceived) and event.channel.id == agent_channel
-
-
-def _agent_gone(event: AriEvent, agent_channel: str) -> bool:
-    ends = ChannelHangupRequest | StasisEnd | ChannelDestroyed
-    return isinstance(event, ends) and event.channel.id == agent_channel
 
 
 # What of a transition is still performed once a person's change ended its call: the hang-ups.
@@ -904,17 +854,3 @@ def _refusal_text(refusal: Exception) -> str:
     """What the requester is told: the lifecycle's reason (after the colon) or the validation error."""
     text = str(refusal)
     return text.rpartition(": ")[2] if isinstance(refusal, lifecycle.ChangeRefused) else text
-
-
-def _bridge_id(attempt_id: str) -> str:
-    return f"{ARI_ID_PREFIX}{attempt_id}-bridge"
-
-
-async def _quietly(request: Awaitable[None]) -> None:
-    """A best-effort ARI request: gone channels and a lost link are logged, not raised."""
-    try:
-        await request
-    except AriNotFound:
-        pass
-    except AriError as error:
-        log.info("best-effort ARI request failed: %s", error)

@@ -12,7 +12,7 @@ from callback_lab import Lab, leg_channel, unique_number, until, until_equal
 
 from asterisk_cb.core.model import FinishReason, LegRole, Outcome, State
 from asterisk_cb.telephony.ari_events import AriEvent, PlaybackFinished, PlaybackStarted
-from asterisk_cb.telephony.executor import announcement
+from asterisk_cb.telephony.call_steps import announcement
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 

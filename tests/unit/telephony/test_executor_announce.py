@@ -14,7 +14,7 @@ from test_executor_failures import SETTINGS, RecordingStore, _claim, _executor
 from asterisk_cb.core.model import Outcome, State
 from asterisk_cb.telephony.ari import AriClient
 from asterisk_cb.telephony.ari_stream import AriEventStream
-from asterisk_cb.telephony.executor import announcement
+from asterisk_cb.telephony.call_steps import announcement
 
 ANNOUNCING = dataclasses.replace(SETTINGS, announce_to_agent=True, max_attempts=1, failover_queue=None)
 NUMBER = "0612345678"  # the contact of test_executor_failures._claim

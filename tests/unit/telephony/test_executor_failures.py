@@ -13,12 +13,13 @@ from ari_fake import FakeAri, load_fixture
 
 from asterisk_cb.core import inputs as ev
 from asterisk_cb.core import lifecycle
-from asterisk_cb.core.model import ARI_ID_PREFIX, Callback, Event, LegRole, Outcome, Phase, State
+from asterisk_cb.core.model import Callback, Event, LegRole, Outcome, Phase, State
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.store import CallLocks, Claim
 from asterisk_cb.telephony.ari import AriClient
 from asterisk_cb.telephony.ari_stream import AriEventStream
 from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView
+from asterisk_cb.telephony.call_steps import attempt_bridge_id
 from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions
 from asterisk_cb.telephony.health import HealthFlag
 from asterisk_cb.telephony.progress import queue_channel_id
@@ -180,7 +181,7 @@ async def test_a_resumer_finishes_the_queue_entry_its_dead_holder_left_half_done
     assert attempt is not None
     contact = attempt.leg(LegRole.CONTACT)
     assert contact is not None and contact.channel_id is not None
-    waiting, bridge_id = queue_channel_id(attempt.id), f"{ARI_ID_PREFIX}{attempt.id}-bridge"
+    waiting, bridge_id = queue_channel_id(attempt.id), attempt_bridge_id(attempt.id)
     recorded = load_fixture("ari_channel.json")
     fake_ari.channels = {
         contact.channel_id: dict(recorded, id=contact.channel_id, state="Up"),

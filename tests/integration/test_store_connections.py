@@ -32,15 +32,23 @@ pytestmark = [
 
 
 def free_port() -> int:
-    """A free port below 55536: a Cluster node also listens on its port + 10000."""
+    """A port redis-server can bind, and its port + 10000 too (a Cluster node's bus port). Tried by
+    binding, not by connecting: a port no server listens on can still be the local end of one of the
+    suite's own connections (the range overlaps Linux's ephemeral ports), and then Redis cannot bind
+    it (seen once in CI: "redis did not start")."""
     while True:
         port = random.randrange(20_000, 55_000)
-        with socket.socket() as sock:
-            if (
-                sock.connect_ex(("127.0.0.1", port)) != 0
-                and sock.connect_ex(("127.0.0.1", port + 10_000)) != 0
-            ):
-                return port
+        if _bindable(port) and _bindable(port + 10_000):
+            return port
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def redis_cli(*args: str) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import getpass
 import os
 import sys
@@ -30,21 +29,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from asterisk_cb import config, daemon, deployment, doctor, logs
 from asterisk_cb.core import rules
 from asterisk_cb.core.inputs import Edit
-from asterisk_cb.core.lifecycle import NewCallback
-from asterisk_cb.core.model import Callback, Source, State
-from asterisk_cb.core.settings import (
-    Origin,
-    OriginKind,
-    SettingError,
-    Settings,
-    SettingsFile,
-    explain,
-    is_settings_scope,
-    parse_value,
-)
+from asterisk_cb.core.model import Callback, State
+from asterisk_cb.core.settings import SettingError, SettingsFile, explain
 from asterisk_cb.keys import Keys
 from asterisk_cb.service import (
     ADMIN,
+    DEFAULT_LIMIT,
     REQUEST_WAIT_S,
     Actor,
     CallbackService,
@@ -52,8 +42,9 @@ from asterisk_cb.service import (
     ChangeOutcome,
     ErrorCode,
     Query,
+    ScheduleRequest,
     ServiceError,
-    effective_settings,
+    SettingsService,
 )
 from asterisk_cb.store import Store
 from asterisk_cb.table import render_table
@@ -81,18 +72,13 @@ async def open_store(site: deployment.Deployment) -> AsyncIterator[Store]:
         await redis.aclose()
 
 
-def settings_source(
-    file: SettingsFile, store: Store
-) -> Callable[[str | None, str | None], Awaitable[Settings]]:
-    """Effective settings: run-time overrides from the store over the file, agent > queue > general."""
-
-    return functools.partial(effective_settings, file, store)
+def make_settings(context: Context, store: Store) -> SettingsService:
+    return SettingsService(store, context.file)
 
 
 def make_service(context: Context, store: Store) -> CallbackService:
-    return CallbackService(
-        store, context.site, settings_source(context.file, store), lambda: datetime.now(UTC)
-    )
+    settings_for = make_settings(context, store).effective
+    return CallbackService(store, context.site, settings_for, lambda: datetime.now(UTC))
 
 
 # ---- commands ---------------------------------------------------------------------------------------
@@ -102,14 +88,11 @@ async def cmd_check_config(context: Context, args: argparse.Namespace) -> int:
     """Each option's effective value for a scope, and where it came from (default, file line, runtime)."""
     try:
         async with open_store(context.site) as store:
-            runtime = await store.setting_layers()
+            lines = await make_settings(context, store).explain(context.actor, args.agent, args.queue)
     except (RedisConnectionError, RedisTimeoutError, OSError) as error:
         print(f"note: Redis unreachable ({error}): run-time overrides not shown", file=sys.stderr)
-        runtime = {}
-    rows = [
-        (line.option, line.text, str(line.origin))
-        for line in explain(context.file, runtime, args.agent, args.queue)
-    ]
+        lines = explain(context.file, {}, args.agent, args.queue)
+    rows = [(line.option, line.text, str(line.origin)) for line in lines]
     print(render_table(("option", "value", "from"), rows))
     print()
     connections = deployment.explain(context.site, context.file.other_sections)
@@ -121,21 +104,17 @@ async def cmd_check_config(context: Context, args: argparse.Namespace) -> int:
 
 
 async def cmd_schedule(context: Context, args: argparse.Namespace) -> int:
+    request = ScheduleRequest(
+        contact_number=args.number,
+        agent=args.agent,
+        due_at=args.at,
+        timezone=args.timezone,
+        contact_name=args.name,
+        queue=args.queue,
+        note=args.note,
+    )
     async with open_store(context.site) as store:
         service = make_service(context, store)
-        settings = await settings_source(context.file, store)(args.agent, args.queue)
-        zone = rules.zone(args.timezone or settings.default_timezone)
-        request = NewCallback(
-            contact_number=args.number,
-            agent=args.agent,
-            due_at=rules.parse_time(args.at, zone, now=datetime.now(UTC)),
-            created_by=context.actor.name,
-            timezone=zone.key,
-            contact_name=args.name,
-            queue=args.queue,
-            source=Source.HISTORY,
-            note=args.note,
-        )
         created = await service.schedule(context.actor, request, idempotency_key=args.idempotency_key)
     print_callbacks([created.callback])
     if not created.created:
@@ -146,8 +125,15 @@ async def cmd_schedule(context: Context, args: argparse.Namespace) -> int:
 async def cmd_list(context: Context, args: argparse.Namespace) -> int:
     query = Query(args.agent, State(args.state) if args.state else None, args.number, args.call)
     async with open_store(context.site) as store:
-        callbacks = await make_service(context, store).list(context.actor, query)
-    print_callbacks(callbacks)
+        service = make_service(context, store)
+        if args.limit is None and args.cursor is None:
+            print_callbacks(await service.list(context.actor, query))
+            return 0
+        limit = DEFAULT_LIMIT if args.limit is None else args.limit
+        page = await service.list_page(context.actor, query, limit=limit, cursor=args.cursor)
+    print_callbacks(page.callbacks)
+    if page.next_cursor is not None:
+        print(f"next page: --cursor {page.next_cursor}")
     return 0
 
 
@@ -193,10 +179,7 @@ async def cmd_cancel(context: Context, args: argparse.Namespace) -> int:
 
 async def cmd_reschedule(context: Context, args: argparse.Namespace) -> int:
     async with open_store(context.site) as store:
-        service = make_service(context, store)
-        current = await service.get(context.actor, args.id)
-        due_at = rules.parse_time(args.at, rules.zone(current.timezone), now=datetime.now(UTC))
-        change = await service.reschedule(context.actor, args.id, due_at, args.wait)
+        change = await make_service(context, store).reschedule(context.actor, args.id, args.at, args.wait)
     return print_change(change)
 
 
@@ -224,26 +207,17 @@ def print_change(change: Change) -> int:
 
 
 async def cmd_settings_set(context: Context, args: argparse.Namespace) -> int:
-    scope = checked_scope(args.scope)
-    parse_value(args.option, args.value, Origin(OriginKind.RUNTIME, scope))  # refuse bad values now
     async with open_store(context.site) as store:
-        await store.set_setting(scope, args.option, args.value)
-    print(f"[{scope}] {args.option} = {args.value} (run-time override, until reset)")
+        await make_settings(context, store).set_setting(context.actor, args.scope, args.option, args.value)
+    print(f"[{args.scope}] {args.option} = {args.value} (run-time override, until reset)")
     return 0
 
 
 async def cmd_settings_reset(context: Context, args: argparse.Namespace) -> int:
-    scope = checked_scope(args.scope)
     async with open_store(context.site) as store:
-        await store.reset_setting(scope, args.option)
-    print(f"[{scope}] {args.option or 'all options'}: back to the config file")
+        await make_settings(context, store).reset_setting(context.actor, args.scope, args.option)
+    print(f"[{args.scope}] {args.option or 'all options'}: back to the config file")
     return 0
-
-
-def checked_scope(scope: str) -> str:
-    if not is_settings_scope(scope):
-        raise rules.ValidationError("scope", f"{scope!r}: use general, queue/<name> or agent/<id>")
-    return scope
 
 
 async def cmd_doctor(context: Context, args: argparse.Namespace) -> int:
@@ -334,6 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--state", choices=[state.value for state in State])
     listing.add_argument("--number")
     listing.add_argument("--call", help="uniqueid or linkedid of the originating call")
+    listing.add_argument(
+        "--limit", type=int, help=f"at most this many (default {DEFAULT_LIMIT} with --cursor)"
+    )
+    listing.add_argument("--cursor", help="continue after the page that printed this `next page` cursor")
     listing.set_defaults(run=cmd_list)
 
     show = commands.add_parser("show", help="a callback and its attempts")

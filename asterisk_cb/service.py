@@ -14,7 +14,7 @@ lifecycle refuses in the state read (the contact is talking) is refused at once.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,8 +24,11 @@ from typing import Protocol
 from asterisk_cb.core import lifecycle, rules
 from asterisk_cb.core.inputs import Cancel, ChangeRequest, Edit, PersonInput, Reschedule
 from asterisk_cb.core.lifecycle import IllegalTransition, NewCallback
-from asterisk_cb.core.model import Callback, State
-from asterisk_cb.core.settings import Settings, SettingsFile, resolve
+from asterisk_cb.core.model import Callback, Event, Source, State
+from asterisk_cb.core.settings import Settings
+from asterisk_cb.service_access import ADMIN, Actor, ErrorCode, Permission, ServiceError, require
+from asterisk_cb.service_paging import DEFAULT_LIMIT, Page, order_key, page_of
+from asterisk_cb.service_settings import SettingsService, SettingsStore, effective_settings
 from asterisk_cb.store import (
     CallbackLive,
     CallbackNotFound,
@@ -33,9 +36,30 @@ from asterisk_cb.store import (
     ChangePending,
     Created,
     DuplicateCallback,
-    Store,
+    RequestOutcome,
     VersionConflict,
 )
+
+__all__ = [
+    "ADMIN",
+    "DEFAULT_LIMIT",
+    "REQUEST_WAIT_S",
+    "Actor",
+    "CallbackService",
+    "CallbackStore",
+    "Change",
+    "ChangeOutcome",
+    "Directory",
+    "ErrorCode",
+    "Page",
+    "Permission",
+    "Query",
+    "ScheduleRequest",
+    "ServiceError",
+    "SettingsService",
+    "SettingsStore",
+    "effective_settings",
+]
 
 # 16 hex characters: 64 random bits make a clash vanishingly rare (and a clash is refused, then retried),
 # and every byte of an id is stored several times per callback (hash key, due set, indexes).
@@ -47,47 +71,6 @@ _EDIT_RETRIES = 5
 # How long a change of a live callback waits for the daemon holding the call to apply it (normally
 # milliseconds; a holder that died is replaced after its lease, 30 s, and then applies it).
 REQUEST_WAIT_S = 5.0
-
-
-class Permission(StrEnum):
-    """What a caller may do; roles are sets of these (the API maps tokens to roles)."""
-
-    SCHEDULE = "schedule_callback"  # schedule, and change or cancel one's own callbacks
-    MANAGE = "manage_callbacks"  # change or cancel anyone's callbacks
-    VIEW_ALL = "view_all_callbacks"  # list every agent's callbacks, not only one's own
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who asks: an agent id or user name (recorded as created_by/cancelled_by) and what it may do."""
-
-    name: str
-    permissions: frozenset[Permission]
-
-    def may(self, permission: Permission) -> bool:
-        return permission in self.permissions
-
-
-ADMIN = Actor("admin", frozenset(Permission))
-
-
-class ErrorCode(StrEnum):
-    """Stable error codes (the API maps them to HTTP statuses, the CLI to exit codes)."""
-
-    INVALID = "invalid"  # 422: a field is wrong; ``field`` names it
-    FORBIDDEN = "forbidden"  # 403
-    NOT_FOUND = "not_found"  # 404
-    CONFLICT = "conflict"  # 409: the callback is ringing, talking or finished, or changed meanwhile
-
-
-class ServiceError(Exception):
-    """A refusal a person can act on: ``code``, the ``field`` at fault (if any) and a full sentence."""
-
-    def __init__(self, code: ErrorCode, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.field = field
-        self.message = message
 
 
 class ChangeOutcome(StrEnum):
@@ -106,6 +89,32 @@ class Change:
     outcome: ChangeOutcome
 
 
+class CallbackStore(Protocol):
+    """What the service needs from the store: create, read, index look-ups and a person's changes."""
+
+    async def create(
+        self, callback: Callback, events: Sequence[Event], *, idempotency_key: str | None = None
+    ) -> Created: ...
+
+    async def get(self, callback_id: str) -> Callback | None: ...
+
+    async def get_many(self, callback_ids: Iterable[str]) -> list[Callback]: ...
+
+    async def ids_in_state(self, state: State) -> set[str]: ...
+
+    async def ids_for_agent(self, agent: str) -> set[str]: ...
+
+    async def ids_for_contact(self, contact_number: str) -> set[str]: ...
+
+    async def ids_for_call(self, uniqueid_or_linkedid: str) -> set[str]: ...
+
+    async def edit(self, before: Callback, after: Callback, events: Sequence[Event]) -> Callback: ...
+
+    async def request_change(self, callback_id: str, request: ChangeRequest) -> None: ...
+
+    async def await_outcome(self, request_id: str, timeout_s: float) -> RequestOutcome | None: ...
+
+
 class Directory(Protocol):
     """Which agents and queues exist (from the config, or what Asterisk reports)."""
 
@@ -118,11 +127,22 @@ SettingsFor = Callable[[str | None, str | None], Awaitable[Settings]]
 """(agent, queue) -> the effective settings for a callback of that agent from that queue."""
 
 
-async def effective_settings(
-    file: SettingsFile, store: Store, agent: str | None, queue: str | None
-) -> Settings:
-    """Run-time overrides from the store over the file's values, agent > queue > general > default."""
-    return resolve(file, await store.setting_layers(), agent, queue)
+@dataclass(frozen=True)
+class ScheduleRequest:
+    """A request to schedule as a face receives it (JSON, a feature code's variables, arguments): raw text
+    the service checks. ``due_at``: ISO 8601 with an offset, a local time read in ``timezone`` (the
+    contact's zone; the settings' ``default_timezone`` without one), or ``+2h``/``+90m`` from now."""
+
+    contact_number: str
+    agent: str
+    due_at: str
+    timezone: str | None = None
+    contact_name: str = ""
+    queue: str | None = None
+    origin_uniqueid: str | None = None
+    origin_linkedid: str | None = None
+    source: Source = Source.HISTORY
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,7 +160,7 @@ class CallbackService:
 
     def __init__(
         self,
-        store: Store,
+        store: CallbackStore,
         directory: Directory,
         settings_for: SettingsFor,
         clock: Callable[[], datetime],
@@ -153,14 +173,40 @@ class CallbackService:
         self._new_id = new_id
 
     async def schedule(
-        self, actor: Actor, request: NewCallback, idempotency_key: str | None = None
+        self, actor: Actor, request: ScheduleRequest | NewCallback, idempotency_key: str | None = None
     ) -> Created:
         """Validate and store a new callback; a retried ``idempotency_key`` returns the first one."""
-        _require(actor, Permission.SCHEDULE)
+        require(actor, Permission.SCHEDULE)
         if request.agent != actor.name:
-            _require(actor, Permission.MANAGE, "schedule a callback for another agent")
+            require(actor, Permission.MANAGE, "schedule a callback for another agent")
         self._check_known(request.agent, request.queue)
         settings = await self._settings_for(request.agent, request.queue)
+        if isinstance(request, ScheduleRequest):
+            request = self._new_callback(actor, request, settings)
+        return await self._create(request, settings, idempotency_key)
+
+    def _new_callback(self, actor: Actor, request: ScheduleRequest, settings: Settings) -> NewCallback:
+        zone = request.timezone or settings.default_timezone
+        return NewCallback(
+            contact_number=request.contact_number,
+            agent=request.agent,
+            due_at=self._due_time(request.due_at, zone),
+            created_by=actor.name,
+            timezone=zone,
+            contact_name=request.contact_name,
+            queue=request.queue,
+            origin_uniqueid=request.origin_uniqueid,
+            origin_linkedid=request.origin_linkedid,
+            source=request.source,
+            note=request.note,
+        )
+
+    def _due_time(self, text: str, zone: str) -> datetime:
+        """A due time as a person writes it; a time without offset is read in ``zone``."""
+        with _as_service_errors():
+            return rules.parse_time(text, rules.zone(zone), now=self._clock())
+
+    async def _create(self, request: NewCallback, settings: Settings, idempotency_key: str | None) -> Created:
         for _ in range(_CREATE_RETRIES):
             with _as_service_errors():
                 transition = lifecycle.create(request, self._new_id(), self._clock(), settings)
@@ -187,21 +233,38 @@ class CallbackService:
                 raise ServiceError(ErrorCode.FORBIDDEN, "you may only list your own callbacks")
             query = Query(actor.name, query.state, query.contact_number, query.origin_call)
         callbacks = await self._store.get_many(await self._matching_ids(query))
-        return sorted(callbacks, key=lambda callback: (callback.due_at, callback.id))
+        return sorted(callbacks, key=order_key)
+
+    async def list_page(
+        self, actor: Actor, query: Query, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+    ) -> Page:
+        """``list`` a page at a time: ``limit`` callbacks after ``cursor`` (a page's ``next_cursor``)."""
+        return page_of(await self.list(actor, query), limit, cursor)
 
     async def cancel(self, actor: Actor, callback_id: str, wait_s: float = REQUEST_WAIT_S) -> Change:
         return await self._change(actor, callback_id, Cancel(by=actor.name), wait_s)
 
     async def reschedule(
-        self, actor: Actor, callback_id: str, due_at: datetime, wait_s: float = REQUEST_WAIT_S
+        self,
+        actor: Actor,
+        callback_id: str,
+        due_at: datetime | str,
+        wait_s: float = REQUEST_WAIT_S,
+        *,
+        timezone: str | None = None,
     ) -> Change:
+        """Move the due time; as text (see ``ScheduleRequest``) a local time is read in ``timezone``,
+        else in the callback's own zone (the contact's)."""
+        if isinstance(due_at, str):
+            zone = timezone or (await self.get(actor, callback_id)).timezone
+            due_at = self._due_time(due_at, zone)
         return await self._change(actor, callback_id, Reschedule(due_at=due_at, by=actor.name), wait_s)
 
     async def edit(
         self, actor: Actor, callback_id: str, edit: Edit, wait_s: float = REQUEST_WAIT_S
     ) -> Change:
         if edit.agent is not None:
-            _require(actor, Permission.MANAGE, "hand a callback to another agent")
+            require(actor, Permission.MANAGE, "hand a callback to another agent")
             self._check_known(edit.agent, None)
         return await self._change(actor, callback_id, edit, wait_s)
 
@@ -212,7 +275,7 @@ class CallbackService:
         for _ in range(_EDIT_RETRIES):
             before = await self.get(actor, callback_id)
             if before.agent != actor.name:
-                _require(actor, Permission.MANAGE, "change another agent's callback")
+                require(actor, Permission.MANAGE, "change another agent's callback")
             settings = await self._settings_for(before.agent, before.queue)
             with _as_service_errors():
                 transition = lifecycle.step(before, change, self._clock(), settings)
@@ -261,12 +324,6 @@ class CallbackService:
             candidates = [await self._store.ids_in_state(state) for state in State]
             return set().union(*candidates)
         return set.intersection(*candidates)
-
-
-def _require(actor: Actor, permission: Permission, doing: str = "") -> None:
-    if not actor.may(permission):
-        what = doing or permission.value.replace("_", " ")
-        raise ServiceError(ErrorCode.FORBIDDEN, f"{actor.name} is not allowed to {what}")
 
 
 def _may_see(actor: Actor, callback: Callback) -> bool:

@@ -3,6 +3,9 @@
 Keeping the checks here means one set of rules and one set of errors whoever asks: permission, the feature
 switch, known agents and queues, the core's validation, and the store's refusals all come out as a
 ``ServiceError`` with a machine-readable ``code`` and a sentence a person can act on, never a traceback.
+A face hands over raw text (``ScheduleRequest``, a due time like ``+2h``) and prints what comes back.
+Import everything from here; the parts live beside it: ``service_access`` (actors, permissions,
+errors), ``service_settings`` (run-time settings), ``service_paging`` (pages and cursors).
 
 A change of a callback whose call is live (ringing, waiting in the failover queue) cannot be written
 directly: only the daemon holding the call can hang it up. It becomes a request to that daemon (see

@@ -15,27 +15,17 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from asterisk_cb.redis_conn import RedisClient
-from asterisk_cb.store.errors import (
-    CallbackLive,
-    CallbackNotFound,
-    CallbackNotLive,
-    ChangePending,
-    DuplicateCallback,
-    LeaseExpired,
-    StaleToken,
-    StoreError,
-    VersionConflict,
-)
+from asterisk_cb.store import errors
 
-_ERRORS: dict[str, type[StoreError]] = {
-    "ACB_NOTFOUND": CallbackNotFound,
-    "ACB_EXISTS": DuplicateCallback,
-    "ACB_VERSION": VersionConflict,
-    "ACB_LIVE": CallbackLive,
-    "ACB_NOTLIVE": CallbackNotLive,
-    "ACB_PENDING": ChangePending,
-    "ACB_STALE": StaleToken,
-    "ACB_EXPIRED": LeaseExpired,
+_ERRORS: dict[str, type[errors.StoreError]] = {
+    "ACB_NOTFOUND": errors.CallbackNotFound,
+    "ACB_EXISTS": errors.DuplicateCallback,
+    "ACB_VERSION": errors.VersionConflict,
+    "ACB_LIVE": errors.CallbackLive,
+    "ACB_NOTLIVE": errors.CallbackNotLive,
+    "ACB_PENDING": errors.ChangePending,
+    "ACB_STALE": errors.StaleToken,
+    "ACB_EXPIRED": errors.LeaseExpired,
 }
 
 

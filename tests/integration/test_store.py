@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -608,6 +610,28 @@ async def test_wake_is_published_only_for_a_new_earliest_callback(redis: RedisCl
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
         assert message is not None and int(message["data"]) == time_to_ms(NOW + timedelta(seconds=5))
         assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2) is None
+
+
+@asynccontextmanager
+async def following(
+    follow: Callable[[Callable[[str | None], None]], Awaitable[None]],
+) -> AsyncIterator[asyncio.Queue[str | None]]:
+    """What a store's ``follow_*`` hears, in a queue; the first entry is the gap at subscription (None)."""
+    heard: asyncio.Queue[str | None] = asyncio.Queue()
+    task = asyncio.create_task(follow(heard.put_nowait))
+    try:
+        assert await asyncio.wait_for(heard.get(), 5) is None
+        yield heard
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_follow_wakeups_hears_a_new_earliest_callback(store: Store) -> None:
+    async with following(store.follow_wakeups) as heard:
+        await create(store, make_callback("sooner", due_in=5))
+        woken = await asyncio.wait_for(heard.get(), 5)
+    assert woken is not None and int(woken) == time_to_ms(NOW + timedelta(seconds=5))
 
 
 # --- retention --------------------------------------------------------------------------------------

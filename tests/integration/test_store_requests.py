@@ -11,7 +11,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from test_store import NOW, changed, create, event, make_callback, ringing
+from test_store import NOW, changed, create, event, following, make_callback, ringing
 
 from asterisk_cb.core.codec import time_to_ms
 from asterisk_cb.core.inputs import Cancel, ChangeRequest, Reschedule
@@ -55,6 +55,13 @@ async def test_request_is_recorded_and_announced(redis: RedisClient, store: Stor
     assert message is not None and message["data"] == "c1"
     assert await store.pending_request("c1") == CANCEL
     assert claim.request is None
+
+
+async def test_follow_requests_hears_each_request_by_its_callback(store: Store) -> None:
+    await live_claim(store)
+    async with following(store.follow_requests) as heard:
+        await store.request_change("c1", CANCEL)
+        assert await asyncio.wait_for(heard.get(), 5) == "c1"
 
 
 async def test_one_request_at_a_time_and_no_direct_edit_meanwhile(store: Store) -> None:

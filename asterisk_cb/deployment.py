@@ -19,11 +19,11 @@ from asterisk_cb.config import ConfigError
 from asterisk_cb.core import rules
 from asterisk_cb.core.durations import format_duration, parse_duration
 from asterisk_cb.core.settings import Assignment, SettingsFile, parse_bool
+from asterisk_cb.keys import DEFAULT_NAMESPACE
 from asterisk_cb.store import DEFAULT_LEASE_MS, LinePool
 from asterisk_cb.telephony.availability import AgentSpec
 
 SECTIONS = ("redis", "ari", "ami", "dialing", "agents", "metrics", "daemon")
-DEFAULT_NAMESPACE = "asterisk-cb"
 # A device as Asterisk names it: technology/resource (PJSIP/1001, SIP/desk-12, Local/1001@agents).
 _DEVICE = re.compile(r"[A-Za-z][A-Za-z0-9]*/[A-Za-z0-9_.@+-]{1,80}\Z")
 _CONTEXT = re.compile(r"[A-Za-z0-9_-]{1,79}\Z")

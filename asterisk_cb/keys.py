@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DEFAULT_NAMESPACE = "acb"
+# The namespace of a deployment whose [redis] section names none (the daemon, CLI and tools alike).
+DEFAULT_NAMESPACE = "asterisk-cb"
 
 _FORBIDDEN_IN_NAMESPACE = frozenset("{}:\x00 ")
 

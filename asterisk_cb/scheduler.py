@@ -26,7 +26,7 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
@@ -34,7 +34,7 @@ from typing import Protocol
 from redis.exceptions import RedisError
 
 from asterisk_cb.keys import DEFAULT_NAMESPACE, Keys
-from asterisk_cb.redis_conn import connect, follow_channel
+from asterisk_cb.redis_conn import connect
 from asterisk_cb.store import DEFAULT_LEASE_MS, Claim, ClaimBatch, LeaseLost, LinePool, Store
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,26 @@ class Executor(Protocol):
         ``claim.callback.current_attempt`` instead of dialling. Cancellation means the claim is lost or
         the daemon stops: let go without touching the call (the next holder resumes it)."""
         ...
+
+
+class SchedulerStore(Protocol):
+    """What the scheduler needs of the store (``asterisk_cb.store.Store`` provides it)."""
+
+    async def claim(
+        self, limit: int, owner: str, lease_ms: int = DEFAULT_LEASE_MS, lines: LinePool | None = None
+    ) -> ClaimBatch: ...
+
+    async def renew(self, claim: Claim, lease_ms: int = DEFAULT_LEASE_MS) -> Claim: ...
+
+    async def release(self, claim: Claim) -> bool: ...
+
+    async def trim_events(self, retention: timedelta) -> int: ...
+
+    async def purge_finished(self, older_than: timedelta, batch: int = 500) -> int: ...
+
+    async def follow_wakeups(
+        self, on_wake: Callable[[str | None], None], retry_delay_s: float = 1.0
+    ) -> None: ...
 
 
 def _describe(error: BaseException) -> str:
@@ -103,7 +123,9 @@ class _Round:
 class Scheduler:
     """One scheduler loop over one store; several may run on one Redis (claims keep them apart)."""
 
-    def __init__(self, store: Store, executor: Executor, options: SchedulerOptions | None = None) -> None:
+    def __init__(
+        self, store: SchedulerStore, executor: Executor, options: SchedulerOptions | None = None
+    ) -> None:
         self._store = store
         self._executor = executor
         self._options = options or SchedulerOptions()
@@ -237,12 +259,7 @@ class Scheduler:
 
     async def _listen_for_wakeups(self) -> None:
         """A callback became the earliest due one, or wake-ups may have been missed: look again."""
-        await follow_channel(
-            self._store.redis,
-            self._store.keys.wake_channel,
-            lambda _message: self._wake.set(),
-            self._options.retry_delay_s,
-        )
+        await self._store.follow_wakeups(lambda _message: self._wake.set(), self._options.retry_delay_s)
 
     async def _housekeep(self) -> None:
         """Trim the event stream and purge long-finished callbacks, now and then."""

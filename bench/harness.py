@@ -23,7 +23,7 @@ from asterisk_cb.core import lifecycle
 from asterisk_cb.core.model import Source
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.keys import Keys
-from asterisk_cb.redis_conn import connect
+from asterisk_cb.redis_conn import RedisClient, connect
 from asterisk_cb.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,13 +53,26 @@ def markdown(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return "\n".join("| " + " | ".join(line) + " |" for line in lines)
 
 
+@dataclass(frozen=True)
+class Scratch:
+    """A store on a fresh namespace and the client under it: the minimal-loop baseline and the memory
+    accounting measure Redis itself, on the store's keys."""
+
+    store: Store
+    redis: RedisClient
+
+    @property
+    def keys(self) -> Keys:
+        return self.store.keys
+
+
 @asynccontextmanager
-async def scratch_store(redis_url: str) -> AsyncIterator[Store]:
+async def scratch_store(redis_url: str) -> AsyncIterator[Scratch]:
     """A store on a fresh namespace; every key of it is deleted on the way out, nothing else."""
     redis = connect(redis_url, name="asterisk-cb-bench")
     store = Store(redis, Keys("bench-" + uuid.uuid4().hex[:10]))
     try:
-        yield store
+        yield Scratch(store, redis)
     finally:
         await store.delete_namespace()
         await redis.aclose()
@@ -147,20 +160,20 @@ class Lateness:
         return f"p50 {self.p50:.2f} / p99 {self.p99:.2f} / max {self.max:.2f} ms"
 
 
-async def namespace_bytes(store: Store) -> int:
+async def namespace_bytes(scratch: Scratch) -> int:
     """Sum of MEMORY USAGE (all nested values counted) over every key of the namespace."""
-    keys = [key async for key in store.redis.scan_iter(match=store.keys.pattern, count=5000)]
+    keys = [key async for key in scratch.redis.scan_iter(match=scratch.keys.pattern, count=5000)]
     total = 0
     for first in range(0, len(keys), 2000):
-        async with store.redis.pipeline(transaction=False) as pipe:
+        async with scratch.redis.pipeline(transaction=False) as pipe:
             for key in keys[first : first + 2000]:
                 pipe.memory_usage(key, samples=0)
             total += sum(usage or 0 for usage in await pipe.execute())
     return total
 
 
-async def used_memory(store: Store) -> int:
-    return int((await store.redis.info("memory"))["used_memory"])
+async def used_memory(scratch: Scratch) -> int:
+    return int((await scratch.redis.info("memory"))["used_memory"])
 
 
 async def redis_run_id(url: str, wait_s: float = 120) -> str:

@@ -31,6 +31,7 @@ import baseline
 from harness import (
     SETTINGS,
     Lateness,
+    Scratch,
     callback_id,
     create_all,
     due_window,
@@ -151,37 +152,37 @@ async def engine_run(
     return await engine_lateness(store, ids, ring, profile)
 
 
-async def baseline_run(store: Store, count: int, spread_s: float, run: int) -> Lateness:
+async def baseline_run(scratch: Scratch, count: int, spread_s: float, run: int) -> Lateness:
     due = {f"due{run}-{n}": at for n, at in enumerate(due_window(count, lead_time(count), spread_s))}
-    await baseline.add_due(store.redis, store.keys, due)
-    return Lateness.of(await baseline.minimal_loop(store.redis, store.keys, due))
+    await baseline.add_due(scratch.redis, scratch.keys, due)
+    return Lateness.of(await baseline.minimal_loop(scratch.redis, scratch.keys, due))
 
 
 async def dispatch_rows(
-    store: Store, first_n: int, count: int, spread_s: float, profile: bool, repeats: int = 1
+    scratch: Scratch, first_n: int, count: int, spread_s: float, profile: bool, repeats: int = 1
 ) -> tuple[Lateness, ...]:
     """(engine with the Due step, engine with an executor returning at once, minimal loop), each
     pooled over ``repeats`` runs (small samples make a noisy p99)."""
-    runs = []
+    runs, store = [], scratch.store
     for run in range(repeats):
         numbered_from = first_n + 2 * count * run
         full = await engine_run(store, numbered_from, count, spread_s, ring=True, profile=profile)
         bare = await engine_run(store, numbered_from + count, count, spread_s, ring=False, profile=profile)
-        runs.append((full, bare, await baseline_run(store, count, spread_s, run)))
+        runs.append((full, bare, await baseline_run(scratch, count, spread_s, run)))
     return tuple(Lateness.pooled(kind) for kind in zip(*runs, strict=True))
 
 
 async def throughput(url: str) -> list[Row]:
-    async with scratch_store(url) as store:
-        seconds = await create_all(store, 0, far_future(THROUGHPUT_COUNT))
+    async with scratch_store(url) as scratch:
+        seconds = await create_all(scratch.store, 0, far_future(THROUGHPUT_COUNT))
     engine_rate = THROUGHPUT_COUNT / seconds
     now = datetime.now(UTC)
     callbacks = [
         lifecycle.create(request(n, at), callback_id(n), now, SETTINGS).callback
         for n, at in enumerate(far_future(THROUGHPUT_COUNT))
     ]
-    async with scratch_store(url) as store:
-        base_rate = THROUGHPUT_COUNT / await baseline.raw_schedule(store.redis, store.keys, callbacks)
+    async with scratch_store(url) as scratch:
+        base_rate = THROUGHPUT_COUNT / await baseline.raw_schedule(scratch.redis, scratch.keys, callbacks)
     return [
         row(
             f"schedule throughput, {THROUGHPUT_COUNT:,} callbacks",
@@ -193,8 +194,8 @@ async def throughput(url: str) -> list[Row]:
 
 
 async def burst(url: str, spread_s: float, profile: bool) -> list[Row]:
-    async with scratch_store(url) as store:
-        full, bare, base = await dispatch_rows(store, 0, BURST, spread_s, profile)
+    async with scratch_store(url) as scratch:
+        full, bare, base = await dispatch_rows(scratch, 0, BURST, spread_s, profile)
     if spread_s:
         name, target, met = f"lateness, {BURST:,} due over {spread_s:g} s", "p99 < 5 ms", full.p99 < 5
     else:
@@ -205,9 +206,9 @@ async def burst(url: str, spread_s: float, profile: bool) -> list[Row]:
     ]
 
 
-async def memory_row(store: Store, count: int, before: int) -> Row:
-    owned = await namespace_bytes(store)
-    grown = await used_memory(store) - before
+async def memory_row(scratch: Scratch, count: int, before: int) -> Row:
+    owned = await namespace_bytes(scratch)
+    grown = await used_memory(scratch) - before
     return row(
         f"Redis memory per callback at {count:,}",
         f"{owned / count:,.0f} B (its keys) / {grown / count:,.0f} B (used_memory)",
@@ -220,17 +221,17 @@ async def scaled(url: str, scheduled: int, profile: bool) -> tuple[list[Row], La
     """``scheduled`` far-future callbacks (memory measured at 100,000 and at the end), then
     ``SCALE_DUE`` due over one second on top."""
     rows: list[Row] = []
-    async with scratch_store(url) as store:
-        before = await used_memory(store)
+    async with scratch_store(url) as scratch:
+        before = await used_memory(scratch)
         loaded = 0
         for point in sorted({min(100_000, scheduled), scheduled}):
-            await create_all(store, loaded, far_future(point)[loaded:])
+            await create_all(scratch.store, loaded, far_future(point)[loaded:])
             loaded = point
             if point >= 100_000:
-                rows.append(await memory_row(store, point, before))
+                rows.append(await memory_row(scratch, point, before))
         filler = {f"far{n}": at for n, at in enumerate(far_future(scheduled))}
-        await baseline.add_due(store.redis, store.keys, filler)
-        full, bare, base = await dispatch_rows(store, scheduled, SCALE_DUE, 1.0, profile, SCALE_REPEATS)
+        await baseline.add_due(scratch.redis, scratch.keys, filler)
+        full, bare, base = await dispatch_rows(scratch, scheduled, SCALE_DUE, 1.0, profile, SCALE_REPEATS)
     name = f"lateness, {SCALE_REPEATS} x {SCALE_DUE} due over 1 s + {scheduled:,} far-future"
     rows += [lateness_row(name, full, base), lateness_row(BARE, bare, base)]
     return rows, full

@@ -1,5 +1,5 @@
--- Shared by every script (prepended by store.py). Errors start with "ACB_<KIND>" so the store can map
--- them to typed exceptions. Times are milliseconds on the Redis server clock (TIME), never a daemon's.
+-- Shared by every script (prepended by store/scripts.py). Errors start with "ACB_<KIND>" so the store
+-- can map them to typed exceptions. Times are milliseconds on the Redis server clock (TIME), never a daemon's.
 
 local function now_ms()
   local t = redis.call('TIME')

@@ -116,7 +116,6 @@ from asterisk_cb.core.effects import (
 )
 from asterisk_cb.core.model import Callback, LegRole, Outcome, Phase, State
 from asterisk_cb.core.settings import Settings
-from asterisk_cb.redis_conn import follow_channel
 from asterisk_cb.store import CallLocks, Claim, LinePool, Store
 from asterisk_cb.telephony import answer_marks
 from asterisk_cb.telephony.ami_events import device_of_channel
@@ -264,7 +263,7 @@ class CallbackExecutor:
     async def follow_requests(self) -> None:
         """Wake the run holding a callback when a person's change of it is requested; after a gap in
         the channel (start, reconnect) every run looks. Runs until cancelled (the daemon runs it)."""
-        await follow_channel(self.store.redis, self.store.keys.requests_channel, self._requested)
+        await self.store.follow_requests(self._requested)
 
     def _requested(self, callback_id: str | None) -> None:
         runs = self._by_callback.values() if callback_id is None else [self._by_callback.get(callback_id)]

@@ -27,6 +27,7 @@ from asterisk_cb.core.codec import event_from_fields
 from asterisk_cb.core.model import ARI_ID_PREFIX, Callback, Event, EventKind, LegRole
 from asterisk_cb.core.settings import Settings as CallbackSettings
 from asterisk_cb.core.settings import SettingsFile
+from asterisk_cb.redis_conn import RedisClient
 from asterisk_cb.service import effective_settings
 from asterisk_cb.store import Store
 from asterisk_cb.telephony.ari import AriClient, AriNotFound
@@ -87,6 +88,7 @@ class Lab:
     ari: AriClient  # the test's own look at Asterisk (not the daemon's)
     restart_daemon: RestartDaemon
     prefix: str
+    redis: RedisClient  # the test's look at the keys the daemons wrote (the store keeps its client)
     daemon_ari_events: Callable[[], AriEventStream] | None = None  # the in-process daemon's (its app's)
 
     def contact_invites(self) -> Invites:
@@ -172,7 +174,7 @@ class Lab:
 
     async def events(self, callback_id: str) -> list[Event]:
         """The callback's history as the event stream holds it, oldest first."""
-        entries = await self.store.redis.xrange(self.store.keys.events)
+        entries = await self.redis.xrange(self.store.keys.events)
         events = (event_from_fields(fields) for _, fields in entries)
         return [event for event in events if event.callback_id == callback_id]
 

@@ -204,6 +204,7 @@ async def _lab_with(
         probe,
         restart_daemon,
         prefix=f"e2e{uuid.uuid4().hex[:4]}-",
+        redis=redis,
         daemon_ari_events=lambda: daemons[-1].events,
     )
     try:

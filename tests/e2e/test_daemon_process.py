@@ -64,7 +64,8 @@ async def fleet_lab(lab_phones: dict[str, Any], tmp_path: Path) -> AsyncIterator
     async def no_in_process_daemon(_: float) -> None:
         raise AssertionError("these tests restart daemon processes through the Fleet")
 
-    lab = Lab(lab_phones, store, probe, no_in_process_daemon, prefix=f"prc{uuid.uuid4().hex[:4]}-")
+    prefix = f"prc{uuid.uuid4().hex[:4]}-"
+    lab = Lab(lab_phones, store, probe, no_in_process_daemon, prefix=prefix, redis=redis)
     if await _ari_wedged(probe):  # a test that starts on a wedged ARI proves nothing of its own case
         logging.getLogger(__name__).warning("lab ARI wedged before the test: restarting Asterisk")
         pbx_lab("up")
@@ -296,7 +297,7 @@ async def _until_holding_a_talk(lab: Lab, callbacks: list[Callback], pid: int) -
     async with asyncio.timeout(30):
         while True:
             for callback in callbacks:
-                owner = await lab.store.redis.hget(lab.store.keys.callback(callback.id), "_own")
+                owner = await lab.redis.hget(lab.store.keys.callback(callback.id), "_own")
                 current = await lab.store.get(callback.id)
                 held = owner is not None and owner.split(":")[1] == str(pid)
                 if held and current is not None and current.state is State.IN_PROGRESS:

@@ -11,18 +11,25 @@ from lab.ami_client import LabAmi  # scripts/lab: on sys.path through tests/conf
 from lab.ari_client import LabAri
 
 from asterisk_cb.keys import Keys
-from asterisk_cb.redis_conn import connect
+from asterisk_cb.redis_conn import RedisClient, connect
 from asterisk_cb.store import Store
 
 
 @pytest.fixture
-async def store(lab_redis_url: str) -> AsyncIterator[Store]:
+async def redis(lab_redis_url: str) -> AsyncIterator[RedisClient]:
+    """A client of the lab's Redis, for tests that look at the keys a store wrote (the store keeps its own
+    client to itself)."""
+    client = connect(lab_redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def store(redis: RedisClient) -> AsyncIterator[Store]:
     """A store in a random namespace of the lab's Redis; the test's keys (and only those) go afterwards."""
-    redis = connect(lab_redis_url)
     store = Store(redis, Keys("test-" + uuid.uuid4().hex[:12]))
     yield store
     await store.delete_namespace()
-    await redis.aclose()
 
 
 @pytest.fixture

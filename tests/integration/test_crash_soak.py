@@ -39,6 +39,7 @@ from typing import Any
 import pytest
 
 from asterisk_cb.core.model import Callback, Event, EventKind, State
+from asterisk_cb.redis_conn import RedisClient
 from asterisk_cb.store import Store
 
 CALLBACKS = int(os.environ.get("ACB_SOAK_CALLBACKS", "3000"))
@@ -217,10 +218,10 @@ def _new_callback(callback_id: str, due_at: datetime) -> tuple[Callback, list[Ev
     return callback, [Event(callback_id, EventKind.CREATED, now, 1)]
 
 
-async def wait_all_completed(store: Store, count: int, within: float) -> None:
+async def wait_all_completed(redis: RedisClient, store: Store, count: int, within: float) -> None:
     completed = store.keys.state_index(State.COMPLETED.value)
     deadline = time.monotonic() + within
-    while (done := await store.redis.scard(completed)) < count:
+    while (done := await redis.scard(completed)) < count:
         assert time.monotonic() < deadline, f"only {done} of {count} callbacks completed"
         await asyncio.sleep(0.2)
 
@@ -229,9 +230,9 @@ def read_journals(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for path in folder.glob("*.jsonl") for line in path.read_text().splitlines()]
 
 
-async def accepted_writes(store: Store) -> list[dict[str, str]]:
+async def accepted_writes(redis: RedisClient, store: Store) -> list[dict[str, str]]:
     """The holders' writes Redis accepted, in Redis's order (events carrying a token)."""
-    entries = await store.redis.xrange(store.keys.events)
+    entries = await redis.xrange(store.keys.events)
     return [fields for _, fields in entries if "token" in fields]
 
 
@@ -280,19 +281,19 @@ def late_refusals(journal: list[dict], handoffs: dict[int, dict], stops: list[St
     return found
 
 
-async def test_crash_soak(store: Store, fleet: Fleet, tmp_path: Path) -> None:
+async def test_crash_soak(redis: RedisClient, store: Store, fleet: Fleet, tmp_path: Path) -> None:
     for slot in range(WORKERS):
         fleet.start(slot)
     ids = await schedule_all(store, CALLBACKS, datetime.now(UTC) + timedelta(seconds=3), DUE_WINDOW_SECONDS)
     await unleash(fleet, CHAOS_SECONDS)
     fleet.settle()
-    await wait_all_completed(store, CALLBACKS, DRAIN_SECONDS)
+    await wait_all_completed(redis, store, CALLBACKS, DRAIN_SECONDS)
     assert all(code == 0 for code in fleet.terminate()), "a worker did not stop cleanly on SIGTERM"
 
     journal = read_journals(tmp_path)
     handoffs = {r["tok"]: r for r in journal if r["e"] == "handoff"}
     attempts = {(r["tok"], r["kind"]): r["t"] for r in journal if r["e"] == "write"}
-    writes = await accepted_writes(store)
+    writes = await accepted_writes(redis, store)
     refused = late_refusals(journal, handoffs, fleet.stops)
     print(
         f"\nsoak: {CALLBACKS} callbacks, {WORKERS} workers, {fleet.kills} SIGKILLs, {len(fleet.stops)} "

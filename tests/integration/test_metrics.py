@@ -13,6 +13,7 @@ import pytest
 from asterisk_cb.core import lifecycle
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.metrics import GROUP, Metrics, serve
+from asterisk_cb.redis_conn import RedisClient
 from asterisk_cb.scheduler import SchedulerStats
 from asterisk_cb.store import Store
 from asterisk_cb.telephony.health import HealthFlag
@@ -114,9 +115,9 @@ async def test_metrics_endpoint_serves_counters_and_gauges(store: Store) -> None
         await runner.cleanup()
 
 
-async def test_drop_group_releases_the_stream(store: Store) -> None:
+async def test_drop_group_releases_the_stream(redis: RedisClient, store: Store) -> None:
     await store.ensure_group(GROUP, "$")
     await store.drop_group(GROUP)
     await store.drop_group(GROUP)  # twice is fine
-    groups = await store.redis.xinfo_groups(store.keys.events)
+    groups = await redis.xinfo_groups(store.keys.events)
     assert GROUP not in [group["name"] for group in groups]

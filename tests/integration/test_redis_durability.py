@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 from asterisk_cb.core.codec import time_to_ms
 from asterisk_cb.core.model import Callback, Event, EventKind, State
 from asterisk_cb.keys import Keys
-from asterisk_cb.redis_conn import connect
+from asterisk_cb.redis_conn import RedisClient, connect
 from asterisk_cb.store import Store, StoreError
 
 pytestmark = pytest.mark.lab
@@ -127,9 +127,9 @@ async def namespace(lab_redis_url: str) -> AsyncIterator[str]:
     await redis.aclose()
 
 
-async def whole(store: Store, callback_id: str) -> bool | None:
+async def whole(redis: RedisClient, store: Store, callback_id: str) -> bool | None:
     """True if the callback is fully stored, False if absent; None if only partly (never allowed)."""
-    async with store.redis.pipeline(transaction=False) as pipe:
+    async with redis.pipeline(transaction=False) as pipe:
         pipe.exists(store.keys.callback(callback_id))
         pipe.zscore(store.keys.due, callback_id)
         pipe.sismember(store.keys.state_index(State.SCHEDULED.value), callback_id)
@@ -170,6 +170,6 @@ async def test_acknowledged_creations_survive_kill_9(
         in_flight = creator.sent - set(creator.acknowledged)
         print(f"\n{len(creator.acknowledged)} acknowledged, {len(in_flight)} in flight at the kill")
         for callback_id in in_flight:
-            assert await whole(store, callback_id) is not None, f"{callback_id} is half-written"
+            assert await whole(fresh, store, callback_id) is not None, f"{callback_id} is half-written"
     finally:
         await fresh.aclose()

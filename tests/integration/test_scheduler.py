@@ -18,7 +18,7 @@ import pytest
 from asterisk_cb.core.codec import time_to_ms
 from asterisk_cb.core.model import Attempt, Callback, Event, EventKind, Leg, LegRole, Phase, State
 from asterisk_cb.keys import Keys
-from asterisk_cb.redis_conn import connect
+from asterisk_cb.redis_conn import RedisClient, connect
 from asterisk_cb.scheduler import Scheduler, SchedulerOptions
 from asterisk_cb.store import Claim, LeaseLost, LinePool, Store
 
@@ -179,8 +179,10 @@ async def test_hands_off_oldest_first_and_each_once(store: Store, concurrency: i
     assert await store.ids_in_state(State.COMPLETED) == {f"c{n:02}" for n in range(20)}
 
 
-async def test_sleeps_until_due_time_without_polling(open_store: Callable[[], Store], namespace: str) -> None:
-    store = CountingStore(open_store().redis, Keys(namespace))
+async def test_sleeps_until_due_time_without_polling(
+    open_store: Callable[[], Store], redis: RedisClient, namespace: str
+) -> None:
+    store = CountingStore(redis, Keys(namespace))
     callback = await schedule(store, "soon", due_in=0.5)
     executor = RecordingExecutor(store, complete)
     async with running(Scheduler(store, executor, options())):
@@ -276,7 +278,7 @@ async def test_revoked_claim_cancels_its_executor(store: Store) -> None:
 
 
 async def test_stop_hands_back_idle_claims_and_leaves_live_ones_to_lapse(
-    open_store: Callable[[], Store],
+    open_store: Callable[[], Store], redis: RedisClient
 ) -> None:
     store, successor_store = open_store(), open_store()
 
@@ -292,8 +294,8 @@ async def test_stop_hands_back_idle_claims_and_leaves_live_ones_to_lapse(
         await wait_until(lambda: len(executor.handoffs) == 2)
         await asyncio.sleep(0.05)
     assert sorted(executor.cancelled) == sorted(h.token for h in executor.handoffs)
-    assert await store.redis.zscore(store.keys.due, "idle") is not None
-    assert await store.redis.zscore(store.keys.leases, "live") is not None
+    assert await redis.zscore(store.keys.due, "idle") is not None
+    assert await redis.zscore(store.keys.leases, "live") is not None
 
     successor = RecordingExecutor(successor_store, complete)
     successor_scheduler = Scheduler(successor_store, successor, options())
@@ -318,7 +320,9 @@ async def test_pause_holds_due_callbacks_until_resumed(store: Store) -> None:
     assert executor.handoffs[0].at - resumed_at < 0.05
 
 
-async def test_housekeeping_trims_events_and_purges_finished_callbacks(store: Store) -> None:
+async def test_housekeeping_trims_events_and_purges_finished_callbacks(
+    redis: RedisClient, store: Store
+) -> None:
     await store.ensure_group("cel")
     for n in range(3):
         callback = make_callback(f"c{n}", datetime.now(UTC) - timedelta(seconds=1))
@@ -334,15 +338,15 @@ async def test_housekeeping_trims_events_and_purges_finished_callbacks(store: St
         await wait_until(lambda: len(executor.handoffs) == 3)
         await asyncio.sleep(0.5)
         assert await store.get_many(["c0", "c1", "c2"]) == []
-        assert await store.redis.xlen(store.keys.events) == 3
+        assert await redis.xlen(store.keys.events) == 3
         await store.ack("cel", [entry.entry_id for entry in read])
         await asyncio.sleep(0.5)
-        assert await store.redis.xlen(store.keys.events) == 0
+        assert await redis.xlen(store.keys.events) == 0
 
 
 @pytest.mark.slow
 async def test_several_schedulers_never_hand_one_callback_to_two_live_holders(
-    open_store: Callable[[], Store],
+    open_store: Callable[[], Store], redis: RedisClient
 ) -> None:
     """Three schedulers share 300 callbacks; some hand-offs stall past their lease (like a SIGSTOP)."""
     rng = random.Random(4)
@@ -364,7 +368,7 @@ async def test_several_schedulers_never_hand_one_callback_to_two_live_holders(
     async with running(schedulers[0]), running(schedulers[1]), running(schedulers[2]):
         completed = stores[0].keys.state_index(State.COMPLETED.value)
         deadline = time.monotonic() + 60
-        while await stores[0].redis.scard(completed) < 300:
+        while await redis.scard(completed) < 300:
             assert time.monotonic() < deadline, "not every callback completed"
             await asyncio.sleep(0.05)
 
@@ -383,11 +387,11 @@ async def test_several_schedulers_never_hand_one_callback_to_two_live_holders(
     assert await stores[0].ids_in_state(State.COMPLETED) == set(per_callback)
 
 
-async def test_due_time_lateness_is_measured_on_the_server_clock(store: Store) -> None:
+async def test_due_time_lateness_is_measured_on_the_server_clock(redis: RedisClient, store: Store) -> None:
     """The sleep is computed from the server's clock in the claim reply, not this process's."""
     callback = await schedule(store, "c1", due_in=0.3)
     batch = await store.claim(1, "probe")
     assert batch.claims == ()
     assert batch.next_wake_ms == time_to_ms(callback.due_at)
-    seconds, micros = await store.redis.time()
+    seconds, micros = await redis.time()
     assert abs(batch.server_now_ms - (seconds * 1000 + micros // 1000)) < 1000

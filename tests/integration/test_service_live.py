@@ -19,6 +19,7 @@ from asterisk_cb.core import lifecycle
 from asterisk_cb.core.inputs import Edit
 from asterisk_cb.core.model import Outcome, State
 from asterisk_cb.core.settings import Settings
+from asterisk_cb.redis_conn import RedisClient
 from asterisk_cb.service import CallbackService, ChangeOutcome, ErrorCode
 from asterisk_cb.store import Claim, Store
 
@@ -32,15 +33,15 @@ class Holder:
     """The daemon holding one callback's ring: ``step`` commits what happened to the call (fenced);
     ``serve`` applies or refuses each change request as it is announced, like the executor."""
 
-    def __init__(self, store: Store, claim: Claim, clock: Clock) -> None:
-        self.store, self.claim, self.clock = store, claim, clock
+    def __init__(self, store: Store, redis: RedisClient, claim: Claim, clock: Clock) -> None:
+        self.store, self.redis, self.claim, self.clock = store, redis, claim, clock
 
     async def step(self, happening: ev.Input) -> None:
         transition = lifecycle.step(self.claim.callback, happening, self.clock(), SETTINGS)
         self.claim = await self.store.commit(self.claim, transition.callback, transition.events)
 
     async def serve(self, subscribed: asyncio.Event) -> None:
-        async with self.store.redis.pubsub() as pubsub:
+        async with self.redis.pubsub() as pubsub:
             await pubsub.subscribe(self.store.keys.requests_channel)
             subscribed.set()
             async for message in pubsub.listen():
@@ -73,13 +74,13 @@ def service(store: Store, clock: Clock) -> CallbackService:
 
 
 @pytest.fixture
-async def holder(store: Store, service: CallbackService, clock: Clock) -> Holder:
+async def holder(store: Store, redis: RedisClient, service: CallbackService, clock: Clock) -> Holder:
     """A callback of agent 1001, due now, whose agent rings (claimed and committed by the holder)."""
     created = await service.schedule(AGENT_1001, request(due_at=NOW + timedelta(seconds=1)))
     clock.now = created.callback.due_at
-    await store.redis.zadd(store.keys.due, {created.callback.id: 0})  # due on the server's clock
+    await redis.zadd(store.keys.due, {created.callback.id: 0})  # due on the server's clock
     (claim,) = (await store.claim(1, "daemon-a")).claims
-    holder = Holder(store, claim, clock)
+    holder = Holder(store, redis, claim, clock)
     await holder.step(ev.Due(agent_available=True))
     return holder
 
@@ -113,13 +114,13 @@ async def test_reassign_during_the_ring_is_due_again_for_the_new_agent(
 
 
 async def test_a_contact_answering_before_the_holder_takes_the_request_wins(
-    service: CallbackService, store: Store, holder: Holder
+    service: CallbackService, store: Store, redis: RedisClient, holder: Holder
 ) -> None:
     """The request is stored while the contact rings; the holder's next commit is the contact's answer,
     which hands it the request: refused, the call goes on, the requester is told why."""
     callback_id = holder.claim.callback.id
     await holder.step(ev.AgentAnswered())
-    async with store.redis.pubsub() as pubsub:
+    async with redis.pubsub() as pubsub:
         await pubsub.subscribe(store.keys.requests_channel)
         await pubsub.get_message(timeout=1)  # the subscription's confirmation
         cancelling = asyncio.create_task(service.cancel(ADMIN, callback_id))

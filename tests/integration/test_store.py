@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from asterisk_cb.core.codec import time_to_ms
 from asterisk_cb.core.inputs import Waiting
 from asterisk_cb.core.model import Attempt, Callback, Event, EventKind, Leg, LegRole, Phase, State
+from asterisk_cb.redis_conn import RedisClient
 from asterisk_cb.store import (
     CallbackLive,
     CallLocks,
@@ -76,14 +79,14 @@ def ringing(callback: Callback) -> Callback:
     return changed(callback, state=State.AGENT_RINGING, attempts=(attempt,))
 
 
-async def stream_length(store: Store) -> int:
-    return int(await store.redis.xlen(store.keys.events))
+async def stream_length(redis: RedisClient, store: Store) -> int:
+    return int(await redis.xlen(store.keys.events))
 
 
 # --- creation, idempotency, indexes ---------------------------------------------------------------
 
 
-async def test_create_stores_record_indexes_and_event(store: Store) -> None:
+async def test_create_stores_record_indexes_and_event(redis: RedisClient, store: Store) -> None:
     callback = make_callback("c1", origin_uniqueid="1700000000.11", origin_linkedid="1700000000.10")
     await create(store, callback)
 
@@ -94,8 +97,8 @@ async def test_create_stores_record_indexes_and_event(store: Store) -> None:
     assert await store.ids_for_call("1700000000.11") == {"c1"}
     assert await store.ids_for_call("1700000000.10") == {"c1"}
     assert await store.ids_for_call("1700000000.1") == set()
-    assert await store.redis.zscore(store.keys.due, "c1") == time_to_ms(callback.due_at)
-    assert await stream_length(store) == 1
+    assert await redis.zscore(store.keys.due, "c1") == time_to_ms(callback.due_at)
+    assert await stream_length(redis, store) == 1
 
 
 async def test_contact_index_separates_numbers_sharing_a_prefix(store: Store) -> None:
@@ -118,7 +121,9 @@ async def test_multi_valued_indexes_follow_edits(store: Store) -> None:
     assert await store.ids_for_call("1700.5") == {"c2"}
 
 
-async def test_retried_request_returns_first_callback_and_writes_nothing(store: Store) -> None:
+async def test_retried_request_returns_first_callback_and_writes_nothing(
+    redis: RedisClient, store: Store
+) -> None:
     first = make_callback("first")
     created = await store.create(first, [event(first, EventKind.CREATED)], idempotency_key="req-1")
     retry = make_callback("second")
@@ -127,17 +132,17 @@ async def test_retried_request_returns_first_callback_and_writes_nothing(store: 
     assert created.created and not replayed.created
     assert replayed.callback == first
     assert await store.get("second") is None
-    assert await store.redis.zcard(store.keys.due) == 1
-    assert await stream_length(store) == 1
+    assert await redis.zcard(store.keys.due) == 1
+    assert await stream_length(redis, store) == 1
 
 
 async def test_idempotency_key_is_honoured_for_one_to_two_windows(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    redis: RedisClient, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("asterisk_cb.store.IDEMPOTENCY_WINDOW", timedelta(seconds=1))
+    monkeypatch.setattr("asterisk_cb.store.records.IDEMPOTENCY_WINDOW", timedelta(seconds=1))
     first = await store.create(make_callback("first"), [], idempotency_key="req-1")
-    buckets = [key async for key in store.redis.scan_iter(match=store.keys.pattern.replace("*", "idem:*"))]
-    assert len(buckets) == 1 and 0 < await store.redis.ttl(buckets[0]) <= 2
+    buckets = [key async for key in redis.scan_iter(match=store.keys.pattern.replace("*", "idem:*"))]
+    assert len(buckets) == 1 and 0 < await redis.ttl(buckets[0]) <= 2
     await asyncio.sleep(0.9)
     assert not (await store.create(make_callback("retry"), [], idempotency_key="req-1")).created
     await asyncio.sleep(2.1)  # two windows later the key is forgotten
@@ -177,22 +182,22 @@ async def test_claim_takes_oldest_due_first_in_batches(store: Store) -> None:
     assert not any(c.resume for c in first.claims + rest.claims)
 
 
-async def test_an_unreadable_record_does_not_hold_up_the_batch(store: Store) -> None:
+async def test_an_unreadable_record_does_not_hold_up_the_batch(redis: RedisClient, store: Store) -> None:
     await create(store, make_callback("c1", -3), make_callback("future-format", -2), make_callback("c3", -1))
-    await store.redis.hset(store.keys.callback("future-format"), "st", "state-of-a-newer-version")
+    await redis.hset(store.keys.callback("future-format"), "st", "state-of-a-newer-version")
 
     batch = await store.claim(10, "daemon-a", lease_ms=150)
     assert [claim.callback.id for claim in batch.claims] == ["c1", "c3"]
-    lapses_at = await store.redis.zscore(store.keys.leases, "future-format")
+    lapses_at = await redis.zscore(store.keys.leases, "future-format")
     assert lapses_at == batch.server_now_ms + 150  # then another (newer) daemon may take it
 
 
-async def test_lease_expiry_is_the_server_clock_plus_lease(store: Store) -> None:
+async def test_lease_expiry_is_the_server_clock_plus_lease(redis: RedisClient, store: Store) -> None:
     await create(store, make_callback("c1"))
-    seconds, micros = await store.redis.time()
+    seconds, micros = await redis.time()
     before_ms = seconds * 1000 + micros // 1000
     batch = await store.claim(1, "daemon-a", lease_ms=5000)
-    expiry = await store.redis.zscore(store.keys.leases, "c1")
+    expiry = await redis.zscore(store.keys.leases, "c1")
     assert before_ms <= batch.server_now_ms <= before_ms + 1000
     assert expiry == batch.server_now_ms + 5000 == batch.claims[0].lease_until_ms
 
@@ -232,63 +237,65 @@ async def test_renew_keeps_the_claim_past_its_first_lease(store: Store) -> None:
     await store.commit(claim, ringing(claim.callback), [])
 
 
-async def test_commit_to_live_keeps_lease_and_updates_indexes_and_stream(store: Store) -> None:
+async def test_commit_to_live_keeps_lease_and_updates_indexes_and_stream(
+    redis: RedisClient, store: Store
+) -> None:
     await create(store, make_callback("c1"))
     (claim,) = (await store.claim(1, "daemon-a")).claims
     live = ringing(claim.callback)
     claim = await store.commit(claim, live, [event(live, EventKind.AGENT_RINGING)])
 
     assert await store.get("c1") == live
-    assert await store.redis.zscore(store.keys.leases, "c1") is not None
-    assert await store.redis.zscore(store.keys.due, "c1") is None
+    assert await redis.zscore(store.keys.leases, "c1") is not None
+    assert await redis.zscore(store.keys.due, "c1") is None
     assert await store.ids_in_state(State.SCHEDULED) == set()
     assert await store.ids_in_state(State.AGENT_RINGING) == {"c1"}
-    assert await stream_length(store) == 2
+    assert await stream_length(redis, store) == 2
     await store.renew(claim)  # still the holder
 
 
-async def test_commit_to_scheduled_releases_to_due_set_at_next_at(store: Store) -> None:
+async def test_commit_to_scheduled_releases_to_due_set_at_next_at(redis: RedisClient, store: Store) -> None:
     await create(store, make_callback("c1"))
     (claim,) = (await store.claim(1, "daemon-a")).claims
     retry_at = NOW + timedelta(minutes=5)
     await store.commit(claim, changed(claim.callback, next_at=retry_at), [])
 
-    assert await store.redis.zscore(store.keys.due, "c1") == time_to_ms(retry_at)
-    assert await store.redis.zscore(store.keys.leases, "c1") is None
+    assert await redis.zscore(store.keys.due, "c1") == time_to_ms(retry_at)
+    assert await redis.zscore(store.keys.leases, "c1") is None
     with pytest.raises(StaleToken):
         await store.renew(claim)
 
 
-async def test_commit_to_finished_leaves_the_schedule(store: Store) -> None:
+async def test_commit_to_finished_leaves_the_schedule(redis: RedisClient, store: Store) -> None:
     await create(store, make_callback("c1"))
     (claim,) = (await store.claim(1, "daemon-a")).claims
     claim = await store.commit(claim, ringing(claim.callback), [])
     done = changed(claim.callback, state=State.COMPLETED, finished_at=NOW)
     await store.commit(claim, done, [event(done, EventKind.COMPLETED)])
 
-    assert await store.redis.zscore(store.keys.due, "c1") is None
-    assert await store.redis.zscore(store.keys.leases, "c1") is None
+    assert await redis.zscore(store.keys.due, "c1") is None
+    assert await redis.zscore(store.keys.leases, "c1") is None
     assert await store.ids_in_state(State.COMPLETED) == {"c1"}
     assert await store.ids_in_state(State.AGENT_RINGING) == set()
 
 
-async def test_refused_commit_changes_nothing(store: Store) -> None:
+async def test_refused_commit_changes_nothing(redis: RedisClient, store: Store) -> None:
     await create(store, make_callback("c1"))
     (late,) = (await store.claim(1, "daemon-a", lease_ms=100)).claims
     await asyncio.sleep(0.2)
     (current,) = (await store.claim(1, "daemon-b")).claims
-    snapshot = await store.redis.hgetall(store.keys.callback("c1"))
+    snapshot = await redis.hgetall(store.keys.callback("c1"))
 
     with pytest.raises(StaleToken):
         await store.commit(
             late, changed(late.callback, state=State.CANCELLED), [event(late.callback, EventKind.CANCELLED)]
         )
 
-    assert await store.redis.hgetall(store.keys.callback("c1")) == snapshot
+    assert await redis.hgetall(store.keys.callback("c1")) == snapshot
     assert await store.ids_in_state(State.SCHEDULED) == {"c1"}
     assert await store.ids_in_state(State.CANCELLED) == set()
-    assert await stream_length(store) == 1
-    assert await store.redis.zscore(store.keys.leases, "c1") is not None
+    assert await stream_length(redis, store) == 1
+    assert await redis.zscore(store.keys.leases, "c1") is not None
     await store.renew(current)
 
 
@@ -309,7 +316,7 @@ async def test_expired_live_claim_is_resumed_with_its_recorded_channels(
     assert attempt is not None and attempt.channel_ids == ("c1-agent-chan",)
 
 
-async def test_release_returns_untouched_claim_but_not_a_live_one(store: Store) -> None:
+async def test_release_returns_untouched_claim_but_not_a_live_one(redis: RedisClient, store: Store) -> None:
     await create(store, make_callback("idle"), make_callback("busy"))
     claims = {claim.callback.id: claim for claim in (await store.claim(2, "daemon-a")).claims}
     idle, busy = claims["idle"], claims["busy"]
@@ -317,8 +324,8 @@ async def test_release_returns_untouched_claim_but_not_a_live_one(store: Store) 
 
     assert await store.release(idle) is True
     assert await store.release(busy) is False
-    assert await store.redis.zscore(store.keys.due, "idle") is not None
-    assert await store.redis.zscore(store.keys.leases, "busy") is not None
+    assert await redis.zscore(store.keys.due, "idle") is not None
+    assert await redis.zscore(store.keys.leases, "busy") is not None
 
 
 # --- call locks: one call at a time per agent and per contact number, lines under a cap --------------
@@ -367,6 +374,7 @@ async def test_locks_of_a_holder_gone_before_ringing_lapse_with_its_lease(store:
 
 
 async def test_locks_of_a_live_call_outlive_its_holder_and_only_the_resumer_retakes_them(
+    redis: RedisClient,
     store: Store,
 ) -> None:
     holder = (await claimed(store, make_callback("live", agent="1001"), lease_ms=150))["live"]
@@ -379,7 +387,7 @@ async def test_locks_of_a_live_call_outlive_its_holder_and_only_the_resumer_reta
     (resumer,) = (await store.claim(1, "daemon-b")).claims
     assert resumer.resume
     assert await store.take_call_locks(resumer, locks_of(resumer)) is None
-    assert await store.redis.get(store.keys.agent_lock("1001")) == f"live {resumer.token}"
+    assert await redis.get(store.keys.agent_lock("1001")) == f"live {resumer.token}"
     assert await store.take_call_locks(other, locks_of(other)) is Waiting.AGENT
 
     ended = changed(resumer.callback, state=State.COMPLETED, finished_at=NOW)
@@ -387,7 +395,9 @@ async def test_locks_of_a_live_call_outlive_its_holder_and_only_the_resumer_reta
     assert await store.take_call_locks(other, locks_of(other)) is None
 
 
-async def test_release_gives_back_what_the_run_took_but_never_a_live_calls_locks(store: Store) -> None:
+async def test_release_gives_back_what_the_run_took_but_never_a_live_calls_locks(
+    redis: RedisClient, store: Store
+) -> None:
     claims = await claimed(store, make_callback("run", agent="1001"), make_callback("other", agent="1001"))
     run, other = claims["run"], claims["other"]
     assert await store.take_call_locks(run, locks_of(run, LinePool("outbound", 5))) is None
@@ -398,11 +408,13 @@ async def test_release_gives_back_what_the_run_took_but_never_a_live_calls_locks
     assert (
         await store.release_call_locks(run, locks_of(run, LinePool("outbound", 5))) == 3
     )  # agent, number, line
-    assert await store.redis.exists(store.keys.agent_lock("1001"), store.keys.lines("outbound")) == 0
+    assert await redis.exists(store.keys.agent_lock("1001"), store.keys.lines("outbound")) == 0
     assert await store.take_call_locks(other, locks_of(other)) is None
 
 
-async def test_a_late_holder_can_neither_take_nor_give_back_the_locks(store: Store) -> None:
+async def test_a_late_holder_can_neither_take_nor_give_back_the_locks(
+    redis: RedisClient, store: Store
+) -> None:
     late = (await claimed(store, make_callback("c1", agent="1001"), lease_ms=150))["c1"]
     assert await store.take_call_locks(late, locks_of(late)) is None
     await asyncio.sleep(0.25)  # daemon-a "was SIGSTOPped" past its lease
@@ -412,7 +424,7 @@ async def test_a_late_holder_can_neither_take_nor_give_back_the_locks(store: Sto
     with pytest.raises(StaleToken):
         await store.take_call_locks(late, locks_of(late))
     assert await store.release_call_locks(late, locks_of(late)) == 0
-    assert await store.redis.get(store.keys.agent_lock("1001")) == f"c1 {current.token}"
+    assert await redis.get(store.keys.agent_lock("1001")) == f"c1 {current.token}"
 
 
 async def test_agents_in_calls_names_the_agents_whose_lock_holds(store: Store) -> None:
@@ -437,6 +449,7 @@ TWO_LINES = LinePool("outbound", 2)
 
 
 async def test_a_line_pool_lets_at_most_cap_calls_through_and_frees_a_line_when_one_ends(
+    redis: RedisClient,
     store: Store,
 ) -> None:
     claims = await claimed(store, *(make_callback(f"c{n}", agent=f"10{n:02}") for n in range(3)))
@@ -444,17 +457,18 @@ async def test_a_line_pool_lets_at_most_cap_calls_through_and_frees_a_line_when_
     for claim in (first, second):
         assert await store.take_call_locks(claim, locks_of(claim, TWO_LINES)) is None
     assert await store.take_call_locks(third, locks_of(third, TWO_LINES)) is Waiting.CALL_LIMIT
-    assert await store.redis.exists(store.keys.agent_lock("1002")) == 0  # refused whole
+    assert await redis.exists(store.keys.agent_lock("1002")) == 0  # refused whole
 
     await store.commit(first, changed(first.callback, next_at=NOW + timedelta(minutes=5)), [])
     assert await store.take_call_locks(third, locks_of(third, TWO_LINES)) is None
-    assert await store.redis.hgetall(store.keys.lines("outbound")) == {
+    assert await redis.hgetall(store.keys.lines("outbound")) == {
         "c1": str(second.token),
         "c2": str(third.token),
     }
 
 
 async def test_claims_stop_at_the_free_lines_and_the_oldest_due_goes_first_when_one_frees(
+    redis: RedisClient,
     store: Store,
 ) -> None:
     one_line = LinePool("outbound", 1)
@@ -471,9 +485,9 @@ async def test_claims_stop_at_the_free_lines_and_the_oldest_due_goes_first_when_
 
     full = await store.claim(10, "daemon-b", lines=one_line)
     assert full.claims == ()  # both stay in the due set, in their order
-    assert full.next_wake_ms == await store.redis.zscore(store.keys.leases, "talking")  # not the overdue head
+    assert full.next_wake_ms == await redis.zscore(store.keys.leases, "talking")  # not the overdue head
 
-    async with store.redis.pubsub() as wake:
+    async with redis.pubsub() as wake:
         await wake.subscribe(store.keys.wake_channel)
         talking = await store.commit(talking, changed(talking.callback, state=State.COMPLETED), [])
         assert await store.release_call_locks(talking, locks_of(talking, one_line)) == 3
@@ -488,7 +502,7 @@ async def test_claims_stop_at_the_free_lines_and_the_oldest_due_goes_first_when_
 # --- a person's changes ---------------------------------------------------------------------------
 
 
-async def test_edit_checks_version(store: Store) -> None:
+async def test_edit_checks_version(redis: RedisClient, store: Store) -> None:
     callback = make_callback("c1")
     await create(store, callback)
     moved = changed(callback, due_at=NOW + timedelta(hours=1))
@@ -496,7 +510,7 @@ async def test_edit_checks_version(store: Store) -> None:
 
     with pytest.raises(VersionConflict):
         await store.edit(callback, changed(callback, note="stale"), [])
-    assert await store.redis.zscore(store.keys.due, "c1") == time_to_ms(moved.due_at)
+    assert await redis.zscore(store.keys.due, "c1") == time_to_ms(moved.due_at)
 
 
 async def test_person_cannot_change_a_live_callback(store: Store) -> None:
@@ -508,7 +522,9 @@ async def test_person_cannot_change_a_live_callback(store: Store) -> None:
         await store.edit(live, changed(live, state=State.CANCELLED), [])
 
 
-async def test_cancel_of_claimed_not_live_callback_revokes_the_claim(store: Store) -> None:
+async def test_cancel_of_claimed_not_live_callback_revokes_the_claim(
+    redis: RedisClient, store: Store
+) -> None:
     callback = make_callback("c1")
     await create(store, callback)
     (claim,) = (await store.claim(1, "daemon-a")).claims
@@ -518,14 +534,14 @@ async def test_cancel_of_claimed_not_live_callback_revokes_the_claim(store: Stor
     with pytest.raises(StaleToken):  # the holder tries to record its attempt before dialling
         await store.commit(claim, ringing(claim.callback), [])
     assert (await store.get("c1")).state is State.CANCELLED
-    assert await store.redis.zscore(store.keys.leases, "c1") is None
+    assert await redis.zscore(store.keys.leases, "c1") is None
     assert (await store.claim(10, "daemon-b")).claims == ()
 
 
 # --- pause -----------------------------------------------------------------------------------------
 
 
-async def test_pause_holds_due_work_but_follows_live_calls(store: Store) -> None:
+async def test_pause_holds_due_work_but_follows_live_calls(redis: RedisClient, store: Store) -> None:
     await create(store, make_callback("live", -3), make_callback("claimed", -2), make_callback("waiting", -1))
     claims = {claim.callback.id: claim for claim in (await store.claim(2, "daemon-a", lease_ms=150)).claims}
     live, claimed = claims["live"], claims["claimed"]
@@ -535,7 +551,7 @@ async def test_pause_holds_due_work_but_follows_live_calls(store: Store) -> None
 
     paused_batch = await store.claim(10, "daemon-b")
     assert [(c.callback.id, c.resume) for c in paused_batch.claims] == [("live", True)]
-    assert await store.redis.zscore(store.keys.due, claimed.callback.id) is not None
+    assert await redis.zscore(store.keys.due, claimed.callback.id) is not None
 
     await store.set_paused(False)
     assert {c.callback.id for c in (await store.claim(10, "daemon-b")).claims} == {"claimed", "waiting"}
@@ -544,7 +560,7 @@ async def test_pause_holds_due_work_but_follows_live_calls(store: Store) -> None
 # --- event stream ----------------------------------------------------------------------------------
 
 
-async def test_groups_read_and_trim_never_passes_the_slowest_group(store: Store) -> None:
+async def test_groups_read_and_trim_never_passes_the_slowest_group(redis: RedisClient, store: Store) -> None:
     await store.ensure_group("cel")
     await store.ensure_group("feed")
     await store.ensure_group("feed")  # idempotent
@@ -559,7 +575,7 @@ async def test_groups_read_and_trim_never_passes_the_slowest_group(store: Store)
     assert await store.trim_events(timedelta(0)) == 2  # feed still has c2, c3 pending, c4, c5 unread
     await store.ack("feed", [entry.entry_id for entry in feed[2:]])
     assert await store.trim_events(timedelta(0)) == 2  # c4, c5 not yet delivered to feed
-    assert await stream_length(store) == 2
+    assert await stream_length(redis, store) == 2
     assert await store.trim_events(timedelta(hours=1)) == 0  # young entries stay regardless
 
 
@@ -584,9 +600,9 @@ async def test_setting_overrides_set_and_reset(store: Store) -> None:
 # --- wake-ups ----------------------------------------------------------------------------------------
 
 
-async def test_wake_is_published_only_for_a_new_earliest_callback(store: Store) -> None:
+async def test_wake_is_published_only_for_a_new_earliest_callback(redis: RedisClient, store: Store) -> None:
     await create(store, make_callback("now", due_in=10))
-    async with store.redis.pubsub() as pubsub:
+    async with redis.pubsub() as pubsub:
         await pubsub.subscribe(store.keys.wake_channel)
         await pubsub.get_message(timeout=1)  # the subscribe confirmation
         await create(store, make_callback("later", due_in=60))
@@ -596,10 +612,34 @@ async def test_wake_is_published_only_for_a_new_earliest_callback(store: Store) 
         assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2) is None
 
 
+@asynccontextmanager
+async def following(
+    follow: Callable[[Callable[[str | None], None]], Awaitable[None]],
+) -> AsyncIterator[asyncio.Queue[str | None]]:
+    """What a store's ``follow_*`` hears, in a queue; the first entry is the gap at subscription (None)."""
+    heard: asyncio.Queue[str | None] = asyncio.Queue()
+    task = asyncio.create_task(follow(heard.put_nowait))
+    try:
+        assert await asyncio.wait_for(heard.get(), 5) is None
+        yield heard
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_follow_wakeups_hears_a_new_earliest_callback(store: Store) -> None:
+    async with following(store.follow_wakeups) as heard:
+        await create(store, make_callback("sooner", due_in=5))
+        woken = await asyncio.wait_for(heard.get(), 5)
+    assert woken is not None and int(woken) == time_to_ms(NOW + timedelta(seconds=5))
+
+
 # --- retention --------------------------------------------------------------------------------------
 
 
-async def test_purge_deletes_only_long_finished_callbacks_and_their_traces(store: Store) -> None:
+async def test_purge_deletes_only_long_finished_callbacks_and_their_traces(
+    redis: RedisClient, store: Store
+) -> None:
     await create(
         store,
         make_callback("old", origin_uniqueid="1700.1", contact_number="+4930777"),
@@ -616,7 +656,7 @@ async def test_purge_deletes_only_long_finished_callbacks_and_their_traces(store
 
     assert await store.purge_finished(timedelta(days=1)) == 1
     assert await store.get("old") is None
-    assert await store.redis.exists(store.keys.history("old")) == 0
+    assert await redis.exists(store.keys.history("old")) == 0
     assert await store.ids_in_state(State.COMPLETED) == set()
     assert await store.ids_for_call("1700.1") == set()
     assert await store.ids_for_contact("+4930777") == {"recent"}

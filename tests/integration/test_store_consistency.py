@@ -66,7 +66,7 @@ class StoreModel(RuleBasedStateMachine):
 
     @initialize()
     def start_empty(self) -> None:
-        assert self.run(self.store.redis.exists(self.store.keys.due)) == 0
+        assert self.run(self.redis.exists(self.store.keys.due)) == 0
 
     # --- a person ------------------------------------------------------------------------------------
 
@@ -172,8 +172,8 @@ class StoreModel(RuleBasedStateMachine):
         due = {
             c.id for c in self.callbacks.values() if c.state is State.SCHEDULED and c.id not in self.claims
         }
-        assert set(self.run(store.redis.zrange(keys.due, 0, -1))) == due
-        assert set(self.run(store.redis.zrange(keys.leases, 0, -1))) == set(self.claims)
+        assert set(self.run(self.redis.zrange(keys.due, 0, -1))) == due
+        assert set(self.run(self.redis.zrange(keys.leases, 0, -1))) == set(self.claims)
         self.check_indexes()
 
     def check_indexes(self) -> None:
@@ -197,7 +197,7 @@ class StoreModel(RuleBasedStateMachine):
         for call in CALLS[1:]:
             assert call is not None
             assert self.run(self.store.ids_for_call(call)) == by_call[call]
-        stored_numbers = set(self.run(self.store.redis.hkeys(self.store.keys.contact_index)))
+        stored_numbers = set(self.run(self.redis.hkeys(self.store.keys.contact_index)))
         assert stored_numbers == {number for number, found in by_number.items() if found}
 
 

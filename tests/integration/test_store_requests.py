@@ -11,11 +11,12 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from test_store import NOW, changed, create, event, make_callback, ringing
+from test_store import NOW, changed, create, event, following, make_callback, ringing
 
 from asterisk_cb.core.codec import time_to_ms
 from asterisk_cb.core.inputs import Cancel, ChangeRequest, Reschedule
 from asterisk_cb.core.model import EventKind, State
+from asterisk_cb.redis_conn import RedisClient
 from asterisk_cb.store import (
     CallbackNotLive,
     ChangePending,
@@ -44,9 +45,9 @@ async def test_a_request_needs_a_live_call(store: Store) -> None:
     assert await store.pending_request("c1") is None
 
 
-async def test_request_is_recorded_and_announced(store: Store) -> None:
+async def test_request_is_recorded_and_announced(redis: RedisClient, store: Store) -> None:
     claim = await live_claim(store)
-    async with store.redis.pubsub() as pubsub:
+    async with redis.pubsub() as pubsub:
         await pubsub.subscribe(store.keys.requests_channel)
         await pubsub.get_message(timeout=1)  # the subscription's confirmation
         await store.request_change("c1", CANCEL)
@@ -54,6 +55,13 @@ async def test_request_is_recorded_and_announced(store: Store) -> None:
     assert message is not None and message["data"] == "c1"
     assert await store.pending_request("c1") == CANCEL
     assert claim.request is None
+
+
+async def test_follow_requests_hears_each_request_by_its_callback(store: Store) -> None:
+    await live_claim(store)
+    async with following(store.follow_requests) as heard:
+        await store.request_change("c1", CANCEL)
+        assert await asyncio.wait_for(heard.get(), 5) == "c1"
 
 
 async def test_one_request_at_a_time_and_no_direct_edit_meanwhile(store: Store) -> None:
@@ -66,7 +74,7 @@ async def test_one_request_at_a_time_and_no_direct_edit_meanwhile(store: Store) 
         await store.edit(claim.callback, changed(claim.callback, note="x"), [])
 
 
-async def test_holder_applies_it_and_the_requester_gets_the_outcome(store: Store) -> None:
+async def test_holder_applies_it_and_the_requester_gets_the_outcome(redis: RedisClient, store: Store) -> None:
     claim = await live_claim(store)
     await store.request_change("c1", CANCEL)
     cancelled = changed(claim.callback, state=State.CANCELLED, cancelled_by="supervisor")
@@ -75,7 +83,7 @@ async def test_holder_applies_it_and_the_requester_gets_the_outcome(store: Store
     assert after.request is None
     assert await store.pending_request("c1") is None
     assert await store.await_outcome("r1", 1) == RequestOutcome(True, "applied", cancelled.version)
-    assert await store.redis.zscore(store.keys.leases, "c1") is None  # finished: let go
+    assert await redis.zscore(store.keys.leases, "c1") is None  # finished: let go
 
 
 async def test_every_commit_hands_the_pending_request_over(store: Store) -> None:
@@ -86,7 +94,9 @@ async def test_every_commit_hands_the_pending_request_over(store: Store) -> None
     assert await store.pending_request("c1") == CANCEL  # not consumed by a commit that does not apply it
 
 
-async def test_holder_keeps_a_callback_whose_call_ended_while_a_request_waits(store: Store) -> None:
+async def test_holder_keeps_a_callback_whose_call_ended_while_a_request_waits(
+    redis: RedisClient, store: Store
+) -> None:
     """The ring ended (a missed ring) just as the request came: the callback is scheduled again but
     stays with the holder, out of the due set, until the request is dealt with."""
     claim = await live_claim(store)
@@ -95,13 +105,15 @@ async def test_holder_keeps_a_callback_whose_call_ended_while_a_request_waits(st
     missed = await store.commit(claim, changed(claim.callback, state=State.SCHEDULED, next_at=retry_at), [])
 
     assert missed.request == CANCEL
-    assert await store.redis.zscore(store.keys.due, "c1") is None
-    assert await store.redis.zscore(store.keys.leases, "c1") is not None
+    assert await redis.zscore(store.keys.due, "c1") is None
+    assert await redis.zscore(store.keys.leases, "c1") is not None
     with pytest.raises(ChangePending):  # the first one is still to be dealt with
         await store.request_change("c1", ChangeRequest("r2", Cancel("agent")))
 
 
-async def test_a_refused_request_leaves_the_callback_and_lets_a_kept_one_go(store: Store) -> None:
+async def test_a_refused_request_leaves_the_callback_and_lets_a_kept_one_go(
+    redis: RedisClient, store: Store
+) -> None:
     claim = await live_claim(store)
     await store.request_change("c1", CANCEL)
     retry_at = NOW + timedelta(minutes=1)
@@ -111,16 +123,16 @@ async def test_a_refused_request_leaves_the_callback_and_lets_a_kept_one_go(stor
     assert settled.request is None
     refused = RequestOutcome(False, "the contact answered", kept.callback.version)
     assert await store.await_outcome("r1", 1) == refused
-    assert await store.redis.zscore(store.keys.due, "c1") == time_to_ms(retry_at)
-    assert await store.redis.zscore(store.keys.leases, "c1") is None
+    assert await redis.zscore(store.keys.due, "c1") == time_to_ms(retry_at)
+    assert await redis.zscore(store.keys.leases, "c1") is None
     assert (await store.get("c1")) == kept.callback
 
 
-async def test_refused_while_live_the_holder_keeps_its_call(store: Store) -> None:
+async def test_refused_while_live_the_holder_keeps_its_call(redis: RedisClient, store: Store) -> None:
     claim = await live_claim(store)
     await store.request_change("c1", CANCEL)
     await store.settle(claim, CANCEL, "call in progress")
-    assert await store.redis.zscore(store.keys.leases, "c1") is not None
+    assert await redis.zscore(store.keys.leases, "c1") is not None
     assert await store.pending_request("c1") is None
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from asterisk_cb import config, deployment
 from asterisk_cb.cli import build_parser
+from asterisk_cb.keys import Keys
 from asterisk_cb.telephony.availability import AgentSpec
 
 REQUIRED = """
@@ -37,6 +38,11 @@ def test_defaults_point_at_a_local_asterisk_and_redis(tmp_path: Path) -> None:
     assert site.ari.app == "asterisk-cb"
     assert (site.ami.host, site.ami.port) == ("127.0.0.1", 5038)
     assert site.dialing.outbound_context == "from-internal"
+
+
+def test_a_config_without_namespace_and_a_bare_keys_name_the_same_keys(tmp_path: Path) -> None:
+    """One default namespace: tools that build ``Keys()`` (or ``run_scheduler``) see the daemon's keys."""
+    assert Keys().namespace == load(tmp_path, REQUIRED).redis.namespace
 
 
 def test_agents_ring_every_listed_device(tmp_path: Path) -> None:

@@ -1,0 +1,59 @@
+"""The schedule in Redis: callbacks, their indexes, leased claims with fencing, locks, change requests
+and the event stream (the layout and who may write what: docs/store.md; key names: ``asterisk_cb.keys``).
+
+``Store`` is composed of one part per concern, sharing one namespace's client and scripts:
+``records`` (create, read, edit, commit), ``claims``, ``locks``, ``requests``, ``events``,
+``overrides`` and ``housekeeping``; ``scripts`` runs the Lua scripts and maps their refusals to the
+``errors``. Callers hold a ``Store`` (or a protocol of the few methods they call), never the client.
+"""
+
+from __future__ import annotations
+
+from asterisk_cb.store.claims import DEFAULT_LEASE_MS, Claim, ClaimBatch, Claims, LinePool
+from asterisk_cb.store.errors import (
+    CallbackLive,
+    CallbackNotFound,
+    CallbackNotLive,
+    ChangePending,
+    DuplicateCallback,
+    LeaseExpired,
+    LeaseLost,
+    StaleToken,
+    StoreError,
+    VersionConflict,
+)
+from asterisk_cb.store.events import EventLog, StreamEvent
+from asterisk_cb.store.housekeeping import Housekeeping
+from asterisk_cb.store.locks import CallLocks, Locks
+from asterisk_cb.store.overrides import Overrides
+from asterisk_cb.store.records import IDEMPOTENCY_WINDOW, Created
+from asterisk_cb.store.requests import OUTCOME_TTL, RequestOutcome, Requests
+
+__all__ = [
+    "DEFAULT_LEASE_MS",
+    "IDEMPOTENCY_WINDOW",
+    "OUTCOME_TTL",
+    "CallLocks",
+    "CallbackLive",
+    "CallbackNotFound",
+    "CallbackNotLive",
+    "ChangePending",
+    "Claim",
+    "ClaimBatch",
+    "Created",
+    "DuplicateCallback",
+    "LeaseExpired",
+    "LeaseLost",
+    "LinePool",
+    "RequestOutcome",
+    "StaleToken",
+    "Store",
+    "StoreError",
+    "StreamEvent",
+    "VersionConflict",
+]
+
+
+class Store(Housekeeping, Claims, Locks, Requests, EventLog, Overrides):
+    """The Redis schedule of one namespace (``Housekeeping`` brings ``Records``). Share one instance
+    per process: the scripts are registered once."""

@@ -1,0 +1,25 @@
+"""What every part of the store shares: one namespace's client, key names and registered scripts.
+
+The parts (records, claims, locks, requests, events, overrides, housekeeping) are mixins of ``Store``,
+so a caller holds one object; none of them hands the client out.
+"""
+
+from __future__ import annotations
+
+from asterisk_cb.keys import Keys
+from asterisk_cb.redis_conn import RedisClient
+from asterisk_cb.store.scripts import Scripts
+
+
+class StorePart:
+    """The state of a store; each part adds the methods of one concern."""
+
+    def __init__(self, redis: RedisClient, keys: Keys | None = None) -> None:
+        self._redis = redis
+        self._keys = keys or Keys()
+        self._scripts = Scripts(redis)
+
+    @property
+    def keys(self) -> Keys:
+        """The key names of this namespace (tests look at what the store wrote with their own client)."""
+        return self._keys

@@ -1,0 +1,161 @@
+"""Callback records: create, read, and the one versioned write behind both kinds of change.
+
+A person (API, CLI, feature code through the service) changes a callback with ``edit``: an optimistic
+write checked against the version the person read (``VersionConflict``), refused while a call lives
+(``CallbackLive``). On a callback claimed but not live yet the person wins: the claim is revoked and the
+holder's next fenced write fails. The holder changes it with ``commit``, fenced by its claim's token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from asterisk_cb.core.inputs import ChangeRequest
+from asterisk_cb.core.model import Callback, Event, State
+from asterisk_cb.store.base import StorePart
+from asterisk_cb.store.claims import Claim
+from asterisk_cb.store.encoding import VERSION_FIELD, change, decode, due_ms, placement, request_or_none
+from asterisk_cb.store.errors import CallbackNotFound
+from asterisk_cb.store.requests import RequestOutcome, outcome_args
+from asterisk_cb.store.scripts import Script
+
+# A retried creation is recognised for at least this long (and at most twice as long).
+IDEMPOTENCY_WINDOW = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Created:
+    """The callback a create request stands for; ``created`` is False for a replayed idempotency key."""
+
+    callback: Callback
+    created: bool
+
+
+class Records(StorePart):
+    """Create, read, edit and commit callbacks; look them up by state, agent, contact or call."""
+
+    async def create(
+        self,
+        callback: Callback,
+        events: Sequence[Event],
+        *,
+        idempotency_key: str | None = None,
+    ) -> Created:
+        """Store a new callback with its creation events, once.
+
+        A request retried with the same ``idempotency_key`` (within ``IDEMPOTENCY_WINDOW``) gets the first
+        callback back (``created=False``) and nothing is written: a client that lost the reply cannot
+        schedule the same call twice.
+        """
+        if callback.state is not State.SCHEDULED:
+            raise ValueError(f"{callback.id}: a new callback must be scheduled, not {callback.state.value}")
+        keys = self._keys
+        args = [
+            keys.callback_prefix,
+            callback.id,
+            keys.wake_channel,
+            idempotency_key or "",
+            keys.idempotency_prefix,
+            int(IDEMPOTENCY_WINDOW.total_seconds()),
+            due_ms(callback),
+            keys.history_prefix,
+            change(keys, None, callback, events),
+        ]
+        created, callback_id = await self._scripts.run(Script.CREATE, [keys.due, keys.events], args)
+        if created:
+            return Created(callback, True)
+        first = await self.get(callback_id)
+        if first is None:
+            raise CallbackNotFound(f"idempotency key {idempotency_key!r} names {callback_id}, which is gone")
+        return Created(first, False)
+
+    async def get(self, callback_id: str) -> Callback | None:
+        found = await self.get_many([callback_id])
+        return found[0] if found else None
+
+    async def get_many(self, callback_ids: Iterable[str]) -> list[Callback]:
+        """The callbacks that exist among ``callback_ids``, in the given order."""
+        wanted = list(callback_ids)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for callback_id in wanted:
+                pipe.hgetall(self._keys.callback(callback_id))
+                pipe.get(self._keys.history(callback_id))
+            replies = await pipe.execute()
+        records = zip(wanted, replies[::2], replies[1::2], strict=True)
+        return [decode(callback_id, stored, history) for callback_id, stored, history in records if stored]
+
+    async def ids_in_state(self, state: State) -> set[str]:
+        return set(await self._redis.smembers(self._keys.state_index(state.value)))
+
+    async def ids_for_agent(self, agent: str) -> set[str]:
+        return set(await self._redis.smembers(self._keys.agent_index(agent)))
+
+    async def ids_for_contact(self, contact_number: str) -> set[str]:
+        return await self._hash_index_ids(self._keys.contact_index, contact_number)
+
+    async def ids_for_call(self, uniqueid_or_linkedid: str) -> set[str]:
+        """Callbacks requested from a call, by the uniqueid or the linkedid of the originating channel."""
+        return await self._hash_index_ids(self._keys.call_index, uniqueid_or_linkedid)
+
+    async def _hash_index_ids(self, index: str, value: str) -> set[str]:
+        return set((await self._redis.hget(index, value) or "").split())
+
+    async def count_by_state(self) -> dict[State, int]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for state in State:
+                pipe.scard(self._keys.state_index(state.value))
+            counts = await pipe.execute()
+        return dict(zip(State, counts, strict=True))
+
+    async def edit(self, before: Callback, after: Callback, events: Sequence[Event]) -> Callback:
+        """A person's change (edit, reschedule, cancel): applied only if the callback is still at
+        ``before.version`` and not live; revokes a claim that is not live yet."""
+        await self._write(before, after, events, token=None)
+        return after
+
+    async def commit(
+        self,
+        claim: Claim,
+        after: Callback,
+        events: Sequence[Event],
+        applying: ChangeRequest | None = None,
+    ) -> Claim:
+        """The holder's transition, fenced by its token and lease; ``applying`` names the person's
+        change request this transition applies (its outcome goes to the requester atomically).
+
+        If ``after`` is live (e.g. the attempt and its channel ids recorded just before originating) the
+        lease is kept and the returned claim carries the new record; otherwise the lease is released and
+        the callback is scheduled again at ``after.next_at`` or, finished, leaves the schedule. Unless a
+        change request is pending: then the lease is kept and the returned claim's ``request`` is it.
+        """
+        pending = await self._write(claim.callback, after, events, claim.token, applying=applying)
+        return Claim(after, claim.token, claim.resume, claim.owner, claim.lease_until_ms, pending)
+
+    async def _write(
+        self,
+        before: Callback,
+        after: Callback,
+        events: Sequence[Event],
+        token: int | None,
+        *,
+        applying: ChangeRequest | None = None,
+    ) -> ChangeRequest | None:
+        if after.id != before.id or after.version <= before.version:
+            raise ValueError(f"{after.id}: a change must keep the id and raise the version")
+        keys = self._keys
+        args = [
+            keys.callback_prefix,
+            after.id,
+            keys.wake_channel,
+            VERSION_FIELD,
+            before.version,
+            "" if token is None else token,
+            *placement(after),
+            keys.history_prefix,
+            change(keys, before, after, events),
+            *outcome_args(keys, applying, RequestOutcome(True, "applied", after.version)),
+        ]
+        pending = await self._scripts.run(Script.WRITE, [keys.due, keys.leases, keys.events], args)
+        return request_or_none(after.id, pending) if pending else None

@@ -1,0 +1,69 @@
+"""The Lua scripts (``asterisk_cb/lua``) and the one place that runs them.
+
+Every change of the schedule is one script, so a callback, its place in the schedule, its indexes and
+its events never disagree, and lease expiry is judged on the Redis server's clock only. A script refuses
+with an ``ACB_<CODE> detail`` error reply; ``Scripts.run`` turns it into the store's typed error.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from asterisk_cb.redis_conn import RedisClient
+from asterisk_cb.store import errors
+
+_ERRORS: dict[str, type[errors.StoreError]] = {
+    "ACB_NOTFOUND": errors.CallbackNotFound,
+    "ACB_EXISTS": errors.DuplicateCallback,
+    "ACB_VERSION": errors.VersionConflict,
+    "ACB_LIVE": errors.CallbackLive,
+    "ACB_NOTLIVE": errors.CallbackNotLive,
+    "ACB_PENDING": errors.ChangePending,
+    "ACB_STALE": errors.StaleToken,
+    "ACB_EXPIRED": errors.LeaseExpired,
+}
+
+
+class Script(enum.Enum):
+    """A script, named by its file in ``asterisk_cb/lua``."""
+
+    CREATE = "create"
+    WRITE = "write"
+    CLAIM = "claim"
+    RENEW = "renew"
+    RELEASE = "release"
+    TRIM = "trim"
+    PURGE = "purge"
+    LOCK = "lock"
+    UNLOCK = "unlock"
+    HELD = "held"
+    REQUEST = "request"
+    SETTLE = "settle"
+
+
+class Scripts:
+    """Every script registered on one client with the shared helpers (common.lua) prepended; Redis
+    caches them by SHA, so register once per process."""
+
+    def __init__(self, redis: RedisClient) -> None:
+        folder = resources.files("asterisk_cb") / "lua"
+        common = (folder / "common.lua").read_text()
+        self._registered = {
+            script: redis.register_script(common + "\n" + (folder / f"{script.value}.lua").read_text())
+            for script in Script
+        }
+
+    async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """The script's reply; an ``ACB_*`` refusal raises its ``StoreError``, anything else as is."""
+        try:
+            return await self._registered[script](keys=list(keys), args=list(args))
+        except ResponseError as error:
+            code, _, detail = str(error).partition(" ")
+            if code in _ERRORS:
+                raise _ERRORS[code](detail) from None
+            raise

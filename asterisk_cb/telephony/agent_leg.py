@@ -1,0 +1,139 @@
+"""The agent's side of a callback call over ARI: ring its ready devices, end the rings it did not take,
+announce the number, and put the answered leg into the attempt's bridge.
+
+Plain steps on a ``CallContext``; each returns the lifecycle input a failure stands for, if any.
+Why each step is shaped so (and the measurements behind it): docs/calls.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from asterisk_cb.core import inputs as ev
+from asterisk_cb.core.effects import DialContact, RingAgent, StopRinging
+from asterisk_cb.core.model import LegRole, Outcome
+from asterisk_cb.telephony.ari import AriError, AriNotFound, ChannelNotInStasis
+from asterisk_cb.telephony.call_context import CallContext, seconds
+from asterisk_cb.telephony.call_marks import agent_caller_id, callback_variables
+from asterisk_cb.telephony.call_steps import (
+    ANNOUNCE_TIMEOUT_S,
+    agent_gone,
+    announcement,
+    is_key,
+    play_until_over,
+    quietly,
+)
+from asterisk_cb.telephony.progress import LegWatch
+
+log = logging.getLogger(__name__)
+
+
+async def ring_agent(
+    call: CallContext,
+    effect: RingAgent,
+    devices: tuple[str, ...],
+    states: dict[str, str],
+    watch: LegWatch,
+) -> ev.Input | None:
+    """Ring every ready device, each with its recorded channel id; a device that cannot be rung ends
+    its own ring only (the agent's ring is over when every ring is).
+
+    The originates go out one after the other in the recorded order, not concurrently: Asterisk 22
+    refuses (409) an originate whose channelId is a prefix of a live channel's id (measured:
+    ``-agent`` while ``-agent-2`` rings), so the shorter id must come first. Each answers as soon as
+    its dial has started, a few milliseconds: the phones still ring together."""
+    if len(devices) != len(effect.channel_ids):  # never: Due.rings came from them
+        return ev.AgentMissed(Outcome.AGENT_FAILED)
+    over: ev.Input | None = None
+    for device, channel_id in zip(devices, effect.channel_ids, strict=True):
+        watch.device_state_before[channel_id] = states.get(device)
+        if not await _ring_device(call, effect, device, channel_id):
+            over = watch.ring_failed(call.callback, channel_id)  # the last failure of all ends it
+    return over
+
+
+async def _ring_device(call: CallContext, effect: RingAgent, device: str, channel_id: str) -> bool:
+    try:
+        await call.ari.originate(
+            device,
+            channel_id=channel_id,
+            app_args="agent",
+            caller_id=agent_caller_id(effect.contact_name, effect.contact_number),
+            timeout_s=seconds(effect.timeout),
+            variables=callback_variables(call.callback.id, effect.attempt_id, LegRole.AGENT),
+        )
+    except AriError as error:  # e.g. 500 for a device that just went unreachable
+        log.warning("callback %s: ringing %s failed: %s", call.callback.id, device, error)
+        return False
+    return True
+
+
+async def stop_ringing(call: CallContext, effect: StopRinging) -> None:
+    """The agent answered on another device: end the other rings with cause 26 (answered
+    elsewhere), which PJSIP sends in the CANCEL's Reason header so phones log no missed call."""
+    for channel_id in effect.channel_ids:
+        await quietly(call.ari.hangup(channel_id, reason="answered_elsewhere"))
+
+
+async def announce(call: CallContext, agent_channel: str, number: str) -> ev.Input | None:
+    """Play the answered agent a beep and the contact's number, digit by digit, before the contact
+    is dialled; any key skips the rest. The agent hanging up meanwhile is ``AgentHungUp``: the
+    contact is never dialled, so it is a missed ring, not a contact attempt. A playback Asterisk
+    refuses only costs the announcement.
+
+    One ARI play per sound, not one play of several media: measured on Asterisk 22, neither a
+    ``digits:`` playback nor a playback of several media can be stopped (DELETE answers 500, or
+    204 and it plays on), so a key could not cut them short."""
+    events = call.events
+    key = events.expect(lambda event: is_key(event, agent_channel))
+    gone = events.expect(lambda event: agent_gone(event, agent_channel))
+    playback_id, played_all = "", False
+    try:
+        async with asyncio.timeout(ANNOUNCE_TIMEOUT_S):
+            for n, media in enumerate(announcement(number)):
+                playback_id = f"{agent_channel}-announce-{n}"
+                await play_until_over(call.ari, events, agent_channel, media, playback_id, key, gone)
+                if key.done() or gone.done():
+                    break
+            else:
+                played_all = True
+    except (AriNotFound, ChannelNotInStasis):  # the agent hung up right after answering
+        return ev.AgentHungUp(contact_dialled=False)
+    except (AriError, TimeoutError) as error:
+        log.warning("callback %s: announcing to the agent failed: %r", call.callback.id, error)
+    finally:
+        key.cancel()  # a no-op on what already happened: done() tells below
+        gone.cancel()
+    if gone.done() and not gone.cancelled():
+        return ev.AgentHungUp(contact_dialled=False)
+    if not played_all:  # skipped, or stuck: that sound stops now
+        await quietly(call.ari.stop_playback(playback_id))
+    return None
+
+
+async def bridge_agent(
+    call: CallContext, agent_channel: str, bridge_id: str, effect: DialContact
+) -> ev.Input | None:
+    """The answered agent leg, with the contact's caller ID, into the attempt's bridge."""
+    ari = call.ari
+    try:
+        await _present_caller_id(call, agent_channel, effect)
+        await ari.create_bridge(bridge_id, name=f"callback {call.callback.id}")
+        await ari.add_channel(bridge_id, agent_channel)
+    except (AriNotFound, ChannelNotInStasis):  # the agent hung up right after answering
+        return ev.AgentHungUp(contact_dialled=False)
+    except AriError as error:
+        log.warning("callback %s: preparing the agent leg failed: %s", call.callback.id, error)
+        return ev.ContactFailed(Outcome.FAILED)
+    return None
+
+
+async def _present_caller_id(call: CallContext, agent_channel: str, effect: DialContact) -> None:
+    """Give the answered agent leg the caller ID the contact must see (empty: the dialplan's).
+
+    Measured: the Local channel's dialplan half takes its caller ID from its bridged half's connected
+    line, i.e. from the agent leg's caller ID, which is still the "CB <contact>" the agent's display
+    showed: without this the contact would be shown their own number."""
+    for part, value in (("name", effect.caller_id.name), ("num", effect.caller_id.number)):
+        await call.ari.set_variable(agent_channel, f"CALLERID({part})", value)

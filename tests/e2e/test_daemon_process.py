@@ -293,16 +293,27 @@ def _never_two_at_once(callbacks: list[Callback]) -> None:
 
 
 async def _until_holding_a_talk(lab: Lab, callbacks: list[Callback], pid: int) -> str:
-    """The id of a callback in progress held by the daemon with ``pid`` (lease owner host:pid:...)."""
+    """The id of a callback in progress held by the daemon with ``pid`` (lease owner host:pid:...),
+    at a moment when none of that daemon's other calls is ringing: a kill between the commit of a
+    ring and its dial is the resumer's "lost, dial again" case (tested on its own), not this test's."""
     async with asyncio.timeout(30):
         while True:
-            for callback in callbacks:
-                owner = await lab.redis.hget(lab.store.keys.callback(callback.id), "_own")
-                current = await lab.store.get(callback.id)
-                held = owner is not None and owner.split(":")[1] == str(pid)
-                if held and current is not None and current.state is State.IN_PROGRESS:
-                    return callback.id
+            held = [callback for callback in await _held_by(lab, callbacks, pid) if callback.state.is_live]
+            talking = [callback.id for callback in held if callback.state is State.IN_PROGRESS]
+            if talking and len(talking) == len(held):
+                return talking[0]
             await asyncio.sleep(0.05)
+
+
+async def _held_by(lab: Lab, callbacks: list[Callback], pid: int) -> list[Callback]:
+    """The callbacks whose lease the daemon with ``pid`` holds, as they stand now."""
+    held = []
+    for callback in callbacks:
+        owner = await lab.redis.hget(lab.store.keys.callback(callback.id), "_own")
+        current = await lab.store.get(callback.id)
+        if owner is not None and owner.split(":")[1] == str(pid) and current is not None:
+            held.append(current)
+    return held
 
 
 async def test_sigkill_while_the_contact_waits_in_the_failover_queue_a_member_answering_unseen_is_followed(

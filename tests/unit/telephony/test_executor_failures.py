@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +13,7 @@ from ari_fake import FakeAri, load_fixture
 
 from asterisk_cb.core import inputs as ev
 from asterisk_cb.core import lifecycle
+from asterisk_cb.core.inputs import ChangeRequest
 from asterisk_cb.core.model import Callback, Event, LegRole, Outcome, Phase, State
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.store import CallLocks, Claim
@@ -29,21 +30,41 @@ SETTINGS = Settings(max_missed_agent_rings=3, failover_queue="failover")
 
 
 class RecordingStore:
-    """Stands in for ``Store.commit`` (keeps every committed callback, in order) and the call locks."""
+    """The executor's store (``ExecutorStore``) without Redis: keeps every committed callback, in
+    order; nobody else holds a lock and no change is requested (tested against Redis elsewhere)."""
 
     def __init__(self) -> None:
         self.committed: list[Callback] = []
 
-    async def commit(self, claim: Claim, after: Callback, events: Sequence[Event]) -> Claim:
+    async def commit(
+        self,
+        claim: Claim,
+        after: Callback,
+        events: Sequence[Event],
+        *,
+        applying: ChangeRequest | None = None,
+    ) -> Claim:
         assert after.version == claim.callback.version + 1
         self.committed.append(after)
         return dataclasses.replace(claim, callback=after)
+
+    async def settle(self, claim: Claim, request: ChangeRequest, refusal: str) -> Claim:
+        raise AssertionError(f"no change was requested, yet {request} was refused: {refusal}")
+
+    async def pending_request(self, callback_id: str) -> ChangeRequest | None:
+        return None
 
     async def take_call_locks(self, claim: Claim, locks: CallLocks) -> None:
         """Nobody else holds anything here (the locks are tested against Redis)."""
 
     async def release_call_locks(self, claim: Claim, locks: CallLocks) -> int:
         return 0
+
+    async def agents_in_calls(self, agents: Sequence[str]) -> set[str]:
+        return set()
+
+    async def follow_requests(self, on_request: Callable[[str | None], None]) -> None:
+        await asyncio.Event().wait()  # no request ever comes
 
 
 def _executor(
@@ -63,7 +84,7 @@ def _executor(
         return settings
 
     return CallbackExecutor(
-        store,  # type: ignore[arg-type]  # only commit and the locks are used here
+        store,
         ari_client,
         events,
         availability=view,

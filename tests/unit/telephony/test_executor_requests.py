@@ -29,11 +29,12 @@ class RequestingStore(RecordingStore):
         self.pending: ChangeRequest | None = None
         self.outcomes: list[str] = []
 
-    async def commit(  # type: ignore[override]  # the real commit's applying=
+    async def commit(
         self,
         claim: Claim,
         after: Callback,
         events: Sequence[Event],
+        *,
         applying: ChangeRequest | None = None,
     ) -> Claim:
         assert after.version == claim.callback.version + 1
@@ -67,7 +68,7 @@ async def test_a_cancel_racing_the_agents_answer_hangs_up_and_never_dials_the_co
     fake_ari: FakeAri, ari_client: AriClient, events: AriEventStream
 ) -> None:
     store = RequestingStore(ChangeRequest("r1", Cancel("supervisor")), State.CONTACT_RINGING)
-    executor = _executor(ari_client, events, store)  # type: ignore[arg-type]
+    executor = _executor(ari_client, events, store)
     await _agent_answers(fake_ari, asyncio.create_task(executor.execute(_claim())))
 
     assert [cb.state for cb in store.committed] == [
@@ -88,7 +89,7 @@ async def test_with_two_phones_a_cancel_at_the_answer_also_stops_the_other_ring(
     """The answered attempt lists only the answered phone: the other's ring ends by the answer's own
     StopRinging, which is still performed when the person's change ends the call."""
     store = RequestingStore(ChangeRequest("r1", Cancel("supervisor")), State.CONTACT_RINGING)
-    executor = _executor(ari_client, events, store, devices=("PJSIP/1001", "PJSIP/1011"))  # type: ignore[arg-type]
+    executor = _executor(ari_client, events, store, devices=("PJSIP/1001", "PJSIP/1011"))
     running = asyncio.create_task(executor.execute(_claim()))
     async with asyncio.timeout(3):
         while len(fake_ari.channels) < 2:  # noqa: ASYNC110 - the fake records the originates

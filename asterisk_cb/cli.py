@@ -254,10 +254,10 @@ async def cmd_doctor(context: Context, args: argparse.Namespace) -> int:
 
 
 async def cmd_run(context: Context, args: argparse.Namespace) -> int:
-    """The daemon, in the foreground (systemd runs it so); logs are JSON lines on stderr."""
+    """The daemon, in the foreground (systemd runs it so); logs are JSON lines on stderr. Exit 1 when an
+    essential component failed."""
     logs.configure(args.log_level)
-    await daemon.Daemon(args.config, context.file, context.site).run()
-    return 0
+    return await daemon.Daemon(args.config, context.file, context.site).run()
 
 
 # ---- output -----------------------------------------------------------------------------------------

@@ -47,11 +47,13 @@ class EventSource(Protocol):
 @dataclass(frozen=True)
 class ConsumerOptions:
     """``start_id``: where a new (or recreated) group starts; "$" = only events from now on, so a
-    recreated group never handles the stream's retained history twice."""
+    recreated group never handles the stream's retained history twice. Reads poll every ``poll_s``
+    rather than block in Redis: Redis 7.0 can keep a blocked XREADGROUP waiting past its BLOCK time
+    once its group was destroyed and recreated, and a blocked read then holds up the daemon's stop."""
 
     start_id: str = "$"
     batch: int = 500
-    block_ms: int = 5000
+    poll_s: float = 1.0
     stale_ms: int = 60_000  # an entry read this long ago and not acknowledged: its reader is gone
     retry_s: float = 2.0
 
@@ -91,11 +93,13 @@ class EventConsumer:
             await self._source.ensure_group(self.group, options.start_id)
             self._grouped = True
         stale = await self._source.take_over_stale(self.group, self.consumer, options.stale_ms)
-        fresh = await self._source.read_group(self.group, self.consumer, options.batch, options.block_ms)
+        fresh = await self._source.read_group(self.group, self.consumer, options.batch)
         entries = [*stale, *fresh]
         if entries:
             await self._handle(entries)
             await self._source.ack(self.group, [entry.entry_id for entry in entries])
+        if len(fresh) < options.batch:  # caught up: look again in a moment
+            await asyncio.sleep(options.poll_s)
 
     async def _recover(self, error: RedisError) -> None:
         if isinstance(error, ResponseError) and str(error).startswith("NOGROUP"):

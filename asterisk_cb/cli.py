@@ -227,11 +227,42 @@ async def cmd_doctor(context: Context, args: argparse.Namespace) -> int:
     return 1 if any(check.verdict is doctor.Verdict.FAIL for check in checks) else 0
 
 
-async def cmd_run(context: Context, args: argparse.Namespace) -> int:
-    """The daemon, in the foreground (systemd runs it so); logs are JSON lines on stderr."""
-    logs.configure(args.log_level)
-    await daemon.Daemon(args.config, context.file, context.site).run()
+async def cmd_events_groups(context: Context, args: argparse.Namespace) -> int:
+    """The event stream's consumer groups: an unread one holds back trimming (see ``doctor``)."""
+    async with open_store(context.site) as store:
+        groups = await store.event_groups()
+    rows = [
+        (group.name, str(group.consumers), str(group.pending), _lag(group.lag), group.last_delivered)
+        for group in groups
+    ]
+    print(render_table(("group", "consumers", "pending", "lag", "last delivered"), rows))
+    print(f"{len(rows)} group(s)")
     return 0
+
+
+async def cmd_events_drop_group(context: Context, args: argparse.Namespace) -> int:
+    """Remove a group nobody reads any more; a daemon still consuming it would create it anew."""
+    async with open_store(context.site) as store:
+        known = {group.name: group for group in await store.event_groups()}
+        group = known.get(args.name)
+        if group is None:
+            names = ", ".join(sorted(known)) or "none"
+            message = f"no consumer group {args.name!r} on the event stream (groups: {names})"
+            return _fail(message, EXIT_REFUSED)
+        await store.drop_group(group.name)
+    print(f"group {group.name} dropped ({group.pending} pending, lag {_lag(group.lag)})")
+    return 0
+
+
+def _lag(lag: int | None) -> str:
+    return "?" if lag is None else str(lag)
+
+
+async def cmd_run(context: Context, args: argparse.Namespace) -> int:
+    """The daemon, in the foreground (systemd runs it so); logs are JSON lines on stderr. Exit 1 when an
+    essential component failed."""
+    logs.configure(args.log_level)
+    return await daemon.Daemon(args.config, context.file, context.site).run()
 
 
 # ---- output -----------------------------------------------------------------------------------------
@@ -339,7 +370,18 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("scope")
     reset.add_argument("option", nargs="?")
     reset.set_defaults(run=cmd_settings_reset)
+    _events_parser(commands)
     return parser
+
+
+def _events_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    events = commands.add_parser("events", help="the event stream's consumer groups")
+    actions = events.add_subparsers(dest="action", required=True, metavar="action")
+    groups = actions.add_parser("groups", help="each group: consumers, pending, lag, last delivered")
+    groups.set_defaults(run=cmd_events_groups)
+    drop = actions.add_parser("drop-group", help="remove a group nobody reads (it holds back trimming)")
+    drop.add_argument("name")
+    drop.set_defaults(run=cmd_events_drop_group)
 
 
 def _change_parser(

@@ -1,12 +1,16 @@
-"""``asterisk-cb run``: wiring only. Config -> Redis, ARI, AMI -> availability -> executor -> scheduler.
+"""``asterisk-cb run``: wiring only. Config -> Redis, ARI, AMI -> availability -> executor -> scheduler,
+and the list of components (``asterisk_cb.components``) the supervisor keeps running.
 
 Signals, as admins expect from a PBX daemon:
 
-* SIGTERM / SIGINT: stop taking new callbacks and exit. Live calls stay up: their leases lapse and the
-  restarted daemon (or another one on the same Redis) resumes them from the recorded channel ids,
-  never dialling again.
+* SIGTERM / SIGINT: stop taking new callbacks and exit (0), at any moment, also while still waiting
+  for ARI and AMI. Live calls stay up: their leases lapse and the restarted daemon (or another one on
+  the same Redis) resumes them from the recorded channel ids, never dialling again.
 * SIGHUP: reload the callback settings from the config file. A file with an error is refused (logged
   with file and line) and the running settings stay; the connection sections need a restart.
+
+Exit code 1 (``EXIT_COMPONENT_FAILED``): an essential component (scheduler, ARI, AMI) failed; the log
+names it. A failing auxiliary component (metrics, change-requests follower) is restarted instead.
 """
 
 from __future__ import annotations
@@ -15,15 +19,22 @@ import asyncio
 import dataclasses
 import logging
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from asterisk_cb import config, deployment
+from asterisk_cb.components import (
+    AmiLink,
+    AriEvents,
+    ChangeRequests,
+    Component,
+    Link,
+    SchedulerPart,
+    Supervisor,
+)
 from asterisk_cb.core.model import Callback
 from asterisk_cb.core.settings import Settings, SettingsFile
 from asterisk_cb.keys import Keys
-from asterisk_cb.metrics import GROUP, Metrics, serve
+from asterisk_cb.metrics import Metrics, MetricsServer, event_counter
 from asterisk_cb.redis_conn import RedisClient
 from asterisk_cb.scheduler import Scheduler, SchedulerOptions
 from asterisk_cb.service import effective_settings
@@ -38,10 +49,6 @@ from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions
 from asterisk_cb.telephony.queue_guard import QueueGuard
 
 log = logging.getLogger(__name__)
-
-# How long start-up waits for each of ARI and AMI before the scheduler runs anyway: a callback found due
-# while Asterisk is away is simply seen as "agent unavailable" and checked again after the reschedule delay.
-LINK_READY_TIMEOUT_S = 10.0
 
 
 class Daemon:
@@ -96,8 +103,33 @@ class Daemon:
             scheduling = dataclasses.replace(scheduling, concurrency=site.dialing.max_calls)
         self.scheduler = Scheduler(self.store, self.executor, scheduling)
         self.metrics = Metrics(
-            self.scheduler.stats, lambda: (self.events.health.snapshot(), self.ami.health.snapshot())
+            self.scheduler.stats,
+            lambda: (self.events.health.snapshot(), self.ami.health.snapshot()),
+            states=self.store.count_by_state,
+            components=self.component_health,
         )
+        self.supervisor = Supervisor(self.components())
+
+    def component_health(self) -> dict[str, bool]:
+        return self.supervisor.snapshot()
+
+    def components(self) -> list[Component]:
+        """What this daemon keeps running, in start order (stopped in reverse): a new way in is one
+        line here. Essential ones first; metrics only with [metrics]."""
+        links = (
+            Link("ARI", self.site.ari.url, self.events.wait_ready),
+            Link("AMI", self.site.ami.host, self.ami.wait_ready),
+        )
+        parts: list[Component] = [
+            AriEvents(self.events),
+            AmiLink(self.ami),
+            SchedulerPart(self.scheduler, links),
+            ChangeRequests(self.executor.follow_requests),
+        ]
+        if self.site.metrics is not None:
+            parts.append(MetricsServer(self.metrics, self.site.metrics.host, self.site.metrics.port))
+            parts.append(event_counter(self.store, self.metrics, self.scheduler.owner))
+        return parts
 
     async def settings_for(self, callback: Callback) -> Settings:
         """The callback's effective settings: run-time overrides over the file, agent > queue > general."""
@@ -111,64 +143,27 @@ class Daemon:
             return
         log.info("settings reloaded", extra={"config": str(self.config_path)})
 
-    async def run(self) -> None:
+    async def run(self) -> int:
+        """Run the components until a signal (0) or an essential one fails (``EXIT_COMPONENT_FAILED``)."""
         loop = asyncio.get_running_loop()
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(stop_signal, self._stop, stop_signal)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
-        self.events.start()
-        await self.ami.start()
-        await self._wait_for_links()
-        log.info("running", extra={"owner": self.scheduler.owner, "agents": len(self.site.agents)})
-        requests = asyncio.create_task(self.executor.follow_requests())
+        log.info("starting", extra={"owner": self.scheduler.owner, "agents": len(self.site.agents)})
         try:
-            async with self._metrics_served():
-                await self.scheduler.run()
+            return await self.supervisor.run()
         finally:
-            requests.cancel()
-            await asyncio.gather(requests, return_exceptions=True)
-            await self.events.stop()
-            await self.ami.stop()
+            for handled in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(handled)
             await self.ari.close()
             await self.redis.aclose()
             log.info("stopped")
 
-    async def _wait_for_links(self) -> None:
-        """Give ARI and AMI a moment to connect and seed: a callback due before that would find its
-        resumed channels not looked up yet (ARI), or its agent's devices unknown and queue pause missed
-        (AMI). Neither is needed to run."""
-        for link, ready, peer in (
-            ("ARI", self.events.wait_ready, self.site.ari.url),
-            ("AMI", self.ami.wait_ready, self.site.ami.host),
-        ):
-            try:
-                await ready(LINK_READY_TIMEOUT_S)
-            except TimeoutError:
-                log.warning(f"{link} not ready yet; running anyway", extra={"peer": peer})
-
-    @asynccontextmanager
-    async def _metrics_served(self) -> AsyncIterator[None]:
-        """Serve /metrics and count events while the scheduler runs; without [metrics] the shared
-        consumer group is dropped, so an unread group never holds back the event stream's trimming."""
-        listen = self.site.metrics
-        if listen is None:
-            await self.store.drop_group(GROUP)
-            yield
-            return
-        runner = await serve(self.metrics, listen.host, listen.port)
-        counting = asyncio.create_task(self.metrics.count_events(self.store, self.scheduler.owner))
-        log.info("metrics served", extra={"url": f"http://{listen.host}:{listen.port}/metrics"})
-        try:
-            yield
-        finally:
-            counting.cancel()
-            await runner.cleanup()
-
     def _stop(self, received: signal.Signals) -> None:
         log.info("stopping: live calls stay up and will be resumed", extra={"signal": received.name})
-        self.scheduler.stop()
+        self.supervisor.stop()
 
 
-async def run(config_path: Path) -> None:
+async def run(config_path: Path) -> int:
     file = config.load(config_path, other_sections=deployment.SECTIONS)
-    await Daemon(config_path, file, deployment.from_settings_file(file)).run()
+    return await Daemon(config_path, file, deployment.from_settings_file(file)).run()

@@ -17,13 +17,15 @@ from redis.exceptions import RedisError
 from asterisk_cb import deployment
 from asterisk_cb.core.settings import GENERAL, Layers, SettingsFile, resolve
 from asterisk_cb.keys import Keys
-from asterisk_cb.store import Store
+from asterisk_cb.store import GroupInfo, Store
 from asterisk_cb.telephony import answer_marks
 from asterisk_cb.telephony.ami import AmiConnection, AmiError, AmiSettings
 from asterisk_cb.telephony.ari import AriClient, AriError, AriSettings
 from asterisk_cb.telephony.availability import AgentSpec
 
 AMI_LOGIN_TIMEOUT_S = 5.0
+# A consumer group this far behind (undelivered or unacknowledged entries) holds back the stream's trimming.
+GROUP_BACKLOG_WARN = 10_000
 # Device states that mean "Asterisk has no such device" rather than "the phone is away".
 _UNKNOWN_DEVICE = {"UNKNOWN", "INVALID"}
 
@@ -43,8 +45,7 @@ class Check:
 
 async def run_checks(file: SettingsFile, site: deployment.Deployment) -> list[Check]:
     """Every check, in the order a callback needs them; a failed link skips the checks behind it."""
-    redis_check, runtime = await _redis(site)
-    checks = [redis_check]
+    checks, runtime = await _redis(site)
     checks.append(await _ari(site))
     ami = AmiConnection(AmiSettings(site.ami.user, site.ami.secret, site.ami.host, site.ami.port))
     try:
@@ -73,8 +74,9 @@ async def run_checks(file: SettingsFile, site: deployment.Deployment) -> list[Ch
     return checks
 
 
-async def _redis(site: deployment.Deployment) -> tuple[Check, Layers]:
-    """The Redis check, and the run-time setting overrides found there (none if unreachable)."""
+async def _redis(site: deployment.Deployment) -> tuple[list[Check], Layers]:
+    """The Redis check and one per event-stream consumer group, and the run-time setting overrides
+    found there (none if unreachable)."""
     redis = site.redis.connect("asterisk-cb-doctor")
     store = Store(redis, Keys(site.redis.namespace))
     try:
@@ -82,16 +84,29 @@ async def _redis(site: deployment.Deployment) -> tuple[Check, Layers]:
         persistence = await redis.info("persistence")
         counts = await store.count_by_state()
         runtime = await store.setting_layers()
+        groups = await store.event_groups()
     except RedisError as error:
-        return Check("redis", Verdict.FAIL, f"{site.redis.url or 'sentinel'}: {error}"), {}
+        return [Check("redis", Verdict.FAIL, f"{site.redis.url or 'sentinel'}: {error}")], {}
     finally:
         await redis.aclose()
     held = sum(count for state, count in counts.items() if not state.is_finished)
     detail = f"Redis {info.get('redis_version')}, namespace {site.redis.namespace}: {held} callbacks pending"
+    verdict = Verdict.OK
     if not persistence.get("aof_enabled"):
-        warning = "; appendonly is off: a Redis crash can lose callbacks"
-        return Check("redis", Verdict.WARN, detail + warning), runtime
-    return Check("redis", Verdict.OK, detail), runtime
+        detail += "; appendonly is off: a Redis crash can lose callbacks"
+        verdict = Verdict.WARN
+    return [Check("redis", verdict, detail), *map(_group_check, groups)], runtime
+
+
+def _group_check(group: GroupInfo) -> Check:
+    """A group with a large backlog, or nobody reading it, holds back the trimming of the event stream."""
+    lag = "?" if group.lag is None else str(group.lag)
+    detail = f"{group.consumers} consumer(s), {group.pending} pending, lag {lag}"
+    backlog = group.pending + (group.lag or 0)
+    if group.consumers == 0 or backlog >= GROUP_BACKLOG_WARN:
+        remedy = "it holds back trimming: start its reader, or `asterisk-cb events drop-group` it"
+        return Check(f"events group {group.name}", Verdict.WARN, f"{detail}; {remedy}")
+    return Check(f"events group {group.name}", Verdict.OK, detail)
 
 
 async def _ari(site: deployment.Deployment) -> Check:

@@ -45,6 +45,8 @@ class Keys:
         P fence                string fencing-token counter (INCR; tokens only ever grow)
         P paused               string present = "pause all callbacks"
         P events               stream one stream for all callbacks' lifecycle events
+        P dead:<group>         stream entries the consumer group <group> could not handle, parked
+                               for an admin (the entry's fields plus _id and _error)
         P cb:<id>              hash   the callback (codec fields + store bookkeeping fields "_...")
         P hist:<id>            string the callback's attempt history (codec JSON), when it has one
         P ix:state:<state>     set    callback ids per state
@@ -99,6 +101,10 @@ class Keys:
     @property
     def events(self) -> str:
         return self.prefix + "events"
+
+    def dead_letters(self, group: str) -> str:
+        """Where a consumer group parks the entries it could not decode or handle (one per group)."""
+        return self.prefix + "dead:" + _check_part("consumer group", group)
 
     @property
     def wake_channel(self) -> str:

@@ -2,17 +2,17 @@
 
 Event counters come from the callbacks' event stream through ONE consumer group shared by every
 daemon: each event is counted by exactly one daemon, so summing ``asterisk_cb_events_total`` over
-the daemons gives the deployment's totals (a missed agent ring is ``kind="agent_missed"``). Gauges are
-read when Prometheus scrapes: callbacks per state (from the store, refreshed by the consumer loop),
-the scheduler's counters and whether ARI and AMI are connected.
+the daemons gives the deployment's totals (a missed agent ring is ``kind="agent_missed"``); the counting
+is a handler on ``asterisk_cb.consumer``. Gauges are read when Prometheus scrapes: callbacks per state
+(from the store, at each scrape), the scheduler's counters, whether ARI and AMI are connected and
+whether each daemon component runs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, generate_latest
@@ -20,18 +20,17 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
+from asterisk_cb.components import forever
+from asterisk_cb.consumer import EventConsumer, EventSource
 from asterisk_cb.core.model import State
 from asterisk_cb.scheduler import SchedulerStats
-from asterisk_cb.store import Store, StreamEvent
+from asterisk_cb.store import StreamEvent
 from asterisk_cb.telephony.health import HealthSnapshot
 
 log = logging.getLogger(__name__)
 
 GROUP = "metrics"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_READ_BLOCK_MS = 5000
-_RETRY_S = 2.0
-_STALE_MS = 60_000  # an entry read this long ago and not acknowledged: its reader is gone
 
 
 class DaemonCollector(Collector):
@@ -42,10 +41,12 @@ class DaemonCollector(Collector):
         stats: SchedulerStats,
         links: Callable[[], Sequence[HealthSnapshot]],
         states: dict[State, int],
+        components: Callable[[], Mapping[str, bool]],
     ) -> None:
         self._stats = stats
         self._links = links
         self._states = states
+        self._components = components
 
     def collect(self) -> Iterator[Metric]:
         by_state = GaugeMetricFamily(
@@ -66,49 +67,63 @@ class DaemonCollector(Collector):
             reconnects.add_metric([snapshot.name], snapshot.reconnects)
         yield links
         yield reconnects
+        components = GaugeMetricFamily(
+            "asterisk_cb_component_up", "1 while the daemon component runs", labels=["component"]
+        )
+        for name, up in self._components().items():
+            components.add_metric([name], 1.0 if up else 0.0)
+        yield components
 
 
 class Metrics:
-    """The registry of one daemon, and the loop that counts the event stream into it."""
+    """The registry of one daemon; ``handle`` counts a batch of the event stream into it."""
 
-    def __init__(self, stats: SchedulerStats, links: Callable[[], Sequence[HealthSnapshot]]) -> None:
+    def __init__(
+        self,
+        stats: SchedulerStats,
+        links: Callable[[], Sequence[HealthSnapshot]],
+        *,
+        states: Callable[[], Awaitable[Mapping[State, int]]] | None = None,
+        components: Callable[[], Mapping[str, bool]] = dict,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.states: dict[State, int] = {}
+        self._count_states = states
         self.events = Counter(
             "asterisk_cb_events",
             "Callback lifecycle events counted by this daemon (sum over daemons for the total)",
             ["kind"],
             registry=self.registry,
         )
-        self.registry.register(DaemonCollector(stats, links, self.states))
+        self.registry.register(DaemonCollector(stats, links, self.states, components))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
-    async def count_events(self, store: Store, consumer: str) -> None:
-        """Count every new event once across all daemons; also refresh the per-state gauge. Entries a
-        dead daemon read but never acknowledged are taken over and counted here."""
-        await store.ensure_group(GROUP, "$")
-        while True:
-            try:
-                self.states.update(await store.count_by_state())
-                stale = await store.take_over_stale(GROUP, consumer, _STALE_MS)
-                fresh = await store.read_group(GROUP, consumer, count=500, block_ms=_READ_BLOCK_MS)
-                self.count(stale + fresh)
-                await store.ack(GROUP, [entry.entry_id for entry in stale + fresh])
-            except RedisError as error:
-                log.warning("metrics: event stream unreadable", extra={"error": str(error)})
-                await asyncio.sleep(_RETRY_S)
+    async def refresh_states(self) -> None:
+        """Callbacks per state from the store; the last known counts stay when Redis does not answer."""
+        if self._count_states is None:
+            return
+        try:
+            self.states.update(await self._count_states())
+        except RedisError as error:
+            log.warning("metrics: callbacks per state unreadable", extra={"error": str(error)})
 
-    def count(self, entries: Sequence[StreamEvent]) -> None:
+    async def handle(self, entries: Sequence[StreamEvent]) -> None:
         for entry in entries:
             self.events.labels(entry.event.kind.value).inc()
+
+
+def event_counter(source: EventSource, metrics: Metrics, consumer: str) -> EventConsumer:
+    """This daemon's consumer of the group every daemon shares, so each event is counted once."""
+    return EventConsumer(source, GROUP, consumer, metrics.handle)
 
 
 async def serve(metrics: Metrics, host: str, port: int) -> web.AppRunner:
     """An HTTP server answering GET /metrics; the caller cleans the runner up."""
 
     async def scrape(_: web.Request) -> web.Response:
+        await metrics.refresh_states()
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     app = web.Application()
@@ -117,3 +132,22 @@ async def serve(metrics: Metrics, host: str, port: int) -> web.AppRunner:
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
+
+
+@dataclass(frozen=True)
+class MetricsServer:
+    """/metrics as a daemon component: a side job, restarted (e.g. when its port was busy)."""
+
+    metrics: Metrics
+    host: str
+    port: int
+    name: str = "metrics"
+    essential: bool = False
+
+    async def run(self) -> None:
+        runner = await serve(self.metrics, self.host, self.port)
+        log.info("metrics served", extra={"url": f"http://{self.host}:{self.port}/metrics"})
+        try:
+            await forever()
+        finally:
+            await runner.cleanup()

@@ -22,7 +22,14 @@ from asterisk_cb.store.errors import (
     StoreError,
     VersionConflict,
 )
-from asterisk_cb.store.events import EventLog, StreamEvent
+from asterisk_cb.store.events import (
+    DEAD_LETTERS_KEPT,
+    EventLog,
+    GroupInfo,
+    StreamEntry,
+    StreamEvent,
+    UnreadableEntry,
+)
 from asterisk_cb.store.housekeeping import Housekeeping
 from asterisk_cb.store.locks import CallLocks, Locks
 from asterisk_cb.store.overrides import Overrides
@@ -30,6 +37,7 @@ from asterisk_cb.store.records import IDEMPOTENCY_WINDOW, Created
 from asterisk_cb.store.requests import OUTCOME_TTL, RequestOutcome, Requests
 
 __all__ = [
+    "DEAD_LETTERS_KEPT",
     "DEFAULT_LEASE_MS",
     "IDEMPOTENCY_WINDOW",
     "OUTCOME_TTL",
@@ -42,6 +50,7 @@ __all__ = [
     "ClaimBatch",
     "Created",
     "DuplicateCallback",
+    "GroupInfo",
     "LeaseExpired",
     "LeaseLost",
     "LinePool",
@@ -49,7 +58,9 @@ __all__ = [
     "StaleToken",
     "Store",
     "StoreError",
+    "StreamEntry",
     "StreamEvent",
+    "UnreadableEntry",
     "VersionConflict",
 ]
 

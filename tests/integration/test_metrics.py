@@ -12,7 +12,7 @@ import pytest
 
 from asterisk_cb.core import lifecycle
 from asterisk_cb.core.settings import Settings
-from asterisk_cb.metrics import GROUP, Metrics, serve
+from asterisk_cb.metrics import GROUP, Metrics, event_counter, serve
 from asterisk_cb.redis_conn import RedisClient
 from asterisk_cb.scheduler import SchedulerStats
 from asterisk_cb.store import Store
@@ -64,8 +64,8 @@ async def test_each_event_is_counted_by_exactly_one_daemon(store: Store) -> None
     first, second = new_metrics(), new_metrics()
     await store.ensure_group(GROUP, "$")
     tasks = [
-        asyncio.create_task(first.count_events(store, "daemon-a")),
-        asyncio.create_task(second.count_events(store, "daemon-b")),
+        asyncio.create_task(event_counter(store, first, "daemon-a").run()),
+        asyncio.create_task(event_counter(store, second, "daemon-b").run()),
     ]
     try:
         await create_callbacks(store, 40)
@@ -94,11 +94,11 @@ async def test_a_dead_readers_events_are_taken_over(store: Store) -> None:
 async def test_metrics_endpoint_serves_counters_and_gauges(store: Store) -> None:
     stats = SchedulerStats(handed_off=7, resumed=2)
     metrics = new_metrics(stats)
-    counting = asyncio.create_task(metrics.count_events(store, "daemon-a"))
+    await store.ensure_group(GROUP, "$")  # the consumer's group exists before the callbacks' events
+    counting = asyncio.create_task(event_counter(store, metrics, "daemon-a").run())
     port = free_port()
     runner = await serve(metrics, "127.0.0.1", port)
     try:
-        await until(lambda: metrics.states != {})  # the consumer loop has run once
         await create_callbacks(store, 3)
         await until(lambda: created(metrics) == 3)
         async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as reply:

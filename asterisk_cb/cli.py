@@ -46,6 +46,7 @@ from asterisk_cb.service import (
     ServiceError,
     SettingsService,
 )
+from asterisk_cb.service_events import EventGroupsService
 from asterisk_cb.store import Store
 from asterisk_cb.table import render_table
 
@@ -230,7 +231,7 @@ async def cmd_doctor(context: Context, args: argparse.Namespace) -> int:
 async def cmd_events_groups(context: Context, args: argparse.Namespace) -> int:
     """The event stream's consumer groups: an unread one holds back trimming (see ``doctor``)."""
     async with open_store(context.site) as store:
-        groups = await store.event_groups()
+        groups = await EventGroupsService(store).groups(context.actor)
     rows = [
         (group.name, str(group.consumers), str(group.pending), _lag(group.lag), group.last_delivered)
         for group in groups
@@ -243,13 +244,7 @@ async def cmd_events_groups(context: Context, args: argparse.Namespace) -> int:
 async def cmd_events_drop_group(context: Context, args: argparse.Namespace) -> int:
     """Remove a group nobody reads any more; a daemon still consuming it would create it anew."""
     async with open_store(context.site) as store:
-        known = {group.name: group for group in await store.event_groups()}
-        group = known.get(args.name)
-        if group is None:
-            names = ", ".join(sorted(known)) or "none"
-            message = f"no consumer group {args.name!r} on the event stream (groups: {names})"
-            return _fail(message, EXIT_REFUSED)
-        await store.drop_group(group.name)
+        group = await EventGroupsService(store).drop(context.actor, args.name)
     print(f"group {group.name} dropped ({group.pending} pending, lag {_lag(group.lag)})")
     return 0
 

@@ -18,6 +18,7 @@ class Permission(StrEnum):
     MANAGE = "manage_callbacks"  # change or cancel anyone's callbacks
     VIEW_ALL = "view_all_callbacks"  # list every agent's callbacks, not only one's own
     MANAGE_SETTINGS = "manage_settings"  # read and change the run-time settings overrides
+    ADMINISTER = "administer"  # the deployment's upkeep: the event stream's consumer groups
 
 
 @dataclass(frozen=True)

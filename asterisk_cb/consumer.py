@@ -5,7 +5,8 @@ backlog or bug never touches another's. Every daemon runs a consumer of the grou
 name: Redis hands each entry to one of them. The loop owns the chores every such reader needs: take
 over entries a dead daemon read but never acknowledged, acknowledge what was handled, pause and retry
 when Redis fails, recreate the group when someone removed it (``asterisk-cb events drop-group``), and
-park an entry that cannot be decoded or handled (``Keys.dead_letters``) instead of stopping on it.
+park an entry that cannot be decoded or handled (``Keys.dead_letters``) instead of stopping on it,
+and retry without parking while a handler says its own backend is down (``HandlerUnavailable``).
 A consumer is an auxiliary daemon component (``asterisk_cb.components``).
 """
 
@@ -24,6 +25,11 @@ from asterisk_cb.store import StreamEntry, StreamEvent, UnreadableEntry
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Sequence[StreamEvent]], Awaitable[None]]
+
+
+class HandlerUnavailable(Exception):
+    """Raised by a handler whose own backend is down (the CEL writer's database): the entries are
+    fine, so they are retried after a pause until it takes them, never parked as bad ones."""
 
 
 class EventSource(Protocol):
@@ -118,7 +124,7 @@ class EventConsumer:
         if not events:
             return
         try:
-            await self._handler(events)
+            await self._until_available(events)
         except Exception:
             log.exception("handler failed on a batch, retrying entry by entry", extra={"group": self.group})
             for event in events:
@@ -126,10 +132,19 @@ class EventConsumer:
 
     async def _handle_one(self, event: StreamEvent) -> None:
         try:
-            await self._handler([event])
+            await self._until_available([event])
         except Exception as error:
             log.exception("handler failed on an entry", extra={"group": self.group, "entry": event.entry_id})
             await self._park(event, f"{type(error).__name__}: {error}")
+
+    async def _until_available(self, events: Sequence[StreamEvent]) -> None:
+        """Hand ``events`` over, pausing and trying again while the handler says its backend is down."""
+        while True:
+            try:
+                return await self._handler(events)
+            except HandlerUnavailable as error:
+                log.warning("handler unavailable, retrying", extra={"group": self.group, "error": str(error)})
+                await asyncio.sleep(self._options.retry_s)
 
     async def _park(self, entry: StreamEntry, error: str) -> None:
         log.error("event entry parked", extra={"group": self.group, "entry": entry.entry_id, "error": error})

@@ -11,7 +11,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from test_metrics import create_callbacks
 
-from asterisk_cb.consumer import ConsumerOptions, EventConsumer
+from asterisk_cb.consumer import ConsumerOptions, EventConsumer, HandlerUnavailable
 from asterisk_cb.redis_conn import RedisClient
 from asterisk_cb.store import Store, StreamEntry, StreamEvent
 
@@ -142,3 +142,31 @@ async def test_redis_errors_are_retried_after_a_pause(store: Store) -> None:
     async with consuming(EventConsumer(flaky, GROUP, "daemon-a", handler, FAST)):  # type: ignore[arg-type]
         await until(lambda: len(handler.seen) == 3)
     assert flaky.calls > 3
+
+
+@dataclass
+class DatabaseDown(Recorder):
+    """A handler whose database refuses the first ``outages`` deliveries."""
+
+    outages: int = 3
+    tries: int = 0
+
+    async def __call__(self, events: Sequence[StreamEvent]) -> None:
+        self.tries += 1
+        if self.tries <= self.outages:
+            raise HandlerUnavailable("database unreachable")
+        await super().__call__(events)
+
+
+async def test_a_handler_whose_backend_is_down_gets_the_same_entries_again_and_nothing_is_parked(
+    redis: RedisClient, store: Store
+) -> None:
+    await store.ensure_group(GROUP, "$")
+    await create_callbacks(store, 3)
+    handler = DatabaseDown()
+    async with consuming(EventConsumer(store, GROUP, "daemon-a", handler, FAST)):
+        await until(lambda: len(handler.seen) == 3)
+        await until_pending(store, 0)
+    assert sorted(handler.seen) == ["m0000", "m0001", "m0002"]  # each once: the same batch, retried
+    assert handler.tries == 4
+    assert await redis.xrange(store.keys.dead_letters(GROUP)) == []

@@ -49,6 +49,10 @@ class AriUnavailable(AriError):
     """Asterisk did not answer: connection refused, reset, or the request timed out."""
 
 
+class AriClosed(AriUnavailable):
+    """The client was closed (the daemon is stopping): an effect still finishing is refused."""
+
+
 class AriBadRequest(AriError):
     """400: a parameter we sent is wrong (a bug on our side or a bad setting)."""
 
@@ -129,6 +133,7 @@ class AriClient:
     def __init__(self, settings: AriSettings) -> None:
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     async def __aenter__(self) -> AriClient:
         self.open()
@@ -138,6 +143,7 @@ class AriClient:
         await self.close()
 
     def open(self) -> None:
+        self._closed = False
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 headers={
@@ -147,13 +153,19 @@ class AriClient:
             )
 
     async def close(self) -> None:
+        """Close the session; later requests raise ``AriClosed`` rather than open one nobody closes
+        (a shielded effect may still be finishing when the daemon stops)."""
+        self._closed = True
         if self._session is not None:
             await self._session.close()
             self._session = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        """The shared HTTP session (the event stream opens its websocket on it too)."""
+        """The shared HTTP session (the event stream opens its websocket on it too), opened on first
+        use."""
+        if self._closed:
+            raise AriClosed("the ARI client is closed")
         self.open()
         assert self._session is not None
         return self._session

@@ -157,11 +157,12 @@ class Lifecycle(RuleBasedStateMachine):
             return
         if kind == "reschedule":
             self.talk = timedelta(0)
-        self.check_ring_stopped(before, self.callback)
+        self.check_ring_stopped(before, self.callback, new_promise=kind == "reschedule")
 
     @staticmethod
-    def check_ring_stopped(before: Callback, after: Callback) -> None:
-        """A change that ends a ring ends it uncounted; nothing else touches a live call."""
+    def check_ring_stopped(before: Callback, after: Callback, *, new_promise: bool) -> None:
+        """A change that ends a ring ends it uncounted; nothing else touches a live call. A reschedule
+        is a new promise (its counters start again), even to the due time it already had."""
         stopped = before.state.is_live and not after.state.is_live
         if stopped:
             assert after.attempts[-1].outcome is Outcome.CANCELLED
@@ -169,7 +170,7 @@ class Lifecycle(RuleBasedStateMachine):
         elif before.state.is_live:
             assert after.state is before.state
         counters = ("agent_attempts", "queue_attempts", "missed_agent_rings")
-        if after.state is not State.SCHEDULED or after.due_at == before.due_at:  # not a new promise
+        if after.state is not State.SCHEDULED or not new_promise:
             assert [getattr(after, c) for c in counters] == [getattr(before, c) for c in counters]
 
     @rule(paused=st.booleans())

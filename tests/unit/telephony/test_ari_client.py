@@ -10,6 +10,7 @@ from ari_fake import FakeAri
 from asterisk_cb.telephony.ari import (
     AriAuthError,
     AriClient,
+    AriClosed,
     AriConflict,
     AriSettings,
     AriUnavailable,
@@ -112,3 +113,20 @@ def test_events_url_follows_the_scheme() -> None:
     tls = AriSettings(url="https://pbx:8089/ari/", username="u", password="p", app="cb")
     assert plain.events_url == "ws://pbx:8088/ari/events?app=a%20b&subscribeAll=false"
     assert tls.events_url == "wss://pbx:8089/ari/events?app=cb&subscribeAll=false"
+
+
+async def test_a_closed_client_refuses_requests_instead_of_opening_a_session_nobody_closes(
+    fake_ari: FakeAri,
+) -> None:
+    """A shielded effect still finishing when the daemon stops must not open a new session (it would
+    leak: seen as "Unclosed client session" warnings after the executor tests)."""
+    settings = AriSettings(url=fake_ari.url, username="acb", password="secret", app="asterisk-cb")
+    client = AriClient(settings)
+    await client.create_bridge("b1", name="callback")
+    asked = sum(fake_ari.calls.values())
+    await client.close()
+    with pytest.raises(AriClosed):
+        await client.create_bridge("b2", name="callback")
+    assert sum(fake_ari.calls.values()) == asked
+    async with client:  # opened again on purpose: it works again
+        await client.create_bridge("b3", name="callback")

@@ -221,9 +221,12 @@ def down(settings: LabSettings) -> str:
             print(problem)
     _finish_calls(settings, only_ended=False)
     _stop_uas(settings, CONTACTS)
-    for agent in settings.phones:
-        _stop_uas(settings, _phone_name(agent))
-        _behaviour_file(settings, agent).unlink(missing_ok=True)
+    # Every agent phone that was started, also those of an earlier `up` with more ACB_LAB_AGENTS:
+    # a phone left running would hold its port against the next `up`.
+    for pid_file in settings.run_dir.glob(f"{_phone_name('*')}.pid"):
+        _stop_uas(settings, pid_file.stem)
+    for behaviour_file in settings.phones_dir.glob(f"{_phone_name('*')}.behaviour"):
+        behaviour_file.unlink()
     return "down"
 
 

@@ -121,20 +121,35 @@ def test_up_recovers_after_asterisk_is_killed_with_sigkill(
     _smoke_call()
 
 
+def _phone_of_an_earlier_up(lab: dict[str, Any]) -> subprocess.Popen[bytes]:
+    """A phone as an `up` with more ACB_LAB_AGENTS than now leaves it (agent 1099, unknown to the
+    current settings): `down` must stop it all the same, or it holds its port against the next `up`."""
+    phone = "agent-1099"
+    marker = str(Path(lab["lab_dir"]) / "phones" / f"{phone}.xml")
+    argv = [sys.executable, "-c", "import time; time.sleep(60)", marker]
+    process = subprocess.Popen(argv, start_new_session=True)
+    (Path(lab["lab_dir"]) / "run" / f"{phone}.pid").write_text(f"{process.pid}\n")
+    return process
+
+
 def test_down_leaves_no_process_mount_or_port_and_up_restores(
     lab: dict[str, Any], pbx_lab_run: Callable[..., str]
 ) -> None:
     root = lab["asterisk_root"]
     run_dir = Path(lab["lab_dir"]) / "run"
+    stray = _phone_of_an_earlier_up(lab)
     try:
         pbx_lab_run("down")
         pbx_lab_run("down")  # twice is safe too
+        assert stray.wait(timeout=5) == -signal.SIGKILL  # a phone outliving `down` would time out here
         assert _pids_in(root) == []
         assert _lab_mounts(root) == []
         assert list(run_dir.glob("*.pid")) == []
         held = [p for p in lab["ports"] if not _bindable(p["port"], p["proto"])]
         assert held == [], f"ports still held after down: {held}"
     finally:
+        stray.kill()
+        stray.wait()
         pbx_lab_run("up")
     pbx_lab_run("status")
     _smoke_call()

@@ -233,7 +233,7 @@ async def cmd_events_groups(context: Context, args: argparse.Namespace) -> int:
     async with open_store(context.site) as store:
         groups = await EventGroupsService(store).groups(context.actor)
     rows = [
-        (group.name, str(group.consumers), str(group.pending), _lag(group.lag), group.last_delivered)
+        (group.name, str(group.consumers), str(group.pending), group.lag_text, group.last_delivered)
         for group in groups
     ]
     print(render_table(("group", "consumers", "pending", "lag", "last delivered"), rows))
@@ -245,12 +245,8 @@ async def cmd_events_drop_group(context: Context, args: argparse.Namespace) -> i
     """Remove a group nobody reads any more; a daemon still consuming it would create it anew."""
     async with open_store(context.site) as store:
         group = await EventGroupsService(store).drop(context.actor, args.name)
-    print(f"group {group.name} dropped ({group.pending} pending, lag {_lag(group.lag)})")
+    print(f"group {group.name} dropped ({group.pending} pending, lag {group.lag_text})")
     return 0
-
-
-def _lag(lag: int | None) -> str:
-    return "?" if lag is None else str(lag)
 
 
 async def cmd_run(context: Context, args: argparse.Namespace) -> int:

@@ -100,8 +100,7 @@ async def _redis(site: deployment.Deployment) -> tuple[list[Check], Layers]:
 
 def _group_check(group: GroupInfo) -> Check:
     """A group with a large backlog, or nobody reading it, holds back the trimming of the event stream."""
-    lag = "?" if group.lag is None else str(group.lag)
-    detail = f"{group.consumers} consumer(s), {group.pending} pending, lag {lag}"
+    detail = f"{group.consumers} consumer(s), {group.pending} pending, lag {group.lag_text}"
     backlog = group.pending + (group.lag or 0)
     if group.consumers == 0 or backlog >= GROUP_BACKLOG_WARN:
         remedy = "it holds back trimming: start its reader, or `asterisk-cb events drop-group` it"

@@ -48,6 +48,11 @@ class GroupInfo:
     last_delivered: str
     lag: int | None
 
+    @property
+    def lag_text(self) -> str:
+        """The lag as people read it: "?" when Redis cannot tell."""
+        return "?" if self.lag is None else str(self.lag)
+
 
 # A group's dead letters beyond this many (approximately) are dropped, oldest first.
 DEAD_LETTERS_KEPT = 10_000

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
 from asterisk_cb.core import inputs as ev
 from asterisk_cb.core.effects import DialContact, RingAgent, StopRinging
@@ -33,7 +34,7 @@ async def ring_agent(
     call: CallContext,
     effect: RingAgent,
     devices: tuple[str, ...],
-    states: dict[str, str],
+    states: Mapping[str, str],
     watch: LegWatch,
 ) -> ev.Input | None:
     """Ring every ready device, each with its recorded channel id; a device that cannot be rung ends

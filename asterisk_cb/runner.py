@@ -1,8 +1,10 @@
 """One claimed callback carried to its next resting point, with no telephony in sight.
 
-The runner owns the claim and the one rule that makes a crash harmless: every transition is
-COMMITTED, fenced by the claim's token, before any of its effects is performed. A holder that lost its
-lease cannot commit, so it cannot dial; whoever takes over finds the attempt and channel ids on record.
+The runner owns the claim and the rules that make a crash or a stall harmless. Every transition is
+COMMITTED, fenced by the claim's token, before any of its effects is performed: a holder that lost its
+lease cannot commit, and whoever takes over finds the attempt and channel ids on record. And the dial
+itself is fenced (``dial_fence``): a holder that committed, then stalled past its lease (GC, SIGSTOP,
+an overloaded host) while another daemon took the callback over, must not ring anyone when it wakes.
 It also owns what belongs to the claim rather than to the call: the call's locks in Redis, a person's
 change requests, and the order in which inputs are applied.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -29,12 +32,21 @@ from asterisk_cb.core import lifecycle, rules
 from asterisk_cb.core.effects import Effect, HangUp, StopRinging
 from asterisk_cb.core.model import Callback, Event, Phase
 from asterisk_cb.core.settings import Settings
-from asterisk_cb.store import CallLocks, Claim, LinePool
+from asterisk_cb.faults import checkpoint
+from asterisk_cb.store import CallLocks, Claim, LeaseLost, LinePool
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 SettingsFor = Callable[[Callback], Awaitable[Settings]]
+DialFence = Callable[[], Awaitable[float]]
+"""Called by the port right before each request that rings someone: proves this run still holds its
+claim and returns the ``time.monotonic()`` deadline that request must be sent by (``AriClient``'s
+``deadline``); raises ``LeaseLost`` when it cannot prove it (then dial nothing)."""
+
+# The fence's deadline stops this much short of the lease's end as this process reckons it: room for
+# the request's own trip to Asterisk and for the two clocks' rates to differ.
+FENCE_MARGIN_S = 0.5
 
 # What of a transition is still performed once a person's change ended its call: the hang-ups.
 _ENDINGS = (HangUp, StopRinging)
@@ -60,6 +72,8 @@ class ClaimWrites(Protocol):
     async def settle(self, claim: Claim, request: ev.ChangeRequest, refusal: str) -> Claim: ...
 
     async def pending_request(self, callback_id: str) -> ev.ChangeRequest | None: ...
+
+    async def renew(self, claim: Claim, lease_ms: int) -> Claim: ...
 
     async def take_call_locks(self, claim: Claim, locks: CallLocks) -> ev.Waiting | None: ...
 
@@ -100,8 +114,8 @@ class CallPort(Protocol):
         ...
 
 
-OpenCall = Callable[[Callback, Settings], CallPort]
-"""Opens the port of one claim's call, with the callback's effective settings."""
+OpenCall = Callable[[Callback, Settings, DialFence], CallPort]
+"""Opens the port of one claim's call, with the callback's effective settings and the dial fence."""
 
 
 class ClaimRunner:
@@ -140,7 +154,7 @@ class ClaimRunner:
     async def run(self) -> None:
         """Until the callback rests (scheduled again, finished) or the lease is lost (``LeaseLost``)."""
         self.settings = await self.settings_for(self.callback)
-        self._port = self.open_call(self.callback, self.settings)
+        self._port = self.open_call(self.callback, self.settings, self.dial_fence)
         if self.claim.request is not None and not self.claim.resume:
             await self._take_request(self.claim.request)  # its holder died before applying it
             return  # either way the callback was let go: the scheduler hands it out again when due
@@ -162,6 +176,25 @@ class ClaimRunner:
         if self._port is not None:
             await asyncio.shield(self._port.close())
         await asyncio.shield(self._release_locks())
+
+    async def dial_fence(self) -> float:
+        """Renew the lease (fenced by the token, judged on the Redis server's clock) and return when
+        it ends as this process reckons it, less ``FENCE_MARGIN_S``: the deadline of the request about
+        to ring someone.
+
+        Why this closes the stall: a take-over first replaces our token, so once another daemon holds
+        the callback this renewal is refused and nothing is dialled. If it was granted, the take-over
+        comes after it, and so after the contact's channel was created (it is created before the
+        fence): the resumer finds that channel still Down and hangs it up, and the stalled dial then
+        fails on a channel that is gone. A stall between the fence and the request itself outlasts
+        the deadline (the monotonic clock runs on while the process is stopped), so the request is
+        not sent. Redis unreachable proves nothing either way: dial nothing."""
+        sent = time.monotonic()
+        try:
+            await self.store.renew(self.claim, self.claim.lease_ms)
+        except RedisError as error:
+            raise LeaseLost(f"cannot confirm the lease before dialling: {error}") from error
+        return sent + self.claim.lease_ms / 1000 - FENCE_MARGIN_S
 
     async def _understand(self) -> ev.Input | None:
         signal = await self.port.next_signal(self.callback)
@@ -226,6 +259,7 @@ class ClaimRunner:
         before = self.callback
         transition = lifecycle.step(before, happening, self.clock(), self.settings)
         self.claim = await self.store.commit(self.claim, transition.callback, transition.events)
+        checkpoint(f"committed:{self.callback.state.value}")
         log.info(
             "callback %s: %s -> %s on %s",
             before.id,

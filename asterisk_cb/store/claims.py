@@ -9,6 +9,7 @@ callback claimable again; if it was live, the new claim *resumes* the call and n
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -52,6 +53,7 @@ class Claim:
     owner: str
     lease_until_ms: int
     request: ChangeRequest | None = None
+    lease_ms: int = DEFAULT_LEASE_MS  # the lease's length, renewed to this (the dial fence reckons with it)
 
 
 @dataclass(frozen=True)
@@ -92,14 +94,16 @@ class Claims(StorePart):
         now, next_wake, claims_json = await self._scripts.run(Script.CLAIM, script_keys, args)
         raw_claims = json.loads(claims_json) if claims_json else []
         lease_until = int(now) + lease_ms
-        claims = tuple(claim for raw in raw_claims if (claim := _claim(raw, owner, lease_until)) is not None)
+        claims = tuple(
+            claim for raw in raw_claims if (claim := _claim(raw, owner, lease_until, lease_ms)) is not None
+        )
         return ClaimBatch(claims, int(now), int(next_wake) if next_wake else None)
 
     async def renew(self, claim: Claim, lease_ms: int = DEFAULT_LEASE_MS) -> Claim:
         """Extend the lease (fenced); the returned claim carries the new expiry."""
         args = [self._keys.callback_prefix, claim.callback.id, claim.token, lease_ms]
         expiry = await self._scripts.run(Script.RENEW, [self._keys.leases], args)
-        return Claim(claim.callback, claim.token, claim.resume, claim.owner, int(expiry))
+        return dataclasses.replace(claim, lease_until_ms=int(expiry), request=None)
 
     async def release(self, claim: Claim) -> bool:
         """Hand an untouched claim back to the due set (fenced). A live callback is not released (False):
@@ -125,7 +129,7 @@ class Claims(StorePart):
         await follow_channel(self._redis, self._keys.wake_channel, on_wake, retry_delay_s)
 
 
-def _claim(raw: Sequence[Any], owner: str, lease_until_ms: int) -> Claim | None:
+def _claim(raw: Sequence[Any], owner: str, lease_until_ms: int, lease_ms: int) -> Claim | None:
     """A claim from one [id, token, hash fields, history] entry of the claim script's reply, or None
     for a record this version cannot read (e.g. written by a newer daemon during a rolling upgrade):
     it is skipped, not the whole batch, and its lease lapses so that another daemon may take it."""
@@ -139,4 +143,4 @@ def _claim(raw: Sequence[Any], owner: str, lease_until_ms: int) -> Claim | None:
     resume = stored.get(LIVE_FIELD) == "1"
     pending = stored.get(REQUEST_FIELD)
     request = request_or_none(callback_id, pending) if pending else None
-    return Claim(callback, int(token), resume, owner, lease_until_ms, request)
+    return Claim(callback, int(token), resume, owner, lease_until_ms, request, lease_ms)

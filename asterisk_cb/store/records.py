@@ -8,6 +8,7 @@ holder's next fenced write fails. The holder changes it with ``commit``, fenced 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -131,7 +132,7 @@ class Records(StorePart):
         change request is pending: then the lease is kept and the returned claim's ``request`` is it.
         """
         pending = await self._write(claim.callback, after, events, claim.token, applying=applying)
-        return Claim(after, claim.token, claim.resume, claim.owner, claim.lease_until_ms, pending)
+        return dataclasses.replace(claim, callback=after, request=pending)
 
     async def _write(
         self,

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from asterisk_cb.core import inputs as ev
 from asterisk_cb.core.effects import DialContact, RingAgent, StopRinging
 from asterisk_cb.core.model import LegRole, Outcome
+from asterisk_cb.faults import checkpoint
 from asterisk_cb.telephony.ari import AriError, AriNotFound, ChannelNotInStasis
 from asterisk_cb.telephony.call_context import CallContext, seconds
 from asterisk_cb.telephony.call_marks import agent_caller_id, callback_variables
@@ -47,14 +48,18 @@ async def ring_agent(
     if len(devices) != len(effect.channel_ids):  # never: Due.rings came from them
         return ev.AgentMissed(Outcome.AGENT_FAILED)
     over: ev.Input | None = None
+    deadline = await call.fence()  # LeaseLost: another daemon may hold the callback now, ring nothing
+    checkpoint("dial:agent")
     for device, channel_id in zip(devices, effect.channel_ids, strict=True):
         watch.device_state_before[channel_id] = states.get(device)
-        if not await _ring_device(call, effect, device, channel_id):
+        if not await _ring_device(call, effect, device, channel_id, deadline):
             over = watch.ring_failed(call.callback, channel_id)  # the last failure of all ends it
     return over
 
 
-async def _ring_device(call: CallContext, effect: RingAgent, device: str, channel_id: str) -> bool:
+async def _ring_device(
+    call: CallContext, effect: RingAgent, device: str, channel_id: str, deadline: float
+) -> bool:
     try:
         await call.ari.originate(
             device,
@@ -63,6 +68,7 @@ async def _ring_device(call: CallContext, effect: RingAgent, device: str, channe
             caller_id=agent_caller_id(effect.contact_name, effect.contact_number),
             timeout_s=seconds(effect.timeout),
             variables=callback_variables(call.callback.id, effect.attempt_id, LegRole.AGENT),
+            deadline=deadline,
         )
     except AriError as error:  # e.g. 500 for a device that just went unreachable
         log.warning("callback %s: ringing %s failed: %s", call.callback.id, device, error)

@@ -8,6 +8,7 @@ Every failure surfaces as an AriError subclass with a one-line message, never a 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,10 @@ class AriUnavailable(AriError):
 
 class AriClosed(AriUnavailable):
     """The client was closed (the daemon is stopping): an effect still finishing is refused."""
+
+
+class AriDeadlinePassed(AriError):
+    """Not sent: the request's deadline (the dial fence's) passed before it could go out."""
 
 
 class AriBadRequest(AriError):
@@ -107,6 +112,17 @@ def _error_for(status: int, text: str, overrides: Mapping[int, type[AriError]]) 
     default = AriServerError if status >= 500 else AriError
     cls = overrides.get(status) or _ERRORS_BY_STATUS.get(status, default)
     return cls(text, status)
+
+
+def _timeout_until(deadline: float | None, default_s: float, what: str) -> aiohttp.ClientTimeout | None:
+    """The request's timeout: the session's own, or shorter so it ends at ``deadline``; a deadline
+    already passed refuses the request before anything is sent."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise AriDeadlinePassed(f"{what} not sent: its deadline passed {-left:.3f}s ago")
+    return aiohttp.ClientTimeout(total=min(left, default_s))
 
 
 def _clean(params: Params) -> dict[str, str]:
@@ -176,12 +192,22 @@ class AriClient:
         path: str,
         params: Params | None = None,
         body: Mapping[str, Any] | None = None,
+        *,
         errors: Mapping[int, type[AriError]] | None = None,
+        deadline: float | None = None,
     ) -> Any:
-        """One ARI call: JSON in, decoded JSON (or None for 204) out, or an AriError subclass."""
+        """One ARI call: JSON in, decoded JSON (or None for 204) out, or an AriError subclass.
+
+        ``deadline`` (``time.monotonic()``): the request goes out only before it, and is given up at
+        it. The dial fence sets it where the caller's lease ends (``runner``): checked here, as late
+        as possible before the send, so that a process stalled since the fence sends nothing."""
         url = self.settings.url.rstrip("/") + path
+        timeout = _timeout_until(deadline, self.settings.request_timeout_s, f"ARI {method} {path}")
+        bounded = {"timeout": timeout} if timeout else {}  # None would mean no timeout at all
         try:
-            async with self.session.request(method, url, params=_clean(params or {}), json=body) as resp:
+            async with self.session.request(
+                method, url, params=_clean(params or {}), json=body, **bounded
+            ) as resp:
                 if resp.status >= 400:
                     raise _error_for(resp.status, await _error_text(resp, method, path), errors or {})
                 if resp.status == 204 or resp.content_length == 0:
@@ -193,10 +219,16 @@ class AriClient:
             raise AriUnavailable(f"ARI {method} {path} failed: {exc}") from exc
 
     async def _on_channel(
-        self, method: str, channel_id: str, action: str = "", params: Params | None = None
+        self,
+        method: str,
+        channel_id: str,
+        action: str = "",
+        params: Params | None = None,
+        deadline: float | None = None,
     ) -> Any:
         """A call on one channel's URL, with its errors told apart (ChannelGone, ChannelNotInStasis)."""
-        return await self.request(method, _channel_path(channel_id, action), params, errors=_CHANNEL_ERRORS)
+        path = _channel_path(channel_id, action)
+        return await self.request(method, path, params, errors=_CHANNEL_ERRORS, deadline=deadline)
 
     # --- asterisk ---------------------------------------------------------------------------------
 
@@ -221,9 +253,11 @@ class AriClient:
         timeout_s: int | None = None,
         variables: Mapping[str, str] | None = None,
         originator: str | None = None,
+        deadline: float | None = None,
     ) -> Channel:
         """Dial `endpoint`; when answered it enters `app` (ours by default). `channel_id` makes retries
-        idempotent: a second originate with the same id fails with 409 instead of ringing twice."""
+        idempotent: a second originate with the same id fails with 409 instead of ringing twice.
+        `deadline`: see ``request``."""
         params: Params = {
             "endpoint": endpoint,
             "app": app or self.settings.app,
@@ -235,7 +269,7 @@ class AriClient:
             "originator": originator,
         }
         body = {"variables": dict(variables or {})}
-        return Channel.from_json(await self.request("POST", "/channels", params, body))
+        return Channel.from_json(await self.request("POST", "/channels", params, body, deadline=deadline))
 
     async def create_channel(
         self,
@@ -261,9 +295,17 @@ class AriClient:
         body = {"variables": dict(variables or {})}
         return Channel.from_json(await self.request("POST", "/channels/create", params, body))
 
-    async def dial(self, channel_id: str, *, caller: str | None = None, timeout_s: int | None = None) -> None:
+    async def dial(
+        self,
+        channel_id: str,
+        *,
+        caller: str | None = None,
+        timeout_s: int | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        """Dial a created channel; `timeout_s` is how long it rings, `deadline` see ``request``."""
         params: Params = {"caller": caller, "timeout": timeout_s}
-        await self._on_channel("POST", channel_id, "dial", params)
+        await self._on_channel("POST", channel_id, "dial", params, deadline)
 
     async def get_channel(self, channel_id: str) -> Channel:
         return Channel.from_json(await self._on_channel("GET", channel_id))

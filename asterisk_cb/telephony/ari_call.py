@@ -28,7 +28,7 @@ from asterisk_cb.core.effects import (
 )
 from asterisk_cb.core.model import Callback, Phase, State
 from asterisk_cb.core.settings import Settings
-from asterisk_cb.runner import ChangeNotice
+from asterisk_cb.runner import ChangeNotice, DialFence
 from asterisk_cb.telephony.agent_leg import ring_agent, stop_ringing
 from asterisk_cb.telephony.answer_marks import POP_HANDLER, AnswerMarks
 from asterisk_cb.telephony.ari import AriClient, AriError, AriNotFound
@@ -74,9 +74,9 @@ class Telephony:
 class AriCall:
     """One callback's call; ``callback`` arguments are the record as last committed."""
 
-    def __init__(self, parts: Telephony, callback: Callback, settings: Settings) -> None:
+    def __init__(self, parts: Telephony, callback: Callback, settings: Settings, fence: DialFence) -> None:
         self.parts = parts
-        self.call = CallContext(parts.ari, parts.events, parts.options, settings, callback)
+        self.call = CallContext(parts.ari, parts.events, parts.options, settings, callback, fence)
         self.inbox: Inbox = asyncio.Queue()
         self.watch = LegWatch(screen_answers=settings.amd)
         self._looked: Resynced | None = None  # a look at the channels older than anything in the inbox

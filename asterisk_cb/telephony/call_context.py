@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from asterisk_cb.core.model import Attempt, Callback
 from asterisk_cb.core.settings import Settings
+from asterisk_cb.runner import DialFence
 from asterisk_cb.store import LinePool
 from asterisk_cb.telephony.ari import AriClient
 from asterisk_cb.telephony.ari_stream import AriEventStream
@@ -32,13 +33,15 @@ class ExecutorOptions:
 @dataclasses.dataclass
 class CallContext:
     """The links and settings of one run; ``callback`` is replaced by the port after every commit,
-    so every step reads attempt and channel ids from the record."""
+    so every step reads attempt and channel ids from the record. ``fence``: the runner's dial fence,
+    called right before every request that rings someone (its deadline goes with the request)."""
 
     ari: AriClient
     events: AriEventStream
     options: ExecutorOptions
     settings: Settings
     callback: Callback
+    fence: DialFence
 
     @property
     def attempt(self) -> Attempt | None:

@@ -77,7 +77,7 @@ class CallbackExecutor:
             self.store,
             claim,
             settings_for=self.settings_for,
-            open_call=lambda callback, settings: AriCall(self.telephony, callback, settings),
+            open_call=lambda callback, settings, fence: AriCall(self.telephony, callback, settings, fence),
             clock=self.telephony.clock,
             lines=self.telephony.options.lines,
         )

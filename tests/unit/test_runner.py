@@ -5,18 +5,20 @@ No telephony here: the ARI port is tested against the fake ARI (tests/unit/telep
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from asterisk_cb.core import inputs as ev
 from asterisk_cb.core import lifecycle
 from asterisk_cb.core.effects import Effect, RingAgent
 from asterisk_cb.core.model import Callback, Event, Outcome, State
 from asterisk_cb.core.settings import Settings
-from asterisk_cb.runner import ChangeNotice, ClaimRunner
-from asterisk_cb.store import CallLocks, Claim, LeaseExpired, LinePool
+from asterisk_cb.runner import FENCE_MARGIN_S, ChangeNotice, ClaimRunner
+from asterisk_cb.store import CallLocks, Claim, LeaseExpired, LeaseLost, LinePool, StaleToken
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 SETTINGS = Settings()
@@ -41,6 +43,8 @@ class FakeStore:
         self.hand_over_at: State | None = None  # the commit into this state hands ``pending`` over
         self.lose_lease_at: int | None = None
         self.locks_released: list[CallLocks] = []
+        self.renewal: Exception | None = None  # what a renewal raises (None: granted)
+        self.renewed: list[int] = []
 
     async def commit(
         self,
@@ -59,6 +63,12 @@ class FakeStore:
             self.pending = None
         handed = self.pending if self.hand_over_at in (None, after.state) else None
         return dataclasses.replace(claim, callback=after, request=handed)
+
+    async def renew(self, claim: Claim, lease_ms: int) -> Claim:
+        if self.renewal is not None:
+            raise self.renewal
+        self.renewed.append(lease_ms)
+        return claim
 
     async def settle(self, claim: Claim, request: ev.ChangeRequest, refusal: str) -> Claim:
         self.journal.lines.append(f"refused {refusal}")
@@ -127,7 +137,7 @@ def _runner(store: FakeStore, port: FakePort, claim: Claim, lines: LinePool | No
         store,
         claim,
         settings_for=settings_for,
-        open_call=lambda _callback, _settings: port,
+        open_call=lambda _callback, _settings, _fence: port,
         clock=lambda: NOW,
         lines=lines,
     )
@@ -296,3 +306,28 @@ async def test_a_change_waits_while_the_port_screens_an_answered_contact() -> No
 
     assert not [line for line in journal.lines if "applying" in line or line.startswith("refused")]
     assert store.pending == CANCEL  # still on record for the verdict's commit
+
+
+async def test_the_dial_fence_renews_the_lease_and_gives_the_requests_deadline_within_it() -> None:
+    store = FakeStore(Journal())
+    claim = dataclasses.replace(_claim(), lease_ms=4000)
+    runner = _runner(store, FakePort(Journal()), claim)
+    before = time.monotonic()
+    deadline = await runner.dial_fence()
+    after = time.monotonic()
+
+    assert store.renewed == [4000]
+    assert before + 4.0 - FENCE_MARGIN_S <= deadline <= after + 4.0 - FENCE_MARGIN_S
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [StaleToken("another daemon claimed it"), LeaseExpired("ran out"), RedisConnectionError("gone")],
+    ids=["taken over", "expired", "Redis unreachable"],
+)
+async def test_the_dial_fence_refuses_when_the_lease_cannot_be_confirmed(refusal: Exception) -> None:
+    store = FakeStore(Journal())
+    store.renewal = refusal
+    runner = _runner(store, FakePort(Journal()), _claim())
+    with pytest.raises(LeaseLost):
+        await runner.dial_fence()

@@ -101,6 +101,7 @@ class FakeAri:
             ("GET", "bridges"): self._list(self.bridges),
             ("GET", "asterisk/ping"): self._ping,
             ("POST", "channels"): self._originate,
+            ("POST", "channels/create"): self._create,
         }
 
     def _list(self, objects: dict[str, dict[str, Any]]) -> Any:
@@ -120,6 +121,17 @@ class FakeAri:
             return web.json_response({"message": "Channel with given unique ID already exists"}, status=409)
         channel = dict(load_fixture("ari_channel.json"), id=channel_id)
         self.channels[channel_id] = channel
+        return web.json_response(channel)
+
+    async def _create(self, request: web.Request) -> web.Response:
+        """A created channel is not dialled; it enters the app right away (its StasisStart)."""
+        channel_id = request.query["channelId"]
+        if channel_id in self.channels:
+            return web.json_response({"message": "Channel with given unique ID already exists"}, status=409)
+        channel = dict(load_fixture("ari_channel.json"), id=channel_id, state="Down")
+        self.channels[channel_id] = channel
+        entered = {"type": "StasisStart", "application": request.query["app"], "args": [], "channel": channel}
+        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.push(entered)))
         return web.json_response(channel)
 
     async def _object_route(self, request: web.Request) -> web.StreamResponse:

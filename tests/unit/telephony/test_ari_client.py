@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 from ari_fake import FakeAri
@@ -12,6 +13,7 @@ from asterisk_cb.telephony.ari import (
     AriClient,
     AriClosed,
     AriConflict,
+    AriDeadlinePassed,
     AriSettings,
     AriUnavailable,
     ChannelGone,
@@ -130,3 +132,18 @@ async def test_a_closed_client_refuses_requests_instead_of_opening_a_session_nob
     assert sum(fake_ari.calls.values()) == asked
     async with client:  # opened again on purpose: it works again
         await client.create_bridge("b3", name="callback")
+
+
+async def test_a_request_past_its_deadline_is_not_sent(ari_client: AriClient, fake_ari: FakeAri) -> None:
+    """The dial fence's deadline: a process that stalled since the fence sends nothing."""
+    with pytest.raises(AriDeadlinePassed):
+        await ari_client.dial("acb-x-contact", timeout_s=30, deadline=time.monotonic() - 0.001)
+    assert fake_ari.requests == []
+
+
+async def test_a_request_within_its_deadline_is_cut_at_it(ari_client: AriClient, fake_ari: FakeAri) -> None:
+    fake_ari.delay_s = 2.0
+    started = time.monotonic()
+    with pytest.raises(AriUnavailable):
+        await ari_client.originate("PJSIP/1001", channel_id="acb-x-agent", deadline=started + 0.3)
+    assert time.monotonic() - started < 1.5

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -16,14 +17,14 @@ from asterisk_cb.core import lifecycle
 from asterisk_cb.core.inputs import ChangeRequest
 from asterisk_cb.core.model import Callback, Event, LegRole, Outcome, Phase, State
 from asterisk_cb.core.settings import Settings
-from asterisk_cb.store import CallLocks, Claim
+from asterisk_cb.store import CallLocks, Claim, LeaseLost, StaleToken
 from asterisk_cb.telephony.ari import AriClient
 from asterisk_cb.telephony.ari_stream import AriEventStream
 from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView
 from asterisk_cb.telephony.call_steps import attempt_bridge_id
 from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions
 from asterisk_cb.telephony.health import HealthFlag
-from asterisk_cb.telephony.progress import queue_channel_id
+from asterisk_cb.telephony.progress import leg_channel, queue_channel_id
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 SETTINGS = Settings(max_missed_agent_rings=3, failover_queue="failover")
@@ -35,6 +36,7 @@ class RecordingStore:
 
     def __init__(self) -> None:
         self.committed: list[Callback] = []
+        self.lease_lost = False  # from now on the lease is refused (another daemon took over)
 
     async def commit(
         self,
@@ -47,6 +49,11 @@ class RecordingStore:
         assert after.version == claim.callback.version + 1
         self.committed.append(after)
         return dataclasses.replace(claim, callback=after)
+
+    async def renew(self, claim: Claim, lease_ms: int) -> Claim:
+        if self.lease_lost:
+            raise StaleToken("another daemon claimed it")
+        return claim
 
     async def settle(self, claim: Claim, request: ChangeRequest, refusal: str) -> Claim:
         raise AssertionError(f"no change was requested, yet {request} was refused: {refusal}")
@@ -250,3 +257,54 @@ async def test_an_agent_who_hangs_up_right_after_answering_is_recorded_as_such(
     assert fake_ari.calls["POST /ari/channels/create"] == 0  # the contact was never dialled
     # so no contact attempt is counted: the agent missed this callback
     assert (store.committed[-1].agent_attempts, store.committed[-1].missed_agent_rings) == (0, 1)
+
+
+async def test_a_holder_that_lost_its_lease_never_dials_the_contact_it_created(
+    fake_ari: FakeAri, ari_client: AriClient, events: AriEventStream
+) -> None:
+    """The dial fence (queue phase: the contact rings first): committed, then taken over while it
+    stalled; the channel it created goes, and no dial is sent."""
+    store = RecordingStore()
+    executor = _executor(ari_client, events, store)
+    store.lease_lost = True
+
+    with pytest.raises(LeaseLost):
+        await executor.execute(_claim(Phase.QUEUE))
+
+    [ringing] = store.committed  # nothing more could be recorded either
+    contact = leg_channel(ringing.attempts[-1], LegRole.CONTACT)
+    assert fake_ari.calls["POST /ari/channels/create"] == 1
+    assert not [path for _, path, *_ in fake_ari.requests if path.endswith("/dial")]
+    assert ("DELETE", f"/ari/channels/{contact}") in [
+        (method, path) for method, path, *_ in fake_ari.requests
+    ]
+
+
+async def test_a_holder_that_lost_its_lease_never_rings_the_agent(
+    fake_ari: FakeAri, ari_client: AriClient, events: AriEventStream
+) -> None:
+    store = RecordingStore()
+    executor = _executor(ari_client, events, store)
+    store.lease_lost = True
+
+    with pytest.raises(LeaseLost):
+        await executor.execute(_claim())
+
+    assert [callback.state for callback in store.committed] == [State.AGENT_RINGING]
+    assert fake_ari.calls["POST /ari/channels"] == 0
+
+
+async def test_the_contact_is_dialled_with_the_fences_deadline(
+    fake_ari: FakeAri, ari_client: AriClient, events: AriEventStream
+) -> None:
+    """The normal path of the fence: the dial goes out once the lease is confirmed."""
+    store = RecordingStore()
+    executor = _executor(ari_client, events, store)
+    running = asyncio.create_task(executor.execute(_claim(Phase.QUEUE)))
+    async with asyncio.timeout(5):
+        while not [path for _, path, *_ in fake_ari.requests if path.endswith("/dial")]:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    assert [callback.state for callback in store.committed] == [State.CONTACT_RINGING]

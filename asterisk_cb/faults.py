@@ -5,9 +5,10 @@ after committing an attempt and before dialling it, while another daemon takes t
 timed guess (SIGSTOP after some sleep) hits that moment only sometimes; this hook hits it every time.
 The e2e tests start a daemon with ``ACB_FAULT_STOP_AT=<point>`` and resume it with SIGCONT.
 
-Points: ``committed:<state>`` (right after a transition to that state is on record, before any of
-its effects), ``dial:agent`` and ``dial:contact`` (after the dial fence, right before the request
-that rings). Only the first arrival stops; with the variable unset this costs one comparison.
+Points: ``committed:<phase>:<state>`` (right after a transition to that state is on record, before
+any of its effects; e.g. ``committed:queue:contact_ringing``), ``dial:agent`` and
+``dial:<phase>:contact`` (after the dial fence, right before the request that rings). Only the first
+arrival stops; with the variable unset this costs one comparison.
 """
 
 from __future__ import annotations

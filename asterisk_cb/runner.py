@@ -259,7 +259,7 @@ class ClaimRunner:
         before = self.callback
         transition = lifecycle.step(before, happening, self.clock(), self.settings)
         self.claim = await self.store.commit(self.claim, transition.callback, transition.events)
-        checkpoint(f"committed:{self.callback.state.value}")
+        checkpoint(f"committed:{self.callback.phase.value}:{self.callback.state.value}")
         log.info(
             "callback %s: %s -> %s on %s",
             before.id,

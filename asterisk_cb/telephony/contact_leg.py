@@ -63,7 +63,7 @@ async def _ring_contact(call: CallContext, agent_channel: str | None, effect: Di
             await ari.add_channel(attempt_bridge_id(effect.attempt_id), effect.channel_id)
             await quietly(ari.ring(agent_channel))  # ringback while the contact rings
         deadline = await _fenced(call, effect.channel_id)
-        checkpoint("dial:contact")
+        checkpoint(f"dial:{effect.phase.value}:contact")
         await ari.dial(effect.channel_id, timeout_s=seconds(effect.timeout), deadline=deadline)
     except (AriError, TimeoutError) as error:
         log.warning("callback %s: dialling the contact failed: %r", call.callback.id, error)

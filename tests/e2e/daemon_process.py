@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -66,12 +67,19 @@ class DaemonProcess:
     config: Path
     log: Path
     wrapper: tuple[str, ...] = ()  # what runs the entry point, e.g. a profiler (bench/calls.py --profile)
+    environment: Mapping[str, str] = field(default_factory=dict)  # more variables, e.g. a fault hook
     process: subprocess.Popen[bytes] = field(init=False)
 
     def start(self) -> None:
         with self.log.open("ab") as log:
             command = [*self.wrapper, str(ENTRY_POINT), "--config", str(self.config), "run"]
-            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env={**os.environ, **self.environment},
+            )
 
     @property
     def pid(self) -> int:
@@ -117,12 +125,13 @@ class Fleet:
     started: list[DaemonProcess] = field(default_factory=list)
     dialing: str = ""  # more [dialing] lines for every daemon's config (e.g. "max_calls = 1\n")
 
-    async def start(self, app: str) -> DaemonProcess:
-        """Start `asterisk-cb run` for ``app`` (the same config file on a restart) and wait till it runs."""
+    async def start(self, app: str, environment: Mapping[str, str] | None = None) -> DaemonProcess:
+        """Start `asterisk-cb run` for ``app`` (the same config file on a restart) and wait till it runs;
+        ``environment``: more variables for the process (``asterisk_cb.faults``)."""
         config = self.folder / f"{app}.conf"
         if not config.exists():
             config.write_text(config_text(self.info, self.namespace, app, self.dialing))
-        daemon = DaemonProcess(config, self.folder / f"{app}.log")
+        daemon = DaemonProcess(config, self.folder / f"{app}.log", environment=environment or {})
         seen = daemon.running_lines()
         daemon.start()
         self.started.append(daemon)

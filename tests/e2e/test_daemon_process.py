@@ -32,8 +32,10 @@ from callback_lab import (
     until_equal,
 )
 from daemon_process import LEASE_S, RECHECK_S, DaemonProcess, Fleet
+from lab import invites
 
 from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, Phase, State
+from asterisk_cb.faults import STOP_AT_VARIABLE
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import connect
 from asterisk_cb.store import Store
@@ -45,6 +47,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 AGENT = "1001"
 QUEUE_MEMBERS = ("1003", "1004")  # the lab's failover queue
 APP = "asterisk-cb-proc"
+APP_TAKING_OVER = "asterisk-cb-proc-b"
 # A take-over: the lease lapses, the restarted daemon claims and looks the channels up.
 TAKE_OVER_S = LEASE_S + 15
 SIGTERM_EXIT_S = 5.0
@@ -405,3 +408,80 @@ async def test_max_calls_one_places_the_second_callback_only_after_the_first_cal
     [second_ring] = lab.agent_invites(agents[1]).times(agents[1])[rings_before:]
     assert second_ring >= first_ended.timestamp()
     assert EventKind.HELD not in await lab.kinds(scheduled[1].id)
+
+
+# --- the dial fence: a daemon stalled between committing an attempt and dialling it ------------------
+
+
+@pytest.mark.parametrize(
+    ("point", "why_not_dialled"),
+    [
+        ("committed:queue:contact_ringing", "lease lost before the contact was dialled"),
+        ("dial:queue:contact", "not sent: its deadline passed"),
+    ],
+    ids=["stalled before creating the contact's channel", "stalled after the fence, before the dial"],
+)
+async def test_a_daemon_stalled_between_commit_and_dial_never_dials_once_another_took_over(
+    fleet_lab: tuple[Fleet, Lab], point: str, why_not_dialled: str
+) -> None:
+    """Point 1 of the hardening issue, made deterministic by the fault hook (``asterisk_cb.faults``):
+    daemon A stops itself (SIGSTOP) at ``point`` of the queue phase, where the contact rings first;
+    daemon B takes the callback over once A's lease lapsed, records A's attempt lost and dials a new
+    one; then A goes on (SIGCONT). The contact (480: rings until cancelled, so every ring's end is
+    logged) must never ring twice at once, and every ring must be an attempt on record that is not
+    lost: A's stale attempt dials nobody."""
+    fleet, lab = fleet_lab
+    lab.phone(AGENT, "answer")
+    await lab.set(
+        failover_queue="failover",
+        max_attempts="1",
+        queue_max_attempts="2",
+        retry_interval="2s",
+        contact_ring_timeout="6s",
+    )
+    number = unique_number("480")
+    stalled = await fleet.start(APP, {STOP_AT_VARIABLE: point})
+    scheduled = await lab.schedule(number, AGENT)
+    await until(lambda: _process_state(stalled.pid) == "T", 60)
+    held = await lab.store.get(scheduled.id)
+    assert held is not None and held.phase is Phase.QUEUE and held.state is State.CONTACT_RINGING
+    stale_attempt = held.attempts[-1].id
+
+    await fleet.start(APP_TAKING_OVER)
+    await lab.wait_for(scheduled.id, lambda cb: _ringing_again(cb, stale_attempt), timeout_s=TAKE_OVER_S + 15)
+    stalled.send(signal.SIGCONT)  # A goes on while B's attempt rings
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=60)
+
+    [stale] = [attempt for attempt in done.attempts if attempt.id == stale_attempt]
+    assert stale.outcome is Outcome.LOST
+    rang = [attempt for attempt in done.attempts if attempt.outcome is not Outcome.LOST]
+    assert [attempt.phase for attempt in rang] == [Phase.AGENT, Phase.QUEUE]  # the lost one counts too
+    assert len(_contact_rings(lab, number)) == len(rang)
+    _one_ring_at_a_time(_contact_rings(lab, number))
+    await until(lambda: why_not_dialled in stalled.log.read_text())
+    await until_equal(lab.our_channels, [])
+
+
+def _process_state(pid: int) -> str:
+    """The state letter of /proc/<pid>/stat: T once the process stopped itself."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+
+
+def _ringing_again(callback: Callback, stale_attempt: str) -> bool:
+    """Another daemon dials a new attempt after the stale one (recorded lost)."""
+    ids = [attempt.id for attempt in callback.attempts]
+    return callback.state is State.CONTACT_RINGING and ids[-1] != stale_attempt and stale_attempt in ids
+
+
+def _contact_rings(lab: Lab, number: str) -> list[tuple[float, float]]:
+    """Each INVITE to ``number`` with the time its CANCEL came (the phone rings until cancelled)."""
+    directory = Path(lab.info["contacts"]["invite_dir"])
+    ended = {cancel.call_id: cancel.time for cancel in invites.cancels(directory)}
+    return [
+        (invite.time, ended.get(invite.call_id, float("inf"))) for invite in invites.read(directory, number)
+    ]
+
+
+def _one_ring_at_a_time(rings: list[tuple[float, float]]) -> None:
+    for (_, ended), (next_started, _) in itertools.pairwise(sorted(rings)):
+        assert next_started >= ended, f"the contact rang twice at once: {rings}"

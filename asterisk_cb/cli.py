@@ -47,6 +47,7 @@ from asterisk_cb.service import (
     SettingsService,
 )
 from asterisk_cb.service_events import EventGroupsService
+from asterisk_cb.service_index import ContactIndexService
 from asterisk_cb.store import Store
 from asterisk_cb.table import render_table
 
@@ -68,7 +69,7 @@ class Context:
 async def open_store(site: deployment.Deployment) -> AsyncIterator[Store]:
     redis = site.redis.connect("asterisk-cb-cli")
     try:
-        yield Store(redis, Keys(site.redis.namespace))
+        yield Store(redis, Keys(site.redis.namespace, site.numbers))
     finally:
         await redis.aclose()
 
@@ -249,6 +250,14 @@ async def cmd_events_drop_group(context: Context, args: argparse.Namespace) -> i
     return 0
 
 
+async def cmd_reindex_contacts(context: Context, args: argparse.Namespace) -> int:
+    """Rebuild the contact index for the numbering plan in [numbers] (after an upgrade or a change)."""
+    async with open_store(context.site) as store:
+        moved = await ContactIndexService(store).reindex(context.actor)
+    print(f"contact index rebuilt for [numbers]: {moved} moved")
+    return 0
+
+
 async def cmd_run(context: Context, args: argparse.Namespace) -> int:
     """The daemon, in the foreground (systemd runs it so); logs are JSON lines on stderr. Exit 1 when an
     essential component failed."""
@@ -362,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("option", nargs="?")
     reset.set_defaults(run=cmd_settings_reset)
     _events_parser(commands)
+    commands.add_parser(
+        "reindex-contacts", help="rebuild the contact index (after an upgrade or a change of [numbers])"
+    ).set_defaults(run=cmd_reindex_contacts)
     return parser
 
 

@@ -1,7 +1,8 @@
 """Where the daemon's peers are and who the agents are: the non-callback sections of the config file.
 
-``[redis]``, ``[ari]``, ``[ami]``, ``[dialing]``, ``[agents]``, ``[metrics]`` and ``[daemon]`` sit in the
-same Asterisk-style file as the callback settings (``config.load`` keeps them raw for this module).
+``[redis]``, ``[ari]``, ``[ami]``, ``[dialing]``, ``[numbers]``, ``[agents]``, ``[metrics]`` and
+``[daemon]`` sit in the same Asterisk-style file as the callback settings (``config.load`` keeps them
+raw for this module).
 Each value is checked here, and a refusal names the file, the line and the option, like every other
 config error.
 """
@@ -18,12 +19,13 @@ from asterisk_cb import redis_conn
 from asterisk_cb.config import ConfigError
 from asterisk_cb.core import rules
 from asterisk_cb.core.durations import format_duration, parse_duration
+from asterisk_cb.core.numbers import DEFAULT_PLAN, NumberPlan, NumberPlanError
 from asterisk_cb.core.settings import Assignment, SettingsFile, parse_bool
 from asterisk_cb.keys import DEFAULT_NAMESPACE
 from asterisk_cb.store import DEFAULT_LEASE_MS, LinePool
 from asterisk_cb.telephony.availability import AgentSpec
 
-SECTIONS = ("redis", "ari", "ami", "dialing", "agents", "metrics", "daemon")
+SECTIONS = ("redis", "ari", "ami", "dialing", "numbers", "agents", "metrics", "daemon")
 # A device as Asterisk names it: technology/resource (PJSIP/1001, SIP/desk-12, Local/1001@agents).
 _DEVICE = re.compile(r"[A-Za-z][A-Za-z0-9]*/[A-Za-z0-9_.@+-]{1,80}\Z")
 _CONTEXT = re.compile(r"[A-Za-z0-9_-]{1,79}\Z")
@@ -113,6 +115,7 @@ class Deployment:
     agents: Mapping[str, AgentSpec]  # agent id -> how its devices are found (all ring at once)
     metrics: Listen | None = None  # where /metrics is served; None: no metrics
     timing: Timing = Timing()
+    numbers: NumberPlan = DEFAULT_PLAN  # how contact numbers are keyed (dialled as entered)
 
     def has_agent(self, agent: str) -> bool:
         """Agents are those listed in ``[agents]``: callbacks for anyone else are refused."""
@@ -135,6 +138,7 @@ KNOWN_OPTIONS: Mapping[str, frozenset[str]] = {
     "dialing": frozenset(
         {"outbound_context", "queue_context", "amd_context", "max_calls", "context_max_calls"}
     ),
+    "numbers": frozenset({"country_code", "trunk_prefix", "international_prefix"}),
     "metrics": frozenset({"listen"}),
     "daemon": frozenset({"lease", "call_check"}),
 }
@@ -152,6 +156,7 @@ def from_settings_file(file: SettingsFile) -> Deployment:
         agents=agents_section(sections.get("agents", {})),
         metrics=_listen(sections.get("metrics", {}), "listen"),
         timing=_timing(sections.get("daemon", {})),
+        numbers=_numbers(sections.get("numbers", {})),
     )
 
 
@@ -181,6 +186,9 @@ def explain(site: Deployment, sections: Mapping[str, Section]) -> list[tuple[str
         ("dialing", "amd_context", site.dialing.amd_context),
         ("dialing", "max_calls", _or_none(site.dialing.max_calls)),
         ("dialing", "context_max_calls", _or_none(site.dialing.context_max_calls)),
+        ("numbers", "country_code", site.numbers.country_code or "(none)"),
+        ("numbers", "trunk_prefix", site.numbers.trunk_prefix or "(none)"),
+        ("numbers", "international_prefix", site.numbers.international_prefix),
         ("metrics", "listen", f"{site.metrics.host}:{site.metrics.port}" if site.metrics else "(off)"),
         ("daemon", "lease", format_duration(site.timing.lease)),
         ("daemon", "call_check", format_duration(site.timing.call_check)),
@@ -334,6 +342,15 @@ def _dialing(section: Section) -> Dialing:
         max_calls=_cap(section, "max_calls"),
         context_max_calls=_cap(section, "context_max_calls"),
     )
+
+
+def _numbers(section: Section) -> NumberPlan:
+    """The numbering plan; an option set empty means none (a country without a trunk prefix)."""
+    values = {option: found.value for option, found in section.items()}
+    try:
+        return NumberPlan(**values)
+    except NumberPlanError as error:
+        raise _error(section, error.option, error.reason) from error
 
 
 def _timing(section: Section) -> Timing:

@@ -78,7 +78,7 @@ async def _redis(site: deployment.Deployment) -> tuple[list[Check], Layers]:
     """The Redis check and one per event-stream consumer group, and the run-time setting overrides
     found there (none if unreachable)."""
     redis = site.redis.connect("asterisk-cb-doctor")
-    store = Store(redis, Keys(site.redis.namespace))
+    store = Store(redis, Keys(site.redis.namespace, site.numbers))
     try:
         info = await redis.info("server")
         persistence = await redis.info("persistence")

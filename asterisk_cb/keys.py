@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from asterisk_cb.core.numbers import DEFAULT_PLAN, NumberPlan
+
 # The namespace of a deployment whose [redis] section names none (the daemon, CLI and tools alike).
 DEFAULT_NAMESPACE = "asterisk-cb"
 
@@ -51,12 +53,12 @@ class Keys:
         P hist:<id>            string the callback's attempt history (codec JSON), when it has one
         P ix:state:<state>     set    callback ids per state
         P ix:agent:<agent>     set    callback ids per owning agent
-        P ix:contact           hash   contact number -> space-separated callback ids
+        P ix:contact           hash   canonical contact number -> space-separated callback ids
         P ix:call              hash   uniqueid or linkedid of the originating call -> callback ids
         P idem:<bucket>        hash   idempotency key -> callback id, one hash per time window
                                       (bucket = server time // window), expiring as a whole
         P lock:agent:<agent>   string "<callback id> <token>": the callback whose call holds the agent
-        P lock:contact:<num>   string "<callback id> <token>": the same for a contact number
+        P lock:contact:<num>   string "<callback id> <token>": the same for a canonical contact number
         P lines:<pool>         hash   callback id -> token: the calls holding a line of a pool (a cap
                                       shared by every daemon, e.g. the outbound context's)
         P settings:<scope>     hash   runtime setting overrides: option -> value
@@ -67,9 +69,13 @@ class Keys:
         P requests             channel published (with the callback id) when a person's change of a
                                       live callback awaits its holder
         P settings-changed     channel published (with the scope) when an override changes
+
+    A contact number is keyed in its canonical form under ``numbers`` (``core.numbers``), so every way
+    of writing one line is one lock and one index entry.
     """
 
     namespace: str = DEFAULT_NAMESPACE
+    numbers: NumberPlan = DEFAULT_PLAN
 
     def __post_init__(self) -> None:
         if not self.namespace or _FORBIDDEN_IN_NAMESPACE.intersection(self.namespace):
@@ -168,7 +174,11 @@ class Keys:
         return self.prefix + "lock:agent:" + _check_part("agent", agent)
 
     def contact_lock(self, number: str) -> str:
-        return self.prefix + "lock:contact:" + _check_part("contact number", number)
+        return self.prefix + "lock:contact:" + self.contact_entry(number)
+
+    def contact_entry(self, number: str) -> str:
+        """The field of the contact index (and the tail of the lock key) standing for ``number``."""
+        return _check_part("contact number", self.numbers.canonical(number))
 
     def lines(self, pool: str) -> str:
         return self.prefix + "lines:" + _check_part("line pool", pool)

@@ -62,7 +62,7 @@ def _index_entries(keys: Keys, callback: Callback) -> frozenset[tuple[str, str, 
     """(s = set | h = hash of ids, key, value) for each index the callback is listed in."""
     entries = {
         ("s", keys.state_index(callback.state.value), callback.id),
-        ("h", keys.contact_index, callback.contact_number),
+        ("h", keys.contact_index, keys.contact_entry(callback.contact_number)),
     }
     if callback.agent:
         entries.add(("s", keys.agent_index(callback.agent), callback.id))

@@ -1,10 +1,12 @@
 """Housekeeping: finished callbacks are purged after a retention, so the schedule's memory stays
-bounded (their events stay in the stream, trimmed separately); a namespace can be deleted whole."""
+bounded (their events stay in the stream, trimmed separately); the contact index is rebuilt for a new
+numbering plan; a namespace can be deleted whole."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from asterisk_cb.core.codec import FIELDS
 from asterisk_cb.core.model import Callback, State
 from asterisk_cb.store.encoding import VERSION_FIELD, change
 from asterisk_cb.store.records import Records
@@ -41,6 +43,38 @@ class Housekeeping(Records):
             change(keys, callback, None, ()),
         ]
         return int(await self._scripts.run(Script.PURGE, [keys.due, keys.leases], args))
+
+    async def reindex_contacts(self, batch: int = 500) -> int:
+        """Move every callback of the contact index to the entry of its number under this store's
+        numbering plan, and drop entries of callbacks that are gone. Needed once after an upgrade from
+        literal number keys and after a change of ``[numbers]``; safe while daemons run (each move is
+        checked against the number read) and idempotent. Returns how many entries moved."""
+        index = self._keys.contact_index
+        listed = [
+            (entry, callback_id)
+            async for entry, ids in self._redis.hscan_iter(index, count=batch)
+            for callback_id in ids.split()
+        ]
+        moved = 0
+        for start in range(0, len(listed), batch):
+            moves = await self._misplaced(listed[start : start + batch])
+            if moves:
+                args = [self._keys.callback_prefix, FIELDS["contact_number"], *moves]
+                moved += int(await self._scripts.run(Script.REINDEX, [index], args))
+        return moved
+
+    async def _misplaced(self, listed: list[tuple[str, str]]) -> list[str]:
+        """The reindex script's moves for (entry, callback id) pairs not where their numbers belong."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for _, callback_id in listed:
+                pipe.hget(self._keys.callback(callback_id), FIELDS["contact_number"])
+            numbers = await pipe.execute()
+        moves = []
+        for (entry, callback_id), number in zip(listed, numbers, strict=True):
+            belongs = self._keys.contact_entry(number) if number else ""
+            if belongs != entry:
+                moves += [callback_id, entry, number or "", belongs]
+        return moves
 
     async def delete_namespace(self) -> int:
         """Delete every key of this namespace and nothing else."""

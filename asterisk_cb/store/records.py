@@ -94,7 +94,8 @@ class Records(StorePart):
         return set(await self._redis.smembers(self._keys.agent_index(agent)))
 
     async def ids_for_contact(self, contact_number: str) -> set[str]:
-        return await self._hash_index_ids(self._keys.contact_index, contact_number)
+        """Callbacks for the number in any of its forms (+49..., 0049..., 0... under the numbering plan)."""
+        return await self._hash_index_ids(self._keys.contact_index, self._keys.contact_entry(contact_number))
 
     async def ids_for_call(self, uniqueid_or_linkedid: str) -> set[str]:
         """Callbacks requested from a call, by the uniqueid or the linkedid of the originating channel."""

@@ -44,6 +44,7 @@ class Script(enum.Enum):
     HELD = "held"
     REQUEST = "request"
     SETTLE = "settle"
+    REINDEX = "reindex"
 
 
 class Scripts:

@@ -29,6 +29,7 @@ from hypothesis.stateful import (
 
 from asterisk_cb.core.codec import time_to_ms
 from asterisk_cb.core.model import Attempt, Callback, Leg, LegRole, Phase, State
+from asterisk_cb.core.numbers import NumberPlan
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import connect
 from asterisk_cb.store import CallbackLive, Claim, Store
@@ -37,7 +38,15 @@ pytestmark = pytest.mark.lab
 
 T = TypeVar("T")
 AGENTS = ["1001", "1002"]
-NUMBERS = ["+4930111", "+4930222", "0712"]
+# Entries -> the line each stands for under the German plan (three forms of one line, an extension).
+LINES = {
+    "+4930111": "+4930111",
+    "004930111": "+4930111",
+    "030111": "+4930111",
+    "+4930222": "+4930222",
+    "1001": "1001",
+}
+NUMBERS = list(LINES)
 CALLS = [None, "1795690000.1", "1795690000.2"]
 
 
@@ -51,7 +60,7 @@ class StoreModel(RuleBasedStateMachine):
         self.now = datetime.now(UTC)
         self.loop = asyncio.new_event_loop()
         self.redis = connect(self.redis_url)
-        self.store = Store(self.redis, Keys("test-" + uuid.uuid4().hex[:12]))
+        self.store = Store(self.redis, Keys("test-" + uuid.uuid4().hex[:12], NumberPlan("49")))
         self.callbacks: dict[str, Callback] = {}
         self.claims: dict[str, Claim] = {}  # the current holder's claim, by callback id
         self.counter = 0
@@ -179,12 +188,12 @@ class StoreModel(RuleBasedStateMachine):
     def check_indexes(self) -> None:
         by_state: dict[State, set[str]] = defaultdict(set)
         by_agent: dict[str, set[str]] = defaultdict(set)
-        by_number: dict[str, set[str]] = defaultdict(set)
+        by_line: dict[str, set[str]] = defaultdict(set)
         by_call: dict[str, set[str]] = defaultdict(set)
         for callback in self.callbacks.values():
             by_state[callback.state].add(callback.id)
             by_agent[callback.agent].add(callback.id)
-            by_number[callback.contact_number].add(callback.id)
+            by_line[LINES[callback.contact_number]].add(callback.id)
             for call in {callback.origin_uniqueid, callback.origin_linkedid} - {None}:
                 assert call is not None
                 by_call[call].add(callback.id)
@@ -193,12 +202,12 @@ class StoreModel(RuleBasedStateMachine):
         for agent in AGENTS:
             assert self.run(self.store.ids_for_agent(agent)) == by_agent[agent]
         for number in NUMBERS:
-            assert self.run(self.store.ids_for_contact(number)) == by_number[number]
+            assert self.run(self.store.ids_for_contact(number)) == by_line[LINES[number]]
         for call in CALLS[1:]:
             assert call is not None
             assert self.run(self.store.ids_for_call(call)) == by_call[call]
-        stored_numbers = set(self.run(self.redis.hkeys(self.store.keys.contact_index)))
-        assert stored_numbers == {number for number, found in by_number.items() if found}
+        stored_lines = set(self.run(self.redis.hkeys(self.store.keys.contact_index)))
+        assert stored_lines == {line for line, found in by_line.items() if found}
 
 
 def test_store_matches_a_plain_model(lab_redis_url: str) -> None:

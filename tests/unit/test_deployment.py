@@ -9,6 +9,7 @@ import pytest
 
 from asterisk_cb import config, deployment
 from asterisk_cb.cli import build_parser
+from asterisk_cb.core.numbers import NumberPlan
 from asterisk_cb.keys import Keys
 from asterisk_cb.telephony.availability import AgentSpec
 
@@ -231,3 +232,41 @@ def test_explain_gives_each_connection_value_its_origin_and_never_a_secret(tmp_p
     assert rows["[daemon] call_check"] == ("30s", "default")
     assert rows["[ari] password"][0] == rows["[ami] secret"][0] == "(set)"
     assert not any("hunter2" in value or value == "pw" for value, _ in rows.values())
+
+
+def test_the_numbering_plan_defaults_to_no_country_and_is_settable(tmp_path: Path) -> None:
+    assert load(tmp_path, REQUIRED).numbers == NumberPlan("", "0", "00")
+    text = REQUIRED + "[numbers]\ncountry_code = 1\ntrunk_prefix = 1\ninternational_prefix = 011\n"
+    assert load(tmp_path, text).numbers == NumberPlan("1", "1", "011")
+    italy = load(tmp_path, REQUIRED + "[numbers]\ncountry_code = 39\ntrunk_prefix =\n").numbers
+    assert italy == NumberPlan("39", "", "00")  # empty: no trunk prefix
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [
+        ("country_code", "+49", "'\\+49' is not 1-3 digits"),
+        ("country_code", "049", "'049': no country code starts with 0"),
+        ("international_prefix", "", "'' is not 1-4 digits"),
+        ("trunk_prefix", "00", "'00' starts with the international prefix"),
+        ("trunk_prefx", "0", "unknown option"),
+    ],
+)
+def test_a_bad_numbering_plan_is_refused_with_its_line(
+    tmp_path: Path, option: str, value: str, words: str
+) -> None:
+    with pytest.raises(config.ConfigError, match=rf"asterisk-cb.conf:11 \[numbers\]: {option}: {words}"):
+        load(tmp_path, REQUIRED + f"[numbers]\n{option} = {value}\n")
+
+
+def test_check_config_shows_the_numbering_plan(tmp_path: Path) -> None:
+    path = tmp_path / "asterisk-cb.conf"
+    path.write_text(REQUIRED + "[numbers]\ncountry_code = 49\n")
+    file = config.load(path, other_sections=deployment.SECTIONS)
+    rows = {
+        row[0]: row[1:]
+        for row in deployment.explain(deployment.from_settings_file(file), file.other_sections)
+    }
+    assert rows["[numbers] country_code"] == ("49", f"{path}:11 [numbers]")
+    assert rows["[numbers] trunk_prefix"] == ("0", "default")
+    assert rows["[numbers] international_prefix"] == ("00", "default")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from redis.crc import key_slot
 
+from asterisk_cb.core.numbers import NumberPlan
 from asterisk_cb.keys import InvalidKeyPart, Keys, check_callback_id
 
 
@@ -46,3 +47,12 @@ def test_callback_ids_with_whitespace_or_nul_are_refused() -> None:
         with pytest.raises(InvalidKeyPart):
             check_callback_id(bad)
     assert Keys("x").callback("c-1") == "{x}:cb:c-1"
+
+
+def test_a_contact_number_is_locked_and_indexed_in_its_canonical_form() -> None:
+    keys = Keys("x", NumberPlan("49"))
+    locks = {keys.contact_lock(number) for number in ("+4930123456", "004930123456", "030123456")}
+    assert locks == {"{x}:lock:contact:+4930123456"}
+    assert keys.contact_entry("030123456") == "+4930123456"
+    assert keys.contact_lock("1001") == "{x}:lock:contact:1001"  # an extension stays as it is
+    assert Keys("x").contact_entry("030123456") == "030123456"  # no country code: kept

@@ -5,7 +5,18 @@ from __future__ import annotations
 import subprocess
 import sys
 
-CORE = ["codec", "durations", "effects", "ini", "inputs", "lifecycle", "model", "rules", "settings"]
+CORE = [
+    "codec",
+    "durations",
+    "effects",
+    "ini",
+    "inputs",
+    "lifecycle",
+    "model",
+    "numbers",
+    "rules",
+    "settings",
+]
 FORBIDDEN = ["asyncio", "socket", "redis", "aiohttp", "panoramisk", "asyncpg", "random", "asterisk_cb.store"]
 
 

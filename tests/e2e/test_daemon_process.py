@@ -485,3 +485,31 @@ def _contact_rings(lab: Lab, number: str) -> list[tuple[float, float]]:
 def _one_ring_at_a_time(rings: list[tuple[float, float]]) -> None:
     for (_, ended), (next_started, _) in itertools.pairwise(sorted(rings)):
         assert next_started >= ended, f"the contact rang twice at once: {rings}"
+
+
+async def test_a_daemon_stalled_after_committing_an_agent_ring_never_rings_the_agent_once_taken_over(
+    fleet_lab: tuple[Fleet, Lab],
+) -> None:
+    """The agent's side of the fence: A stops right after committing the agent's ring; B takes over,
+    records that ring lost and rings the agent itself; A, resumed, rings nobody. Every ring of the
+    agent's phone is B's."""
+    fleet, lab = fleet_lab
+    lab.phone(AGENT, "answer", ring_s=2)
+    number = unique_number("20102")  # answers, hangs up 2 s later
+    stalled = await fleet.start(APP, {STOP_AT_VARIABLE: "committed:agent:agent_ringing"})
+    scheduled = await lab.schedule(number, AGENT)
+    await until(lambda: _process_state(stalled.pid) == "T", 60)
+    stopped_at = time.time()
+
+    await fleet.start(APP_TAKING_OVER)
+    await lab.wait_for(scheduled.id, lambda cb: len(cb.attempts) == 2, timeout_s=TAKE_OVER_S + 15)
+    stalled.send(signal.SIGCONT)
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=60)
+    await until(lambda: "lease lost" in stalled.log.read_text())
+    await asyncio.sleep(1)  # a late ring would have been sent by now
+
+    assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
+    assert [attempt.outcome for attempt in done.attempts][:1] == [Outcome.LOST]
+    assert len([at for at in lab.agent_invites(AGENT).times(AGENT) if at > stopped_at]) == 1
+    assert len(invite_times(lab.info, number)) == 1
+    await until_equal(lab.our_channels, [])

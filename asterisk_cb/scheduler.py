@@ -11,10 +11,11 @@ Work is handed to an ``Executor`` (implemented by the telephony layer) with boun
 daemon's ``max_calls``), and, with a line pool, never more due callbacks than lines are free: the
 others wait in the due set in their order, oldest due first, on whichever daemon frees a slot first. While an
 executor works on a claim the scheduler renews its lease; if a renewal is refused (the lease was lost:
-this process stalled, or a person revoked a claim that was not live yet) the executor's task is
-cancelled. On ``stop()`` the scheduler takes no new work, cancels its executor tasks, hands back claims
-that never went live, and lets the leases of live ones lapse: another (or the restarted) daemon then
-resumes those calls without dialling again.
+this process stalled, or a person revoked a claim that was not live yet), or renewals fail or hang
+until the lease may have run out (Redis unreachable), the executor's task is cancelled. On
+``stop()`` the scheduler takes no new work, cancels its executor tasks, hands back claims that never
+went live, and lets the leases of live ones lapse: another (or the restarted) daemon then resumes
+those calls without dialling again.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import logging
 import os
 import signal
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -106,7 +108,7 @@ class SchedulerStats:
 
     handed_off: int = 0  # claims given to the executor
     resumed: int = 0  # of which resume claims (a call was live when its previous holder vanished)
-    leases_lost: int = 0  # executors cancelled because a renewal was refused
+    leases_lost: int = 0  # executors cancelled: a renewal was refused, or none confirmed the lease in time
     executor_failures: int = 0  # executors that raised (their leases lapse)
     claim_failures: int = 0  # claim rounds that failed (Redis unreachable...)
     last_claim_server_ms: int | None = None  # Redis server time of the last successful claim round
@@ -114,10 +116,11 @@ class SchedulerStats:
 
 @dataclass(frozen=True)
 class _Round:
-    """One claim call under way and how many it asked for."""
+    """One claim call under way, how many it asked for, and when it was sent (``time.monotonic()``)."""
 
     limit: int
     task: asyncio.Task[ClaimBatch | None]
+    sent: float
 
 
 class Scheduler:
@@ -132,6 +135,10 @@ class Scheduler:
         # Keyed by fencing token: this scheduler may re-claim a callback whose lease it lost before its
         # old executor task has noticed.
         self._held: dict[int, tuple[Claim, asyncio.Task[None]]] = {}
+        # Until when (time.monotonic()) each held lease is known to last: the start of the last claim or
+        # renewal that Redis granted, plus the lease. Past it with renewals failing, the lease may
+        # have lapsed and another daemon may hold the callback: the executor is stopped.
+        self._confirmed_until: dict[int, float] = {}
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.stats = SchedulerStats()
@@ -183,7 +190,7 @@ class Scheduler:
             if full:  # more may be due: Redis claims the next batch while this one is handed off
                 ahead = self._start_round(reserved=len(batch.claims))
             for claim in batch.claims:
-                self._hand_off(claim)
+                self._hand_off(claim, claim_round.sent)
             if not full:
                 await self._sleep(self._seconds_until_next(batch))
         if ahead is not None:
@@ -196,7 +203,7 @@ class Scheduler:
             return None
         self._wake.clear()  # a wake-up from now on concerns what this round may not see
         limit = min(free, self._options.batch_size)
-        return _Round(limit, asyncio.create_task(self._claim(limit)))
+        return _Round(limit, asyncio.create_task(self._claim(limit)), time.monotonic())
 
     async def _claim(self, limit: int) -> ClaimBatch | None:
         try:
@@ -220,9 +227,10 @@ class Scheduler:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
-    def _hand_off(self, claim: Claim) -> None:
+    def _hand_off(self, claim: Claim, claimed_at: float) -> None:
         task = asyncio.create_task(self._execute(claim), name=f"callback {claim.callback.id}")
         self._held[claim.token] = (claim, task)
+        self._confirmed_until[claim.token] = claimed_at + self._options.lease_ms / 1000
         self.stats.handed_off += 1
         self.stats.resumed += claim.resume
 
@@ -236,26 +244,48 @@ class Scheduler:
             log.exception("callback %s: executor failed; its lease will lapse", claim.callback.id)
         finally:
             self._held.pop(claim.token, None)
+            self._confirmed_until.pop(claim.token, None)
             if len(self._held) == self._options.concurrency - 1:
                 self._wake.set()  # the dispatcher may be waiting for a free slot
 
     async def _renew_leases(self) -> None:
+        """Renew every held lease; stop the executor of one that is lost, or that can no longer be
+        proven (renewals failing or hanging past the lease's end): it must not go on as if it held
+        the callback. Each renewal waits at most one renewal period, so a Redis that hangs instead
+        of refusing is a failure too."""
+        every_s = self._options.renew_every_ms / 1000
         while True:
-            await asyncio.sleep(self._options.renew_every_ms / 1000)
+            await asyncio.sleep(every_s)
             held = list(self._held.values())
+            sent = time.monotonic()
             results = await asyncio.gather(
-                *(self._store.renew(claim, self._options.lease_ms) for claim, _ in held),
+                *(
+                    asyncio.wait_for(self._store.renew(claim, self._options.lease_ms), every_s)
+                    for claim, _ in held
+                ),
                 return_exceptions=True,
             )
             for (claim, task), result in zip(held, results, strict=True):
-                if isinstance(result, LeaseLost) and not task.done():
-                    self.stats.leases_lost += 1
-                    log.warning(
-                        "callback %s: lease lost (%s), cancelling its executor", claim.callback.id, result
-                    )
-                    task.cancel()
-                elif isinstance(result, BaseException) and not isinstance(result, LeaseLost):
-                    log.warning("callback %s: renewal failed, will retry: %s", claim.callback.id, result)
+                self._after_renewal(claim, task, result, sent)
+
+    def _after_renewal(
+        self, claim: Claim, task: asyncio.Task[None], result: Claim | BaseException, sent: float
+    ) -> None:
+        if not isinstance(result, BaseException):
+            self._confirmed_until[claim.token] = sent + self._options.lease_ms / 1000
+            return
+        if task.done():
+            return
+        if isinstance(result, LeaseLost):
+            reason = f"lease lost ({result})"
+        elif time.monotonic() >= self._confirmed_until.get(claim.token, 0.0):
+            reason = f"lease not confirmed before its end, renewals failing ({_describe(result)})"
+        else:
+            log.warning("callback %s: renewal failed, will retry: %s", claim.callback.id, _describe(result))
+            return
+        self.stats.leases_lost += 1
+        log.warning("callback %s: %s, cancelling its executor", claim.callback.id, reason)
+        task.cancel()
 
     async def _listen_for_wakeups(self) -> None:
         """A callback became the earliest due one, or wake-ups may have been missed: look again."""

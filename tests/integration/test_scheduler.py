@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from asterisk_cb.core.codec import time_to_ms
 from asterisk_cb.core.model import Attempt, Callback, Event, EventKind, Leg, LegRole, Phase, State
@@ -275,6 +276,65 @@ async def test_revoked_claim_cancels_its_executor(store: Store) -> None:
         await store.edit(callback, cancelled, [])
         await wait_until(lambda: executor.cancelled == [executor.handoffs[0].token])
         assert scheduler.stats.leases_lost == 1
+
+
+class FlakyRenewals(Store):
+    """Redis as a holder sees it when renewals fail (refused connection) or hang (a half-dead
+    server): only the renewals are affected, the claim and everything else work."""
+
+    mode: str = "ok"  # "ok", "fail" or "hang"
+
+    async def renew(self, claim: Claim, lease_ms: int = 30_000) -> Claim:
+        if self.mode == "fail":
+            raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6380. Connection refused.")
+        if self.mode == "hang":
+            await asyncio.Event().wait()
+        return await super().renew(claim, lease_ms)
+
+
+@pytest.mark.parametrize("mode", ["fail", "hang"])
+async def test_renewals_failing_past_the_lease_stop_the_executor(
+    lab_redis_url: str, namespace: str, mode: str
+) -> None:
+    """Without a confirmed lease the executor must not go on: another daemon may hold the callback."""
+    redis = connect(lab_redis_url)
+    store = FlakyRenewals(redis, Keys(namespace))
+    try:
+        await schedule(store, "c1", due_in=-1)
+        executor = RecordingExecutor(store, hang_forever)
+        scheduler = Scheduler(store, executor, options(lease_ms=600, renew_every_ms=100))
+        async with running(scheduler):
+            await wait_until(lambda: len(executor.handoffs) == 1)
+            store.mode = mode
+            failing_since = time.monotonic()
+            await wait_until(lambda: executor.cancelled == [executor.handoffs[0].token], within=3)
+            assert time.monotonic() - failing_since <= 0.6 + 0.25  # by the end of the lease
+            assert scheduler.stats.leases_lost == 1
+    finally:
+        await store.delete_namespace()
+        await redis.aclose()
+
+
+async def test_renewals_failing_briefly_within_the_lease_leave_the_executor_working(
+    lab_redis_url: str, namespace: str
+) -> None:
+    redis = connect(lab_redis_url)
+    store = FlakyRenewals(redis, Keys(namespace))
+    try:
+        await schedule(store, "c1", due_in=-1)
+        executor = RecordingExecutor(store, hang_forever)
+        scheduler = Scheduler(store, executor, options(lease_ms=1500, renew_every_ms=100))
+        async with running(scheduler):
+            await wait_until(lambda: len(executor.handoffs) == 1)
+            store.mode = "fail"
+            await asyncio.sleep(0.5)  # a third of the lease
+            store.mode = "ok"
+            await asyncio.sleep(2.0)  # longer than the lease: renewed meanwhile
+            assert executor.cancelled == [] and executor.running == 1
+            assert scheduler.stats.leases_lost == 0
+    finally:
+        await store.delete_namespace()
+        await redis.aclose()
 
 
 async def test_stop_hands_back_idle_claims_and_leaves_live_ones_to_lapse(

@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from redis.asyncio.connection import parse_url
+
 from asterisk_cb import redis_conn
 from asterisk_cb.config import ConfigError
 from asterisk_cb.core import rules
 from asterisk_cb.core.durations import format_duration, parse_duration
 from asterisk_cb.core.settings import Assignment, SettingsFile, parse_bool
 from asterisk_cb.keys import DEFAULT_NAMESPACE
+from asterisk_cb.secrecy import redact
 from asterisk_cb.store import DEFAULT_LEASE_MS, LinePool
 from asterisk_cb.telephony.availability import AgentSpec
 
@@ -160,7 +163,7 @@ def explain(site: Deployment, sections: Mapping[str, Section]) -> list[tuple[str
     for ``check-config``; passwords and secrets are never printed."""
     sentinel = site.redis.sentinel
     where = (
-        ("redis", "url", _without_password(site.redis.url or ""))
+        ("redis", "url", redact(site.redis.url or ""))
         if sentinel is None
         else ("redis", "sentinels", ", ".join(f"{host}:{port}" for host, port in sentinel.sentinels))
     )
@@ -192,14 +195,6 @@ def explain(site: Deployment, sections: Mapping[str, Section]) -> list[tuple[str
     return rows
 
 
-def _without_password(url: str) -> str:
-    """``redis://user:secret@host`` shown as ``redis://user:(set)@host``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":(set)@", 1)).geturl()
-
-
 def _or_none(cap: int | None) -> str:
     return "(no cap)" if cap is None else str(cap)
 
@@ -222,7 +217,7 @@ def _redis(section: Section) -> RedisTarget:
         raise _error(section, "cluster", f"{cluster_text!r} is not yes or no") from error
     try:
         if "url" in raw:
-            return RedisTarget(raw["url"], None, namespace, cluster)
+            return RedisTarget(_redis_url(section, raw["url"]), None, namespace, cluster)
         if "sentinels" in raw:
             return RedisTarget(None, redis_conn.SentinelSettings.from_section(raw), namespace)
     except redis_conn.RedisConfigError as error:
@@ -230,10 +225,30 @@ def _redis(section: Section) -> RedisTarget:
     return RedisTarget("redis://127.0.0.1:6379/0", None, namespace)
 
 
+def _redis_url(section: Section, url: str) -> str:
+    """Refused here, with the URL's password hidden, rather than as a traceback at the first command
+    (redis-py parses it only when connecting). Its own messages may quote part of a password."""
+    try:
+        parse_url(url)
+    except ValueError as error:
+        shapes = "redis://[[user]:password@]host[:port][/db], rediss://... (TLS) or unix:///path[?db=N]"
+        reason = f"{redact(url)!r} is not a Redis URL: {shapes}; percent-encode @ : / ? # in a password"
+        raise _error(section, "url", reason) from error
+    return url
+
+
 def _ari(section: Section) -> AriTarget:
     url = _value(section, "url", "http://127.0.0.1:8088/ari")
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise _error(section, "url", f"{url!r} is not an http:// or https:// URL")
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = urlsplit(""), False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise _error(section, "url", f"{redact(url)!r} is not an http:// or https:// URL")
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        hint = "user and password belong in [ari] user and password; the URL is http(s)://host:port/ari"
+        raise _error(section, "url", f"{redact(url)!r}: {hint}")
     return AriTarget(
         url=url.rstrip("/"),
         user=_required(section, "ari", "user").value,

@@ -131,6 +131,7 @@ def test_the_systemd_unit_runs_the_daemon_command() -> None:
     assert args.command == "run"
     assert str(args.config) == "/etc/asterisk-cb/asterisk-cb.conf"
     assert unit["Service"]["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert unit["Service"]["RestartPreventExitStatus"] == "2"  # a refused config is not retried
 
 
 @pytest.mark.parametrize(

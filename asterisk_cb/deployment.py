@@ -238,23 +238,29 @@ def _redis_url(section: Section, url: str) -> str:
 
 
 def _ari(section: Section) -> AriTarget:
-    url = _value(section, "url", "http://127.0.0.1:8088/ari")
-    try:
-        parts = urlsplit(url)
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        parts, port_ok = urlsplit(""), False
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-        raise _error(section, "url", f"{redact(url)!r} is not an http:// or https:// URL")
-    if "@" in parts.netloc or parts.query or parts.fragment:
-        hint = "user and password belong in [ari] user and password; the URL is http(s)://host:port/ari"
-        raise _error(section, "url", f"{redact(url)!r}: {hint}")
     return AriTarget(
-        url=url.rstrip("/"),
+        url=_ari_url(section).rstrip("/"),
         user=_required(section, "ari", "user").value,
         password=_required(section, "ari", "password").value,
         app=_value(section, "app", "asterisk-cb"),
     )
+
+
+def _ari_url(section: Section) -> str:
+    """ARI's base URL alone: aiohttp refuses credentials in it beside the user and password (a bare
+    ValueError at the first request), and the ARI paths are appended to it, so no query either."""
+    url = _value(section, "url", "http://127.0.0.1:8088/ari")
+    try:
+        parts = urlsplit(url)
+        well_formed = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is no number, an unclosed [IPv6
+        well_formed = False
+    if not well_formed:
+        raise _error(section, "url", f"{redact(url)!r} is not an http:// or https:// URL")
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        hint = "user and password belong in [ari] user and password; the URL is http(s)://host:port/ari"
+        raise _error(section, "url", f"{redact(url)!r}: {hint}")
+    return url
 
 
 def _ami(section: Section) -> AmiTarget:

@@ -2,7 +2,9 @@
 
 Each check talks to the real peer the daemon will use (Redis, ARI, AMI) with the daemon's own
 credentials, so a wrong password, a missing manager permission, an agent device Asterisk does not
-know or an outbound context that does not exist shows here, before the first callback is due.
+know or an outbound context that does not exist shows here, before the first callback is due. The
+first check is the config file itself: ``run`` refuses one others can read or still holding change-me.
+URLs are shown through ``secrecy.redact``.
 """
 
 from __future__ import annotations
@@ -46,9 +48,8 @@ class Check:
 
 async def run_checks(path: Path, file: SettingsFile, site: deployment.Deployment) -> list[Check]:
     """Every check, in the order a callback needs them; a failed link skips the checks behind it."""
-    checks = _config(path)
-    links, runtime = await _redis(site)
-    checks += links
+    redis_checks, runtime = await _redis(site)
+    checks = [*_config(path), *redis_checks]
     checks.append(await _ari(site))
     ami = AmiConnection(AmiSettings(site.ami.user, site.ami.secret, site.ami.host, site.ami.port))
     try:

@@ -26,7 +26,7 @@ from pathlib import Path
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from asterisk_cb import config, daemon, deployment, doctor, logs
+from asterisk_cb import config, daemon, deployment, doctor, logs, secrecy
 from asterisk_cb.core import rules
 from asterisk_cb.core.inputs import Edit
 from asterisk_cb.core.model import Callback, State
@@ -102,6 +102,7 @@ async def cmd_check_config(context: Context, args: argparse.Namespace) -> int:
     agents = [(agent, deployment.agent_targets(spec)) for agent, spec in sorted(context.site.agents.items())]
     print()
     print(render_table(("agent", "devices"), agents or [("(none)", "add agents to [agents]")]))
+    secrecy.refuse_exposed(args.config)  # the values are fine, but `run` would refuse the file
     return 0
 
 
@@ -224,7 +225,7 @@ async def cmd_settings_reset(context: Context, args: argparse.Namespace) -> int:
 
 async def cmd_doctor(context: Context, args: argparse.Namespace) -> int:
     """Check Redis, ARI, AMI, agents' devices, the outbound context and failover queues; exit 1 on a FAIL."""
-    checks = await doctor.run_checks(context.file, context.site)
+    checks = await doctor.run_checks(args.config, context.file, context.site)
     print(render_table(("check", "result", "detail"), [(c.name, c.verdict.value, c.detail) for c in checks]))
     return 1 if any(check.verdict is doctor.Verdict.FAIL for check in checks) else 0
 
@@ -260,7 +261,8 @@ async def cmd_reindex_contacts(context: Context, args: argparse.Namespace) -> in
 
 async def cmd_run(context: Context, args: argparse.Namespace) -> int:
     """The daemon, in the foreground (systemd runs it so); logs are JSON lines on stderr. Exit 1 when an
-    essential component failed."""
+    essential component failed. A config file others can read, or still holding change-me, is refused."""
+    secrecy.refuse_exposed(args.config)
     logs.configure(args.log_level)
     return await daemon.Daemon(args.config, context.file, context.site).run()
 

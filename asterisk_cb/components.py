@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from asterisk_cb.scheduler import Scheduler
+from asterisk_cb.secrecy import redact
 from asterisk_cb.telephony.ami import AmiConnection
 from asterisk_cb.telephony.ari_stream import AriEventStream
 from asterisk_cb.telephony.backoff import Backoff
@@ -215,7 +216,7 @@ class SchedulerPart:
         try:
             await link.wait_ready(self.link_timeout_s)
         except TimeoutError:
-            log.warning(f"{link.name} not ready yet; running anyway", extra={"peer": link.peer})
+            log.warning(f"{link.name} not ready yet; running anyway", extra={"peer": redact(link.peer)})
 
 
 @dataclass(frozen=True)

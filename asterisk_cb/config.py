@@ -24,8 +24,16 @@ class ConfigError(ValueError):
 def load(path: Path = DEFAULT_PATH, other_sections: Iterable[str] = ()) -> SettingsFile:
     """Read ``path`` and its includes; validate the callback settings, keep ``other_sections`` raw."""
     try:
-        return from_documents(_read(path, None, (), 0), other_sections)
-    except ValueError as error:  # IniError, SettingError, ValidationError
+        return from_documents(documents(path), other_sections)
+    except ValueError as error:  # SettingError, ValidationError
+        raise ConfigError(str(error)) from error
+
+
+def documents(path: Path) -> list[ini.Document]:
+    """``path`` parsed, then every file it ``#include``s: what ``load`` reads (``secrecy`` checks each)."""
+    try:
+        return _read(path, None, (), 0)
+    except ini.IniError as error:
         raise ConfigError(str(error)) from error
 
 

@@ -6,8 +6,9 @@ Signals, as admins expect from a PBX daemon:
 * SIGTERM / SIGINT: stop taking new callbacks and exit (0), at any moment, also while still waiting
   for ARI and AMI. Live calls stay up: their leases lapse and the restarted daemon (or another one on
   the same Redis) resumes them from the recorded channel ids, never dialling again.
-* SIGHUP: reload the callback settings from the config file. A file with an error is refused (logged
-  with file and line) and the running settings stay; the connection sections need a restart.
+* SIGHUP: reload the callback settings from the config file. A file with an error, or one others can
+  read (``secrecy``), is refused (logged with file and line) and the running settings stay; the
+  connection sections need a restart.
 
 Exit code 1 (``EXIT_COMPONENT_FAILED``): an essential component (scheduler, ARI, AMI) failed; the log
 names it. A failing auxiliary component (metrics, change-requests follower) is restarted instead.
@@ -21,7 +22,7 @@ import logging
 import signal
 from pathlib import Path
 
-from asterisk_cb import config, deployment
+from asterisk_cb import config, deployment, secrecy
 from asterisk_cb.components import (
     AmiLink,
     AriEvents,
@@ -137,6 +138,7 @@ class Daemon:
 
     def reload(self) -> None:
         try:
+            secrecy.refuse_exposed(self.config_path)  # edited into a file others can read: not used
             self.file = config.load(self.config_path, other_sections=deployment.SECTIONS)
         except config.ConfigError as error:
             log.error("reload refused, running settings kept", extra={"error": str(error)})

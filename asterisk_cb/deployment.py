@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from redis.asyncio.connection import parse_url
+
 from asterisk_cb import redis_conn
 from asterisk_cb.config import ConfigError
 from asterisk_cb.core import rules
@@ -22,6 +24,7 @@ from asterisk_cb.core.durations import format_duration, parse_duration
 from asterisk_cb.core.numbers import DEFAULT_PLAN, NumberPlan, NumberPlanError
 from asterisk_cb.core.settings import Assignment, SettingsFile, parse_bool
 from asterisk_cb.keys import DEFAULT_NAMESPACE
+from asterisk_cb.secrecy import redact
 from asterisk_cb.store import DEFAULT_LEASE_MS, LinePool
 from asterisk_cb.telephony.availability import AgentSpec
 
@@ -165,7 +168,7 @@ def explain(site: Deployment, sections: Mapping[str, Section]) -> list[tuple[str
     for ``check-config``; passwords and secrets are never printed."""
     sentinel = site.redis.sentinel
     where = (
-        ("redis", "url", _without_password(site.redis.url or ""))
+        ("redis", "url", redact(site.redis.url or ""))
         if sentinel is None
         else ("redis", "sentinels", ", ".join(f"{host}:{port}" for host, port in sentinel.sentinels))
     )
@@ -200,14 +203,6 @@ def explain(site: Deployment, sections: Mapping[str, Section]) -> list[tuple[str
     return rows
 
 
-def _without_password(url: str) -> str:
-    """``redis://user:secret@host`` shown as ``redis://user:(set)@host``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":(set)@", 1)).geturl()
-
-
 def _or_none(cap: int | None) -> str:
     return "(no cap)" if cap is None else str(cap)
 
@@ -230,7 +225,7 @@ def _redis(section: Section) -> RedisTarget:
         raise _error(section, "cluster", f"{cluster_text!r} is not yes or no") from error
     try:
         if "url" in raw:
-            return RedisTarget(raw["url"], None, namespace, cluster)
+            return RedisTarget(_redis_url(section, raw["url"]), None, namespace, cluster)
         if "sentinels" in raw:
             return RedisTarget(None, redis_conn.SentinelSettings.from_section(raw), namespace)
     except redis_conn.RedisConfigError as error:
@@ -238,16 +233,42 @@ def _redis(section: Section) -> RedisTarget:
     return RedisTarget("redis://127.0.0.1:6379/0", None, namespace)
 
 
+def _redis_url(section: Section, url: str) -> str:
+    """Refused here, with the URL's password hidden, rather than as a traceback at the first command
+    (redis-py parses it only when connecting). Its own messages may quote part of a password."""
+    try:
+        parse_url(url)
+    except ValueError as error:
+        shapes = "redis://[[user]:password@]host[:port][/db], rediss://... (TLS) or unix:///path[?db=N]"
+        reason = f"{redact(url)!r} is not a Redis URL: {shapes}; percent-encode @ : / ? # in a password"
+        raise _error(section, "url", reason) from error
+    return url
+
+
 def _ari(section: Section) -> AriTarget:
-    url = _value(section, "url", "http://127.0.0.1:8088/ari")
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise _error(section, "url", f"{url!r} is not an http:// or https:// URL")
     return AriTarget(
-        url=url.rstrip("/"),
+        url=_ari_url(section).rstrip("/"),
         user=_required(section, "ari", "user").value,
         password=_required(section, "ari", "password").value,
         app=_value(section, "app", "asterisk-cb"),
     )
+
+
+def _ari_url(section: Section) -> str:
+    """ARI's base URL alone: aiohttp refuses credentials in it beside the user and password (a bare
+    ValueError at the first request), and the ARI paths are appended to it, so no query either."""
+    url = _value(section, "url", "http://127.0.0.1:8088/ari")
+    try:
+        parts = urlsplit(url)
+        well_formed = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is no number, an unclosed [IPv6
+        well_formed = False
+    if not well_formed:
+        raise _error(section, "url", f"{redact(url)!r} is not an http:// or https:// URL")
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        hint = "user and password belong in [ari] user and password; the URL is http(s)://host:port/ari"
+        raise _error(section, "url", f"{redact(url)!r}: {hint}")
+    return url
 
 
 def _ami(section: Section) -> AmiTarget:

@@ -2,7 +2,9 @@
 
 Each check talks to the real peer the daemon will use (Redis, ARI, AMI) with the daemon's own
 credentials, so a wrong password, a missing manager permission, an agent device Asterisk does not
-know or an outbound context that does not exist shows here, before the first callback is due.
+know or an outbound context that does not exist shows here, before the first callback is due. The
+first check is the config file itself: ``run`` refuses one others can read or still holding change-me.
+URLs are shown through ``secrecy.redact``.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from redis.exceptions import RedisError
 
-from asterisk_cb import deployment
+from asterisk_cb import config, deployment, secrecy
 from asterisk_cb.core.settings import GENERAL, Layers, SettingsFile, resolve
 from asterisk_cb.keys import Keys
 from asterisk_cb.store import GroupInfo, Store
@@ -43,9 +46,10 @@ class Check:
     detail: str
 
 
-async def run_checks(file: SettingsFile, site: deployment.Deployment) -> list[Check]:
+async def run_checks(path: Path, file: SettingsFile, site: deployment.Deployment) -> list[Check]:
     """Every check, in the order a callback needs them; a failed link skips the checks behind it."""
-    checks, runtime = await _redis(site)
+    redis_checks, runtime = await _redis(site)
+    checks = [*_config(path), *redis_checks]
     checks.append(await _ari(site))
     ami = AmiConnection(AmiSettings(site.ami.user, site.ami.secret, site.ami.host, site.ami.port))
     try:
@@ -74,6 +78,18 @@ async def run_checks(file: SettingsFile, site: deployment.Deployment) -> list[Ch
     return checks
 
 
+def _config(path: Path) -> list[Check]:
+    """What makes ``run`` refuse the file though it parses: others may read it, or a secret is still
+    the sample's ``change-me`` (``secrecy``); one failing line per problem, each with its fix."""
+    try:
+        problems = secrecy.exposures(path)
+    except (config.ConfigError, OSError) as error:  # changed since it was loaded
+        return [Check("config", Verdict.FAIL, str(error))]
+    if problems:
+        return [Check("config", Verdict.FAIL, problem) for problem in problems]
+    return [Check("config", Verdict.OK, f"{secrecy.describe(path)}: no access for others, no change-me")]
+
+
 async def _redis(site: deployment.Deployment) -> tuple[list[Check], Layers]:
     """The Redis check and one per event-stream consumer group, and the run-time setting overrides
     found there (none if unreachable)."""
@@ -86,7 +102,7 @@ async def _redis(site: deployment.Deployment) -> tuple[list[Check], Layers]:
         runtime = await store.setting_layers()
         groups = await store.event_groups()
     except RedisError as error:
-        return [Check("redis", Verdict.FAIL, f"{site.redis.url or 'sentinel'}: {error}")], {}
+        return [Check("redis", Verdict.FAIL, f"{secrecy.redact(site.redis.url or 'sentinel')}: {error}")], {}
     finally:
         await redis.aclose()
     held = sum(count for state, count in counts.items() if not state.is_finished)
@@ -114,10 +130,10 @@ async def _ari(site: deployment.Deployment) -> Check:
         async with AriClient(settings) as ari:
             info = await ari.asterisk_info()
     except (AriError, OSError) as error:
-        return Check("ari", Verdict.FAIL, f"{site.ari.url}: {error}")
+        return Check("ari", Verdict.FAIL, f"{secrecy.redact(site.ari.url)}: {error}")
     version = info.get("system", {}).get("version", "?")
     verdict = Verdict.OK if version.startswith(("20.", "21.", "22.", "23.")) else Verdict.WARN
-    return Check("ari", verdict, f"Asterisk {version} at {site.ari.url} as {site.ari.user}")
+    return Check("ari", verdict, f"Asterisk {version} at {secrecy.redact(site.ari.url)} as {site.ari.user}")
 
 
 async def _agents(site: deployment.Deployment, ami: AmiConnection) -> list[Check]:

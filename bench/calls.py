@@ -46,6 +46,7 @@ from asterisk_cb.core.model import State
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import connect
+from asterisk_cb.secrecy import write_private
 from asterisk_cb.store import Store
 from asterisk_cb.telephony.ari import AriClient, AriSettings
 
@@ -214,7 +215,7 @@ async def daemon_on(
     """`asterisk-cb run` on ``namespace``, with an ARI application of its own; SIGTERM after. With
     ``profile_top``, under cProfile, whose top functions are printed once it exited."""
     config = folder / "daemon.conf"
-    config.write_text(config_text(info, namespace, f"acb-{namespace}", daemon={}))
+    write_private(config, config_text(info, namespace, f"acb-{namespace}", daemon={}))
     profile = folder / "daemon.prof"
     wrapper = (sys.executable, "-m", "cProfile", "-o", str(profile)) if profile_top else ()
     daemon = DaemonProcess(config, folder / "daemon.log", wrapper)

@@ -49,6 +49,7 @@ from redis.exceptions import RedisError
 from asterisk_cb.core import lifecycle
 from asterisk_cb.core.inputs import Due
 from asterisk_cb.scheduler import Scheduler, SchedulerOptions
+from asterisk_cb.secrecy import redact
 from asterisk_cb.store import Claim, Store
 
 CASES = ("throughput", "bursts", "scale")
@@ -269,7 +270,7 @@ async def guarded(url: str, name: str, case: Callable[[], Awaitable[object]]) ->
 
 async def main(args: argparse.Namespace) -> list[Row]:
     url = args.redis_url or lab_redis_url()
-    print(f"Redis {url}; load average at start {os.getloadavg()[0]:.1f}; {os.cpu_count()} CPUs")
+    print(f"Redis {redact(url)}; load average at start {os.getloadavg()[0]:.1f}; {os.cpu_count()} CPUs")
     rows: list[Row] = []
     if "throughput" in args.cases:
         rows += await guarded(url, "throughput", lambda: throughput(url))  # type: ignore[operator]

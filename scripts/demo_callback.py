@@ -30,6 +30,7 @@ from lab.settings import load as load_lab_settings
 from asterisk_cb.core.model import EventKind, State
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import connect
+from asterisk_cb.secrecy import write_private
 from asterisk_cb.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +47,8 @@ def lab_env() -> dict[str, Any]:
 def write_config(lab: dict[str, Any], namespace: str, path: Path) -> None:
     """A config an admin would write for this PBX; short delays so the demo takes seconds."""
     agents = "\n".join(f"{agent} = {info['endpoint']}" for agent, info in sorted(lab["agents"].items()))
-    path.write_text(
+    write_private(
+        path,
         f"""; Written by scripts/demo_callback.py for the lab PBX.
 [general]
 reschedule_delay = 5s
@@ -75,7 +77,7 @@ outbound_context = {lab["dialplan"]["outbound_context"]}
 
 [agents]
 {agents}
-"""
+""",
     )
 
 

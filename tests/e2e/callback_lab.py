@@ -28,6 +28,7 @@ from asterisk_cb.core.model import ARI_ID_PREFIX, Callback, Event, EventKind, Le
 from asterisk_cb.core.settings import Settings as CallbackSettings
 from asterisk_cb.core.settings import SettingsFile
 from asterisk_cb.redis_conn import RedisClient
+from asterisk_cb.secrecy import write_private
 from asterisk_cb.service import effective_settings
 from asterisk_cb.store import Store
 from asterisk_cb.telephony.ari import AriClient, AriNotFound
@@ -127,11 +128,12 @@ class Lab:
         stderr). It runs in a thread: the command has its own event loop."""
         config = tmp_path / "asterisk-cb.conf"
         agents = "\n".join(f"{agent} = PJSIP/{agent}" for agent in AGENTS)
-        config.write_text(
+        write_private(
+            config,
             f"[redis]\nurl = {self.info['redis']['url']}\nnamespace = {self.store.keys.namespace}\n"
             "[ari]\nuser = acb\npassword = unused\n[ami]\nuser = acb\nsecret = unused\n"
             f"[dialing]\noutbound_context = {self.info['dialplan']['outbound_context']}\n"
-            f"[agents]\n{agents}\n"
+            f"[agents]\n{agents}\n",
         )
 
         def run() -> tuple[int, str, str]:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from asterisk_cb.secrecy import write_private
+
 ENTRY_POINT = Path(sys.executable).parent / "asterisk-cb"
 LEASE_S = 5.0  # [daemon] lease: a killed daemon's callbacks are taken over this long after
 # [daemon] call_check: a call resumed by a daemon whose ARI application is not the one the channels sit
@@ -130,7 +132,7 @@ class Fleet:
         ``environment``: more variables for the process (``asterisk_cb.faults``)."""
         config = self.folder / f"{app}.conf"
         if not config.exists():
-            config.write_text(config_text(self.info, self.namespace, app, self.dialing))
+            write_private(config, config_text(self.info, self.namespace, app, self.dialing))
         daemon = DaemonProcess(config, self.folder / f"{app}.log", environment=environment or {})
         seen = daemon.running_lines()
         daemon.start()

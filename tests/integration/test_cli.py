@@ -15,6 +15,7 @@ from test_store import create, make_callback, ringing
 from asterisk_cb.cli import main
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import connect
+from asterisk_cb.secrecy import write_private
 from asterisk_cb.store import Store
 
 pytestmark = pytest.mark.lab
@@ -24,7 +25,8 @@ pytestmark = pytest.mark.lab
 def config_file(tmp_path: Path, lab_redis_url: str) -> Iterator[Path]:
     namespace = "test-cli-" + uuid.uuid4().hex[:10]
     path = tmp_path / "asterisk-cb.conf"
-    path.write_text(
+    write_private(
+        path,
         f"""
 [general]
 default_timezone = Europe/Berlin
@@ -51,7 +53,7 @@ outbound_context = callback-outbound
 [agents]
 1001 = PJSIP/1001
 1002 = PJSIP/1002 & PJSIP/1002-desk
-"""
+""",
     )
     yield path
 
@@ -145,6 +147,21 @@ def test_runtime_override_wins_until_reset(config_file: Path, capsys: pytest.Cap
     assert run(config_file, "settings", "reset", "agent/1001") == 0
     assert run(config_file, "check-config", "--agent", "1001") == 0
     assert re.search(r"max_attempts\s+2\s+\S+:\d+ \[agent/1001\]", capsys.readouterr().out)
+
+
+def test_check_config_shows_the_values_then_refuses_what_run_would(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every value is valid, but others can read the file: exit 2 after the tables, the file and the fix."""
+    config_file.chmod(0o644)
+    assert run(config_file, "check-config") == 2
+    out, err = capsys.readouterr()
+    assert re.search(r"\[ari\] password\s+\(set\)", out)
+    assert err == (
+        f"asterisk-cb: config: {config_file}: mode 0644 gives other users access to its secrets: "
+        f"chmod 0640 {config_file} && chgrp asterisk-cb {config_file}\n"
+    )
+    assert run(config_file, "list") == 0  # only the daemon and check-config (which says so) refuse
 
 
 def test_a_broken_config_names_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
-from asterisk_cb import config, deployment
+from asterisk_cb import config, deployment, secrecy
+from asterisk_cb.core.settings import resolve
 from asterisk_cb.daemon import Daemon
 
 CONNECTIONS = """[general]
@@ -42,6 +44,29 @@ async def test_ami_seeds_pool_logins_only_when_an_agent_is_an_app_agent_pool_age
         assert daemon.ami.settings.agent_pool is agent_pool
         fixed_phones = [device for device in ("PJSIP/1001", "PJSIP/1002") if device in agents]
         assert daemon.ami.watched_devices() == fixed_phones  # what the AMI seed reads when not cached
+    finally:
+        await daemon.ari.close()
+        await daemon.redis.aclose()
+
+
+async def test_a_reload_of_a_file_others_can_read_is_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An editor that saved the file anew with the umask's 0644: the running settings stay."""
+    path = tmp_path / "asterisk-cb.conf"
+    secrecy.write_private(path, CONNECTIONS.replace("[general]\n", "[general]\nmax_attempts = 2\n"))
+    file = config.load(path, other_sections=deployment.SECTIONS)
+    daemon = Daemon(path, file, deployment.from_settings_file(file))
+    try:
+        path.write_text(path.read_text().replace("max_attempts = 2", "max_attempts = 5"))
+        path.chmod(0o644)
+        with caplog.at_level(logging.ERROR):
+            daemon.reload()
+        assert resolve(daemon.file, {}).max_attempts == 2
+        assert "gives other users access" in caplog.records[-1].__dict__["error"]
+        path.chmod(0o640)
+        daemon.reload()
+        assert resolve(daemon.file, {}).max_attempts == 5
     finally:
         await daemon.ari.close()
         await daemon.redis.aclose()

@@ -132,6 +132,7 @@ def test_the_systemd_unit_runs_the_daemon_command() -> None:
     assert args.command == "run"
     assert str(args.config) == "/etc/asterisk-cb/asterisk-cb.conf"
     assert unit["Service"]["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert unit["Service"]["RestartPreventExitStatus"] == "2"  # a refused config is not retried
 
 
 @pytest.mark.parametrize(
@@ -270,3 +271,52 @@ def test_check_config_shows_the_numbering_plan(tmp_path: Path) -> None:
     assert rows["[numbers] country_code"] == ("49", f"{path}:11 [numbers]")
     assert rows["[numbers] trunk_prefix"] == ("0", "default")
     assert rows["[numbers] international_prefix"] == ("00", "default")
+
+
+def test_explain_hides_a_redis_password_given_in_the_query(tmp_path: Path) -> None:
+    path = tmp_path / "asterisk-cb.conf"
+    path.write_text(REQUIRED + "[redis]\nurl = unix:///run/redis/redis.sock?db=2&password=hunter2\n")
+    file = config.load(path, other_sections=deployment.SECTIONS)
+    rows = {option: value for option, value, _ in deployment.explain(deployment.from_settings_file(file), {})}
+    assert rows["[redis] url"] == "unix:///run/redis/redis.sock?db=2&password=(set)"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "words"),
+    [
+        ("http://bob:hunter2@pbx:8088/ari", "http://bob:(set)@pbx:8088/ari", "belong in [ari] user and"),
+        ("https://pbx/ari?api_key=bob:hunter2", "https://pbx/ari?api_key=(set)", "belong in [ari] user"),
+        ("http://[::1:hunter2@pbx/ari", "http://[:(set)@pbx/ari", "is not an http:// or https:// URL"),
+        ("http://pbx:99999/ari", "http://pbx:99999/ari", "is not an http:// or https:// URL"),
+        ("http:///ari", "http:///ari", "is not an http:// or https:// URL"),
+    ],
+)  # fmt: skip
+def test_an_ari_url_with_credentials_or_malformed_is_refused_hidden(
+    tmp_path: Path, url: str, shown: str, words: str
+) -> None:
+    """aiohttp would raise a bare ValueError at the first request, and the URL was printed as is."""
+    with pytest.raises(config.ConfigError) as refused:
+        load(tmp_path, REQUIRED.replace("[ari]\n", f"[ari]\nurl = {url}\n"))
+    message = str(refused.value)
+    assert message.startswith(f"{tmp_path / 'asterisk-cb.conf'}:3 [ari]: url: '{shown}'")
+    assert words in message
+    assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:hunter2@pbx:63x9/0",  # redis-py's own message quotes the port
+        "redis://:hun/ter2@pbx",  # an unencoded / ends the host early: the "port" is the password
+        "http://:hunter2@pbx:6379",
+        "redis://[::1:hunter2@pbx",
+        "redis://pbx/0?db=two&password=hunter2",
+    ],
+)
+def test_a_malformed_redis_url_is_refused_at_load_without_its_password(tmp_path: Path, url: str) -> None:
+    with pytest.raises(config.ConfigError) as refused:
+        load(tmp_path, REQUIRED + f"[redis]\nurl = {url}\n")
+    message = str(refused.value)
+    assert "[redis]: url: " in message
+    assert "is not a Redis URL" in message
+    assert "hun" not in message

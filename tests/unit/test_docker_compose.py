@@ -1,12 +1,15 @@
 """The Docker path is not run by CI (no Docker engine there), so at least keep its compose file honest:
 it parses, names the lab's services, publishes only on loopback, and points at files that exist."""
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from asterisk_cb import config, deployment
+from asterisk_cb import config, deployment, secrecy
+from asterisk_cb.cli import build_parser
 
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
 
@@ -70,3 +73,37 @@ def test_the_daemon_config_loads_and_points_at_the_compose_services() -> None:
     assert site.ari.url == "http://asterisk:8088/ari"
     assert site.ami.host == "asterisk"
     assert site.has_agent("1001")
+
+
+def _dockerfile_lines() -> list[str]:
+    return (DOCKER_DIR / "Dockerfile.daemon").read_text().splitlines()
+
+
+def test_the_daemon_image_runs_its_baked_config() -> None:
+    """ENTRYPOINT + CMD is a command line the CLI takes (top-level --config before the command)."""
+    lines = _dockerfile_lines()
+    entrypoint = json.loads(next(line for line in lines if line.startswith("ENTRYPOINT "))[11:])
+    command = json.loads(next(line for line in lines if line.startswith("CMD "))[4:])
+    assert entrypoint == ["asterisk-cb"]
+    args = build_parser().parse_args(command)
+    assert args.command == "run"
+    assert "COPY docker/asterisk-cb.conf /etc/asterisk-cb/asterisk-cb.conf" in lines
+    assert str(args.config) == "/etc/asterisk-cb/asterisk-cb.conf"
+
+
+def test_the_image_config_is_one_the_daemon_accepts(compose: dict, tmp_path: Path) -> None:
+    """Installed as the Dockerfile does (0640, group asterisk-cb, the user the daemon runs as), with
+    no change-me; not bind-mounted, which would keep the checkout's 0644."""
+    lines = _dockerfile_lines()
+    assert "USER asterisk-cb" in lines
+    assert any(
+        line.startswith("RUN chown root:asterisk-cb /etc/asterisk-cb/asterisk-cb.conf")
+        and line.endswith("chmod 0640 /etc/asterisk-cb/asterisk-cb.conf")
+        for line in lines
+    )
+    mounts = compose["services"]["asterisk-cb"].get("volumes", [])
+    assert not any("asterisk-cb.conf" in volume for volume in mounts)
+    baked = tmp_path / "asterisk-cb.conf"
+    shutil.copyfile(DOCKER_DIR / "asterisk-cb.conf", baked)
+    baked.chmod(0o640)
+    assert secrecy.exposures(baked) == []

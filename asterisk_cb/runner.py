@@ -88,6 +88,12 @@ class CallPort(Protocol):
         """How many devices of the agent would ring now; None when the agent cannot be rung."""
         ...
 
+    @property
+    def reachable(self) -> bool:
+        """The PBX can be asked to place a call and tells how it goes (the queue phase's gate; the
+        agent phase's is ``ready_rings``)."""
+        ...
+
     async def resume(self, callback: Callback) -> tuple[ev.Input, ...]:
         """Follow the call a vanished holder left (never dial again): what happened meanwhile."""
         ...
@@ -215,6 +221,9 @@ class ClaimRunner:
             if ready is None:
                 return ev.Due(agent_available=False)
             rings = max(1, ready)
+        elif not self.port.reachable:  # an attempt now would be spent on an outage, not on the contact
+            log.info("callback %s due: waits, PBX unreachable", self.callback.id)
+            return ev.Due(waiting=ev.Waiting.PBX)
         waiting = await self._take_locks()
         if waiting is not None:
             log.info("callback %s due: waits, %s", self.callback.id, waiting.value)

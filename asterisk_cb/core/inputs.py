@@ -32,12 +32,14 @@ QUEUE_FAILURES = frozenset({Outcome.QUEUE_TIMEOUT, Outcome.ABANDONED})
 
 
 class Waiting(StrEnum):
-    """Why a due callback must wait for other callbacks' calls: the executor could not take a lock (or a
-    line) that other callbacks hold while their calls live. The value is what the history says."""
+    """Why a due callback must wait: the executor could not take a lock (or a line) that other
+    callbacks hold while their calls live, or cannot reach the PBX. The value is what the history
+    says. Like the time those calls talk, the wait is not this callback's: it burns no attempt."""
 
     AGENT = "agent in another callback"
     CONTACT = "contact in another callback"
     CALL_LIMIT = "call limit reached"
+    PBX = "PBX unreachable"  # ARI down: a call placed now could not be followed (nobody is dialled)
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,10 @@ class AriCall:
         self._ring_devices = seen.ring
         return len(seen.ring)
 
+    @property
+    def reachable(self) -> bool:
+        return self.parts.events.health.connected
+
     async def resume(self, callback: Callback) -> tuple[ev.Input, ...]:
         """The previous holder vanished mid-call: follow the recorded channels, never dial again; a
         channel gone after an answer Asterisk recorded (``answer_marks``) is a talk that is over."""

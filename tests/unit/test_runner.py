@@ -15,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from asterisk_cb.core import inputs as ev
 from asterisk_cb.core import lifecycle
 from asterisk_cb.core.effects import Effect, RingAgent
-from asterisk_cb.core.model import Callback, Event, Outcome, State
+from asterisk_cb.core.model import Callback, Event, Outcome, Phase, State
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.runner import FENCE_MARGIN_S, ChangeNotice, ClaimRunner
 from asterisk_cb.store import CallLocks, Claim, LeaseExpired, LeaseLost, LinePool, StaleToken
@@ -98,6 +98,7 @@ class FakePort:
         self.resumed: tuple[ev.Input, ...] = (ev.CallResumed(),)
         self.screening = False
         self.closed = False
+        self.reachable = True
 
     def ready_rings(self, callback: Callback) -> int | None:
         return self.rings
@@ -331,3 +332,19 @@ async def test_the_dial_fence_refuses_when_the_lease_cannot_be_confirmed(refusal
     runner = _runner(store, FakePort(Journal()), _claim())
     with pytest.raises(LeaseLost):
         await runner.dial_fence()
+
+
+async def test_a_queue_phase_callback_waits_while_the_pbx_is_unreachable_and_dials_nobody() -> None:
+    journal = Journal()
+    store, port = FakeStore(journal), FakePort(journal)
+    port.reachable = False
+    claim = _claim()
+    await _run(
+        store,
+        port,
+        dataclasses.replace(claim, callback=dataclasses.replace(claim.callback, phase=Phase.QUEUE)),
+    )
+
+    [held] = store.committed
+    assert (held.state, held.phase, held.queue_attempts) == (State.SCHEDULED, Phase.QUEUE, 0)
+    assert not [line for line in journal.lines if line.startswith(("perform Dial", "locks"))]

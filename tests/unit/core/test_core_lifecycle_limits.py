@@ -135,7 +135,7 @@ def test_held_callbacks_dial_nothing_and_extend_the_deadline(flag: str) -> None:
     assert lc.agent_wait_deadline(resumed, SETTINGS) == DUE + SETTINGS.max_agent_wait + timedelta(minutes=100)
 
 
-@pytest.mark.parametrize("waiting", [ev.Waiting.CONTACT, ev.Waiting.CALL_LIMIT])
+@pytest.mark.parametrize("waiting", [ev.Waiting.CONTACT, ev.Waiting.CALL_LIMIT, ev.Waiting.PBX])
 def test_contact_or_lines_taken_by_other_callbacks_hold_without_burning_anything(waiting: ev.Waiting) -> None:
     callback = new_callback()
     for _ in range(100):  # longer than max_agent_wait: the other calls' time is not this callback's
@@ -210,6 +210,19 @@ def test_queue_removed_while_in_queue_phase_expires() -> None:
     callback = lc.step(new_callback(), ev.Due(False), DUE + SETTINGS.max_agent_wait, SETTINGS).callback
     finished = lc.step(callback, ev.Due(True), callback.next_at or T0, NO_QUEUE).callback
     assert (finished.state, finished.finish_reason) == (State.EXPIRED, FinishReason.NO_FAILOVER_QUEUE)
+
+
+def test_the_queue_phase_waits_out_a_pbx_outage_without_spending_an_attempt() -> None:
+    """ARI down: dialling now would fail and count; the callback holds and tries again later."""
+    callback = lc.step(new_callback(), ev.Due(False), DUE + SETTINGS.max_agent_wait, SETTINGS).callback
+    for _ in range(50):  # a long outage: still no attempt spent
+        transition = lc.step(callback, ev.Due(waiting=ev.Waiting.PBX), callback.next_at or T0, SETTINGS)
+        assert [effect for effect in transition.effects if not isinstance(effect, WaitUntil)] == []
+        callback = transition.callback
+    assert (callback.state, callback.phase, callback.queue_attempts) == (State.SCHEDULED, Phase.QUEUE, 0)
+    assert transition.events[-1].attributes["reason"] == "PBX unreachable"
+    dialled = lc.step(callback, ev.Due(), callback.next_at or T0, SETTINGS)
+    assert dialled.callback.state is State.CONTACT_RINGING
 
 
 def test_queue_phase_exhausts_after_its_max_attempts() -> None:

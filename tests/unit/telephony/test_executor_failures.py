@@ -154,6 +154,25 @@ async def test_without_the_events_stream_the_agent_counts_as_unavailable(
     assert (waiting.state, waiting.attempts) == (State.SCHEDULED, ())
 
 
+async def test_without_the_events_stream_the_queue_phase_waits_and_spends_no_attempt(
+    fake_ari: FakeAri, ari_client: AriClient, events: AriEventStream
+) -> None:
+    store = RecordingStore()
+    executor = _executor(ari_client, events, store)
+    await events.stop()
+
+    await executor.execute(_claim(Phase.QUEUE))
+
+    [waiting] = store.committed
+    assert (waiting.state, waiting.phase, waiting.queue_attempts, waiting.attempts) == (
+        State.SCHEDULED,
+        Phase.QUEUE,
+        0,
+        (),
+    )
+    assert fake_ari.calls["POST /ari/channels/create"] == 0
+
+
 async def test_with_the_views_ami_feed_down_the_agent_counts_as_unavailable(
     fake_ari: FakeAri, ari_client: AriClient, events: AriEventStream
 ) -> None:

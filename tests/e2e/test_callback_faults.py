@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from callback_lab import Lab, invite_times, leg_channel, pbx_lab, unique_number, until, until_equal
 
-from asterisk_cb.core.model import EventKind, FinishReason, LegRole, Outcome, State
+from asterisk_cb.core.inputs import Waiting
+from asterisk_cb.core.model import EventKind, FinishReason, LegRole, Outcome, Phase, State
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -116,3 +117,46 @@ async def test_asterisk_stopped_during_a_talk_no_daemon_watched_is_completed_not
     assert len(done.attempts) == 1
     assert len(invite_times(lab.info, number)) == 1  # in every log: a restarted phone starts a new one
     assert lab.answer_marks() == []
+
+
+async def test_the_queue_phase_waits_while_asterisk_is_down_and_spends_no_attempt_on_the_outage(
+    lab: Lab,
+) -> None:
+    """ARI down when a queue-phase attempt comes due: the callback is held ("PBX unreachable") until
+    Asterisk is back, then the contact is dialled; the outage costs no queue attempt (before, each due
+    time during it failed to create the channel and counted, so a callback could end exhausted
+    without ever ringing)."""
+    lab.phone(AGENT, "answer")
+    await lab.set(
+        failover_queue="failover",
+        max_attempts="1",
+        queue_max_attempts="1",
+        contact_ring_timeout="3s",
+        retry_interval="4s",
+        reschedule_delay="1s",
+    )
+    number = unique_number("480")  # rings until cancelled
+
+    scheduled = await lab.schedule(number, AGENT)
+    await lab.wait_for(scheduled.id, lambda cb: cb.phase is Phase.QUEUE, timeout_s=20)
+    await asyncio.to_thread(_stop_asterisk, lab.info)  # before the queue attempt is due (4 s)
+
+    async def held_for_the_pbx() -> bool:
+        events = await lab.events(scheduled.id)
+        return any(event.attributes.get("reason") == Waiting.PBX.value for event in events)
+
+    try:
+        await until_equal(held_for_the_pbx, True, timeout_s=20)
+        waiting = await lab.store.get(scheduled.id)
+        assert waiting is not None and (waiting.state, waiting.queue_attempts) == (State.SCHEDULED, 0)
+    finally:
+        await asyncio.to_thread(pbx_lab, "up")
+    done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=40)
+
+    assert (done.state, done.finish_reason) == (State.EXHAUSTED, FinishReason.QUEUE_ATTEMPTS)
+    assert [(attempt.phase, attempt.outcome) for attempt in done.attempts] == [
+        (Phase.AGENT, Outcome.NO_ANSWER),
+        (Phase.QUEUE, Outcome.NO_ANSWER),
+    ]
+    assert len(invite_times(lab.info, number)) == 2  # every log: the phones restarted with Asterisk
+    await until_equal(lab.our_channels, [])

@@ -32,6 +32,7 @@ from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView
 from asterisk_cb.telephony.availability_feed import feed_from_ami
 from asterisk_cb.telephony.backoff import Backoff
 from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions
+from asterisk_cb.telephony.pause_sweep import PauseSweep
 from asterisk_cb.telephony.queue_guard import QueueGuard
 
 
@@ -82,7 +83,9 @@ class Daemon:
             answers=AnswerMarks(self.ami),
             feeds=(self.ami.health,),
         )
-        self.ami.on_resync(lambda _: self.executor.release_leftover_pauses())
+        # the periodic sweep is the daemon process's (test_daemon_process.py); here only the resync's
+        self.pause_sweep = PauseSweep(self.queue_guard, self.view, store, every_s=60)
+        self.ami.on_resync(lambda _: self.pause_sweep.sweep())
         self.scheduler = Scheduler(
             store,
             self.executor,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 ENTRY_POINT = Path(sys.executable).parent / "asterisk-cb"
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
 LEASE_S = 5.0  # [daemon] lease: a killed daemon's callbacks are taken over this long after
 # [daemon] call_check: a call resumed by a daemon whose ARI application is not the one the channels sit
 # in hears of their hangup only when it looks them up.
@@ -55,6 +57,14 @@ def config_text(
     )
 
 
+def _source_first() -> dict[str, str]:
+    """The environment with this checkout first on the daemon's path: the code under test is the tree
+    the tests come from, also when the venv's editable install points at another one (a git worktree
+    sharing the venv)."""
+    paths = (str(SOURCE_ROOT), os.environ.get("PYTHONPATH", ""))
+    return os.environ | {"PYTHONPATH": os.pathsep.join(path for path in paths if path)}
+
+
 def log_tail(log: Path, lines: int) -> str:
     return "\n".join(log.read_text().splitlines()[-lines:]) if log.exists() else ""
 
@@ -71,7 +81,9 @@ class DaemonProcess:
     def start(self) -> None:
         with self.log.open("ab") as log:
             command = [*self.wrapper, str(ENTRY_POINT), "--config", str(self.config), "run"]
-            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=_source_first()
+            )
 
     @property
     def pid(self) -> int:
@@ -116,12 +128,13 @@ class Fleet:
     folder: Path
     started: list[DaemonProcess] = field(default_factory=list)
     dialing: str = ""  # more [dialing] lines for every daemon's config (e.g. "max_calls = 1\n")
+    daemon: dict[str, str] = field(default_factory=lambda: dict(DAEMON))  # its [daemon] options
 
     async def start(self, app: str) -> DaemonProcess:
         """Start `asterisk-cb run` for ``app`` (the same config file on a restart) and wait till it runs."""
         config = self.folder / f"{app}.conf"
         if not config.exists():
-            config.write_text(config_text(self.info, self.namespace, app, self.dialing))
+            config.write_text(config_text(self.info, self.namespace, app, self.dialing, self.daemon))
         daemon = DaemonProcess(config, self.folder / f"{app}.log")
         seen = daemon.running_lines()
         daemon.start()

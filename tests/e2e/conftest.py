@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import pytest
+from ami_relay import LossyAmi
 from callback_lab import AGENTS, LEASE_MS, RECHECK_S, Lab, bounded, pbx_lab, settings_for
 
 from asterisk_cb import deployment
@@ -56,6 +57,7 @@ class Daemon:
         concurrency: int = 200,
         lines: LinePool | None = None,
         agents: Iterable[AgentSpec] | None = None,
+        ami_port: int | None = None,
     ) -> None:
         ari_info = info["ari"]
         self.ari = AriClient(
@@ -67,7 +69,7 @@ class Daemon:
         self.events = AriEventStream(self.ari, StreamSettings(backoff=Backoff(initial_s=0.5, cap_s=2.0)))
         ami_info = info["ami"]
         self.ami = AmiConnection(
-            AmiSettings(ami_info["user"], ami_info["secret"], ami_info["host"], ami_info["port"]),
+            AmiSettings(ami_info["user"], ami_info["secret"], ami_info["host"], ami_port or ami_info["port"]),
             watched_devices=self.view.watched_devices,
         )
         feed_from_ami(self.view, self.ami)
@@ -138,6 +140,22 @@ async def lab(lab_phones: dict[str, Any], request: pytest.FixtureRequest) -> Asy
 
     async with _lab_with(lab_phones, one_daemon, agents) as started:
         yield started
+
+
+@pytest.fixture
+async def lossy_ami_lab(lab_phones: dict[str, Any]) -> AsyncIterator[tuple[Lab, LossyAmi]]:
+    """One daemon whose AMI link goes through ``LossyAmi``: Asterisk's answers to its pauses are lost."""
+    relay = LossyAmi(lab_phones["ami"]["host"], lab_phones["ami"]["port"])
+    await relay.start()
+
+    def one_daemon(store: Store) -> list[Daemon]:
+        return [Daemon(lab_phones, store, ami_port=relay.port)]
+
+    try:
+        async with _lab_with(lab_phones, one_daemon) as started:
+            yield started, relay
+    finally:
+        await relay.stop()
 
 
 @pytest.fixture

@@ -47,6 +47,7 @@ from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
 from asterisk_cb.telephony.availability import AvailabilityView
 from asterisk_cb.telephony.availability_feed import feed_from_ami
 from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions
+from asterisk_cb.telephony.pause_sweep import PauseSweep
 from asterisk_cb.telephony.queue_guard import QueueGuard
 
 log = logging.getLogger(__name__)
@@ -94,9 +95,11 @@ class Daemon:
             answers=AnswerMarks(self.ami),
             feeds=(self.ami.health,),
         )
-        # Every AMI (re)connect, the first included: a daemon that died mid-callback left its agents
-        # paused with reason "callback" (or AMI was down when it should have lifted them): lift those.
-        self.ami.on_resync(lambda _: self.executor.release_leftover_pauses())
+        # Every AMI (re)connect, the first included, and periodically: lift the "callback" pauses no
+        # call holds (a daemon died mid-callback, AMI was down or an answer was lost).
+        sweep_s = site.timing.pause_sweep.total_seconds()
+        self.pause_sweep = PauseSweep(self.queue_guard, self.view, self.store, sweep_s)
+        self.ami.on_resync(lambda _: self.pause_sweep.sweep())
         lease_ms = int(site.timing.lease.total_seconds() * 1000)
         lines = site.dialing.lines
         scheduling = SchedulerOptions(lease_ms=lease_ms, renew_every_ms=lease_ms // 3, lines=lines)
@@ -126,6 +129,7 @@ class Daemon:
             AmiLink(self.ami),
             SchedulerPart(self.scheduler, links),
             ChangeRequests(self.executor.follow_requests),
+            self.pause_sweep,
         ]
         if self.site.metrics is not None:
             parts.append(MetricsServer(self.metrics, self.site.metrics.host, self.site.metrics.port))

@@ -94,10 +94,13 @@ class Timing:
     (live calls included) are taken over by another or the restarted daemon this long after it vanished.
     Shorter takes over sooner but renews more often (every third of it) and lets a longer stall (GC,
     network) cost the hold. ``call_check``: how long a live call may go without any ARI event before its
-    channels are looked up (an event lost without a reconnect cannot keep a call "live" longer)."""
+    channels are looked up (an event lost without a reconnect cannot keep a call "live" longer).
+    ``pause_sweep``: how often the "callback" queue pauses no call holds are looked for and lifted (one
+    QueueStatus each time); an agent left paused misses queue calls until then."""
 
     lease: timedelta = timedelta(milliseconds=DEFAULT_LEASE_MS)
     call_check: timedelta = timedelta(seconds=30)
+    pause_sweep: timedelta = timedelta(seconds=60)
 
 
 TIMING_BOUNDS = (timedelta(seconds=3), timedelta(minutes=10))
@@ -143,7 +146,7 @@ KNOWN_OPTIONS: Mapping[str, frozenset[str]] = {
     ),
     "numbers": frozenset({"country_code", "trunk_prefix", "international_prefix"}),
     "metrics": frozenset({"listen"}),
-    "daemon": frozenset({"lease", "call_check"}),
+    "daemon": frozenset({"lease", "call_check", "pause_sweep"}),
 }
 
 
@@ -195,6 +198,7 @@ def explain(site: Deployment, sections: Mapping[str, Section]) -> list[tuple[str
         ("metrics", "listen", f"{site.metrics.host}:{site.metrics.port}" if site.metrics else "(off)"),
         ("daemon", "lease", format_duration(site.timing.lease)),
         ("daemon", "call_check", format_duration(site.timing.call_check)),
+        ("daemon", "pause_sweep", format_duration(site.timing.pause_sweep)),
     ]
     rows = []
     for section, option, value in values:
@@ -379,6 +383,7 @@ def _timing(section: Section) -> Timing:
     return Timing(
         lease=_bounded_duration(section, "lease", defaults.lease),
         call_check=_bounded_duration(section, "call_check", defaults.call_check),
+        pause_sweep=_bounded_duration(section, "pause_sweep", defaults.pause_sweep),
     )
 
 

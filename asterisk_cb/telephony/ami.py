@@ -78,6 +78,11 @@ class AmiUnavailable(AmiError):
     """Not logged in, or the link dropped before the answer came."""
 
 
+class AmiNoAnswer(AmiUnavailable):
+    """The action went out but its answer never came (timeout, link dropped): Asterisk may or may not
+    have carried it out. Not logged in is the plain ``AmiUnavailable``: nothing was sent."""
+
+
 class _Resync:
     """Queue marker: seed state here, after the events received before it and before those after."""
 
@@ -220,7 +225,7 @@ class AmiConnection:
         try:
             answer = await asyncio.wait_for(asyncio.shield(future), self.settings.action_timeout_s)
         except TimeoutError:
-            raise AmiUnavailable(f"AMI {action.get('Action')}: no answer in time") from None
+            raise AmiNoAnswer(f"AMI {action.get('Action')}: no answer in time") from None
         finally:
             self._pending.discard(future)
         first = answer[0] if isinstance(answer, list) else answer
@@ -339,7 +344,7 @@ class AmiConnection:
     def _fail_pending(self, reason: str) -> None:
         for future in list(self._pending):
             if not future.done():
-                future.set_exception(AmiUnavailable(reason))
+                future.set_exception(AmiNoAnswer(reason))
         self._pending.clear()
 
     # --- event consumer ---------------------------------------------------------------------------

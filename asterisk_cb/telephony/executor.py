@@ -2,18 +2,15 @@
 fenced commits, the call's locks, change requests) over an ``AriCall`` (the call in Asterisk).
 
 This module only wires the two per claim and holds what every call of the daemon shares: the routing
-of ARI events and change requests to the right call, and the lifting of queue pauses a dead daemon
-left behind. How a callback call runs, step by step and with what was measured: docs/calls.md.
+of ARI events and change requests to the right call. How a callback call runs, step by step and with
+what was measured: docs/calls.md.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
-
-from redis.exceptions import RedisError
 
 from asterisk_cb.runner import ClaimRunner, ClaimWrites, SettingsFor
 from asterisk_cb.store import Claim
@@ -29,16 +26,12 @@ from asterisk_cb.telephony.queue_guard import QueueGuard
 
 __all__ = ["CallbackExecutor", "ExecutorOptions"]
 
-log = logging.getLogger(__name__)
-
 Clock = Callable[[], datetime]
 
 
 class ExecutorStore(ClaimWrites, Protocol):
-    """What the executor needs of the store: the runner's fenced writes, which agents are in calls
-    (any daemon's), and the change requests' wake-ups."""
-
-    async def agents_in_calls(self, agents: Sequence[str]) -> set[str]: ...
+    """What the executor needs of the store: the runner's fenced writes and the change requests'
+    wake-ups."""
 
     async def follow_requests(self, on_request: Callable[[str | None], None]) -> None: ...
 
@@ -85,19 +78,6 @@ class CallbackExecutor:
             await runner.run()
         finally:
             await runner.close()
-
-    async def release_leftover_pauses(self) -> None:
-        """At start: lift the "callback" pauses a dead daemon left behind, but not those of agents a
-        live callback holds right now (another running daemon's call: its pauses are its own)."""
-        guard, view = self.telephony.queue_guard, self.telephony.availability
-        if guard is None:
-            return
-        try:
-            busy = await self.store.agents_in_calls(list(view.agents))
-        except RedisError as error:  # unknown: leave every pause rather than lift a live call's
-            log.warning("cannot tell which agents are in calls; leftover callback pauses stay: %s", error)
-            return
-        await guard.release_leftovers([member for agent in busy for member in view.memberships_of(agent)])
 
     async def follow_requests(self) -> None:
         """Wake the run holding a callback when a person's change of it is requested; after a gap in

@@ -7,13 +7,15 @@ explicit, visible in ``queue show`` and the queue log, and closes the window.
 
 Rules (pure, ``to_pause``/``leftovers``): only memberships that are not paused already are paused, so
 a pause someone else set (the agent's own, a supervisor's) is never lifted by us; what we paused is
-exactly what we unpause. A daemon that died while holding pauses leaves them behind: on every AMI
-(re)connect, start included, each membership paused with reason "callback" is unpaused
-(``release_leftovers``) except those of agents
-whose call lock holds (``Store.agents_in_calls``): another daemon's callback rings or talks through
-them right now, and its pauses are its own. A callback resumed by another daemon (or the restarted
-one) takes over the agent's "callback" pauses (``take_over``): they are its previous holder's, since
-an agent paused for a callback is unavailable to every other callback; it lifts them when its run ends.
+exactly what we unpause. A QueuePause whose answer never came (timeout, link dropped:
+``AmiNoAnswer``) may have been carried out: it is held as "maybe" (``Pause.sure`` False), and the
+run's end reads QueueStatus and lifts it only if it shows paused with reason "callback" (a pause the
+agent set meanwhile has its own reason and stays). Whatever escapes that (the daemon died, AMI was down
+when the pause should have been lifted, an answer lost on the unpause) is lifted by ``PauseSweep``
+(pause_sweep.py) on every AMI (re)connect and periodically: every "callback" pause of an agent that
+holds no call lock. A callback resumed by another daemon (or the restarted one) takes over the agent's
+"callback" pauses (``take_over``): they are its previous holder's, since an agent paused for a callback
+is unavailable to every other callback; it lifts them when its run ends.
 
 IO goes through AMI (QueuePause per queue and interface); AMI being down never stops a callback: the
 pause is a protection, the call itself goes over ARI. Failures are logged.
@@ -21,12 +23,14 @@ pause is a protection, the call itself goes over ARI. Failures are logged.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from asterisk_cb.telephony.ami import AmiError
+from asterisk_cb.telephony.ami import AmiError, AmiNoAnswer
 from asterisk_cb.telephony.ami_events import QueueMember
 
 log = logging.getLogger(__name__)
@@ -36,10 +40,12 @@ PAUSE_REASON = "callback"
 
 @dataclass(frozen=True)
 class Pause:
-    """One membership we paused: what to unpause."""
+    """One membership we paused: what to unpause. ``sure`` False: the QueuePause got no answer, so it
+    may or may not have taken effect; it is looked up before it is lifted."""
 
     queue: str
     interface: str
+    sure: bool = True
 
 
 def to_pause(memberships: Iterable[QueueMember]) -> tuple[Pause, ...]:
@@ -48,7 +54,7 @@ def to_pause(memberships: Iterable[QueueMember]) -> tuple[Pause, ...]:
 
 
 def leftovers(memberships: Iterable[QueueMember]) -> tuple[Pause, ...]:
-    """Pauses a callback set and nobody lifted (the daemon died): every "callback" pause."""
+    """The "callback" pauses among ``memberships``: a callback's, or left by one nobody lifted."""
     return tuple(
         Pause(m.queue, m.interface) for m in memberships if m.paused and m.paused_reason == PAUSE_REASON
     )
@@ -69,14 +75,15 @@ class QueueGuard:
 
     def __init__(self, ami: QueuePauser) -> None:
         self.ami = ami
+        # Held while ``hold`` pauses: the sweep checks the call locks and lifts under it, so in this
+        # process a run that took its agent's lock cannot pause between the check and the lift.
+        self.pausing = asyncio.Lock()
 
     async def hold(self, memberships: Iterable[QueueMember]) -> tuple[Pause, ...]:
-        """Pause what nobody paused; returns what was paused (to hand to ``release``)."""
-        held: list[Pause] = []
-        for pause in to_pause(memberships):
-            if await self._set(pause, paused=True):
-                held.append(pause)
-        return tuple(held)
+        """Pause what nobody paused; returns what was (maybe) paused, to hand to ``release``."""
+        async with self.pausing:
+            held = [await self._pause(pause) for pause in to_pause(memberships)]
+        return tuple(pause for pause in held if pause is not None)
 
     async def take_over(self, memberships: Iterable[QueueMember], *, live: bool) -> tuple[Pause, ...]:
         """A callback resumed from a holder that vanished: its "callback" pauses are ours to lift now
@@ -86,30 +93,48 @@ class QueueGuard:
         return inherited + (await self.hold(members) if live else ())
 
     async def release(self, held: Iterable[Pause]) -> None:
-        for pause in held:
-            await self._set(pause, paused=False)
+        """Lift what ``hold`` paused; a "maybe" pause only if QueueStatus shows it paused with our reason
+        (the agent's own pause, set meanwhile, has another reason and stays)."""
+        pauses = tuple(held)
+        maybe = [pause for pause in pauses if not pause.sure]
+        for pause in [pause for pause in pauses if pause.sure] + await self._took_effect(maybe):
+            await self._unpause(pause)
 
-    async def release_leftovers(self, in_calls: Iterable[QueueMember] = ()) -> tuple[Pause, ...]:
-        """At start: unpause every membership a previous run left paused with reason "callback", but
-        those of ``in_calls`` (memberships of agents a live callback holds, whichever daemon's)."""
-        kept = {Pause(m.queue, m.interface) for m in in_calls}
-        try:
-            found = tuple(pause for pause in leftovers(await self.ami.queue_members()) if pause not in kept)
-        except AmiError as error:
-            log.warning("cannot look for leftover callback pauses: %s", error)
-            return ()
-        await self.release(found)
-        if found:
-            log.info("unpaused %d leftover callback pause(s)", len(found))
-        return found
+    async def callback_pauses(self) -> tuple[Pause, ...]:
+        """Every membership paused with reason "callback" now, read from QueueStatus (AmiError if not)."""
+        return leftovers(await self.ami.queue_members())
 
-    async def _set(self, pause: Pause, *, paused: bool) -> bool:
+    async def _took_effect(self, maybe: list[Pause]) -> list[Pause]:
+        """Those of the unanswered pauses that QueueStatus shows paused with reason "callback"."""
+        if not maybe:
+            return []
         try:
-            # The reason goes with the pause only: an unpause with a reason would leave it shown.
-            reason = PAUSE_REASON if paused else ""
-            await self.ami.queue_pause(pause.interface, paused, queue=pause.queue, reason=reason)
+            queues = sorted({pause.queue for pause in maybe})
+            found = set(leftovers([m for queue in queues for m in await self.ami.queue_members(queue)]))
         except AmiError as error:
-            verb = "pausing" if paused else "unpausing"
-            log.warning("%s %s in %s failed: %s", verb, pause.interface, pause.queue, error)
-            return False
-        return True
+            log.warning(
+                "cannot tell if %d unanswered pause(s) took effect; the sweep will: %s", len(maybe), error
+            )
+            return []
+        return [pause for pause in maybe if dataclasses.replace(pause, sure=True) in found]
+
+    async def _pause(self, pause: Pause) -> Pause | None:
+        """``pause`` once Asterisk did it, the same as "maybe" when its answer was lost, None when it
+        was refused (e.g. not a member any more) or not sent (AMI down)."""
+        try:
+            await self.ami.queue_pause(pause.interface, True, queue=pause.queue, reason=PAUSE_REASON)
+        except AmiNoAnswer as error:
+            log.warning("pausing %s in %s: %s (maybe paused)", pause.interface, pause.queue, error)
+            return dataclasses.replace(pause, sure=False)
+        except AmiError as error:
+            log.warning("pausing %s in %s failed: %s", pause.interface, pause.queue, error)
+            return None
+        return pause
+
+    async def _unpause(self, pause: Pause) -> None:
+        """A lost answer leaves the pause maybe in place: the sweep lifts it once the agent is free."""
+        try:
+            # No reason with an unpause: Asterisk would keep showing it.
+            await self.ami.queue_pause(pause.interface, False, queue=pause.queue, reason="")
+        except AmiError as error:
+            log.warning("unpausing %s in %s failed: %s", pause.interface, pause.queue, error)

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import pytest
+from ami_relay import LossyAmi
 from callback_lab import AGENTS, LEASE_MS, RECHECK_S, Lab, bounded, pbx_lab, settings_for
 
 from asterisk_cb import deployment
@@ -32,6 +33,7 @@ from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView
 from asterisk_cb.telephony.availability_feed import feed_from_ami
 from asterisk_cb.telephony.backoff import Backoff
 from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions
+from asterisk_cb.telephony.pause_sweep import PauseSweep
 from asterisk_cb.telephony.queue_guard import QueueGuard
 
 
@@ -55,6 +57,7 @@ class Daemon:
         concurrency: int = 200,
         lines: LinePool | None = None,
         agents: Iterable[AgentSpec] | None = None,
+        ami_port: int | None = None,
     ) -> None:
         ari_info = info["ari"]
         self.ari = AriClient(
@@ -66,7 +69,7 @@ class Daemon:
         self.events = AriEventStream(self.ari, StreamSettings(backoff=Backoff(initial_s=0.5, cap_s=2.0)))
         ami_info = info["ami"]
         self.ami = AmiConnection(
-            AmiSettings(ami_info["user"], ami_info["secret"], ami_info["host"], ami_info["port"]),
+            AmiSettings(ami_info["user"], ami_info["secret"], ami_info["host"], ami_port or ami_info["port"]),
             watched_devices=self.view.watched_devices,
         )
         feed_from_ami(self.view, self.ami)
@@ -82,7 +85,9 @@ class Daemon:
             answers=AnswerMarks(self.ami),
             feeds=(self.ami.health,),
         )
-        self.ami.on_resync(lambda _: self.executor.release_leftover_pauses())
+        # the periodic sweep is the daemon process's (test_daemon_process.py); here only the resync's
+        self.pause_sweep = PauseSweep(self.queue_guard, self.view, store, every_s=60)
+        self.ami.on_resync(lambda _: self.pause_sweep.sweep())
         self.scheduler = Scheduler(
             store,
             self.executor,
@@ -135,6 +140,22 @@ async def lab(lab_phones: dict[str, Any], request: pytest.FixtureRequest) -> Asy
 
     async with _lab_with(lab_phones, one_daemon, agents) as started:
         yield started
+
+
+@pytest.fixture
+async def lossy_ami_lab(lab_phones: dict[str, Any]) -> AsyncIterator[tuple[Lab, LossyAmi]]:
+    """One daemon whose AMI link goes through ``LossyAmi``: Asterisk's answers to its pauses are lost."""
+    relay = LossyAmi(lab_phones["ami"]["host"], lab_phones["ami"]["port"])
+    await relay.start()
+
+    def one_daemon(store: Store) -> list[Daemon]:
+        return [Daemon(lab_phones, store, ami_port=relay.port)]
+
+    try:
+        async with _lab_with(lab_phones, one_daemon) as started:
+            yield started, relay
+    finally:
+        await relay.stop()
 
 
 @pytest.fixture

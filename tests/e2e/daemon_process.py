@@ -24,6 +24,7 @@ from typing import Any
 from asterisk_cb.secrecy import write_private
 
 ENTRY_POINT = Path(sys.executable).parent / "asterisk-cb"
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
 LEASE_S = 5.0  # [daemon] lease: a killed daemon's callbacks are taken over this long after
 # [daemon] call_check: a call resumed by a daemon whose ARI application is not the one the channels sit
 # in hears of their hangup only when it looks them up.
@@ -58,6 +59,14 @@ def config_text(
     )
 
 
+def _source_first() -> dict[str, str]:
+    """The environment with this checkout first on the daemon's path: the code under test is the tree
+    the tests come from, also when the venv's editable install points at another one (a git worktree
+    sharing the venv)."""
+    paths = (str(SOURCE_ROOT), os.environ.get("PYTHONPATH", ""))
+    return os.environ | {"PYTHONPATH": os.pathsep.join(path for path in paths if path)}
+
+
 def log_tail(log: Path, lines: int) -> str:
     return "\n".join(log.read_text().splitlines()[-lines:]) if log.exists() else ""
 
@@ -80,7 +89,7 @@ class DaemonProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                env={**os.environ, **self.environment},
+                env=_source_first() | dict(self.environment),
             )
 
     @property
@@ -126,13 +135,14 @@ class Fleet:
     folder: Path
     started: list[DaemonProcess] = field(default_factory=list)
     dialing: str = ""  # more [dialing] lines for every daemon's config (e.g. "max_calls = 1\n")
+    daemon: dict[str, str] = field(default_factory=lambda: dict(DAEMON))  # its [daemon] options
 
     async def start(self, app: str, environment: Mapping[str, str] | None = None) -> DaemonProcess:
         """Start `asterisk-cb run` for ``app`` (the same config file on a restart) and wait till it runs;
         ``environment``: more variables for the process (``asterisk_cb.faults``)."""
         config = self.folder / f"{app}.conf"
         if not config.exists():
-            write_private(config, config_text(self.info, self.namespace, app, self.dialing))
+            write_private(config, config_text(self.info, self.namespace, app, self.dialing, self.daemon))
         daemon = DaemonProcess(config, self.folder / f"{app}.log", environment=environment or {})
         seen = daemon.running_lines()
         daemon.start()

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from ami_relay import LossyAmi
 from callback_lab import Lab, pbx_lab, unique_number, until, until_equal
 
 from asterisk_cb.core.model import State
@@ -22,9 +23,9 @@ OTHER_MEMBERS = ("1002", "1003", "1004")  # the rest of the lab's ringall `suppo
 
 
 @pytest.fixture
-async def ami(lab: Lab) -> AsyncIterator[AmiConnection]:
+async def ami(lab_phones: dict[str, Any]) -> AsyncIterator[AmiConnection]:
     """The test's own AMI link (not the daemon's), to read the queue memberships."""
-    info = lab.info["ami"]
+    info = lab_phones["ami"]
     link = AmiConnection(AmiSettings(info["user"], info["secret"], info["host"], info["port"]))
     await link.start()
     await link.wait_ready(10)
@@ -34,9 +35,14 @@ async def ami(lab: Lab) -> AsyncIterator[AmiConnection]:
         await link.stop()
 
 
-async def _membership(ami: AmiConnection, agent: str) -> QueueMember:
-    [member] = [m for m in await ami.queue_members("support") if m.interface == f"PJSIP/{agent}"]
+async def _membership(ami: AmiConnection, agent: str, queue: str = "support") -> QueueMember:
+    [member] = [m for m in await ami.queue_members(queue) if m.interface == f"PJSIP/{agent}"]
     return member
+
+
+async def _pause_of(ami: AmiConnection, agent: str, queue: str) -> tuple[bool, str]:
+    member = await _membership(ami, agent, queue)
+    return member.paused, member.paused_reason
 
 
 async def _paused(ami: AmiConnection, agent: str) -> bool:
@@ -95,4 +101,32 @@ async def test_a_daemon_starting_beside_a_live_callback_leaves_that_callbacks_pa
 
     assert (still.paused, still.paused_reason) == (True, PAUSE_REASON)
     assert lifted
+    assert done.state is State.COMPLETED
+
+
+async def test_pauses_whose_answers_were_lost_are_lifted_when_the_call_ends_but_not_the_agents_own(
+    lossy_ami_lab: tuple[Lab, LossyAmi], ami: AmiConnection
+) -> None:
+    """The daemon's AMI link loses Asterisk's answers to both of 1003's pauses (support, failover):
+    Asterisk paused it, the daemon only knows "maybe". During the call the agent pauses itself in
+    failover ("lunch"). When the call ends the daemon reads QueueStatus and lifts support's "callback"
+    pause; failover's, now the agent's own, stays. No periodic sweep runs in this daemon: the run did it."""
+    lab, relay = lossy_ami_lab
+    agent = "1003"
+    lab.phone(agent, "answer")
+    scheduled = await lab.schedule(unique_number("20105"), agent, in_s=0.5)  # talks 5 s
+    await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS, timeout_s=30)
+    during = [await _pause_of(ami, agent, queue) for queue in ("support", "failover")]
+    await ami.queue_pause(f"PJSIP/{agent}", True, queue="failover", reason="lunch")
+    try:
+        done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=30)
+        await until_equal(lambda: _pause_of(ami, agent, "support"), (False, ""), timeout_s=5)
+        own = await _pause_of(ami, agent, "failover")
+    finally:  # whatever the outcome, the lab's queues are left unpaused
+        for queue in ("support", "failover"):
+            await ami.queue_pause(f"PJSIP/{agent}", False, queue=queue, reason="")
+
+    assert len(relay.lost) == 2  # both pauses' answers
+    assert during == [(True, PAUSE_REASON)] * 2
+    assert own == (True, "lunch")
     assert done.state is State.COMPLETED

@@ -39,8 +39,10 @@ from asterisk_cb.faults import STOP_AT_VARIABLE
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import connect
 from asterisk_cb.store import Store
+from asterisk_cb.telephony.ami import AmiConnection, AmiSettings
 from asterisk_cb.telephony.ari import AriClient, AriError, AriNotFound, AriSettings
 from asterisk_cb.telephony.progress import queue_channel_id
+from asterisk_cb.telephony.queue_guard import PAUSE_REASON
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -513,3 +515,53 @@ async def test_a_daemon_stalled_after_committing_an_agent_ring_never_rings_the_a
     assert len([at for at in lab.agent_invites(AGENT).times(AGENT) if at > stopped_at]) == 1
     assert len(invite_times(lab.info, number)) == 1
     await until_equal(lab.our_channels, [])
+
+
+PAUSE_SWEEP_S = 3  # [daemon] pause_sweep for the test below (the shortest allowed)
+
+
+async def _pause_of(ami: AmiConnection, agent: str) -> tuple[bool, str]:
+    [member] = [m for m in await ami.queue_members("support") if m.interface == f"PJSIP/{agent}"]
+    return member.paused, member.paused_reason
+
+
+async def test_the_periodic_sweep_lifts_a_callback_pause_nobody_holds_but_not_a_live_ones_nor_the_agents(
+    fleet_lab: tuple[Fleet, Lab],
+) -> None:
+    """A "callback" pause left on 1002 (a lost AMI answer, a dead daemon) while the daemon runs is lifted
+    by its periodic sweep within ``pause_sweep``; the pause of 1001, whose callback talks (its call lock
+    holds), stays until that call ends, and 1003's own pause ("lunch") stays."""
+    fleet, lab = fleet_lab
+    fleet.daemon["pause_sweep"] = f"{PAUSE_SWEEP_S}s"
+    lab.phone(AGENT, "answer")
+    info = lab.info["ami"]
+    ami = AmiConnection(AmiSettings(info["user"], info["secret"], info["host"], info["port"]))
+    await ami.start()
+    try:
+        await ami.wait_ready(10)
+        daemon = await fleet.start(APP)
+        scheduled = await lab.schedule(unique_number("20120"), AGENT, in_s=0.5)  # talks 20 s
+        await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS)
+        await ami.queue_pause("PJSIP/1002", True, queue="support", reason=PAUSE_REASON)
+        await ami.queue_pause("PJSIP/1003", True, queue="support", reason="lunch")
+        planted = time.monotonic()
+
+        await until_equal(lambda: _pause_of(ami, "1002"), (False, ""), timeout_s=PAUSE_SWEEP_S + 5)
+        lifted_after_s = time.monotonic() - planted
+        live = await _pause_of(ami, AGENT)
+        still_talking = await lab.store.get(scheduled.id)
+        own = await _pause_of(ami, "1003")
+        done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=40)
+        await until_equal(lambda: _pause_of(ami, AGENT), (False, ""), timeout_s=5)  # its run lifted it
+    finally:
+        for agent in ("1002", "1003"):
+            await ami.queue_pause(f"PJSIP/{agent}", False, queue="support", reason="")
+        await ami.stop()
+
+    print(f"callback pause lifted {lifted_after_s:.1f} s after it was set (pause_sweep {PAUSE_SWEEP_S} s)")
+    assert lifted_after_s <= PAUSE_SWEEP_S + 1
+    assert live == (True, PAUSE_REASON)
+    assert still_talking is not None and still_talking.state is State.IN_PROGRESS
+    assert own == (True, "lunch")
+    assert done.state is State.COMPLETED
+    assert "lifted 1 callback pause(s) no callback holds: PJSIP/1002 in support" in daemon.log.read_text()

@@ -85,7 +85,14 @@ def daemon_with(tmp_path: Path, extra: Component) -> Daemon:
 async def test_the_daemon_starts_and_stops_an_extra_component(tmp_path: Path) -> None:
     dummy = Dummy("dummy")
     daemon = daemon_with(tmp_path, dummy)
-    assert [c.name for c in daemon.supervisor.components] == ["ari", "ami", "scheduler", "requests", "dummy"]
+    assert [c.name for c in daemon.supervisor.components] == [
+        "ari",
+        "ami",
+        "scheduler",
+        "requests",
+        "pause-sweep",
+        "dummy",
+    ]
     running = asyncio.create_task(daemon.run())
     await asyncio.wait_for(dummy.started.wait(), 5)
     await until(lambda: "tick" in dummy.journal)
@@ -95,7 +102,7 @@ async def test_the_daemon_starts_and_stops_an_extra_component(tmp_path: Path) ->
     assert await asyncio.wait_for(running, 5) == 0
     assert dummy.journal[-1] == "stop"
     assert daemon.supervisor.snapshot() == dict.fromkeys(
-        ["ari", "ami", "scheduler", "requests", "dummy"], False
+        ["ari", "ami", "scheduler", "requests", "pause-sweep", "dummy"], False
     )
 
 
@@ -106,7 +113,7 @@ async def test_metrics_components_only_with_a_metrics_section(tmp_path: Path) ->
     daemon = Daemon(path, file, deployment.from_settings_file(file))
     try:
         names = [component.name for component in daemon.supervisor.components]
-        assert names == ["ari", "ami", "scheduler", "requests", "metrics", "events:metrics"]
+        assert names == ["ari", "ami", "scheduler", "requests", "pause-sweep", "metrics", "events:metrics"]
     finally:
         await daemon.ari.close()
         await daemon.redis.aclose()

@@ -173,10 +173,18 @@ def test_lease_and_call_check_default_to_30s_and_are_settable(tmp_path: Path) ->
     assert site.timing == deployment.Timing(timedelta(seconds=5), timedelta(minutes=2))
 
 
+def test_pause_sweep_defaults_to_a_minute_and_is_settable(tmp_path: Path) -> None:
+    assert load(tmp_path, REQUIRED).timing.pause_sweep == timedelta(minutes=1)
+    assert load(tmp_path, REQUIRED + "[daemon]\npause_sweep = 5s\n").timing.pause_sweep == timedelta(
+        seconds=5
+    )
+
+
 @pytest.mark.parametrize(
     ("option", "value", "words"),
     [
         ("lease", "2s", "outside 3s to 10m"),
+        ("pause_sweep", "1s", "outside 3s to 10m"),
         ("lease", "11m", "outside 3s to 10m"),
         ("call_check", "1", "outside 3s to 10m"),
         ("lease", "soon", "is not a duration"),
@@ -231,6 +239,7 @@ def test_explain_gives_each_connection_value_its_origin_and_never_a_secret(tmp_p
     assert rows["[redis] url"] == ("redis://cb:(set)@10.0.0.5:6379/0", f"{path}:11 [redis]")
     assert rows["[daemon] lease"] == ("10s", f"{path}:13 [daemon]")
     assert rows["[daemon] call_check"] == ("30s", "default")
+    assert rows["[daemon] pause_sweep"] == ("1m", "default")
     assert rows["[ari] password"][0] == rows["[ami] secret"][0] == "(set)"
     assert not any("hunter2" in value or value == "pw" for value, _ in rows.values())
 

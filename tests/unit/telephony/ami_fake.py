@@ -68,6 +68,7 @@ class FakeAmi:
         self.logins = 0
         self.booted = True  # False: like an Asterisk still booting, FullyBooted is not sent at login
         self.silent = False  # True: read actions but answer nothing, like a half-open TCP link
+        self._lose: dict[str, bool] = {}  # action -> drop the link: the next one's answer is lost
         self.writers: list[asyncio.StreamWriter] = []
         self._sessions: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -75,6 +76,11 @@ class FakeAmi:
 
     def reply(self, action: str, blocks: list[str]) -> None:
         self.replies[action.lower()] = blocks
+
+    def lose_next(self, action: str, *, drop: bool = False) -> None:
+        """The next `action` reaches "Asterisk" but is never answered: with `drop` the link drops right
+        after it, else the answer just never comes."""
+        self._lose[action.lower()] = drop
 
     async def start(self, port: int = 0) -> int:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", port)
@@ -114,7 +120,11 @@ class FakeAmi:
                     line.split(": ", 1) for line in raw.decode().strip().split("\r\n") if ": " in line
                 )
                 self.received.append(action)
-                if self.silent:
+                drop = self._lose.pop(action.get("Action", "").lower(), None)
+                if drop:
+                    writer.close()
+                    return
+                if self.silent or drop is not None:
                     continue
                 writer.write(wire(self._answer(action)))
                 await writer.drain()

@@ -67,9 +67,6 @@ class RecordingStore:
     async def release_call_locks(self, claim: Claim, locks: CallLocks) -> int:
         return 0
 
-    async def agents_in_calls(self, agents: Sequence[str]) -> set[str]:
-        return set()
-
     async def follow_requests(self, on_request: Callable[[str | None], None]) -> None:
         await asyncio.Event().wait()  # no request ever comes
 

@@ -1,4 +1,4 @@
-"""The queue guard: which memberships a callback pauses and unpauses, and what a restart lifts."""
+"""The queue guard: which memberships a callback pauses and unpauses, and what a resume takes over."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class FakeAmi:
         self.actions.append((queue, interface, paused, reason))
 
     async def queue_members(self, queue: str = "") -> list[QueueMember]:
-        return self.members
+        return [m for m in self.members if m.queue == queue or not queue]
 
 
 def test_only_memberships_nobody_paused_are_paused() -> None:
@@ -58,29 +58,6 @@ async def test_a_pause_ami_refused_is_not_released_later() -> None:
     guard = QueueGuard(ami)
     held = await guard.hold([member("support"), member("support", interface="PJSIP/1002")])
     assert held == (Pause("support", "PJSIP/1001"),)
-
-
-async def test_start_lifts_leftover_callback_pauses() -> None:
-    ami = FakeAmi(
-        [member("support", paused=True, reason=PAUSE_REASON), member("sales", paused=True, reason="x")]
-    )
-    assert await QueueGuard(ami).release_leftovers() == (Pause("support", "PJSIP/1001"),)
-    assert ami.actions == [("support", "PJSIP/1001", False, "")]
-
-
-async def test_start_leaves_the_pauses_of_agents_in_a_live_callback() -> None:
-    live = member("support", paused=True, reason=PAUSE_REASON, interface="PJSIP/1002")
-    ami = FakeAmi([member("support", paused=True, reason=PAUSE_REASON), live])
-    assert await QueueGuard(ami).release_leftovers(in_calls=[live]) == (Pause("support", "PJSIP/1001"),)
-    assert ami.actions == [("support", "PJSIP/1001", False, "")]
-
-
-async def test_ami_down_at_start_leaves_the_pauses_and_does_not_raise() -> None:
-    class DownAmi(FakeAmi):
-        async def queue_members(self, queue: str = "") -> list[QueueMember]:
-            raise AmiUnavailable("not logged in")
-
-    assert await QueueGuard(DownAmi([])).release_leftovers() == ()
 
 
 async def test_a_resumed_callback_takes_over_its_previous_holders_pauses() -> None:

@@ -63,7 +63,25 @@ class Scripts:
         try:
             return await self._registered[script](keys=list(keys), args=list(args))
         except ResponseError as error:
-            code, _, detail = str(error).partition(" ")
-            if code in _ERRORS:
-                raise _ERRORS[code](detail) from None
-            raise
+            raise _refusal(error) from None
+
+    async def run_and_wait(
+        self, script: Script, keys: Sequence[str], args: Sequence[Any], timeout_ms: int
+    ) -> tuple[Any, int]:
+        """``run``, then ``WAIT 1 timeout_ms`` on the same connection (WAIT counts the replicas that
+        have that connection's writes): the reply, and how many replicas acknowledged it."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await self._registered[script](keys=list(keys), args=list(args), client=pipe)
+            pipe.wait(1, timeout_ms)
+            reply, acknowledged = await pipe.execute(raise_on_error=False)
+        if isinstance(reply, ResponseError):
+            raise _refusal(reply)
+        if isinstance(acknowledged, Exception):
+            raise acknowledged
+        return reply, int(acknowledged)
+
+
+def _refusal(error: ResponseError) -> Exception:
+    """The ``StoreError`` of an ``ACB_*`` refusal, or the error itself."""
+    code, _, detail = str(error).partition(" ")
+    return _ERRORS[code](detail) if code in _ERRORS else error

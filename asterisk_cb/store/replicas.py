@@ -1,0 +1,74 @@
+"""Confirming the commits that precede a dial on a replica (WAIT), so a failover cannot lose them.
+
+Redis replicates asynchronously: a primary that acknowledged a write and died before sending it on
+leaves a promoted replica without it. For a ring that means the surviving record still says "due", and
+the contact is dialled a second time. So the holder's commit that enters a dialling state (agent ring,
+contact ring, queue) is followed by ``WAIT 1 <timeout>`` on the same connection (WAIT counts the
+replicas that have that connection's writes, hence everything written before them too); with no replica
+confirming within the timeout the store raises ``NotReplicated`` and nothing is dialled.
+
+``replica_wait = auto`` waits only while the primary reports a connected replica (``INFO replication``,
+read again every ``RECHECK_S``, not at each commit); ``on`` always waits, so with no replica nothing is
+ever dialled; ``off`` never waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from asterisk_cb.core.model import Callback, State
+from asterisk_cb.redis_conn import RedisClient, ReplicaMode, ReplicaWait
+from asterisk_cb.store.errors import NotReplicated
+
+log = logging.getLogger(__name__)
+
+# The states whose commit is followed by a dial (RingAgent, DialContact, EnterQueue).
+DIALLING = frozenset({State.AGENT_RINGING, State.CONTACT_RINGING, State.QUEUED})
+RECHECK_S = 30.0
+
+
+def precedes_dial(before: Callback, after: Callback) -> bool:
+    """A commit that enters a dialling state: its effects originate a channel."""
+    return after.state in DIALLING and after.state is not before.state
+
+
+class ReplicaGuard:
+    """Decides whether a commit must be confirmed by a replica, and judges WAIT's answer."""
+
+    def __init__(
+        self, redis: RedisClient, policy: ReplicaWait, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._redis = redis
+        self.policy = policy
+        self._clock = clock
+        self._replicas: int | None = None  # connected replicas at the last look (auto only)
+        self._looked_at = 0.0
+
+    async def required(self) -> bool:
+        """On: always; off: never; auto: while the primary last reported a connected replica."""
+        if self.policy.mode is not ReplicaMode.AUTO:
+            return self.policy.mode is ReplicaMode.ON
+        if self._replicas is None or self._clock() - self._looked_at >= RECHECK_S:
+            await self.look()
+        return bool(self._replicas)
+
+    async def look(self) -> int:
+        """The primary's connected replicas now (``INFO replication``), remembered for ``required``."""
+        info = await self._redis.info("replication")
+        replicas = int(info.get("connected_slaves", 0))
+        if replicas != self._replicas:
+            log.info("Redis primary reports %d connected replica(s)", replicas)
+        self._replicas, self._looked_at = replicas, self._clock()
+        return replicas
+
+    def judge(self, callback_id: str, acknowledged: int) -> None:
+        """Raise ``NotReplicated`` unless a replica acknowledged the commit."""
+        if acknowledged >= 1:
+            return
+        timeout = self.policy.timeout_ms
+        reason = f"no replica confirmed the commit within {timeout} ms (replica_wait = {self.policy.mode})"
+        self._replicas = None  # auto: look again at the next commit, the replica may be gone
+        log.error("callback %s: %s; not dialling", callback_id, reason)
+        raise NotReplicated(f"{callback_id}: {reason}")

@@ -51,6 +51,7 @@ class Scripts:
     caches them by SHA, so register once per process."""
 
     def __init__(self, redis: RedisClient) -> None:
+        self._redis = redis
         folder = resources.files("asterisk_cb") / "lua"
         common = (folder / "common.lua").read_text()
         self._registered = {

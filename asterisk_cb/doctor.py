@@ -19,6 +19,7 @@ from asterisk_cb.core.settings import GENERAL, Layers, SettingsFile, resolve
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import ReplicaMode, ReplicaWait
 from asterisk_cb.store import GroupInfo, Store
+from asterisk_cb.store.replicas import online_replicas
 from asterisk_cb.telephony import answer_marks
 from asterisk_cb.telephony.ami import AmiConnection, AmiError, AmiSettings
 from asterisk_cb.telephony.ari import AriClient, AriError, AriSettings
@@ -97,7 +98,7 @@ async def _redis(site: deployment.Deployment) -> tuple[list[Check], Layers]:
     if not persistence.get("aof_enabled"):
         detail += "; appendonly is off: a Redis crash can lose callbacks"
         verdict = Verdict.WARN
-    replicas = _replicas_check(site.redis.replica_wait, int(replication.get("connected_slaves", 0)))
+    replicas = _replicas_check(site.redis.replica_wait, online_replicas(replication))
     return [Check("redis", verdict, detail), replicas, *map(_group_check, groups)], runtime
 
 
@@ -106,12 +107,12 @@ def _replicas_check(wait: ReplicaWait, replicas: int) -> Check:
     none connected dials nothing; ``off`` with replicas lets a failover lose a ring's commit."""
     mode = f"replica_wait = {wait.mode}"
     if replicas and wait.mode is not ReplicaMode.OFF:
-        return Check("redis replicas", Verdict.OK, f"{replicas} connected; {mode}: each ring waits for one")
+        return Check("redis replicas", Verdict.OK, f"{replicas} in sync; {mode}: each ring waits for one")
     if replicas:
-        detail = f"{replicas} connected; {mode}: a failover can lose a ring's commit and dial it again"
+        detail = f"{replicas} in sync; {mode}: a failover can lose a ring's commit and dial it again"
         return Check("redis replicas", Verdict.WARN, detail)
     if wait.mode is ReplicaMode.ON:
-        return Check("redis replicas", Verdict.FAIL, f"none connected; {mode}: no callback will be dialled")
+        return Check("redis replicas", Verdict.FAIL, f"none in sync; {mode}: no callback will be dialled")
     return Check("redis replicas", Verdict.OK, f"none (single Redis); {mode}: its persistence is all")
 
 

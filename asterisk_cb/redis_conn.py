@@ -242,6 +242,15 @@ def _socket_options(timeouts: Timeouts, *, tcp: bool) -> dict[str, object]:
     return options
 
 
+async def node_of(redis: RedisClient, key: str) -> dict[str, object]:
+    """``target_nodes`` for a keyless command (INFO, WAIT) that concerns ``key``'s data: on a Cluster
+    the primary holding its slot; elsewhere nothing (the one server)."""
+    if not isinstance(redis, RedisCluster):
+        return {}
+    await redis.initialize()  # a no-op once the slot map is known
+    return {"target_nodes": redis.get_node_from_key(key)}
+
+
 def _parse_host_port(item: str) -> tuple[str, int]:
     host, _, port = item.strip().rpartition(":")
     if not host:

@@ -22,7 +22,7 @@ class StorePart:
         self._redis = redis
         self._keys = keys or Keys()
         self._scripts = Scripts(redis)
-        self.replicas = ReplicaGuard(redis, replica_wait or ReplicaWait())
+        self.replicas = ReplicaGuard(redis, replica_wait or ReplicaWait(), self._keys.due)
 
     @property
     def keys(self) -> Keys:

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from asterisk_cb.core.model import Callback, State
-from asterisk_cb.redis_conn import RedisClient, ReplicaMode, ReplicaWait
+from asterisk_cb.redis_conn import RedisClient, ReplicaMode, ReplicaWait, node_of
 from asterisk_cb.store.errors import NotReplicated
 
 log = logging.getLogger(__name__)
@@ -34,14 +35,23 @@ def precedes_dial(before: Callback, after: Callback) -> bool:
     return after.state in DIALLING and after.state is not before.state
 
 
+def online_replicas(info: Mapping[str, Any]) -> int:
+    """The replicas an ``INFO replication`` reply lists as ``state=online`` (in sync)."""
+    return sum(
+        1 for name, value in info.items() if name.startswith("slave") and isinstance(value, dict)
+        and value.get("state") == "online"
+    )  # fmt: skip
+
+
 class ReplicaGuard:
     """Decides whether a commit must be confirmed by a replica, and judges WAIT's answer."""
 
     def __init__(
-        self, redis: RedisClient, policy: ReplicaWait, clock: Callable[[], float] = time.monotonic
+        self, redis: RedisClient, policy: ReplicaWait, key: str, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._redis = redis
         self.policy = policy
+        self._key = key  # on a Cluster, the primary holding this key's slot is the one asked
         self._clock = clock
         self._replicas: int | None = None  # connected replicas at the last look (auto only)
         self._looked_at = 0.0
@@ -55,11 +65,12 @@ class ReplicaGuard:
         return bool(self._replicas)
 
     async def look(self) -> int:
-        """The primary's connected replicas now (``INFO replication``), remembered for ``required``."""
-        info = await self._redis.info("replication")
-        replicas = int(info.get("connected_slaves", 0))
+        """The primary's replicas in sync now (``INFO replication``), remembered for ``required``. One
+        still loading its first copy cannot confirm anything (nor be failed over to) yet."""
+        info = await self._redis.info("replication", **await node_of(self._redis, self._key))
+        replicas = online_replicas(info)
         if replicas != self._replicas:
-            log.info("Redis primary reports %d connected replica(s)", replicas)
+            log.info("Redis primary reports %d replica(s) in sync", replicas)
         self._replicas, self._looked_at = replicas, self._clock()
         return replicas
 

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
+from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import ResponseError
 
-from asterisk_cb.redis_conn import RedisClient
+from asterisk_cb.redis_conn import RedisClient, node_of
 from asterisk_cb.store import errors
 
 _ERRORS: dict[str, type[errors.StoreError]] = {
@@ -71,9 +72,13 @@ class Scripts:
     ) -> tuple[Any, int]:
         """``run``, then ``WAIT 1 timeout_ms`` on the same connection (WAIT counts the replicas that
         have that connection's writes): the reply, and how many replicas acknowledged it."""
+        registered = self._registered[script]
         async with self._redis.pipeline(transaction=False) as pipe:
-            await self._registered[script](keys=list(keys), args=list(args), client=pipe)
-            pipe.wait(1, timeout_ms)
+            if isinstance(pipe, ClusterPipeline):  # both on the slot's primary; EVAL: no NOSCRIPT there
+                pipe.eval(registered.script, len(keys), *keys, *args)
+            else:
+                await registered(keys=list(keys), args=list(args), client=pipe)
+            pipe.execute_command("WAIT", 1, timeout_ms, **await node_of(self._redis, keys[0]))
             reply, acknowledged = await pipe.execute(raise_on_error=False)
         if isinstance(reply, ResponseError):
             raise _refusal(reply)

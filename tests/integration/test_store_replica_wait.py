@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+from redis.asyncio import Redis
 from test_store_connections import Servers, free_port, make_callback, redis_cli, wait_until
 
 from asterisk_cb.core.model import Event, EventKind, State
 from asterisk_cb.keys import Keys
-from asterisk_cb.redis_conn import RedisClient, ReplicaMode, ReplicaWait, connect
+from asterisk_cb.redis_conn import RedisClient, ReplicaMode, ReplicaWait, SentinelSettings, connect
 from asterisk_cb.store import Claim, NotReplicated, Store
+from asterisk_cb.store.encoding import VERSION_FIELD
 
 pytestmark = [
     pytest.mark.lab,
@@ -35,36 +37,77 @@ WAIT_MS = 500
 
 @dataclass(frozen=True)
 class Pair:
-    primary_url: str
-    replica_url: str
+    """A primary and its replica, reached as the daemon would: by URL, through Sentinel, or as the
+    one shard of a Redis Cluster."""
+
+    kind: str
+    primary: int  # ports
+    replica: int
     replica_pid: int
+    sentinel: SentinelSettings | None = None
+
+    def connect(self) -> RedisClient:
+        if self.sentinel is not None:
+            return connect(sentinel=self.sentinel)
+        return connect(f"redis://127.0.0.1:{self.primary}", cluster=self.kind == "cluster")
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    servers = Servers(tmp_path_factory.mktemp("replicated"))
+@pytest.fixture(scope="module", params=["url", "sentinel", "cluster"])
+def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    kind = request.param
+    servers = Servers(tmp_path_factory.mktemp(f"replicated-{kind}"))
     primary, replica = free_port(), free_port()
-    servers.start("primary", primary)
-    servers.start("replica", replica, "--replicaof", "127.0.0.1", str(primary))
-    wait_until(
-        lambda: "master_link_status:up" in redis_cli("-p", str(replica), "info", "replication"), "sync"
-    )
-    wait_until(
-        lambda: "connected_slaves:1" in redis_cli("-p", str(primary), "info", "replication"), "replica"
-    )
+    node = ("--cluster-enabled", "yes") if kind == "cluster" else ()
+    servers.start("primary", primary, *node)
+    servers.start("replica", replica, *node, *(() if node else ("--replicaof", "127.0.0.1", str(primary))))
+    if node:
+        one_shard_cluster(primary, replica)
+    wait_until(lambda: "master_link_status:up" in cli(replica, "info", "replication"), "replica in sync")
+    sentinel = None
+    if kind == "sentinel":
+        port = free_port()
+        config = servers.root / "sentinel.conf"
+        config.write_text(f"sentinel monitor pair 127.0.0.1 {primary} 1\n")
+        servers.start("sentinel", port, str(config), "--sentinel")
+        sentinel = SentinelSettings.from_section({"sentinels": f"127.0.0.1:{port}", "service_name": "pair"})
     replica_pid = servers.processes[1].pid
-    yield Pair(f"redis://127.0.0.1:{primary}/0", f"redis://127.0.0.1:{replica}/0", replica_pid)
+    yield Pair(kind, primary, replica, replica_pid, sentinel)
     os.kill(replica_pid, signal.SIGCONT)
     servers.stop()
 
 
+def one_shard_cluster(primary: int, replica: int) -> None:
+    """Every slot on ``primary``, ``replica`` its replica: the smallest Cluster that can fail over."""
+    cli(primary, "cluster", "addslotsrange", "0", "16383")
+    primary_id = cli(primary, "cluster", "myid").strip()
+    cli(replica, "cluster", "meet", "127.0.0.1", str(primary))
+    wait_until(lambda: primary_id in cli(replica, "cluster", "nodes"), "cluster meet")
+    cli(replica, "cluster", "replicate", primary_id)
+    wait_until(lambda: "cluster_state:ok" in cli(primary, "cluster", "info"), "cluster state")
+
+
+def cli(port: int, *args: str) -> str:
+    return redis_cli("-p", str(port), *args)
+
+
+@dataclass(frozen=True)
+class Clients:
+    store: RedisClient  # as the daemon connects
+    primary: Redis  # plain clients of each server, to look at them
+    replica: Redis
+
+
 @pytest.fixture
-async def clients(pair: Pair) -> AsyncIterator[tuple[RedisClient, RedisClient]]:
-    primary, replica = connect(pair.primary_url), connect(pair.replica_url)
-    yield primary, replica
-    await Store(primary, Keys("replicated")).delete_namespace()
-    await primary.aclose()
-    await replica.aclose()
+async def clients(pair: Pair) -> AsyncIterator[Clients]:
+    store = pair.connect()
+    replica = Redis(port=pair.replica, decode_responses=True, single_connection_client=True)
+    if pair.kind == "cluster":
+        await replica.execute_command("READONLY")  # a Cluster replica serves reads only when asked
+    primary = Redis(port=pair.primary, decode_responses=True)
+    yield Clients(store, primary, replica)
+    await Store(store, Keys("replicated")).delete_namespace()
+    for client in (store, primary, replica):
+        await client.aclose()
 
 
 async def claimed(store: Store, callback_id: str) -> Claim:
@@ -80,10 +123,11 @@ async def ring(store: Store, claim: Claim) -> Claim:
     return await store.commit(claim, after, events)
 
 
-async def state_on(redis: RedisClient, callback_id: str) -> State | None:
-    """The callback's state as that server has it (read-only)."""
-    found = await Store(redis, Keys("replicated")).get(callback_id)
-    return found.state if found else None
+async def version_on(redis: Redis, callback_id: str) -> int | None:
+    """The callback's version as that server has it (one plain read: a Cluster replica answers it
+    on the connection that sent READONLY)."""
+    found = await redis.hget(Keys("replicated").callback(callback_id), VERSION_FIELD)
+    return int(found) if found else None
 
 
 async def waits_run(primary: RedisClient) -> int:
@@ -92,24 +136,18 @@ async def waits_run(primary: RedisClient) -> int:
     return int(stats.get("cmdstat_wait", {}).get("calls", 0))
 
 
-async def test_a_ringing_commit_is_on_the_replica_when_it_returns(
-    clients: tuple[RedisClient, RedisClient],
-) -> None:
-    primary, replica = clients
-    store = Store(primary, Keys("replicated"))  # replica_wait = auto: the primary reports a replica
+async def test_a_ringing_commit_is_on_the_replica_when_it_returns(clients: Clients) -> None:
+    store = Store(clients.store, Keys("replicated"))  # replica_wait = auto: the primary reports a replica
     claim = await claimed(store, "r1")
-    waits_before = await waits_run(primary)
-    await ring(store, claim)
-    assert await state_on(replica, "r1") is State.AGENT_RINGING
-    assert await waits_run(primary) == waits_before + 1
+    waits_before = await waits_run(clients.primary)
+    rung = await ring(store, claim)
+    assert await version_on(clients.replica, "r1") == rung.callback.version
+    assert await waits_run(clients.primary) == waits_before + 1
     assert await store.replicas.look() == 1
 
 
-async def test_no_replica_confirming_means_no_dial(
-    pair: Pair, clients: tuple[RedisClient, RedisClient]
-) -> None:
-    primary, _ = clients
-    store = Store(primary, Keys("replicated"), ReplicaWait(ReplicaMode.AUTO, WAIT_MS))
+async def test_no_replica_confirming_means_no_dial(pair: Pair, clients: Clients) -> None:
+    store = Store(clients.store, Keys("replicated"), ReplicaWait(ReplicaMode.AUTO, WAIT_MS))
     claim = await claimed(store, "r2")
     os.kill(pair.replica_pid, signal.SIGSTOP)
     try:
@@ -121,21 +159,18 @@ async def test_no_replica_confirming_means_no_dial(
     finally:
         os.kill(pair.replica_pid, signal.SIGCONT)
     # The commit is on the primary (a resumer takes the callback over there), it was just not confirmed.
-    assert await state_on(primary, "r2") is State.AGENT_RINGING
+    assert await version_on(clients.primary, "r2") == claim.callback.version + 1
 
 
-async def test_off_never_waits_and_a_commit_that_dials_nothing_does_not_wait(
-    clients: tuple[RedisClient, RedisClient],
-) -> None:
-    primary, _ = clients
-    off = Store(primary, Keys("replicated"), ReplicaWait(ReplicaMode.OFF, WAIT_MS))
-    waits_before = await waits_run(primary)
+async def test_off_never_waits_and_a_commit_that_dials_nothing_does_not_wait(clients: Clients) -> None:
+    off = Store(clients.store, Keys("replicated"), ReplicaWait(ReplicaMode.OFF, WAIT_MS))
+    waits_before = await waits_run(clients.primary)
     await ring(off, await claimed(off, "r3"))
-    auto = Store(primary, Keys("replicated"))
+    auto = Store(clients.store, Keys("replicated"))
     claim = await claimed(auto, "r4")
     later = dataclasses.replace(claim.callback, version=claim.callback.version + 1, note="moved")
     await auto.commit(claim, later, [])  # stays scheduled: nothing is dialled after it
-    assert await waits_run(primary) == waits_before
+    assert await waits_run(clients.primary) == waits_before
 
 
 async def test_on_without_a_replica_refuses_every_dial(

@@ -19,7 +19,6 @@ from asterisk_cb.core.settings import GENERAL, Layers, SettingsFile, resolve
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import ReplicaMode, ReplicaWait
 from asterisk_cb.store import GroupInfo, Store
-from asterisk_cb.store.replicas import online_replicas
 from asterisk_cb.telephony import answer_marks
 from asterisk_cb.telephony.ami import AmiConnection, AmiError, AmiSettings
 from asterisk_cb.telephony.ari import AriClient, AriError, AriSettings
@@ -84,7 +83,7 @@ async def _redis(site: deployment.Deployment) -> tuple[list[Check], Layers]:
     try:
         info = await redis.info("server")
         persistence = await redis.info("persistence")
-        replication = await redis.info("replication")
+        replicas = await store.replicas.look()
         counts = await store.count_by_state()
         runtime = await store.setting_layers()
         groups = await store.event_groups()
@@ -98,8 +97,8 @@ async def _redis(site: deployment.Deployment) -> tuple[list[Check], Layers]:
     if not persistence.get("aof_enabled"):
         detail += "; appendonly is off: a Redis crash can lose callbacks"
         verdict = Verdict.WARN
-    replicas = _replicas_check(site.redis.replica_wait, online_replicas(replication))
-    return [Check("redis", verdict, detail), replicas, *map(_group_check, groups)], runtime
+    replica_check = _replicas_check(site.redis.replica_wait, replicas)
+    return [Check("redis", verdict, detail), replica_check, *map(_group_check, groups)], runtime
 
 
 def _replicas_check(wait: ReplicaWait, replicas: int) -> Check:

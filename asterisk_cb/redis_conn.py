@@ -305,8 +305,9 @@ async def follow_channel(
                 # redis-py reconnects and resubscribes by itself, silently: hear of it too.
                 assert pubsub.connection is not None
                 pubsub.connection.register_connect_callback(gap.reconnected)
-                async for message in pubsub.listen():
-                    if message["type"] == "message":
+                while True:  # not listen(): redis-py 8.0 cut its read at socket_timeout (#4098)
+                    message = await pubsub.get_message(timeout=LONGEST_BLOCK_S)
+                    if message is not None and message["type"] == "message":
                         on_message(message["data"])
         except Exception as error:  # any failure: following must outlive it
             log.warning("channel %s lost, resubscribing: %s: %s", channel, type(error).__name__, error)

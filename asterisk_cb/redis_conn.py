@@ -15,8 +15,8 @@ A Redis that accepts connections but does not answer (stopped, swapping, a half-
 hang the daemon: every reply is awaited at most ``Timeouts.socket_s`` and then fails with a
 ``TimeoutError`` that is not retried (a retry would wait as long again), so callers fail over to their
 own retry paths within that time. TCP keepalive finds a peer host that vanished on idle connections,
-pub/sub included (whose reads wait for ever by design). A blocking command (BLPOP, WAIT) must block for
-less than ``socket_s``.
+pub/sub included (a subscriber waits for messages without a bound). A blocking command (BLPOP, WAIT)
+must block for less than ``socket_s``.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ URL_SCHEMES = ("redis", "rediss", "unix")
 DEFAULT_SENTINEL_PORT = 26379
 _RETRIES = 5
 _RETRIED = (RedisConnectionError, ConnectionResetError)  # not TimeoutError: see the module's docstring
-# No command of this project blocks in Redis longer than this (BLPOP in slices, WAIT below it), so a
-# socket timeout above it never cuts a healthy blocked read.
+# BLPOP and pub/sub reads block at most this long at a time, so a socket timeout above it never cuts a
+# healthy blocked read (WAIT's bound, replica_wait_timeout, is checked against socket_timeout itself).
 LONGEST_BLOCK_S = 1.0
 # TCP keepalive: probe an idle connection after 10 s, every 5 s, give up after 3 unanswered probes.
 _KEEPALIVE = {"TCP_KEEPIDLE": 10, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3}

@@ -93,7 +93,7 @@ class Timeouts:
 class ReplicaMode(enum.StrEnum):
     """Whether a commit that precedes a dial waits for a replica (``[redis] replica_wait``)."""
 
-    AUTO = "auto"  # when the primary reports a connected replica
+    AUTO = "auto"  # while the primary reports a replica in sync
     ON = "on"  # always: no replica confirming means no dial
     OFF = "off"  # never
 
@@ -115,9 +115,9 @@ class ReplicaWait:
         except ValueError:
             raise RedisConfigError(f"replica_wait: {text!r} is not auto, on or off") from None
         timeout_s = _parse_seconds("replica_wait_timeout", section.get("replica_wait_timeout"), 0.5)
-        if not 0 < timeout_s < timeouts.socket_s:
+        if timeout_s >= timeouts.socket_s:
             raise RedisConfigError(
-                f"replica_wait_timeout: must be above 0 and below socket_timeout ({timeouts.socket_s:g}s)"
+                f"replica_wait_timeout: must be below socket_timeout ({timeouts.socket_s:g}s)"
             )
         return cls(mode, round(timeout_s * 1000))
 
@@ -275,7 +275,7 @@ def _parse_seconds(option: str, text: str | None, default: float) -> float:
         return default
     match = _SECONDS.match(text.strip().lower())
     seconds = float(match[1]) / (1000 if match[2] == "ms" else 1) if match else 0.0
-    if not 0 < seconds <= 3600:
+    if not 0.001 <= seconds <= 3600:  # WAIT's timeout in whole ms, and its 0 would wait for ever
         raise RedisConfigError(f"{option}: {text!r} is not a time from 1ms to 3600s (e.g. 500ms, 5s)")
     return seconds
 

@@ -7,9 +7,9 @@ contact ring, queue) is followed by ``WAIT 1 <timeout>`` on the same connection 
 replicas that have that connection's writes, hence everything written before them too); with no replica
 confirming within the timeout the store raises ``NotReplicated`` and nothing is dialled.
 
-``replica_wait = auto`` waits only while the primary reports a connected replica (``INFO replication``,
-read again every ``RECHECK_S``, not at each commit); ``on`` always waits, so with no replica nothing is
-ever dialled; ``off`` never waits.
+``replica_wait = auto`` waits only while the primary reports a replica in sync (``INFO replication``,
+read again every ``RECHECK_S`` and after a failed wait, not at each commit); ``on`` always waits, so
+with no replica nothing is ever dialled; ``off`` never waits.
 """
 
 from __future__ import annotations

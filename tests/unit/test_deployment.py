@@ -121,7 +121,7 @@ def test_redis_timeouts_and_replica_wait(tmp_path: Path) -> None:
     assert site.redis.timeouts.socket_s == 3.0
     assert site.redis.replica_wait == redis_conn.ReplicaWait(redis_conn.ReplicaMode.ON, 200)
     assert load(tmp_path, REQUIRED).redis.replica_wait.mode is redis_conn.ReplicaMode.AUTO
-    with pytest.raises(config.ConfigError, match=r"conf:13 \[redis\]: replica_wait_timeout: must be above 0"):
+    with pytest.raises(config.ConfigError, match=r"conf:13 \[redis\]: replica_wait_timeout: must be below"):
         load(tmp_path, REQUIRED + text.replace("200ms", "3s"))
 
 

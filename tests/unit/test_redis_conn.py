@@ -88,6 +88,7 @@ def test_timeouts_and_replica_wait_are_parsed() -> None:
         ({"replica_wait": "maybe"}, "replica_wait"),
         ({"replica_wait_timeout": "5s"}, "replica_wait_timeout"),  # not below socket_timeout (5s)
         ({"replica_wait_timeout": "0ms"}, "replica_wait_timeout"),
+        ({"replica_wait_timeout": "0.4ms"}, "replica_wait_timeout"),  # WAIT 1 0 would wait for ever
     ],
 )
 def test_bad_timeouts_name_the_option(section: dict[str, str], option: str) -> None:

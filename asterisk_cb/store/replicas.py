@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from asterisk_cb.core.model import Callback, State
@@ -37,30 +37,25 @@ def precedes_dial(before: Callback, after: Callback) -> bool:
 
 def online_replicas(info: Mapping[str, Any]) -> int:
     """The replicas an ``INFO replication`` reply lists as ``state=online`` (in sync)."""
-    return sum(
-        1 for name, value in info.items() if name.startswith("slave") and isinstance(value, dict)
-        and value.get("state") == "online"
-    )  # fmt: skip
+    listed = [value for name, value in info.items() if name.startswith("slave") and isinstance(value, dict)]
+    return sum(1 for replica in listed if replica.get("state") == "online")
 
 
 class ReplicaGuard:
     """Decides whether a commit must be confirmed by a replica, and judges WAIT's answer."""
 
-    def __init__(
-        self, redis: RedisClient, policy: ReplicaWait, key: str, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, redis: RedisClient, policy: ReplicaWait, key: str) -> None:
         self._redis = redis
         self.policy = policy
         self._key = key  # on a Cluster, the primary holding this key's slot is the one asked
-        self._clock = clock
-        self._replicas: int | None = None  # connected replicas at the last look (auto only)
+        self._replicas: int | None = None  # replicas in sync at the last look (auto only)
         self._looked_at = 0.0
 
     async def required(self) -> bool:
-        """On: always; off: never; auto: while the primary last reported a connected replica."""
+        """On: always; off: never; auto: while the primary last reported a replica in sync."""
         if self.policy.mode is not ReplicaMode.AUTO:
             return self.policy.mode is ReplicaMode.ON
-        if self._replicas is None or self._clock() - self._looked_at >= RECHECK_S:
+        if self._replicas is None or time.monotonic() - self._looked_at >= RECHECK_S:
             await self.look()
         return bool(self._replicas)
 
@@ -71,7 +66,7 @@ class ReplicaGuard:
         replicas = online_replicas(info)
         if replicas != self._replicas:
             log.info("Redis primary reports %d replica(s) in sync", replicas)
-        self._replicas, self._looked_at = replicas, self._clock()
+        self._replicas, self._looked_at = replicas, time.monotonic()
         return replicas
 
     def judge(self, callback_id: str, acknowledged: int) -> None:

@@ -21,9 +21,13 @@ import pytest
 from redis.asyncio import Redis
 from test_store_connections import Servers, free_port, make_callback, redis_cli, wait_until
 
-from asterisk_cb.core.model import Event, EventKind, State
+from asterisk_cb.core import inputs as ev
+from asterisk_cb.core.effects import Effect
+from asterisk_cb.core.model import Callback, Event, EventKind, State
+from asterisk_cb.core.settings import Settings
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import RedisClient, ReplicaMode, ReplicaWait, SentinelSettings, connect
+from asterisk_cb.runner import ChangeNotice, ClaimRunner
 from asterisk_cb.store import Claim, NotReplicated, Store
 from asterisk_cb.store.encoding import VERSION_FIELD
 
@@ -192,3 +196,58 @@ async def test_on_without_a_replica_refuses_every_dial(
         await store.delete_namespace()
         await redis.aclose()
         servers.stop()
+
+
+class RecordingPort:
+    """The telephony half of a run, reduced to what this test looks at: whether anything was dialled."""
+
+    screening = False
+
+    def __init__(self) -> None:
+        self.performed: list[Effect] = []
+
+    def ready_rings(self, callback: Callback) -> int | None:
+        return 1
+
+    async def resume(self, callback: Callback) -> tuple[ev.Input, ...]:
+        raise AssertionError("not a resume")
+
+    async def next_signal(self, callback: Callback) -> ev.Input | ChangeNotice | None:
+        raise AssertionError("the run must stop at the unconfirmed commit")
+
+    async def committed(self, callback: Callback, happening: ev.Input) -> None:
+        return None
+
+    async def perform(self, callback: Callback, effect: Effect) -> ev.Input | None:
+        self.performed.append(effect)
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_the_runner_dials_nothing_no_replica_confirmed(pair: Pair, clients: Clients) -> None:
+    """The real runner over the real store: the ring is committed first, so the refusal comes before
+    any effect and nothing is originated."""
+    store = Store(clients.store, Keys("replicated"), ReplicaWait(ReplicaMode.ON, WAIT_MS))
+    port = RecordingPort()
+
+    async def settings_for(_: Callback) -> Settings:
+        return Settings()
+
+    runner = ClaimRunner(
+        store,
+        await claimed(store, "r5"),
+        settings_for=settings_for,
+        open_call=lambda _callback, _settings: port,
+        clock=lambda: datetime.now(UTC),
+    )
+    os.kill(pair.replica_pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(NotReplicated):
+            await runner.run()
+    finally:
+        os.kill(pair.replica_pid, signal.SIGCONT)
+        await runner.close()
+    assert port.performed == []
+    assert await version_on(clients.primary, "r5") == 2  # the ring is on record, for a resumer

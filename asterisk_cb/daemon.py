@@ -61,7 +61,7 @@ class Daemon:
         self.file = file
         self.site = site
         self.redis: RedisClient = site.redis.connect("asterisk-cb")
-        self.store = Store(self.redis, Keys(site.redis.namespace, site.numbers))
+        self.store = Store(self.redis, Keys(site.redis.namespace, site.numbers), site.redis.replica_wait)
         self.ari = AriClient(AriSettings(site.ari.url, site.ari.user, site.ari.password, site.ari.app))
         self.view = AvailabilityView.of(site.agents.values())
         self.events = AriEventStream(self.ari, StreamSettings())

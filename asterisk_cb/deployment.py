@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -49,9 +49,13 @@ class RedisTarget:
     sentinel: redis_conn.SentinelSettings | None
     namespace: str
     cluster: bool = False  # the URL names one node of a Redis Cluster
+    timeouts: redis_conn.Timeouts = field(default_factory=redis_conn.Timeouts)
+    replica_wait: redis_conn.ReplicaWait = field(default_factory=redis_conn.ReplicaWait)
 
     def connect(self, name: str) -> redis_conn.RedisClient:
-        return redis_conn.connect(self.url, sentinel=self.sentinel, cluster=self.cluster, name=name)
+        return redis_conn.connect(
+            self.url, sentinel=self.sentinel, cluster=self.cluster, name=name, timeouts=self.timeouts
+        )
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,8 @@ KNOWN_OPTIONS: Mapping[str, frozenset[str]] = {
     "redis": frozenset(
         {"url", "namespace", "cluster", "sentinels", "service_name", "db", "username", "password"}
         | {"sentinel_username", "sentinel_password", "ssl"}
+        | {"socket_timeout", "connect_timeout", "health_check_interval"}
+        | {"replica_wait", "replica_wait_timeout"}
     ),
     "ari": frozenset({"url", "user", "password", "app"}),
     "ami": frozenset({"host", "port", "user", "secret"}),
@@ -179,6 +185,9 @@ def explain(site: Deployment, sections: Mapping[str, Section]) -> list[tuple[str
         where,
         ("redis", "namespace", site.redis.namespace),
         ("redis", "cluster", "yes" if site.redis.cluster else "no"),
+        ("redis", "socket_timeout", f"{site.redis.timeouts.socket_s:g}s"),
+        ("redis", "replica_wait", site.redis.replica_wait.mode.value),
+        ("redis", "replica_wait_timeout", f"{site.redis.replica_wait.timeout_ms}ms"),
         ("ari", "url", site.ari.url),
         ("ari", "user", site.ari.user),
         ("ari", "password", "(set)"),
@@ -228,13 +237,20 @@ def _redis(section: Section) -> RedisTarget:
     except ValueError as error:
         raise _error(section, "cluster", f"{cluster_text!r} is not yes or no") from error
     try:
+        timeouts = redis_conn.Timeouts.from_section(raw)
+        waits = redis_conn.ReplicaWait.from_section(raw, timeouts)
+    except redis_conn.RedisConfigError as error:
+        option, _, reason = str(error).partition(": ")
+        raise _error(section, option, reason) from error
+    try:
         if "url" in raw:
-            return RedisTarget(_redis_url(section, raw["url"]), None, namespace, cluster)
+            return RedisTarget(_redis_url(section, raw["url"]), None, namespace, cluster, timeouts, waits)
         if "sentinels" in raw:
-            return RedisTarget(None, redis_conn.SentinelSettings.from_section(raw), namespace)
+            sentinel = redis_conn.SentinelSettings.from_section(raw)
+            return RedisTarget(None, sentinel, namespace, False, timeouts, waits)
     except redis_conn.RedisConfigError as error:
         raise _error(section, "sentinels", str(error)) from error
-    return RedisTarget("redis://127.0.0.1:6379/0", None, namespace)
+    return RedisTarget("redis://127.0.0.1:6379/0", None, namespace, False, timeouts, waits)
 
 
 def _redis_url(section: Section, url: str) -> str:

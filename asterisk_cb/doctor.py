@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from asterisk_cb import config, deployment, secrecy
 from asterisk_cb.core.settings import GENERAL, Layers, SettingsFile, resolve
 from asterisk_cb.keys import Keys
+from asterisk_cb.redis_conn import ReplicaMode, ReplicaWait
 from asterisk_cb.store import GroupInfo, Store
 from asterisk_cb.telephony import answer_marks
 from asterisk_cb.telephony.ami import AmiConnection, AmiError, AmiSettings
@@ -98,6 +99,7 @@ async def _redis(site: deployment.Deployment) -> tuple[list[Check], Layers]:
     try:
         info = await redis.info("server")
         persistence = await redis.info("persistence")
+        replicas = await store.replicas.look()
         counts = await store.count_by_state()
         runtime = await store.setting_layers()
         groups = await store.event_groups()
@@ -111,7 +113,22 @@ async def _redis(site: deployment.Deployment) -> tuple[list[Check], Layers]:
     if not persistence.get("aof_enabled"):
         detail += "; appendonly is off: a Redis crash can lose callbacks"
         verdict = Verdict.WARN
-    return [Check("redis", verdict, detail), *map(_group_check, groups)], runtime
+    replica_check = _replicas_check(site.redis.replica_wait, replicas)
+    return [Check("redis", verdict, detail), replica_check, *map(_group_check, groups)], runtime
+
+
+def _replicas_check(wait: ReplicaWait, replicas: int) -> Check:
+    """Whether ring commits wait for a replica (README, "Nothing lost, nothing doubled"): ``on`` with
+    none connected dials nothing; ``off`` with replicas lets a failover lose a ring's commit."""
+    mode = f"replica_wait = {wait.mode}"
+    if replicas and wait.mode is not ReplicaMode.OFF:
+        return Check("redis replicas", Verdict.OK, f"{replicas} in sync; {mode}: each ring waits for one")
+    if replicas:
+        detail = f"{replicas} in sync; {mode}: a failover can lose a ring's commit and dial it again"
+        return Check("redis replicas", Verdict.WARN, detail)
+    if wait.mode is ReplicaMode.ON:
+        return Check("redis replicas", Verdict.FAIL, f"none in sync; {mode}: no callback will be dialled")
+    return Check("redis replicas", Verdict.OK, f"none (single Redis); {mode}: its persistence is all")
 
 
 def _group_check(group: GroupInfo) -> Check:

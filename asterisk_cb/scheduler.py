@@ -37,7 +37,7 @@ from redis.exceptions import RedisError
 
 from asterisk_cb.keys import DEFAULT_NAMESPACE, Keys
 from asterisk_cb.redis_conn import connect
-from asterisk_cb.store import DEFAULT_LEASE_MS, Claim, ClaimBatch, LeaseLost, LinePool, Store
+from asterisk_cb.store import DEFAULT_LEASE_MS, Claim, ClaimBatch, LeaseLost, LinePool, NotReplicated, Store
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +239,8 @@ class Scheduler:
             await self._executor.execute(claim)
         except LeaseLost as lost:
             log.info("callback %s: lease lost, letting go: %s", claim.callback.id, lost)
+        except NotReplicated as unconfirmed:  # nothing was dialled; the next holder resumes it
+            log.warning("callback %s: letting go, not dialling: %s", claim.callback.id, unconfirmed)
         except Exception:
             self.stats.executor_failures += 1
             log.exception("callback %s: executor failed; its lease will lapse", claim.callback.id)

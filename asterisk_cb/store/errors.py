@@ -52,3 +52,9 @@ class StaleToken(LeaseLost):
 
 class LeaseExpired(LeaseLost):
     """The writer's lease ran out on the Redis server clock."""
+
+
+class NotReplicated(StoreError):
+    """The commit is on the primary, but no replica confirmed it in time: a failover now could lose
+    it, so its holder must not act on it (no dial). The record stays live; the lease lapses and the
+    next holder resumes the callback from what the surviving Redis has."""

@@ -19,6 +19,7 @@ from asterisk_cb.store.base import StorePart
 from asterisk_cb.store.claims import Claim
 from asterisk_cb.store.encoding import VERSION_FIELD, change, decode, due_ms, placement, request_or_none
 from asterisk_cb.store.errors import CallbackNotFound
+from asterisk_cb.store.replicas import precedes_dial
 from asterisk_cb.store.requests import RequestOutcome, outcome_args
 from asterisk_cb.store.scripts import Script
 
@@ -131,8 +132,14 @@ class Records(StorePart):
         lease is kept and the returned claim carries the new record; otherwise the lease is released and
         the callback is scheduled again at ``after.next_at`` or, finished, leaves the schedule. Unless a
         change request is pending: then the lease is kept and the returned claim's ``request`` is it.
+
+        A commit that precedes a dial waits for a replica where one is required (``store.replicas``)
+        and raises ``NotReplicated`` (the holder must not dial) when none confirmed it in time.
         """
-        pending = await self._write(claim.callback, after, events, claim.token, applying=applying)
+        confirm = precedes_dial(claim.callback, after) and await self.replicas.required()
+        pending = await self._write(
+            claim.callback, after, events, claim.token, applying=applying, confirm=confirm
+        )
         return dataclasses.replace(claim, callback=after, request=pending)
 
     async def _write(
@@ -143,6 +150,7 @@ class Records(StorePart):
         token: int | None,
         *,
         applying: ChangeRequest | None = None,
+        confirm: bool = False,
     ) -> ChangeRequest | None:
         if after.id != before.id or after.version <= before.version:
             raise ValueError(f"{after.id}: a change must keep the id and raise the version")
@@ -159,5 +167,13 @@ class Records(StorePart):
             change(keys, before, after, events),
             *outcome_args(keys, applying, RequestOutcome(True, "applied", after.version)),
         ]
-        pending = await self._scripts.run(Script.WRITE, [keys.due, keys.leases, keys.events], args)
+        script_keys = [keys.due, keys.leases, keys.events]
+        if confirm:
+            timeout_ms = self.replicas.policy.timeout_ms
+            pending, acknowledged = await self._scripts.run_and_wait(
+                Script.WRITE, script_keys, args, timeout_ms
+            )
+            self.replicas.judge(after.id, acknowledged)
+        else:
+            pending = await self._scripts.run(Script.WRITE, script_keys, args)
         return request_or_none(after.id, pending) if pending else None

@@ -19,7 +19,7 @@ from datetime import timedelta
 from asterisk_cb.core.codec import request_to_text
 from asterisk_cb.core.inputs import ChangeRequest
 from asterisk_cb.keys import Keys
-from asterisk_cb.redis_conn import follow_channel
+from asterisk_cb.redis_conn import LONGEST_BLOCK_S, follow_channel
 from asterisk_cb.store.base import StorePart
 from asterisk_cb.store.claims import Claim
 from asterisk_cb.store.encoding import REQUEST_FIELD, placement, request_or_none
@@ -99,5 +99,10 @@ class Requests(StorePart):
         if timeout_s <= 0:  # BLPOP's 0 would wait for ever
             outcome = await self._redis.lpop(key)
             return RequestOutcome.from_text(outcome) if outcome else None
-        reply = await self._redis.blpop([key], timeout=timeout_s)
-        return RequestOutcome.from_text(reply[1]) if reply else None
+        remaining = timeout_s
+        while remaining > 0:  # in slices: a blocked read must end well before the socket timeout
+            step = min(remaining, LONGEST_BLOCK_S)
+            if reply := await self._redis.blpop([key], timeout=step):
+                return RequestOutcome.from_text(reply[1])
+            remaining -= step
+        return None

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
+from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import ResponseError
 
-from asterisk_cb.redis_conn import RedisClient
+from asterisk_cb.redis_conn import RedisClient, node_of
 from asterisk_cb.store import errors
 
 _ERRORS: dict[str, type[errors.StoreError]] = {
@@ -52,6 +53,7 @@ class Scripts:
     caches them by SHA, so register once per process."""
 
     def __init__(self, redis: RedisClient) -> None:
+        self._redis = redis
         folder = resources.files("asterisk_cb") / "lua"
         common = (folder / "common.lua").read_text()
         self._registered = {
@@ -64,7 +66,29 @@ class Scripts:
         try:
             return await self._registered[script](keys=list(keys), args=list(args))
         except ResponseError as error:
-            code, _, detail = str(error).partition(" ")
-            if code in _ERRORS:
-                raise _ERRORS[code](detail) from None
-            raise
+            raise _refusal(error) from None
+
+    async def run_and_wait(
+        self, script: Script, keys: Sequence[str], args: Sequence[Any], timeout_ms: int
+    ) -> tuple[Any, int]:
+        """``run``, then ``WAIT 1 timeout_ms`` on the same connection (WAIT counts the replicas that
+        have that connection's writes): the reply, and how many replicas acknowledged it."""
+        registered = self._registered[script]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if isinstance(pipe, ClusterPipeline):  # both on the slot's primary; EVAL: no NOSCRIPT there
+                pipe.eval(registered.script, len(keys), *keys, *args)
+            else:
+                await registered(keys=list(keys), args=list(args), client=pipe)
+            pipe.execute_command("WAIT", 1, timeout_ms, **await node_of(self._redis, keys[0]))
+            reply, acknowledged = await pipe.execute(raise_on_error=False)
+        if isinstance(reply, ResponseError):
+            raise _refusal(reply)
+        if isinstance(acknowledged, Exception):
+            raise acknowledged
+        return reply, int(acknowledged)
+
+
+def _refusal(error: ResponseError) -> Exception:
+    """The ``StoreError`` of an ``ACB_*`` refusal, or the error itself."""
+    code, _, detail = str(error).partition(" ")
+    return _ERRORS[code](detail) if code in _ERRORS else error

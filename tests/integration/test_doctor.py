@@ -24,6 +24,7 @@ def lab_config(lab: dict[str, Any], **overrides: str) -> str:
         "devices": "PJSIP/1001",
         "general": "",
         "dialing": "",
+        "redis": "",
     } | overrides
     return f"""
 [general]
@@ -31,6 +32,7 @@ def lab_config(lab: dict[str, Any], **overrides: str) -> str:
 [redis]
 url = {values["redis_url"]}
 namespace = doctor-{uuid.uuid4().hex[:8]}
+{values["redis"]}
 [ari]
 url = {lab["ari"]["url"]}
 user = {lab["ari"]["user"]}
@@ -62,6 +64,7 @@ async def test_the_lab_passes_every_check(lab: dict[str, Any], tmp_path: Path) -
     assert {name: check.verdict for name, check in checks.items()} == {
         "config": Verdict.OK,
         "redis": Verdict.OK,
+        "redis replicas": Verdict.OK,
         "ari": Verdict.OK,
         "ami": Verdict.OK,
         "agent 1001": Verdict.OK,
@@ -86,6 +89,7 @@ async def test_the_lab_passes_every_check(lab: dict[str, Any], tmp_path: Path) -
         ({"general": "failover_queue = nosuchqueue"}, "queue nosuchqueue", "does not have"),
         ({"general": "amd = yes", "dialing": "amd_context = no-amd-here"}, "amd_context", "no-amd-here"),
         ({"ami_secret": "wrong"}, "ami", "login refused"),
+        ({"redis": "replica_wait = on"}, "redis replicas", "no callback will be dialled"),
     ],
 )
 async def test_each_broken_part_is_named(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from asterisk_cb import config, deployment
+from asterisk_cb import config, deployment, redis_conn
 from asterisk_cb.cli import build_parser
 from asterisk_cb.core.numbers import NumberPlan
 from asterisk_cb.keys import Keys
@@ -114,6 +114,16 @@ def test_cluster_flag(tmp_path: Path) -> None:
     assert site.redis.cluster
     with pytest.raises(config.ConfigError, match=r"asterisk-cb.conf:12 \[redis\]: cluster: 'maybe'"):
         load(tmp_path, REQUIRED + "[redis]\nurl = redis://10.0.0.5:7000\ncluster = maybe\n")
+
+
+def test_redis_timeouts_and_replica_wait(tmp_path: Path) -> None:
+    text = "[redis]\nsocket_timeout = 3s\nreplica_wait = on\nreplica_wait_timeout = 200ms\n"
+    site = load(tmp_path, REQUIRED + text)
+    assert site.redis.timeouts.socket_s == 3.0
+    assert site.redis.replica_wait == redis_conn.ReplicaWait(redis_conn.ReplicaMode.ON, 200)
+    assert load(tmp_path, REQUIRED).redis.replica_wait.mode is redis_conn.ReplicaMode.AUTO
+    with pytest.raises(config.ConfigError, match=r"conf:13 \[redis\]: replica_wait_timeout: must be below"):
+        load(tmp_path, REQUIRED + text.replace("200ms", "3s"))
 
 
 def test_the_sample_config_loads_as_shipped() -> None:

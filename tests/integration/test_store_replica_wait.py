@@ -239,7 +239,7 @@ async def test_the_runner_dials_nothing_no_replica_confirmed(pair: Pair, clients
         store,
         await claimed(store, "r5"),
         settings_for=settings_for,
-        open_call=lambda _callback, _settings: port,
+        open_call=lambda _callback, _settings, _fence: port,
         clock=lambda: datetime.now(UTC),
     )
     os.kill(pair.replica_pid, signal.SIGSTOP)

@@ -8,6 +8,7 @@ state. The executor decides what a call needs next; these only talk to Asterisk.
 * ``announcement``: what the agent hears before the contact is dialled.
 * ``attempt_bridge_id``: the attempt's mixing bridge, named so a resumer finds it.
 * ``quietly``: a best-effort request (a hang-up, a ringback stop) whose failure changes nothing.
+* ``fence_or_hang_up``: the dial fence for a channel created, not yet dialled.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 from collections.abc import Awaitable
 
 from asterisk_cb.core.model import ARI_ID_PREFIX
+from asterisk_cb.store import LeaseLost
 from asterisk_cb.telephony.ari import AriClient, AriError, AriNotFound
 from asterisk_cb.telephony.ari_events import (
     AriEvent,
@@ -28,6 +30,7 @@ from asterisk_cb.telephony.ari_events import (
     StasisStart,
 )
 from asterisk_cb.telephony.ari_stream import AriEventStream
+from asterisk_cb.telephony.call_context import CallContext
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +113,17 @@ async def quietly(request: Awaitable[None]) -> None:
         pass
     except AriError as error:
         log.info("best-effort ARI request failed: %s", error)
+
+
+async def fence_or_hang_up(call: CallContext, channel_id: str) -> float:
+    """The dial fence (``runner.ClaimRunner.dial_fence``) for a channel created but not dialled: the
+    deadline of its dial. Passed only once the channel exists, so a resumer can find it; refused,
+    the channel goes and nobody is dialled (``LeaseLost`` ends the run)."""
+    try:
+        return await call.fence()
+    except LeaseLost:
+        log.warning(
+            "callback %s: lease lost before %s was dialled: not dialling", call.callback.id, channel_id
+        )
+        await quietly(call.ari.hangup(channel_id))
+        raise

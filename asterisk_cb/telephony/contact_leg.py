@@ -14,13 +14,12 @@ from asterisk_cb.core import inputs as ev
 from asterisk_cb.core.effects import Connect, DialContact, HangUp
 from asterisk_cb.core.model import LegRole, Outcome, Phase
 from asterisk_cb.faults import checkpoint
-from asterisk_cb.store import LeaseLost
 from asterisk_cb.telephony import answer_marks
 from asterisk_cb.telephony.agent_leg import announce, bridge_agent
 from asterisk_cb.telephony.ari import AriError, AriNotFound, ChannelNotInStasis
 from asterisk_cb.telephony.call_context import CallContext, seconds
 from asterisk_cb.telephony.call_marks import callback_variables
-from asterisk_cb.telephony.call_steps import attempt_bridge_id, create_in_app, quietly
+from asterisk_cb.telephony.call_steps import attempt_bridge_id, create_in_app, fence_or_hang_up, quietly
 from asterisk_cb.telephony.progress import Screen, leg_channel, marked_channels, queue_channel_id
 
 log = logging.getLogger(__name__)
@@ -62,24 +61,13 @@ async def _ring_contact(call: CallContext, agent_channel: str | None, effect: Di
         if agent_channel is not None:
             await ari.add_channel(attempt_bridge_id(effect.attempt_id), effect.channel_id)
             await quietly(ari.ring(agent_channel))  # ringback while the contact rings
-        deadline = await _fenced(call, effect.channel_id)
+        deadline = await fence_or_hang_up(call, effect.channel_id)
         checkpoint(f"dial:{effect.phase.value}:contact")
         await ari.dial(effect.channel_id, timeout_s=seconds(effect.timeout), deadline=deadline)
     except (AriError, TimeoutError) as error:
         log.warning("callback %s: dialling the contact failed: %r", call.callback.id, error)
         return ev.ContactFailed(Outcome.FAILED)
     return None
-
-
-async def _fenced(call: CallContext, channel_id: str) -> float:
-    """The dial fence, passed only after the contact's channel exists (a resumer must be able to find
-    it: ``runner.ClaimRunner.dial_fence``); refused, the channel goes and nobody is dialled."""
-    try:
-        return await call.fence()
-    except LeaseLost:
-        log.warning("callback %s: lease lost before the contact was dialled: not dialling", call.callback.id)
-        await quietly(call.ari.hangup(channel_id))
-        raise
 
 
 def _amd_return(call: CallContext) -> dict[str, str]:

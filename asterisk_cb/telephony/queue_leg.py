@@ -19,7 +19,7 @@ from asterisk_cb.telephony.ami_events import device_of_channel
 from asterisk_cb.telephony.ari import AriError, AriNotFound, ChannelNotInStasis
 from asterisk_cb.telephony.call_context import CallContext, seconds
 from asterisk_cb.telephony.call_marks import callback_variables
-from asterisk_cb.telephony.call_steps import attempt_bridge_id, create_in_app
+from asterisk_cb.telephony.call_steps import attempt_bridge_id, create_in_app, fence_or_hang_up
 from asterisk_cb.telephony.contact_leg import answer_recorded
 from asterisk_cb.telephony.progress import queue_channel_id
 
@@ -55,7 +55,8 @@ async def enter_queue(call: CallContext, effect: EnterQueue) -> ev.Input | None:
         )
         # Dialled before it is bridged: the dialplan half copies the channel's variables when
         # dialled, and a BRIDGEPEER from our bridge would then misname the member (with_member).
-        await ari.dial(waiting, timeout_s=seconds(effect.timeout))
+        deadline = await fence_or_hang_up(call, waiting)
+        await ari.dial(waiting, timeout_s=seconds(effect.timeout), deadline=deadline)
         await ari.add_channel(bridge_id, waiting)
     except (AriNotFound, ChannelNotInStasis):  # the contact hung up right after answering
         return ev.QueueGaveUp(Outcome.ABANDONED)
@@ -77,7 +78,8 @@ async def finish_entering_queue(call: CallContext) -> None:
     ari = call.ari
     try:
         if not (await ari.get_channel(f"{waiting}-2")).app_name:
-            await ari.dial(waiting, timeout_s=seconds(call.settings.queue_timeout))
+            deadline = await call.fence()  # the resumer may stall too: its dial is fenced alike
+            await ari.dial(waiting, timeout_s=seconds(call.settings.queue_timeout), deadline=deadline)
             log.info("callback %s: dialled the queue channel its holder had not", call.callback.id)
         if waiting not in (await ari.get_bridge(bridge_id)).channels:
             await ari.add_channel(bridge_id, waiting)

@@ -14,6 +14,7 @@ from ari_fake import FakeAri, load_fixture
 
 from asterisk_cb.core import inputs as ev
 from asterisk_cb.core import lifecycle
+from asterisk_cb.core.effects import EnterQueue
 from asterisk_cb.core.inputs import ChangeRequest
 from asterisk_cb.core.model import Callback, Event, LegRole, Outcome, Phase, State
 from asterisk_cb.core.settings import Settings
@@ -21,10 +22,12 @@ from asterisk_cb.store import CallLocks, Claim, LeaseLost, StaleToken
 from asterisk_cb.telephony.ari import AriClient
 from asterisk_cb.telephony.ari_stream import AriEventStream
 from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView
+from asterisk_cb.telephony.call_context import CallContext
 from asterisk_cb.telephony.call_steps import attempt_bridge_id
 from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions
 from asterisk_cb.telephony.health import HealthFlag
 from asterisk_cb.telephony.progress import leg_channel, queue_channel_id
+from asterisk_cb.telephony.queue_leg import enter_queue
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 SETTINGS = Settings(max_missed_agent_rings=3, failover_queue="failover")
@@ -324,3 +327,29 @@ async def test_the_contact_is_dialled_with_the_fences_deadline(
     with contextlib.suppress(asyncio.CancelledError):
         await running
     assert [callback.state for callback in store.committed] == [State.CONTACT_RINGING]
+
+
+async def test_a_holder_that_lost_its_lease_never_dials_the_queue_channel(
+    fake_ari: FakeAri, ari_client: AriClient, events: AriEventStream
+) -> None:
+    """The queue's Local channel rings the members: its dial is fenced like the contact's."""
+    callback = _claim(Phase.QUEUE).callback
+    for happening in (ev.Due(), ev.ContactAnswered()):
+        transition = lifecycle.step(callback, happening, NOW, SETTINGS)
+        callback = transition.callback
+    [entering] = [effect for effect in transition.effects if isinstance(effect, EnterQueue)]
+    fake_ari.channels[entering.channel_id] = dict(load_fixture("ari_channel.json"), id=entering.channel_id)
+
+    async def taken_over() -> float:
+        raise StaleToken("another daemon claimed it")
+
+    call = CallContext(
+        ari_client, events, ExecutorOptions("callback-outbound"), SETTINGS, callback, taken_over
+    )
+    with pytest.raises(LeaseLost):
+        await enter_queue(call, entering)
+
+    waiting = queue_channel_id(entering.attempt_id)
+    assert fake_ari.calls["POST /ari/channels/create"] == 1
+    assert not [path for _, path, *_ in fake_ari.requests if path.endswith("/dial")]
+    assert ("DELETE", f"/ari/channels/{waiting}") in [(verb, path) for verb, path, *_ in fake_ari.requests]

@@ -418,7 +418,7 @@ async def test_max_calls_one_places_the_second_callback_only_after_the_first_cal
 @pytest.mark.parametrize(
     ("point", "why_not_dialled"),
     [
-        ("committed:queue:contact_ringing", "-contact not dialled"),
+        ("committed:queue:contact_ringing", "-contact was dialled: not dialling"),
         ("dial:queue:contact", "not sent: its deadline passed"),
     ],
     ids=["stalled before creating the contact's channel", "stalled after the fence, before the dial"],

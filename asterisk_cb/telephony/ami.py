@@ -37,6 +37,7 @@ from asterisk_cb.telephony.ami_events import (
 from asterisk_cb.telephony.backoff import Backoff
 from asterisk_cb.telephony.fanout import Fanout
 from asterisk_cb.telephony.health import HealthFlag
+from asterisk_cb.telephony.tls import tls_context
 
 _log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class AmiSettings:
     host: str = "127.0.0.1"
     port: int = 5038
     agent_pool: bool = False  # the admin uses app_agent_pool: also seed agent logins (Agents action)
+    tls: bool = False  # manager.conf tlsenable: the secret and events are encrypted (port 5039 by default)
+    ca_file: str | None = None  # the CA that signed Asterisk's certificate; None: the system's CAs
     action_timeout_s: float = 5.0
     ping_interval_s: int = 10
     backoff: Backoff = field(default_factory=Backoff)
@@ -183,6 +186,7 @@ class AmiConnection:
             ping_delay=self.settings.ping_interval_s,
             ping_interval=self.settings.ping_interval_s,
             forgetable_actions=_OUR_ACTIONS,
+            ssl=tls_context(self.settings.ca_file) if self.settings.tls else False,
             loop=loop,
             log=logging.getLogger("panoramisk.asterisk_cb"),
         )

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lab.tls import make_ca
 
 from asterisk_cb import config, deployment
 from asterisk_cb.doctor import Check, Verdict, run_checks
@@ -16,8 +17,13 @@ pytestmark = pytest.mark.lab
 
 def lab_config(lab: dict[str, Any], **overrides: str) -> str:
     values = {
+        "ari_url": lab["ari"]["url"],
         "ari_password": lab["ari"]["password"],
+        "ari_extra": "",
+        "ami_port": str(lab["ami"]["port"]),
+        "ami_user": lab["ami"]["user"],
         "ami_secret": lab["ami"]["secret"],
+        "ami_extra": "",
         "context": lab["dialplan"]["outbound_context"],
         "devices": "PJSIP/1001",
         "general": "",
@@ -30,14 +36,16 @@ def lab_config(lab: dict[str, Any], **overrides: str) -> str:
 url = {lab["redis"]["url"]}
 namespace = doctor-{uuid.uuid4().hex[:8]}
 [ari]
-url = {lab["ari"]["url"]}
+url = {values["ari_url"]}
 user = {lab["ari"]["user"]}
 password = {values["ari_password"]}
+{values["ari_extra"]}
 [ami]
 host = {lab["ami"]["host"]}
-port = {lab["ami"]["port"]}
-user = {lab["ami"]["user"]}
+port = {values["ami_port"]}
+user = {values["ami_user"]}
 secret = {values["ami_secret"]}
+{values["ami_extra"]}
 [dialing]
 outbound_context = {values["context"]}
 {values["dialing"]}
@@ -58,7 +66,11 @@ async def test_the_lab_passes_every_check(lab: dict[str, Any], tmp_path: Path) -
     assert {name: check.verdict for name, check in checks.items()} == {
         "redis": Verdict.OK,
         "ari": Verdict.OK,
+        "ari rights": Verdict.OK,
+        "ari transport": Verdict.OK,
+        "ami transport": Verdict.OK,
         "ami": Verdict.OK,
+        "ami rights": Verdict.OK,
         "agent 1001": Verdict.OK,
         "outbound_context": Verdict.OK,
         "answer_marks": Verdict.OK,
@@ -93,3 +105,39 @@ async def test_a_hot_desking_agent_has_no_fixed_phone_to_check(lab: dict[str, An
     checks = await doctor(tmp_path, lab_config(lab, devices="member:Alice Smith & Agent/1001"))
     assert checks["agent 1001"].verdict is Verdict.OK
     assert checks["agent 1001"].detail.startswith("member:Alice Smith & Agent/1001: ")
+
+
+def tls_config(lab: dict[str, Any], ca_file: str) -> str:
+    """ARI over https:// (and wss://), AMI over TLS, both checked against ``ca_file``."""
+    return lab_config(
+        lab,
+        ari_url=lab["ari"]["tls_url"],
+        ari_extra=f"ca_file = {ca_file}",
+        ami_port=str(lab["ami"]["tls_port"]),
+        ami_extra=f"tls = yes\nca_file = {ca_file}",
+    )
+
+
+async def test_the_lab_over_tls_passes_and_says_so(lab: dict[str, Any], tmp_path: Path) -> None:
+    checks = await doctor(tmp_path, tls_config(lab, lab["tls"]["ca_file"]))
+    assert [name for name, check in checks.items() if check.verdict is not Verdict.OK] == []
+    for name in ("ari transport", "ami transport"):
+        assert checks[name].detail == f"TLS to 127.0.0.1, certificate checked against {lab['tls']['ca_file']}"
+
+
+async def test_another_ca_fails_both_links_and_names_the_setting(lab: dict[str, Any], tmp_path: Path) -> None:
+    other = make_ca(tmp_path / "other-ca", "/CN=not the lab's CA")
+    checks = await doctor(tmp_path, tls_config(lab, str(other)))
+    assert [name for name, check in checks.items() if check.verdict is Verdict.FAIL] == ["ari", "ami"]
+    for name in ("ari", "ami"):
+        assert "CERTIFICATE_VERIFY_FAILED" in checks[name].detail
+        assert "set ca_file to the CA that signed Asterisk's certificate" in checks[name].detail
+
+
+async def test_an_ami_user_with_more_rights_than_documented_is_a_warning(
+    lab: dict[str, Any], tmp_path: Path
+) -> None:
+    harness = lab["ami_harness"]
+    checks = await doctor(tmp_path, lab_config(lab, ami_user=harness["user"], ami_secret=harness["secret"]))
+    assert checks["ami rights"].verdict is Verdict.WARN
+    assert checks["ami rights"].detail.startswith("write includes system,command, more than needed")

@@ -8,9 +8,9 @@ restarting Asterisk finishes booting: seeding at login could read half-loaded qu
 
 Least rights (manager.conf, checked on Asterisk 22 with `manager show command`): `read = system,call,agent`
 (FullyBooted is `system`, DeviceStateChange `call`, QueueMember* and AgentLogin/Logoff `agent`) and
-`write = agent,reporting` (QueuePause and Agents need `agent`; DeviceStateList and Getvar `call` or
-`reporting`, and `reporting` grants no call control; QueueStatus needs none), plus `system` for DBDel only
-(``answer_marks`` deletes the AstDB entries it read; DBGet needs `reporting`).
+`write = agent,reporting` (QueuePause and Agents need `agent`; DeviceStateList, Getvar and DBGet are
+allowed by `reporting`, which grants no call control; QueueStatus needs none), with an `eventfilter` per
+event name (README "Security"). Over TLS (`tls`), the certificate is checked against `ca_file`.
 """
 
 from __future__ import annotations

@@ -33,9 +33,9 @@ How (measured on the lab's Asterisk 22):
   delete every AstDB family and reload or restart Asterisk; ARI cannot delete (``GET
   /asterisk/variable`` evaluates no function, AMI ``Getvar`` refuses ``DB_DELETE``: functions with
   side effects are not run for external protocols). So Asterisk purges them itself: the handler,
-  when it writes a mark, deletes the marks older than 30 days (a resume comes
-  within a lease of a daemon starting, so only an outage of every daemon longer than that would miss
-  one). At most one mark per call that was live when its daemon died is kept that long.
+  when it writes a mark, deletes the marks older than 30 days (a resume comes within a lease of a
+  daemon starting, so only an outage of every daemon longer than that would miss one). At most one
+  mark per call that was live when its daemon died is kept that long.
 
 Not covered: an Asterisk killed (not stopped) while no daemon watches runs no hangup handler, so that
 answer is not known and counts as a lost ring, as before.

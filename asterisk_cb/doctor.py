@@ -207,7 +207,7 @@ def _messages(answer: Any) -> list[Mapping[str, str]]:
     return answer if isinstance(answer, list) else [answer]
 
 
-# --- least rights and transport (README "Security") ---------------------------------------------------
+# --- least rights and transport (README "Least rights and TLS") -----------------------------------
 
 _PROBE = "asterisk-cb-doctor-probe"  # a channel, interface and AstDB key that never exist
 

@@ -10,7 +10,7 @@ Least rights (manager.conf, checked on Asterisk 22 with `manager show command`):
 (FullyBooted is `system`, DeviceStateChange `call`, QueueMember* and AgentLogin/Logoff `agent`) and
 `write = agent,reporting` (QueuePause and Agents need `agent`; DeviceStateList, Getvar and DBGet are
 allowed by `reporting`, which grants no call control; QueueStatus needs none), with an `eventfilter` per
-event name (README "Security"). Over TLS (`tls`), the certificate is checked against `ca_file`.
+event name (README "Least rights and TLS"). Over TLS (`tls`), the certificate is checked against `ca_file`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Least rights and TLS against the lab's real Asterisk 22 (README "Security").
+"""Least rights and TLS against the lab's real Asterisk 22 (README "Least rights and TLS").
 
 The lab's daemon AMI user has exactly the README's rights: what the daemon sends is allowed, what it
 must not do (AstDB writes, CLI commands, originate) is refused. ARI and AMI over TLS work with the

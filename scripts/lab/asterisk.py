@@ -51,6 +51,7 @@ def _values(settings: LabSettings) -> dict[str, str]:
         key: str(getattr(settings, key))
         for key in ("http_port", "ami_port", "sip_port", "contacts_port", "ari_user", "ari_password",
                     "ami_user", "ami_secret", "harness_ami_user", "harness_ami_secret", "agent_password",
+                    "weak_ami_user", "weak_ami_secret", "read_only_ari_user", "read_only_ari_password",
                     "pg_host", "pg_port", "pg_database", "pg_user", "pg_password")
     }  # fmt: skip
     return {

@@ -68,6 +68,11 @@ def describe(settings: LabSettings) -> dict[str, Any]:
             "user": settings.harness_ami_user,
             "secret": settings.harness_ami_secret,
         },
+        # users with too few rights, for doctor's tests: AMI without write agent, ARI read-only
+        "too_weak": {
+            "ami": {"user": settings.weak_ami_user, "secret": settings.weak_ami_secret},
+            "ari": {"user": settings.read_only_ari_user, "password": settings.read_only_ari_password},
+        },
         "tls": {"ca_file": str(settings.tls_dir / "ca.crt")},
         "redis": {"url": settings.redis_url, "port": settings.redis_port, "dir": str(settings.redis_dir)},
         "postgres": {

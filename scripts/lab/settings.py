@@ -58,6 +58,11 @@ class LabSettings:
     # the daemon's documented rights, and must not widen them.
     harness_ami_user: str = "acb-harness"
     harness_ami_secret: str = "acb-lab-harness"
+    # Users with less than the daemon needs, so `doctor`'s rights checks are seen failing on a real peer.
+    weak_ami_user: str = "acb-weak"  # write = reporting (no agent: no queue pauses)
+    weak_ami_secret: str = "acb-lab-weak"
+    read_only_ari_user: str = "acb-read-only"  # ari.conf read_only = yes
+    read_only_ari_password: str = "acb-lab-read-only"
     agent_password: str = "acb-lab-agent"
     pg_password: str = "acb-lab-pg"
 

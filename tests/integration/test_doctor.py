@@ -18,6 +18,7 @@ pytestmark = pytest.mark.lab
 def lab_config(lab: dict[str, Any], **overrides: str) -> str:
     values = {
         "ari_url": lab["ari"]["url"],
+        "ari_user": lab["ari"]["user"],
         "ari_password": lab["ari"]["password"],
         "ari_extra": "",
         "ami_port": str(lab["ami"]["port"]),
@@ -37,7 +38,7 @@ url = {lab["redis"]["url"]}
 namespace = doctor-{uuid.uuid4().hex[:8]}
 [ari]
 url = {values["ari_url"]}
-user = {lab["ari"]["user"]}
+user = {values["ari_user"]}
 password = {values["ari_password"]}
 {values["ari_extra"]}
 [ami]
@@ -141,3 +142,21 @@ async def test_an_ami_user_with_more_rights_than_documented_is_a_warning(
     checks = await doctor(tmp_path, lab_config(lab, ami_user=harness["user"], ami_secret=harness["secret"]))
     assert checks["ami rights"].verdict is Verdict.WARN
     assert checks["ami rights"].detail.startswith("write includes system,command, more than needed")
+
+
+async def test_users_with_too_few_rights_fail_naming_the_fix(lab: dict[str, Any], tmp_path: Path) -> None:
+    weak = lab["too_weak"]
+    text = lab_config(
+        lab,
+        ari_user=weak["ari"]["user"],
+        ari_password=weak["ari"]["password"],
+        ami_user=weak["ami"]["user"],
+        ami_secret=weak["ami"]["secret"],
+    )
+    checks = await doctor(tmp_path, text)
+    assert [name for name, check in checks.items() if check.verdict is Verdict.FAIL] == [
+        "ari rights",
+        "ami rights",
+    ]
+    assert checks["ari rights"].detail.endswith("set read_only = no in ari.conf")
+    assert checks["ami rights"].detail == "write lacks agent: set write = agent,reporting"

@@ -62,7 +62,11 @@ class Daemon:
         self.site = site
         self.redis: RedisClient = site.redis.connect("asterisk-cb")
         self.store = Store(self.redis, Keys(site.redis.namespace, site.numbers), site.redis.replica_wait)
-        self.ari = AriClient(AriSettings(site.ari.url, site.ari.user, site.ari.password, site.ari.app))
+        self.ari = AriClient(
+            AriSettings(
+                site.ari.url, site.ari.user, site.ari.password, site.ari.app, ca_file=site.ari.ca_file
+            )
+        )
         self.view = AvailabilityView.of(site.agents.values())
         self.events = AriEventStream(self.ari, StreamSettings())
         self.ami = AmiConnection(
@@ -73,6 +77,8 @@ class Daemon:
                 site.ami.port,
                 # an agent logged in to app_agent_pool before the daemon started is known from the seed
                 agent_pool=any(spec.pool_agent for spec in site.agents.values()),
+                tls=site.ami.tls,
+                ca_file=site.ami.ca_file,
             ),
             watched_devices=self.view.watched_devices,
         )

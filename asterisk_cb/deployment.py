@@ -10,6 +10,7 @@ config error.
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -27,6 +28,7 @@ from asterisk_cb.keys import DEFAULT_NAMESPACE
 from asterisk_cb.secrecy import redact
 from asterisk_cb.store import DEFAULT_LEASE_MS, LinePool
 from asterisk_cb.telephony.availability import AgentSpec
+from asterisk_cb.telephony.tls import tls_context
 
 SECTIONS = ("redis", "ari", "ami", "dialing", "numbers", "agents", "metrics", "daemon")
 # A device as Asterisk names it: technology/resource (PJSIP/1001, SIP/desk-12, Local/1001@agents).
@@ -64,14 +66,17 @@ class AriTarget:
     user: str  # an ari.conf user
     password: str
     app: str  # the Stasis application name the daemon registers
+    ca_file: str | None = None  # CA of Asterisk's certificate (https:// URL); None: the system's CAs
 
 
 @dataclass(frozen=True)
 class AmiTarget:
     host: str
     port: int
-    user: str  # a manager.conf user (read: call,agent,system; write: agent,system)
+    user: str  # a manager.conf user (read: system,call,agent; write: agent,reporting)
     secret: str
+    tls: bool = False  # manager.conf tlsenable (default port then 5039)
+    ca_file: str | None = None  # CA of Asterisk's certificate (tls = yes); None: the system's CAs
 
 
 @dataclass(frozen=True)
@@ -145,8 +150,8 @@ KNOWN_OPTIONS: Mapping[str, frozenset[str]] = {
         | {"socket_timeout", "connect_timeout", "health_check_interval"}
         | {"replica_wait", "replica_wait_timeout"}
     ),
-    "ari": frozenset({"url", "user", "password", "app"}),
-    "ami": frozenset({"host", "port", "user", "secret"}),
+    "ari": frozenset({"url", "user", "password", "app", "ca_file"}),
+    "ami": frozenset({"host", "port", "user", "secret", "tls", "ca_file"}),
     "dialing": frozenset(
         {"outbound_context", "queue_context", "amd_context", "max_calls", "context_max_calls"}
     ),
@@ -192,10 +197,13 @@ def explain(site: Deployment, sections: Mapping[str, Section]) -> list[tuple[str
         ("ari", "user", site.ari.user),
         ("ari", "password", "(set)"),
         ("ari", "app", site.ari.app),
+        ("ari", "ca_file", site.ari.ca_file or "(system CAs)"),
         ("ami", "host", site.ami.host),
         ("ami", "port", str(site.ami.port)),
         ("ami", "user", site.ami.user),
         ("ami", "secret", "(set)"),
+        ("ami", "tls", "yes" if site.ami.tls else "no"),
+        ("ami", "ca_file", site.ami.ca_file or "(system CAs)"),
         ("dialing", "outbound_context", site.dialing.outbound_context),
         ("dialing", "queue_context", site.dialing.queue_context),
         ("dialing", "amd_context", site.dialing.amd_context),
@@ -271,6 +279,7 @@ def _ari(section: Section) -> AriTarget:
         user=_required(section, "ari", "user").value,
         password=_required(section, "ari", "password").value,
         app=_value(section, "app", "asterisk-cb"),
+        ca_file=_ca_file(section),
     )
 
 
@@ -292,12 +301,31 @@ def _ari_url(section: Section) -> str:
 
 
 def _ami(section: Section) -> AmiTarget:
+    tls_text = _value(section, "tls", "no")
+    try:
+        tls = parse_bool(tls_text)
+    except ValueError as error:
+        raise _error(section, "tls", f"{tls_text!r} is not yes or no") from error
     return AmiTarget(
         host=_value(section, "host", "127.0.0.1"),
-        port=_port(section, "port", _value(section, "port", "5038")),
+        port=_port(section, "port", _value(section, "port", "5039" if tls else "5038")),
         user=_required(section, "ami", "user").value,
         secret=_required(section, "ami", "secret").value,
+        tls=tls,
+        ca_file=_ca_file(section),
     )
+
+
+def _ca_file(section: Section) -> str | None:
+    """A CA file (PEM) that must load now: a typo is refused at start, not at the first TLS handshake."""
+    path = _value(section, "ca_file", "")
+    if not path:
+        return None
+    try:
+        tls_context(path)
+    except (OSError, ssl.SSLError) as error:
+        raise _error(section, "ca_file", f"cannot load {path!r} as PEM certificates: {error}") from error
+    return path
 
 
 def _listen(section: Section, option: str) -> Listen | None:

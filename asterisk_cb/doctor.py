@@ -9,11 +9,13 @@ URLs are shown through ``secrecy.redact``.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from redis.exceptions import RedisError
 
@@ -24,7 +26,7 @@ from asterisk_cb.redis_conn import ReplicaMode, ReplicaWait
 from asterisk_cb.store import GroupInfo, Store
 from asterisk_cb.telephony import answer_marks
 from asterisk_cb.telephony.ami import AmiConnection, AmiError, AmiSettings
-from asterisk_cb.telephony.ari import AriClient, AriError, AriSettings
+from asterisk_cb.telephony.ari import AriAuthError, AriClient, AriError, AriNotFound, AriSettings
 from asterisk_cb.telephony.availability import AgentSpec
 
 AMI_LOGIN_TIMEOUT_S = 5.0
@@ -52,22 +54,37 @@ async def run_checks(path: Path, file: SettingsFile, site: deployment.Deployment
     redis_checks, runtime = await _redis(site)
     checks = [*_config(path), *redis_checks]
     checks.append(await _ari(site))
-    ami = AmiConnection(AmiSettings(site.ami.user, site.ami.secret, site.ami.host, site.ami.port))
+    if checks[-1].verdict is not Verdict.FAIL:
+        checks.append(await _ari_rights(site))
+    checks += _transports(site)
+    ami = AmiConnection(
+        AmiSettings(
+            site.ami.user,
+            site.ami.secret,
+            site.ami.host,
+            site.ami.port,
+            tls=site.ami.tls,
+            ca_file=site.ami.ca_file,
+        )
+    )
     try:
         await ami.start()
         await ami.wait_ready(AMI_LOGIN_TIMEOUT_S)
     except (TimeoutError, AmiError, OSError):
         error = ami.health.snapshot().last_error or "no answer"
-        checks.append(Check("ami", Verdict.FAIL, f"{site.ami.host}:{site.ami.port}: {error}"))
+        checks.append(
+            Check("ami", Verdict.FAIL, f"{site.ami.host}:{site.ami.port}: {error}{_tls_hint(error)}")
+        )
         await ami.stop()
         return checks
     try:
         checks.append(
             Check("ami", Verdict.OK, f"logged in as {site.ami.user} at {site.ami.host}:{site.ami.port}")
         )
+        checks.append(await _ami_rights(ami))
         checks += await _agents(site, ami)
         checks.append(await _context(ami, "outbound_context", site.dialing.outbound_context))
-        checks.append(await _answer_marks(ami))
+        checks.append(await _context(ami, "answer_marks", answer_marks.HANDLER_CONTEXT))
         queues = await _queues(file, runtime, ami)
         if queues:  # the failover phase puts contacts into queues through this context
             checks.append(await _context(ami, "queue_context", site.dialing.queue_context))
@@ -141,13 +158,16 @@ def _group_check(group: GroupInfo) -> Check:
     return Check(f"events group {group.name}", Verdict.OK, detail)
 
 
+def _ari_settings(site: deployment.Deployment) -> AriSettings:
+    return AriSettings(site.ari.url, site.ari.user, site.ari.password, site.ari.app, ca_file=site.ari.ca_file)
+
+
 async def _ari(site: deployment.Deployment) -> Check:
-    settings = AriSettings(site.ari.url, site.ari.user, site.ari.password, site.ari.app)
     try:
-        async with AriClient(settings) as ari:
+        async with AriClient(_ari_settings(site)) as ari:
             info = await ari.asterisk_info()
     except (AriError, OSError) as error:
-        return Check("ari", Verdict.FAIL, f"{secrecy.redact(site.ari.url)}: {error}")
+        return Check("ari", Verdict.FAIL, f"{secrecy.redact(site.ari.url)}: {error}{_tls_hint(str(error))}")
     version = info.get("system", {}).get("version", "?")
     verdict = Verdict.OK if version.startswith(("20.", "21.", "22.", "23.")) else Verdict.WARN
     return Check("ari", verdict, f"Asterisk {version} at {secrecy.redact(site.ari.url)} as {site.ari.user}")
@@ -186,20 +206,6 @@ async def _context(ami: AmiConnection, option: str, context: str) -> Check:
     return Check(option, Verdict.OK, f"context {context} exists")
 
 
-async def _answer_marks(ami: AmiConnection) -> Check:
-    """The hangup handler's context must exist (else answers nobody saw are not recorded, and a
-    contact who talked while no daemon watched is dialled again); deleting the entries a resumer
-    read needs AMI ``write = system`` (``DBDel``): without it they stay, a warning."""
-    context = await _context(ami, "answer_marks", answer_marks.HANDLER_CONTEXT)
-    if context.verdict is not Verdict.OK:
-        return context
-    refused = await answer_marks.AnswerMarks(ami).delete_refused()
-    if refused:
-        detail = f"{context.detail}; entries read cannot be deleted ({refused}): add system to the AMI write"
-        return Check("answer_marks", Verdict.WARN, detail)
-    return context
-
-
 async def _queues(file: SettingsFile, runtime: Layers, ami: AmiConnection) -> list[Check]:
     """Every failover queue the settings name must exist in app_queue."""
     wanted = _failover_queues(file, runtime)
@@ -232,3 +238,95 @@ def _resolved_everywhere(file: SettingsFile, runtime: Layers, option: str) -> se
 
 def _messages(answer: Any) -> list[Mapping[str, str]]:
     return answer if isinstance(answer, list) else [answer]
+
+
+# --- least rights and transport (README "Least rights and TLS") -----------------------------------
+
+_PROBE = "asterisk-cb-doctor-probe"  # a channel, interface and AstDB key that never exist
+
+
+async def _ari_rights(site: deployment.Deployment) -> Check:
+    """The ARI user must be able to write (ari.conf ``read_only = no``): probed with a hang-up of a
+    channel that does not exist (404 when allowed, 403 for a read-only user)."""
+    try:
+        async with AriClient(_ari_settings(site)) as ari:
+            await ari.request("DELETE", f"/channels/{_PROBE}")
+    except AriNotFound:
+        return Check("ari rights", Verdict.OK, f"{site.ari.user} may control calls")
+    except AriAuthError as error:
+        return Check("ari rights", Verdict.FAIL, f"{site.ari.user}: {error}: set read_only = no in ari.conf")
+    except AriError as error:
+        return Check("ari rights", Verdict.FAIL, f"{site.ari.user}: {error}")
+    return Check("ari rights", Verdict.FAIL, f"ARI hung up a channel {_PROBE}?")
+
+
+# What the daemon needs (write class: a harmless action that it allows), and what it must not have.
+_NEEDED = {
+    "agent": {"Action": "QueuePause", "Interface": f"Local/{_PROBE}", "Paused": "false"},
+    "reporting": {"Action": "DBGet", "Family": answer_marks.FAMILY, "Key": _PROBE},
+}
+_EXCESS = {
+    "system": {"Action": "DBDel", "Family": answer_marks.FAMILY, "Key": _PROBE},
+    "command": {"Action": "Command", "Command": "core show uptime"},
+}
+
+
+async def _ami_rights(ami: AmiConnection) -> Check:
+    """``write = agent,reporting`` exactly: a missing class breaks queue pauses or device states; an
+    extra ``system`` or ``command`` lets whoever holds the secret change AstDB or run CLI commands."""
+    missing = [name for name, action in _NEEDED.items() if await _denied(ami, action)]
+    if missing:
+        return Check(
+            "ami rights", Verdict.FAIL, f"write lacks {','.join(missing)}: set write = agent,reporting"
+        )
+    extra = [name for name, action in _EXCESS.items() if not await _denied(ami, action)]
+    if extra:
+        detail = f"write includes {','.join(extra)}, more than needed: set write = agent,reporting"
+        return Check("ami rights", Verdict.WARN, detail)
+    return Check("ami rights", Verdict.OK, "write = agent,reporting, nothing more")
+
+
+async def _denied(ami: AmiConnection, action: Mapping[str, str]) -> bool:
+    try:
+        await ami.send(action)
+    except AmiError as error:  # any other refusal (no such interface or key) proves the class allowed
+        return "permission denied" in str(error).lower()
+    return False
+
+
+def _transports(site: deployment.Deployment) -> list[Check]:
+    """ARI's password and AMI's secret cross the network readable unless TLS is on or the peer is
+    on this host."""
+    ari_host = urlsplit(site.ari.url).hostname or ""
+    return [
+        _transport("ari transport", site.ari.url.startswith("https://"), ari_host, site.ari.ca_file,
+                   "use an https:// url (http.conf tlsenable) and [ari] ca_file"),
+        _transport("ami transport", site.ami.tls, site.ami.host, site.ami.ca_file,
+                   "set [ami] tls = yes (manager.conf tlsenable) and ca_file"),
+    ]  # fmt: skip
+
+
+def _transport(name: str, tls: bool, host: str, ca_file: str | None, remedy: str) -> Check:
+    if tls:
+        return Check(
+            name, Verdict.OK, f"TLS to {host}, certificate checked against {ca_file or 'the system CAs'}"
+        )
+    if _loopback(host):
+        return Check(name, Verdict.OK, f"in clear on this host ({host})")
+    return Check(name, Verdict.WARN, f"in clear to {host}: the password can be read on the way; {remedy}")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
+
+
+def _tls_hint(error: str) -> str:
+    """A certificate Asterisk presents that we do not trust: say which setting fixes it."""
+    if "CERTIFICATE_VERIFY_FAILED" in error or "certificate verify failed" in error:
+        return " (set ca_file to the CA that signed Asterisk's certificate, and a host its certificate names)"
+    return ""

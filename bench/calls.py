@@ -103,7 +103,7 @@ class Pauses:
 
     @contextlib.asynccontextmanager
     async def recording(self) -> AsyncIterator[None]:
-        ami = self.info["ami"]
+        ami = self.info["ami_harness"]  # an observer: the tests' own user, not the daemon's
         async with LabAmi(ami["host"], ami["port"], ami["user"], ami["secret"]) as session:
             await session.action("Events", EventMask="agent")
             task = asyncio.create_task(self._record(session))

@@ -17,8 +17,10 @@ COMPOSE_VALUES = {
     "ACB_LAB_PG_PORT": "5432",
 }
 # Lines of the loopback lab that must open up inside a container: listen on every interface, let the
-# compose network's AMI client in, and drop the loopback-only media address.
+# compose network's AMI client in, and drop the loopback-only media address. TLS stays off: its
+# certificates are made by `pbx-lab up`, which the compose lab does not run.
 _REWRITES = (
+    (re.compile(r"^tlsenable\s*=\s*yes", re.MULTILINE), "tlsenable = no"),
     (re.compile(r"^(bindaddr|bind)\s*=\s*127\.0\.0\.1", re.MULTILINE), r"\1 = 0.0.0.0"),
     (re.compile(r"^permit\s*=\s*127\.0\.0\.1/255\.255\.255\.255", re.MULTILINE), "permit = 0.0.0.0/0.0.0.0"),
     (re.compile(r"^(media_address|bind_rtp_to_media_address)\s*=.*\n", re.MULTILINE), ""),

@@ -79,8 +79,14 @@ def lab_ari(lab: dict[str, Any]) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def lab_ami(lab: dict[str, Any]) -> dict[str, Any]:
-    """AMI host, port, user and secret."""
+    """AMI host, port, user and secret: the daemon's user, with exactly the README's rights."""
     return lab["ami"]
+
+
+@pytest.fixture(scope="session")
+def lab_ami_harness(lab: dict[str, Any]) -> dict[str, Any]:
+    """The tests' own AMI user (read = all, write = all), for observers and fault injection."""
+    return lab["ami_harness"]
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ restarting Asterisk finishes booting: seeding at login could read half-loaded qu
 
 Least rights (manager.conf, checked on Asterisk 22 with `manager show command`): `read = system,call,agent`
 (FullyBooted is `system`, DeviceStateChange `call`, QueueMember* and AgentLogin/Logoff `agent`) and
-`write = agent,reporting` (QueuePause and Agents need `agent`; DeviceStateList and Getvar `call` or
-`reporting`, and `reporting` grants no call control; QueueStatus needs none), plus `system` for DBDel only
-(``answer_marks`` deletes the AstDB entries it read; DBGet needs `reporting`).
+`write = agent,reporting` (QueuePause and Agents need `agent`; DeviceStateList, Getvar and DBGet are
+allowed by `reporting`, which grants no call control; QueueStatus needs none), with an `eventfilter` per
+event name (README "Least rights and TLS"). Over TLS (`tls`), the certificate is checked against `ca_file`.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from asterisk_cb.telephony.ami_events import (
 from asterisk_cb.telephony.backoff import Backoff
 from asterisk_cb.telephony.fanout import Fanout
 from asterisk_cb.telephony.health import HealthFlag
+from asterisk_cb.telephony.tls import tls_context
 
 _log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class AmiSettings:
     host: str = "127.0.0.1"
     port: int = 5038
     agent_pool: bool = False  # the admin uses app_agent_pool: also seed agent logins (Agents action)
+    tls: bool = False  # manager.conf tlsenable: the secret and events are encrypted (port 5039 by default)
+    ca_file: str | None = None  # the CA that signed Asterisk's certificate; None: the system's CAs
     action_timeout_s: float = 5.0
     ping_interval_s: int = 10
     backoff: Backoff = field(default_factory=Backoff)
@@ -188,6 +191,7 @@ class AmiConnection:
             ping_delay=self.settings.ping_interval_s,
             ping_interval=self.settings.ping_interval_s,
             forgetable_actions=_OUR_ACTIONS,
+            ssl=tls_context(self.settings.ca_file) if self.settings.tls else False,
             loop=loop,
             log=logging.getLogger("panoramisk.asterisk_cb"),
         )

@@ -27,13 +27,15 @@ How (measured on the lab's Asterisk 22):
 * A daemon that sees the answer itself pops the handler (``CHANNEL(hangup_handler_pop)``) right after
   committing it, so marks are written only for answers nobody saw: at most one per call that was
   live when its daemon died.
-* The resumer reads a mark with AMI ``DBGet`` (allowed by ``write = reporting``) and, once the
-  answer and the end are committed, deletes it with ``DBDel`` (needs ``write = system``). ARI can do
-  neither: ``GET /asterisk/variable`` evaluates no function (``DB(...)`` reads as empty), and AMI
-  ``Getvar`` refuses ``DB``/``DB_DELETE`` (functions with side effects are not run for external
-  protocols unless ``live_dangerously``). Without ``system`` the mark stays (logged with the CLI
-  command that deletes it); it is read again only if the same channel id is resumed, which never
-  happens: ids are per attempt.
+* The resumer reads a mark with AMI ``DBGet`` (allowed by ``write = reporting``) and leaves it: it
+  is read again only if the same channel id is resumed, which never happens (ids are per attempt).
+  Deleting it over AMI (``DBDel``) would need ``write = system``, which also lets the user write and
+  delete every AstDB family and reload or restart Asterisk; ARI cannot delete (``GET
+  /asterisk/variable`` evaluates no function, AMI ``Getvar`` refuses ``DB_DELETE``: functions with
+  side effects are not run for external protocols). So Asterisk purges them itself: the handler,
+  when it writes a mark, deletes the marks older than 30 days (a resume comes within a lease of a
+  daemon starting, so only an outage of every daemon longer than that would miss one). At most one
+  mark per call that was live when its daemon died is kept that long.
 
 Not covered: an Asterisk killed (not stopped) while no daemon watches runs no hangup handler, so that
 answer is not known and counts as a lost ring, as before.
@@ -41,16 +43,11 @@ answer is not known and counts as a lost ring, as before.
 
 from __future__ import annotations
 
-import logging
-
 from asterisk_cb.telephony.ami import AmiConnection, AmiError
-
-log = logging.getLogger(__name__)
 
 FAMILY = "acb"
 HANDLER_CONTEXT = "callback-answered"
 _NOT_FOUND = "not found"  # DBGet's answer for a missing key: "Database entry not found"
-_DENIED = "permission denied"  # an action the AMI user's write classes do not allow
 
 
 def handler(channel_id: str) -> dict[str, str]:
@@ -62,7 +59,7 @@ POP_HANDLER = "CHANNEL(hangup_handler_pop)"  # set on a channel whose answer the
 
 
 class AnswerMarks:
-    """Reads (and deletes) the marks over the daemon's AMI link."""
+    """Reads the marks over the daemon's AMI link."""
 
     def __init__(self, ami: AmiConnection) -> None:
         self.ami = ami
@@ -77,29 +74,6 @@ class AnswerMarks:
                 return False
             raise
         return True
-
-    async def delete_refused(self) -> str:
-        """Why Asterisk refuses to delete marks ('' when it allows it), probed on a key never written."""
-        try:
-            await self.ami.send({"Action": "DBDel", "Family": FAMILY, "Key": "asterisk-cb-probe"})
-        except AmiError as error:  # a missing key answers "could not be deleted": allowed
-            return str(error) if _DENIED in str(error).lower() else ""
-        return ""
-
-    async def forget(self, channel_id: str) -> None:
-        """Delete a mark once what it tells is committed (not before: a resumer dying in between
-        leaves it to the next one)."""
-        try:
-            await self.ami.send({"Action": "DBDel", "Family": FAMILY, "Key": channel_id})
-        except AmiError as error:  # e.g. the AMI user lacks write = system: the mark stays
-            log.warning(
-                "answer mark %s/%s not deleted (%s): delete it with `asterisk -rx 'database del %s %s'`",
-                FAMILY,
-                channel_id,
-                error,
-                FAMILY,
-                channel_id,
-            )
 
 
 def _absent(error: AmiError) -> bool:

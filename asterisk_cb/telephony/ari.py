@@ -17,6 +17,7 @@ from urllib.parse import quote
 import aiohttp
 
 from asterisk_cb.telephony.ari_events import Bridge, Channel
+from asterisk_cb.telephony.tls import tls_context
 
 Params = Mapping[str, str | int | float | bool | None]
 
@@ -25,11 +26,12 @@ Params = Mapping[str, str | int | float | bool | None]
 class AriSettings:
     """Where ARI is and who we are to it; `app` is the one Stasis application this daemon serves."""
 
-    url: str  # e.g. http://127.0.0.1:8088/ari
+    url: str  # e.g. http://127.0.0.1:8088/ari, or https://pbx.example:8089/ari (events then over wss://)
     username: str
     password: str
     app: str
     request_timeout_s: float = 5.0
+    ca_file: str | None = None  # the CA that signed Asterisk's certificate (https://); None: the system's
 
     @property
     def events_url(self) -> str:
@@ -166,6 +168,7 @@ class AriClient:
                     "Authorization": aiohttp.encode_basic_auth(self.settings.username, self.settings.password)
                 },
                 timeout=aiohttp.ClientTimeout(total=self.settings.request_timeout_s),
+                connector=aiohttp.TCPConnector(ssl=tls_context(self.settings.ca_file)),
             )
 
     async def close(self) -> None:

@@ -82,7 +82,6 @@ class AriCall:
         self._looked: Resynced | None = None  # a look at the channels older than anything in the inbox
         self._ring_devices: tuple[str, ...] = ()  # the agent's ready devices, rung at once
         self._paused: tuple[Pause, ...] = ()  # the agent's queue memberships this call paused
-        self._marks_read: tuple[str, ...] = ()  # answer marks taken over, deleted at the end
         self._screening = False  # the contact answered and AMD listens: not ringing, not talking yet
         parts.routes.hold(callback.id, self.inbox)
 
@@ -172,7 +171,6 @@ class AriCall:
                 await connect(self.call, effect)
             case HangUp():
                 await hang_up(self.call, effect)
-                await self._forget_marks()
             case EnterQueue():
                 return await enter_queue(self.call, effect)
         return None  # WatchCall, WaitUntil: channels are followed after every commit, next_at is placed
@@ -250,12 +248,4 @@ class AriCall:
         if answers is None or attempt is None:
             return ()
         gone = [channel_id for channel_id in marked_channels(attempt) if channel_id not in alive]
-        self._marks_read = tuple([channel_id for channel_id in gone if await answers.answered(channel_id)])
-        return self._marks_read
-
-    async def _forget_marks(self) -> None:
-        """What the marks told is committed now: they go."""
-        marks, self._marks_read = self._marks_read, ()
-        if self.parts.answers is not None:
-            for channel_id in marks:
-                await self.parts.answers.forget(channel_id)
+        return tuple([channel_id for channel_id in gone if await answers.answered(channel_id)])

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from lab import procs, root
+from lab import procs, root, tls
 from lab.ports import PortNeed, check_free, is_free
 from lab.settings import LAB_PACKAGE, LabSettings
 from lab.templates import render
@@ -50,11 +50,13 @@ def _values(settings: LabSettings) -> dict[str, str]:
     plain = {
         key: str(getattr(settings, key))
         for key in ("http_port", "ami_port", "sip_port", "contacts_port", "ari_user", "ari_password",
-                    "ami_user", "ami_secret", "agent_password", "pg_host", "pg_port", "pg_database",
-                    "pg_user", "pg_password")
+                    "ami_user", "ami_secret", "harness_ami_user", "harness_ami_secret", "agent_password",
+                    "weak_ami_user", "weak_ami_secret", "read_only_ari_user", "read_only_ari_password",
+                    "pg_host", "pg_port", "pg_database", "pg_user", "pg_password")
     }  # fmt: skip
     return {
         **plain,
+        **tls.values(settings),
         "rtp_start": str(rtp_start),
         "rtp_end": str(rtp_end),
         "agent_sections": _agent_sections(settings),
@@ -121,6 +123,8 @@ def _port_needs(settings: LabSettings) -> tuple[PortNeed, ...]:
         PortNeed(settings.sip_port, "udp", "Asterisk (SIP)"),
         PortNeed(settings.http_port, "tcp", "Asterisk (HTTP/ARI)"),
         PortNeed(settings.ami_port, "tcp", "Asterisk (AMI)"),
+        PortNeed(settings.https_port, "tcp", "Asterisk (HTTPS/ARI over TLS)"),
+        PortNeed(settings.ami_tls_port, "tcp", "Asterisk (AMI over TLS)"),
     )
 
 
@@ -132,6 +136,7 @@ def up(settings: LabSettings) -> None:
     for need in _port_needs(settings):
         check_free(need)
     root.ensure_root(settings)
+    tls.ensure(settings)
     write_config(settings)
     _runtime_dirs(settings)
     started = time.monotonic()

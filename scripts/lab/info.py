@@ -52,13 +52,28 @@ def describe(settings: LabSettings) -> dict[str, Any]:
             "user": settings.ari_user,
             "password": settings.ari_password,
             "app": settings.ari_app,
+            "tls_url": settings.ari_tls_url,
         },
         "ami": {
             "host": HOST,
             "port": settings.ami_port,
             "user": settings.ami_user,
             "secret": settings.ami_secret,
+            "tls_port": settings.ami_tls_port,
         },
+        # the tests' own AMI user (read/write all) for observers and fault injection; never the daemon's
+        "ami_harness": {
+            "host": HOST,
+            "port": settings.ami_port,
+            "user": settings.harness_ami_user,
+            "secret": settings.harness_ami_secret,
+        },
+        # users with too few rights, for doctor's tests: AMI without write agent, ARI read-only
+        "too_weak": {
+            "ami": {"user": settings.weak_ami_user, "secret": settings.weak_ami_secret},
+            "ari": {"user": settings.read_only_ari_user, "password": settings.read_only_ari_password},
+        },
+        "tls": {"ca_file": str(settings.tls_dir / "ca.crt")},
         "redis": {"url": settings.redis_url, "port": settings.redis_port, "dir": str(settings.redis_dir)},
         "postgres": {
             "dsn": settings.pg_dsn,
@@ -131,6 +146,8 @@ def _ports(settings: LabSettings) -> list[dict[str, Any]]:
         (settings.sip_port, "udp", "asterisk-sip"),
         (settings.http_port, "tcp", "asterisk-http-ari"),
         (settings.ami_port, "tcp", "asterisk-ami"),
+        (settings.https_port, "tcp", "asterisk-https-ari"),
+        (settings.ami_tls_port, "tcp", "asterisk-ami-tls"),
         (settings.redis_port, "tcp", "redis"),
         (settings.contacts_port, "udp", "sipp-contacts"),
     ]

@@ -34,6 +34,8 @@ class LabSettings:
     sip_port: int
     http_port: int
     ami_port: int
+    https_port: int  # ARI over TLS (http.conf tlsbindaddr), certificate from the lab's own CA
+    ami_tls_port: int  # AMI over TLS (manager.conf tlsbindaddr)
     redis_port: int
     contacts_port: int
     agent_base_port: int
@@ -50,8 +52,17 @@ class LabSettings:
     ari_user: str = "acb"
     ari_password: str = "acb-lab-ari"
     ari_app: str = "asterisk-cb"
-    ami_user: str = "acb"
+    ami_user: str = "acb"  # exactly the rights the README documents for the daemon
     ami_secret: str = "acb-lab-ami"
+    # The tests' own AMI user (read = all, write = all): observers and fault injection need more than
+    # the daemon's documented rights, and must not widen them.
+    harness_ami_user: str = "acb-harness"
+    harness_ami_secret: str = "acb-lab-harness"
+    # Users with less than the daemon needs, so `doctor`'s rights checks are seen failing on a real peer.
+    weak_ami_user: str = "acb-weak"  # write = reporting (no agent: no queue pauses)
+    weak_ami_secret: str = "acb-lab-weak"
+    read_only_ari_user: str = "acb-read-only"  # ari.conf read_only = yes
+    read_only_ari_password: str = "acb-lab-read-only"
     agent_password: str = "acb-lab-agent"
     pg_password: str = "acb-lab-pg"
 
@@ -83,6 +94,11 @@ class LabSettings:
         return self.cache_dir / "asterisk22-sid-root.tar.zst"
 
     @property
+    def tls_dir(self) -> Path:
+        """The lab's self-signed CA and Asterisk's certificate (kept across ups: clients trust ca.crt)."""
+        return self.lab_dir / "tls"
+
+    @property
     def redis_url(self) -> str:
         return f"redis://{HOST}:{self.redis_port}/0"
 
@@ -95,6 +111,10 @@ class LabSettings:
     @property
     def ari_url(self) -> str:
         return f"http://{HOST}:{self.http_port}/ari"
+
+    @property
+    def ari_tls_url(self) -> str:
+        return f"https://{HOST}:{self.https_port}/ari"
 
     @property
     def failover_agents(self) -> tuple[str, ...]:
@@ -120,6 +140,8 @@ def load() -> LabSettings:
         sip_port=_port("ACB_LAB_SIP_PORT", 5060),
         http_port=_port("ACB_LAB_HTTP_PORT", 8088),
         ami_port=_port("ACB_LAB_AMI_PORT", 5038),
+        https_port=_port("ACB_LAB_HTTPS_PORT", 8089),
+        ami_tls_port=_port("ACB_LAB_AMI_TLS_PORT", 5039),
         redis_port=_port("ACB_LAB_REDIS_PORT", 6380),
         contacts_port=_port("ACB_LAB_SIPP_CONTACTS_PORT", 5070),
         agent_base_port=_port("ACB_LAB_SIPP_AGENT_BASE_PORT", 5071),

@@ -295,4 +295,4 @@ async def test_contact_answering_and_hanging_up_while_no_daemon_watches_is_compl
     assert len(lab.contact_invites().times(number)) == 1
     assert EventKind.CONTACT_ANSWERED in await lab.kinds(scheduled.id)
     await until_equal(lab.our_channels, [])
-    assert lab.answer_marks() == []  # the resumer deleted what Asterisk wrote
+    assert len(lab.answer_marks()) == 1  # what Asterisk wrote stays: the daemon may not delete it

@@ -180,4 +180,4 @@ async def test_a_member_who_answered_while_no_daemon_watched_completes_the_callb
     assert len(lab.contact_invites().times(number)) == 2  # the agent phase's, the queue phase's
     assert EventKind.MEMBER_ANSWERED in await lab.kinds(scheduled.id)
     await until_equal(lab.our_channels, [])
-    assert lab.answer_marks() == []
+    assert lab.answer_marks() == [f"/acb/{waiting}"]  # kept: the daemon may not delete it

@@ -24,8 +24,8 @@ OTHER_MEMBERS = ("1002", "1003", "1004")  # the rest of the lab's ringall `suppo
 
 @pytest.fixture
 async def ami(lab_phones: dict[str, Any]) -> AsyncIterator[AmiConnection]:
-    """The test's own AMI link (not the daemon's), to read the queue memberships."""
-    info = lab_phones["ami"]
+    """The test's own AMI link (not the daemon's: the harness user), to read the queue memberships."""
+    info = lab_phones["ami_harness"]
     link = AmiConnection(AmiSettings(info["user"], info["secret"], info["host"], info["port"]))
     await link.start()
     await link.wait_ready(10)

@@ -187,7 +187,7 @@ async def test_sigkill_during_the_contact_ring_and_the_call_over_before_a_daemon
     assert len(done.attempts) == 1
     assert len(invite_times(lab.info, number)) == 1
     await until_equal(lab.our_channels, [])
-    assert lab.answer_marks() == []
+    assert lab.answer_marks() == [f"/acb/{contact}"]  # kept: the daemon may not delete it
 
 
 async def test_sigkill_during_the_talk_then_a_new_daemon_follows_it_to_the_end_without_redialling(

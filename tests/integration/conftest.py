@@ -41,9 +41,10 @@ async def ari(lab_ari: dict[str, str]) -> AsyncIterator[LabAri]:
 
 
 @pytest.fixture
-async def ami(lab_ami: dict[str, Any]) -> AsyncIterator[LabAmi]:
-    """A fresh, logged-in AMI connection; it sees every event (read=all)."""
-    async with LabAmi(lab_ami["host"], lab_ami["port"], lab_ami["user"], lab_ami["secret"]) as client:
+async def ami(lab_ami_harness: dict[str, Any]) -> AsyncIterator[LabAmi]:
+    """A fresh, logged-in AMI connection as the harness user; it sees every event (read=all)."""
+    harness = lab_ami_harness
+    async with LabAmi(harness["host"], harness["port"], harness["user"], harness["secret"]) as client:
         yield client
 
 

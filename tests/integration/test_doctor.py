@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lab.tls import make_ca
 
 from asterisk_cb import config, deployment
 from asterisk_cb.doctor import Check, Verdict, run_checks
@@ -18,8 +19,14 @@ pytestmark = pytest.mark.lab
 def lab_config(lab: dict[str, Any], **overrides: str) -> str:
     values = {
         "redis_url": lab["redis"]["url"],
+        "ari_url": lab["ari"]["url"],
+        "ari_user": lab["ari"]["user"],
         "ari_password": lab["ari"]["password"],
+        "ari_extra": "",
+        "ami_port": str(lab["ami"]["port"]),
+        "ami_user": lab["ami"]["user"],
         "ami_secret": lab["ami"]["secret"],
+        "ami_extra": "",
         "context": lab["dialplan"]["outbound_context"],
         "devices": "PJSIP/1001",
         "general": "",
@@ -34,14 +41,16 @@ url = {values["redis_url"]}
 namespace = doctor-{uuid.uuid4().hex[:8]}
 {values["redis"]}
 [ari]
-url = {lab["ari"]["url"]}
-user = {lab["ari"]["user"]}
+url = {values["ari_url"]}
+user = {values["ari_user"]}
 password = {values["ari_password"]}
+{values["ari_extra"]}
 [ami]
 host = {lab["ami"]["host"]}
-port = {lab["ami"]["port"]}
-user = {lab["ami"]["user"]}
+port = {values["ami_port"]}
+user = {values["ami_user"]}
 secret = {values["ami_secret"]}
+{values["ami_extra"]}
 [dialing]
 outbound_context = {values["context"]}
 {values["dialing"]}
@@ -66,7 +75,11 @@ async def test_the_lab_passes_every_check(lab: dict[str, Any], tmp_path: Path) -
         "redis": Verdict.OK,
         "redis replicas": Verdict.OK,
         "ari": Verdict.OK,
+        "ari rights": Verdict.OK,
+        "ari transport": Verdict.OK,
+        "ami transport": Verdict.OK,
         "ami": Verdict.OK,
+        "ami rights": Verdict.OK,
         "agent 1001": Verdict.OK,
         "outbound_context": Verdict.OK,
         "answer_marks": Verdict.OK,
@@ -138,3 +151,57 @@ async def test_a_redis_password_never_shows(lab: dict[str, Any], tmp_path: Path,
     assert "DB index is out of range" in checks["redis"].detail
     assert form.format(secret="(set)", rest=rest) in checks["redis"].detail
     assert secret not in str(checks)
+
+
+def tls_config(lab: dict[str, Any], ca_file: str) -> str:
+    """ARI over https:// (and wss://), AMI over TLS, both checked against ``ca_file``."""
+    return lab_config(
+        lab,
+        ari_url=lab["ari"]["tls_url"],
+        ari_extra=f"ca_file = {ca_file}",
+        ami_port=str(lab["ami"]["tls_port"]),
+        ami_extra=f"tls = yes\nca_file = {ca_file}",
+    )
+
+
+async def test_the_lab_over_tls_passes_and_says_so(lab: dict[str, Any], tmp_path: Path) -> None:
+    checks = await doctor(tmp_path, tls_config(lab, lab["tls"]["ca_file"]))
+    assert [name for name, check in checks.items() if check.verdict is not Verdict.OK] == []
+    for name in ("ari transport", "ami transport"):
+        assert checks[name].detail == f"TLS to 127.0.0.1, certificate checked against {lab['tls']['ca_file']}"
+
+
+async def test_another_ca_fails_both_links_and_names_the_setting(lab: dict[str, Any], tmp_path: Path) -> None:
+    other = make_ca(tmp_path / "other-ca", "/CN=not the lab's CA")
+    checks = await doctor(tmp_path, tls_config(lab, str(other)))
+    assert [name for name, check in checks.items() if check.verdict is Verdict.FAIL] == ["ari", "ami"]
+    for name in ("ari", "ami"):
+        assert "CERTIFICATE_VERIFY_FAILED" in checks[name].detail
+        assert "set ca_file to the CA that signed Asterisk's certificate" in checks[name].detail
+
+
+async def test_an_ami_user_with_more_rights_than_documented_is_a_warning(
+    lab: dict[str, Any], tmp_path: Path
+) -> None:
+    harness = lab["ami_harness"]
+    checks = await doctor(tmp_path, lab_config(lab, ami_user=harness["user"], ami_secret=harness["secret"]))
+    assert checks["ami rights"].verdict is Verdict.WARN
+    assert checks["ami rights"].detail.startswith("write includes system,command, more than needed")
+
+
+async def test_users_with_too_few_rights_fail_naming_the_fix(lab: dict[str, Any], tmp_path: Path) -> None:
+    weak = lab["too_weak"]
+    text = lab_config(
+        lab,
+        ari_user=weak["ari"]["user"],
+        ari_password=weak["ari"]["password"],
+        ami_user=weak["ami"]["user"],
+        ami_secret=weak["ami"]["secret"],
+    )
+    checks = await doctor(tmp_path, text)
+    assert [name for name, check in checks.items() if check.verdict is Verdict.FAIL] == [
+        "ari rights",
+        "ami rights",
+    ]
+    assert checks["ari rights"].detail.endswith("set read_only = no in ari.conf")
+    assert checks["ami rights"].detail == "write lacks agent: set write = agent,reporting"

@@ -136,7 +136,7 @@ def test_defaults_as_written_match_the_dataclass() -> None:
         ("[general]\nmax_atempts = 3\n", 2, "max_atempts", "unknown option"),
         ("[general]\npaused = maybe\n", 2, "paused", "not yes or no"),
         ("[general]\ndefault_timezone = Mars/Base\n", 2, "default_timezone", "unknown time zone"),
-        ("[queue/sales]\nfailover_queue = two words\n", 2, "failover_queue", "not a valid name"),
+        ("[queue/sales]\nfailover_queue = two words\n", 2, "failover_queue", "not a valid queue name"),
         (
             "[general]\nretry_interval = 1m\n\nretry_interval = 2m\n",
             4,
@@ -144,7 +144,7 @@ def test_defaults_as_written_match_the_dataclass() -> None:
             "already set at cb.conf:2",
         ),
         ("[general]\n[generall]\n", 2, "[generall]", "unknown section"),
-        ("[queue/bad name]\n", 1, "[queue/bad name]", "not a valid name"),
+        ("[queue/bad name]\n", 1, "[queue/bad name]", "not a valid queue name"),
     ],
 )
 def test_file_errors_name_option_file_and_line(text: str, line: int, option: str, reason: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from asterisk_cb import deployment
-from asterisk_cb.core.settings import GENERAL, Layers, SettingsFile, resolve
+from asterisk_cb.core.settings import GENERAL, Layers, RuntimeOverrides, SettingsFile, resolve
 from asterisk_cb.keys import Keys
 from asterisk_cb.store import GroupInfo, Store
 from asterisk_cb.telephony import answer_marks
@@ -83,7 +83,7 @@ async def _redis(site: deployment.Deployment) -> tuple[list[Check], Layers]:
         info = await redis.info("server")
         persistence = await redis.info("persistence")
         counts = await store.count_by_state()
-        runtime = await store.setting_layers()
+        overrides = await store.runtime_overrides()
         groups = await store.event_groups()
     except RedisError as error:
         return [Check("redis", Verdict.FAIL, f"{site.redis.url or 'sentinel'}: {error}")], {}
@@ -95,7 +95,17 @@ async def _redis(site: deployment.Deployment) -> tuple[list[Check], Layers]:
     if not persistence.get("aof_enabled"):
         detail += "; appendonly is off: a Redis crash can lose callbacks"
         verdict = Verdict.WARN
-    return [Check("redis", verdict, detail), *map(_group_check, groups)], runtime
+    checks = [Check("redis", verdict, detail), *map(_group_check, groups), *_overrides_check(overrides)]
+    return checks, overrides.layers
+
+
+def _overrides_check(overrides: RuntimeOverrides) -> list[Check]:
+    """Overrides the daemon ignores because they do not parse: the admin's setting is not in effect."""
+    if not overrides.refused:
+        return []
+    detail = "; ".join(map(str, overrides.refused))
+    remedy = "ignored: `asterisk-cb settings set` a valid value or `settings reset` them"
+    return [Check("settings overrides", Verdict.FAIL, f"{detail}; {remedy}")]
 
 
 def _group_check(group: GroupInfo) -> Check:

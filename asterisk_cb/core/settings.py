@@ -350,15 +350,36 @@ def _check_scope_name(name: str, settings_scope: bool, allowed_other: set[str], 
         raise SettingError(f"[{name}]", origin, f"unknown section (known: {known})")
 
 
-def runtime_layers(overrides: Mapping[str, Mapping[str, str]]) -> Layers:
-    """Parse run-time overrides as the store keeps them: scope -> option -> text."""
+@dataclass(frozen=True)
+class RuntimeOverrides:
+    """The run-time overrides that parse, ready for ``resolve``, and the refusal of each that does not."""
+
+    layers: Layers
+    refused: tuple[SettingError, ...] = ()
+
+
+def runtime_layers(overrides: Mapping[str, Mapping[str, str]]) -> RuntimeOverrides:
+    """Parse run-time overrides as the store keeps them: scope -> option -> text.
+
+    One that does not parse (written by a newer version sharing the Redis, or by hand) is left out and
+    reported rather than raised: raised, it would stop every settings lookup of every agent. Setting
+    one through the service refuses such a value in the first place.
+    """
     layers: Layers = {}
+    refused: list[SettingError] = []
     for scope, values in overrides.items():
-        if not is_settings_scope(scope):
-            raise SettingError(scope, Origin(OriginKind.RUNTIME, scope), "not a settings scope")
         origin = Origin(OriginKind.RUNTIME, scope)
-        layers[scope] = {option: parse_value(option, text, origin) for option, text in values.items()}
-    return layers
+        try:
+            check_scope(scope)
+        except rules.ValidationError as error:
+            refused.append(SettingError(scope, origin, error.reason))
+            continue
+        for option, text in values.items():
+            try:
+                layers.setdefault(scope, {})[option] = parse_value(option, text, origin)
+            except SettingError as error:
+                refused.append(error)
+    return RuntimeOverrides(layers, tuple(refused))
 
 
 def scope_chain(agent: str | None, queue: str | None) -> list[str]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
+
 import pytest
 from test_service import AGENT_1001, Directory, refused
 
@@ -95,3 +98,19 @@ async def test_a_left_over_override_of_a_removed_agent_can_be_reset(
     await store.set_setting("agent/1003", "max_attempts", "5")  # set while 1003 was in [agents]
     await settings.reset_setting(ADMIN, "agent/1003")
     assert await store.setting_overrides() == {}
+
+
+async def test_an_unparsable_override_is_ignored_and_logged_once(
+    settings: SettingsService, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Written by a newer version sharing the Redis (or by hand): every lookup still answers."""
+    bad = f"many-{uuid.uuid4().hex[:6]}"
+    await store.set_setting("general", "max_attempts", bad)
+    await store.set_setting("agent/1001", "paused", "yes")
+    with caplog.at_level(logging.ERROR, "asterisk_cb.store.overrides"):
+        for _ in range(3):
+            effective = await settings.effective("1001", None)
+    assert (effective.max_attempts, effective.paused) == (2, True)
+    assert [record.error for record in caplog.records] == [  # type: ignore[attr-defined]
+        f"runtime override [general]: max_attempts: '{bad}' is not a whole number"
+    ]

@@ -75,7 +75,7 @@ async def open_store(site: deployment.Deployment) -> AsyncIterator[Store]:
 
 
 def make_settings(context: Context, store: Store) -> SettingsService:
-    return SettingsService(store, context.file)
+    return SettingsService(store, context.file, context.site)
 
 
 def make_service(context: Context, store: Store) -> CallbackService:

@@ -24,7 +24,7 @@ from asterisk_cb.core import rules
 from asterisk_cb.core.durations import format_duration, parse_duration
 from asterisk_cb.core.numbers import DEFAULT_PLAN, NumberPlan, NumberPlanError
 from asterisk_cb.core.settings import Assignment, SettingsFile, parse_bool
-from asterisk_cb.keys import DEFAULT_NAMESPACE
+from asterisk_cb.keys import DEFAULT_NAMESPACE, InvalidKeyPart, check_namespace
 from asterisk_cb.secrecy import redact
 from asterisk_cb.store import DEFAULT_LEASE_MS, LinePool
 from asterisk_cb.telephony.availability import AgentSpec
@@ -239,6 +239,10 @@ def _refuse_unknown_options(sections: Mapping[str, Section]) -> None:
 def _redis(section: Section) -> RedisTarget:
     raw = {option: assignment.value for option, assignment in section.items()}
     namespace = raw.pop("namespace", DEFAULT_NAMESPACE)
+    try:
+        check_namespace(namespace)
+    except InvalidKeyPart as error:
+        raise _error(section, "namespace", str(error)) from error
     cluster_text = raw.pop("cluster", "no")
     try:
         cluster = parse_bool(cluster_text)

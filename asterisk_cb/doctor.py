@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from redis.exceptions import RedisError
 
 from asterisk_cb import config, deployment, secrecy
-from asterisk_cb.core.settings import GENERAL, Layers, SettingsFile, resolve
+from asterisk_cb.core.settings import GENERAL, Layers, RuntimeOverrides, SettingsFile, resolve
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import ReplicaMode, ReplicaWait
 from asterisk_cb.store import GroupInfo, Store
@@ -118,7 +118,7 @@ async def _redis(site: deployment.Deployment) -> tuple[list[Check], Layers]:
         persistence = await redis.info("persistence")
         replicas = await store.replicas.look()
         counts = await store.count_by_state()
-        runtime = await store.setting_layers()
+        overrides = await store.runtime_overrides()
         groups = await store.event_groups()
     except RedisError as error:
         return [Check("redis", Verdict.FAIL, f"{secrecy.redact(site.redis.url or 'sentinel')}: {error}")], {}
@@ -131,7 +131,8 @@ async def _redis(site: deployment.Deployment) -> tuple[list[Check], Layers]:
         detail += "; appendonly is off: a Redis crash can lose callbacks"
         verdict = Verdict.WARN
     replica_check = _replicas_check(site.redis.replica_wait, replicas)
-    return [Check("redis", verdict, detail), replica_check, *map(_group_check, groups)], runtime
+    checks = [Check("redis", verdict, detail), replica_check, *map(_group_check, groups)]
+    return [*checks, *_overrides_check(overrides)], overrides.layers
 
 
 def _replicas_check(wait: ReplicaWait, replicas: int) -> Check:
@@ -146,6 +147,15 @@ def _replicas_check(wait: ReplicaWait, replicas: int) -> Check:
     if wait.mode is ReplicaMode.ON:
         return Check("redis replicas", Verdict.FAIL, f"none in sync; {mode}: no callback will be dialled")
     return Check("redis replicas", Verdict.OK, f"none (single Redis); {mode}: its persistence is all")
+
+
+def _overrides_check(overrides: RuntimeOverrides) -> list[Check]:
+    """Overrides the daemon ignores because they do not parse: the admin's setting is not in effect."""
+    if not overrides.refused:
+        return []
+    detail = "; ".join(map(str, overrides.refused))
+    remedy = "ignored: `asterisk-cb settings set` a valid value or `settings reset` them"
+    return [Check("settings overrides", Verdict.FAIL, f"{detail}; {remedy}")]
 
 
 def _group_check(group: GroupInfo) -> Check:

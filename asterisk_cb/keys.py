@@ -9,6 +9,7 @@ The namespace also lets several deployments (or tests) share one Redis without s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from asterisk_cb.core.numbers import DEFAULT_PLAN, NumberPlan
@@ -16,7 +17,10 @@ from asterisk_cb.core.numbers import DEFAULT_PLAN, NumberPlan
 # The namespace of a deployment whose [redis] section names none (the daemon, CLI and tools alike).
 DEFAULT_NAMESPACE = "asterisk-cb"
 
-_FORBIDDEN_IN_NAMESPACE = frozenset("{}:\x00 ")
+# No glob characters (``*?[]\\``): deleting namespace ``prod*`` must not reach other deployments' keys;
+# no ``{}:`` (hash tag, separator) and no space.
+_NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+_GLOB_SPECIALS = re.compile(r"([*?\[\]\\{}])")
 
 
 class InvalidKeyPart(ValueError):
@@ -27,6 +31,16 @@ def _check_part(kind: str, value: str) -> str:
     if not value or "\x00" in value:
         raise InvalidKeyPart(f"{kind} must be a non-empty string without NUL: {value!r}")
     return value
+
+
+def check_namespace(namespace: str) -> str:
+    """A namespace: ASCII letters, digits and ``_.-``, 1-64 characters, starting with a letter or digit."""
+    if not _NAMESPACE.match(namespace):
+        raise InvalidKeyPart(
+            f"{namespace!r} is not a valid namespace (ASCII letters, digits, _.- ; 1-64 characters, "
+            "starting with a letter or digit)"
+        )
+    return namespace
 
 
 def check_callback_id(callback_id: str) -> str:
@@ -78,10 +92,7 @@ class Keys:
     numbers: NumberPlan = DEFAULT_PLAN
 
     def __post_init__(self) -> None:
-        if not self.namespace or _FORBIDDEN_IN_NAMESPACE.intersection(self.namespace):
-            raise InvalidKeyPart(
-                f"namespace must be non-empty without '{{}}:', NUL or space: {self.namespace!r}"
-            )
+        check_namespace(self.namespace)
 
     @property
     def prefix(self) -> str:
@@ -192,5 +203,7 @@ class Keys:
 
     @property
     def pattern(self) -> str:
-        """SCAN pattern matching every key of this namespace (tests use it to delete only their own)."""
-        return self.prefix.replace("{", "\\{").replace("}", "\\}") + "*"
+        """SCAN pattern matching every key of this namespace and no other (``delete_namespace``): every
+        glob character of the prefix is escaped, not only the braces (the namespace rule already
+        refuses them; this holds even if that rule is ever widened)."""
+        return _GLOB_SPECIALS.sub(r"\\\1", self.prefix) + "*"

@@ -224,6 +224,8 @@ class CallbackService:
         raise RuntimeError("could not draw an unused callback id")  # only with a broken id source
 
     async def get(self, actor: Actor, callback_id: str) -> Callback:
+        with _as_service_errors():  # "a b" or "" names no callback: refused as input, not looked up
+            rules.identifier(callback_id, "id")
         callback = await self._store.get(callback_id)
         if callback is None or not _may_see(actor, callback):
             raise ServiceError(ErrorCode.NOT_FOUND, f"no callback {callback_id!r}")
@@ -314,7 +316,9 @@ class CallbackService:
     async def _matching_ids(self, query: Query) -> set[str]:
         candidates: list[set[str]] = []
         if query.agent is not None:
-            candidates.append(await self._store.ids_for_agent(query.agent))
+            with _as_service_errors():
+                agent = rules.identifier(query.agent, "agent")
+            candidates.append(await self._store.ids_for_agent(agent))
         if query.state is not None:
             candidates.append(await self._store.ids_in_state(query.state))
         if query.contact_number is not None:

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
+from asterisk_cb.core.rules import ValidationError
 from asterisk_cb.core.settings import (
+    AGENT_PREFIX,
     OPTIONS,
     Effective,
     Layers,
@@ -20,8 +22,8 @@ from asterisk_cb.core.settings import (
     SettingError,
     Settings,
     SettingsFile,
+    check_scope,
     explain,
-    is_settings_scope,
     parse_value,
     resolve,
 )
@@ -38,6 +40,12 @@ class SettingsStore(Protocol):
     async def reset_setting(self, scope: str, option: str | None = None) -> None: ...
 
 
+class Agents(Protocol):
+    """Which agents exist (the config's ``[agents]``): an override for any other would never apply."""
+
+    def has_agent(self, agent: str) -> bool: ...
+
+
 async def effective_settings(
     file: SettingsFile, store: SettingsStore, agent: str | None, queue: str | None
 ) -> Settings:
@@ -48,9 +56,10 @@ async def effective_settings(
 class SettingsService:
     """The config file's settings with the run-time overrides over them, read and changed."""
 
-    def __init__(self, store: SettingsStore, file: SettingsFile) -> None:
+    def __init__(self, store: SettingsStore, file: SettingsFile, agents: Agents) -> None:
         self._store = store
         self._file = file
+        self._agents = agents
 
     async def effective(self, agent: str | None, queue: str | None) -> Settings:
         """The settings a callback of ``agent`` from ``queue`` runs with (a ``CallbackService``'s
@@ -68,21 +77,27 @@ class SettingsService:
         """Override ``option`` in ``scope`` until reset; a bad scope, option or value is refused."""
         require(actor, Permission.MANAGE_SETTINGS, "change settings")
         _check_scope(scope)
+        agent = scope.removeprefix(AGENT_PREFIX)
+        if agent != scope and not self._agents.has_agent(agent):
+            message = f"scope: unknown agent {agent!r} (not in [agents])"
+            raise ServiceError(ErrorCode.INVALID, message, "scope")
         with _as_invalid("option" if option not in OPTIONS else "value"):
             parse_value(option, value, Origin(OriginKind.RUNTIME, scope))
         await self._store.set_setting(scope, option, value)
 
     async def reset_setting(self, actor: Actor, scope: str, option: str | None = None) -> None:
-        """Drop the override of ``option`` in ``scope`` (every override of the scope without one)."""
+        """Drop the override of ``option`` in ``scope`` (every override of the scope without one); also
+        of an agent no longer in ``[agents]``, so its leftovers can be cleared."""
         require(actor, Permission.MANAGE_SETTINGS, "change settings")
         _check_scope(scope)
         await self._store.reset_setting(scope, option)
 
 
 def _check_scope(scope: str) -> None:
-    if not is_settings_scope(scope):
-        message = f"scope: {scope!r}: use general, queue/<name> or agent/<id>"
-        raise ServiceError(ErrorCode.INVALID, message, "scope")
+    try:
+        check_scope(scope)
+    except ValidationError as error:
+        raise ServiceError(ErrorCode.INVALID, str(error), "scope") from error
 
 
 @contextmanager

@@ -157,7 +157,7 @@ def create(request: NewCallback, callback_id: str, now: datetime, settings: Sett
         created_by=rules.safe_text(request.created_by, "created_by", 64),
         created_at=now,
         contact_name=rules.contact_name(request.contact_name),
-        queue=rules.identifier(request.queue, "queue") if request.queue else None,
+        queue=rules.queue_name(request.queue) if request.queue else None,
         origin_uniqueid=_optional_text(request.origin_uniqueid, "origin_uniqueid"),
         origin_linkedid=_optional_text(request.origin_linkedid, "origin_linkedid"),
         source=request.source,

@@ -29,6 +29,7 @@ DIAL_METACHARACTERS = frozenset('&,|;()"<>$[]{}\\`')
 _SEPARATORS = str.maketrans("", "", " -")  # visual separators people type inside numbers
 _ASCII_DIGITS = frozenset("0123456789")
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}\Z")
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}\Z")
 
 
 class ValidationError(ValueError):
@@ -88,8 +89,20 @@ def note(text: str) -> str:
     return safe_text(text, "note", MAX_NOTE_LENGTH)
 
 
+def queue_name(text: str, field: str = "queue") -> str:
+    """A queue name: an ``identifier`` without ``@``. The failover phase dials
+    ``Local/<queue>@callback-queue``, and Asterisk's Local channel ends the extension at the first ``@``;
+    the dialplan's pattern (``_[a-zA-Z0-9]!``) matches every name this accepts."""
+    if not _QUEUE_NAME.match(text):
+        raise ValidationError(
+            field, f"{text!r} is not a valid queue name (ASCII letters, digits, _.+- ; 1-64 characters)"
+        )
+    return text
+
+
 def identifier(text: str, field: str) -> str:
-    """Agent ids, queue names, user names: ASCII letters, digits and ``_.@+-``, at most 64 characters."""
+    """Agent ids, user names, callback ids: ASCII letters, digits and ``_.@+-``, at most 64 characters,
+    starting with a letter or digit."""
     if not _IDENTIFIER.match(text):
         raise ValidationError(
             field, f"{text!r} is not a valid name (ASCII letters, digits, _.@+- ; 1-64 characters)"
@@ -97,9 +110,19 @@ def identifier(text: str, field: str) -> str:
     return text
 
 
+# Files in a zoneinfo directory that are not zones of the IANA database, or mean a different zone on
+# each host: the host's own zone, the POSIX default rules, the placeholder zone, and the leap-second
+# ("right/") and plain ("posix/") copies of the database.
+_HOST_DEPENDENT = frozenset({"localtime", "posixrules", "Factory"})
+_HOST_DEPENDENT_TREES = ("right/", "posix/")
+
+
 def zone(name: str, field: str = "timezone") -> ZoneInfo:
-    """An IANA time zone by name, e.g. ``Europe/Berlin``."""
+    """An IANA time zone by name, e.g. ``Europe/Berlin``; only names that mean the same zone on every
+    host (not ``localtime``, ``posixrules``, ``Factory``, ``right/...``, ``posix/...``)."""
     try:
+        if name in _HOST_DEPENDENT or name.startswith(_HOST_DEPENDENT_TREES):
+            raise ZoneInfoNotFoundError(name)
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as error:
         raise ValidationError(
@@ -115,6 +138,36 @@ def to_utc(local: datetime, tz: ZoneInfo) -> datetime:
     are what ``fold=0`` does with zoneinfo.
     """
     return local.replace(tzinfo=tz, fold=0).astimezone(UTC)
+
+
+def wall_clock_reaches(local: datetime, tz: ZoneInfo) -> datetime:
+    """The first instant (UTC) at which ``tz``'s wall clock shows ``local`` or later: where a calling
+    window opens or closes.
+
+    Unlike ``to_utc``, a time in a spring-forward gap gives the first instant after the gap (a window
+    ending at 02:30 closes at 03:00, not an hour later at 03:30); a time repeated in autumn gives its
+    first occurrence, so a window ending in the repeated hour closes the first time the clock shows it.
+    """
+    first = to_utc(local, tz)
+    if _wall(first, tz) == local:  # the time exists (its first occurrence when repeated)
+        return first
+    # In a gap, fold=0 reads it with the offset before the change (later than the gap's end) and fold=1
+    # with the offset after it (before the gap): the change, at a whole second in the IANA data, lies
+    # between. Bisect for the first second whose wall-clock time is ``local`` or later.
+    low = int(local.replace(tzinfo=tz, fold=1).timestamp())
+    high = int(first.timestamp()) + 1
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _wall(datetime.fromtimestamp(middle, UTC), tz) >= local:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, UTC)
+
+
+def _wall(moment: datetime, tz: ZoneInfo) -> datetime:
+    """What ``tz``'s wall clock shows at ``moment``, without offset or fold."""
+    return moment.astimezone(tz).replace(tzinfo=None, fold=0)
 
 
 def parse_time(text: str, tz: ZoneInfo, field: str = "due_at", *, now: datetime | None = None) -> datetime:
@@ -151,7 +204,11 @@ class Window:
 
 @dataclass(frozen=True)
 class CallingHours:
-    """When a contact may be called, in the contact's own zone. No windows means at any time."""
+    """When a contact may be called, in the contact's own zone. No windows means at any time.
+
+    A window opens and closes when the contact's wall clock first shows its start and its end
+    (``wall_clock_reaches``), across DST changes too.
+    """
 
     windows: tuple[Window, ...] = ()
 
@@ -199,13 +256,13 @@ class CallingHours:
         for window in self.windows:
             if window.weekday != day.weekday():
                 continue
-            start = to_utc(datetime.combine(day, window.start), tz)
+            start = wall_clock_reaches(datetime.combine(day, window.start), tz)
             end_local = (
                 datetime.combine(day, window.end)
                 if window.end is not None
                 else datetime.combine(day + timedelta(days=1), time())
             )
-            end = to_utc(end_local, tz)
+            end = wall_clock_reaches(end_local, tz)
             if start < end:  # a window inside a spring-forward gap does not exist that day
                 spans.append((start, end))
         return sorted(spans)

@@ -176,8 +176,8 @@ def _bounded_duration(low: timedelta, high: timedelta) -> Callable[[str], timede
     return parse
 
 
-def _optional_identifier(text: str) -> str | None:
-    return rules.identifier(text.strip(), "value") if text.strip() else None
+def _optional_queue(text: str) -> str | None:
+    return rules.queue_name(text.strip(), "value") if text.strip() else None
 
 
 def _timezone_name(text: str) -> str:
@@ -257,7 +257,7 @@ OPTIONS: dict[str, Option] = {
     "retry_interval": Option(_bounded_duration(_SECOND, timedelta(days=7)), "15m"),
     "max_attempts": Option(_bounded_int(1, 100), "3"),
     "max_missed_agent_rings": Option(_bounded_int(1, 100), "3"),
-    "failover_queue": Option(_optional_identifier, ""),
+    "failover_queue": Option(_optional_queue, ""),
     "queue_max_attempts": Option(_bounded_int(1, 100), "3"),
     "queue_timeout": Option(_bounded_duration(_SECOND, _DAY), "5m"),
     "queue_priority": Option(_bounded_int(0, 1000), "0"),
@@ -323,11 +323,25 @@ def from_documents(documents: Iterable[Document], other_sections: Iterable[str] 
     return SettingsFile(layers, others)
 
 
+def check_scope(scope: str) -> str:
+    """``general``, ``queue/<name>`` (``rules.queue_name``) or ``agent/<id>`` (``rules.identifier``);
+    refused as a ``ValidationError`` of field ``scope``."""
+    kind, _, name = scope.partition("/")
+    if scope == GENERAL:
+        return scope
+    if f"{kind}/" == QUEUE_PREFIX:
+        rules.queue_name(name, "scope")
+    elif f"{kind}/" == AGENT_PREFIX:
+        rules.identifier(name, "scope")
+    else:
+        raise rules.ValidationError("scope", f"{scope!r}: use general, queue/<name> or agent/<id>")
+    return scope
+
+
 def _check_scope_name(name: str, settings_scope: bool, allowed_other: set[str], origin: Origin) -> None:
     if settings_scope:
         try:
-            if name != GENERAL:
-                rules.identifier(name.partition("/")[2], "section")
+            check_scope(name)
         except rules.ValidationError as error:
             raise SettingError(f"[{name}]", origin, error.reason) from error
         return
@@ -336,15 +350,36 @@ def _check_scope_name(name: str, settings_scope: bool, allowed_other: set[str], 
         raise SettingError(f"[{name}]", origin, f"unknown section (known: {known})")
 
 
-def runtime_layers(overrides: Mapping[str, Mapping[str, str]]) -> Layers:
-    """Parse run-time overrides as the store keeps them: scope -> option -> text."""
+@dataclass(frozen=True)
+class RuntimeOverrides:
+    """The run-time overrides that parse, ready for ``resolve``, and the refusal of each that does not."""
+
+    layers: Layers
+    refused: tuple[SettingError, ...] = ()
+
+
+def runtime_layers(overrides: Mapping[str, Mapping[str, str]]) -> RuntimeOverrides:
+    """Parse run-time overrides as the store keeps them: scope -> option -> text.
+
+    One that does not parse (written by a newer version sharing the Redis, or by hand) is left out and
+    reported rather than raised: raised, it would stop every settings lookup of every agent. Setting
+    one through the service refuses such a value in the first place.
+    """
     layers: Layers = {}
+    refused: list[SettingError] = []
     for scope, values in overrides.items():
-        if not is_settings_scope(scope):
-            raise SettingError(scope, Origin(OriginKind.RUNTIME, scope), "not a settings scope")
         origin = Origin(OriginKind.RUNTIME, scope)
-        layers[scope] = {option: parse_value(option, text, origin) for option, text in values.items()}
-    return layers
+        try:
+            check_scope(scope)
+        except rules.ValidationError as error:
+            refused.append(SettingError(scope, origin, error.reason))
+            continue
+        for option, text in values.items():
+            try:
+                layers.setdefault(scope, {})[option] = parse_value(option, text, origin)
+            except SettingError as error:
+                refused.append(error)
+    return RuntimeOverrides(layers, tuple(refused))
 
 
 def scope_chain(agent: str | None, queue: str | None) -> list[str]:

@@ -3,8 +3,15 @@ they change so that each daemon re-resolves its settings without a restart."""
 
 from __future__ import annotations
 
-from asterisk_cb.core.settings import Layers, is_settings_scope, runtime_layers
+import logging
+
+from asterisk_cb.core.settings import Layers, RuntimeOverrides, is_settings_scope, runtime_layers
 from asterisk_cb.store.base import StorePart
+
+log = logging.getLogger(__name__)
+# Each unparsable override is logged once per process (it is read at every settings lookup); `asterisk-cb
+# doctor` lists them all, every time.
+_logged: set[str] = set()
 
 
 class Overrides(StorePart):
@@ -19,9 +26,18 @@ class Overrides(StorePart):
             values = await pipe.execute()
         return {scope: options for scope, options in zip(scopes, values, strict=True) if options}
 
-    async def setting_layers(self) -> Layers:
-        """The overrides parsed and validated like the file's values, ready for ``settings.resolve``."""
+    async def runtime_overrides(self) -> RuntimeOverrides:
+        """The overrides parsed and validated like the file's values, and those that do not parse."""
         return runtime_layers(await self.setting_overrides())
+
+    async def setting_layers(self) -> Layers:
+        """The overrides that parse, ready for ``settings.resolve``; the others are left out, logged."""
+        overrides = await self.runtime_overrides()
+        for error in overrides.refused:
+            if str(error) not in _logged:
+                _logged.add(str(error))
+                log.error("run-time setting override ignored", extra={"error": str(error)})
+        return overrides.layers
 
     async def set_setting(self, scope: str, option: str, value: str) -> None:
         """Override ``option`` in ``scope`` until reset (the caller validates the value)."""

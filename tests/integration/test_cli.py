@@ -128,6 +128,30 @@ def test_bad_input_is_one_line_and_exit_2(config_file: Path, capsys: pytest.Capt
         assert err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("show", "a b"),
+        ("show", ""),
+        ("cancel", "a b"),
+        ("reschedule", "x;y", "--at", "+1h"),
+        ("assign", "\n", "--agent", "1002"),
+        ("list", "--agent", ""),
+        ("settings", "set", "agent/1001;x", "max_attempts", "3"),
+        ("settings", "set", "agent/9999", "max_attempts", "3"),
+        ("settings", "reset", "queue/a@b"),
+    ],
+)
+def test_a_malformed_id_or_scope_is_one_line_and_exit_2(
+    config_file: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
+) -> None:
+    assert run(config_file, *args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("asterisk-cb: ")
+    assert "Traceback" not in err
+    assert err.count("\n") == 1
+
+
 def test_check_config_shows_values_and_their_origin(
     config_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

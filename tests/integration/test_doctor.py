@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,10 @@ from lab.tls import make_ca
 
 from asterisk_cb import config, deployment
 from asterisk_cb.doctor import Check, Verdict, run_checks
+from asterisk_cb.keys import Keys
+from asterisk_cb.redis_conn import connect
 from asterisk_cb.secrecy import write_private
+from asterisk_cb.store import Store
 
 pytestmark = pytest.mark.lab
 
@@ -205,3 +209,25 @@ async def test_users_with_too_few_rights_fail_naming_the_fix(lab: dict[str, Any]
     ]
     assert checks["ari rights"].detail.endswith("set read_only = no in ari.conf")
     assert checks["ami rights"].detail == "write lacks agent: set write = agent,reporting"
+
+
+async def test_an_unparsable_override_is_named_and_the_other_checks_still_run(
+    lab: dict[str, Any], tmp_path: Path
+) -> None:
+    text = lab_config(lab)
+    namespace = re.search(r"namespace = (\S+)", text)
+    assert namespace
+    redis = connect(lab["redis"]["url"])
+    store = Store(redis, Keys(namespace[1]))
+    try:
+        await store.set_setting("general", "max_attempts", "many")  # as a newer version might write it
+        await store.set_setting("general", "paused", "no")
+        checks = await doctor(tmp_path, text)
+    finally:
+        await store.delete_namespace()
+        await redis.aclose()
+    found = checks["settings overrides"]
+    assert found.verdict is Verdict.FAIL
+    assert found.detail.startswith("runtime override [general]: max_attempts: 'many' is not a whole number;")
+    assert "paused" not in found.detail
+    assert checks["ami"].verdict is Verdict.OK

@@ -21,9 +21,9 @@ from asterisk_cb.telephony.health import HealthFlag
 pytestmark = pytest.mark.lab
 
 
-async def create_callbacks(store: Store, count: int) -> None:
+async def create_callbacks(store: Store, count: int, first: int = 0) -> None:
     now = datetime.now(UTC)
-    for number in range(count):
+    for number in range(first, first + count):
         request = lifecycle.NewCallback(
             contact_number=f"+4930{number:06d}", agent="1001", due_at=now + timedelta(days=1), created_by="t"
         )
@@ -121,3 +121,37 @@ async def test_drop_group_releases_the_stream(redis: RedisClient, store: Store) 
     await store.drop_group(GROUP)  # twice is fine
     groups = await redis.xinfo_groups(store.keys.events)
     assert GROUP not in [group["name"] for group in groups]
+
+
+async def test_an_event_of_unknown_kind_is_parked_and_counting_and_trimming_go_on(
+    redis: RedisClient, store: Store
+) -> None:
+    """A kind this version does not know (a newer daemon sharing the Redis wrote it) must not stop the
+    counting daemon's consumer, nor stay pending and hold back the stream's trimming for good."""
+    metrics = new_metrics()
+    await store.ensure_group(GROUP, "$")
+    counting = asyncio.create_task(event_counter(store, metrics, "daemon-a").run())
+    try:
+        fields = {"cb": "x1", "kind": "from-a-newer-version", "at": "1", "v": "1"}
+        unknown = await redis.xadd(store.keys.events, fields)  # type: ignore[arg-type]
+        await create_callbacks(store, 2)
+        await until(lambda: created(metrics) == 2)
+        await until_nothing_pending(store)
+        assert not counting.done()
+        parked = await redis.xrange(store.keys.dead_letters(GROUP))
+        assert [entry["_id"] for _, entry in parked] == [unknown]
+        assert "from-a-newer-version" in parked[0][1]["_error"]
+        assert await store.trim_events(timedelta(0)) == 3
+        assert await redis.xlen(store.keys.events) == 0
+        await create_callbacks(store, 1, first=2)
+        await until(lambda: created(metrics) == 3)  # still counting
+    finally:
+        counting.cancel()
+        await asyncio.gather(counting, return_exceptions=True)
+
+
+async def until_nothing_pending(store: Store) -> None:
+    deadline = asyncio.get_running_loop().time() + 10
+    while any(group.pending for group in await store.event_groups()):
+        assert asyncio.get_running_loop().time() < deadline, "entries stay pending"
+        await asyncio.sleep(0.05)

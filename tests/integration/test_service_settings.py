@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
+
 import pytest
-from test_service import AGENT_1001, refused
+from test_service import AGENT_1001, Directory, refused
 
 from asterisk_cb.core import ini
 from asterisk_cb.core.settings import OriginKind, from_documents
@@ -21,7 +24,7 @@ def settings(store: Store) -> SettingsService:
     file = from_documents(
         [ini.parse("[general]\nmax_attempts = 4\n[agent/1001]\nmax_attempts = 2\n", "cb.conf")]
     )
-    return SettingsService(store, file)
+    return SettingsService(store, file, Directory())
 
 
 async def max_attempts(settings: SettingsService, agent: str) -> tuple[str, OriginKind]:
@@ -68,3 +71,46 @@ async def test_bad_scope_option_or_value_is_refused_naming_the_field(settings: S
     assert "max_attempts" in error.message
     await refused(settings.set_setting(ADMIN, "general", "max_tries", "5"), ErrorCode.INVALID, "option")
     assert await max_attempts(settings, "1002") == ("4", OriginKind.FILE)  # nothing was written
+
+
+@pytest.mark.parametrize(
+    ("scope", "reason"),
+    [
+        ("agent/9999", "unknown agent '9999' (not in [agents])"),
+        ("agent/1001;x", "'1001;x' is not a valid name"),
+        ("agent/", "'' is not a valid name"),
+        ("queue/a@b", "'a@b' is not a valid queue name"),
+        ("queue/two words", "is not a valid queue name"),
+    ],
+)
+async def test_an_override_for_an_unknown_agent_or_a_malformed_scope_is_refused(
+    settings: SettingsService, store: Store, scope: str, reason: str
+) -> None:
+    """It would never apply (or break the scope's key), yet look set in every listing."""
+    error = await refused(settings.set_setting(ADMIN, scope, "max_attempts", "5"), ErrorCode.INVALID, "scope")
+    assert reason in error.message
+    assert await store.setting_overrides() == {}
+
+
+async def test_a_left_over_override_of_a_removed_agent_can_be_reset(
+    settings: SettingsService, store: Store
+) -> None:
+    await store.set_setting("agent/1003", "max_attempts", "5")  # set while 1003 was in [agents]
+    await settings.reset_setting(ADMIN, "agent/1003")
+    assert await store.setting_overrides() == {}
+
+
+async def test_an_unparsable_override_is_ignored_and_logged_once(
+    settings: SettingsService, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Written by a newer version sharing the Redis (or by hand): every lookup still answers."""
+    bad = f"many-{uuid.uuid4().hex[:6]}"
+    await store.set_setting("general", "max_attempts", bad)
+    await store.set_setting("agent/1001", "paused", "yes")
+    with caplog.at_level(logging.ERROR, "asterisk_cb.store.overrides"):
+        for _ in range(3):
+            effective = await settings.effective("1001", None)
+    assert (effective.max_attempts, effective.paused) == (2, True)
+    assert [record.error for record in caplog.records] == [  # type: ignore[attr-defined]
+        f"runtime override [general]: max_attempts: '{bad}' is not a whole number"
+    ]

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import asterisk_patterns  # tests/: the model of Asterisk's pattern matching
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
+from asterisk_cb.core import rules
 from asterisk_cb.telephony import answer_marks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,3 +50,43 @@ def test_the_answer_record_is_written_under_the_key_the_daemon_passes() -> None:
     assert "Set(DB(${ARG1})=${EPOCH})" in "".join(context_lines(LAB, answer_marks.HANDLER_CONTEXT))
     handler = answer_marks.handler("acb-x-1-contact")
     assert handler == {"CHANNEL(hangup_handler_push)": "callback-answered,s,1(acb/acb-x-1-contact)"}
+
+
+def queue_pattern() -> str:
+    (line, *_) = context_lines(ROOT / "dialplan" / "callback-queue.conf", "callback-queue")
+    return line.removeprefix("exten => ").split(",", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "exten", "expected"),
+    [
+        ("_X.", "1", False),  # "." needs at least one more character
+        ("_X.", "12", True),
+        ("_X!", "1", True),  # "!" also matches nothing
+        ("_[a-c]X", "b7", True),
+        ("_[a-c]X", "d7", False),
+        ("_1-2-3", "123", True),  # dashes are eye candy on both sides
+        ("_NXX", "1-23", False),
+        ("s", "s", True),
+    ],
+)
+def test_the_pattern_model_follows_asterisk_s_documented_rules(
+    pattern: str, exten: str, expected: bool
+) -> None:
+    assert asterisk_patterns.matches(pattern, exten) is expected
+
+
+@given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}", fullmatch=True))
+@example("a")  # one character: "_[a-zA-Z0-9]." missed these
+@example("9")
+def test_every_queue_name_the_rules_accept_reaches_the_queue_context(name: str) -> None:
+    """The failover phase dials Local/<queue>@callback-queue: the context's one pattern must match every
+    queue name ``rules.queue_name`` accepts, or the contact is answered and then dropped."""
+    assert rules.queue_name(name) == name
+    assert asterisk_patterns.matches(queue_pattern(), name)
+
+
+@pytest.mark.parametrize("name", ["a@b", "_x", ".x", "@x", "+x", "-x", "", "x" * 65, "a b"])
+def test_queue_names_the_local_channel_or_the_pattern_cannot_carry_are_refused(name: str) -> None:
+    with pytest.raises(rules.ValidationError, match="not a valid queue name"):
+        rules.queue_name(name)

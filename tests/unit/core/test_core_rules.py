@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -103,11 +103,22 @@ def test_identifiers(text: str) -> None:
 # ---- zones and time parsing ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["Mars/Olympus", "../../etc/passwd", "", "Europe/"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        *("Mars/Olympus", "../../etc/passwd", "", "Europe/", "europe/berlin", " UTC"),
+        *("localtime", "posixrules", "Factory", "right/UTC", "posix/Europe/Berlin"),  # host-dependent
+    ],
+)
 def test_unknown_zone(name: str) -> None:
     with pytest.raises(rules.ValidationError, match="unknown time zone") as raised:
         rules.zone(name)
     assert raised.value.field == "timezone"
+
+
+@pytest.mark.parametrize("name", ["Europe/Berlin", "UTC", "America/Argentina/Buenos_Aires", "US/Eastern"])
+def test_iana_zones_and_their_links_are_known(name: str) -> None:
+    assert rules.zone(name).key == name
 
 
 @given(st.text(max_size=40))
@@ -198,11 +209,70 @@ def test_next_opening_across_spring_forward() -> None:
     calling = parse_calling_hours("daily 02:00-03:00")
     opening = calling.next_opening(datetime(2026, 3, 29, 0, 30, tzinfo=UTC), BERLIN)
     assert opening == datetime(2026, 3, 30, 0, 0, tzinfo=UTC)
-    # A window starting inside the gap moves forward by the gap's length, like any time there.
+    # A window starting inside the gap opens when the clock first shows its start or later: 03:00 CEST.
     partly = parse_calling_hours("daily 02:30-04:00").next_opening(
         datetime(2026, 3, 29, 0, 30, tzinfo=UTC), BERLIN
     )
-    assert partly == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    assert partly == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+
+
+def test_a_window_ending_in_the_spring_forward_gap_closes_at_the_gap_s_end() -> None:
+    """01:00-02:30 on 2026-03-29 in Berlin closes at 03:00 CEST, the first instant after the gap, not at
+    03:30 (02:30 read with the winter offset)."""
+    calling = parse_calling_hours("daily 01:00-02:30")
+    assert calling.allows(datetime(2026, 3, 29, 0, 59, 59, tzinfo=UTC), BERLIN)
+    assert not calling.allows(datetime(2026, 3, 29, 1, 0, tzinfo=UTC), BERLIN)  # 03:00 CEST
+    assert calling.next_opening(datetime(2026, 3, 29, 1, 0, tzinfo=UTC), BERLIN) == datetime(
+        2026,
+        3,
+        29,
+        23,
+        0,
+        tzinfo=UTC,  # 01:00 CEST the next day
+    )
+
+
+def test_a_window_ending_in_the_repeated_hour_closes_the_first_time_the_clock_shows_it() -> None:
+    """01:00-02:30 on 2026-10-25 in Berlin: 02:30 shows first at 00:30 UTC (CEST), again at 01:30 UTC."""
+    calling = parse_calling_hours("daily 01:00-02:30")
+    assert calling.allows(datetime(2026, 10, 25, 0, 29, tzinfo=UTC), BERLIN)
+    assert not calling.allows(datetime(2026, 10, 25, 0, 30, tzinfo=UTC), BERLIN)
+    assert not calling.allows(datetime(2026, 10, 25, 1, 10, tzinfo=UTC), BERLIN)  # 02:10 CET, second time
+
+
+DST_ZONES = ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "America/Santiago", "America/Havana"]
+
+
+def transition_days(zone: str, year: int) -> list[date]:
+    """The days of ``year`` on which ``zone``'s UTC offset changes."""
+    tz, first = ZoneInfo(zone), date(year, 1, 1)
+    days = [first + timedelta(days=n) for n in range(366)]
+    offsets = [datetime.combine(day, time(), tzinfo=tz).utcoffset() for day in days]
+    return [days[n - 1] for n in range(1, len(days)) if offsets[n] != offsets[n - 1]]
+
+
+def first_shown_by_scanning(local: datetime, tz: ZoneInfo) -> datetime:
+    """The oracle: step a minute at a time until the wall clock shows ``local`` or later."""
+    moment = (local - timedelta(hours=4)).replace(tzinfo=UTC) - timedelta(hours=14)
+    while moment.astimezone(tz).replace(tzinfo=None) < local:
+        moment += timedelta(minutes=1)
+    return moment
+
+
+@given(
+    st.sampled_from(DST_ZONES).flatmap(
+        lambda zone: st.tuples(st.just(zone), st.sampled_from(transition_days(zone, 2026)))
+    ),
+    st.integers(min_value=0, max_value=2 * 1440),
+)
+def test_wall_clock_reaches_is_the_first_instant_the_clock_shows_the_time(
+    zone_day: tuple[str, date], minute: int
+) -> None:
+    """Around every 2026 DST change of zones with gaps and repeats at 01:00-03:00, at midnight
+    (Santiago, Havana) and of 30 minutes (Lord Howe): bisection agrees with a minute-by-minute scan."""
+    zone, day = zone_day
+    tz, local = ZoneInfo(zone), datetime.combine(day, time()) + timedelta(minutes=minute)
+    assert rules.wall_clock_reaches(local, tz) == first_shown_by_scanning(local, tz)
 
 
 def test_next_opening_in_the_repeated_hour() -> None:

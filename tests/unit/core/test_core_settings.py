@@ -136,7 +136,7 @@ def test_defaults_as_written_match_the_dataclass() -> None:
         ("[general]\nmax_atempts = 3\n", 2, "max_atempts", "unknown option"),
         ("[general]\npaused = maybe\n", 2, "paused", "not yes or no"),
         ("[general]\ndefault_timezone = Mars/Base\n", 2, "default_timezone", "unknown time zone"),
-        ("[queue/sales]\nfailover_queue = two words\n", 2, "failover_queue", "not a valid name"),
+        ("[queue/sales]\nfailover_queue = two words\n", 2, "failover_queue", "not a valid queue name"),
         (
             "[general]\nretry_interval = 1m\n\nretry_interval = 2m\n",
             4,
@@ -144,7 +144,7 @@ def test_defaults_as_written_match_the_dataclass() -> None:
             "already set at cb.conf:2",
         ),
         ("[general]\n[generall]\n", 2, "[generall]", "unknown section"),
-        ("[queue/bad name]\n", 1, "[queue/bad name]", "not a valid name"),
+        ("[queue/bad name]\n", 1, "[queue/bad name]", "not a valid queue name"),
     ],
 )
 def test_file_errors_name_option_file_and_line(text: str, line: int, option: str, reason: str) -> None:
@@ -184,14 +184,14 @@ def test_agent_over_queue_over_general(agent: str | None, queue: str | None, exp
 
 def test_runtime_override_wins_within_its_scope_only() -> None:
     loaded = load_text(LAYERED)
-    runtime = cfg.runtime_layers({"general": {"max_attempts": "9", "paused": "yes"}})
+    runtime = cfg.runtime_layers({"general": {"max_attempts": "9", "paused": "yes"}}).layers
     sales = cfg.resolve(loaded, runtime, "1002", "sales")
     assert (sales.max_attempts, sales.paused) == (4, True), "queue file value beats a general override"
     assert cfg.resolve(loaded, runtime).max_attempts == 9
 
 
 def test_explain_shows_every_option_and_its_origin() -> None:
-    runtime = cfg.runtime_layers({"queue/sales": {"retry_interval": "1m"}})
+    runtime = cfg.runtime_layers({"queue/sales": {"retry_interval": "1m"}}).layers
     lines = {line.option: line for line in cfg.explain(load_text(LAYERED), runtime, "1001", "sales")}
     assert set(lines) == set(cfg.OPTIONS)
     assert (lines["max_attempts"].text, str(lines["max_attempts"].origin)) == ("6", "cb.conf:9 [agent/1001]")
@@ -203,11 +203,29 @@ def test_explain_shows_every_option_and_its_origin() -> None:
     assert str(lines["failover_queue"].origin) == "cb.conf:7 [queue/sales]"
 
 
-def test_invalid_runtime_override_refused() -> None:
-    with pytest.raises(cfg.SettingError, match=r"runtime override \[general\]: max_attempts: 0 is outside"):
-        cfg.runtime_layers({"general": {"max_attempts": "0"}})
-    with pytest.raises(cfg.SettingError, match="not a settings scope"):
-        cfg.runtime_layers({"redis": {"url": "x"}})
+def test_an_unparsable_runtime_override_is_left_out_and_reported_not_raised() -> None:
+    """One bad value (say, from a newer version sharing the Redis) must not stop every lookup."""
+    overrides = cfg.runtime_layers(
+        {
+            "general": {"max_attempts": "0", "paused": "yes", "new_option": "1"},
+            "redis": {"url": "x"},
+            "agent/a b": {"amd": "yes"},
+            "queue/sales": {"retry_interval": "1m"},
+        }
+    )
+    assert [str(error) for error in overrides.refused] == [
+        "runtime override [general]: max_attempts: 0 is outside 1..100",
+        f"runtime override [general]: new_option: unknown option (known: {', '.join(cfg.OPTIONS)})",
+        "runtime override [redis]: redis: 'redis': use general, queue/<name> or agent/<id>",
+        "runtime override [agent/a b]: agent/a b: 'a b' is not a valid name (ASCII letters, digits, _.@+- ;"
+        " 1-64 characters)",
+    ]
+    settings = cfg.resolve(load_text(LAYERED), overrides.layers, "1002", "sales")
+    assert (settings.paused, settings.retry_interval, settings.max_attempts) == (
+        True,
+        timedelta(minutes=1),
+        4,
+    )
 
 
 def test_amd_is_off_by_default_and_layered_like_every_option() -> None:
@@ -216,7 +234,7 @@ def test_amd_is_off_by_default_and_layered_like_every_option() -> None:
     assert cfg.resolve(loaded, {}).amd is False
     assert cfg.resolve(loaded, {}, "1002", "sales").amd is True
     assert cfg.resolve(loaded, {}, "1001", "sales").amd is False, "the agent's section wins"
-    assert cfg.resolve(loaded, cfg.runtime_layers({"agent/1002": {"amd": "on"}}), "1002").amd is True
+    assert cfg.resolve(loaded, cfg.runtime_layers({"agent/1002": {"amd": "on"}}).layers, "1002").amd is True
     with pytest.raises(cfg.SettingError, match=r"cb.conf:2 \[general\]: amd: 'maybe' is not yes or no"):
         load_text("[general]\namd = maybe\n")
 

@@ -35,6 +35,7 @@ EXIT_COMPONENT_FAILED = 1
 # Auxiliary restarts: 1 s, 2 s, ... up to a minute; back to 1 s once it ran this long without failing.
 RESTART_BACKOFF = Backoff(initial_s=1.0, cap_s=60.0)
 HEALTHY_AFTER_S = 60.0
+RECANCEL_S = 0.2  # a swallowed cancellation is repeated this often while a component stops
 STOP_TIMEOUT_S = 5.0  # per component: a part that ignores cancellation must not hang the shutdown
 # How long start-up waits for ARI and AMI before the scheduler runs anyway: a callback found due while
 # Asterisk is away is simply seen as "agent unavailable" and checked again after the reschedule delay.
@@ -134,10 +135,22 @@ class Supervisor:
 
 
 async def _stop_in_reverse(tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Cancel each component, the last started first, and wait up to ``STOP_TIMEOUT_S`` for it.
+
+    The cancellation is repeated every ``RECANCEL_S`` until the task ends: a library can swallow one
+    that lands inside its call (seen with the Redis client: the command returns or fails instead, and
+    the component's loop goes on), and one lost cancellation must not keep a SIGTERM waiting."""
     for task in reversed(tasks):
-        task.cancel()
-        done, _ = await asyncio.wait([task], timeout=STOP_TIMEOUT_S)
-        if not done:
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while not task.done() and (left := deadline - time.monotonic()) > 0:
+            if task.cancelling():
+                log.info(
+                    "component swallowed its cancellation: cancelled again",
+                    extra={"component": task.get_name()},
+                )
+            task.cancel()
+            await asyncio.wait([task], timeout=min(RECANCEL_S, left))
+        if not task.done():
             log.warning("component did not stop in time", extra={"component": task.get_name()})
 
 

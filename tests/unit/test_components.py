@@ -215,3 +215,32 @@ async def test_restart_delay_grows_capped_and_resets_after_a_healthy_run(
     delays = [r.retry_in_s for r in caplog.records if r.getMessage() == "component failed, restarting"]  # type: ignore[attr-defined]
     assert delays[:6] == [0.01, 0.02, 0.04, 0.01, 0.02, 0.04]
     assert all(r.exc_info is not None for r in caplog.records)  # each failure with its traceback
+
+
+@dataclass
+class SwallowsOneCancel:
+    """A component whose library swallowed the first cancellation (the Redis client can: the
+    command returns instead) and goes on looping, as the daemon's Redis loops did on SIGTERM."""
+
+    name: str = "swallower"
+    essential: bool = True
+    swallowed: int = 0
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                if self.swallowed:
+                    raise
+                self.swallowed += 1
+
+
+async def test_a_component_that_swallowed_its_cancellation_is_cancelled_again_and_stops_promptly() -> None:
+    swallower = SwallowsOneCancel()
+    supervisor = Supervisor([swallower])
+    running = asyncio.create_task(supervisor.run())
+    await asyncio.sleep(0.05)
+    supervisor.stop()
+    assert await asyncio.wait_for(running, 1.0) == 0  # not the 5 s a single cancel would wait
+    assert swallower.swallowed == 1

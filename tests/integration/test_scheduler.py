@@ -292,49 +292,54 @@ class FlakyRenewals(Store):
         return await super().renew(claim, lease_ms)
 
 
+@asynccontextmanager
+async def holding_one(lab_redis_url: str, namespace: str, lease_ms: int) -> AsyncIterator[Holding]:
+    """A scheduler over ``FlakyRenewals`` whose executor holds one callback (forever, until cancelled)."""
+    redis = connect(lab_redis_url)
+    store = FlakyRenewals(redis, Keys(namespace))
+    try:
+        await schedule(store, "c1", due_in=-1)
+        executor = RecordingExecutor(store, hang_forever)
+        scheduler = Scheduler(store, executor, options(lease_ms=lease_ms, renew_every_ms=100))
+        async with running(scheduler):
+            await wait_until(lambda: len(executor.handoffs) == 1)
+            yield Holding(store, executor, scheduler)
+    finally:
+        await store.delete_namespace()
+        await redis.aclose()
+
+
+@dataclasses.dataclass(frozen=True)
+class Holding:
+    store: FlakyRenewals
+    executor: RecordingExecutor
+    scheduler: Scheduler
+
+
 @pytest.mark.parametrize("mode", ["fail", "hang"])
 async def test_renewals_failing_past_the_lease_stop_the_executor(
     lab_redis_url: str, namespace: str, mode: str
 ) -> None:
     """Without a confirmed lease the executor must not go on: another daemon may hold the callback."""
-    redis = connect(lab_redis_url)
-    store = FlakyRenewals(redis, Keys(namespace))
-    try:
-        await schedule(store, "c1", due_in=-1)
-        executor = RecordingExecutor(store, hang_forever)
-        scheduler = Scheduler(store, executor, options(lease_ms=600, renew_every_ms=100))
-        async with running(scheduler):
-            await wait_until(lambda: len(executor.handoffs) == 1)
-            store.mode = mode
-            failing_since = time.monotonic()
-            await wait_until(lambda: executor.cancelled == [executor.handoffs[0].token], within=3)
-            assert time.monotonic() - failing_since <= 0.6 + 0.25  # by the end of the lease
-            assert scheduler.stats.leases_lost == 1
-    finally:
-        await store.delete_namespace()
-        await redis.aclose()
+    async with holding_one(lab_redis_url, namespace, lease_ms=600) as held:
+        held.store.mode = mode
+        failing_since = time.monotonic()
+        executor = held.executor
+        await wait_until(lambda: executor.cancelled == [executor.handoffs[0].token], within=3)
+        assert time.monotonic() - failing_since <= 0.6 + 0.25  # by the end of the lease
+        assert held.scheduler.stats.leases_lost == 1
 
 
 async def test_renewals_failing_briefly_within_the_lease_leave_the_executor_working(
     lab_redis_url: str, namespace: str
 ) -> None:
-    redis = connect(lab_redis_url)
-    store = FlakyRenewals(redis, Keys(namespace))
-    try:
-        await schedule(store, "c1", due_in=-1)
-        executor = RecordingExecutor(store, hang_forever)
-        scheduler = Scheduler(store, executor, options(lease_ms=1500, renew_every_ms=100))
-        async with running(scheduler):
-            await wait_until(lambda: len(executor.handoffs) == 1)
-            store.mode = "fail"
-            await asyncio.sleep(0.5)  # a third of the lease
-            store.mode = "ok"
-            await asyncio.sleep(2.0)  # longer than the lease: renewed meanwhile
-            assert executor.cancelled == [] and executor.running == 1
-            assert scheduler.stats.leases_lost == 0
-    finally:
-        await store.delete_namespace()
-        await redis.aclose()
+    async with holding_one(lab_redis_url, namespace, lease_ms=1500) as held:
+        held.store.mode = "fail"
+        await asyncio.sleep(0.5)  # a third of the lease
+        held.store.mode = "ok"
+        await asyncio.sleep(2.0)  # longer than the lease: renewed meanwhile
+        assert held.executor.cancelled == [] and held.executor.running == 1
+        assert held.scheduler.stats.leases_lost == 0
 
 
 async def test_stop_hands_back_idle_claims_and_leaves_live_ones_to_lapse(

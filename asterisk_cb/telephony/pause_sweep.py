@@ -91,7 +91,7 @@ class PauseSweep:
             return ()
         if not found:
             return ()
-        async with self.guard.pausing:
+        async with self.guard.pausing.sweeping():
             try:
                 busy = await self.locks.agents_in_calls(sorted(set(found.values())))
             except RedisError as error:

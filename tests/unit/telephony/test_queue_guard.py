@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from asterisk_cb.telephony.ami import AmiUnavailable
 from asterisk_cb.telephony.ami_events import QueueMember
-from asterisk_cb.telephony.queue_guard import PAUSE_REASON, Pause, QueueGuard, leftovers, to_pause
+from asterisk_cb.telephony.queue_guard import PAUSE_REASON, Pause, PauseGate, QueueGuard, leftovers, to_pause
 
 
 def member(queue: str, paused: bool = False, reason: str = "", interface: str = "PJSIP/1001") -> QueueMember:
@@ -72,3 +74,24 @@ async def test_a_resumed_callback_takes_over_its_previous_holders_pauses() -> No
     assert live == (Pause("support", "PJSIP/1001"), Pause("sales", "PJSIP/1001"))
     assert lost == (Pause("support", "PJSIP/1001"),)  # lifted when the run ends; nothing new paused
     assert ami.actions == [("sales", "PJSIP/1001", True, PAUSE_REASON)]
+
+
+async def test_runs_pause_together_and_the_sweep_waits_for_them() -> None:
+    """``PauseGate``: runs of one daemon pausing at once do not wait for each other (a plain lock made
+    10 callbacks due at once ring one after another); the sweep's check-and-lift waits for them."""
+    gate, journal = PauseGate(), []
+
+    async def run(name: str) -> None:
+        async with gate.holding():
+            journal.append(f"{name} in")
+            await asyncio.sleep(0.05)
+            journal.append(f"{name} out")
+
+    async def sweep() -> None:
+        await asyncio.sleep(0.01)  # the runs are inside by now
+        async with gate.sweeping():
+            journal.append("sweep")
+
+    await asyncio.gather(run("a"), run("b"), sweep())
+    assert journal[:2] == ["a in", "b in"]  # together
+    assert journal[-1] == "sweep"  # after both were out

@@ -40,9 +40,9 @@ from asterisk_cb.redis_conn import RedisClient
 from asterisk_cb.scheduler import Scheduler, SchedulerOptions
 from asterisk_cb.service import effective_settings
 from asterisk_cb.store import Store
-from asterisk_cb.telephony.ami import AmiConnection, AmiSettings
+from asterisk_cb.telephony.ami import AmiConnection
 from asterisk_cb.telephony.answer_marks import AnswerMarks
-from asterisk_cb.telephony.ari import AriClient, AriSettings
+from asterisk_cb.telephony.ari import AriClient
 from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
 from asterisk_cb.telephony.availability import AvailabilityView
 from asterisk_cb.telephony.availability_feed import feed_from_ami
@@ -62,24 +62,12 @@ class Daemon:
         self.site = site
         self.redis: RedisClient = site.redis.connect("asterisk-cb")
         self.store = Store(self.redis, Keys(site.redis.namespace, site.numbers), site.redis.replica_wait)
-        self.ari = AriClient(
-            AriSettings(
-                site.ari.url, site.ari.user, site.ari.password, site.ari.app, ca_file=site.ari.ca_file
-            )
-        )
+        self.ari = AriClient(site.ari.client_settings())
         self.view = AvailabilityView.of(site.agents.values())
         self.events = AriEventStream(self.ari, StreamSettings())
         self.ami = AmiConnection(
-            AmiSettings(
-                site.ami.user,
-                site.ami.secret,
-                site.ami.host,
-                site.ami.port,
-                # an agent logged in to app_agent_pool before the daemon started is known from the seed
-                agent_pool=any(spec.pool_agent for spec in site.agents.values()),
-                tls=site.ami.tls,
-                ca_file=site.ami.ca_file,
-            ),
+            # an agent logged in to app_agent_pool before the daemon started is known from the seed
+            site.ami.client_settings(agent_pool=any(spec.pool_agent for spec in site.agents.values())),
             watched_devices=self.view.watched_devices,
         )
         feed_from_ami(self.view, self.ami)

@@ -27,6 +27,8 @@ from asterisk_cb.core.settings import Assignment, SettingsFile, parse_bool
 from asterisk_cb.keys import DEFAULT_NAMESPACE, InvalidKeyPart, check_namespace
 from asterisk_cb.secrecy import redact
 from asterisk_cb.store import DEFAULT_LEASE_MS, LinePool
+from asterisk_cb.telephony.ami import AmiSettings
+from asterisk_cb.telephony.ari import AriSettings
 from asterisk_cb.telephony.availability import AgentSpec
 from asterisk_cb.telephony.tls import tls_context
 
@@ -68,6 +70,10 @@ class AriTarget:
     app: str  # the Stasis application name the daemon registers
     ca_file: str | None = None  # CA of Asterisk's certificate (https:// URL); None: the system's CAs
 
+    def client_settings(self) -> AriSettings:
+        """What the ARI client needs of it (the daemon's and doctor's clients alike)."""
+        return AriSettings(self.url, self.user, self.password, self.app, ca_file=self.ca_file)
+
 
 @dataclass(frozen=True)
 class AmiTarget:
@@ -77,6 +83,18 @@ class AmiTarget:
     secret: str
     tls: bool = False  # manager.conf tlsenable (default port then 5039)
     ca_file: str | None = None  # CA of Asterisk's certificate (tls = yes); None: the system's CAs
+
+    def client_settings(self, *, agent_pool: bool = False) -> AmiSettings:
+        """What the AMI client needs of it; ``agent_pool``: seed app_agent_pool logins too."""
+        return AmiSettings(
+            self.user,
+            self.secret,
+            self.host,
+            self.port,
+            agent_pool=agent_pool,
+            tls=self.tls,
+            ca_file=self.ca_file,
+        )
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import ReplicaMode, ReplicaWait
 from asterisk_cb.store import GroupInfo, Store
 from asterisk_cb.telephony import answer_marks
-from asterisk_cb.telephony.ami import AmiConnection, AmiError, AmiSettings
-from asterisk_cb.telephony.ari import AriAuthError, AriClient, AriError, AriNotFound, AriSettings
+from asterisk_cb.telephony.ami import AmiConnection, AmiError
+from asterisk_cb.telephony.ari import AriAuthError, AriClient, AriError, AriNotFound
 from asterisk_cb.telephony.availability import AgentSpec
 
 AMI_LOGIN_TIMEOUT_S = 5.0
@@ -57,16 +57,7 @@ async def run_checks(path: Path, file: SettingsFile, site: deployment.Deployment
     if checks[-1].verdict is not Verdict.FAIL:
         checks.append(await _ari_rights(site))
     checks += _transports(site)
-    ami = AmiConnection(
-        AmiSettings(
-            site.ami.user,
-            site.ami.secret,
-            site.ami.host,
-            site.ami.port,
-            tls=site.ami.tls,
-            ca_file=site.ami.ca_file,
-        )
-    )
+    ami = AmiConnection(site.ami.client_settings())
     try:
         await ami.start()
         await ami.wait_ready(AMI_LOGIN_TIMEOUT_S)
@@ -168,13 +159,9 @@ def _group_check(group: GroupInfo) -> Check:
     return Check(f"events group {group.name}", Verdict.OK, detail)
 
 
-def _ari_settings(site: deployment.Deployment) -> AriSettings:
-    return AriSettings(site.ari.url, site.ari.user, site.ari.password, site.ari.app, ca_file=site.ari.ca_file)
-
-
 async def _ari(site: deployment.Deployment) -> Check:
     try:
-        async with AriClient(_ari_settings(site)) as ari:
+        async with AriClient(site.ari.client_settings()) as ari:
             info = await ari.asterisk_info()
     except (AriError, OSError) as error:
         return Check("ari", Verdict.FAIL, f"{secrecy.redact(site.ari.url)}: {error}{_tls_hint(str(error))}")
@@ -259,7 +246,7 @@ async def _ari_rights(site: deployment.Deployment) -> Check:
     """The ARI user must be able to write (ari.conf ``read_only = no``): probed with a hang-up of a
     channel that does not exist (404 when allowed, 403 for a read-only user)."""
     try:
-        async with AriClient(_ari_settings(site)) as ari:
+        async with AriClient(site.ari.client_settings()) as ari:
             await ari.request("DELETE", f"/channels/{_PROBE}")
     except AriNotFound:
         return Check("ari rights", Verdict.OK, f"{site.ari.user} may control calls")

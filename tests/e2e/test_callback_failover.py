@@ -167,6 +167,12 @@ async def test_a_member_who_answered_while_no_daemon_watched_completes_the_callb
             return (await lab.ari.get_channel(waiting)).state == "Up"
         return False
 
+    async def waiting_in_queue() -> bool:  # the queue channel dialled: its half runs Queue()
+        with contextlib.suppress(AriNotFound):
+            return bool((await lab.ari.get_channel(f"{waiting}-2")).app_name)
+        return False
+
+    await until_equal(waiting_in_queue, True)  # the daemon goes only once the contact waits in the queue
     restarting = asyncio.create_task(lab.restart_daemon(10.0))
     try:
         await until_equal(member_answered, True)

@@ -1,8 +1,8 @@
 """Where the daemon's peers are and who the agents are: the non-callback sections of the config file.
 
-``[redis]``, ``[ari]``, ``[ami]``, ``[dialing]``, ``[numbers]``, ``[agents]``, ``[metrics]`` and
-``[daemon]`` sit in the same Asterisk-style file as the callback settings (``config.load`` keeps them
-raw for this module).
+``[redis]``, ``[ari]``, ``[ami]``, ``[dialing]``, ``[numbers]``, ``[agents]``, ``[roles]``,
+``[agent_roles]``, ``[metrics]`` and ``[daemon]`` sit in the same Asterisk-style file as the callback
+settings (``config.load`` keeps them raw for this module; ``roles`` reads the two roles sections).
 Each value is checked here, and a refusal names the file, the line and the option, like every other
 config error.
 """
@@ -18,12 +18,12 @@ from urllib.parse import urlsplit
 
 from redis.asyncio.connection import parse_url
 
-from asterisk_cb import redis_conn
+from asterisk_cb import redis_conn, roles
 from asterisk_cb.config import ConfigError
 from asterisk_cb.core import rules
 from asterisk_cb.core.durations import format_duration, parse_duration
 from asterisk_cb.core.numbers import DEFAULT_PLAN, NumberPlan, NumberPlanError
-from asterisk_cb.core.settings import Assignment, SettingsFile, parse_bool
+from asterisk_cb.core.settings import Assignment, SettingError, SettingsFile, parse_bool
 from asterisk_cb.keys import DEFAULT_NAMESPACE, InvalidKeyPart, check_namespace
 from asterisk_cb.secrecy import redact
 from asterisk_cb.store import DEFAULT_LEASE_MS, LinePool
@@ -32,7 +32,18 @@ from asterisk_cb.telephony.ari import AriSettings
 from asterisk_cb.telephony.availability import AgentSpec
 from asterisk_cb.telephony.tls import tls_context
 
-SECTIONS = ("redis", "ari", "ami", "dialing", "numbers", "agents", "metrics", "daemon")
+SECTIONS = (
+    "redis",
+    "ari",
+    "ami",
+    "dialing",
+    "numbers",
+    "agents",
+    roles.ROLES,
+    roles.AGENT_ROLES,
+    "metrics",
+    "daemon",
+)
 # A device as Asterisk names it: technology/resource (PJSIP/1001, SIP/desk-12, Local/1001@agents).
 _DEVICE = re.compile(r"[A-Za-z][A-Za-z0-9]*/[A-Za-z0-9_.@+-]{1,80}\Z")
 _CONTEXT = re.compile(r"[A-Za-z0-9_-]{1,79}\Z")
@@ -149,6 +160,7 @@ class Deployment:
     metrics: Listen | None = None  # where /metrics is served; None: no metrics
     timing: Timing = Timing()
     numbers: NumberPlan = DEFAULT_PLAN  # how contact numbers are keyed (dialled as entered)
+    roles: roles.RoleLayer = roles.NO_ROLES  # [roles] and [agent_roles]: over the built-in roles
 
     def has_agent(self, agent: str) -> bool:
         """Agents are those listed in ``[agents]``: callbacks for anyone else are refused."""
@@ -183,15 +195,17 @@ def from_settings_file(file: SettingsFile) -> Deployment:
     """The deployment sections of a loaded config file; a missing required option is an error."""
     sections = file.other_sections
     _refuse_unknown_options(sections)
+    agents = agents_section(sections.get("agents", {}))
     return Deployment(
         redis=_redis(sections.get("redis", {})),
         ari=_ari(sections.get("ari", {})),
         ami=_ami(sections.get("ami", {})),
         dialing=_dialing(sections.get("dialing", {})),
-        agents=agents_section(sections.get("agents", {})),
+        agents=agents,
         metrics=_listen(sections.get("metrics", {}), "listen"),
         timing=_timing(sections.get("daemon", {})),
         numbers=_numbers(sections.get("numbers", {})),
+        roles=_roles(sections, agents),
     )
 
 
@@ -410,6 +424,13 @@ def _bad_agent_line(agent: str, value: str) -> rules.ValidationError:
         f"{value!r}: devices are TECH/resource joined by '&' (PJSIP/{agent} & PJSIP/{agent}-mobile), "
         f"plus at most one {MEMBER_PREFIX}<queue member name> and one {POOL_PREFIX}<app_agent_pool id>",
     )
+
+
+def _roles(sections: Mapping[str, Section], agents: Mapping[str, AgentSpec]) -> roles.RoleLayer:
+    try:
+        return roles.from_sections(sections.get(roles.ROLES, {}), sections.get(roles.AGENT_ROLES, {}), agents)
+    except SettingError as error:
+        raise ConfigError(str(error)) from error
 
 
 def agent_targets(spec: AgentSpec) -> str:

@@ -77,6 +77,8 @@ class Keys:
                                       shared by every daemon, e.g. the outbound context's)
         P settings:<scope>     hash   runtime setting overrides: option -> value
         P settings:scopes      set    scopes that have overrides
+        P roles                hash   run-time role definitions: role -> permissions
+        P agent-roles          hash   run-time agent roles: agent id or "default" -> role
         P outcome:<request>    list   what the holder did with a person's change request (applied or
                                       refused), for the requester to BLPOP; expires
         P wake                 channel published when a callback becomes the earliest due one
@@ -200,6 +202,14 @@ class Keys:
     @property
     def settings_scopes(self) -> str:
         return self.prefix + "settings:scopes"
+
+    @property
+    def roles(self) -> str:
+        return self.prefix + "roles"
+
+    @property
+    def agent_roles(self) -> str:
+        return self.prefix + "agent-roles"
 
     @property
     def pattern(self) -> str:

@@ -5,7 +5,8 @@ switch, known agents and queues, the core's validation, and the store's refusals
 ``ServiceError`` with a machine-readable ``code`` and a sentence a person can act on, never a traceback.
 A face hands over raw text (``ScheduleRequest``, a due time like ``+2h``) and prints what comes back.
 Import everything from here; the parts live beside it: ``service_access`` (actors, permissions,
-errors), ``service_settings`` (run-time settings), ``service_paging`` (pages and cursors).
+errors), ``service_settings`` (run-time settings), ``service_roles`` (an agent's actor, run-time
+roles), ``service_paging`` (pages and cursors).
 
 A change of a callback whose call is live (ringing, waiting in the failover queue) cannot be written
 directly: only the daemon holding the call can hang it up. It becomes a request to that daemon (see
@@ -31,6 +32,7 @@ from asterisk_cb.core.model import Callback, Event, Source, State
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.service_access import ADMIN, Actor, ErrorCode, Permission, ServiceError, require
 from asterisk_cb.service_paging import DEFAULT_LIMIT, Page, order_key, page_of
+from asterisk_cb.service_roles import RolesService, RolesStore
 from asterisk_cb.service_settings import SettingsService, SettingsStore, effective_settings
 from asterisk_cb.store import (
     CallbackLive,
@@ -57,6 +59,8 @@ __all__ = [
     "Page",
     "Permission",
     "Query",
+    "RolesService",
+    "RolesStore",
     "ScheduleRequest",
     "ServiceError",
     "SettingsService",

@@ -3,7 +3,7 @@ and the event stream (the layout and who may write what: docs/store.md; key name
 
 ``Store`` is composed of one part per concern, sharing one namespace's client and scripts:
 ``records`` (create, read, edit, commit), ``claims``, ``locks``, ``requests``, ``events``,
-``overrides`` and ``housekeeping``; ``scripts`` runs the Lua scripts and maps their refusals to the
+``overrides``, ``roles`` and ``housekeeping``; ``scripts`` runs the Lua scripts and maps their refusals to the
 ``errors``. Callers hold a ``Store`` (or a protocol of the few methods they call), never the client.
 """
 
@@ -36,6 +36,7 @@ from asterisk_cb.store.locks import CallLocks, Locks
 from asterisk_cb.store.overrides import Overrides
 from asterisk_cb.store.records import IDEMPOTENCY_WINDOW, Created
 from asterisk_cb.store.requests import OUTCOME_TTL, RequestOutcome, Requests
+from asterisk_cb.store.roles import RoleOverrides
 
 __all__ = [
     "DEAD_LETTERS_KEPT",
@@ -67,6 +68,6 @@ __all__ = [
 ]
 
 
-class Store(Housekeeping, Claims, Locks, Requests, EventLog, Overrides):
+class Store(Housekeeping, Claims, Locks, Requests, EventLog, Overrides, RoleOverrides):
     """The Redis schedule of one namespace (``Housekeeping`` brings ``Records``). Share one instance
     per process: the scripts are registered once."""

@@ -30,6 +30,8 @@ def every_key(keys: Keys) -> list[str]:
         keys.idempotency_bucket(20_417),
         keys.settings("queue/sales"),
         keys.settings_scopes,
+        keys.roles,
+        keys.agent_roles,
     ]
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from asterisk_cb import config, daemon, deployment, doctor, logs, secrecy
+from asterisk_cb import config, daemon, deployment, doctor, logs, roles, secrecy
 from asterisk_cb.core import rules
 from asterisk_cb.core.inputs import Edit
 from asterisk_cb.core.model import Callback, State
@@ -41,7 +41,9 @@ from asterisk_cb.service import (
     Change,
     ChangeOutcome,
     ErrorCode,
+    Permission,
     Query,
+    RolesService,
     ScheduleRequest,
     ServiceError,
     SettingsService,
@@ -78,6 +80,10 @@ def make_settings(context: Context, store: Store) -> SettingsService:
     return SettingsService(store, context.file, context.site)
 
 
+def make_roles(context: Context, store: Store) -> RolesService:
+    return RolesService(store, context.site.roles, context.site.agents)
+
+
 def make_service(context: Context, store: Store) -> CallbackService:
     settings_for = make_settings(context, store).effective
     return CallbackService(store, context.site, settings_for, lambda: datetime.now(UTC))
@@ -87,13 +93,18 @@ def make_service(context: Context, store: Store) -> CallbackService:
 
 
 async def cmd_check_config(context: Context, args: argparse.Namespace) -> int:
-    """Each option's effective value for a scope, and where it came from (default, file line, runtime)."""
+    """Each option's effective value for a scope, and where it came from (default, file line, runtime),
+    then the connections, the agents and the roles."""
     try:
         async with open_store(context.site) as store:
             lines = await make_settings(context, store).explain(context.actor, args.agent, args.queue)
+            role_lines = await make_roles(context, store).explain(context.actor)
     except (RedisConnectionError, RedisTimeoutError, OSError) as error:
         print(f"note: Redis unreachable ({error}): run-time overrides not shown", file=sys.stderr)
         lines = explain(context.file, {}, args.agent, args.queue)
+        role_lines = roles.explain(
+            context.site.roles, roles.RuntimeRoles(roles.NO_ROLES), context.site.agents
+        )
     rows = [(line.option, line.text, str(line.origin)) for line in lines]
     print(render_table(("option", "value", "from"), rows))
     print()
@@ -102,6 +113,8 @@ async def cmd_check_config(context: Context, args: argparse.Namespace) -> int:
     agents = [(agent, deployment.agent_targets(spec)) for agent, spec in sorted(context.site.agents.items())]
     print()
     print(render_table(("agent", "devices"), agents or [("(none)", "add agents to [agents]")]))
+    print()
+    print_roles(role_lines)
     secrecy.refuse_exposed(args.config)  # the values are fine, but `run` would refuse the file
     return 0
 
@@ -223,6 +236,42 @@ async def cmd_settings_reset(context: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_roles(context: Context, args: argparse.Namespace) -> int:
+    """Every role and its permissions, then every agent's role, each with where it came from."""
+    async with open_store(context.site) as store:
+        print_roles(await make_roles(context, store).explain(context.actor))
+    return 0
+
+
+async def cmd_roles_set_agent(context: Context, args: argparse.Namespace) -> int:
+    async with open_store(context.site) as store:
+        await make_roles(context, store).set_agent_role(context.actor, args.agent, args.role)
+    print(f"[{roles.AGENT_ROLES}] {args.agent} = {args.role} (run-time value, until reset)")
+    return 0
+
+
+async def cmd_roles_reset_agent(context: Context, args: argparse.Namespace) -> int:
+    async with open_store(context.site) as store:
+        await make_roles(context, store).reset_agent_role(context.actor, args.agent)
+    print(f"[{roles.AGENT_ROLES}] {args.agent}: back to the config file")
+    return 0
+
+
+async def cmd_roles_define(context: Context, args: argparse.Namespace) -> int:
+    async with open_store(context.site) as store:
+        await make_roles(context, store).define_role(context.actor, args.role, args.permissions.split(","))
+    granted = roles.format_permissions(roles.parse_permissions(args.permissions))
+    print(f"[{roles.ROLES}] {args.role} = {granted or '(nothing)'} (run-time value, until reset)")
+    return 0
+
+
+async def cmd_roles_reset_role(context: Context, args: argparse.Namespace) -> int:
+    async with open_store(context.site) as store:
+        await make_roles(context, store).reset_role(context.actor, args.role)
+    print(f"[{roles.ROLES}] {args.role}: back to the config file (or the built-in role)")
+    return 0
+
+
 async def cmd_doctor(context: Context, args: argparse.Namespace) -> int:
     """Check Redis, ARI, AMI, agents' devices, the outbound context and failover queues; exit 1 on a FAIL."""
     checks = await doctor.run_checks(args.config, context.file, context.site)
@@ -285,6 +334,27 @@ def print_callbacks(callbacks: Sequence[Callback]) -> None:
     ]
     print(render_table(("id", "state", "next/due", "agent", "number", "name", "tries"), rows))
     print(f"{len(rows)} callback(s)")
+
+
+def print_roles(lines: Sequence[roles.RoleLine]) -> None:
+    """Roles, then agents' roles; a run-time value that does not apply is listed with the reason."""
+    tables = {roles.ROLES: ("role", "permissions", "from"), roles.AGENT_ROLES: ("agent", "role", "from")}
+    printed = [
+        render_table(
+            headers,
+            [
+                (line.name, line.text or "(nothing)", _role_origin(line))
+                for line in lines
+                if line.section == section
+            ],
+        )
+        for section, headers in tables.items()
+    ]
+    print("\n\n".join(printed))
+
+
+def _role_origin(line: roles.RoleLine) -> str:
+    return f"{line.origin} (ignored: {line.ignored})" if line.ignored else str(line.origin)
 
 
 def describe_state(callback: Callback) -> str:
@@ -361,6 +431,16 @@ def build_parser() -> argparse.ArgumentParser:
     assign = _change_parser(commands, "assign", "hand a callback to another agent", cmd_assign)
     assign.add_argument("--agent", required=True)
 
+    _settings_parser(commands)
+    _roles_parser(commands)
+    _events_parser(commands)
+    commands.add_parser(
+        "reindex-contacts", help="rebuild the contact index (after an upgrade or a change of [numbers])"
+    ).set_defaults(run=cmd_reindex_contacts)
+    return parser
+
+
+def _settings_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     settings = commands.add_parser("settings", help="change settings at run time (wins over the file)")
     actions = settings.add_subparsers(dest="action", required=True, metavar="action")
     set_cmd = actions.add_parser("set", help="override an option in a scope")
@@ -372,11 +452,28 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("scope")
     reset.add_argument("option", nargs="?")
     reset.set_defaults(run=cmd_settings_reset)
-    _events_parser(commands)
-    commands.add_parser(
-        "reindex-contacts", help="rebuild the contact index (after an upgrade or a change of [numbers])"
-    ).set_defaults(run=cmd_reindex_contacts)
-    return parser
+
+
+def _roles_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "roles", help="roles, their permissions and agents' roles (change at run time)"
+    )
+    parser.set_defaults(run=cmd_roles)
+    actions = parser.add_subparsers(dest="action", metavar="action")
+    set_agent = actions.add_parser("set-agent", help="give an agent (or default: agents not listed) a role")
+    set_agent.add_argument("agent", help="agent id (as in [agents]) or default")
+    set_agent.add_argument("role")
+    set_agent.set_defaults(run=cmd_roles_set_agent)
+    reset_agent = actions.add_parser("reset-agent", help="drop an agent's run-time role")
+    reset_agent.add_argument("agent")
+    reset_agent.set_defaults(run=cmd_roles_reset_agent)
+    define = actions.add_parser("define", help="define a role (new, or over the file's or built-in one)")
+    define.add_argument("role")
+    define.add_argument("permissions", help=f"comma-separated, may be empty: {', '.join(Permission)}")
+    define.set_defaults(run=cmd_roles_define)
+    reset_role = actions.add_parser("reset-role", help="drop a role's run-time definition")
+    reset_role.add_argument("role")
+    reset_role.set_defaults(run=cmd_roles_reset_role)
 
 
 def _events_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -53,6 +53,12 @@ outbound_context = callback-outbound
 [agents]
 1001 = PJSIP/1001
 1002 = PJSIP/1002 & PJSIP/1002-desk
+
+[roles]
+teamlead = schedule_callback, view_all_callbacks
+
+[agent_roles]
+1002 = teamlead
 """,
     )
     yield path
@@ -140,6 +146,10 @@ def test_bad_input_is_one_line_and_exit_2(config_file: Path, capsys: pytest.Capt
         ("settings", "set", "agent/1001;x", "max_attempts", "3"),
         ("settings", "set", "agent/9999", "max_attempts", "3"),
         ("settings", "reset", "queue/a@b"),
+        ("roles", "set-agent", "9999", "agent"),
+        ("roles", "set-agent", "1001", "boss"),
+        ("roles", "define", "teamlead", "schedule_callback,fly"),
+        ("roles", "reset-role", "a b"),
     ],
 )
 def test_a_malformed_id_or_scope_is_one_line_and_exit_2(
@@ -160,6 +170,59 @@ def test_check_config_shows_values_and_their_origin(
     assert re.search(rf"max_attempts\s+2\s+{re.escape(str(config_file))}:\d+ \[agent/1001\]", out)
     assert re.search(r"horizon\s+30d\s+default", out)
     assert re.search(r"1002\s+PJSIP/1002 & PJSIP/1002-desk", out)
+
+
+def test_check_config_and_roles_show_roles_and_agents_with_their_origin(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in ("check-config", "roles"):
+        assert run(config_file, command) == 0
+        out = capsys.readouterr().out
+        assert re.search(
+            r"^supervisor\s+schedule_callback, manage_callbacks, view_all_callbacks\s+default$", out, re.M
+        )
+        where = re.escape(str(config_file))
+        assert re.search(
+            rf"^teamlead\s+schedule_callback, view_all_callbacks\s+{where}:\d+ \[roles\]$", out, re.M
+        )
+        assert re.search(r"^1001\s+agent \(default\)\s+default$", out, re.M)
+        assert re.search(rf"^1002\s+teamlead\s+{where}:\d+ \[agent_roles\]$", out, re.M)
+
+
+def test_a_run_time_role_wins_until_reset(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(config_file, "roles", "define", "trainee", "") == 0
+    assert capsys.readouterr().out == "[roles] trainee = (nothing) (run-time value, until reset)\n"
+    assert run(config_file, "roles", "set-agent", "default", "trainee") == 0
+    assert run(config_file, "roles", "set-agent", "1002", "supervisor") == 0
+    capsys.readouterr()
+    assert run(config_file, "roles") == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^trainee\s+\(nothing\)\s+runtime override \[roles\]$", out, re.M)
+    assert re.search(r"^1001\s+trainee \(default\)\s+runtime override \[agent_roles\]$", out, re.M)
+    assert re.search(r"^1002\s+supervisor\s+runtime override \[agent_roles\]$", out, re.M)
+    assert run(config_file, "roles", "reset-role", "trainee") == 3  # default still holds it
+    assert "role 'trainee' is held by default" in capsys.readouterr().err
+    for agent in ("default", "1002"):
+        assert run(config_file, "roles", "reset-agent", agent) == 0
+    assert run(config_file, "roles", "reset-role", "trainee") == 0
+    capsys.readouterr()
+    assert run(config_file, "roles") == 0
+    out = capsys.readouterr().out
+    assert "trainee" not in out
+    assert re.search(r"^1002\s+teamlead\s+\S+:\d+ \[agent_roles\]$", out, re.M)
+
+
+def test_a_bad_role_line_in_the_file_names_file_and_line(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_file.write_text(config_file.read_text().replace("1002 = teamlead", "1002 = boss"))
+    assert run(config_file, "roles") == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(
+        rf"asterisk-cb: config: {re.escape(str(config_file))}:\d+ \[agent_roles\]: 1002: unknown role 'boss' "
+        r"\(known: admin, agent, supervisor, teamlead\)\n",
+        err,
+    ), err
 
 
 def test_runtime_override_wins_until_reset(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from redis.exceptions import RedisError
 
-from asterisk_cb import config, deployment, secrecy
+from asterisk_cb import config, deployment, roles, secrecy
 from asterisk_cb.core.settings import GENERAL, Layers, RuntimeOverrides, SettingsFile, resolve
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import ReplicaMode, ReplicaWait
@@ -101,7 +101,7 @@ def _config(path: Path) -> list[Check]:
 
 async def _redis(site: deployment.Deployment) -> tuple[list[Check], Layers]:
     """The Redis check and one per event-stream consumer group, and the run-time setting overrides
-    found there (none if unreachable)."""
+    found there (none if unreachable); run-time settings and roles that do not apply fail."""
     redis = site.redis.connect("asterisk-cb-doctor")
     store = Store(redis, Keys(site.redis.namespace, site.numbers))
     try:
@@ -110,6 +110,7 @@ async def _redis(site: deployment.Deployment) -> tuple[list[Check], Layers]:
         replicas = await store.replicas.look()
         counts = await store.count_by_state()
         overrides = await store.runtime_overrides()
+        role_values = await store.role_overrides()
         groups = await store.event_groups()
     except RedisError as error:
         return [Check("redis", Verdict.FAIL, f"{secrecy.redact(site.redis.url or 'sentinel')}: {error}")], {}
@@ -123,7 +124,8 @@ async def _redis(site: deployment.Deployment) -> tuple[list[Check], Layers]:
         verdict = Verdict.WARN
     replica_check = _replicas_check(site.redis.replica_wait, replicas)
     checks = [Check("redis", verdict, detail), replica_check, *map(_group_check, groups)]
-    return [*checks, *_overrides_check(overrides)], overrides.layers
+    runtime_roles = roles.runtime_roles(*role_values, site.roles, site.agents)
+    return [*checks, *_overrides_check(overrides), *_roles_check(runtime_roles)], overrides.layers
 
 
 def _replicas_check(wait: ReplicaWait, replicas: int) -> Check:
@@ -147,6 +149,16 @@ def _overrides_check(overrides: RuntimeOverrides) -> list[Check]:
     detail = "; ".join(map(str, overrides.refused))
     remedy = "ignored: `asterisk-cb settings set` a valid value or `settings reset` them"
     return [Check("settings overrides", Verdict.FAIL, f"{detail}; {remedy}")]
+
+
+def _roles_check(runtime: roles.RuntimeRoles) -> list[Check]:
+    """Run-time roles the service ignores (a role reset by hand, a newer version's permission): the
+    agents concerned hold the file's role, not the one the admin set."""
+    if not runtime.refused:
+        return []
+    detail = "; ".join(map(str, runtime.refused))
+    remedy = "ignored: `asterisk-cb roles` lists them; set a valid value or reset them"
+    return [Check("roles", Verdict.FAIL, f"{detail}; {remedy}")]
 
 
 def _group_check(group: GroupInfo) -> Check:

@@ -222,6 +222,7 @@ async def test_an_unparsable_override_is_named_and_the_other_checks_still_run(
     try:
         await store.set_setting("general", "max_attempts", "many")  # as a newer version might write it
         await store.set_setting("general", "paused", "no")
+        await store.set_agent_role("1001", "gone")  # its run-time role was deleted by hand
         checks = await doctor(tmp_path, text)
     finally:
         await store.delete_namespace()
@@ -230,4 +231,8 @@ async def test_an_unparsable_override_is_named_and_the_other_checks_still_run(
     assert found.verdict is Verdict.FAIL
     assert found.detail.startswith("runtime override [general]: max_attempts: 'many' is not a whole number;")
     assert "paused" not in found.detail
+    assert checks["roles"].verdict is Verdict.FAIL
+    assert checks["roles"].detail.startswith(
+        "runtime override [agent_roles]: 1001: unknown role 'gone' (known: "
+    )
     assert checks["ami"].verdict is Verdict.OK

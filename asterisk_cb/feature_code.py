@@ -25,13 +25,20 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
 from asterisk_cb.core import rules
-from asterisk_cb.core.keypad import Day, KeypadError, Preset, day_of, due_from_keys
+from asterisk_cb.core.keypad import (
+    DEFAULT_OPTIONS,
+    Day,
+    FeatureCodeOptions,
+    KeypadError,
+    day_of,
+    due_from_keys,
+)
 from asterisk_cb.core.model import Callback, Source
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.service import (
@@ -106,15 +113,6 @@ SettingsFor = Callable[[str | None, str | None], Awaitable[Settings]]
 
 
 @dataclass(frozen=True)
-class FeatureCodeOptions:
-    """The ``[feature_code]`` choices the face applies: presets and whether a contact may have two
-    pending callbacks with one agent."""
-
-    presets: Mapping[int, Preset] = field(default_factory=dict)
-    allow_second: bool = False
-
-
-@dataclass(frozen=True)
 class CallFacts:
     """What the request knows, read from the live call, never typed by the agent."""
 
@@ -151,7 +149,7 @@ class FeatureCode:
         settings_for: SettingsFor,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        options: FeatureCodeOptions = FeatureCodeOptions(),
+        options: FeatureCodeOptions = DEFAULT_OPTIONS,
     ) -> None:
         self._service = service
         self._actors = actors

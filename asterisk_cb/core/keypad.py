@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -56,6 +56,18 @@ class Preset:
     after: timedelta | None = None
     clock: time | None = None
     days_ahead: int = 0
+
+
+@dataclass(frozen=True)
+class FeatureCodeOptions:
+    """The admin's choices for the feature code (``[feature_code]``): the presets, and whether a contact
+    may have two pending callbacks with one agent (else the agent keeps or moves the pending one)."""
+
+    presets: Mapping[int, Preset] = field(default_factory=dict)
+    allow_second: bool = False
+
+
+DEFAULT_OPTIONS = FeatureCodeOptions()
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ class AgiSession:
         """Send ``line`` and return its 200 reply; 511 raises AgiHangup, other codes AgiError."""
         data = line.encode() + b"\n"
         if any(char in line for char in "\r\n\0") or len(data) > MAX_COMMAND_BYTES + 1:
-            raise ValueError("an AGI command is one line without NUL, at most 8190 bytes")
+            raise ValueError("an AGI command is one line (no CR, LF or NUL) of at most 8190 bytes")
         async with self._lock:
             if self._broken is not None:
                 raise AgiError(self._broken)
@@ -119,7 +119,10 @@ class AgiSession:
                 raise self._lost_step(f"connection lost: {error}") from None
 
     async def get_full_variable(self, expression: str) -> str | None:
-        """``expression`` (e.g. ``${CHANNEL(linkedid)}``) evaluated on the channel; None when unset."""
+        """``expression`` (e.g. ``${CHANNEL(linkedid)}``) evaluated on the channel.
+
+        None when Asterisk answers result=0 (it found no channel to evaluate on); an unset variable
+        evaluates to "" (Asterisk 22), as in the dialplan."""
         reply = await self.command(f"GET FULL VARIABLE {quote_argument(expression)}")
         if reply.result == "0":
             return None
@@ -189,13 +192,6 @@ class AgiSession:
         """Replies can no longer be matched to commands: this and every later command fail."""
         self._broken = reason
         return AgiError(reason)
-
-
-def _status(line: str) -> tuple[int, bool]:
-    """The reply code and whether more lines follow (``NNN-``); AgiError for a line that is neither."""
-    if len(line) < 4 or not line[:3].isdigit() or line[3] not in " -":
-        raise AgiError(f"unexpected reply line: {line[:80]!r}")
-    return int(line[:3]), line[3] == "-"
 
 
 def _verb(line: str) -> str:

@@ -14,13 +14,14 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from urllib.parse import urlsplit
 
 from redis.asyncio.connection import parse_url
 
 from asterisk_cb import redis_conn, roles
 from asterisk_cb.config import ConfigError
-from asterisk_cb.core import rules
+from asterisk_cb.core import keypad, rules
 from asterisk_cb.core.durations import format_duration, parse_duration
 from asterisk_cb.core.numbers import DEFAULT_PLAN, NumberPlan, NumberPlanError
 from asterisk_cb.core.settings import Assignment, SettingError, SettingsFile, parse_bool
@@ -43,6 +44,7 @@ SECTIONS = (
     roles.AGENT_ROLES,
     "metrics",
     "daemon",
+    "feature_code",
 )
 # A device as Asterisk names it: technology/resource (PJSIP/1001, SIP/desk-12, Local/1001@agents).
 _DEVICE = re.compile(r"[A-Za-z][A-Za-z0-9]*/[A-Za-z0-9_.@+-]{1,80}\Z")
@@ -151,6 +153,17 @@ class Listen:
 
 
 @dataclass(frozen=True)
+class FeatureCodeSite:
+    """``[feature_code]``: where the FastAGI server for the agents' feature code listens (None: off), who
+    may connect (Asterisk's addresses), how long a request may take, and the keypad's choices."""
+
+    listen: Listen | None = Listen("127.0.0.1", 4573)
+    permit: tuple[IPv4Network | IPv6Network, ...] = (ip_network("127.0.0.1/32"), ip_network("::1/128"))
+    request_timeout: timedelta = timedelta(seconds=3)
+    options: keypad.FeatureCodeOptions = field(default_factory=keypad.FeatureCodeOptions)
+
+
+@dataclass(frozen=True)
 class Deployment:
     redis: RedisTarget
     ari: AriTarget
@@ -160,6 +173,7 @@ class Deployment:
     metrics: Listen | None = None  # where /metrics is served; None: no metrics
     timing: Timing = Timing()
     numbers: NumberPlan = DEFAULT_PLAN  # how contact numbers are keyed (dialled as entered)
+    feature_code: FeatureCodeSite = FeatureCodeSite()
     roles: roles.RoleLayer = roles.NO_ROLES  # [roles] and [agent_roles]: over the built-in roles
 
     def has_agent(self, agent: str) -> bool:
@@ -188,6 +202,9 @@ KNOWN_OPTIONS: Mapping[str, frozenset[str]] = {
     "numbers": frozenset({"country_code", "trunk_prefix", "international_prefix"}),
     "metrics": frozenset({"listen"}),
     "daemon": frozenset({"lease", "call_check", "pause_sweep"}),
+    "feature_code": frozenset(
+        {"listen", "permit", "request_timeout", "second_callback", *(f"preset{n}" for n in range(1, 10))}
+    ),
 }
 
 
@@ -205,6 +222,7 @@ def from_settings_file(file: SettingsFile) -> Deployment:
         metrics=_listen(sections.get("metrics", {}), "listen"),
         timing=_timing(sections.get("daemon", {})),
         numbers=_numbers(sections.get("numbers", {})),
+        feature_code=_feature_code(sections.get("feature_code", {})),
         roles=_roles(sections, agents),
     )
 
@@ -248,6 +266,7 @@ def explain(site: Deployment, sections: Mapping[str, Section]) -> list[tuple[str
         ("daemon", "lease", format_duration(site.timing.lease)),
         ("daemon", "call_check", format_duration(site.timing.call_check)),
         ("daemon", "pause_sweep", format_duration(site.timing.pause_sweep)),
+        *_feature_code_rows(site.feature_code),
     ]
     rows = []
     for section, option, value in values:
@@ -521,3 +540,51 @@ def _error(section: Section, option: str, reason: str) -> ConfigError:
     found = section.get(option)
     where = f"{found.origin}: " if found is not None else ""
     return ConfigError(f"{where}{option}: {reason}")
+
+
+def _feature_code(section: Section) -> FeatureCodeSite:
+    defaults = FeatureCodeSite()
+    listen = _listen(section, "listen") if "listen" in section else defaults.listen
+    permit = _permit(section) if _value(section, "permit", "") else defaults.permit
+    timeout = _value(section, "request_timeout", "")
+    presets = {}
+    for number in range(1, 10):
+        text = _value(section, f"preset{number}", "")
+        if text:
+            try:
+                presets[number] = keypad.parse_preset(text)
+            except ValueError as error:
+                raise _error(section, f"preset{number}", str(error)) from error
+    try:
+        second = parse_bool(_value(section, "second_callback", "no"))
+    except ValueError as error:
+        raise _error(section, "second_callback", str(error)) from error
+    try:
+        request_timeout = parse_duration(timeout) if timeout else defaults.request_timeout
+    except ValueError as error:
+        raise _error(section, "request_timeout", str(error)) from error
+    if not timedelta(seconds=1) <= request_timeout <= timedelta(seconds=60):
+        raise _error(section, "request_timeout", f"{timeout!r} is outside 1s to 60s")
+    options = keypad.FeatureCodeOptions(presets, second)
+    return FeatureCodeSite(listen, permit, request_timeout, options)
+
+
+def _permit(section: Section) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Addresses or networks (``127.0.0.1``, ``10.0.0.0/24``), comma-separated: Asterisk hosts only."""
+    text = _value(section, "permit", "")
+    try:
+        return tuple(ip_network(part.strip()) for part in text.split(","))
+    except ValueError as error:
+        raise _error(section, "permit", f"{text!r}: {error} (write e.g. 127.0.0.1, 10.0.0.0/24)") from error
+
+
+def _feature_code_rows(site: FeatureCodeSite) -> list[tuple[str, str, str]]:
+    listen = f"{site.listen.host}:{site.listen.port}" if site.listen else "(off)"
+    rows = [
+        ("feature_code", "listen", listen),
+        ("feature_code", "permit", ", ".join(str(network) for network in site.permit)),
+        ("feature_code", "request_timeout", format_duration(site.request_timeout)),
+        ("feature_code", "second_callback", "yes" if site.options.allow_second else "no"),
+    ]
+    presets = site.options.presets
+    return rows + [("feature_code", f"preset{n}", preset.text) for n, preset in sorted(presets.items())]

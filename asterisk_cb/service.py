@@ -73,6 +73,8 @@ __all__ = [
 ID_BYTES = 8
 _CREATE_RETRIES = 3
 
+# The field a refusal names when the admin's switch ``enabled`` is off for the agent or queue.
+_ENABLED = "enabled"
 # A person's change races the scheduler (which moves a callback when it falls due): re-read and retry.
 _EDIT_RETRIES = 5
 # How long a change of a live callback waits for the daemon holding the call to apply it (normally
@@ -183,14 +185,32 @@ class CallbackService:
         self, actor: Actor, request: ScheduleRequest | NewCallback, idempotency_key: str | None = None
     ) -> Created:
         """Validate and store a new callback; a retried ``idempotency_key`` returns the first one."""
+        new, settings = await self._checked(actor, request)
+        return await self._create(new, settings, idempotency_key)
+
+    async def validate(self, actor: Actor, request: ScheduleRequest | NewCallback) -> Callback:
+        """Everything ``schedule`` checks, nothing stored: the callback it would make. A face that has
+        the person confirm first (the feature code reads the time back) refuses a wrong entry before."""
+        new, settings = await self._checked(actor, request)
+        with _as_service_errors():
+            return lifecycle.create(new, self._new_id(), self._clock(), settings).callback
+
+    async def _checked(
+        self, actor: Actor, request: ScheduleRequest | NewCallback
+    ) -> tuple[NewCallback, Settings]:
+        """Permission, the feature switch, known agent and queue; the request as a ``NewCallback``."""
         require(actor, Permission.SCHEDULE)
         if request.agent != actor.name:
             require(actor, Permission.MANAGE, "schedule a callback for another agent")
         self._check_known(request.agent, request.queue)
         settings = await self._settings_for(request.agent, request.queue)
+        if not settings.enabled:
+            raise ServiceError(
+                ErrorCode.INVALID, "callbacks are turned off for this agent or queue", "enabled"
+            )
         if isinstance(request, ScheduleRequest):
             request = self._new_callback(actor, request, settings)
-        return await self._create(request, settings, idempotency_key)
+        return request, settings
 
     def _new_callback(self, actor: Actor, request: ScheduleRequest, settings: Settings) -> NewCallback:
         zone = request.timezone or settings.default_timezone
@@ -346,6 +366,8 @@ def _as_service_errors() -> Iterator[None]:
     """Turn the core's and the store's refusals into ``ServiceError``s a person can act on."""
     try:
         yield
+    except rules.OutsideHours as error:
+        raise ServiceError(ErrorCode.INVALID, str(error), error.field, error.next_allowed) from error
     except rules.ValidationError as error:
         raise ServiceError(ErrorCode.INVALID, str(error), error.field) from error
     except ChangePending as error:

@@ -8,6 +8,7 @@ terms (an HTTP status, an exit code, a prompt).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -45,13 +46,17 @@ class ErrorCode(StrEnum):
 
 
 class ServiceError(Exception):
-    """A refusal a person can act on: ``code``, the ``field`` at fault (if any) and a full sentence."""
+    """A refusal a person can act on: ``code``, the ``field`` at fault (if any) and a full sentence;
+    ``next_allowed``: for a due time outside calling hours, the next time that is not."""
 
-    def __init__(self, code: ErrorCode, message: str, field: str | None = None) -> None:
+    def __init__(
+        self, code: ErrorCode, message: str, field: str | None = None, next_allowed: datetime | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.field = field
         self.message = message
+        self.next_allowed = next_allowed
 
 
 def require(actor: Actor, permission: Permission, doing: str = "") -> None:

@@ -328,11 +328,18 @@ def check_due(
         )
     opening = limits.calling_hours.next_opening(due_at, tz)
     if opening != due_at:
-        raise ValidationError(
-            field,
-            f"{_local(due_at, tz)} is outside calling hours; the next allowed time is {_local(opening, tz)}",
-        )
+        raise OutsideHours(field, due_at, opening, tz)
     return due_at
+
+
+class OutsideHours(ValidationError):
+    """A due time outside calling hours; ``next_allowed`` is what a face offers instead (the feature code
+    speaks it)."""
+
+    def __init__(self, field: str, due_at: datetime, next_allowed: datetime, tz: ZoneInfo) -> None:
+        where = f"the next allowed time is {_local(next_allowed, tz)}"
+        super().__init__(field, f"{_local(due_at, tz)} is outside calling hours; {where}")
+        self.next_allowed = next_allowed
 
 
 def _local(moment: datetime, tz: ZoneInfo) -> str:

@@ -156,6 +156,16 @@ class AvailabilityView:
                 unique.setdefault(device.ring, device)
         return tuple(unique.values())
 
+    def agent_at(self, device: str) -> str | None:
+        """Whose phone ``device`` is (a fixed phone, or a hot-desking or pool agent's current one): how a
+        feature code keyed on a channel finds its agent. None for no agent's, or several agents'."""
+        owners = {
+            spec.agent
+            for spec in self.agents.values()
+            if any(device in (found.ring, found.state) for found in self.devices_of(spec))
+        }
+        return owners.pop() if len(owners) == 1 else None
+
     def memberships_of(self, agent: str) -> list[QueueMember]:
         """The agent's queue memberships: what the executor pauses (reason "callback") while a callback
         rings or is live, and what it unpauses after, or on restart when a pause outlived its callback."""

@@ -158,3 +158,18 @@ def test_available_means_every_rung_device_idle_and_none_on_a_call(states: list[
     else:
         assert result.ring == ()
         assert (result.reason is Reason.BUSY) == bool(set(states) & ON_A_CALL)
+
+
+def test_agent_at_finds_the_owner_of_a_phone() -> None:
+    """A feature code keyed on a channel finds its agent: fixed phones, a hot-desker's current phone."""
+    view = _view(
+        AgentSpec("1001", devices=("PJSIP/1001", "PJSIP/1011")),
+        AgentSpec("alice", member_name="Alice"),
+        AgentSpec("1003", devices=("PJSIP/shared",)),
+        AgentSpec("1004", devices=("PJSIP/shared",)),
+    )
+    view.set_member(_member(interface="PJSIP/1002", member_name="Alice"))
+    assert view.agent_at("PJSIP/1011") == "1001"
+    assert view.agent_at("PJSIP/1002") == "alice"
+    assert view.agent_at("PJSIP/shared") is None  # two agents: nobody's for sure
+    assert view.agent_at("PJSIP/9999") is None

@@ -20,6 +20,7 @@ import asyncio
 import dataclasses
 import logging
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 
 from asterisk_cb import config, deployment, secrecy
@@ -34,11 +35,12 @@ from asterisk_cb.components import (
 )
 from asterisk_cb.core.model import Callback
 from asterisk_cb.core.settings import Settings, SettingsFile
+from asterisk_cb.feature_code import ROUTE, FeatureCode
 from asterisk_cb.keys import Keys
 from asterisk_cb.metrics import Metrics, MetricsServer, event_counter
 from asterisk_cb.redis_conn import RedisClient
 from asterisk_cb.scheduler import Scheduler, SchedulerOptions
-from asterisk_cb.service import effective_settings
+from asterisk_cb.service import CallbackService, RolesService, effective_settings
 from asterisk_cb.store import Store
 from asterisk_cb.telephony.ami import AmiConnection
 from asterisk_cb.telephony.answer_marks import AnswerMarks
@@ -47,6 +49,7 @@ from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
 from asterisk_cb.telephony.availability import AvailabilityView
 from asterisk_cb.telephony.availability_feed import feed_from_ami
 from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions
+from asterisk_cb.telephony.fastagi import FastAgiServer
 from asterisk_cb.telephony.pause_sweep import PauseSweep
 from asterisk_cb.telephony.queue_guard import QueueGuard
 
@@ -106,6 +109,11 @@ class Daemon:
             states=self.store.count_by_state,
             components=self.component_health,
         )
+        # The feature code's face: asks the service with the agent's role, as every way in does.
+        service = CallbackService(self.store, site, self.settings_of, lambda: datetime.now(UTC))
+        roles = RolesService(self.store, site.roles, site.agents)
+        options = site.feature_code.options
+        self.feature_code = FeatureCode(service, roles, self.view.agent_at, self.settings_of, options=options)
         self.supervisor = Supervisor(self.components())
 
     def component_health(self) -> dict[str, bool]:
@@ -113,7 +121,8 @@ class Daemon:
 
     def components(self) -> list[Component]:
         """What this daemon keeps running, in start order (stopped in reverse): a new way in is one
-        line here. Essential ones first; metrics only with [metrics]."""
+        line here. Essential ones first; the feature code's FastAGI server unless [feature_code] listen is
+        empty; metrics only with [metrics]."""
         links = (
             Link("ARI", self.site.ari.url, self.events.wait_ready),
             Link("AMI", self.site.ami.host, self.ami.wait_ready),
@@ -125,6 +134,9 @@ class Daemon:
             ChangeRequests(self.executor.follow_requests),
             self.pause_sweep,
         ]
+        feature_code = self.site.feature_code
+        if feature_code.listen is not None:
+            parts.append(FastAgiServer(feature_code.server_settings(), {ROUTE: self.feature_code}))
         if self.site.metrics is not None:
             parts.append(MetricsServer(self.metrics, self.site.metrics.host, self.site.metrics.port))
             parts.append(event_counter(self.store, self.metrics, self.scheduler.owner))
@@ -132,7 +144,11 @@ class Daemon:
 
     async def settings_for(self, callback: Callback) -> Settings:
         """The callback's effective settings: run-time overrides over the file, agent > queue > general."""
-        return await effective_settings(self.file, self.store, callback.agent, callback.queue)
+        return await self.settings_of(callback.agent, callback.queue)
+
+    async def settings_of(self, agent: str | None, queue: str | None) -> Settings:
+        """The effective settings for a callback of ``agent`` from ``queue`` (the file as last reloaded)."""
+        return await effective_settings(self.file, self.store, agent, queue)
 
     def reload(self) -> None:
         try:

@@ -31,6 +31,7 @@ from asterisk_cb.store import DEFAULT_LEASE_MS, LinePool
 from asterisk_cb.telephony.ami import AmiSettings
 from asterisk_cb.telephony.ari import AriSettings
 from asterisk_cb.telephony.availability import AgentSpec
+from asterisk_cb.telephony.fastagi import AgiServerSettings
 from asterisk_cb.telephony.tls import tls_context
 
 SECTIONS = (
@@ -161,6 +162,16 @@ class FeatureCodeSite:
     permit: tuple[IPv4Network | IPv6Network, ...] = (ip_network("127.0.0.1/32"), ip_network("::1/128"))
     request_timeout: timedelta = timedelta(seconds=3)
     options: keypad.FeatureCodeOptions = field(default_factory=keypad.FeatureCodeOptions)
+
+    def server_settings(self) -> AgiServerSettings:
+        """The FastAGI server's settings (only asked for while ``listen`` is set)."""
+        assert self.listen is not None
+        return AgiServerSettings(
+            self.listen.host,
+            self.listen.port,
+            self.permit,
+            request_timeout_s=self.request_timeout.total_seconds(),
+        )
 
 
 @dataclass(frozen=True)

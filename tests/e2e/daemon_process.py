@@ -35,16 +35,25 @@ GENERAL = {"reschedule_delay": "2s", "retry_interval": "5s", "agent_ring_timeout
 DAEMON = {"lease": f"{LEASE_S:.0f}s", "call_check": f"{RECHECK_S:.0f}s"}
 
 
+NO_FEATURE_CODE = {"listen": ""}
+
+
 def _options(section: str, options: Mapping[str, str]) -> str:
     return f"[{section}]\n" + "".join(f"{option} = {value}\n" for option, value in options.items())
 
 
 def config_text(
-    info: dict[str, Any], namespace: str, app: str, dialing: str = "", daemon: Mapping[str, str] = DAEMON
+    info: dict[str, Any],
+    namespace: str,
+    app: str,
+    dialing: str = "",
+    daemon: Mapping[str, str] = DAEMON,
+    feature_code: Mapping[str, str] = NO_FEATURE_CODE,
 ) -> str:
     """The config an admin would write for the lab PBX (cf. scripts/demo_callback.py); ``dialing``:
     more ``[dialing]`` lines; ``daemon``: the ``[daemon]`` options (bench/calls.py keeps the defaults,
-    so it passes none)."""
+    so it passes none); ``feature_code``: the ``[feature_code]`` options (by default no FastAGI server:
+    several daemons of one test run on one host)."""
     general = "\n".join(f"{option} = {value}" for option, value in GENERAL.items())
     agents = "\n".join(f"{agent} = {spec['endpoint']}" for agent, spec in sorted(info["agents"].items()))
     ari, ami = info["ari"], info["ami"]
@@ -55,7 +64,9 @@ def config_text(
         f"[ami]\nhost = {ami['host']}\nport = {ami['port']}\n"
         f"user = {ami['user']}\nsecret = {ami['secret']}\n\n"
         f"[dialing]\noutbound_context = {info['dialplan']['outbound_context']}\n{dialing}\n"
-        f"[agents]\n{agents}\n\n" + (_options("daemon", daemon) if daemon else "")
+        f"[agents]\n{agents}\n\n"
+        + (_options("daemon", daemon) if daemon else "")
+        + _options("feature_code", feature_code)
     )
 
 
@@ -136,13 +147,17 @@ class Fleet:
     started: list[DaemonProcess] = field(default_factory=list)
     dialing: str = ""  # more [dialing] lines for every daemon's config (e.g. "max_calls = 1\n")
     daemon: dict[str, str] = field(default_factory=lambda: dict(DAEMON))  # its [daemon] options
+    feature_code: dict[str, str] = field(default_factory=lambda: dict(NO_FEATURE_CODE))  # [feature_code]
 
     async def start(self, app: str, environment: Mapping[str, str] | None = None) -> DaemonProcess:
         """Start `asterisk-cb run` for ``app`` (the same config file on a restart) and wait till it runs;
         ``environment``: more variables for the process (``asterisk_cb.faults``)."""
         config = self.folder / f"{app}.conf"
         if not config.exists():
-            write_private(config, config_text(self.info, self.namespace, app, self.dialing, self.daemon))
+            write_private(
+                config,
+                config_text(self.info, self.namespace, app, self.dialing, self.daemon, self.feature_code),
+            )
         daemon = DaemonProcess(config, self.folder / f"{app}.log", environment=environment or {})
         seen = daemon.running_lines()
         daemon.start()

@@ -134,7 +134,7 @@ async def test_a_turned_off_feature_schedules_nothing(
     service: CallbackService, settings: dict[str, Settings]
 ) -> None:
     settings["default"] = Settings(enabled=False)
-    await refused(service.schedule(AGENT_1001, request()), ErrorCode.INVALID, "agent")
+    await refused(service.schedule(AGENT_1001, request()), ErrorCode.INVALID, "enabled")
     assert await service.list(ADMIN, Query()) == []
 
 

@@ -34,6 +34,8 @@ secret = secret
 outbound_context = from-internal
 [agents]
 alice = PJSIP/1001
+[feature_code]
+listen =
 """
 FAST_RESTART = Backoff(initial_s=0.05, cap_s=0.1, jitter=0.0)
 
@@ -114,6 +116,21 @@ async def test_metrics_components_only_with_a_metrics_section(tmp_path: Path) ->
     try:
         names = [component.name for component in daemon.supervisor.components]
         assert names == ["ari", "ami", "scheduler", "requests", "pause-sweep", "metrics", "events:metrics"]
+    finally:
+        await daemon.ari.close()
+        await daemon.redis.aclose()
+
+
+async def test_the_feature_code_server_is_a_component_unless_listen_is_empty(tmp_path: Path) -> None:
+    path = tmp_path / "asterisk-cb.conf"
+    path.write_text(
+        UNREACHABLE.replace("[feature_code]\nlisten =\n", "[feature_code]\nlisten = 127.0.0.1:4573\n")
+    )
+    file = config.load(path, other_sections=deployment.SECTIONS)
+    daemon = Daemon(path, file, deployment.from_settings_file(file))
+    try:
+        names = [component.name for component in daemon.supervisor.components]
+        assert names == ["ari", "ami", "scheduler", "requests", "pause-sweep", "agi"]
     finally:
         await daemon.ari.close()
         await daemon.redis.aclose()

@@ -339,3 +339,48 @@ def test_a_malformed_redis_url_is_refused_at_load_without_its_password(tmp_path:
     assert "[redis]: url: " in message
     assert "is not a Redis URL" in message
     assert "hun" not in message
+
+
+def test_feature_code_defaults_listen_on_loopback(tmp_path: Path) -> None:
+    site = load(tmp_path, REQUIRED).feature_code
+    assert (site.listen, [str(n) for n in site.permit]) == (
+        deployment.Listen("127.0.0.1", 4573),
+        ["127.0.0.1/32", "::1/128"],
+    )
+    assert (site.request_timeout, site.options.presets, site.options.allow_second) == (
+        timedelta(seconds=3),
+        {},
+        False,
+    )
+
+
+def test_feature_code_section(tmp_path: Path) -> None:
+    site = load(
+        tmp_path,
+        REQUIRED
+        + "[feature_code]\nlisten = 0.0.0.0:4600\npermit = 10.0.0.5, 192.168.1.0/24\nrequest_timeout = 5s\n"
+        + "preset1 = +1h\npreset2 = tomorrow 10:00\nsecond_callback = yes\n",
+    ).feature_code
+    assert site.listen == deployment.Listen("0.0.0.0", 4600)
+    assert [str(network) for network in site.permit] == ["10.0.0.5/32", "192.168.1.0/24"]
+    assert site.request_timeout == timedelta(seconds=5)
+    assert sorted(site.options.presets) == [1, 2] and site.options.allow_second
+    assert load(tmp_path, REQUIRED + "[feature_code]\nlisten =\n").feature_code.listen is None
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("permit = 10.0.0.300", "permit: '10.0.0.300'"),
+        ("preset3 = soon", "preset3: 'soon' is not +<duration>"),
+        ("preset0 = +1h", "preset0: unknown option"),
+        ("request_timeout = 2m", "request_timeout: '2m' is outside 1s to 60s"),
+        ("second_callback = maybe", "second_callback:"),
+        ("listen = 4573", "listen: '4573' is not host:port"),
+    ],
+)
+def test_feature_code_refusals_name_the_line(tmp_path: Path, line: str, message: str) -> None:
+    with pytest.raises(config.ConfigError) as refused:
+        load(tmp_path, REQUIRED + "[feature_code]\n" + line + "\n")
+    assert message in str(refused.value)
+    assert "asterisk-cb.conf:" in str(refused.value)

@@ -37,6 +37,9 @@ SSRC = 0x4C414221
 SOURCE = (bytes((127, 0, 0, 1)), 6000)
 DESTINATION = (bytes((127, 0, 0, 1)), 6002)
 PCMU_SILENCE = b"\xff" * (CLOCK_RATE * PACKET_MS // 1000)
+# When the capture's packets were "sent": SIPp 3.6 takes a packet time of 0 for "no packet yet" and
+# would then send the next packet at once too, losing the first pause.
+EPOCH_S = 1_700_000_000
 
 _STEP = re.compile(r"(\d+(?:\.\d+)?):([0-9*#A-D]+)")
 
@@ -137,7 +140,7 @@ def pcap(steps: list[Step]) -> bytes:
         rtp = struct.pack("!BBHII", 0x80, marker | packet.payload_type, seq & 0xFFFF, packet.timestamp, SSRC)
         frame = _frame(rtp + packet.payload)
         seconds, millis = divmod(packet.at_ms, 1000)
-        out.append(struct.pack("<IIII", seconds, millis * 1000, len(frame), len(frame)) + frame)
+        out.append(struct.pack("<IIII", EPOCH_S + seconds, millis * 1000, len(frame), len(frame)) + frame)
     return b"".join(out)
 
 

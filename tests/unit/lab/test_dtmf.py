@@ -22,10 +22,11 @@ class Rtp:
 
 
 def read_pcap(data: bytes) -> list[Rtp]:
-    """Every RTP packet of a classic pcap of Ethernet/IPv4/UDP frames, checking the frames' headers."""
+    """Every RTP packet of a classic pcap of Ethernet/IPv4/UDP frames, checking the frames' headers;
+    times in seconds from the first packet's second."""
     magic, major, minor, _, _, _, link_type = struct.unpack_from("<IHHiIII", data)
     assert (magic, major, minor, link_type) == (0xA1B2C3D4, 2, 4, 1)
-    offset, packets = 24, []
+    offset, packets, first_s = 24, [], None
     while offset < len(data):
         seconds, micros, captured, original = struct.unpack_from("<IIII", data, offset)
         frame = data[offset + 16 : offset + 16 + captured]
@@ -41,9 +42,9 @@ def read_pcap(data: bytes) -> list[Rtp]:
         rtp = frame[42:]
         flags, marker_pt, seq, timestamp, _ = struct.unpack_from("!BBHII", rtp)
         assert flags == 0x80  # version 2, no padding, extension or CSRC
-        packets.append(
-            Rtp(seconds + micros / 1e6, bool(marker_pt & 0x80), marker_pt & 0x7F, seq, timestamp, rtp[12:])
-        )
+        first_s = seconds if first_s is None else first_s
+        at_s = seconds - first_s + micros / 1e6
+        packets.append(Rtp(at_s, bool(marker_pt & 0x80), marker_pt & 0x7F, seq, timestamp, rtp[12:]))
     return packets
 
 
@@ -102,6 +103,11 @@ def test_sequence_numbers_count_every_packet_and_timestamps_follow_the_clock() -
 def test_a_malformed_script_is_refused_naming_the_step(script: str) -> None:
     with pytest.raises(SystemExit, match="key script"):
         dtmf.parse(script)
+
+
+def test_no_packet_has_time_zero_which_sipp_takes_for_none_sent_yet() -> None:
+    (seconds,) = struct.unpack_from("<I", dtmf.pcap(dtmf.parse("1:1")), 24)
+    assert seconds > 0
 
 
 def test_write_creates_the_file_for_sipp(tmp_path: Path) -> None:

@@ -19,12 +19,15 @@ from pathlib import Path
 
 from lab import procs, root, tls
 from lab.ports import PortNeed, check_free, is_free
-from lab.settings import LAB_PACKAGE, LabSettings
+from lab.settings import LAB_PACKAGE, REPO, LabSettings
 from lab.templates import render
 
 NAME = "asterisk"
 TEMPLATES = LAB_PACKAGE / "asterisk"
 ASTERISK_LOG = Path("var/log/asterisk/messages.log")
+# Files of the project's dialplan/ the lab's extensions.conf includes as they are (the chroot cannot
+# see the checkout): a copy on every `up`, none while the checkout lacks the file (#tryinclude).
+SHIPPED_DIALPLAN = ("callback-request.conf",)
 
 
 def _marker(settings: LabSettings) -> str:
@@ -66,11 +69,18 @@ def _values(settings: LabSettings) -> dict[str, str]:
 
 
 def write_config(settings: LabSettings) -> None:
-    """Render every template in scripts/lab/asterisk into the chroot's /etc/asterisk."""
+    """Render every template in scripts/lab/asterisk into the chroot's /etc/asterisk, and copy the
+    shipped dialplan files the lab includes (removing a copy whose original is gone)."""
     values = _values(settings)
     config_dir = settings.root_dir / "etc" / "asterisk"
     for template in sorted(TEMPLATES.glob("*.conf")):
         (config_dir / template.name).write_text(render(template, values))
+    for name in SHIPPED_DIALPLAN:
+        shipped, copy = REPO / "dialplan" / name, config_dir / name
+        if shipped.exists():
+            copy.write_text(shipped.read_text())
+        else:
+            copy.unlink(missing_ok=True)
 
 
 def _ari_ready(settings: LabSettings) -> bool:

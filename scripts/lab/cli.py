@@ -1,4 +1,4 @@
-"""`scripts/pbx-lab` commands: up, down, status, env, cli, phone, call (see scripts/lab/README.md)."""
+"""`scripts/pbx-lab` commands: up, down, status, env, cli, phone, call, dial (see scripts/lab/README.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from collections.abc import Iterator, Sequence
 
 from lab import info, services
 from lab.settings import load
+
+KEYS_HELP = 'a key script, steps "<pause s>:<keys>", e.g. "2:*7 1.5:1430#"'
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
@@ -57,16 +59,27 @@ def _cmd_cli(args: argparse.Namespace) -> int:
 def _cmd_phone(args: argparse.Namespace) -> int:
     from lab import phones  # noqa: PLC0415 - only this command needs the SIPp helpers
 
-    phones.set_behaviour(load(), args.agent, args.behaviour, args.ring_s)
-    print(f"pbx-lab: agent {args.agent} now {args.behaviour}")
+    settings = load()
+    phones.set_behaviour(
+        settings, args.agent, args.behaviour, args.ring_s, keys=args.keys, hangup_after_s=args.hangup_after
+    )
+    print(f"pbx-lab: agent {args.agent} now {phones.behaviour(settings, args.agent).describe()}")
     return 0
 
 
 def _cmd_call(args: argparse.Namespace) -> int:
     from lab import phones  # noqa: PLC0415 - only this command needs the SIPp helpers
 
-    name = phones.call(load(), args.exten, args.caller, args.hold_s)
+    name = phones.call(load(), args.exten, args.caller, args.hold_s, keys=args.keys)
     print(f"pbx-lab: calling {args.exten}@lab-inbound from {args.caller} ({name})")
+    return 0
+
+
+def _cmd_dial(args: argparse.Namespace) -> int:
+    from lab import phones  # noqa: PLC0415 - only this command needs the SIPp helpers
+
+    name = phones.dial(load(), args.agent, args.number, keys=args.keys, hold_s=args.hold_s)
+    print(f"pbx-lab: agent {args.agent} calling {args.number}@agents ({name})")
     return 0
 
 
@@ -92,12 +105,27 @@ def _parser() -> argparse.ArgumentParser:
     phone.add_argument("agent")
     phone.add_argument("behaviour", choices=["answer", "reject", "busy", "noanswer", "offline"])
     phone.add_argument("--ring-s", type=int, default=0, help="answer: ring this many seconds first")
+    phone.add_argument(
+        "--keys", default="", help=f"answer: then press these keys on every call ({KEYS_HELP})"
+    )
+    phone.add_argument(
+        "--hangup-after", type=int, default=0, metavar="S", help="answer: hang up S seconds after the answer"
+    )
     phone.set_defaults(run=_cmd_phone)
     call = commands.add_parser("call", help="place an inbound SIPp call to lab-inbound (e.g. support)")
     call.add_argument("exten", help="support | failover (the queues) | an agent extension")
     call.add_argument("--caller", default="0600000000", help="caller number (P-Asserted-Identity)")
-    call.add_argument("--hold-s", type=int, default=30, help="hang up this long after the answer")
+    call.add_argument("--hold-s", type=float, default=30, help="hang up this long after the answer")
+    call.add_argument("--keys", default="", help=f"press these keys after the answer ({KEYS_HELP})")
     call.set_defaults(run=_cmd_call)
+    dial = commands.add_parser(
+        "dial", help="an agent's phone calls a number (context agents), in the background"
+    )
+    dial.add_argument("agent", help="the calling endpoint (an agent or desk phone)")
+    dial.add_argument("number", help="e.g. a contact number (see `env` conventions) or another agent")
+    dial.add_argument("--keys", default="", help=f"press these keys after the answer ({KEYS_HELP})")
+    dial.add_argument("--hold-s", type=float, default=30, help="hang up this long after the answer")
+    dial.set_defaults(run=_cmd_dial)
     return parser
 
 

@@ -96,7 +96,13 @@ def describe(settings: LabSettings) -> dict[str, Any]:
             "outbound_dial": "Local/<number>@callback-outbound",
             "agents_context": "agents",
             "inbound_context": "lab-inbound",
-            "inbound_queue_call": "scripts/pbx-lab call support|failover|<agent> [--caller N] [--hold-s S]",
+            "inbound_queue_call": (
+                "scripts/pbx-lab call support|failover|<agent> [--caller N] [--hold-s S] [--keys SCRIPT]"
+            ),
+            "agent_call": "scripts/pbx-lab dial <agent> <number> [--keys SCRIPT] [--hold-s S]",
+            # Key scripts (scripts/lab/dtmf.py): RFC 4733 telephone-events, PT 101, after the answer.
+            "key_script": "space-separated steps <pause seconds>:<keys 0-9*#A-D>, e.g. 2:*7 1.5:1430#",
+            "features": {"acb-request": "*7"},
             "queues": {
                 "failover": {
                     "strategy": "linear",

@@ -1,10 +1,14 @@
 """SIPp phones: one contacts UAS (behaviour chosen by the dialled number) and one UAS per agent phone
-(the agents' and the desk phones, see LabSettings.desk_phones).
+(the agents' and the desk phones, see LabSettings.desk_phones), plus one-shot callers: inbound test
+calls (`call`) and calls an agent's phone places (`dial`).
 
 An agent phone is a SIPp UAS on its own port plus a registration whose Contact points at it, made
 by a one-shot SIPp REGISTER. Changing an agent's behaviour restarts its UAS with another scenario;
 `offline` unregisters it (Asterisk then reports the device UNAVAILABLE). Every INVITE a phone gets
 is logged (`pbx-lab env`: invite_dir, lab/invites.py) so tests can count calls per number.
+
+Every phone offers telephone-event (RFC 4733) and may press keys after the answer: a key script
+(lab/dtmf.py) becomes a pcap the SIPp scenario plays.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
-from lab import asterisk, procs
+from lab import asterisk, dtmf, procs
 from lab.ports import PortNeed, check_free, is_free
 from lab.settings import HOST, LAB_PACKAGE, LabSettings
 from lab.templates import render
@@ -27,7 +32,36 @@ CONTACTS = "contacts"
 # The prefix an agent phone puts before the dialled user: see the rules in sipp/uas.xml.
 BEHAVIOUR_CODES = {"answer": "", "reject": "603", "busy": "486", "noanswer": "480"}
 REGISTRATION_S = 2592000  # 30 days: a long-running lab never sees its agents expire
-DEFAULT_BEHAVIOUR = "answer 0"
+# Every phone's SDP (offer or answer): PCMU, and telephone-event for keys both ways.
+SDP = """v=0
+o=lab 1 1 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-16"""
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """What an agent phone does with every INVITE until changed: name (answer, reject, busy, noanswer,
+    offline), ring_s before answering, hangup_after_s after the answer (0: waits for the BYE), and the
+    key script it plays after each answer ("" = none)."""
+
+    name: str = "answer"
+    ring_s: int = 0
+    hangup_after_s: int = 0
+    keys: str = ""
+
+    def describe(self) -> str:
+        return (
+            self.name
+            + (f" after {self.ring_s}s" if self.ring_s else "")
+            + (f", keys {self.keys!r}" if self.keys else "")
+            + (f", hangs up {self.hangup_after_s}s after the answer" if self.hangup_after_s else "")
+        )
 
 
 def _sipp() -> str:
@@ -80,18 +114,32 @@ def _sipp_common(settings: LabSettings, scenario: Path, phone: str, slot: int, p
 def _write_scenario(settings: LabSettings, template: str, name: str, values: dict[str, str]) -> Path:
     settings.phones_dir.mkdir(parents=True, exist_ok=True)
     scenario = settings.phones_dir / f"{name}.xml"
-    scenario.write_text(render(SCENARIOS / template, values))
+    scenario.write_text(render(SCENARIOS / template, {"sdp": SDP, **values}))
     return scenario
 
 
-def _start_uas(settings: LabSettings, phone: str, port: int, slot: int, mode: str) -> None:
+def _keys_pcap(settings: LabSettings, name: str) -> Path:
+    return settings.phones_dir / f"{name}.keys.pcap"
+
+
+def _after_answer(settings: LabSettings, name: str, keys: str) -> str:
+    """The scenario step that presses the keys once the call is answered (none without keys): SIPp
+    replays their pcap from the call's media port to the far end's, in the background."""
+    if not keys:
+        return ""
+    pcap = dtmf.write(keys, _keys_pcap(settings, name))
+    return f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>'
+
+
+def _start_uas(settings: LabSettings, phone: str, port: int, slot: int, mode: str, *, keys: str = "") -> None:
     """Start a UAS phone on port (unless running) and wait until it listens."""
     scenario_path = str(settings.phones_dir / f"{phone}.xml")
     if procs.running_pid(settings.run_dir, phone, scenario_path) is not None:
         return
     check_free(PortNeed(port, "udp", f"SIPp phone {phone}"))
     settings.log_dir.mkdir(parents=True, exist_ok=True)
-    scenario = _write_scenario(settings, "uas.xml", phone, {"mode": mode})
+    values = {"mode": mode, "after_answer": _after_answer(settings, phone, keys)}
+    scenario = _write_scenario(settings, "uas.xml", phone, values)
     log_file = _new_invite_log(settings, phone)
     argv = [*_sipp_common(settings, scenario, phone, slot, port), "-aa", "-trace_logs", "-log_file", log_file]
     procs.start(settings.run_dir, phone, argv, settings.log_dir / f"{phone}.out", cwd=settings.phones_dir)
@@ -102,6 +150,7 @@ def _start_uas(settings: LabSettings, phone: str, port: int, slot: int, mode: st
 def _stop_uas(settings: LabSettings, phone: str) -> None:
     """SIGKILL: a phone keeps no state, and SIPp takes 1.5 s to wind down on SIGTERM."""
     procs.stop(settings.run_dir, phone, str(settings.phones_dir / f"{phone}.xml"), signum=signal.SIGKILL)
+    _keys_pcap(settings, phone).unlink(missing_ok=True)
 
 
 def _free_udp_port() -> int:
@@ -146,24 +195,35 @@ def _behaviour_file(settings: LabSettings, agent: str) -> Path:
     return settings.phones_dir / f"{_phone_name(agent)}.behaviour"
 
 
-def behaviour(settings: LabSettings, agent: str) -> tuple[str, int]:
-    """The agent's chosen behaviour and ring time in seconds (answer, 0 until set otherwise)."""
+def behaviour(settings: LabSettings, agent: str) -> Behaviour:
+    """The agent's chosen behaviour (answer at once, no keys, until set otherwise).
+
+    The file's first line is `<name> <ring_s> [<hangup_after_s>]`, the second the key script, if any.
+    """
     path = _behaviour_file(settings, agent)
-    name, ring_s = (path.read_text() if path.exists() else DEFAULT_BEHAVIOUR).split()
-    return name, int(ring_s)
+    if not path.exists():
+        return Behaviour()
+    first, _, keys = path.read_text().partition("\n")
+    name, ring_s, *hangup = first.split()
+    return Behaviour(name, int(ring_s), int(hangup[0]) if hangup else 0, keys.strip())
 
 
-def _mode(name: str, ring_s: int) -> str:
-    if name == "answer" and ring_s:
-        return f"202{ring_s:02d}"
-    return BEHAVIOUR_CODES[name]
+def _mode(chosen: Behaviour) -> str:
+    """The behaviour as the prefix sipp/uas.xml reads (answer after RR s, hang up SS s later: 203RRSS)."""
+    if chosen.name != "answer":
+        return BEHAVIOUR_CODES[chosen.name]
+    if chosen.hangup_after_s:
+        ring = f"203{chosen.ring_s:02d}" if chosen.ring_s else "201"
+        return f"{ring}{chosen.hangup_after_s:02d}"
+    return f"202{chosen.ring_s:02d}" if chosen.ring_s else ""
 
 
 def _start_agent(settings: LabSettings, agent: str) -> None:
-    name, ring_s = behaviour(settings, agent)
-    if name != "offline":
+    chosen = behaviour(settings, agent)
+    if chosen.name != "offline":
         slot = 1 + settings.phones.index(agent)
-        _start_uas(settings, _phone_name(agent), settings.agent_port(agent), slot, _mode(name, ring_s))
+        port = settings.agent_port(agent)
+        _start_uas(settings, _phone_name(agent), port, slot, _mode(chosen), keys=chosen.keys)
 
 
 def up(settings: LabSettings) -> None:
@@ -171,7 +231,7 @@ def up(settings: LabSettings) -> None:
     _start_uas(settings, CONTACTS, settings.contacts_port, 0, "")
     for agent in settings.phones:
         _start_agent(settings, agent)
-    register(settings, [agent for agent in settings.phones if behaviour(settings, agent)[0] != "offline"])
+    register(settings, [agent for agent in settings.phones if behaviour(settings, agent).name != "offline"])
 
 
 def _free_slot(settings: LabSettings) -> int:
@@ -185,7 +245,7 @@ def _free_slot(settings: LabSettings) -> int:
 
 
 def _finish_calls(settings: LabSettings, only_ended: bool) -> None:
-    """Forget ended test calls (pid file, scenario); with only_ended=False, hang up the others too."""
+    """Forget ended test calls (pid file, scenario, keys); with only_ended=False, hang up the others too."""
     for pid_file in settings.run_dir.glob("call-*.pid"):
         name = pid_file.name.removesuffix(".pid")
         scenario = settings.phones_dir / f"{name}.xml"
@@ -193,23 +253,53 @@ def _finish_calls(settings: LabSettings, only_ended: bool) -> None:
             continue
         procs.stop(settings.run_dir, name, str(scenario), signum=signal.SIGKILL)
         scenario.unlink(missing_ok=True)
+        _keys_pcap(settings, name).unlink(missing_ok=True)
 
 
-def call(settings: LabSettings, exten: str, caller: str, hold_s: int) -> str:
-    """Place an inbound call from SIPp to exten@lab-inbound in the background; returns its name.
-
-    The caller stays hold_s seconds after Asterisk answers (the queues answer at once).
-    """
+def _start_call(settings: LabSettings, name: str, template: str, values: dict[str, str], keys: str) -> str:
+    """Run a one-shot SIPp UAC scenario (one call to the lab Asterisk) in the background."""
     if not asterisk.running(settings):
         raise SystemExit("pbx-lab: the lab Asterisk is not running (scripts/pbx-lab up)")
     _finish_calls(settings, only_ended=True)
-    name = f"call-{exten}-{time.time_ns()}"
-    values = {"exten": exten, "caller": caller, "hold_ms": str(hold_s * 1000)}
-    scenario = _write_scenario(settings, "caller.xml", name, values)
+    values = {**values, "after_answer": _after_answer(settings, name, keys)}
+    scenario = _write_scenario(settings, template, name, values)
     common = _sipp_common(settings, scenario, name, _free_slot(settings), _free_udp_port())
     argv = [*common, "-m", "1", f"{HOST}:{settings.sip_port}"]
     procs.start(settings.run_dir, name, argv, settings.log_dir / "calls.out", cwd=settings.phones_dir)
     return name
+
+
+def _hold_ms(hold_s: float) -> str:
+    if hold_s < 0:
+        raise SystemExit("pbx-lab: --hold-s must not be negative")
+    return str(round(hold_s * 1000))
+
+
+def call(settings: LabSettings, exten: str, caller: str, hold_s: float, *, keys: str = "") -> str:
+    """Place an inbound call from SIPp to exten@lab-inbound in the background; returns its name.
+
+    The caller stays hold_s seconds after Asterisk answers (the queues answer at once), pressing the
+    key script's keys (lab/dtmf.py) from the answer on.
+    """
+    values = {"exten": exten, "caller": caller, "hold_ms": _hold_ms(hold_s)}
+    return _start_call(settings, f"call-{exten}-{time.time_ns()}", "caller.xml", values, keys)
+
+
+def dial(settings: LabSettings, agent: str, number: str, *, keys: str = "", hold_s: float = 30) -> str:
+    """Place a call from agent's endpoint to number (context `agents`) in the background; returns its name.
+
+    A one-shot SIPp UAC authenticates as the agent without registering (the agent's phone stays
+    registered), presses the keys from the answer on, and hangs up hold_s seconds after the answer
+    unless the far end hangs up first.
+    """
+    _known_phone(settings, agent)
+    values = {
+        "agent": agent,
+        "number": number,
+        "password": settings.agent_password,
+        "hold_ms": _hold_ms(hold_s),
+    }
+    return _start_call(settings, f"call-{agent}-dials-{time.time_ns()}", "dial.xml", values, keys)
 
 
 def down(settings: LabSettings) -> str:
@@ -230,16 +320,37 @@ def down(settings: LabSettings) -> str:
     return "down"
 
 
-def set_behaviour(settings: LabSettings, agent: str, name: str, ring_s: int) -> None:
-    """Switch an agent phone to another behaviour at run time (calls on its old UAS are dropped)."""
+def _known_phone(settings: LabSettings, agent: str) -> None:
     if agent not in settings.phones:
         raise SystemExit(f"pbx-lab: unknown phone {agent}; phones: {' '.join(settings.phones)}")
-    if not 0 <= ring_s <= 99:
+
+
+def _check(chosen: Behaviour) -> None:
+    if not 0 <= chosen.ring_s <= 99:
         raise SystemExit("pbx-lab: --ring-s must be between 0 and 99")
+    if not 0 <= chosen.hangup_after_s <= 99:
+        raise SystemExit("pbx-lab: --hangup-after must be between 0 and 99")
+    if chosen.name != "answer" and (chosen.keys or chosen.hangup_after_s):
+        raise SystemExit("pbx-lab: --keys and --hangup-after need the answer behaviour")
+    if chosen.keys:
+        dtmf.parse(chosen.keys)
+
+
+def set_behaviour(
+    settings: LabSettings, agent: str, name: str, ring_s: int = 0, *, keys: str = "", hangup_after_s: int = 0
+) -> None:
+    """Switch an agent phone to another behaviour at run time (calls on its old UAS are dropped).
+
+    keys (a key script, lab/dtmf.py) and hangup_after_s apply to every call the phone answers until
+    the next change.
+    """
+    _known_phone(settings, agent)
+    chosen = Behaviour(name, ring_s, hangup_after_s, " ".join(keys.split()))
+    _check(chosen)
     if not asterisk.running(settings):
         raise SystemExit("pbx-lab: the lab Asterisk is not running (scripts/pbx-lab up)")
     settings.phones_dir.mkdir(parents=True, exist_ok=True)
-    _behaviour_file(settings, agent).write_text(f"{name} {ring_s}\n")
+    _behaviour_file(settings, agent).write_text(f"{name} {ring_s} {hangup_after_s}\n{chosen.keys}\n")
     _stop_uas(settings, _phone_name(agent))
     if name == "offline":
         register(settings, [agent], expires=0)
@@ -257,11 +368,9 @@ def status(settings: LabSettings) -> str:
     agents = []
     healthy = _phone_running(settings, CONTACTS)
     for agent in settings.phones:
-        name, ring_s = behaviour(settings, agent)
+        chosen = behaviour(settings, agent)
         alive = _phone_running(settings, _phone_name(agent))
-        healthy = healthy and (alive or name == "offline")
-        agents.append(
-            f"{agent} {name}" + (f" after {ring_s}s" if ring_s else "") + ("" if alive else " (no phone)")
-        )
+        healthy = healthy and (alive or chosen.name == "offline")
+        agents.append(f"{agent} {chosen.describe()}" + ("" if alive else " (no phone)"))
     state = "up" if healthy else "down"
     return f"{state} (contacts UAS 127.0.0.1:{settings.contacts_port}; agents: {', '.join(agents)})"

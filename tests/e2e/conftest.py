@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from ami_relay import LossyAmi
 from callback_lab import AGENTS, LEASE_MS, RECHECK_S, Lab, bounded, pbx_lab, settings_for
+from daemon_process import Fleet
 
 from asterisk_cb import deployment
 from asterisk_cb.core import ini
@@ -27,7 +30,7 @@ from asterisk_cb.scheduler import Scheduler, SchedulerOptions
 from asterisk_cb.store import LinePool, Store
 from asterisk_cb.telephony.ami import AmiConnection, AmiSettings
 from asterisk_cb.telephony.answer_marks import AnswerMarks
-from asterisk_cb.telephony.ari import AriClient, AriSettings
+from asterisk_cb.telephony.ari import AriClient, AriError, AriSettings
 from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
 from asterisk_cb.telephony.availability import AgentSpec, AvailabilityView
 from asterisk_cb.telephony.availability_feed import feed_from_ami
@@ -238,3 +241,48 @@ async def _lab_with(
             await probe.close()
             await store.delete_namespace()
             await redis.aclose()
+
+
+@pytest.fixture
+async def fleet_lab(lab_phones: dict[str, Any], tmp_path: Path) -> AsyncIterator[tuple[Fleet, Lab]]:
+    """A namespace of its own, daemons as processes (none started yet), and the e2e Lab helpers on it.
+    Afterwards, passed or failed: every daemon killed, leftover calls hung up, the namespace deleted."""
+    namespace = f"e2e-proc-{uuid.uuid4().hex[:8]}"
+    redis = connect(lab_phones["redis"]["url"])
+    store = Store(redis, Keys(namespace))
+    ari_info = lab_phones["ari"]
+    probe = AriClient(AriSettings(ari_info["url"], ari_info["user"], ari_info["password"], "acb-probe"))
+    fleet = Fleet(lab_phones, namespace, tmp_path)
+
+    async def no_in_process_daemon(_: float) -> None:
+        raise AssertionError("these tests restart daemon processes through the Fleet")
+
+    prefix = f"prc{uuid.uuid4().hex[:4]}-"
+    lab = Lab(lab_phones, store, probe, no_in_process_daemon, prefix=prefix, redis=redis)
+    if await _ari_wedged(probe):  # a test that starts on a wedged ARI proves nothing of its own case
+        logging.getLogger(__name__).warning("lab ARI wedged before the test: restarting Asterisk")
+        pbx_lab("up")
+    try:
+        yield fleet, lab
+    finally:
+        fleet.kill_all()
+        fleet.print_logs()  # pytest shows it under the test's captured output when the test failed
+        async with bounded("clearing the test's calls"):
+            wedged = await _ari_wedged(probe)
+            await lab.hang_up_leftovers()
+            await probe.close()
+            await store.delete_namespace()
+            await redis.aclose()
+        assert not wedged, "ARI stopped answering GET /applications after the daemons were killed"
+
+
+async def _ari_wedged(probe: AriClient) -> bool:
+    """Asterisk's ARI deadlocked (asterisk#2170): GET /applications hangs while /asterisk/info still
+    answers. Seen after SIGKILLed daemons when they subscribed to "deviceState:"; they no longer do,
+    and killing them must leave the admin's ARI answering."""
+    try:
+        async with asyncio.timeout(5):
+            await probe.request("GET", "/applications")
+    except (AriError, TimeoutError):
+        return True
+    return False

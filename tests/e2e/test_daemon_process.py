@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import signal
 import time
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from callback_lab import (
     AGENTS,
     Lab,
-    bounded,
     channel_app,
     invite_times,
     leg_channel,
-    pbx_lab,
     unique_number,
     until,
     until_equal,
@@ -36,11 +30,8 @@ from lab import invites
 
 from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, Phase, State
 from asterisk_cb.faults import STOP_AT_VARIABLE
-from asterisk_cb.keys import Keys
-from asterisk_cb.redis_conn import connect
-from asterisk_cb.store import Store
 from asterisk_cb.telephony.ami import AmiConnection, AmiSettings
-from asterisk_cb.telephony.ari import AriClient, AriError, AriNotFound, AriSettings
+from asterisk_cb.telephony.ari import AriNotFound
 from asterisk_cb.telephony.progress import queue_channel_id
 from asterisk_cb.telephony.queue_guard import PAUSE_REASON
 
@@ -53,51 +44,6 @@ APP_TAKING_OVER = "asterisk-cb-proc-b"
 # A take-over: the lease lapses, the restarted daemon claims and looks the channels up.
 TAKE_OVER_S = LEASE_S + 15
 SIGTERM_EXIT_S = 5.0
-
-
-@pytest.fixture
-async def fleet_lab(lab_phones: dict[str, Any], tmp_path: Path) -> AsyncIterator[tuple[Fleet, Lab]]:
-    """A namespace of its own, daemons as processes (none started yet), and the e2e Lab helpers on it.
-    Afterwards, passed or failed: every daemon killed, leftover calls hung up, the namespace deleted."""
-    namespace = f"e2e-proc-{uuid.uuid4().hex[:8]}"
-    redis = connect(lab_phones["redis"]["url"])
-    store = Store(redis, Keys(namespace))
-    ari_info = lab_phones["ari"]
-    probe = AriClient(AriSettings(ari_info["url"], ari_info["user"], ari_info["password"], "acb-probe"))
-    fleet = Fleet(lab_phones, namespace, tmp_path)
-
-    async def no_in_process_daemon(_: float) -> None:
-        raise AssertionError("these tests restart daemon processes through the Fleet")
-
-    prefix = f"prc{uuid.uuid4().hex[:4]}-"
-    lab = Lab(lab_phones, store, probe, no_in_process_daemon, prefix=prefix, redis=redis)
-    if await _ari_wedged(probe):  # a test that starts on a wedged ARI proves nothing of its own case
-        logging.getLogger(__name__).warning("lab ARI wedged before the test: restarting Asterisk")
-        pbx_lab("up")
-    try:
-        yield fleet, lab
-    finally:
-        fleet.kill_all()
-        fleet.print_logs()  # pytest shows it under the test's captured output when the test failed
-        async with bounded("clearing the test's calls"):
-            wedged = await _ari_wedged(probe)
-            await lab.hang_up_leftovers()
-            await probe.close()
-            await store.delete_namespace()
-            await redis.aclose()
-        assert not wedged, "ARI stopped answering GET /applications after the daemons were killed"
-
-
-async def _ari_wedged(probe: AriClient) -> bool:
-    """Asterisk's ARI deadlocked (asterisk#2170): GET /applications hangs while /asterisk/info still
-    answers. Seen after SIGKILLed daemons when they subscribed to "deviceState:"; they no longer do,
-    and killing them must leave the admin's ARI answering."""
-    try:
-        async with asyncio.timeout(5):
-            await probe.request("GET", "/applications")
-    except (AriError, TimeoutError):
-        return True
-    return False
 
 
 async def _kill_and_restart(fleet: Fleet, daemon: DaemonProcess) -> float:

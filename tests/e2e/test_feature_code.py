@@ -35,8 +35,9 @@ APP = "acb-feature-code"
 QUEUE = "failover"  # linear: its first member (1003) is rung first, so the keying phone is known
 AGENT = "1003"
 OUT_AGENT = "1001"
-# After the answer: *7, then the time 2 s later, then 1 (confirm) once the read-back has been said.
-IN_30_MINUTES = "1.5:*7 2:*30# 4.5:1"
+# After the answer: *7, then the time 2 s later, then 1 (confirm) once the read-back (up to 5.5 s; keys
+# pressed during it are ignored, as SayUnixTime without its j option does) has been said.
+IN_30_MINUTES = "1.5:*7 2:*30# 8:1"
 # The Gosub's wait for each answer of the daemon (the dialplan's default, ACB_AGI_TIMEOUT).
 AGI_WAIT_S = 4
 PROMPT_APPS = ("Playback", "Read", "SayUnixTime", "Background", "SayDigits", "SayNumber")
@@ -223,7 +224,7 @@ async def test_an_agent_keys_in_30_minutes_on_a_queue_call(
 async def test_an_agent_keys_during_its_own_call_out(feature: FeatureLab) -> None:
     number = "0" + _caller()
     async with Events(feature.lab.info, {"MusicOnHoldStart", "DTMFBegin", "DialBegin", "DialEnd"}) as events:
-        pbx_lab("dial", OUT_AGENT, number, "--keys", "1.5:*7 2:1630# 4.5:1", "--hold-s", "25")
+        pbx_lab("dial", OUT_AGENT, number, "--keys", "1.5:*7 2:1630# 8:1", "--hold-s", "25")
         callback = await feature.one_callback(OUT_AGENT)
     dialled = [
         e

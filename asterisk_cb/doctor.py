@@ -81,6 +81,8 @@ async def run_checks(path: Path, file: SettingsFile, site: deployment.Deployment
             checks.append(await _context(ami, "queue_context", site.dialing.queue_context))
         if any(_resolved_everywhere(file, runtime, "amd")):  # answered contacts go through AMD there
             checks.append(await _context(ami, "amd_context", site.dialing.amd_context))
+        if site.feature_code.listen is not None:
+            checks.append(await _feature_code_contexts(ami))
         checks += queues
     finally:
         await ami.stop()
@@ -205,6 +207,22 @@ def _agent_check(spec: AgentSpec, states: Mapping[str, str]) -> Check:
             f"agent {agent}", Verdict.FAIL, f"{detail}: Asterisk knows no device {', '.join(unknown)}"
         )
     return Check(f"agent {agent}", Verdict.OK, detail)
+
+
+# What dialplan/callback-request.conf defines: the agent's Gosub, its helper channel, Queue()'s gosub.
+FEATURE_CODE_CONTEXTS = ("acb-request", "acb-request-agi", "acb-queue-member")
+
+
+async def _feature_code_contexts(ami: AmiConnection) -> Check:
+    """The feature code needs dialplan/callback-request.conf in the dialplan (the applicationmap line
+    in features.conf cannot be read over AMI: README "The feature code mid-call")."""
+    for context in FEATURE_CODE_CONTEXTS:
+        found = await _context(ami, "feature_code", context)
+        if found.verdict is Verdict.FAIL:
+            return Check(
+                "feature_code", Verdict.FAIL, f"{found.detail}: #include dialplan/callback-request.conf"
+            )
+    return Check("feature_code", Verdict.OK, f"contexts {', '.join(FEATURE_CODE_CONTEXTS)} exist")
 
 
 async def _context(ami: AmiConnection, option: str, context: str) -> Check:

@@ -4,6 +4,7 @@ a fix tested in the lab must reach admins."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import asterisk_patterns  # tests/: the model of Asterisk's pattern matching
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from asterisk_cb import feature_code
 from asterisk_cb.core import rules
 from asterisk_cb.telephony import answer_marks
 
@@ -90,3 +92,42 @@ def test_every_queue_name_the_rules_accept_reaches_the_queue_context(name: str) 
 def test_queue_names_the_local_channel_or_the_pattern_cannot_carry_are_refused(name: str) -> None:
     with pytest.raises(rules.ValidationError, match="not a valid queue name"):
         rules.queue_name(name)
+
+
+REQUEST = ROOT / "dialplan" / "callback-request.conf"
+
+
+def test_the_lab_arms_the_feature_code_admins_get() -> None:
+    shipped = [line for line in context_lines_of_file(ROOT / "dialplan" / "features-callback.conf")]
+    assert shipped == ["acb-request => *7,self,Gosub(acb-request,s,1),default"]
+    assert shipped[0] in context_lines(
+        ROOT / "scripts" / "lab" / "asterisk" / "features.conf", "applicationmap"
+    )
+
+
+def context_lines_of_file(path: Path) -> list[str]:
+    """A snippet without a section header: its lines, comments and blank lines left out."""
+    return [line for raw in path.read_text().splitlines() if (line := raw.split(";", 1)[0].rstrip())]
+
+
+def test_the_gosub_asks_the_route_the_daemon_serves_and_reads_what_it_writes() -> None:
+    """The daemon's answer variables and AGI route, and the Gosub's, are one contract."""
+    text = REQUEST.read_text()
+    assert f"}}/{feature_code.ROUTE})" in text
+    read = set(re.findall(r"SHARED\((ACB_R_[A-Z]+)\)", text))
+    written = set(re.findall(r'"(ACB_R_[A-Z]+)"', Path(feature_code.__file__).read_text()))
+    assert read <= written and read, (read, written)
+    steps = set(re.findall(r"acb-request-ask,s,1\((\w+)\)", text))
+    assert steps == {step.value for step in feature_code.Step}
+
+
+def test_every_refusal_the_daemon_sends_is_spoken() -> None:
+    """acb-request-refused has a prompt for each reason (a catch-all for the rest); not_agent is silent
+    and the wrong-entry reasons are re-prompted before it is reached."""
+    lines = context_lines(REQUEST, "acb-request-refused")
+    named = {line.split("=>", 1)[1].split(",", 1)[0].strip() for line in lines if line.startswith("exten")}
+    assert {"forbidden", "disabled", "number"} <= named
+    assert "_[a-z]." in named  # error and anything a newer daemon may add: "please try again"
+    re_prompted = {feature_code.Reason.NOT_AGENT, feature_code.Reason.HOURS, feature_code.Reason.TIME}
+    for reason in set(feature_code.Reason) - re_prompted:
+        assert reason.value in named or re.fullmatch(r"[a-z].+", reason.value), reason

@@ -382,3 +382,28 @@ async def test_a_stopped_daemon_returns_the_agent_to_the_call_in_time(
     assert AGI_WAIT_S - 1 <= held_s <= AGI_WAIT_S + 8, held_s
     await asyncio.sleep(2)  # the stalled request, read now, is dropped: the agent was told "try later"
     assert await feature.callbacks(AGENT) == []
+
+
+async def test_a_pending_callback_is_moved_not_doubled(
+    feature: FeatureLab, phones: Callable[..., None]
+) -> None:
+    """The contact has a callback with this agent already: the agent hears when it is due, keys 2 (not
+    "1, keep it"), then a new time: the same callback moves, no second one is made."""
+    caller = _caller()
+    pending = await feature.lab.schedule(caller, AGENT, in_s=3600)
+    # *7; the pending one read back (about 8 s with its question), 2; the new time; its read-back, 1.
+    phones(AGENT, "answer", "--keys", "1.5:*7 10:2 2:*90# 8:1")
+    connected = await _queue_call(feature, caller, hold_s=40)
+
+    async def moved() -> bool:
+        callback = await feature.lab.store.get(pending.id)
+        return callback is not None and callback.due_at > pending.due_at + timedelta(minutes=20)
+
+    await until_equal(moved, True, 40)
+    callbacks = await feature.callbacks(AGENT)
+    assert [callback.id for callback in callbacks] == [pending.id]
+    assert abs(callbacks[0].due_at - (datetime.now(UTC) + timedelta(minutes=90))) < timedelta(minutes=2)
+    assert await feature.requests(connected["Linkedid"]) == [
+        (connected["DestChannel"], {"extra": pending.id})
+    ]
+    assert "telephone-number&is-set-to" in await feature.prompts(connected["DestChannel"])

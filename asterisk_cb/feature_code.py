@@ -193,10 +193,10 @@ class FeatureCode:
         agent = self._agent_at(facts.device)
         if agent is None:
             return Reply(Status.REFUSED, Reason.NOT_AGENT)
-        actor = await self._actors.actor_for_agent(agent)
         settings = await self._settings_for(agent, facts.queue)
         zone = settings.default_timezone
         try:
+            actor = await self._actors.actor_for_agent(agent)
             if not actor.may(Permission.SCHEDULE):
                 return Reply(Status.REFUSED, Reason.FORBIDDEN, zone)
             if not settings.enabled:

@@ -148,8 +148,20 @@ async def _hang_up_calls(lab: Lab) -> None:
             await ami.action("Hangup", Channel=pattern)
 
 
+async def _until_free(ami: LabAmi, agent: str) -> None:
+    """The failover queue (ringinuse=no) skips a phone still busy with an earlier test's call, whose
+    caller hangs up a moment after that test ends: wait for it to be idle."""
+
+    async def state() -> str:
+        return (await ami.action("Getvar", Variable=f"DEVICE_STATE(PJSIP/{agent})")).get("Value", "")
+
+    await until_equal(state, "NOT_INUSE", 15)
+
+
 async def _queue_call(feature: FeatureLab, caller: str, hold_s: int = 30) -> Message:
-    """The contact calls the queue; the AgentConnect once the keying agent answered."""
+    """The contact calls the queue (once the keying agent's phone is idle); the AgentConnect once the
+    keying agent answered."""
+    await _until_free(feature.ami, AGENT)
     pbx_lab("call", QUEUE, "--caller", caller, "--hold-s", str(hold_s))
     connected = await feature.ami.wait_for(
         lambda m: m.get("Event") == "AgentConnect" and m.get("CallerIDNum") == caller, timeout_s=20

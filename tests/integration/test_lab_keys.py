@@ -4,47 +4,22 @@
 
 Asterisk sees DTMF only on a bridge it does not leave to native RTP forwarding, i.e. once a feature
 is armed on one of the channels: on an agent's calls out by the lab's [agents] context, on queue calls
-by the acb-queue-member gosub of dialplan/callback-request.conf. While the checkout lacks that file,
-these tests stand in a minimal one (arm the feature; the feature raises a UserEvent).
+by the acb-queue-member gosub of dialplan/callback-request.conf. What *7 then does is
+tests/e2e/test_feature_code.py's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from lab.ami_client import LabAmi, Message
 
 pytestmark = pytest.mark.lab
-
-REPO = Path(__file__).resolve().parents[2]
-STAND_IN = """; asterisk-cb tests/integration/test_lab_keys.py: a stand-in for dialplan/callback-request.conf
-[acb-queue-member]
-exten => s,1,Set(DYNAMIC_FEATURES=acb-request)
- same => n,Return()
-
-[acb-request]
-exten => s,1,UserEvent(AcbLabRequest,Source: ${ACB_SOURCE},Queue: ${ACB_QUEUE})
- same => n,Return()
-"""
-
-
-@pytest.fixture(scope="module")
-def stand_in(lab: dict[str, Any], pbx_lab_run: Callable[..., str]) -> Iterator[bool]:
-    """True while the stand-in callback-request.conf is loaded, False when the lab runs the shipped one."""
-    if (REPO / "dialplan" / "callback-request.conf").exists():
-        yield False
-        return
-    copy = Path(lab["asterisk_root"]) / "etc" / "asterisk" / "callback-request.conf"
-    copy.write_text(STAND_IN)
-    pbx_lab_run("cli", "dialplan reload")
-    yield True
-    copy.unlink()
-    pbx_lab_run("cli", "dialplan reload")
 
 
 def _caller() -> str:
@@ -81,6 +56,17 @@ async def _contact_answered(ami: LabAmi, number: str) -> Message:
     return answered
 
 
+async def _until_free(ami: LabAmi, agent: str) -> None:
+    """The agent's phone idle: a queue with ringinuse=no skips a phone still busy with an earlier test's
+    call (its caller hangs up a moment after that test ends), and the test would talk to another."""
+    for _ in range(75):  # 15 s
+        state = await ami.action("Getvar", Variable=f"DEVICE_STATE(PJSIP/{agent})")
+        if state.get("Value") == "NOT_INUSE":
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"PJSIP/{agent} stayed busy")
+
+
 def _first_failover_agent(lab: dict[str, Any]) -> str:
     """The agent the failover queue (linear) rings first."""
     return str(lab["dialplan"]["queues"]["failover"]["members"][0])
@@ -88,10 +74,10 @@ def _first_failover_agent(lab: dict[str, Any]) -> str:
 
 async def test_an_agent_s_keys_during_a_queue_call_reach_asterisk_on_the_agent_s_channel(
     ami: LabAmi, lab: dict[str, Any], agent_phone: Callable[..., None], pbx_lab_run: Callable[..., str],
-    stand_in: bool,
 ) -> None:  # fmt: skip
     agent = _first_failover_agent(lab)
     agent_phone(agent, "answer", "--keys", "1:14 0.5:30#")
+    await _until_free(ami, agent)
     caller = _caller()
     pbx_lab_run("call", "failover", "--caller", caller, "--hold-s", "6")
     connected = await _agent_connected(ami, caller)
@@ -103,7 +89,7 @@ async def test_an_agent_s_keys_during_a_queue_call_reach_asterisk_on_the_agent_s
 
 
 async def test_a_caller_s_keys_reach_asterisk_on_the_caller_s_channel(
-    ami: LabAmi, lab: dict[str, Any], pbx_lab_run: Callable[..., str], stand_in: bool
+    ami: LabAmi, lab: dict[str, Any], pbx_lab_run: Callable[..., str]
 ) -> None:
     caller = _caller()
     pbx_lab_run("call", "failover", "--caller", caller, "--keys", "1:98*", "--hold-s", "5")
@@ -131,6 +117,7 @@ async def test_an_agent_phone_hangs_up_after_its_seconds(
 ) -> None:
     agent = _first_failover_agent(lab)
     agent_phone(agent, "answer", "--keys", "0.5:1", "--hangup-after", "2")
+    await _until_free(ami, agent)
     caller = _caller()
     pbx_lab_run("call", "failover", "--caller", caller, "--hold-s", "20")
     connected = await _agent_connected(ami, caller)
@@ -139,35 +126,6 @@ async def test_an_agent_phone_hangs_up_after_its_seconds(
         lambda m: m.get("Event") == "Hangup" and m.get("Channel") == connected["DestChannel"], timeout_s=10
     )
     assert 1.5 <= time.monotonic() - answered <= 3.5
-
-
-@pytest.mark.parametrize("source", ["queue", "outbound"])
-async def test_star_7_runs_the_feature_on_the_agent_s_channel_only(
-    ami: LabAmi, lab: dict[str, Any], agent_phone: Callable[..., None], pbx_lab_run: Callable[..., str],
-    stand_in: bool, source: str,
-) -> None:  # fmt: skip
-    """features.conf's acb-request: *7 keyed by the agent runs Gosub(acb-request,s,1) on its channel,
-    with ACB_QUEUE (queue calls) or ACB_SOURCE (calls out) from the lab's dialplan."""
-    if not stand_in:
-        pytest.skip("the lab runs the shipped callback-request.conf: its own tests key *7")
-    agent = _first_failover_agent(lab)
-    if source == "queue":
-        agent_phone(agent, "answer", "--keys", "1:*7")
-        caller = _caller()
-        pbx_lab_run("call", "failover", "--caller", caller, "--hold-s", "6")
-        connected = await _agent_connected(ami, caller)
-        channel, far_end, expected = connected["DestChannel"], connected["Channel"], ("", "failover")
-    else:
-        number = "0" + _caller()
-        pbx_lab_run("dial", agent, number, "--keys", "1:*7 0.5:5", "--hold-s", "6")
-        answered = await _contact_answered(ami, number)
-        channel, far_end, expected = answered["Channel"], answered["DestChannel"], ("outbound", "")
-    request = await ami.wait_for(
-        lambda m: m.get("Event") == "UserEvent" and m.get("UserEvent") == "AcbLabRequest", timeout_s=15
-    )
-    assert (request["Channel"], request["Source"], request["Queue"]) == (channel, *expected)
-    if source == "outbound":  # the contact hears the keys after the feature code, not *7
-        assert await _digits(ami, far_end, "Sent", 1) == "5"
 
 
 @pytest.mark.parametrize("module", ["app_originate.so", "func_global.so", "res_agi.so", "app_queue.so"])

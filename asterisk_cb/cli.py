@@ -409,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="list callbacks (oldest due first)")
     listing.add_argument("--agent")
     listing.add_argument("--state", choices=[state.value for state in State])
-    listing.add_argument("--number")
+    listing.add_argument("--number", help="pending callbacks of this contact number (any form)")
     listing.add_argument("--call", help="uniqueid or linkedid of the originating call")
     listing.add_argument(
         "--limit", type=int, help=f"at most this many (default {DEFAULT_LIMIT} with --cursor)"

@@ -29,7 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from asterisk_cb import config, daemon, deployment, doctor, logs, roles, secrecy
 from asterisk_cb.core import rules
 from asterisk_cb.core.inputs import Edit
-from asterisk_cb.core.model import Callback, State
+from asterisk_cb.core.model import Callback, FinishReason, State
 from asterisk_cb.core.settings import SettingError, SettingsFile, explain
 from asterisk_cb.keys import Keys
 from asterisk_cb.service import (
@@ -358,6 +358,9 @@ def _role_origin(line: roles.RoleLine) -> str:
 
 
 def describe_state(callback: Callback) -> str:
+    if callback.finish_reason is FinishReason.CONTACT_CALLED_IN:
+        talk = f"talked to {callback.called_in_agent} for {callback.called_in_talk_s} s"
+        return f"{callback.state.value}: contact called in ({talk})"
     if callback.finish_reason is not None:
         return f"{callback.state.value} ({callback.finish_reason.value})"
     return f"{callback.state.value} ({callback.phase.value} phase)"
@@ -409,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="list callbacks (oldest due first)")
     listing.add_argument("--agent")
     listing.add_argument("--state", choices=[state.value for state in State])
-    listing.add_argument("--number")
+    listing.add_argument("--number", help="pending callbacks of this contact number (any form)")
     listing.add_argument("--call", help="uniqueid or linkedid of the originating call")
     listing.add_argument(
         "--limit", type=int, help=f"at most this many (default {DEFAULT_LIMIT} with --cursor)"

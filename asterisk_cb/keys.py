@@ -67,7 +67,8 @@ class Keys:
         P hist:<id>            string the callback's attempt history (codec JSON), when it has one
         P ix:state:<state>     set    callback ids per state
         P ix:agent:<agent>     set    callback ids per owning agent
-        P ix:contact           hash   canonical contact number -> space-separated callback ids
+        P ix:contact           hash   canonical contact number -> space-separated ids of its pending
+                                      (unfinished) callbacks
         P ix:call              hash   uniqueid or linkedid of the originating call -> callback ids
         P idem:<bucket>        hash   idempotency key -> callback id, one hash per time window
                                       (bucket = server time // window), expiring as a whole

@@ -13,10 +13,15 @@ directly: only the daemon holding the call can hang it up. It becomes a request 
 ``store``), which applies it through its own fenced commit or refuses it (the contact answered at the
 same moment); the service waits up to ``wait_s`` for that outcome (``Change.outcome``). A change the
 lifecycle refuses in the state read (the contact is talking) is refused at once.
+
+The contact calling in first (``call_in_lookup``, ``settle_call_in``) is the daemon's own face: it
+looks the caller's number up in the contact index (pending callbacks only) and, once the caller has
+talked with an agent, completes the callbacks that talk settles under their own settings.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,7 +31,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from asterisk_cb.core import lifecycle, rules
-from asterisk_cb.core.inputs import Cancel, ChangeRequest, Edit, PersonInput, Reschedule
+from asterisk_cb.core.inputs import Cancel, ChangeRequest, ContactCalledIn, Edit, PersonInput, Reschedule
 from asterisk_cb.core.lifecycle import IllegalTransition, NewCallback
 from asterisk_cb.core.model import Callback, Event, Source, State
 from asterisk_cb.core.settings import Settings
@@ -50,6 +55,7 @@ __all__ = [
     "DEFAULT_LIMIT",
     "REQUEST_WAIT_S",
     "Actor",
+    "CallIn",
     "CallbackService",
     "CallbackStore",
     "Change",
@@ -67,6 +73,8 @@ __all__ = [
     "SettingsStore",
     "effective_settings",
 ]
+
+log = logging.getLogger(__name__)
 
 # 16 hex characters: 64 random bits make a clash vanishingly rare (and a clash is refused, then retried),
 # and every byte of an id is stored several times per callback (hash key, due set, indexes).
@@ -96,6 +104,19 @@ class Change:
 
     callback: Callback
     outcome: ChangeOutcome
+
+
+@dataclass(frozen=True)
+class CallIn:
+    """The pending callbacks of an inbound caller's number, soonest due first: the first is the one
+    the inbound hook describes. None for a number nobody is to call back (or no usable number)."""
+
+    number: str
+    pending: tuple[Callback, ...] = ()
+
+    @property
+    def first(self) -> Callback | None:
+        return self.pending[0] if self.pending else None
 
 
 class CallbackStore(Protocol):
@@ -330,6 +351,60 @@ class CallbackService:
         if now is None:
             raise ServiceError(ErrorCode.NOT_FOUND, f"no callback {callback_id!r}")
         return Change(now, ChangeOutcome.PENDING if outcome is None else ChangeOutcome.APPLIED_BY_HOLDER)
+
+    async def call_in_lookup(self, actor: Actor, number: str) -> CallIn:
+        """The pending callbacks of ``number`` (any form of it: the index is keyed canonically), soonest
+        due first. A caller ID that is no dialable number (anonymous, empty) is simply unknown."""
+        require(actor, Permission.VIEW_ALL)
+        try:
+            checked = rules.contact_number(number)
+        except rules.ValidationError:
+            return CallIn(number)
+        # The index lists pending callbacks only; one an older version left there is dropped here too.
+        found = await self._store.get_many(await self._store.ids_for_contact(checked))
+        pending = sorted(
+            (callback for callback in found if not callback.state.is_finished),
+            key=lambda callback: (callback.due_at, callback.id),
+        )
+        return CallIn(checked, tuple(pending))
+
+    async def settle_call_in(self, actor: Actor, number: str, agent: str, talk_s: int) -> list[Callback]:
+        """The contact of ``number`` talked with ``agent`` for ``talk_s`` seconds on a call of its own:
+        complete each of its pending callbacks that talk settles (``lifecycle.call_in_settles``, under
+        the callback's own settings). One whose call rings or talks now is left alone. Returns the
+        callbacks completed."""
+        require(actor, Permission.MANAGE)
+        if talk_s < 0:
+            raise ServiceError(ErrorCode.INVALID, f"talk time {talk_s} s is negative", "talk_s")
+        with _as_service_errors():
+            called_in = ContactCalledIn(rules.identifier(agent, "agent"), talk_s)
+        settled = []
+        for callback in (await self.call_in_lookup(actor, number)).pending:
+            after = await self._settle(callback.id, called_in)
+            if after is not None:
+                settled.append(after)
+        return settled
+
+    async def _settle(self, callback_id: str, called_in: ContactCalledIn) -> Callback | None:
+        """Complete one callback if the talk settles it and no call holds it; re-read and retried when
+        it moved meanwhile (the scheduler claimed it, a person changed it)."""
+        for _ in range(_EDIT_RETRIES):
+            before = await self._store.get(callback_id)
+            if before is None:
+                return None
+            settings = await self._settings_for(before.agent, before.queue)
+            if not lifecycle.call_in_settles(before, called_in, settings):
+                return None
+            try:
+                transition = lifecycle.step(before, called_in, self._clock(), settings)
+            except IllegalTransition:  # its call rings or talks, or it finished meanwhile
+                return None
+            try:
+                return await self._store.edit(before, transition.callback, transition.events)
+            except (VersionConflict, CallbackLive, CallbackNotLive, ChangePending):
+                continue
+        log.warning("callback %s kept changing: not settled by the contact's call", callback_id)
+        return None
 
     def _check_known(self, agent: str, queue: str | None) -> None:
         if not self._directory.has_agent(agent):

@@ -55,6 +55,8 @@ FIELDS: dict[str, str] = {
     "finished_at": "fat",
     "finish_reason": "why",
     "cancelled_by": "cby",
+    "called_in_agent": "cia",
+    "called_in_talk_s": "cit",
     "agent_attempts": "na",
     "queue_attempts": "nq",
     "missed_agent_rings": "nm",
@@ -161,6 +163,7 @@ _ENCODERS: dict[str, Callable[[Any], str]] = {
     "queue_attempts": str,
     "missed_agent_rings": str,
     "held_seconds": str,
+    "called_in_talk_s": str,
     "version": str,
     "attempts": _history_to_json,
 }
@@ -179,6 +182,7 @@ _DECODERS: dict[str, Callable[[str], Any]] = {
     "queue_attempts": int,
     "missed_agent_rings": int,
     "held_seconds": int,
+    "called_in_talk_s": int,
     "version": int,
     "attempts": _history_from_json,
 }

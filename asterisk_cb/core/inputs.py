@@ -1,9 +1,10 @@
 """What can happen to a callback: the inputs of ``core.lifecycle.step``.
 
-Three sources: the scheduler (``Due``, with the executor's look at the agent and at the locks other
-callbacks hold), the telephony executor (leg outcomes, ``CallLost``, ``CallResumed``) and people
-(``Cancel``, ``Reschedule``, ``Edit``). Leg outcomes carry the hangup cause, SIP code and the leg's
-uniqueid/linkedid when the executor knows them, so the history can link CDRs.
+Four sources: the scheduler (``Due``, with the executor's look at the agent and at the locks other
+callbacks hold), the telephony executor (leg outcomes, ``CallLost``, ``CallResumed``), people
+(``Cancel``, ``Reschedule``, ``Edit``) and the contact's own inbound call (``ContactCalledIn``).
+Leg outcomes carry the hangup cause, SIP code and the leg's uniqueid/linkedid when the executor knows
+them, so the history can link CDRs.
 """
 
 from __future__ import annotations
@@ -184,6 +185,20 @@ class Edit:
     timezone: str | None = None
 
 
+@dataclass(frozen=True)
+class ContactCalledIn:
+    """The contact called in and was bridged with ``agent`` for ``talk_s`` seconds: the matter the
+    callback promised to call about was talked over. Whether this talk qualifies is the settings'
+    call (``lifecycle.call_in_settles``); the lifecycle completes only a callback no call holds."""
+
+    agent: str
+    talk_s: int
+
+    def __post_init__(self) -> None:
+        if self.talk_s < 0:
+            raise ValueError(f"talk_s must not be negative, not {self.talk_s}")
+
+
 Input = (
     Due
     | AgentAnswered
@@ -199,6 +214,7 @@ Input = (
     | Cancel
     | Reschedule
     | Edit
+    | ContactCalledIn
 )
 PersonInput = Cancel | Reschedule | Edit
 PERSON_INPUTS = (Cancel, Reschedule, Edit)

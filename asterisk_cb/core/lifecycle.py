@@ -18,6 +18,8 @@ short:
   finishes at once (exhausted). The agent hanging up before the contact was dialled is no contact
   attempt but a missed ring (the contact never rang).
 * a lost call during the talk is completed: the contact was reached; dialling again would duplicate.
+* the contact calling in and talking to an agent completes a scheduled callback (either phase): the
+  matter was talked over. A callback whose call rings or talks is never touched by it (refused).
 * people may cancel, reschedule or edit until the contact is connected. A cancel, a reschedule or a
   reassignment to another agent while a leg rings hangs the ring up (the attempt ends ``cancelled``,
   nothing is counted); other edits apply to the next attempt. Once the contact talks, or waits in the
@@ -61,7 +63,7 @@ from asterisk_cb.core.model import (
     Source,
     State,
 )
-from asterisk_cb.core.settings import Settings
+from asterisk_cb.core.settings import CallInAgent, OnCallIn, Settings
 
 
 class LifecycleError(Exception):
@@ -283,9 +285,12 @@ _FINISH_KIND = {
 }
 
 
-def _finish(draft: _Draft, state: State, reason: FinishReason, by: str | None = None) -> None:
+def _finish(
+    draft: _Draft, state: State, reason: FinishReason, by: str | None = None, **details: object
+) -> None:
+    """Finish with ``reason``; ``details`` go into the event beside it."""
     draft.update(state=state, finish_reason=reason, finished_at=draft.now, next_at=None, cancelled_by=by)
-    draft.emit(_FINISH_KIND[state], reason=reason.value, by=by)
+    draft.emit(_FINISH_KIND[state], reason=reason.value, by=by, **details)
 
 
 _AGENT_PHASE_END = {
@@ -560,6 +565,27 @@ def _on_call_resumed(draft: _Draft, settings: Settings, resumed: ev.CallResumed)
     draft.emit(EventKind.RESUMED, attempt=attempt.id, state=draft.callback.state.value)
 
 
+# ---- the contact calls in ------------------------------------------------------------------------
+
+
+def call_in_settles(callback: Callback, called_in: ev.ContactCalledIn, settings: Settings) -> bool:
+    """Whether the contact's inbound talk settles ``callback`` under its settings: ``on_call_in`` is
+    ``complete``, the talk lasted ``call_in_min_talk``, and it was with the owning agent (or with any
+    agent, ``call_in_agent = any``). Whether the callback's state allows it is ``step``'s to say."""
+    return (
+        settings.on_call_in is OnCallIn.COMPLETE
+        and called_in.talk_s >= settings.call_in_min_talk.total_seconds()
+        and (settings.call_in_agent is CallInAgent.ANY or called_in.agent == callback.agent)
+    )
+
+
+def _on_contact_called_in(draft: _Draft, settings: Settings, called_in: ev.ContactCalledIn) -> None:
+    """The contact talked to an agent on a call of its own: nobody needs to call it back any more."""
+    agent = rules.identifier(called_in.agent, "agent")
+    draft.update(called_in_agent=agent, called_in_talk_s=called_in.talk_s)
+    _finish(draft, State.COMPLETED, FinishReason.CONTACT_CALLED_IN, agent=agent, talk_s=called_in.talk_s)
+
+
 # ---- people -------------------------------------------------------------------------------------
 
 # Why a person's cancel or reschedule is refused while the contact is connected (the call is not cut).
@@ -631,11 +657,12 @@ def _on_edit(draft: _Draft, settings: Settings, edit: ev.Edit) -> None:
 # ---- the table ----------------------------------------------------------------------------------
 
 _PERSON: dict[type, Handler] = {ev.Cancel: _on_cancel, ev.Reschedule: _on_reschedule, ev.Edit: _on_edit}
+_CALLED_IN: dict[type, Handler] = {ev.ContactCalledIn: _on_contact_called_in}
 _LIVE_CALL: dict[type, Handler] = {ev.CallLost: _on_call_lost, ev.CallResumed: _on_call_resumed}
 
 _BY_STATE: dict[tuple[State, Phase], dict[type, Handler]] = {
-    (State.SCHEDULED, Phase.AGENT): {ev.Due: _on_due, **_PERSON},
-    (State.SCHEDULED, Phase.QUEUE): {ev.Due: _on_due, **_PERSON},
+    (State.SCHEDULED, Phase.AGENT): {ev.Due: _on_due, **_CALLED_IN, **_PERSON},
+    (State.SCHEDULED, Phase.QUEUE): {ev.Due: _on_due, **_CALLED_IN, **_PERSON},
     (State.AGENT_RINGING, Phase.AGENT): {
         ev.AgentAnswered: _on_agent_answered,
         ev.AgentMissed: _on_agent_missed,

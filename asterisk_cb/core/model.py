@@ -66,6 +66,7 @@ class FinishReason(StrEnum):
 
     TALKED = "talked"  # completed: the contact talked to the agent or a member, then hung up
     LOST_DURING_TALK = "lost_during_talk"  # completed: Asterisk or the daemon vanished mid-talk
+    CONTACT_CALLED_IN = "contact_called_in"  # completed: the contact called in and talked to an agent
     CANCELLED = "cancelled"  # cancelled: see cancelled_by
     AGENT_ATTEMPTS = "agent_attempts"  # exhausted: max attempts reached, no failover queue
     QUEUE_ATTEMPTS = "queue_attempts"  # exhausted: queue-phase max attempts reached
@@ -183,6 +184,8 @@ class Callback:
     finished_at: datetime | None = None
     finish_reason: FinishReason | None = None
     cancelled_by: str | None = None
+    called_in_agent: str | None = None  # CONTACT_CALLED_IN: the agent the contact talked to on its call
+    called_in_talk_s: int = 0  # CONTACT_CALLED_IN: how long that talk was bridged, in seconds
     agent_attempts: int = 0  # contact attempts made in the agent phase
     queue_attempts: int = 0  # contact attempts made in the queue phase
     missed_agent_rings: int = 0  # agent rings not answered/rejected/failed (no contact attempt)

@@ -37,6 +37,24 @@ class CallerId:
         return self.number
 
 
+class OnCallIn(StrEnum):
+    """What a contact calling in and talking to an agent does to its pending callbacks."""
+
+    COMPLETE = "complete"  # they complete with the reason "contact called in"
+    IGNORE = "ignore"  # nothing: they are dialled as scheduled
+
+
+class CallInAgent(StrEnum):
+    """Whose talk with the calling-in contact settles a callback."""
+
+    OWNER = "owner"  # only the callback's own agent's
+    ANY = "any"  # any agent's
+
+
+# The longest prefix of the agent's caller ID name for a returning contact (the name must stay readable).
+MAX_CALLER_ID_PREFIX = 20
+
+
 @dataclass(frozen=True)
 class Settings:
     """The effective settings for one callback (after agent > queue > general resolution)."""
@@ -60,6 +78,11 @@ class Settings:
     caller_id: CallerId = CallerId()
     calling_hours: rules.CallingHours = rules.ANY_TIME
     announce_to_agent: bool = False  # on: the agent hears a beep and the contact's number first
+    on_call_in: OnCallIn = OnCallIn.COMPLETE  # the contact calls in first: settle its pending callbacks
+    call_in_agent: CallInAgent = CallInAgent.OWNER  # ... when it talks to the owner (or any agent)
+    call_in_min_talk: timedelta = timedelta(seconds=20)  # ... for at least this long (bridged time)
+    call_in_priority: int = 0  # Queue() priority the inbound hook gives a returning contact
+    call_in_caller_id_prefix: str = ""  # put before the caller ID name the owning agent sees
 
     @property
     def due_limits(self) -> rules.DueLimits:
@@ -180,6 +203,20 @@ def _optional_queue(text: str) -> str | None:
     return rules.queue_name(text.strip(), "value") if text.strip() else None
 
 
+def _choice(kind: type[StrEnum]) -> Callable[[str], StrEnum]:
+    def parse(text: str) -> StrEnum:
+        try:
+            return kind(text.strip().lower())
+        except ValueError:
+            raise ValueError(f"{text!r} is not one of {', '.join(kind)}") from None
+
+    return parse
+
+
+def _caller_id_prefix(text: str) -> str:
+    return rules.safe_text(text, "value", MAX_CALLER_ID_PREFIX)
+
+
 def _timezone_name(text: str) -> str:
     return rules.zone(text.strip()).key
 
@@ -267,6 +304,11 @@ OPTIONS: dict[str, Option] = {
     "caller_id": Option(parse_caller_id, ""),
     "calling_hours": Option(parse_calling_hours, "always"),
     "announce_to_agent": Option(parse_bool, "no"),
+    "on_call_in": Option(_choice(OnCallIn), "complete"),
+    "call_in_agent": Option(_choice(CallInAgent), "owner"),
+    "call_in_min_talk": Option(_bounded_duration(timedelta(0), timedelta(hours=1)), "20s"),
+    "call_in_priority": Option(_bounded_int(0, 1000), "0"),
+    "call_in_caller_id_prefix": Option(_caller_id_prefix, ""),
 }
 assert set(OPTIONS) == {f.name for f in fields(Settings)}, "every Settings field has exactly one Option"
 

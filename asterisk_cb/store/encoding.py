@@ -59,11 +59,12 @@ def change(keys: Keys, before: Callback | None, after: Callback | None, events: 
 
 
 def _index_entries(keys: Keys, callback: Callback) -> frozenset[tuple[str, str, str]]:
-    """(s = set | h = hash of ids, key, value) for each index the callback is listed in."""
-    entries = {
-        ("s", keys.state_index(callback.state.value), callback.id),
-        ("h", keys.contact_index, keys.contact_entry(callback.contact_number)),
-    }
+    """(s = set | h = hash of ids, key, value) for each index the callback is listed in. The contact
+    index lists pending (unfinished) callbacks only: the write that finishes one drops it there, so a
+    contact calling in is looked up without reading its finished past (see ``contact_listed``)."""
+    entries = {("s", keys.state_index(callback.state.value), callback.id)}
+    if contact_listed(callback.state):
+        entries.add(("h", keys.contact_index, keys.contact_entry(callback.contact_number)))
     if callback.agent:
         entries.add(("s", keys.agent_index(callback.agent), callback.id))
     entries.update(
@@ -72,6 +73,11 @@ def _index_entries(keys: Keys, callback: Callback) -> frozenset[tuple[str, str, 
         if call_id
     )
     return frozenset(entries)
+
+
+def contact_listed(state: State) -> bool:
+    """Whether a callback in ``state`` belongs in the contact index: while it is not finished."""
+    return not state.is_finished
 
 
 def placement(callback: Callback) -> tuple[str, str]:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from asterisk_cb.core.codec import FIELDS
 from asterisk_cb.core.model import Callback, State
-from asterisk_cb.store.encoding import VERSION_FIELD, change
+from asterisk_cb.store.encoding import VERSION_FIELD, change, contact_listed
 from asterisk_cb.store.records import Records
 from asterisk_cb.store.scripts import Script
 
@@ -46,9 +46,11 @@ class Housekeeping(Records):
 
     async def reindex_contacts(self, batch: int = 500) -> int:
         """Move every callback of the contact index to the entry of its number under this store's
-        numbering plan, and drop entries of callbacks that are gone. Needed once after an upgrade from
-        literal number keys and after a change of ``[numbers]``; safe while daemons run (each move is
-        checked against the number read) and idempotent. Returns how many entries moved."""
+        numbering plan, and drop entries of callbacks that are gone or finished (the index lists pending
+        ones only). Needed once after an upgrade from literal number keys or from an index that kept
+        finished callbacks, and after a change of ``[numbers]``; safe while daemons run (each move is
+        checked against the number read; a finished callback never changes again) and idempotent.
+        Returns how many entries moved or were dropped."""
         index = self._keys.contact_index
         listed = [
             (entry, callback_id)
@@ -67,11 +69,12 @@ class Housekeeping(Records):
         """The reindex script's moves for (entry, callback id) pairs not where their numbers belong."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for _, callback_id in listed:
-                pipe.hget(self._keys.callback(callback_id), FIELDS["contact_number"])
-            numbers = await pipe.execute()
+                pipe.hmget(self._keys.callback(callback_id), [FIELDS["contact_number"], FIELDS["state"]])
+            read = await pipe.execute()
         moves = []
-        for (entry, callback_id), number in zip(listed, numbers, strict=True):
-            belongs = self._keys.contact_entry(number) if number else ""
+        for (entry, callback_id), (number, state) in zip(listed, read, strict=True):
+            listed_here = number and state and contact_listed(State(state))
+            belongs = self._keys.contact_entry(number) if listed_here else ""
             if belongs != entry:
                 moves += [callback_id, entry, number or "", belongs]
         return moves

@@ -121,6 +121,20 @@ async def test_multi_valued_indexes_follow_edits(store: Store) -> None:
     assert await store.ids_for_call("1700.5") == {"c2"}
 
 
+async def test_the_contact_index_drops_a_callback_in_the_write_that_finishes_it(
+    redis: RedisClient, store: Store
+) -> None:
+    first = make_callback("c1", contact_number="+4930111")
+    await create(store, first, make_callback("c2", contact_number="+4930111"))
+    done = changed(first, state=State.CANCELLED, finished_at=NOW, next_at=None)
+    await store.edit(first, done, [])
+    assert await store.ids_for_contact("+4930111") == {"c2"}
+    assert await store.ids_in_state(State.CANCELLED) == {"c1"}, "the other indexes keep it"
+    other = await store.get("c2")
+    await store.edit(other, changed(other, state=State.CANCELLED, finished_at=NOW, next_at=None), [])
+    assert await redis.hkeys(store.keys.contact_index) == [], "an empty entry goes"
+
+
 async def test_retried_request_returns_first_callback_and_writes_nothing(
     redis: RedisClient, store: Store
 ) -> None:
@@ -659,6 +673,6 @@ async def test_purge_deletes_only_long_finished_callbacks_and_their_traces(
     assert await redis.exists(store.keys.history("old")) == 0
     assert await store.ids_in_state(State.COMPLETED) == set()
     assert await store.ids_for_call("1700.1") == set()
-    assert await store.ids_for_contact("+4930777") == {"recent"}
+    assert await store.ids_for_contact("+4930777") == set(), "the contact index lists pending ones only"
     assert (await store.get("recent")) == recent
     assert (await store.get("pending")).state is State.SCHEDULED

@@ -193,7 +193,8 @@ class StoreModel(RuleBasedStateMachine):
         for callback in self.callbacks.values():
             by_state[callback.state].add(callback.id)
             by_agent[callback.agent].add(callback.id)
-            by_line[LINES[callback.contact_number]].add(callback.id)
+            if not callback.state.is_finished:  # the contact index lists pending ones only
+                by_line[LINES[callback.contact_number]].add(callback.id)
             for call in {callback.origin_uniqueid, callback.origin_linkedid} - {None}:
                 assert call is not None
                 by_call[call].add(callback.id)

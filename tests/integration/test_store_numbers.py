@@ -14,6 +14,7 @@ from test_store import changed, create, make_callback
 from asterisk_cb.cli import main
 from asterisk_cb.core.codec import FIELDS
 from asterisk_cb.core.inputs import Waiting
+from asterisk_cb.core.model import State
 from asterisk_cb.core.numbers import NumberPlan
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import RedisClient, connect
@@ -99,6 +100,24 @@ async def test_reindex_moves_entries_of_literal_keys_and_of_another_plan(
     assert await store.reindex_contacts() == 3
     assert [await store.ids_for_contact(form) for form in FORMS] == [{"literal", "france", "current"}] * 3
     assert await redis.hkeys(store.keys.contact_index) == ["+4930123456"]
+    assert await store.reindex_contacts() == 0
+
+
+async def test_reindex_drops_finished_callbacks_an_older_version_kept_listed(
+    redis: RedisClient, store: Store
+) -> None:
+    await create(
+        store,
+        make_callback("pending", contact_number="+4930123456"),
+        make_callback("done", contact_number="+4930123456"),
+    )
+    done = await store.get("done")
+    await store.edit(
+        done, changed(done, state=State.COMPLETED, finished_at=done.created_at, next_at=None), []
+    )
+    await redis.hset(store.keys.contact_index, "+4930123456", "pending done")  # as an older version left it
+    assert await store.reindex_contacts() == 1
+    assert await store.ids_for_contact("030123456") == {"pending"}
     assert await store.reindex_contacts() == 0
 
 

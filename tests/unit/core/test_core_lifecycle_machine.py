@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from asterisk_cb.core import inputs as ev
 from asterisk_cb.core import lifecycle as lc
 from asterisk_cb.core import rules
-from asterisk_cb.core.model import Callback, LegRole, Outcome, Phase, State
+from asterisk_cb.core.model import Callback, FinishReason, LegRole, Outcome, Phase, State
 from asterisk_cb.core.settings import Settings, parse_calling_hours
 
 SECOND = timedelta(seconds=1)
@@ -173,12 +173,38 @@ class Lifecycle(RuleBasedStateMachine):
         if after.state is not State.SCHEDULED or not new_promise:
             assert [getattr(after, c) for c in counters] == [getattr(before, c) for c in counters]
 
+    @precondition(lambda self: not self.callback.state.is_finished)
+    @rule(agent=st.sampled_from(["1001", "1002"]), talk_s=st.integers(0, 3600))
+    def contact_calls_in(self, agent: str, talk_s: int) -> None:
+        """Settles a scheduled callback at once; a callback whose call lives is never touched."""
+        before = self.callback
+        try:
+            self.apply(ev.ContactCalledIn(agent, talk_s), self.now)
+        except lc.IllegalTransition as refused:
+            assert before.state.is_live and not isinstance(refused, lc.ChangeRefused)
+            assert self.callback == before
+            return
+        assert before.state is State.SCHEDULED
+        assert self.callback.finish_reason is FinishReason.CONTACT_CALLED_IN
+
     @rule(paused=st.booleans())
     def admin_pauses(self, paused: bool) -> None:
         self.settings = replace(self.settings, paused=paused)
 
     @precondition(lambda self: self.callback.state.is_finished)
-    @rule(happening=st.sampled_from([ev.Due(), *AGENT_RING, *CONTACT_RING, *QUEUED, *TALK, ev.Cancel("x")]))
+    @rule(
+        happening=st.sampled_from(
+            [
+                ev.Due(),
+                *AGENT_RING,
+                *CONTACT_RING,
+                *QUEUED,
+                *TALK,
+                ev.Cancel("x"),
+                ev.ContactCalledIn("1001", 60),
+            ]
+        )
+    )
     def finished_stays_finished(self, happening: ev.Input) -> None:
         before = self.callback
         try:

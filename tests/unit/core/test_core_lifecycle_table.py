@@ -46,6 +46,7 @@ INPUTS: dict[str, ev.Input] = {
     "reschedule": ev.Reschedule(T0 + timedelta(days=1), "supervisor"),
     "edit": ev.Edit("supervisor", note="call after lunch"),
     "reassign": ev.Edit("supervisor", agent="1002"),
+    "called_in": ev.ContactCalledIn("1001", 25),
 }
 
 # A reschedule is a new promise: back to the agent phase. A cancel keeps the phase it happened in.
@@ -67,6 +68,7 @@ LEGAL: dict[str, dict[str, str]] = {
         "due_contact_taken": "scheduled/agent | WaitUntil",
         "due_lines_full": "scheduled/agent | WaitUntil",
         **_PERSON,
+        "called_in": "completed/agent | ",
         "edit": "scheduled/agent | ",
         "reassign": "scheduled/agent | ",
     },
@@ -77,6 +79,7 @@ LEGAL: dict[str, dict[str, str]] = {
         "due_contact_taken": "scheduled/queue | WaitUntil",  # the contact and the lines still do
         "due_lines_full": "scheduled/queue | WaitUntil",
         **_PERSON_Q,
+        "called_in": "completed/queue | ",
         "edit": "scheduled/queue | ",
         "reassign": "scheduled/queue | ",
     },

@@ -403,7 +403,9 @@ class CallbackService:
                 return await self._store.edit(before, transition.callback, transition.events)
             except (VersionConflict, CallbackLive, CallbackNotLive, ChangePending):
                 continue
-        log.warning("callback kept changing: not settled by the contact's call", extra={"callback": callback_id})
+        log.warning(
+            "callback kept changing: not settled by the contact's call", extra={"callback": callback_id}
+        )
         return None
 
     def _check_known(self, agent: str, queue: str | None) -> None:

@@ -87,6 +87,7 @@ class Reason(StrEnum):
     NUMBER = "number"  # the contact's number cannot be called back
     HOURS = "hours"  # outside calling hours: ACB_R_DUE holds the next allowed time
     TIME = "time"  # in the past or beyond the horizon, or keys that make no time
+    ENDED = "ended"  # the contact hung up while the agent keyed: nothing is created
     ERROR = "error"  # anything else (the callback changed meanwhile, ...)
 
 
@@ -205,6 +206,8 @@ class FeatureCode:
                 return await self._check(actor, facts, zone)
             if step is Step.PARSE:
                 return await self._parse(actor, facts, zone, await channel.get("ACB_KEYS"))
+            if not await _call_lives(channel):
+                return Reply(Status.REFUSED, Reason.ENDED, zone)
             return await self._create(actor, facts, zone, channel)
         except ServiceError as error:
             refusal = _refusal(error, zone)
@@ -306,6 +309,18 @@ async def read_facts(channel: _Channel) -> CallFacts:
         contact_number=number,
         contact_name=_safe_name(contact_name, number),
     )
+
+
+async def _call_lives(channel: _Channel) -> bool:
+    """The agent is still bridged with someone: the Gosub runs on the agent's channel, which lives on
+    after the contact hung up (measured: the entry went on to the end), and a call that ended while
+    the agent keyed must create nothing. BRIDGEPEER lists the bridged channels (comma-separated when
+    more than one); a channel that hung up no longer answers IMPORT."""
+    peers = (await channel.get("BRIDGEPEER")).split(",")
+    for peer in filter(None, peers):
+        if await channel.get_of(peer.strip(), "CHANNEL"):
+            return True
+    return False
 
 
 async def _contact(channel: _Channel, source: Source) -> tuple[str, str]:

@@ -327,13 +327,19 @@ async def _queue_call_keyed(feature: FeatureLab, caller: str, keys: str) -> Mess
     )
 
 
-async def test_the_agent_hanging_up_mid_entry_creates_nothing(
-    feature: FeatureLab, phones: Callable[..., None]
+@pytest.mark.parametrize("who", ["agent", "contact"])
+async def test_the_call_ending_mid_entry_creates_nothing(
+    feature: FeatureLab, phones: Callable[..., None], who: str
 ) -> None:
-    phones(AGENT, "answer", "--keys", "1.5:*7 2:*3", "--hangup-after", "5")
-    connected = await _queue_call(feature, _caller(), hold_s=15)
+    """The agent hangs up while keying the time, or the contact hangs up meanwhile (the agent keys on,
+    confirm included): no callback, no CEL row."""
+    if who == "agent":
+        phones(AGENT, "answer", "--keys", "1.5:*7 2:*3", "--hangup-after", "5")
+    else:
+        phones(AGENT, "answer", "--keys", IN_30_MINUTES)
+    connected = await _queue_call(feature, _caller(), hold_s=15 if who == "agent" else 5)
     await feature.ami.wait_for(
-        lambda m: m.get("Event") == "Hangup" and m.get("Channel") == connected["DestChannel"], timeout_s=15
+        lambda m: m.get("Event") == "Hangup" and m.get("Channel") == connected["DestChannel"], timeout_s=20
     )
     await asyncio.sleep(2)
     assert await feature.callbacks(AGENT) == []

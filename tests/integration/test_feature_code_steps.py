@@ -108,7 +108,9 @@ def agent_call(**variables: str) -> dict[str, dict[str, str]]:
         "ACB_TOKEN": "1796611925123456",
         "ACB_DEADLINE": str(int(NOW.timestamp()) + 4),
     } | variables
-    return {AGENT_UID: agent, PEER: {"CALLERID(num)": "+4930123456", "CALLERID(name)": "Ada"}}
+    peer = {"CHANNEL": PEER, "CALLERID(num)": "+4930123456", "CALLERID(name)": "Ada"}
+    trunk = "PJSIP/contacts-0000000d"  # the far end of the agent's own call out
+    return {AGENT_UID: agent, PEER: peer, trunk: {"CHANNEL": trunk}}
 
 
 Ask = Callable[..., dict[str, str]]
@@ -241,3 +243,13 @@ async def test_a_request_read_after_the_agent_gave_up_is_dropped(ask, service: C
 async def test_a_finished_request_is_not_answered(ask) -> None:
     """The Gosub clears ACB_STEP when it ends: a helper channel read late finds nothing to do."""
     assert await ask("", agent_call()) == {}
+
+
+async def test_a_call_that_ended_while_the_agent_keyed_creates_nothing(ask, service: CallbackService) -> None:
+    """The contact hung up: its channel no longer answers IMPORT, the create is refused."""
+    call = agent_call()
+    due = (await ask("parse", call, ACB_KEYS="*30"))["ACB_R_DUE"]
+    del call[PEER]
+    reply = await ask("create", call, ACB_DUE=due)
+    assert (reply["ACB_R_STATUS"], reply["ACB_R_REASON"]) == ("refused", "ended")
+    assert await service.list(ADMIN, Query(agent="1001")) == []

@@ -67,6 +67,9 @@ def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     if node:
         one_shard_cluster(primary, replica)
     wait_until(lambda: "master_link_status:up" in cli(replica, "info", "replication"), "replica in sync")
+    # The replica says its link is up a moment before the primary lists it online; replica_wait = auto
+    # waits only for replicas the primary lists (the first test once found none and did not WAIT).
+    wait_until(lambda: "state=online" in cli(primary, "info", "replication"), "primary sees the replica")
     sentinel = None
     if kind == "sentinel":
         port = free_port()

@@ -126,7 +126,7 @@ def test_every_refusal_the_daemon_sends_is_spoken() -> None:
     and the wrong-entry reasons are re-prompted before it is reached."""
     lines = context_lines(REQUEST, "acb-request-refused")
     named = {line.split("=>", 1)[1].split(",", 1)[0].strip() for line in lines if line.startswith("exten")}
-    assert {"forbidden", "disabled", "number"} <= named
+    assert {"forbidden", "disabled", "number", "ended"} <= named
     assert "_[a-z]." in named  # error and anything a newer daemon may add: "please try again"
     re_prompted = {feature_code.Reason.NOT_AGENT, feature_code.Reason.HOURS, feature_code.Reason.TIME}
     for reason in set(feature_code.Reason) - re_prompted:

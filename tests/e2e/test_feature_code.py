@@ -32,6 +32,7 @@ from asterisk_cb.core.model import Callback, Source
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 APP = "acb-feature-code"
+SUPPORT = "support"  # ringall: every agent
 QUEUE = "failover"  # linear: its first member (1003) is rung first, so the keying phone is known
 AGENT = "1003"
 OUT_AGENT = "1001"
@@ -158,11 +159,11 @@ async def _until_free(ami: LabAmi, agent: str) -> None:
     await until_equal(state, "NOT_INUSE", 15)
 
 
-async def _queue_call(feature: FeatureLab, caller: str, hold_s: int = 30) -> Message:
+async def _queue_call(feature: FeatureLab, caller: str, hold_s: int = 30, queue: str = QUEUE) -> Message:
     """The contact calls the queue (once the keying agent's phone is idle); the AgentConnect once the
     keying agent answered."""
     await _until_free(feature.ami, AGENT)
-    pbx_lab("call", QUEUE, "--caller", caller, "--hold-s", str(hold_s))
+    pbx_lab("call", queue, "--caller", caller, "--hold-s", str(hold_s))
     connected = await feature.ami.wait_for(
         lambda m: m.get("Event") == "AgentConnect" and m.get("CallerIDNum") == caller, timeout_s=20
     )
@@ -214,15 +215,19 @@ class Events:
 async def test_an_agent_keys_in_30_minutes_on_a_queue_call(
     feature: FeatureLab, phones: Callable[..., None]
 ) -> None:
+    """The issue's scenario: the contact calls `support` (ringall, every agent): the keying agent's phone
+    is the one that answers (the others ring unanswered until it does)."""
+    for other in sorted(set(feature.lab.info["agents"]) - {AGENT}):
+        phones(other, "noanswer")
     phones(AGENT, "answer", "--keys", IN_30_MINUTES)
     caller = _caller()
     started = datetime.now(UTC)
     async with Events(feature.lab.info, {"MusicOnHoldStart", "DTMFBegin"}) as events:
-        connected = await _queue_call(feature, caller)
+        connected = await _queue_call(feature, caller, queue=SUPPORT)
         connected_at = time.monotonic()
         callback = await feature.one_callback(AGENT)
     agent_channel, contact_channel = connected["DestChannel"], connected["Channel"]
-    assert (callback.contact_number, callback.queue, callback.source) == (caller, QUEUE, Source.INBOUND)
+    assert (callback.contact_number, callback.queue, callback.source) == (caller, SUPPORT, Source.INBOUND)
     assert callback.created_by == AGENT
     assert started + timedelta(minutes=29) <= callback.due_at <= datetime.now(UTC) + timedelta(minutes=31)
     assert callback.origin_linkedid == connected["Linkedid"]

@@ -145,6 +145,8 @@ class Timing:
 
 
 TIMING_BOUNDS = (timedelta(seconds=3), timedelta(minutes=10))
+# [feature_code] request_timeout: the agent waits for each answer (the dialplan's ACB_AGI_TIMEOUT, 4 s).
+REQUEST_TIMEOUT_BOUNDS = (timedelta(seconds=1), timedelta(seconds=60))
 
 
 @dataclass(frozen=True)
@@ -504,7 +506,9 @@ def _timing(section: Section) -> Timing:
     )
 
 
-def _bounded_duration(section: Section, option: str, default: timedelta) -> timedelta:
+def _bounded_duration(
+    section: Section, option: str, default: timedelta, bounds: tuple[timedelta, timedelta] = TIMING_BOUNDS
+) -> timedelta:
     found = section.get(option)
     if found is None or not found.value:
         return default
@@ -512,7 +516,7 @@ def _bounded_duration(section: Section, option: str, default: timedelta) -> time
         span = parse_duration(found.value)
     except ValueError as error:
         raise _error(section, option, str(error)) from error
-    low, high = TIMING_BOUNDS
+    low, high = bounds
     if not low <= span <= high:
         bounds = f"{format_duration(low)} to {format_duration(high)}"
         raise _error(section, option, f"{found.value!r} is outside {bounds}")
@@ -557,7 +561,6 @@ def _feature_code(section: Section) -> FeatureCodeSite:
     defaults = FeatureCodeSite()
     listen = _listen(section, "listen") if "listen" in section else defaults.listen
     permit = _permit(section) if _value(section, "permit", "") else defaults.permit
-    timeout = _value(section, "request_timeout", "")
     presets = {}
     for number in range(1, 10):
         text = _value(section, f"preset{number}", "")
@@ -570,14 +573,9 @@ def _feature_code(section: Section) -> FeatureCodeSite:
         second = parse_bool(_value(section, "second_callback", "no"))
     except ValueError as error:
         raise _error(section, "second_callback", str(error)) from error
-    try:
-        request_timeout = parse_duration(timeout) if timeout else defaults.request_timeout
-    except ValueError as error:
-        raise _error(section, "request_timeout", str(error)) from error
-    if not timedelta(seconds=1) <= request_timeout <= timedelta(seconds=60):
-        raise _error(section, "request_timeout", f"{timeout!r} is outside 1s to 60s")
+    timeout = _bounded_duration(section, "request_timeout", defaults.request_timeout, REQUEST_TIMEOUT_BOUNDS)
     options = keypad.FeatureCodeOptions(presets, second)
-    return FeatureCodeSite(listen, permit, request_timeout, options)
+    return FeatureCodeSite(listen, permit, timeout, options)
 
 
 def _permit(section: Section) -> tuple[IPv4Network | IPv6Network, ...]:

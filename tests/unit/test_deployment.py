@@ -374,7 +374,7 @@ def test_feature_code_section(tmp_path: Path) -> None:
         ("permit = 10.0.0.300", "permit: '10.0.0.300'"),
         ("preset3 = soon", "preset3: 'soon' is not +<duration>"),
         ("preset0 = +1h", "preset0: unknown option"),
-        ("request_timeout = 2m", "request_timeout: '2m' is outside 1s to 60s"),
+        ("request_timeout = 2m", "request_timeout: '2m' is outside 1s to 1m"),
         ("second_callback = maybe", "second_callback:"),
         ("listen = 4573", "listen: '4573' is not host:port"),
     ],

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -50,16 +50,13 @@ from asterisk_cb.service import (
     ScheduleRequest,
     ServiceError,
 )
+from asterisk_cb.telephony.agi_channel import AgiRequest, AgiSession, CallChannel, call_channel
 
 log = logging.getLogger(__name__)
 
 ROUTE = "callback-request"  # the AGI script name the Gosub's helper channel asks for
 # The request must be carried out this long before the agent's side gives up, or not at all.
 DEADLINE_MARGIN_S = 1.0
-# Asterisk's uniqueid (optionally prefixed by systemname) and channel names as IMPORT() takes them: no
-# character that would end the dialplan expression the daemon builds around them.
-_UNIQUEID = re.compile(r"[A-Za-z0-9._-]{1,150}\Z")
-_CHANNEL = re.compile(r"[A-Za-z0-9/@._;:+#~-]{1,150}\Z")
 # PJSIP/1001-0000001a -> PJSIP/1001; Local/1001@agents-0000001a;2 -> Local/1001@agents
 _CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]{8}(;[12])?\Z")
 
@@ -89,19 +86,6 @@ class Reason(StrEnum):
     TIME = "time"  # in the past or beyond the horizon, or keys that make no time
     ENDED = "ended"  # the contact hung up while the agent keyed: nothing is created
     ERROR = "error"  # anything else (the callback changed meanwhile, ...)
-
-
-class AgiSession(Protocol):
-    """What the face needs of a FastAGI session (``telephony.fastagi.AgiSession``)."""
-
-    async def get_full_variable(self, expression: str) -> str | None: ...
-
-    async def set_variable(self, name: str, value: str) -> None: ...
-
-
-class AgiRequest(Protocol):
-    @property
-    def env(self) -> Mapping[str, str]: ...
 
 
 class ActorSource(Protocol):
@@ -160,11 +144,12 @@ class FeatureCode:
         self._options = options
 
     async def __call__(self, request: AgiRequest, session: AgiSession) -> None:
-        uniqueid = request.env.get("extension", "")
-        if not _UNIQUEID.match(uniqueid):
-            log.warning("feature code: helper channel without an agent uniqueid", extra={"exten": uniqueid})
+        channel = call_channel(request, session)
+        if channel is None:
+            log.warning("feature code: helper channel without an agent uniqueid",
+                        extra={"exten": request.env.get("extension", "")})  # fmt: skip
             return
-        channel = _Channel(session, uniqueid)
+        uniqueid = channel.uniqueid
         try:
             step = Step(await channel.get("ACB_STEP"))
         except ValueError:
@@ -178,9 +163,9 @@ class FeatureCode:
             extra={"step": step.value, "uniqueid": uniqueid, "status": reply.status.value,
                    "reason": reply.reason.value if reply.reason else "", "callback": reply.id},
         )  # fmt: skip
-        await channel.reply(reply)
+        await channel.answer(_fields(reply))
 
-    async def _in_time(self, channel: _Channel) -> bool:
+    async def _in_time(self, channel: CallChannel) -> bool:
         """False when the agent's side has given up (the daemon was stalled): it was told "not now"."""
         deadline = await channel.get("ACB_DEADLINE")
         if deadline.isdigit() and self._clock().timestamp() <= int(deadline) - DEADLINE_MARGIN_S:
@@ -189,7 +174,7 @@ class FeatureCode:
                     extra={"uniqueid": channel.uniqueid, "deadline": deadline})  # fmt: skip
         return False
 
-    async def _answer(self, step: Step, channel: _Channel) -> Reply:
+    async def _answer(self, step: Step, channel: CallChannel) -> Reply:
         facts = await read_facts(channel)
         agent = self._agent_at(facts.device)
         if agent is None:
@@ -238,7 +223,7 @@ class FeatureCode:
         await self._service.validate(actor, _schedule_request(actor, facts, keyed.due_at, zone))
         return Reply(Status.OK, zone=zone, due=keyed.due_at, day=keyed.day)
 
-    async def _create(self, actor: Actor, facts: CallFacts, zone: str, channel: _Channel) -> Reply:
+    async def _create(self, actor: Actor, facts: CallFacts, zone: str, channel: CallChannel) -> Reply:
         due_text = await channel.get("ACB_DUE")
         if not due_text.isdigit():
             return Reply(Status.INVALID, Reason.TIME, zone)
@@ -258,39 +243,7 @@ class FeatureCode:
         return day_of(moment, self._clock(), rules.zone(zone))
 
 
-@dataclass(frozen=True)
-class _Channel:
-    """The agent's channel, seen through the helper channel's AGI session."""
-
-    session: AgiSession
-    uniqueid: str
-
-    async def get(self, expression: str) -> str:
-        """A variable or function of the agent's channel; "" when unset."""
-        return await self.session.get_full_variable(f"${{IMPORT({self.uniqueid},{expression})}}") or ""
-
-    async def get_of(self, channel: str, expression: str) -> str:
-        """The same, of another channel (the bridged peer), by name."""
-        if not _CHANNEL.match(channel):
-            return ""
-        return await self.session.get_full_variable(f"${{IMPORT({channel},{expression})}}") or ""
-
-    async def reply(self, reply: Reply) -> None:
-        """Every field (stale ones cleared), the status last: the Gosub reads them once Originate returns."""
-        values = {
-            "ACB_R_REASON": reply.reason.value if reply.reason else "",
-            "ACB_R_ZONE": reply.zone,
-            "ACB_R_DUE": str(int(reply.due.timestamp())) if reply.due else "",
-            "ACB_R_DAY": reply.day.value if reply.day else "",
-            "ACB_R_EXISTING": reply.existing,
-            "ACB_R_ID": reply.id,
-            "ACB_R_STATUS": reply.status.value,
-        }
-        for name, value in values.items():
-            await self.session.set_variable(f"SHARED({name},{self.uniqueid})", value)
-
-
-async def read_facts(channel: _Channel) -> CallFacts:
+async def read_facts(channel: CallChannel) -> CallFacts:
     """The call as Asterisk knows it. The contact: ``ACB_CONTACT`` when the dialplan (a dialer) set it,
     else the bridged peer's caller ID on an inbound call, the dialled number (DNID) on an outbound one."""
     name = await channel.get("CHANNEL")
@@ -311,7 +264,7 @@ async def read_facts(channel: _Channel) -> CallFacts:
     )
 
 
-async def _call_lives(channel: _Channel) -> bool:
+async def _call_lives(channel: CallChannel) -> bool:
     """The agent is still bridged with someone: the Gosub runs on the agent's channel, which lives on
     after the contact hung up (measured: the entry went on to the end), and a call that ended while
     the agent keyed must create nothing. BRIDGEPEER lists the bridged channels (comma-separated when
@@ -323,13 +276,26 @@ async def _call_lives(channel: _Channel) -> bool:
     return False
 
 
-async def _contact(channel: _Channel, source: Source) -> tuple[str, str]:
+async def _contact(channel: CallChannel, source: Source) -> tuple[str, str]:
     if source is Source.INBOUND:
         peer = await channel.get("BRIDGEPEER")
         number = await channel.get_of(peer, "CALLERID(num)") or await channel.get("CONNECTEDLINE(num)")
         name = await channel.get_of(peer, "CALLERID(name)") or await channel.get("CONNECTEDLINE(name)")
         return number, name
     return await channel.get("CALLERID(dnid)") or await channel.get("CONNECTEDLINE(num)"), ""
+
+
+def _fields(reply: Reply) -> dict[str, str]:
+    """Every field (stale ones cleared), the status last: the Gosub reads them once Originate returns."""
+    return {
+        "ACB_R_REASON": reply.reason.value if reply.reason else "",
+        "ACB_R_ZONE": reply.zone,
+        "ACB_R_DUE": str(int(reply.due.timestamp())) if reply.due else "",
+        "ACB_R_DAY": reply.day.value if reply.day else "",
+        "ACB_R_EXISTING": reply.existing,
+        "ACB_R_ID": reply.id,
+        "ACB_R_STATUS": reply.status.value,
+    }
 
 
 def _source(declared: str, has_queue: bool) -> Source:

@@ -1,4 +1,5 @@
-"""Typed AMI events: the few the availability view needs, parsed from panoramisk's header dicts.
+"""Typed AMI events: the few the availability view and the call-in watch need, parsed from
+panoramisk's header dicts.
 
 AMI spells the same thing differently per event (Interface vs Location, MemberName vs Name, numeric
 Status vs a State word); this module absorbs that so the view deals in one vocabulary: ARI's device
@@ -112,6 +113,47 @@ class AgentStatus(AmiEvent):
         return "" if self.status == "AGENT_LOGGEDOFF" else device_of_channel(self.channel)
 
 
+@dataclass(frozen=True)
+class ChannelRef:
+    """A channel as bridge and hangup events name it: ``uniqueid == linkedid`` marks the call's first
+    channel (the caller's, on an inbound call); ``caller`` is its caller ID number."""
+
+    uniqueid: str
+    linkedid: str
+    channel: str
+    caller: str
+
+    @property
+    def first_of_call(self) -> bool:
+        return bool(self.uniqueid) and self.uniqueid == self.linkedid
+
+
+@dataclass(frozen=True)
+class BridgeEnter(AmiEvent):
+    bridge: str  # BridgeUniqueid
+    member: ChannelRef
+
+
+@dataclass(frozen=True)
+class BridgeLeave(AmiEvent):
+    bridge: str
+    member: ChannelRef
+
+
+@dataclass(frozen=True)
+class Hangup(AmiEvent):
+    member: ChannelRef
+
+
+def channel_ref(headers: Headers) -> ChannelRef:
+    return ChannelRef(
+        uniqueid=headers.get("Uniqueid", ""),
+        linkedid=headers.get("Linkedid", ""),
+        channel=headers.get("Channel", ""),
+        caller=headers.get("CallerIDNum", ""),
+    )
+
+
 def _int(value: str | None) -> int:
     try:
         return int(value or 0)
@@ -153,6 +195,9 @@ _PARSERS: dict[str, Callable[[str, Headers], AmiEvent]] = {
     "FullyBooted": lambda n, h: FullyBooted(n),
     "AgentLogin": lambda n, h: AgentLogin(n, agent=h.get("Agent", ""), channel=h.get("Channel", "")),
     "AgentLogoff": lambda n, h: AgentLogoff(n, agent=h.get("Agent", "")),
+    "BridgeEnter": lambda n, h: BridgeEnter(n, bridge=h.get("BridgeUniqueid", ""), member=channel_ref(h)),
+    "BridgeLeave": lambda n, h: BridgeLeave(n, bridge=h.get("BridgeUniqueid", ""), member=channel_ref(h)),
+    "Hangup": lambda n, h: Hangup(n, member=channel_ref(h)),
     "Agents": lambda n, h: AgentStatus(
         n, agent=h.get("Agent", ""), status=h.get("Status", ""), channel=h.get("Channel", "")
     ),

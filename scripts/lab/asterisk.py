@@ -27,7 +27,7 @@ TEMPLATES = LAB_PACKAGE / "asterisk"
 ASTERISK_LOG = Path("var/log/asterisk/messages.log")
 # Files of the project's dialplan/ the lab's extensions.conf includes as they are (the chroot cannot
 # see the checkout): a copy on every `up`, none while the checkout lacks the file (#tryinclude).
-SHIPPED_DIALPLAN = ("callback-request.conf",)
+SHIPPED_DIALPLAN = ("callback-request.conf", "callback-inbound.conf")
 
 
 def _marker(settings: LabSettings) -> str:

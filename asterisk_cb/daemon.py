@@ -20,10 +20,12 @@ import asyncio
 import dataclasses
 import logging
 import signal
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from asterisk_cb import config, deployment, secrecy
+from asterisk_cb import config, deployment, feature_code, inbound_hook, secrecy
+from asterisk_cb.call_in_watch import CallInWatch
 from asterisk_cb.components import (
     AmiLink,
     AriEvents,
@@ -35,7 +37,8 @@ from asterisk_cb.components import (
 )
 from asterisk_cb.core.model import Callback
 from asterisk_cb.core.settings import Settings, SettingsFile
-from asterisk_cb.feature_code import ROUTE, FeatureCode
+from asterisk_cb.feature_code import FeatureCode
+from asterisk_cb.inbound_hook import CALL_IN, InboundHook
 from asterisk_cb.keys import Keys
 from asterisk_cb.metrics import Metrics, MetricsServer, event_counter
 from asterisk_cb.redis_conn import RedisClient
@@ -43,6 +46,7 @@ from asterisk_cb.scheduler import Scheduler, SchedulerOptions
 from asterisk_cb.service import CallbackService, RolesService, effective_settings
 from asterisk_cb.store import Store
 from asterisk_cb.telephony.ami import AmiConnection
+from asterisk_cb.telephony.ami_events import device_of_channel
 from asterisk_cb.telephony.answer_marks import AnswerMarks
 from asterisk_cb.telephony.ari import AriClient
 from asterisk_cb.telephony.ari_stream import AriEventStream, StreamSettings
@@ -50,6 +54,7 @@ from asterisk_cb.telephony.availability import AvailabilityView
 from asterisk_cb.telephony.availability_feed import feed_from_ami
 from asterisk_cb.telephony.executor import CallbackExecutor, ExecutorOptions
 from asterisk_cb.telephony.fastagi import FastAgiServer
+from asterisk_cb.telephony.inbound_talk import Talk, TalkTracker
 from asterisk_cb.telephony.pause_sweep import PauseSweep
 from asterisk_cb.telephony.queue_guard import QueueGuard
 
@@ -114,6 +119,14 @@ class Daemon:
         roles = RolesService(self.store, site.roles, site.agents)
         options = site.feature_code.options
         self.feature_code = FeatureCode(service, roles, self.view.agent_at, self.settings_of, options=options)
+        # The contact calling in first: the inbound hook's look-up, and its talk settling the callbacks.
+        self.inbound_hook = InboundHook(service, self.view, self.settings_of)
+        tracker = TalkTracker(lambda channel: self.view.agent_at(device_of_channel(channel)))
+
+        def settle(talk: Talk) -> Awaitable[list[Callback]]:
+            return service.settle_call_in(CALL_IN, talk.number, talk.agent, int(talk.seconds))
+
+        self.call_in = CallInWatch(self.ami, tracker, settle)
         self.supervisor = Supervisor(self.components())
 
     def component_health(self) -> dict[str, bool]:
@@ -121,8 +134,8 @@ class Daemon:
 
     def components(self) -> list[Component]:
         """What this daemon keeps running, in start order (stopped in reverse): a new way in is one
-        line here. Essential ones first; the feature code's FastAGI server unless [feature_code] listen is
-        empty; metrics only with [metrics]."""
+        line here. Essential ones first; the FastAGI server (feature code, inbound hook) unless
+        [feature_code] listen is empty; metrics only with [metrics]."""
         links = (
             Link("ARI", self.site.ari.url, self.events.wait_ready),
             Link("AMI", self.site.ami.host, self.ami.wait_ready),
@@ -133,10 +146,12 @@ class Daemon:
             SchedulerPart(self.scheduler, links),
             ChangeRequests(self.executor.follow_requests),
             self.pause_sweep,
+            self.call_in,
         ]
-        feature_code = self.site.feature_code
-        if feature_code.listen is not None:
-            parts.append(FastAgiServer(feature_code.server_settings(), {ROUTE: self.feature_code}))
+        agi = self.site.feature_code
+        if agi.listen is not None:
+            routes = {feature_code.ROUTE: self.feature_code, inbound_hook.ROUTE: self.inbound_hook}
+            parts.append(FastAgiServer(agi.server_settings(), routes))
         if self.site.metrics is not None:
             parts.append(MetricsServer(self.metrics, self.site.metrics.host, self.site.metrics.port))
             parts.append(event_counter(self.store, self.metrics, self.scheduler.owner))

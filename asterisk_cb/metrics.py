@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from asterisk_cb.components import forever
 from asterisk_cb.consumer import EventConsumer, EventSource
-from asterisk_cb.core.model import State
+from asterisk_cb.core.model import EventKind, State
 from asterisk_cb.scheduler import SchedulerStats
 from asterisk_cb.store import StreamEvent
 from asterisk_cb.telephony.health import HealthSnapshot
@@ -75,6 +75,9 @@ class DaemonCollector(Collector):
         yield components
 
 
+_FINISHING = frozenset({EventKind.COMPLETED, EventKind.EXHAUSTED, EventKind.EXPIRED, EventKind.CANCELLED})
+
+
 class Metrics:
     """The registry of one daemon; ``handle`` counts a batch of the event stream into it."""
 
@@ -95,6 +98,12 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.finished = Counter(
+            "asterisk_cb_finished",
+            "Callbacks finished, by event kind and reason (contact_called_in: the contact called in first)",
+            ["kind", "reason"],
+            registry=self.registry,
+        )
         self.registry.register(DaemonCollector(stats, links, self.states, components))
 
     def render(self) -> bytes:
@@ -112,6 +121,8 @@ class Metrics:
     async def handle(self, entries: Sequence[StreamEvent]) -> None:
         for entry in entries:
             self.events.labels(entry.event.kind.value).inc()
+            if entry.event.kind in _FINISHING:
+                self.finished.labels(entry.event.kind.value, entry.event.attributes.get("reason", "")).inc()
 
 
 def event_counter(source: EventSource, metrics: Metrics, consumer: str) -> EventConsumer:

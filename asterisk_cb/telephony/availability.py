@@ -141,6 +141,15 @@ class AvailabilityView:
             or self._ready(spec, devices)
         )
 
+    def is_free(self, agent: str, now: float) -> bool:
+        """Could ``agent`` take a call at ``now``: what the inbound hook tells a returning contact's route."""
+        return self.check(agent, now).available
+
+    def ring_targets(self, agent: str) -> tuple[str, ...]:
+        """The phones to dial for ``agent`` (none for an unknown agent or one logged in nowhere)."""
+        spec = self.agents.get(agent)
+        return tuple(device.ring for device in self.devices_of(spec)) if spec else ()
+
     def devices_of(self, spec: AgentSpec) -> tuple[AgentDevice, ...]:
         """Fixed phones, then hot-desk memberships, then the app_agent_pool login; each ring target once."""
         found = [AgentDevice(ring=device, state=device) for device in spec.devices]

@@ -131,5 +131,11 @@ class InboundHook:
             endpoints=self._agents.ring_targets(first.agent),
             free=self._agents.is_free(first.agent, self._clock()),
             priority=settings.call_in_priority,
-            prefix=settings.call_in_caller_id_prefix,
+            prefix=_with_space(settings.call_in_caller_id_prefix),
         )
+
+
+def _with_space(prefix: str) -> str:
+    """The configured prefix and a space before the caller's name ("CB" shows "CB John Smith"): a
+    setting cannot end in a space of its own (outer spaces are trimmed)."""
+    return f"{prefix} " if prefix else ""

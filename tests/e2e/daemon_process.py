@@ -49,11 +49,12 @@ def config_text(
     dialing: str = "",
     daemon: Mapping[str, str] = DAEMON,
     feature_code: Mapping[str, str] = NO_FEATURE_CODE,
+    numbers: Mapping[str, str] | None = None,
 ) -> str:
     """The config an admin would write for the lab PBX (cf. scripts/demo_callback.py); ``dialing``:
     more ``[dialing]`` lines; ``daemon``: the ``[daemon]`` options (bench/calls.py keeps the defaults,
     so it passes none); ``feature_code``: the ``[feature_code]`` options (by default no FastAGI server:
-    several daemons of one test run on one host)."""
+    several daemons of one test run on one host); ``numbers``: a ``[numbers]`` section (none by default)."""
     general = "\n".join(f"{option} = {value}" for option, value in GENERAL.items())
     agents = "\n".join(f"{agent} = {spec['endpoint']}" for agent, spec in sorted(info["agents"].items()))
     ari, ami = info["ari"], info["ami"]
@@ -67,6 +68,7 @@ def config_text(
         f"[agents]\n{agents}\n\n"
         + (_options("daemon", daemon) if daemon else "")
         + _options("feature_code", feature_code)
+        + (_options("numbers", numbers) if numbers else "")
     )
 
 
@@ -148,6 +150,7 @@ class Fleet:
     dialing: str = ""  # more [dialing] lines for every daemon's config (e.g. "max_calls = 1\n")
     daemon: dict[str, str] = field(default_factory=lambda: dict(DAEMON))  # its [daemon] options
     feature_code: dict[str, str] = field(default_factory=lambda: dict(NO_FEATURE_CODE))  # [feature_code]
+    numbers: dict[str, str] = field(default_factory=dict)  # a [numbers] section when not empty
 
     async def start(self, app: str, environment: Mapping[str, str] | None = None) -> DaemonProcess:
         """Start `asterisk-cb run` for ``app`` (the same config file on a restart) and wait till it runs;
@@ -156,7 +159,9 @@ class Fleet:
         if not config.exists():
             write_private(
                 config,
-                config_text(self.info, self.namespace, app, self.dialing, self.daemon, self.feature_code),
+                config_text(
+                    self.info, self.namespace, app, self.dialing, self.daemon, self.feature_code, self.numbers
+                ),
             )
         daemon = DaemonProcess(config, self.folder / f"{app}.log", environment=environment or {})
         seen = daemon.running_lines()

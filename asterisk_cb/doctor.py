@@ -83,6 +83,7 @@ async def run_checks(path: Path, file: SettingsFile, site: deployment.Deployment
             checks.append(await _context(ami, "amd_context", site.dialing.amd_context))
         if site.feature_code.listen is not None:
             checks.append(await _feature_code_contexts(ami))
+            checks.append(await _inbound_hook(ami))
         checks += queues
     finally:
         await ami.stop()
@@ -223,6 +224,25 @@ async def _feature_code_contexts(ami: AmiConnection) -> Check:
                 "feature_code", Verdict.FAIL, f"{found.detail}: #include dialplan/callback-request.conf"
             )
     return Check("feature_code", Verdict.OK, f"contexts {', '.join(FEATURE_CODE_CONTEXTS)} exist")
+
+
+# What dialplan/callback-inbound.conf defines: the hook and its helper channel.
+INBOUND_HOOK_CONTEXTS = ("acb-inbound", "acb-inbound-agi")
+
+
+async def _inbound_hook(ami: AmiConnection) -> Check:
+    """The inbound hook is the admin's choice: without it returning contacts are not routed to their
+    agent (their talk still settles callbacks), so its absence warns, never fails."""
+    for context in INBOUND_HOOK_CONTEXTS:
+        found = await _context(ami, "inbound_hook", context)
+        if found.verdict is Verdict.FAIL:
+            return Check(
+                "inbound_hook",
+                Verdict.WARN,
+                f"{found.detail}: returning contacts are not routed to their agent "
+                '(#include dialplan/callback-inbound.conf, README "The contact calls in first")',
+            )
+    return Check("inbound_hook", Verdict.OK, f"contexts {', '.join(INBOUND_HOOK_CONTEXTS)} exist")
 
 
 async def _context(ami: AmiConnection, option: str, context: str) -> Check:

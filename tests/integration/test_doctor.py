@@ -90,6 +90,7 @@ async def test_the_lab_passes_every_check(lab: dict[str, Any], tmp_path: Path) -
         "queue_context": Verdict.OK,
         "amd_context": Verdict.OK,
         "feature_code": Verdict.OK,
+        "inbound_hook": Verdict.OK,
         "queue failover": Verdict.OK,
     }
     assert "Asterisk 22." in checks["ari"].detail

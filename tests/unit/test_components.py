@@ -116,7 +116,16 @@ async def test_metrics_components_only_with_a_metrics_section(tmp_path: Path) ->
     daemon = Daemon(path, file, deployment.from_settings_file(file))
     try:
         names = [component.name for component in daemon.supervisor.components]
-        assert names == ["ari", "ami", "scheduler", "requests", "pause-sweep", "call-in", "metrics", "events:metrics"]
+        assert names == [
+            "ari",
+            "ami",
+            "scheduler",
+            "requests",
+            "pause-sweep",
+            "call-in",
+            "metrics",
+            "events:metrics",
+        ]
     finally:
         await daemon.ari.close()
         await daemon.redis.aclose()

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from asterisk_cb import feature_code
+from asterisk_cb import feature_code, inbound_hook
 from asterisk_cb.core import rules
 from asterisk_cb.telephony import answer_marks
 
@@ -131,3 +131,37 @@ def test_every_refusal_the_daemon_sends_is_spoken() -> None:
     re_prompted = {feature_code.Reason.NOT_AGENT, feature_code.Reason.HOURS, feature_code.Reason.TIME}
     for reason in set(feature_code.Reason) - re_prompted:
         assert reason.value in named or re.fullmatch(r"[a-z].+", reason.value), reason
+
+
+INBOUND = ROOT / "dialplan" / "callback-inbound.conf"
+
+
+def test_the_inbound_hook_asks_the_route_the_daemon_serves_and_reads_all_it_writes() -> None:
+    """The hook's answer variables and AGI route, and the Gosub's, are one contract: every field the
+    daemon writes is read (Answer.fields), and the status the Gosub waits for comes last."""
+    text = INBOUND.read_text()
+    assert f"}}/{inbound_hook.ROUTE})" in text
+    read = set(re.findall(r"SHARED\((ACB_I_[A-Z]+)\)", text))
+    fields = inbound_hook.Answer(inbound_hook.Status.UNKNOWN).fields()
+    assert read == set(fields)
+    assert list(fields)[-1] == "ACB_I_STATUS"
+    for status in inbound_hook.Status:  # each status the daemon sends is one the Gosub knows
+        assert f"{status.value}" in text
+
+
+def test_the_readme_names_every_variable_the_hook_sets() -> None:
+    text = INBOUND.read_text()
+    readme = (ROOT / "README.md").read_text()
+    set_by_the_gosub = set(re.findall(r"Set\((ACB_(?:INBOUND|CALLBACK_[A-Z_]+))=", text))
+    assert "ACB_INBOUND" in set_by_the_gosub and len(set_by_the_gosub) == 9
+    for name in set_by_the_gosub:
+        assert f"| `{name}` |" in readme, name
+
+
+def test_the_lab_routes_support_through_the_hook_admins_get() -> None:
+    """The lab copies the shipped file (never a copy of its own) and its support route is the README's."""
+    assert "callback-inbound.conf" in (ROOT / "scripts" / "lab" / "asterisk.py").read_text()
+    route = context_lines(ROOT / "scripts" / "lab" / "asterisk" / "extensions.conf", "lab-inbound")
+    assert any("Gosub(acb-inbound,s,1)" in line for line in route)
+    assert any("Gosub(acb-inbound-owner,s,1(15))" in line for line in route)
+    assert any("QUEUE_PRIO=${ACB_CALLBACK_PRIORITY}" in line for line in route)

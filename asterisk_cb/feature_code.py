@@ -46,7 +46,6 @@ from asterisk_cb.service import (
     CallbackService,
     ErrorCode,
     Permission,
-    Query,
     ScheduleRequest,
     ServiceError,
 )
@@ -211,9 +210,7 @@ class FeatureCode:
 
     async def _pending(self, actor: Actor, number: str) -> Callback | None:
         """The contact's soonest unfinished callback with this agent, if any."""
-        mine = await self._service.list(actor, Query(agent=actor.name, contact_number=number))
-        pending = [callback for callback in mine if not callback.state.is_finished]
-        return min(pending, key=lambda callback: callback.due_at, default=None)
+        return (await self._service.pending_for_number(actor, number, agent=actor.name)).first
 
     async def _parse(self, actor: Actor, facts: CallFacts, zone: str, keys: str) -> Reply:
         try:

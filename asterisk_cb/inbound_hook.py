@@ -119,7 +119,7 @@ class InboundHook:
             return Answer(Status.UNAVAILABLE)
 
     async def _describe(self, number: str) -> Answer:
-        found = await self._service.call_in_lookup(CALL_IN, number)
+        found = await self._service.pending_for_number(CALL_IN, number)
         first = found.first
         if first is None:
             return Answer(Status.UNKNOWN)

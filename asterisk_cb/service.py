@@ -14,9 +14,10 @@ directly: only the daemon holding the call can hang it up. It becomes a request 
 same moment); the service waits up to ``wait_s`` for that outcome (``Change.outcome``). A change the
 lifecycle refuses in the state read (the contact is talking) is refused at once.
 
-The contact calling in first (``call_in_lookup``, ``settle_call_in``) is the daemon's own face: it
-looks the caller's number up in the contact index (pending callbacks only) and, once the caller has
-talked with an agent, completes the callbacks that talk settles under their own settings.
+A number's pending callbacks (``pending_for_number``) come from the contact index (pending callbacks
+only, keyed canonically): the inbound hook asks it for a caller, the feature code for the contact of
+the agent's call. Once an inbound caller has talked with an agent, ``settle_call_in`` completes the
+callbacks that talk settles under their own settings.
 """
 
 from __future__ import annotations
@@ -55,13 +56,13 @@ __all__ = [
     "DEFAULT_LIMIT",
     "REQUEST_WAIT_S",
     "Actor",
-    "CallIn",
     "CallbackService",
     "CallbackStore",
     "Change",
     "ChangeOutcome",
     "Directory",
     "ErrorCode",
+    "NumberPending",
     "Page",
     "Permission",
     "Query",
@@ -107,9 +108,9 @@ class Change:
 
 
 @dataclass(frozen=True)
-class CallIn:
-    """The pending callbacks of an inbound caller's number, soonest due first: the first is the one
-    the inbound hook describes. None for a number nobody is to call back (or no usable number)."""
+class NumberPending:
+    """The pending callbacks of a number, soonest due first: the first is the one the inbound hook
+    describes. None for a number nobody is to call back (or no usable number)."""
 
     number: str
     pending: tuple[Callback, ...] = ()
@@ -352,21 +353,23 @@ class CallbackService:
             raise ServiceError(ErrorCode.NOT_FOUND, f"no callback {callback_id!r}")
         return Change(now, ChangeOutcome.PENDING if outcome is None else ChangeOutcome.APPLIED_BY_HOLDER)
 
-    async def call_in_lookup(self, actor: Actor, number: str) -> CallIn:
+    async def pending_for_number(self, actor: Actor, number: str, agent: str | None = None) -> NumberPending:
         """The pending callbacks of ``number`` (any form of it: the index is keyed canonically), soonest
-        due first. A caller ID that is no dialable number (anonymous, empty) is simply unknown."""
-        require(actor, Permission.VIEW_ALL)
+        due first; with ``agent``, that agent's only. Everyone's need VIEW_ALL, an agent's own do not.
+        A caller ID that is no dialable number (anonymous, empty) is simply unknown."""
+        if agent is None or agent != actor.name:
+            require(actor, Permission.VIEW_ALL)
         try:
             checked = rules.contact_number(number)
         except rules.ValidationError:
-            return CallIn(number)
+            return NumberPending(number)
         # The index lists pending callbacks only; one an older version left there is dropped here too.
         found = await self._store.get_many(await self._store.ids_for_contact(checked))
         pending = sorted(
-            (callback for callback in found if not callback.state.is_finished),
+            (c for c in found if not c.state.is_finished and agent in (None, c.agent)),
             key=lambda callback: (callback.due_at, callback.id),
         )
-        return CallIn(checked, tuple(pending))
+        return NumberPending(checked, tuple(pending))
 
     async def settle_call_in(self, actor: Actor, number: str, agent: str, talk_s: int) -> list[Callback]:
         """The contact of ``number`` talked with ``agent`` for ``talk_s`` seconds on a call of its own:
@@ -379,7 +382,7 @@ class CallbackService:
         with _as_service_errors():
             called_in = ContactCalledIn(rules.identifier(agent, "agent"), talk_s)
         settled = []
-        for callback in (await self.call_in_lookup(actor, number)).pending:
+        for callback in (await self.pending_for_number(actor, number)).pending:
             after = await self._settle(callback.id, called_in)
             if after is not None:
                 settled.append(after)

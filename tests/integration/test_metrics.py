@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from asterisk_cb.core import lifecycle
+from asterisk_cb.core.inputs import ContactCalledIn
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.metrics import GROUP, Metrics, event_counter, serve
 from asterisk_cb.redis_conn import RedisClient
@@ -155,3 +156,25 @@ async def until_nothing_pending(store: Store) -> None:
     while any(group.pending for group in await store.event_groups()):
         assert asyncio.get_running_loop().time() < deadline, "entries stay pending"
         await asyncio.sleep(0.05)
+
+
+async def test_finished_callbacks_are_counted_by_reason(store: Store) -> None:
+    """A callback the contact's own call settled shows as completed with reason contact_called_in."""
+    metrics = new_metrics()
+    await store.ensure_group(GROUP, "$")
+    counting = asyncio.create_task(event_counter(store, metrics, "daemon-a").run())
+    try:
+        await create_callbacks(store, 2)
+        for callback_id in ("m0000", "m0001"):
+            before = await store.get(callback_id)
+            assert before is not None
+            settled = lifecycle.step(before, ContactCalledIn("1001", 30), datetime.now(UTC), Settings())
+            await store.edit(before, settled.callback, settled.events)
+
+        def called_in() -> float:
+            labels = {"kind": "completed", "reason": "contact_called_in"}
+            return metrics.registry.get_sample_value("asterisk_cb_finished_total", labels) or 0.0
+
+        await until(lambda: called_in() == 2)
+    finally:
+        counting.cancel()

@@ -59,7 +59,7 @@ async def test_a_number_is_found_in_any_form_soonest_due_first(service: Callback
     sooner = await schedule(service, "030123456", agent="1002", hours=1)
     await schedule(service, "+4930999")
     for form in FORMS:
-        found = await service.call_in_lookup(ADMIN, form)
+        found = await service.pending_for_number(ADMIN, form)
         assert [callback.id for callback in found.pending] == [sooner, later], form
         assert found.first is not None and found.first.agent == "1002"
 
@@ -68,13 +68,13 @@ async def test_only_pending_callbacks_are_listed(service: CallbackService) -> No
     kept = await schedule(service, NUMBER)
     cancelled = await schedule(service, NUMBER, hours=1)
     await service.cancel(ADMIN, cancelled)
-    assert [callback.id for callback in (await service.call_in_lookup(ADMIN, NUMBER)).pending] == [kept]
+    assert [callback.id for callback in (await service.pending_for_number(ADMIN, NUMBER)).pending] == [kept]
 
 
 @pytest.mark.parametrize("number", ["+4930555", "anonymous", "", "+49&Local/1"])
 async def test_an_unknown_or_unusable_number_is_simply_unknown(service: CallbackService, number: str) -> None:
     await schedule(service, NUMBER)
-    found = await service.call_in_lookup(ADMIN, number)
+    found = await service.pending_for_number(ADMIN, number)
     assert (found.pending, found.first) == ((), None)
 
 
@@ -90,7 +90,7 @@ async def test_a_talk_with_the_owner_completes_the_owners_callbacks_only(
         assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.CONTACT_CALLED_IN)
         assert (done.called_in_agent, done.called_in_talk_s, done.finished_at) == ("1001", 25, NOW)
     assert (await store.get(theirs)).state is State.SCHEDULED
-    assert [callback.id for callback in (await service.call_in_lookup(ADMIN, NUMBER)).pending] == [theirs]
+    assert [callback.id for callback in (await service.pending_for_number(ADMIN, NUMBER)).pending] == [theirs]
     await store.ensure_group("test")
     entries = await store.read_group("test", "reader", count=100)
     completed = [e for e in entries if isinstance(e, StreamEvent) and e.event.kind is EventKind.COMPLETED]
@@ -145,7 +145,7 @@ async def test_a_callback_whose_call_lives_is_never_touched(service: CallbackSer
     transition = lifecycle.step(claim.callback, Due(), NOW + timedelta(hours=1), Settings())
     await store.commit(claim, transition.callback, transition.events)
 
-    listed = (await service.call_in_lookup(ADMIN, NUMBER)).pending
+    listed = (await service.pending_for_number(ADMIN, NUMBER)).pending
     assert [callback.id for callback in listed] == [ringing_id, waiting_id], "pending, so described"
     assert [c.id for c in await service.settle_call_in(ADMIN, NUMBER, "1001", 600)] == [waiting_id]
     assert (await store.get(ringing_id)) == transition.callback
@@ -171,6 +171,16 @@ async def test_settling_again_completes_nothing_more(service: CallbackService) -
 
 async def test_the_daemons_face_is_for_the_daemon(service: CallbackService) -> None:
     await refused(service.settle_call_in(AGENT_1001, NUMBER, "1001", 30), ErrorCode.FORBIDDEN)
-    await refused(service.call_in_lookup(AGENT_1001, NUMBER), ErrorCode.FORBIDDEN)
+    await refused(service.pending_for_number(AGENT_1001, NUMBER), ErrorCode.FORBIDDEN)
     await refused(service.settle_call_in(ADMIN, NUMBER, "10 01", 30), ErrorCode.INVALID, "agent")
     await refused(service.settle_call_in(ADMIN, NUMBER, "1001", -1), ErrorCode.INVALID, "talk_s")
+
+
+async def test_an_agent_may_ask_for_its_own_pending_callbacks_of_a_number_only(service: CallbackService) -> None:
+    """The feature code's check: the agent's role has no view_all_callbacks."""
+    mine = await schedule(service, NUMBER)
+    await schedule(service, NUMBER, agent="1002", hours=1)
+    found = await service.pending_for_number(AGENT_1001, "030123456", agent="1001")
+    assert [callback.id for callback in found.pending] == [mine]
+    for agent in (None, "1002"):
+        await refused(service.pending_for_number(AGENT_1001, NUMBER, agent=agent), ErrorCode.FORBIDDEN)

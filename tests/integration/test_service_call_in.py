@@ -176,7 +176,7 @@ async def test_the_daemons_face_is_for_the_daemon(service: CallbackService) -> N
     await refused(service.settle_call_in(ADMIN, NUMBER, "1001", -1), ErrorCode.INVALID, "talk_s")
 
 
-async def test_an_agent_may_ask_for_its_own_pending_callbacks_of_a_number_only(service: CallbackService) -> None:
+async def test_an_agent_may_ask_for_its_own_pending_callbacks_only(service: CallbackService) -> None:
     """The feature code's check: the agent's role has no view_all_callbacks."""
     mine = await schedule(service, NUMBER)
     await schedule(service, NUMBER, agent="1002", hours=1)

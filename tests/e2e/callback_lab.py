@@ -156,7 +156,7 @@ class Lab:
         """After a test: end this test's calls so the next test finds its agents idle, and delete its
         answer marks (the daemon never does; the dialplan purges them only after 30 days)."""
         for mark in self.answer_marks():
-            _pbx_cli(f"database del {mark.strip('/').replace('/', ' ', 1)}")
+            pbx_cli(f"database del {mark.strip('/').replace('/', ' ', 1)}")
         for channel_id in await self.our_channels():
             with contextlib.suppress(AriNotFound):
                 await self.ari.hangup(channel_id)
@@ -168,7 +168,7 @@ class Lab:
     def answer_marks(self) -> list[str]:
         """This test's entries in Asterisk's AstDB family ``acb`` (answers no daemon saw; see
         ``telephony.answer_marks``), as ``/acb/<channel id>``."""
-        listing = _pbx_cli("database show acb")
+        listing = pbx_cli("database show acb")
         return [line.split()[0] for line in listing.splitlines() if f"/{ARI_ID_PREFIX}{self.prefix}" in line]
 
     async def events(self, callback_id: str) -> list[Event]:
@@ -262,7 +262,7 @@ def unique_number(behaviour_prefix: str) -> str:
     return behaviour_prefix + "".join(random.choices("0123456789", k=12 - len(behaviour_prefix)))
 
 
-def _pbx_cli(command: str) -> str:
+def pbx_cli(command: str) -> str:
     """One Asterisk CLI command on the lab (the root console: AstDB is not the daemon's to change)."""
     return subprocess.run(
         [sys.executable, str(PBX_LAB), "cli", command], capture_output=True, text=True, timeout=30, check=True

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
-from callback_lab import Lab, pbx_lab, until, until_equal
+from callback_lab import Lab, pbx_cli, pbx_lab, until, until_equal
 from daemon_process import DaemonProcess, Fleet
 from lab.ami_client import LabAmi, Message
 from lab_events import Events
@@ -279,6 +279,8 @@ async def test_a_daemon_down_or_frozen_never_delays_the_call(call_in: CallInLab,
         call_in.daemon.send(signal.SIGSTOP)
     try:
         took_s, seen = await _routing_time(call_in, number)
+        # The helper channel is gone soon (Originate's 2 s), even while the daemon stays frozen.
+        await until(lambda: "@acb-inbound-agi" not in pbx_cli("core show channels concise"), 10)
     finally:
         if fault == "sigstop":
             call_in.daemon.send(signal.SIGCONT)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -193,8 +194,16 @@ def _talk(ami: Ami, clock: list[float], seconds: float) -> None:
     ami.emit(Hangup("Hangup", CALLER))
 
 
-async def _watching(watch: CallInWatch) -> asyncio.Task[None]:
-    return asyncio.create_task(watch.run())
+@asynccontextmanager
+async def _watching(watch: CallInWatch) -> AsyncIterator[None]:
+    """The watch running for the block; stopped and awaited after it (no task left behind holding a
+    Redis connection mid-command)."""
+    task = asyncio.create_task(watch.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 @pytest.mark.parametrize(("seconds", "completed"), [(25.0, True), (5.0, False)])
@@ -206,29 +215,29 @@ async def test_the_watch_settles_after_enough_talk(
     ami = Ami()
     tracker = TalkTracker(lambda channel: "1001" if channel.startswith("PJSIP/1001-") else None)
 
+    settled = asyncio.Event()
+
     async def settle(talk: Talk) -> list[Any]:
-        return await service.settle_call_in(CALL_IN, talk.number, talk.agent, int(talk.seconds))
+        try:
+            return await service.settle_call_in(CALL_IN, talk.number, talk.agent, int(talk.seconds))
+        finally:
+            settled.set()
 
     watch = CallInWatch(ami, tracker, settle, clock=lambda: clock[0])
-    task = await _watching(watch)
-    try:
+    async with _watching(watch):
         _talk(ami, clock, seconds)
-        expected = State.COMPLETED if completed else State.SCHEDULED
-        for _ in range(100):
-            found = await store.get(callback_id)
-            if found is not None and found.state is expected and (not completed or found.finished_at):
-                break
-            await asyncio.sleep(0.02)
-        found = await store.get(callback_id)
-        assert found is not None and found.state is expected
-        if completed:
-            assert (found.finish_reason, found.called_in_agent, found.called_in_talk_s) == (
-                FinishReason.CONTACT_CALLED_IN,
-                "1001",
-                25,
-            )
-    finally:
-        task.cancel()
+        await asyncio.wait_for(settled.wait(), 10)  # the talk was offered: its outcome is written
+    found = await store.get(callback_id)
+    assert found is not None
+    if completed:
+        assert found.state is State.COMPLETED
+        assert (found.finish_reason, found.called_in_agent, found.called_in_talk_s) == (
+            FinishReason.CONTACT_CALLED_IN,
+            "1001",
+            25,
+        )
+    else:
+        assert found.state is State.SCHEDULED and found.finish_reason is None
 
 
 async def test_the_watch_retries_while_redis_is_away_and_forgets_calls_on_resync() -> None:
@@ -246,8 +255,7 @@ async def test_the_watch_retries_while_redis_is_away_and_forgets_calls_on_resync
         ami, TalkTracker(lambda c: "1001" if c.startswith("PJSIP/1001-") else None), flaky,
         clock=lambda: clock[0], retry=Backoff(initial_s=0.01, cap_s=0.02),
     )  # fmt: skip
-    task = await _watching(watch)
-    try:
+    async with _watching(watch):
         _talk(ami, clock, 30.0)
         for _ in range(100):
             if len(attempts) >= 3:
@@ -261,5 +269,3 @@ async def test_the_watch_retries_while_redis_is_away_and_forgets_calls_on_resync
         ami.emit(Hangup("Hangup", CALLER))
         await asyncio.sleep(0.05)
         assert len(attempts) == 3
-    finally:
-        task.cancel()

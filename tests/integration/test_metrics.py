@@ -178,3 +178,4 @@ async def test_finished_callbacks_are_counted_by_reason(store: Store) -> None:
         await until(lambda: called_in() == 2)
     finally:
         counting.cancel()
+        await asyncio.gather(counting, return_exceptions=True)

@@ -1,12 +1,13 @@
 """The CEL writer's MariaDB/MySQL adapter (aiomysql): one connection, one transaction per batch.
 
-Per row: ``INSERT IGNORE`` the marker, and the cel row only when the marker was new (one affected
-row). Both tables must be InnoDB for the pair to be atomic (``doctor`` warns otherwise). ``eventtime``
-goes in as a naive datetime, as cel_odbc writes it.
+Per row: insert the marker, and the cel row only when the marker was new (one affected row). Both
+tables must be InnoDB for the pair to be atomic (``doctor`` warns otherwise). ``eventtime`` goes in
+as a naive datetime, as cel_odbc writes it.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import aiomysql
@@ -66,7 +67,9 @@ class MariaDbCel(Guarded[aiomysql.Connection]):
         async def run(connection: aiomysql.Connection) -> None:
             async with connection.cursor() as cursor:
                 for statement in statements:
-                    await cursor.execute(statement)
+                    with warnings.catch_warnings():  # "already exists" of IF NOT EXISTS: the point
+                        warnings.simplefilter("ignore", pymysql.err.Warning)
+                        await cursor.execute(statement)
             await connection.commit()
 
         await self._run(run)

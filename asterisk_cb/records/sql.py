@@ -4,7 +4,8 @@ Exactly once: a row goes into the cel table only together with a marker row keye
 entry id), in the same transaction, and only when that marker was new. ``source`` is the Redis key
 namespace (two deployments may share a database; entry ids are only unique within one stream).
 PostgreSQL does both in one statement (``INSERT ... ON CONFLICT DO NOTHING RETURNING`` feeding the cel
-insert); MariaDB/MySQL inserts the marker with ``INSERT IGNORE`` and the cel row only when it counted.
+insert); MariaDB/MySQL inserts the marker (``ON DUPLICATE KEY UPDATE`` a no-op) and the cel row only when it
+counted.
 Names are checked (``settings.parse_table``) and quoted here; values are always parameters.
 """
 
@@ -82,7 +83,13 @@ def postgres_insert(site: RecordsSite) -> str:
 
 
 def mysql_marker_insert(site: RecordsSite) -> str:
-    return f"INSERT IGNORE INTO {quote(Dialect.MYSQL, site.marker_table)} (source, entry_id) VALUES (%s, %s)"
+    """One affected row when the marker is new, none when it was there (the no-op update; the client
+    does not ask for found rows). Not ``INSERT IGNORE``: it also ignores other errors, and reports
+    each skipped duplicate as a warning the driver fetches and raises as a Python warning."""
+    table = quote(Dialect.MYSQL, site.marker_table)
+    return (
+        f"INSERT INTO {table} (source, entry_id) VALUES (%s, %s) ON DUPLICATE KEY UPDATE entry_id = entry_id"
+    )
 
 
 def mysql_cel_insert(site: RecordsSite) -> str:

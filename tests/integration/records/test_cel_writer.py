@@ -79,9 +79,10 @@ async def test_rows_land_once_when_the_same_entries_are_handed_again(
         await first.close()
         await second.close()
     assert (first.stats.rows_written, second.stats.rows_written) == (6, 0)
-    story = await database.query(
-        f"SELECT eventtype, cid_num, cid_name, uniqueid, appname, extra FROM cel "
-        f"WHERE linkedid = '{ORIGIN}' ORDER BY eventtime, id"
+    story = await database.query(  # the README's query on a linkedid
+        f"SELECT eventtype, cid_num, cid_name, uniqueid, appname, extra FROM cel WHERE linkedid = '{ORIGIN}' "
+        f"OR linkedid IN (SELECT uniqueid FROM cel WHERE linkedid = '{ORIGIN}' "
+        "AND eventtype LIKE 'CALLBACK%') ORDER BY eventtime, id"
     )
     assert [row[0] for row in story] == ["CALLBACK_SCHEDULED", "CALLBACK_CANCELLED"] * 3
     assert [json.loads(str(row[5]))["callback"] for row in story] == [i for i in ids for _ in (1, 2)]

@@ -53,8 +53,12 @@ class Dsn:
         return redact(self.url)
 
     def hide(self, text: str) -> str:
-        """``text`` (a driver's message) with this DSN's password masked, should it quote it."""
-        return text.replace(self.password, "(set)") if self.password else text
+        """``text`` (a driver's message) with this DSN's password masked, should it quote it, as
+        written in the URL (percent-encoded) or decoded."""
+        raw = urlsplit(self.url).password or ""
+        for secret in sorted({self.password, raw} - {""}, key=len, reverse=True):
+            text = text.replace(secret, "(set)")
+        return text
 
 
 def parse_dsn(text: str) -> Dsn | None:

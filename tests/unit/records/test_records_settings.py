@@ -158,3 +158,11 @@ def test_postgres_insert_marks_first_and_casts_each_value() -> None:
     )
     assert 'INSERT INTO "cdr"."cel" (' in insert
     assert "$4::timestamp" in insert and "$15::integer" in insert and insert.endswith("FROM marked")
+
+
+def test_a_drivers_message_quoting_the_password_is_masked_in_either_form() -> None:
+    dsn = parse_dsn("postgresql://cel:s3cr%40t%2Fpw@db/asterisk")
+    assert dsn is not None
+    message = f"failed for postgresql://cel:s3cr%40t%2Fpw@db ({dsn.password})"
+    assert dsn.hide(message) == "failed for postgresql://cel:(set)@db ((set))"
+    assert "s3cr" not in repr(dsn)

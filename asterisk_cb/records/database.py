@@ -1,4 +1,4 @@
-"""What the CEL writer needs of a database, and the adapter for the DSN's dialect.
+"""What the CEL writer needs of a database, and the connection handling both adapters share.
 
 Two kinds of failure, told apart by each adapter: ``DatabaseDown`` (no connection, a timeout, the
 server shutting down, a missing table or right: nothing the rows can help; the writer waits and

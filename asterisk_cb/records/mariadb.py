@@ -34,8 +34,8 @@ class MariaDbCel(Guarded[aiomysql.Connection]):
             await connection.begin()
             try:
                 new = await self._insert(connection, source, rows)
-            except pymysql.err.MySQLError:  # a refused row: none of the batch stays (a timeout drops
-                await connection.rollback()  # the connection instead: the server rolls back)
+            except Exception:  # a refused row: none of the batch stays (a timeout drops the
+                await connection.rollback()  # connection instead: the server rolls back)
                 raise
             await connection.commit()
             return new

@@ -5,14 +5,16 @@ the callback's linkedid, and each attempt's rows name the linkedid of the calls 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import asyncpg
 import pytest
-from callback_lab import Lab, unique_number
+from callback_lab import AGENTS, Lab, unique_number
 from daemon_process import Fleet
+from tcp_proxy import TcpProxy
 
-from asterisk_cb.core.model import FinishReason, State
+from asterisk_cb.core.model import Callback, FinishReason, State
 from asterisk_cb.records import migrate
 from asterisk_cb.records.settings import RecordsSite, parse_dsn
 
@@ -85,3 +87,90 @@ async def test_callbacks_leave_their_rows_once_joined_to_asterisks_own(
         assert '"attempt":2' in failures[1] and '"outcome":"busy"' in failures[1]
     finally:
         await pg.close()
+
+
+RUN = 20  # callbacks per run, five per agent, one due every DUE_EVERY_S
+DUE_EVERY_S = 1.0
+CUT_S = 20.0
+
+
+async def _run(lab: Lab, started: float) -> tuple[list[Callback], list[float]]:
+    """``RUN`` callbacks (answer, talk 1 s), one due every second over the four agents, until all are
+    finished; returns them and each one's lateness: its agent's INVITE minus its due time."""
+    scheduled = [
+        await lab.schedule(unique_number("20101"), AGENTS[n % 4], in_s=2.0 + n * DUE_EVERY_S)
+        for n in range(RUN)
+    ]
+    done = await asyncio.gather(
+        *(lab.wait_for(cb.id, lambda cb: cb.state.is_finished, timeout_s=120) for cb in scheduled)
+    )
+    assert [cb.state for cb in done] == [State.COMPLETED] * RUN
+    lateness = {}
+    for agent in AGENTS:
+        mine = sorted((cb for cb in done if cb.agent == agent), key=lambda cb: cb.attempts[0].started_at)
+        invites = [at for at in lab.agent_invites(agent).times(agent) if at > started]
+        assert len(invites) == len(mine)  # one ring each: every agent answers
+        lateness |= {cb.id: at - cb.due_at.timestamp() for cb, at in zip(mine, invites, strict=True)}
+    return list(done), [lateness[cb.id] for cb in done]
+
+
+async def _rows_once(pg: asyncpg.Connection, lab: Lab, done: list[Callback]) -> None:
+    """Every event of every callback is one row (waiting up to 30 s for the writer to catch up)."""
+    wanted = {cb.id: len(await lab.events(cb.id)) for cb in done}
+
+    async def rows() -> dict[str, int]:
+        query = "SELECT linkedid, count(*) FROM cel WHERE linkedid = ANY($1) AND eventtype LIKE 'CALLBACK%'"
+        found = await pg.fetch(query + " GROUP BY 1", [f"acb-{callback_id}" for callback_id in wanted])
+        return {row[0].removeprefix("acb-"): row[1] for row in found}
+
+    async with asyncio.timeout(30):
+        while True:
+            if await rows() == wanted:
+                break
+            await asyncio.sleep(0.5)
+    await asyncio.sleep(2.0)  # a row written twice would show now
+    assert await rows() == wanted
+
+
+async def test_a_database_cut_for_20_s_delays_no_call_and_loses_no_row(
+    fleet_lab: tuple[Fleet, Lab], lab_info: dict[str, Any]
+) -> None:
+    """The writer's database (the lab's, through a proxy the test cuts) unreachable for 20 s in the middle
+    of 20 callbacks: every agent's INVITE within 1 s of its lateness in a control run with the database
+    up, and afterwards every event of both runs is one row."""
+    fleet, lab = fleet_lab
+    dsn = parse_dsn(lab_info["postgres"]["dsn"])
+    assert dsn is not None
+    await migrate.migrate(RecordsSite(dsn))
+    for agent in AGENTS:
+        lab.phone(agent, "answer")
+    await lab.set(reschedule_delay="1s")
+    async with TcpProxy(dsn.host, dsn.port) as proxy:
+        proxied = dsn.url.replace(f"@{dsn.host}:{dsn.port}/", f"@127.0.0.1:{proxy.port}/")
+        fleet.records = {"dsn": proxied, "usegmtime": "yes", "connect_timeout": "1s", "write_timeout": "2s"}
+        daemon = await fleet.start(APP)
+        pg = await asyncpg.connect(dsn.url)
+        try:
+            control, control_late = await _run(lab, time.time())
+            await _rows_once(pg, lab, control)
+            cut_at = time.time()
+            cut = asyncio.create_task(_cut(proxy, 2.0, CUT_S))
+            run, late = await _run(lab, cut_at)
+            await cut
+            await _rows_once(pg, lab, run)
+        finally:
+            await pg.close()
+    log = daemon.log.read_text()
+    assert log.index('"cel database down"') < log.rindex('"cel database up"')  # the writer saw the cut
+    print(f"lateness: control max {max(control_late):.3f} s, database cut max {max(late):.3f} s")
+    assert all(cut <= control + 1.0 for cut, control in zip(late, control_late, strict=True)), (
+        late,
+        control_late,
+    )
+
+
+async def _cut(proxy: TcpProxy, after_s: float, for_s: float) -> None:
+    await asyncio.sleep(after_s)
+    await proxy.stop()
+    await asyncio.sleep(for_s)
+    await proxy.start()

@@ -90,10 +90,6 @@ class LabSettings:
         return self.lab_dir / "phones"
 
     @property
-    def root_tarball(self) -> Path:
-        return self.cache_dir / "asterisk22-sid-root.tar.zst"
-
-    @property
     def tls_dir(self) -> Path:
         """The lab's self-signed CA and Asterisk's certificate (kept across ups: clients trust ca.crt)."""
         return self.lab_dir / "tls"

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from lab.settings import LabSettings
@@ -30,9 +31,6 @@ PACKAGES = (
     "odbc-mariadb",
 )
 WANTED_MAJOR = "22"
-# The cached tarball's name carries a digest of the package list: a root built before a package was
-# added or dropped is never reused (it stays in the cache for labs of older checkouts).
-CACHE_KEY = hashlib.sha256(" ".join(PACKAGES).encode()).hexdigest()[:8]
 # Marks a fully unpacked root; holds the tarball's mtime so a rebuilt cache replaces the root.
 STAMP = ".acb-lab-root"
 # Prefix for commands that mount inside the root: the mounts live and die with a private namespace.
@@ -134,9 +132,15 @@ def _build_tarball(settings: LabSettings) -> None:
         shutil.rmtree(build, ignore_errors=True)
 
 
+def cache_key(packages: Sequence[str]) -> str:
+    """A digest of the package list, in the cached tarball's name: a root built before a package was
+    added or dropped is never reused (it stays in the cache for labs of older checkouts)."""
+    return hashlib.sha256(" ".join(packages).encode()).hexdigest()[:8]
+
+
 def tarball(settings: LabSettings) -> Path:
     """The cached root for this checkout's package list."""
-    return settings.cache_dir / f"asterisk{WANTED_MAJOR}-sid-root-{CACHE_KEY}.tar.zst"
+    return settings.cache_dir / f"asterisk{WANTED_MAJOR}-sid-root-{cache_key(PACKAGES)}.tar.zst"
 
 
 def _stamp_value(settings: LabSettings) -> str:

@@ -45,11 +45,11 @@ def password(settings: LabSettings) -> str:
     path = password_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
-        with path.open("x") as new:
-            path.chmod(0o600)
-            new.write(secrets.token_hex(16) + "\n")
+        created = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        pass
+        return path.read_text().strip()
+    with os.fdopen(created, "w") as new:
+        new.write(secrets.token_hex(16) + "\n")
     return path.read_text().strip()
 
 
@@ -80,12 +80,12 @@ def user_hosts(host: str) -> tuple[str, ...]:
 
     Both names of loopback: with name resolution on, a TCP client from 127.0.0.1 is 'localhost'.
     """
-    if host == "localhost" or _is_loopback(host):
-        return ("localhost", "127.0.0.1")
-    return ("%",)
+    return ("localhost", "127.0.0.1") if _is_local(host) else ("%",)
 
 
-def _is_loopback(host: str) -> bool:
+def _is_local(host: str) -> bool:
+    if host == "localhost":
+        return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -148,7 +148,7 @@ def _admin_candidates(settings: LabSettings) -> list[list[str]]:
     with the host's own option files (no password here; ~/.my.cnf may hold one)."""
     tcp = ["--protocol=tcp", "-h", settings.mariadb_host, "-P", str(settings.mariadb_port)]
     candidates = [[_client(), *tcp, "-u", "root"]]
-    if user_hosts(settings.mariadb_host) != ("%",):
+    if _is_local(settings.mariadb_host):
         candidates.insert(0, [_client(), "--protocol=socket", "-u", "root"])
     return candidates
 

@@ -4,10 +4,13 @@ MariaDB database (res_odbc, cdr_adaptive_odbc, cel_odbc) alike: the same rows, i
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import time
 import uuid
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -98,3 +101,19 @@ async def test_a_call_lands_the_same_cdr_and_cel_rows_in_postgresql_and_mariadb(
     assert {row[2] for row in pg_cel} == {channel_id}
     assert uniqueids <= {row[1] for row in pg_cel}
     assert [row[0] for row in pg_cel][-1] == "LINKEDID_END"
+
+
+def test_env_dsn_logs_in_as_the_lab_user_who_sees_only_its_database(lab_mariadb: dict[str, Any]) -> None:
+    """`pbx-lab env`'s DSN is a working login (the daemon's writer is pointed at it), with the password
+    from the lab's file, and the user it names was granted the lab database and nothing else."""
+    dsn = urlsplit(lab_mariadb["dsn"])
+    assert dsn.password == Path(lab_mariadb["password_file"]).read_text().strip()
+    result = subprocess.run(
+        ["mariadb", "--no-defaults", "--protocol=tcp", "-h", dsn.hostname or "", "-P", str(dsn.port),
+         "-u", dsn.username or "", "--batch", "--skip-column-names",
+         "-e", "SHOW DATABASES"],
+        capture_output=True, text=True, timeout=30, check=False,
+        env={**os.environ, "MYSQL_PWD": dsn.password or ""},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert set(result.stdout.split()) == {"information_schema", dsn.path.lstrip("/")}

@@ -178,16 +178,21 @@ def _reachable(settings: LabSettings) -> bool:
 
 
 def _start_server(settings: LabSettings) -> None:
-    """Start the host's installed MariaDB (its init script), or explain what is missing."""
+    """Start this host's installed MariaDB (its init script), or explain what is missing."""
     where = f"{settings.mariadb_host}:{settings.mariadb_port}"
+    if not _is_local(settings.mariadb_host):
+        raise SystemExit(f"pbx-lab: no MariaDB answers on {where} (ACB_LAB_MARIADB_HOST/PORT)")
     if not Path("/etc/init.d/mariadb").exists() or shutil.which("service") is None:
         raise SystemExit(
             f"pbx-lab: no MariaDB answers on {where} and none is installed: run scripts/setup-host "
             "(it installs Debian's mariadb-server)"
         )
     subprocess.run(["service", "mariadb", "start"], capture_output=True, check=False, timeout=120)
-    if not procs.wait_until(lambda: _reachable(settings), 30):
-        raise SystemExit(f"pbx-lab: started MariaDB (service mariadb start), yet nothing answers on {where}")
+    if not procs.wait_until(lambda: _reachable(settings), 10):
+        raise SystemExit(
+            f"pbx-lab: MariaDB runs (service mariadb start), yet nothing answers on {where}: is "
+            "ACB_LAB_MARIADB_PORT its port?"
+        )
 
 
 def up(settings: LabSettings) -> None:

@@ -40,17 +40,30 @@ def client_cnf(settings: LabSettings) -> Path:
 def password(settings: LabSettings) -> str:
     """The lab user's password: generated once per lab directory, then read back.
 
-    Created with O_EXCL, so two pbx-lab commands racing on a fresh lab agree on one password.
+    Two pbx-lab commands racing on a fresh lab agree on one password: the first link wins.
     """
     path = password_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        created = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(created, "w") as new:
-        new.write(secrets.token_hex(16) + "\n")
+    if not path.exists():
+        _write_private(path, secrets.token_hex(16) + "\n", replace=False)
     return path.read_text().strip()
+
+
+def _write_private(path: Path, text: str, *, replace: bool) -> None:
+    """Write a 0600 file whole under a temporary name, then put it in place at once: a reader never
+    sees it half written. replace=False keeps a file another process put there first."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    partial = path.with_name(f"{path.name}.{os.getpid()}")
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        out.write(text)
+    if replace:
+        partial.replace(path)
+        return
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        pass
+    finally:
+        partial.unlink()
 
 
 def dsn(settings: LabSettings) -> str:
@@ -120,18 +133,14 @@ def _client() -> str:
 
 
 def _write_client_cnf(settings: LabSettings) -> None:
-    """Written whole under a temporary name, then renamed: `status` may read it while `up` writes."""
-    path = client_cnf(settings)
+    """Rewritten on every use (the settings may have changed); `status` may read it while `up` writes."""
     text = (
         "# Written by scripts/pbx-lab: the lab's MariaDB user (mariadb --defaults-file=THIS).\n"
         f"[client]\nhost = {settings.mariadb_host}\nport = {settings.mariadb_port}\nprotocol = tcp\n"
         f"user = {settings.mariadb_user}\npassword = {password(settings)}\n"
         f"database = {settings.mariadb_database}\nconnect-timeout = 5\n"
     )
-    partial = path.with_name(f"{path.name}.{os.getpid()}")
-    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-        out.write(text)
-    partial.replace(path)
+    _write_private(client_cnf(settings), text, replace=True)
 
 
 def lab_sql(settings: LabSettings, sql: str) -> subprocess.CompletedProcess[str]:

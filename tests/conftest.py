@@ -65,6 +65,14 @@ def lab_pg_dsn(lab_info: dict[str, Any]) -> str:
 
 
 @pytest.fixture(scope="session")
+def lab_mariadb(lab_info: dict[str, Any]) -> dict[str, Any]:
+    """The lab's own MariaDB database (cdr and cel, the classic schema): dsn, host, port, database,
+    user, password_file and client_cnf (`mariadb --defaults-file=<client_cnf>` logs in as its user)."""
+    pbx_lab("up", "mariadb")
+    return lab_info["mariadb"]
+
+
+@pytest.fixture(scope="session")
 def lab(lab_info: dict[str, Any]) -> dict[str, Any]:
     """The whole lab up (Redis, PostgreSQL, Asterisk, SIPp phones); returns `pbx-lab env --json`."""
     pbx_lab("up")

@@ -17,13 +17,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from lab import procs, root, tls
+from lab import mariadb, procs, root, tls
 from lab.ports import PortNeed, check_free, is_free
 from lab.settings import LAB_PACKAGE, REPO, LabSettings
 from lab.templates import render
 
 NAME = "asterisk"
 TEMPLATES = LAB_PACKAGE / "asterisk"
+# unixODBC's data sources, rendered into the chroot's /etc (res_odbc.conf names them).
+ODBC_TEMPLATES = LAB_PACKAGE / "odbc"
 ASTERISK_LOG = Path("var/log/asterisk/messages.log")
 # Files of the project's dialplan/ the lab's extensions.conf includes as they are (the chroot cannot
 # see the checkout): a copy on every `up`, none while the checkout lacks the file (#tryinclude).
@@ -60,6 +62,7 @@ def _values(settings: LabSettings) -> dict[str, str]:
     return {
         **plain,
         **tls.values(settings),
+        **mariadb.odbc_values(settings),
         "rtp_start": str(rtp_start),
         "rtp_end": str(rtp_end),
         "agent_sections": _agent_sections(settings),
@@ -69,12 +72,15 @@ def _values(settings: LabSettings) -> dict[str, str]:
 
 
 def write_config(settings: LabSettings) -> None:
-    """Render every template in scripts/lab/asterisk into the chroot's /etc/asterisk, and copy the
-    shipped dialplan files the lab includes (removing a copy whose original is gone)."""
+    """Render every template in scripts/lab/asterisk into the chroot's /etc/asterisk (scripts/lab/odbc
+    into its /etc), and copy the shipped dialplan files the lab includes (removing a copy whose
+    original is gone)."""
     values = _values(settings)
     config_dir = settings.root_dir / "etc" / "asterisk"
     for template in sorted(TEMPLATES.glob("*.conf")):
         (config_dir / template.name).write_text(render(template, values))
+    for template in sorted(ODBC_TEMPLATES.glob("*.ini")):
+        (settings.root_dir / "etc" / template.name).write_text(render(template, values))
     for name in SHIPPED_DIALPLAN:
         shipped, copy = REPO / "dialplan" / name, config_dir / name
         if shipped.exists():

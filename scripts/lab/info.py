@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from lab import mariadb
 from lab.settings import HOST, LabSettings
 
 # The contacts UAS picks its behaviour from the request-URI user (a leading '+' is ignored).
@@ -82,6 +83,18 @@ def describe(settings: LabSettings) -> dict[str, Any]:
             "database": settings.pg_database,
             "user": settings.pg_user,
             "password": settings.pg_password,
+            "tables": ["cdr", "cel"],
+        },
+        # Asterisk writes the same rows here through ODBC; the password is generated per lab directory
+        "mariadb": {
+            "dsn": mariadb.dsn(settings),
+            "host": settings.mariadb_host,
+            "port": settings.mariadb_port,
+            "database": settings.mariadb_database,
+            "user": settings.mariadb_user,
+            "password_file": str(mariadb.password_file(settings)),
+            "client_cnf": str(mariadb.client_cnf(settings)),
+            "odbc_dsn": mariadb.ODBC_DSN,
             "tables": ["cdr", "cel"],
         },
         "sip": {

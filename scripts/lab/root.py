@@ -7,18 +7,29 @@ the host: it all lives in the chroot. The cache keeps a known-good root, because
 from __future__ import annotations
 
 import grp
+import hashlib
 import os
 import pwd
 import re
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from lab.settings import LabSettings
 
 MIRROR = os.environ.get("ACB_LAB_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-PACKAGES = ("asterisk", "asterisk-modules", "asterisk-config", "asterisk-moh-opsound-gsm")
+# unixodbc and odbc-mariadb (MariaDB Connector/ODBC): res_odbc, cdr_adaptive_odbc and cel_odbc write
+# the lab's CDR and CEL to its MariaDB database too (lab/mariadb.py).
+PACKAGES = (
+    "asterisk",
+    "asterisk-modules",
+    "asterisk-config",
+    "asterisk-moh-opsound-gsm",
+    "unixodbc",
+    "odbc-mariadb",
+)
 WANTED_MAJOR = "22"
 # Marks a fully unpacked root; holds the tarball's mtime so a rebuilt cache replaces the root.
 STAMP = ".acb-lab-root"
@@ -110,25 +121,38 @@ def _build_tarball(settings: LabSettings) -> None:
             "installing Asterisk in the chroot",
         )
         version = check_version(build)
-        partial = settings.root_tarball.with_suffix(".partial")
+        partial = tarball(settings).with_name(f"{tarball(settings).name}.{os.getpid()}.partial")
         _run(
             ["sh", "-c", f'tar -C "{build}" --numeric-owner -cf - . | zstd -q -T0 -3 -f -o "{partial}"'],
             "packing the Asterisk root",
         )
-        partial.replace(settings.root_tarball)
+        partial.replace(tarball(settings))
         print(f"pbx-lab: Asterisk {version} root cached in {time.monotonic() - started:.0f} s")
     finally:
         shutil.rmtree(build, ignore_errors=True)
 
 
+def cache_key(packages: Sequence[str]) -> str:
+    """A digest of the package list, in the cached tarball's name: a root built before a package was
+    added or dropped is never reused (it stays in the cache for labs of older checkouts)."""
+    return hashlib.sha256(" ".join(packages).encode()).hexdigest()[:8]
+
+
+def tarball(settings: LabSettings) -> Path:
+    """The cached root for this checkout's package list."""
+    return settings.cache_dir / f"asterisk{WANTED_MAJOR}-sid-root-{cache_key(PACKAGES)}.tar.zst"
+
+
 def _stamp_value(settings: LabSettings) -> str:
-    return str(settings.root_tarball.stat().st_mtime_ns)
+    """The tarball's path and mtime: a root unpacked from another package list or build is replaced."""
+    cached = tarball(settings)
+    return f"{cached} {cached.stat().st_mtime_ns}"
 
 
 def ensure_root(settings: LabSettings) -> Path:
     """The unpacked chroot, built and cached first if needed; reused while it matches the cache."""
     root = settings.root_dir
-    if not settings.root_tarball.exists():
+    if not tarball(settings).exists():
         _build_tarball(settings)
     stamp = root / STAMP
     if stamp.exists() and stamp.read_text() == _stamp_value(settings):
@@ -136,7 +160,7 @@ def ensure_root(settings: LabSettings) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     _run(
-        ["sh", "-c", f'zstd -q -dc "{settings.root_tarball}" | tar -C "{root}" --numeric-owner -xf -'],
+        ["sh", "-c", f'zstd -q -dc "{tarball(settings)}" | tar -C "{root}" --numeric-owner -xf -'],
         "unpacking the cached Asterisk root",
     )
     check_version(root)

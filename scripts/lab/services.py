@@ -1,4 +1,4 @@
-"""The lab's services in start order, and which ones need which (Asterisk needs its CDR database)."""
+"""The lab's services in start order, and which ones need which (Asterisk needs its CDR databases)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from types import ModuleType
 _MODULES = {
     "redis": "lab.redis_lab",
     "postgres": "lab.postgres",
+    "mariadb": "lab.mariadb",
     "asterisk": "lab.asterisk",
     "phones": "lab.phones",
 }
 NAMES = tuple(_MODULES)
-_NEEDS = {"asterisk": ("postgres",), "phones": ("asterisk",)}
+_NEEDS = {"asterisk": ("postgres", "mariadb"), "phones": ("asterisk",)}
 
 
 def get(name: str) -> ModuleType:

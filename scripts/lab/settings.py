@@ -46,6 +46,12 @@ class LabSettings:
     agents: tuple[str, ...]
     pg_database: str
     pg_user: str
+    # The lab's own database on the host's MariaDB server: Asterisk writes CDR and CEL there too
+    # (res_odbc, cdr_adaptive_odbc, cel_odbc); its password is generated into mariadb_dir.
+    mariadb_host: str = HOST
+    mariadb_port: int = 3306
+    mariadb_database: str = "acb_lab"
+    mariadb_user: str = "acb_lab"
     # Second phones of agents (endpoint, SIPp UAS, registration like an agent's; in no queue): the
     # daemon's [agents] decides whose they are, e.g. "1001 = PJSIP/1001 & PJSIP/1011".
     desk_phones: tuple[str, ...] = ()
@@ -90,8 +96,9 @@ class LabSettings:
         return self.lab_dir / "phones"
 
     @property
-    def root_tarball(self) -> Path:
-        return self.cache_dir / "asterisk22-sid-root.tar.zst"
+    def mariadb_dir(self) -> Path:
+        """The lab MariaDB user's generated password and a client option file (both mode 0600)."""
+        return self.lab_dir / "mariadb"
 
     @property
     def tls_dir(self) -> Path:
@@ -153,4 +160,8 @@ def load() -> LabSettings:
         pg_database=os.environ.get("ACB_LAB_PG_DATABASE", "asterisk_cb_lab"),
         pg_user=os.environ.get("ACB_LAB_PG_USER", "asterisk_cb_lab"),
         desk_phones=tuple(os.environ.get("ACB_LAB_DESK_PHONES", "1011").split()),
+        mariadb_host=os.environ.get("ACB_LAB_MARIADB_HOST", HOST),
+        mariadb_port=_port("ACB_LAB_MARIADB_PORT", 3306),
+        mariadb_database=os.environ.get("ACB_LAB_MARIADB_DATABASE", "acb_lab"),
+        mariadb_user=os.environ.get("ACB_LAB_MARIADB_USER", "acb_lab"),
     )

@@ -1,13 +1,16 @@
 """The CEL writer in a real `asterisk-cb run` on the lab: callbacks placed through Asterisk leave their
-CALLBACK_* rows in the lab's cel table (PostgreSQL, written by Asterisk's cel_pgsql too), once each, on
-the callback's linkedid, and each attempt's rows name the linkedid of the calls Asterisk logged."""
+CALLBACK_* rows in the lab's cel table (PostgreSQL, where cel_pgsql writes too, and MariaDB, where
+cel_odbc does), once each, on the callback's linkedid, and each attempt's rows name the linkedid of the
+calls Asterisk logged; a database cut mid-run delays no call and loses no row."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
+import aiomysql
 import asyncpg
 import pytest
 from callback_lab import AGENTS, Lab, unique_number
@@ -16,7 +19,7 @@ from tcp_proxy import TcpProxy
 
 from asterisk_cb.core.model import Callback, FinishReason, State
 from asterisk_cb.records import migrate
-from asterisk_cb.records.settings import RecordsSite, parse_dsn
+from asterisk_cb.records.settings import Dialect, RecordsSite, parse_dsn
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -30,25 +33,60 @@ ONE_BUSY_ATTEMPT = ["CALLBACK_AGENT_RINGING", "CALLBACK_AGENT_ANSWERED", "CALLBA
 ONE_BUSY_ATTEMPT += ["CALLBACK_ATTEMPT_FAILED"]
 
 
-async def story(pg: asyncpg.Connection, callback_id: str, count: int) -> list[asyncpg.Record]:
-    """The callback's rows once ``count`` are there (the writer polls every second)."""
-    query = "SELECT * FROM cel WHERE linkedid = $1 AND eventtype LIKE 'CALLBACK%' ORDER BY eventtime, id"
-    async with asyncio.timeout(30):
-        while True:
-            if len(await pg.fetch(query, f"acb-{callback_id}")) >= count:
-                break
-            await asyncio.sleep(0.2)
-    await asyncio.sleep(2.0)  # a row written twice would show now
-    return await pg.fetch(query, f"acb-{callback_id}")
+class CelReader:
+    """Rows of the lab's cel table in PostgreSQL or MariaDB (``%s`` placeholders in both)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = parse_dsn(dsn)
+        assert self.dsn is not None
+
+    async def fetch(self, query: str, *args: object) -> list[dict[str, Any]]:
+        assert self.dsn is not None
+        if self.dsn.dialect is Dialect.POSTGRESQL:
+            numbered = query.replace("%s", "{}").format(*(f"${n}" for n in range(1, len(args) + 1)))
+            connection = await asyncpg.connect(self.dsn.url)
+            try:
+                return [dict(row) for row in await connection.fetch(numbered, *args)]
+            finally:
+                await connection.close()
+        dsn = self.dsn
+        connection = await aiomysql.connect(
+            host=dsn.host,
+            port=dsn.port,
+            user=dsn.user,
+            password=dsn.password,
+            db=dsn.database,
+            autocommit=True,
+        )
+        try:
+            async with connection.cursor(aiomysql.DictCursor) as cursor:
+                await cursor.execute(query.replace("%", "%%").replace("%%s", "%s"), args)
+                return list(await cursor.fetchall())
+        finally:
+            connection.close()
+
+    async def story(self, callback_id: str, count: int) -> list[dict[str, Any]]:
+        """The callback's rows once ``count`` are there (the writer polls every second)."""
+        query = "SELECT * FROM cel WHERE linkedid = %s AND eventtype LIKE 'CALLBACK%' ORDER BY eventtime, id"
+        async with asyncio.timeout(30):
+            while True:
+                if len(await self.fetch(query, f"acb-{callback_id}")) >= count:
+                    break
+                await asyncio.sleep(0.2)
+        await asyncio.sleep(2.0)  # a row written twice would show now
+        return await self.fetch(query, f"acb-{callback_id}")
 
 
+@pytest.mark.parametrize("database", ["postgres", "mariadb"])
 async def test_callbacks_leave_their_rows_once_joined_to_asterisks_own(
-    fleet_lab: tuple[Fleet, Lab], lab_info: dict[str, Any]
+    fleet_lab: tuple[Fleet, Lab], lab_info: dict[str, Any], database: str
 ) -> None:
+    """On each of the lab's databases, where Asterisk writes its own CEL (cel_pgsql; cel_odbc)."""
     fleet, lab = fleet_lab
-    dsn = lab_info["postgres"]["dsn"]
-    await migrate.migrate(RecordsSite(parse_dsn(dsn)))  # the lab's own database; idempotent
-    fleet.records = {"dsn": dsn, "usegmtime": "yes"}  # as the lab's cel_pgsql.conf
+    cel = CelReader(lab_info[database]["dsn"])
+    assert cel.dsn is not None
+    await migrate.migrate(RecordsSite(cel.dsn))  # the lab's own database; idempotent
+    fleet.records = {"dsn": cel.dsn.url, "usegmtime": "yes"}  # as the lab's cel_pgsql.conf and cel_odbc.conf
     lab.phone(AGENT, "answer")
     await lab.set(max_attempts="2")
     await fleet.start(APP)
@@ -60,33 +98,27 @@ async def test_callbacks_leave_their_rows_once_joined_to_asterisks_own(
     assert (done.state, done.finish_reason) == (State.COMPLETED, FinishReason.TALKED)
     assert (failed.state, failed.finish_reason) == (State.EXHAUSTED, FinishReason.AGENT_ATTEMPTS)
 
-    pg = await asyncpg.connect(dsn)
-    try:
-        rows = await story(pg, talked.id, len(COMPLETED))
-        assert [row["eventtype"] for row in rows] == COMPLETED
-        assert {row["cid_num"] for row in rows} == {done.contact_number}
-        call = rows[1]["uniqueid"]  # the attempt's agent channel: the linkedid of the call's own rows
-        assert call == f"acb-{done.attempts[0].id}-agent"
-        own = await pg.fetch(
-            "SELECT eventtype, eventtime FROM cel WHERE linkedid = $1 ORDER BY eventtime, id", call
-        )
-        assert [row["eventtype"] for row in own].count("CHAN_START") == 4  # agent, Local pair, contact
-        # One clock, one zone rule (usegmtime): the ring is stamped before Asterisk starts the channel,
-        # the completion after the contact hung up (the agent's leg is hung up after it).
-        hangups = [row["eventtime"] for row in own if row["eventtype"] == "HANGUP"]
-        assert rows[1]["eventtime"] <= own[0]["eventtime"] and hangups[0] <= rows[-1]["eventtime"]
+    rows = await cel.story(talked.id, len(COMPLETED))
+    assert [row["eventtype"] for row in rows] == COMPLETED
+    assert {row["cid_num"] for row in rows} == {done.contact_number}
+    call = rows[1]["uniqueid"]  # the attempt's agent channel: the linkedid of the call's own rows
+    assert call == f"acb-{done.attempts[0].id}-agent"
+    own = await cel.fetch(
+        "SELECT eventtype, eventtime FROM cel WHERE linkedid = %s ORDER BY eventtime, id", call
+    )
+    assert [row["eventtype"] for row in own].count("CHAN_START") == 4  # agent, Local pair, contact
+    # One clock, one zone rule (usegmtime): the ring is stamped before Asterisk starts the channel, the
+    # completion after the contact hung up (the agent's leg is hung up after it).
+    hangups = [row["eventtime"] for row in own if row["eventtype"] == "HANGUP"]
+    assert rows[1]["eventtime"] <= own[0]["eventtime"] and hangups[0] <= rows[-1]["eventtime"]
 
-        rows = await story(pg, busy.id, 1 + 2 * len(ONE_BUSY_ATTEMPT) + 1)
-        kinds = [row["eventtype"] for row in rows if row["eventtype"] != "CALLBACK_AGENT_UNAVAILABLE"]
-        assert kinds == ["CALLBACK_SCHEDULED", *ONE_BUSY_ATTEMPT, *ONE_BUSY_ATTEMPT, "CALLBACK_EXHAUSTED"]
-        failures = [row["extra"] for row in rows if row["eventtype"] == "CALLBACK_ATTEMPT_FAILED"]
-        assert [await pg.fetchval("SELECT ($1::json->>'cause')::int", extra) for extra in failures] == [
-            17,
-            17,
-        ]
-        assert '"attempt":2' in failures[1] and '"outcome":"busy"' in failures[1]
-    finally:
-        await pg.close()
+    rows = await cel.story(busy.id, 1 + 2 * len(ONE_BUSY_ATTEMPT) + 1)
+    kinds = [row["eventtype"] for row in rows if row["eventtype"] != "CALLBACK_AGENT_UNAVAILABLE"]
+    assert kinds == ["CALLBACK_SCHEDULED", *ONE_BUSY_ATTEMPT, *ONE_BUSY_ATTEMPT, "CALLBACK_EXHAUSTED"]
+    failures = [json.loads(row["extra"]) for row in rows if row["eventtype"] == "CALLBACK_ATTEMPT_FAILED"]
+    assert [(extra["attempt"], extra["cause"], extra["outcome"]) for extra in failures] == [
+        (1, 17, "busy"), (2, 17, "busy"),
+    ]  # fmt: skip
 
 
 RUN = 20  # callbacks per run, five per agent, one due every DUE_EVERY_S

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import os
 import sys
@@ -32,6 +33,9 @@ from asterisk_cb.core.inputs import Edit
 from asterisk_cb.core.model import Callback, FinishReason, State
 from asterisk_cb.core.settings import SettingError, SettingsFile, explain
 from asterisk_cb.keys import Keys
+from asterisk_cb.records import migrate
+from asterisk_cb.records import settings as records_settings
+from asterisk_cb.records.database import DatabaseDown
 from asterisk_cb.service import (
     ADMIN,
     DEFAULT_LIMIT,
@@ -300,6 +304,33 @@ async def cmd_events_drop_group(context: Context, args: argparse.Namespace) -> i
     return 0
 
 
+async def cmd_db_migrate(context: Context, args: argparse.Namespace) -> int:
+    """Create the CEL writer's marker table (idempotent); ``--dry-run`` prints the SQL and connects to
+    nothing; ``--dsn`` runs it as another user (one allowed to create tables)."""
+    site = context.site.records
+    if args.dsn is not None:
+        site = dataclasses.replace(site, dsn=args.dsn)
+    if site.dsn is None:
+        return _fail("[records] dsn is empty: no CEL writer, nothing to migrate", EXIT_USAGE)
+    if args.dry_run:
+        print("\n".join(migrate.statements(site)))
+        return 0
+    try:
+        await migrate.migrate(site)
+    except DatabaseDown as error:
+        return _fail(f"cannot migrate: {error}", EXIT_UNREACHABLE)
+    print(f"marker table {site.marker_table} ready in {site.dsn.shown}")
+    return 0
+
+
+def _dsn(text: str) -> records_settings.Dsn | None:
+    """``--dsn``: refused by argparse (exit 2) with the URL's password hidden."""
+    try:
+        return records_settings.parse_dsn(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 async def cmd_reindex_contacts(context: Context, args: argparse.Namespace) -> int:
     """Rebuild the contact index for the numbering plan in [numbers] (after an upgrade or a change)."""
     async with open_store(context.site) as store:
@@ -437,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_parser(commands)
     _roles_parser(commands)
     _events_parser(commands)
+    _db_parser(commands)
     commands.add_parser(
         "reindex-contacts", help="rebuild the contact index (after an upgrade or a change of [numbers])"
     ).set_defaults(run=cmd_reindex_contacts)
@@ -487,6 +519,15 @@ def _events_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     drop = actions.add_parser("drop-group", help="remove a group nobody reads (it holds back trimming)")
     drop.add_argument("name")
     drop.set_defaults(run=cmd_events_drop_group)
+
+
+def _db_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    database = commands.add_parser("db", help="the CEL writer's database ([records] dsn)")
+    actions = database.add_subparsers(dest="action", required=True, metavar="action")
+    migrating = actions.add_parser("migrate", help="create the CEL writer's marker table (idempotent)")
+    migrating.add_argument("--dry-run", action="store_true", help="print the SQL; connect to nothing")
+    migrating.add_argument("--dsn", type=_dsn, help="run it as another user (default: [records] dsn)")
+    migrating.set_defaults(run=cmd_db_migrate)
 
 
 def _change_parser(

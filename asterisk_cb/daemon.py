@@ -41,6 +41,7 @@ from asterisk_cb.feature_code import FeatureCode
 from asterisk_cb.inbound_hook import CALL_IN, InboundHook
 from asterisk_cb.keys import Keys
 from asterisk_cb.metrics import Metrics, MetricsServer, event_counter
+from asterisk_cb.records.component import WriterCollector, cel_writer
 from asterisk_cb.redis_conn import RedisClient
 from asterisk_cb.scheduler import Scheduler, SchedulerOptions
 from asterisk_cb.service import CallbackService, RolesService, effective_settings
@@ -135,7 +136,7 @@ class Daemon:
     def components(self) -> list[Component]:
         """What this daemon keeps running, in start order (stopped in reverse): a new way in is one
         line here. Essential ones first; the FastAGI server (feature code, inbound hook) unless
-        [feature_code] listen is empty; metrics only with [metrics]."""
+        [feature_code] listen is empty; metrics only with [metrics]; the CEL writer with [records] dsn."""
         links = (
             Link("ARI", self.site.ari.url, self.events.wait_ready),
             Link("AMI", self.site.ami.host, self.ami.wait_ready),
@@ -155,7 +156,16 @@ class Daemon:
         if self.site.metrics is not None:
             parts.append(MetricsServer(self.metrics, self.site.metrics.host, self.site.metrics.port))
             parts.append(event_counter(self.store, self.metrics, self.scheduler.owner))
+        if self.site.records.dsn is not None:
+            parts.append(self._cel_writer())
         return parts
+
+    def _cel_writer(self) -> Component:
+        """The CEL writer, one consumer of the ``cel`` group; its metrics join the daemon's."""
+        part = cel_writer(self.site.records, self.store, self.site.redis.namespace, self.scheduler.owner)
+        collector = WriterCollector(part.writer.stats, self.store)
+        self.metrics.add(collector, collector.refresh)
+        return part
 
     async def settings_for(self, callback: Callback) -> Settings:
         """The callback's effective settings: run-time overrides over the file, agent > queue > general."""

@@ -9,6 +9,7 @@ config error.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import ssl
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ from asterisk_cb.core.durations import format_duration, parse_duration
 from asterisk_cb.core.numbers import DEFAULT_PLAN, NumberPlan, NumberPlanError
 from asterisk_cb.core.settings import Assignment, SettingError, SettingsFile, parse_bool
 from asterisk_cb.keys import DEFAULT_NAMESPACE, InvalidKeyPart, check_namespace
+from asterisk_cb.records import settings as records
 from asterisk_cb.secrecy import redact
 from asterisk_cb.store import DEFAULT_LEASE_MS, LinePool
 from asterisk_cb.telephony.ami import AmiSettings
@@ -46,6 +48,7 @@ SECTIONS = (
     "metrics",
     "daemon",
     "feature_code",
+    "records",
 )
 # A device as Asterisk names it: technology/resource (PJSIP/1001, SIP/desk-12, Local/1001@agents).
 _DEVICE = re.compile(r"[A-Za-z][A-Za-z0-9]*/[A-Za-z0-9_.@+-]{1,80}\Z")
@@ -188,6 +191,7 @@ class Deployment:
     numbers: NumberPlan = DEFAULT_PLAN  # how contact numbers are keyed (dialled as entered)
     feature_code: FeatureCodeSite = FeatureCodeSite()
     roles: roles.RoleLayer = roles.NO_ROLES  # [roles] and [agent_roles]: over the built-in roles
+    records: records.RecordsSite = field(default_factory=records.RecordsSite)  # [records]: the CEL writer
 
     def has_agent(self, agent: str) -> bool:
         """Agents are those listed in ``[agents]``: callbacks for anyone else are refused."""
@@ -218,6 +222,10 @@ KNOWN_OPTIONS: Mapping[str, frozenset[str]] = {
     "feature_code": frozenset(
         {"listen", "permit", "request_timeout", "second_callback", *(f"preset{n}" for n in range(1, 10))}
     ),
+    "records": frozenset(
+        {"dsn", "cel_table", "marker_table", "columns", "usegmtime", "batch"}
+        | {"connect_timeout", "write_timeout"}
+    ),
 }
 
 
@@ -237,6 +245,7 @@ def from_settings_file(file: SettingsFile) -> Deployment:
         numbers=_numbers(sections.get("numbers", {})),
         feature_code=_feature_code(sections.get("feature_code", {})),
         roles=_roles(sections, agents),
+        records=_records(sections.get("records", {})),
     )
 
 
@@ -280,6 +289,7 @@ def explain(site: Deployment, sections: Mapping[str, Section]) -> list[tuple[str
         ("daemon", "call_check", format_duration(site.timing.call_check)),
         ("daemon", "pause_sweep", format_duration(site.timing.pause_sweep)),
         *_feature_code_rows(site.feature_code),
+        *site.records.explain(),
     ]
     rows = []
     for section, option, value in values:
@@ -597,3 +607,40 @@ def _feature_code_rows(site: FeatureCodeSite) -> list[tuple[str, str, str]]:
     ]
     presets = site.options.presets
     return rows + [("feature_code", f"preset{n}", preset.text) for n, preset in sorted(presets.items())]
+
+
+# [records] write_timeout and connect_timeout: long enough for a busy server, short enough that the
+# writer notices a dead one (it never blocks anything else either way).
+RECORDS_TIMEOUT_BOUNDS = (timedelta(seconds=1), timedelta(minutes=5))
+RECORDS_BATCH_MAX = 5000
+
+
+def _records(section: Section) -> records.RecordsSite:
+    """``[records]``: the CEL writer's database (README "CEL: the callback's life in the cel table")."""
+    defaults = records.RecordsSite()
+    parsers = {
+        "dsn": records.parse_dsn,
+        "cel_table": records.parse_table,
+        "marker_table": records.parse_table,
+        "columns": records.parse_columns,
+        "usegmtime": parse_bool,
+        "batch": _records_batch,
+    }
+    values = {}
+    for option, parse in parsers.items():
+        found = section.get(option)
+        if found is not None and (found.value or option == "dsn"):
+            try:
+                values[option] = parse(found.value)
+            except ValueError as error:
+                raise _error(section, option, str(error)) from None
+    for option in ("connect_timeout", "write_timeout"):
+        default = getattr(defaults, option)
+        values[option] = _bounded_duration(section, option, default, RECORDS_TIMEOUT_BOUNDS)
+    return dataclasses.replace(defaults, **values)
+
+
+def _records_batch(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= RECORDS_BATCH_MAX:
+        raise ValueError(f"{text!r} is not a whole number of events from 1 to {RECORDS_BATCH_MAX}")
+    return int(text)

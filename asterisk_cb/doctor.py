@@ -22,6 +22,11 @@ from redis.exceptions import RedisError
 from asterisk_cb import config, deployment, roles, secrecy
 from asterisk_cb.core.settings import GENERAL, Layers, RuntimeOverrides, SettingsFile, resolve
 from asterisk_cb.keys import Keys
+from asterisk_cb.records import writer
+from asterisk_cb.records.component import backlog
+from asterisk_cb.records.connect import open_database
+from asterisk_cb.records.database import DatabaseDown, Tables
+from asterisk_cb.records.settings import RecordsSite
 from asterisk_cb.redis_conn import ReplicaMode, ReplicaWait
 from asterisk_cb.store import GroupInfo, Store
 from asterisk_cb.telephony import answer_marks
@@ -52,7 +57,7 @@ class Check:
 async def run_checks(path: Path, file: SettingsFile, site: deployment.Deployment) -> list[Check]:
     """Every check, in the order a callback needs them; a failed link skips the checks behind it."""
     redis_checks, runtime = await _redis(site)
-    checks = [*_config(path), *redis_checks]
+    checks = [*_config(path), *redis_checks, await _records(site)]
     checks.append(await _ari(site))
     if checks[-1].verdict is not Verdict.FAIL:
         checks.append(await _ari_rights(site))
@@ -172,6 +177,47 @@ def _group_check(group: GroupInfo) -> Check:
         remedy = "it holds back trimming: start its reader, or `asterisk-cb events drop-group` it"
         return Check(f"events group {group.name}", Verdict.WARN, f"{detail}; {remedy}")
     return Check(f"events group {group.name}", Verdict.OK, detail)
+
+
+async def _records(site: deployment.Deployment) -> Check:
+    """The CEL writer's database ([records]): reachable with the daemon's DSN, the cel table and the
+    marker table present, and how many events wait for it."""
+    records = site.records
+    if records.dsn is None:
+        return Check("records", Verdict.OK, "off ([records] dsn is empty): no CEL rows are written")
+    database = open_database(records)
+    try:
+        tables = await database.tables()
+    except DatabaseDown as error:
+        return Check("records", Verdict.FAIL, f"{error}; events wait in the stream until it answers")
+    finally:
+        await database.close()
+    return _tables_check(records, tables, await _backlog(site))
+
+
+def _tables_check(records: RecordsSite, tables: Tables, waiting: str) -> Check:
+    shown = records.dsn.shown if records.dsn else ""
+    cel, marker = records.cel_table, records.marker_table
+    if not tables.cel:
+        return Check("records", Verdict.FAIL, f"{shown}: no table {cel}: set [records] cel_table")
+    if not tables.marker:
+        return Check("records", Verdict.FAIL, f"{shown}: no table {marker}: run `asterisk-cb db migrate`")
+    detail = f"{shown}: tables {cel} and {marker} present; {waiting}"
+    if not tables.transactional:
+        return Check("records", Verdict.WARN, f"{detail}; {cel} is not InnoDB: a crash may write a row twice")
+    return Check("records", Verdict.OK, detail)
+
+
+async def _backlog(site: deployment.Deployment) -> str:
+    """``N events waiting`` for the writer's group (``cel``), as Redis tells it."""
+    redis = site.redis.connect("asterisk-cb-doctor")
+    try:
+        waiting = backlog(await Store(redis, Keys(site.redis.namespace, site.numbers)).event_groups())
+    except RedisError:
+        waiting = None
+    finally:
+        await redis.aclose()
+    return f"writer backlog {'?' if waiting is None else waiting} (group {writer.GROUP})"
 
 
 async def _ari(site: deployment.Deployment) -> Check:

@@ -105,6 +105,17 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(DaemonCollector(stats, links, self.states, components))
+        self._refreshers: list[Callable[[], Awaitable[None]]] = [self.refresh_states]
+
+    def add(self, collector: Collector, refresh: Callable[[], Awaitable[None]]) -> None:
+        """A part's own metrics (the CEL writer's) and what to read before each scrape."""
+        self.registry.register(collector)
+        self._refreshers.append(refresh)
+
+    async def refresh(self) -> None:
+        """Everything read at scrape time (each part keeps its last values when Redis does not answer)."""
+        for refresh in self._refreshers:
+            await refresh()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -134,7 +145,7 @@ async def serve(metrics: Metrics, host: str, port: int) -> web.AppRunner:
     """An HTTP server answering GET /metrics; the caller cleans the runner up."""
 
     async def scrape(_: web.Request) -> web.Response:
-        await metrics.refresh_states()
+        await metrics.refresh()
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     app = web.Application()

@@ -50,11 +50,13 @@ def config_text(
     daemon: Mapping[str, str] = DAEMON,
     feature_code: Mapping[str, str] = NO_FEATURE_CODE,
     numbers: Mapping[str, str] | None = None,
+    records: Mapping[str, str] | None = None,
 ) -> str:
     """The config an admin would write for the lab PBX (cf. scripts/demo_callback.py); ``dialing``:
     more ``[dialing]`` lines; ``daemon``: the ``[daemon]`` options (bench/calls.py keeps the defaults,
     so it passes none); ``feature_code``: the ``[feature_code]`` options (by default no FastAGI server:
-    several daemons of one test run on one host); ``numbers``: a ``[numbers]`` section (none by default)."""
+    several daemons of one test run on one host); ``numbers``: a ``[numbers]`` section (none by default);
+    ``records``: a ``[records]`` section (none: no CEL writer)."""
     general = "\n".join(f"{option} = {value}" for option, value in GENERAL.items())
     agents = "\n".join(f"{agent} = {spec['endpoint']}" for agent, spec in sorted(info["agents"].items()))
     ari, ami = info["ari"], info["ami"]
@@ -69,6 +71,7 @@ def config_text(
         + (_options("daemon", daemon) if daemon else "")
         + _options("feature_code", feature_code)
         + (_options("numbers", numbers) if numbers else "")
+        + (_options("records", records) if records else "")
     )
 
 
@@ -151,6 +154,7 @@ class Fleet:
     daemon: dict[str, str] = field(default_factory=lambda: dict(DAEMON))  # its [daemon] options
     feature_code: dict[str, str] = field(default_factory=lambda: dict(NO_FEATURE_CODE))  # [feature_code]
     numbers: dict[str, str] = field(default_factory=dict)  # a [numbers] section when not empty
+    records: dict[str, str] = field(default_factory=dict)  # a [records] section (the CEL writer)
 
     async def start(self, app: str, environment: Mapping[str, str] | None = None) -> DaemonProcess:
         """Start `asterisk-cb run` for ``app`` (the same config file on a restart) and wait till it runs;
@@ -160,7 +164,14 @@ class Fleet:
             write_private(
                 config,
                 config_text(
-                    self.info, self.namespace, app, self.dialing, self.daemon, self.feature_code, self.numbers
+                    self.info,
+                    self.namespace,
+                    app,
+                    self.dialing,
+                    self.daemon,
+                    self.feature_code,
+                    self.numbers,
+                    self.records,
                 ),
             )
         daemon = DaemonProcess(config, self.folder / f"{app}.log", environment=environment or {})

@@ -70,3 +70,26 @@ async def test_a_reload_of_a_file_others_can_read_is_refused(
     finally:
         await daemon.ari.close()
         await daemon.redis.aclose()
+
+
+@pytest.mark.parametrize(
+    ("records", "with_writer"),
+    [("", False), ("[records]\ndsn = postgresql://cel:pw@127.0.0.1:1/asterisk\n", True)],
+)
+async def test_the_cel_writer_runs_only_with_a_records_dsn(
+    tmp_path: Path, records: str, with_writer: bool
+) -> None:
+    """A side part with its own metrics; built without connecting (the database is reached on first use)."""
+    path = tmp_path / "asterisk-cb.conf"
+    path.write_text(CONNECTIONS + "[metrics]\nlisten = 127.0.0.1:1\n" + records)
+    file = config.load(path, other_sections=deployment.SECTIONS)
+    daemon = Daemon(path, file, deployment.from_settings_file(file))
+    try:
+        parts = {part.name: part for part in daemon.supervisor.components}
+        assert ("cel" in parts) is with_writer
+        assert ("asterisk_cb_cel_database_up" in daemon.metrics.render().decode()) is with_writer
+        if with_writer:
+            assert parts["cel"].essential is False
+    finally:
+        await daemon.ari.close()
+        await daemon.redis.aclose()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from conftest import Database, schedule_and_cancel
+from cel_databases import Database, schedule_and_cancel
 
 from asterisk_cb import deployment, doctor
 from asterisk_cb.metrics import Metrics

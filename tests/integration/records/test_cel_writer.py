@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Database, schedule_and_cancel
+from cel_databases import REPO, Database, schedule_and_cancel
 
 from asterisk_cb.cli import main
 from asterisk_cb.consumer import ConsumerOptions, EventConsumer, HandlerUnavailable

@@ -37,6 +37,8 @@ def context_lines(path: Path, context: str) -> list[str]:
     ("shipped", "context"),
     [
         ("callback-outbound.conf", answer_marks.HANDLER_CONTEXT),
+        ("callback-outbound.conf", "callback-outbound"),
+        ("callback-outbound.conf", "callback-cdr-mark"),
         ("callback-queue.conf", "callback-queue"),
         ("callback-amd.conf", "callback-amd"),
     ],

@@ -62,10 +62,6 @@ class CdrMark:
             raise ValueError(f"cdr_mark_text: {text!r} is not {reason}")
         return cls(chosen, text)
 
-    def describe(self) -> str:
-        """How ``check-config`` shows it."""
-        return "(none)" if self.field is MarkField.NONE else f"{self.field.value} = {self.text}"
-
 
 def leg_values(mark: CdrMark, callback: Callback, attempt_id: str, role: LegRole) -> dict[str, str]:
     """CDR name -> value for one leg of the attempt ``attempt_id``: the mark (unless ``none``) and the

@@ -67,9 +67,10 @@ def leg_values(mark: CdrMark, callback: Callback, attempt_id: str, role: LegRole
     """CDR name -> value for one leg of the attempt ``attempt_id``: the mark (unless ``none``) and the
     ``acb_*`` values. The attempt is numbered as every attempt of the callback counts, rings the
     agent missed included (its id's ``-<n>``); an empty value is left out (nothing to write)."""
-    number, attempt = next(
-        (n, found) for n, found in enumerate(callback.attempts, start=1) if found.id == attempt_id
-    )
+    numbered = {found.id: (n, found) for n, found in enumerate(callback.attempts, start=1)}
+    if attempt_id not in numbered:  # never: a leg is dialled for an attempt already on record
+        raise ValueError(f"callback {callback.id} has no attempt {attempt_id}")
+    number, attempt = numbered[attempt_id]
     values = {
         ID: callback.id,
         ATTEMPT: str(number),

@@ -70,12 +70,12 @@ def callback_variables(
         _INHERITED + CALLBACK_ID_VAR: callback.id,
         _INHERITED + ATTEMPT_ID_VAR: attempt_id,
         LEG_ROLE_VAR: role.value,  # not inherited: the leg's own role, not its children's
-        **cdr_variables(own),
-        **dialplan_half_variables(mark, values),
+        **_cdr_variables(own),
+        **_dialplan_half_variables(mark, values),
     }
 
 
-def cdr_variables(values: Mapping[str, str]) -> dict[str, str]:
+def _cdr_variables(values: Mapping[str, str]) -> dict[str, str]:
     """The CDR values as the channel variables that write them into the channel's own CDR."""
     return {_cdr_target(name): value for name, value in values.items()}
 
@@ -84,7 +84,7 @@ def _cdr_target(name: str) -> str:
     return "CHANNEL(accountcode)" if name == MarkField.ACCOUNTCODE.value else f"CDR({name})"
 
 
-def dialplan_half_variables(mark: CdrMark, values: Mapping[str, str]) -> dict[str, str]:
+def _dialplan_half_variables(mark: CdrMark, values: Mapping[str, str]) -> dict[str, str]:
     """What ``callback-cdr-mark`` reads on a Local channel's dialplan half (the ids and the role are
     there already). Not inherited: the PJSIP channels that half dials write no row of their own."""
     found = {variable: values[name] for name, variable in DIALPLAN_VARS.items() if name in values}

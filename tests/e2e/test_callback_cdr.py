@@ -33,6 +33,12 @@ MARKED = (
 SETTLE_S = 1.5  # after the expected rows are in: no further row may come
 
 
+def this_second() -> datetime:
+    """Now, to the whole second below: cdr_pgsql writes ``calldate`` in whole seconds, so a call started
+    in this very second has a ``calldate`` a little before now."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
 async def marked_rows(lab: Lab, since: datetime, expected: int) -> list[dict[str, Any]]:
     """The marked rows since ``since`` once ``expected`` are written, checked again ``SETTLE_S`` later."""
     connection = await asyncpg.connect(lab.info["postgres"]["dsn"])
@@ -80,7 +86,7 @@ async def test_the_mark_finds_exactly_the_calls_of_a_callback_done_on_its_second
     lab.phone(AGENT, "answer")
     await lab.set(agent_ring_timeout="5s", contact_ring_timeout="2s", retry_interval="3s", max_attempts="3")
     number = unique_number("2030403")  # rings 4 s, answers, hangs up 3 s later
-    since = datetime.now(UTC)
+    since = this_second()
 
     scheduled = await lab.schedule(number, AGENT, in_s=0.5, origin_linkedid=ORIGIN)
     await lab.wait_for(scheduled.id, lambda cb: cb.agent_attempts == 1, timeout_s=30)
@@ -119,7 +125,7 @@ async def test_a_failover_queue_leg_carries_the_mark(lab: Lab, members_answer: N
         contact_ring_timeout="2s",
     )
     number = unique_number("20204")  # rings 4 s, then answers: never within the agent phase's 2 s
-    since = datetime.now(UTC)
+    since = this_second()
 
     scheduled = await lab.schedule(number, AGENT, in_s=0.5)
     await lab.wait_for(scheduled.id, lambda cb: cb.phase is Phase.QUEUE, timeout_s=30)

@@ -88,3 +88,8 @@ def test_the_mark_goes_where_the_admin_chose_and_nowhere_with_none() -> None:
 def test_a_callback_requested_on_no_call_has_no_origin_linkedid() -> None:
     values = leg_values(CdrMark(), callback(origin_linkedid=None), "cb-7-1", LegRole.AGENT)
     assert "acb_origin_linkedid" not in values and values["acb_id"] == "cb-7"
+
+
+def test_an_attempt_not_on_record_is_an_error_not_a_guess() -> None:
+    with pytest.raises(ValueError, match="callback cb-7 has no attempt cb-7-9"):
+        leg_values(CdrMark(), callback(), "cb-7-9", LegRole.AGENT)

@@ -93,6 +93,7 @@ class Daemon:
                 queue_context=site.dialing.queue_context,
                 amd_context=site.dialing.amd_context,
                 lines=site.dialing.lines,
+                cdr_mark=site.dialing.cdr_mark,
             ),
             queue_guard=self.queue_guard,
             answers=AnswerMarks(self.ami),

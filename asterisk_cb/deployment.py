@@ -23,6 +23,7 @@ from redis.asyncio.connection import parse_url
 from asterisk_cb import redis_conn, roles
 from asterisk_cb.config import ConfigError
 from asterisk_cb.core import keypad, rules
+from asterisk_cb.core.cdr_marks import CdrMark
 from asterisk_cb.core.durations import format_duration, parse_duration
 from asterisk_cb.core.numbers import DEFAULT_PLAN, NumberPlan, NumberPlanError
 from asterisk_cb.core.settings import Assignment, SettingError, SettingsFile, parse_bool
@@ -123,6 +124,7 @@ class Dialing:
     amd_context: str = "callback-amd"  # extension s runs AMD() (dialplan/callback-amd.conf)
     max_calls: int | None = None  # callback calls one daemon has at once; None: no cap
     context_max_calls: int | None = None  # callback calls through outbound_context, every daemon together
+    cdr_mark: CdrMark = field(default_factory=CdrMark)  # what a report filters the CDR on (core.cdr_marks)
 
     @property
     def lines(self) -> LinePool | None:
@@ -215,6 +217,7 @@ KNOWN_OPTIONS: Mapping[str, frozenset[str]] = {
     "ami": frozenset({"host", "port", "user", "secret", "tls", "ca_file"}),
     "dialing": frozenset(
         {"outbound_context", "queue_context", "amd_context", "max_calls", "context_max_calls"}
+        | {"cdr_mark_field", "cdr_mark_text"}
     ),
     "numbers": frozenset({"country_code", "trunk_prefix", "international_prefix"}),
     "metrics": frozenset({"listen"}),
@@ -281,6 +284,8 @@ def explain(site: Deployment, sections: Mapping[str, Section]) -> list[tuple[str
         ("dialing", "amd_context", site.dialing.amd_context),
         ("dialing", "max_calls", _or_none(site.dialing.max_calls)),
         ("dialing", "context_max_calls", _or_none(site.dialing.context_max_calls)),
+        ("dialing", "cdr_mark_field", site.dialing.cdr_mark.field.value),
+        ("dialing", "cdr_mark_text", site.dialing.cdr_mark.text),
         ("numbers", "country_code", site.numbers.country_code or "(none)"),
         ("numbers", "trunk_prefix", site.numbers.trunk_prefix or "(none)"),
         ("numbers", "international_prefix", site.numbers.international_prefix),
@@ -495,7 +500,17 @@ def _dialing(section: Section) -> Dialing:
         **optional,
         max_calls=_cap(section, "max_calls"),
         context_max_calls=_cap(section, "context_max_calls"),
+        cdr_mark=_cdr_mark(section),
     )
+
+
+def _cdr_mark(section: Section) -> CdrMark:
+    """``cdr_mark_field`` and ``cdr_mark_text``; a refusal names the option it is about."""
+    try:
+        return CdrMark.parse(_value(section, "cdr_mark_field", ""), _value(section, "cdr_mark_text", ""))
+    except ValueError as error:
+        option, _, reason = str(error).partition(": ")
+        raise _error(section, option, reason) from error
 
 
 def _numbers(section: Section) -> NumberPlan:

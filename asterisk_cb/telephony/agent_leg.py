@@ -60,6 +60,7 @@ async def ring_agent(
 async def _ring_device(
     call: CallContext, effect: RingAgent, device: str, channel_id: str, deadline: float
 ) -> bool:
+    variables = callback_variables(call.callback, effect.attempt_id, LegRole.AGENT, call.options.cdr_mark)
     try:
         await call.ari.originate(
             device,
@@ -67,7 +68,7 @@ async def _ring_device(
             app_args="agent",
             caller_id=agent_caller_id(effect.contact_name, effect.contact_number),
             timeout_s=seconds(effect.timeout),
-            variables=callback_variables(call.callback.id, effect.attempt_id, LegRole.AGENT),
+            variables=variables,
             deadline=deadline,
         )
     except AriError as error:  # e.g. 500 for a device that just went unreachable

@@ -7,6 +7,7 @@ import dataclasses
 import math
 from datetime import timedelta
 
+from asterisk_cb.core.cdr_marks import CdrMark
 from asterisk_cb.core.model import Attempt, Callback
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.runner import DialFence
@@ -21,13 +22,15 @@ class ExecutorOptions:
     ``recheck_s``: how long a live call may go without any event before its channels are looked up;
     ``queue_context``: the dialplan context whose extension <queue> puts a caller into that queue;
     ``amd_context``: the context whose extension ``s`` runs AMD() and returns into our app;
-    ``lines``: the cap on simultaneous callback calls shared by every daemon (``context_max_calls``)."""
+    ``lines``: the cap on simultaneous callback calls shared by every daemon (``context_max_calls``);
+    ``cdr_mark``: what every channel of a callback's calls writes into its CDR (``core.cdr_marks``)."""
 
     outbound_context: str
     recheck_s: float = 30.0
     queue_context: str = "callback-queue"  # runs Queue(${EXTEN}) for the failover phase (dialplan/)
     amd_context: str = "callback-amd"  # AMD() for the setting amd (dialplan/callback-amd.conf)
     lines: LinePool | None = None  # every call takes a line of it (None: no cap across daemons)
+    cdr_mark: CdrMark = dataclasses.field(default_factory=CdrMark)
 
 
 @dataclasses.dataclass

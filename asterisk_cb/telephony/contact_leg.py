@@ -46,7 +46,10 @@ async def _ring_contact(call: CallContext, agent_channel: str | None, effect: Di
     """Create the contact's Local channel in the app, bridge it with the agent once it is there
     (agent phase), then dial it."""
     ari = call.ari
-    variables = callback_variables(call.callback.id, effect.attempt_id, LegRole.CONTACT)
+    mark = call.options.cdr_mark
+    variables = callback_variables(
+        call.callback, effect.attempt_id, LegRole.CONTACT, mark, party_b=agent_channel is not None
+    )
     try:
         await create_in_app(
             ari,

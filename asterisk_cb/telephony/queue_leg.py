@@ -37,7 +37,8 @@ async def enter_queue(call: CallContext, effect: EnterQueue) -> ev.Input | None:
     ari = call.ari
     waiting = queue_channel_id(effect.attempt_id)
     bridge_id = attempt_bridge_id(effect.attempt_id)
-    variables = callback_variables(call.callback.id, effect.attempt_id, LegRole.MEMBER)
+    mark = call.options.cdr_mark
+    variables = callback_variables(call.callback, effect.attempt_id, LegRole.MEMBER, mark, party_b=True)
     variables |= {"QUEUE_PRIO": str(effect.priority), "ACB_QUEUE_TIMEOUT": str(seconds(effect.timeout))}
     variables |= answer_recorded(call, waiting)
     try:

@@ -84,11 +84,12 @@ def _ensure_role_and_database(settings: LabSettings) -> None:
 
 def up(settings: LabSettings) -> None:
     """Make sure the server runs, the lab role and database exist and hold the cdr and cel tables."""
-    if _lab_psql(settings, "-c", "SELECT FROM cdr, cel LIMIT 1").returncode == 0:
-        return  # already in place: the lab role logs in over TCP and both tables exist
-    if not _reachable(settings):
-        _start_cluster(settings)
-    _ensure_role_and_database(settings)
+    if _lab_psql(settings, "-c", "SELECT FROM cdr, cel LIMIT 1").returncode != 0:
+        if not _reachable(settings):
+            _start_cluster(settings)
+        _ensure_role_and_database(settings)
+    # Every time: the schema only adds what is missing (a column a newer schema has). Asterisk reads
+    # the columns when cdr_pgsql loads: a column added under a running Asterisk needs a restart.
     result = _lab_psql(settings, "-f", str(SCHEMA))
     if result.returncode != 0:
         raise SystemExit(f"pbx-lab: creating the cdr/cel tables failed: {result.stderr.strip()}")

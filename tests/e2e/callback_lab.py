@@ -109,7 +109,10 @@ class Lab:
         for option, value in options.items():
             await self.store.set_setting("general", option, value)
 
-    async def schedule(self, number: str, agent: str, in_s: float = 1.0, name: str = "") -> Callback:
+    async def schedule(
+        self, number: str, agent: str, in_s: float = 1.0, name: str = "", origin_linkedid: str | None = None
+    ) -> Callback:
+        """``origin_linkedid``: the linkedid of the call the callback was requested on, if any."""
         now = datetime.now(UTC)
         request = lifecycle.NewCallback(
             contact_number=number,
@@ -117,6 +120,7 @@ class Lab:
             due_at=now + timedelta(seconds=in_s),
             created_by="e2e",
             contact_name=name,
+            origin_linkedid=origin_linkedid,
         )
         callback_id = f"{self.prefix}{uuid.uuid4().hex[:8]}"
         transition = lifecycle.create(request, callback_id, now, await settings_for(self.store, None))

@@ -9,6 +9,7 @@ import pytest
 
 from asterisk_cb import config, deployment, redis_conn
 from asterisk_cb.cli import build_parser
+from asterisk_cb.core.cdr_marks import CdrMark, MarkField
 from asterisk_cb.core.numbers import NumberPlan
 from asterisk_cb.keys import Keys
 from asterisk_cb.telephony.availability import AgentSpec
@@ -233,6 +234,32 @@ def test_call_caps_default_to_none_and_take_whole_numbers_from_one(tmp_path: Pat
 def test_a_bad_call_cap_is_refused_with_its_line(tmp_path: Path, option: str, value: str) -> None:
     with pytest.raises(config.ConfigError, match=rf"\[dialing\]: {option}: '{value}' is not a whole number"):
         load(tmp_path, REQUIRED.replace("[dialing]\n", f"[dialing]\n{option} = {value}\n"))
+
+
+def test_the_cdr_mark_defaults_to_the_userfield_and_check_config_shows_it(tmp_path: Path) -> None:
+    assert load(tmp_path, REQUIRED).dialing.cdr_mark == CdrMark(MarkField.USERFIELD, "scheduled-callback")
+    path = tmp_path / "asterisk-cb.conf"
+    path.write_text(REQUIRED + "cdr_mark_field = accountcode\ncdr_mark_text = callbacks\n")
+    file = config.load(path, other_sections=deployment.SECTIONS)
+    site = deployment.from_settings_file(file)
+    assert site.dialing.cdr_mark == CdrMark(MarkField.ACCOUNTCODE, "callbacks")
+    rows = {row[0]: row[1:] for row in deployment.explain(site, file.other_sections)}
+    assert rows["[dialing] cdr_mark_field"] == ("accountcode", f"{path}:10 [dialing]")
+    assert rows["[dialing] cdr_mark_text"] == ("callbacks", f"{path}:11 [dialing]")
+
+
+@pytest.mark.parametrize(
+    ("line", "refused"),
+    [
+        ("cdr_mark_field = dcontext", r":10 \[dialing\]: cdr_mark_field: 'dcontext' is not one of userfield"),
+        ("cdr_mark_text = our callbacks", r":10 \[dialing\]: cdr_mark_text: 'our callbacks' is not 1-80"),
+    ],
+)
+def test_a_cdr_mark_the_cdr_cannot_carry_is_refused_with_its_line(
+    tmp_path: Path, line: str, refused: str
+) -> None:
+    with pytest.raises(config.ConfigError, match=refused):
+        load(tmp_path, REQUIRED + line + "\n")
 
 
 def test_explain_gives_each_connection_value_its_origin_and_never_a_secret(tmp_path: Path) -> None:

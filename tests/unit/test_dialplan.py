@@ -37,6 +37,8 @@ def context_lines(path: Path, context: str) -> list[str]:
     ("shipped", "context"),
     [
         ("callback-outbound.conf", answer_marks.HANDLER_CONTEXT),
+        ("callback-outbound.conf", "callback-outbound"),
+        ("callback-outbound.conf", "callback-cdr-mark"),
         ("callback-queue.conf", "callback-queue"),
         ("callback-amd.conf", "callback-amd"),
     ],
@@ -86,6 +88,20 @@ def test_every_queue_name_the_rules_accept_reaches_the_queue_context(name: str) 
     queue name ``rules.queue_name`` accepts, or the contact is answered and then dropped."""
     assert rules.queue_name(name) == name
     assert asterisk_patterns.matches(queue_pattern(), name)
+
+
+@given(st.from_regex(r"\+[0-9]{1,15}|[0-9]{1,20}", fullmatch=True))
+@example("7")  # one digit: "_X." would miss it
+@example("+1")
+def test_every_contact_number_the_rules_accept_is_marked_then_routed(number: str) -> None:
+    """The daemon dials Local/<number>@callback-outbound: its one pattern must match every number
+    ``rules.contact_number`` accepts, run the CDR mark, then hand the same number to the route."""
+    assert rules.contact_number(number) == number
+    (pattern_line, route) = context_lines(ROOT / "dialplan" / "callback-outbound.conf", "callback-outbound")
+    pattern = pattern_line.removeprefix("exten => ").split(",", 1)[0]
+    assert asterisk_patterns.matches(pattern, number)
+    assert pattern_line.endswith(",1,Gosub(callback-cdr-mark,s,1)")
+    assert route == " same => n,Goto(callback-outbound-route,${EXTEN},1)"
 
 
 @pytest.mark.parametrize("name", ["a@b", "_x", ".x", "@x", "+x", "-x", "", "x" * 65, "a b"])

@@ -50,3 +50,11 @@ CREATE TABLE IF NOT EXISTS cel (
 );
 CREATE INDEX IF NOT EXISTS cel_linkedid ON cel (linkedid);
 CREATE INDEX IF NOT EXISTS cel_uniqueid ON cel (uniqueid);
+
+-- asterisk-cb's optional CDR columns (README "CDR: finding callback calls"): cdr_pgsql fills each
+-- from the CDR variable of the same name, set on every channel of a callback's calls.
+ALTER TABLE cdr ADD COLUMN IF NOT EXISTS acb_id varchar(64) NOT NULL DEFAULT '';
+ALTER TABLE cdr ADD COLUMN IF NOT EXISTS acb_attempt varchar(10) NOT NULL DEFAULT '';
+ALTER TABLE cdr ADD COLUMN IF NOT EXISTS acb_phase varchar(10) NOT NULL DEFAULT '';
+ALTER TABLE cdr ADD COLUMN IF NOT EXISTS acb_leg varchar(10) NOT NULL DEFAULT '';
+ALTER TABLE cdr ADD COLUMN IF NOT EXISTS acb_origin_linkedid varchar(150) NOT NULL DEFAULT '';

@@ -92,6 +92,15 @@ class Lab:
     redis: RedisClient  # the test's look at the keys the daemons wrote (the store keeps its client)
     daemon_ari_events: Callable[[], AriEventStream] | None = None  # the in-process daemon's (its app's)
 
+    async def event_group_ready(self, group: str) -> None:
+        """Wait until a started daemon's consumer group exists (the CEL writer's ``cel``): a new group
+        starts at the stream's end, so an event written before it is never handled (README, Limits)."""
+
+        async def exists() -> bool:
+            return group in {found.name for found in await self.store.event_groups()}
+
+        await until_equal(exists, True, 15)
+
     def contact_invites(self) -> Invites:
         return Invites(Path(self.info["contacts"]["invite_log"]))
 

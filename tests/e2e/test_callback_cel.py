@@ -20,6 +20,7 @@ from tcp_proxy import TcpProxy
 from asterisk_cb.core.model import Callback, FinishReason, State
 from asterisk_cb.records import migrate
 from asterisk_cb.records.settings import Dialect, RecordsSite, parse_dsn
+from asterisk_cb.records.writer import GROUP
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -90,6 +91,7 @@ async def test_callbacks_leave_their_rows_once_joined_to_asterisks_own(
     lab.phone(AGENT, "answer")
     await lab.set(max_attempts="2")
     await fleet.start(APP)
+    await lab.event_group_ready(GROUP)
     talked = await lab.schedule(unique_number("20103"), AGENT)  # answers, hangs up 3 s later
     busy = await lab.schedule(unique_number("486"), AGENT, in_s=2.0)  # 486 Busy Here: cause 17
     # (due while the agent talks on the first: CALLBACK_AGENT_UNAVAILABLE rows until it is free)
@@ -134,6 +136,7 @@ async def test_an_expired_callback_leaves_its_rows(
     lab.phone(AGENT, "noanswer")
     await lab.set(agent_ring_timeout="2s", reschedule_delay="1s", max_missed_agent_rings="2")
     await fleet.start(APP)
+    await lab.event_group_ready(GROUP)
     try:
         scheduled = await lab.schedule(unique_number("200"), AGENT)
         done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=30)
@@ -207,6 +210,7 @@ async def test_a_database_cut_for_20_s_delays_no_call_and_loses_no_row(
         proxied = dsn.url.replace(f"@{dsn.host}:{dsn.port}/", f"@127.0.0.1:{proxy.port}/")
         fleet.records = {"dsn": proxied, "usegmtime": "yes", "connect_timeout": "1s", "write_timeout": "2s"}
         daemon = await fleet.start(APP)
+        await lab.event_group_ready(GROUP)
         pg = await asyncpg.connect(dsn.url)
         try:
             control, control_late = await _run(lab, time.time())

@@ -31,6 +31,7 @@ from lab_events import Events
 from asterisk_cb.core.model import Callback, Source
 from asterisk_cb.records import migrate
 from asterisk_cb.records.settings import RecordsSite, parse_dsn
+from asterisk_cb.records.writer import GROUP
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -157,6 +158,7 @@ async def feature(fleet_lab: tuple[Fleet, Lab]) -> AsyncIterator[FeatureLab]:
     await migrate.migrate(cel_site)  # the lab's own database; idempotent
     fleet.records = {"dsn": lab.info["postgres"]["dsn"], "usegmtime": "yes"}  # as the lab's cel_pgsql
     daemon = await fleet.start(APP)
+    await lab.event_group_ready(GROUP)
     pbx_lab("cli", f"dialplan set global ACB_AGI_URL agi://127.0.0.1:{port}")
     harness = lab.info["ami_harness"]
     pg = await asyncpg.connect(lab.info["postgres"]["dsn"])

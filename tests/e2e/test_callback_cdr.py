@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -82,7 +84,9 @@ def members_answer() -> Iterator[None]:
         Lab.phone(member, "answer")
 
 
-async def test_the_mark_finds_exactly_the_calls_of_a_callback_done_on_its_second_attempt(lab: Lab) -> None:
+async def test_the_mark_finds_exactly_the_calls_of_a_callback_done_on_its_second_attempt(
+    lab: Lab, tmp_path: Path
+) -> None:
     lab.phone(AGENT, "answer")
     await lab.set(agent_ring_timeout="5s", contact_ring_timeout="2s", retry_interval="3s", max_attempts="3")
     number = unique_number("2030403")  # rings 4 s, answers, hangs up 3 s later
@@ -112,6 +116,30 @@ async def test_the_mark_finds_exactly_the_calls_of_a_callback_done_on_its_second
     assert {(row["acb_id"], row["acb_phase"], row["acb_origin_linkedid"]) for row in rows} == {
         (scheduled.id, "agent", ORIGIN)
     }
+    await the_calls_command_shows_them(lab, tmp_path, since, scheduled.id, number)
+
+
+async def the_calls_command_shows_them(
+    lab: Lab, tmp_path: Path, since: datetime, callback_id: str, number: str
+) -> None:
+    """`asterisk-cb calls` on the lab's cdr table: the same four rows, by time and by the originating
+    call, with the agent found from its phone's channel."""
+    records = f"[records]\ndsn = {lab.info['postgres']['dsn']}\nusegmtime = yes\n"
+    keys = ("callback", "agent", "contact", "attempt", "phase", "leg", "outcome")
+    legs = [("1", "agent", "ANSWERED"), ("1", "contact", "NO ANSWER"), ("2", "agent", "ANSWERED")]
+    legs += [("2", "contact", "ANSWERED")]  # the agent answered both times; the contact the second
+    expected = [
+        (callback_id, AGENT, number, attempt, "agent", leg, outcome) for attempt, leg, outcome in legs
+    ]
+    # ORIGIN is this test's constant: the lab's cdr keeps earlier runs' rows, hence --since with it too
+    for found in (["--since", since.isoformat()], ["--linkedid", ORIGIN, "--since", since.isoformat()]):
+        code, out, err = await lab.cli(tmp_path, "calls", *found, "--json", sections=records)
+        assert (code, err) == (0, ""), found
+        calls = json.loads(out)
+        seen = sorted(tuple(call[key] for key in keys) for call in calls)
+        assert seen == expected, found
+        talk = [call for call in calls if call["attempt"] == "2" and call["leg"] == "contact"]
+        assert talk[0]["billsec"] > 0, found
 
 
 async def test_a_failover_queue_leg_carries_the_mark(lab: Lab, members_answer: None) -> None:

@@ -197,7 +197,13 @@ def parse_moment(text: str, tz: ZoneInfo, field: str, *, now: datetime) -> datet
     stripped = text.strip()
     ago = stripped.removeprefix("-")
     if not (stripped.startswith("-") or _AGO.match(ago)):
-        return parse_time(stripped, tz, field, now=now)
+        try:
+            return parse_time(stripped, tz, field)
+        except ValidationError:
+            example = "2026-11-26T14:30+01:00, 2026-11-26 14:30, or 2h, 1d before now"
+            raise ValidationError(
+                field, f"{text!r} is not an ISO 8601 time or a duration (e.g. {example})"
+            ) from None
     try:
         return now.astimezone(UTC) - parse_duration(ago)
     except ValueError as error:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from redis.exceptions import RedisError
 
 from asterisk_cb import config, deployment, roles, secrecy
+from asterisk_cb.core.cdr_marks import MarkField
 from asterisk_cb.core.settings import GENERAL, Layers, RuntimeOverrides, SettingsFile, resolve
 from asterisk_cb.keys import Keys
 from asterisk_cb.records import writer
@@ -29,7 +30,7 @@ from asterisk_cb.records.database import DatabaseDown, Tables
 from asterisk_cb.records.settings import RecordsSite
 from asterisk_cb.redis_conn import ReplicaMode, ReplicaWait
 from asterisk_cb.store import GroupInfo, Store
-from asterisk_cb.telephony import answer_marks
+from asterisk_cb.telephony import answer_marks, call_marks
 from asterisk_cb.telephony.ami import AmiConnection, AmiError
 from asterisk_cb.telephony.ari import AriAuthError, AriClient, AriError, AriNotFound
 from asterisk_cb.telephony.availability import AgentSpec
@@ -80,6 +81,8 @@ async def run_checks(path: Path, file: SettingsFile, site: deployment.Deployment
         checks.append(await _ami_rights(ami))
         checks += await _agents(site, ami)
         checks.append(await _context(ami, "outbound_context", site.dialing.outbound_context))
+        if site.dialing.cdr_mark.field is not MarkField.NONE:
+            checks.append(await _cdr_mark(ami))
         checks.append(await _context(ami, "answer_marks", answer_marks.HANDLER_CONTEXT))
         queues = await _queues(file, runtime, ami)
         if queues:  # the failover phase puts contacts into queues through this context
@@ -270,6 +273,20 @@ async def _feature_code_contexts(ami: AmiConnection) -> Check:
                 "feature_code", Verdict.FAIL, f"{found.detail}: #include dialplan/callback-request.conf"
             )
     return Check("feature_code", Verdict.OK, f"contexts {', '.join(FEATURE_CODE_CONTEXTS)} exist")
+
+
+async def _cdr_mark(ami: AmiConnection) -> Check:
+    """The channels the daemon creates are marked through ARI; the contact's and the queue's rows only
+    through the dialplan's ``callback-cdr-mark``: without it calls go on, but a report misses those rows."""
+    found = await _context(ami, "cdr_mark", call_marks.MARK_CONTEXT)
+    if found.verdict is Verdict.FAIL:
+        return Check(
+            "cdr_mark",
+            Verdict.WARN,
+            f"{found.detail}: the contact's CDR rows are not marked "
+            '(#include dialplan/callback-outbound.conf, README "CDR: finding callback calls")',
+        )
+    return found
 
 
 # What dialplan/callback-inbound.conf defines: the hook and its helper channel.

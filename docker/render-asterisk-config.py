@@ -26,6 +26,10 @@ _REWRITES = (
     (re.compile(r"^(media_address|bind_rtp_to_media_address)\s*=.*\n", re.MULTILINE), ""),
 )
 
+# The loopback lab also writes CDR and CEL to a MariaDB database over ODBC; the compose lab has no
+# MariaDB service (nor unixODBC in its image): PostgreSQL alone, as before.
+_NO_MARIADB = ("res_odbc.conf", "cdr_adaptive_odbc.conf", "cel_odbc.conf")
+
 
 def main(dest: Path) -> None:
     os.environ.update(COMPOSE_VALUES)
@@ -39,6 +43,8 @@ def main(dest: Path) -> None:
     config_dir = settings.root_dir / "etc" / "asterisk"
     config_dir.mkdir(parents=True, exist_ok=True)
     write_config(settings)
+    for name in _NO_MARIADB:
+        (config_dir / name).unlink()
     for path in config_dir.glob("*.conf"):
         text = path.read_text()
         for pattern, replacement in _REWRITES:

@@ -38,6 +38,7 @@ CALLBACK_ID_VAR = "ACB_CALLBACK_ID"
 ATTEMPT_ID_VAR = "ACB_ATTEMPT_ID"
 LEG_ROLE_VAR = "ACB_LEG"
 _INHERITED = "__"
+MARK_CONTEXT = "callback-cdr-mark"  # dialplan/callback-outbound.conf: marks the Local halves' rows
 # What callback-cdr-mark reads on a Local channel's dialplan half: the mark's field and text, and
 # one variable per ``acb_*`` value (ACB_CALLBACK_ID and ACB_LEG above are the other two).
 CDR_FIELD_VAR, CDR_TEXT_VAR = "ACB_CDR_FIELD", "ACB_CDR_TEXT"

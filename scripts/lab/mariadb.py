@@ -206,20 +206,24 @@ def _start_server(settings: LabSettings) -> None:
 
 def up(settings: LabSettings) -> None:
     """Make sure the server runs, the lab user and database exist and hold the cdr and cel tables."""
-    if lab_sql(settings, "SELECT 1 FROM cdr, cel LIMIT 1").returncode == 0:
-        return  # already in place: the lab user logs in over TCP and both tables exist
-    if not _reachable(settings):
-        _start_server(settings)
-    admin = _admin_argv(settings)
-    created = subprocess.run(
-        admin, input=setup_sql(settings, password(settings)), capture_output=True, text=True,
-        check=False, timeout=60,
-    )  # fmt: skip
-    if created.returncode != 0:
-        raise SystemExit(f"pbx-lab: creating the lab's MariaDB database and user failed: {created.stderr}")
+    if lab_sql(settings, "SELECT 1 FROM cdr, cel LIMIT 1").returncode != 0:
+        _create_database_and_user(settings)
+    # Every time, as for PostgreSQL: the schema only adds what is missing (a column a newer schema
+    # has); cdr_adaptive_odbc reads the columns when it loads, so a new one needs an Asterisk restart.
     result = lab_sql(settings, SCHEMA.read_text())
     if result.returncode != 0:
         raise SystemExit(f"pbx-lab: creating the MariaDB cdr/cel tables failed: {result.stderr.strip()}")
+
+
+def _create_database_and_user(settings: LabSettings) -> None:
+    if not _reachable(settings):
+        _start_server(settings)
+    created = subprocess.run(
+        _admin_argv(settings), input=setup_sql(settings, password(settings)), capture_output=True,
+        text=True, check=False, timeout=60,
+    )  # fmt: skip
+    if created.returncode != 0:
+        raise SystemExit(f"pbx-lab: creating the lab's MariaDB database and user failed: {created.stderr}")
 
 
 def down(_: LabSettings) -> str:

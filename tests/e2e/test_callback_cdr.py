@@ -1,6 +1,7 @@
 """A callback's calls in the CDR Asterisk itself writes (README "CDR: finding callback calls"), read
 back with the plain SQL a report uses from the lab's PostgreSQL ``cdr`` table (cdr_pgsql), whose
-optional ``acb_*`` columns scripts/lab/sql/cdr_cel.sql adds.
+optional ``acb_*`` columns scripts/lab/sql/cdr_cel.sql adds, and from the lab's MariaDB one
+(cdr_adaptive_odbc, the same columns in cdr_cel_mysql.sql).
 
 Rows are written when each channel hangs up, a moment after the callback's record says it is over:
 every read polls, with a time limit. The daemon here marks with the defaults (``[dialing]
@@ -16,7 +17,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiomysql
 import asyncpg
 import pytest
 from callback_lab import Lab, leg_channel, unique_number
@@ -62,6 +65,28 @@ async def rows_of_calls(lab: Lab, linkedids: set[str]) -> list[dict[str, Any]]:
     finally:
         await connection.close()
     return [dict(row) for row in rows]
+
+
+async def mariadb_rows(lab: Lab, callback_id: str) -> set[tuple[str, str, str, bool]]:
+    """The marked rows of one callback in the lab's MariaDB, as (uniqueid, leg, attempt, talked)."""
+    dsn = urlsplit(lab.info["mariadb"]["dsn"])
+    connection = await aiomysql.connect(
+        host=dsn.hostname, port=dsn.port, user=dsn.username, password=dsn.password,
+        db=dsn.path.lstrip("/"), autocommit=True,
+    )  # fmt: skip
+    try:
+        async with connection.cursor() as cursor:
+            await cursor.execute(
+                "SELECT uniqueid, acb_leg, acb_attempt, billsec > 0 FROM cdr"
+                " WHERE userfield = 'scheduled-callback' AND acb_id = %s",
+                (callback_id,),
+            )
+            return {
+                (uniqueid, leg, attempt, bool(talked))
+                for uniqueid, leg, attempt, talked in await cursor.fetchall()
+            }
+    finally:
+        connection.close()
 
 
 def record_linkedids(callback: Callback) -> set[str]:
@@ -115,6 +140,10 @@ async def test_the_mark_finds_exactly_the_calls_of_a_callback_done_on_its_second
     assert {contact["2"]["dst"], contact["2"]["dstchannel"].split("-")[0]} == {number, "PJSIP/contacts"}
     assert {(row["acb_id"], row["acb_phase"], row["acb_origin_linkedid"]) for row in rows} == {
         (scheduled.id, "agent", ORIGIN)
+    }
+    # the same rows, marks and columns in MariaDB (written in the same moment: no wait needed)
+    assert await mariadb_rows(lab, scheduled.id) == {
+        (row["uniqueid"], row["acb_leg"], row["acb_attempt"], row["billsec"] > 0) for row in rows
     }
     await the_calls_command_shows_them(lab, tmp_path, since, scheduled.id, number)
 

@@ -121,6 +121,32 @@ async def test_callbacks_leave_their_rows_once_joined_to_asterisks_own(
     ]  # fmt: skip
 
 
+async def test_an_expired_callback_leaves_its_rows(
+    fleet_lab: tuple[Fleet, Lab], lab_info: dict[str, Any]
+) -> None:
+    """A callback that never reached a phone (its agent missed every ring) leaves its story in the cel
+    table all the same: the trace a report has of a promise that was not kept."""
+    fleet, lab = fleet_lab
+    cel = CelReader(lab_info["postgres"]["dsn"])
+    assert cel.dsn is not None
+    await migrate.migrate(RecordsSite(cel.dsn))
+    fleet.records = {"dsn": cel.dsn.url, "usegmtime": "yes"}
+    lab.phone(AGENT, "noanswer")
+    await lab.set(agent_ring_timeout="2s", reschedule_delay="1s", max_missed_agent_rings="2")
+    await fleet.start(APP)
+    try:
+        scheduled = await lab.schedule(unique_number("200"), AGENT)
+        done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=30)
+    finally:
+        lab.phone(AGENT, "answer")
+    assert (done.state, done.finish_reason) == (State.EXPIRED, FinishReason.AGENT_MISSED)
+
+    missed = ["CALLBACK_AGENT_RINGING", "CALLBACK_AGENT_MISSED"]
+    rows = await cel.story(scheduled.id, 2 + 2 * len(missed))
+    assert [row["eventtype"] for row in rows] == ["CALLBACK_SCHEDULED", *missed, *missed, "CALLBACK_EXPIRED"]
+    assert json.loads(rows[-1]["extra"])["reason"] == FinishReason.AGENT_MISSED.value
+
+
 RUN = 20  # callbacks per run, five per agent, one due every DUE_EVERY_S
 DUE_EVERY_S = 1.0
 CUT_S = 20.0

@@ -29,6 +29,8 @@ from lab.ami_client import LabAmi, Message
 from lab_events import Events
 
 from asterisk_cb.core.model import Callback, Source
+from asterisk_cb.records import migrate
+from asterisk_cb.records.settings import RecordsSite, parse_dsn
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -92,6 +94,21 @@ class FeatureLab:
         await until_equal(lambda: _some(rows()), True, 10)
         return [(row["channame"], json.loads(row["extra"])) for row in await rows()]
 
+    async def story(self, linkedid: str) -> list[tuple[str, str]]:
+        """The call's Callback Request and callback rows in the order a report reads them (eventtime):
+        (eventtype, callback id); waits until the CEL writer's first row is there."""
+        query = (
+            "SELECT eventtype, extra FROM cel WHERE linkedid = $1 AND eventtype LIKE 'CALLBACK%'"
+            " ORDER BY eventtime, id"
+        )
+
+        async def scheduled() -> bool:
+            return "CALLBACK_SCHEDULED" in [row["eventtype"] for row in await self.cel(query, linkedid)]
+
+        await until_equal(scheduled, True, 10)
+        rows = await self.cel(query, linkedid)
+        return [(row["eventtype"], _callback_named(row["extra"])) for row in rows]
+
     async def prompts(self, channel: str) -> list[str]:
         """What was played to channel by a prompt application, in order: Asterisk 22's CEL records a
         STREAM_BEGIN per sound file with the application and its data (there is no APP_START)."""
@@ -104,6 +121,13 @@ class FeatureLab:
         return [row["appdata"] for row in rows if row["appname"] == "Playback"] + [
             f"{row['appname']}({row['appdata']})" for row in rows if row["appname"] != "Playback"
         ]
+
+
+def _callback_named(extra: str) -> str:
+    """The callback id a row's extra names: CELGenUserEvent's ``{"extra": "<id>"}`` (the Callback
+    Request) or the CEL writer's ``{"callback": "<id>", ...}``."""
+    values = json.loads(extra)
+    return str(values.get("callback") or values["extra"])
 
 
 async def _some(rows: Awaitable[list[asyncpg.Record]]) -> bool:
@@ -129,6 +153,9 @@ async def feature(fleet_lab: tuple[Fleet, Lab]) -> AsyncIterator[FeatureLab]:
     fleet, lab = fleet_lab
     port = _free_port()
     fleet.feature_code = {"listen": f"127.0.0.1:{port}"}
+    cel_site = RecordsSite(parse_dsn(lab.info["postgres"]["dsn"]))
+    await migrate.migrate(cel_site)  # the lab's own database; idempotent
+    fleet.records = {"dsn": lab.info["postgres"]["dsn"], "usegmtime": "yes"}  # as the lab's cel_pgsql
     daemon = await fleet.start(APP)
     pbx_lab("cli", f"dialplan set global ACB_AGI_URL agi://127.0.0.1:{port}")
     harness = lab.info["ami_harness"]
@@ -192,6 +219,10 @@ async def test_an_agent_keys_in_30_minutes_on_a_queue_call(
     assert started + timedelta(minutes=29) <= callback.due_at <= datetime.now(UTC) + timedelta(minutes=31)
     assert callback.origin_linkedid == connected["Linkedid"]
     assert await feature.requests(connected["Linkedid"]) == [(agent_channel, {"extra": callback.id})]
+    # one query on the call's linkedid: the callback's creation (CEL writer), then the Gosub's request
+    assert await feature.story(connected["Linkedid"]) == [
+        ("CALLBACK_SCHEDULED", callback.id), ("CALLBACK_REQUEST", callback.id),
+    ]  # fmt: skip
     assert events.of("DTMFBegin", contact_channel, Direction="Sent") == []
     assert events.after(connected_at, "MusicOnHoldStart", contact_channel), "no music on hold"
     assert await feature.prompts(contact_channel) == []

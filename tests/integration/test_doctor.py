@@ -87,6 +87,7 @@ async def test_the_lab_passes_every_check(lab: dict[str, Any], tmp_path: Path) -
         "ami rights": Verdict.OK,
         "agent 1001": Verdict.OK,
         "outbound_context": Verdict.OK,
+        "cdr_mark": Verdict.OK,
         "answer_marks": Verdict.OK,
         "queue_context": Verdict.OK,
         "amd_context": Verdict.OK,
@@ -239,3 +240,9 @@ async def test_an_unparsable_override_is_named_and_the_other_checks_still_run(
         "runtime override [agent_roles]: 1001: unknown role 'gone' (known: "
     )
     assert checks["ami"].verdict is Verdict.OK
+
+
+async def test_no_cdr_mark_needs_no_mark_context(lab: dict[str, Any], tmp_path: Path) -> None:
+    checks = await doctor(tmp_path, lab_config(lab, dialing="cdr_mark_field = none"))
+    assert "cdr_mark" not in checks
+    assert [name for name, check in checks.items() if check.verdict is not Verdict.OK] == []

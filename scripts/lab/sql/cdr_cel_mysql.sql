@@ -52,3 +52,12 @@ CREATE TABLE IF NOT EXISTS cel (
     KEY cel_linkedid (linkedid),
     KEY cel_uniqueid (uniqueid)
 ) DEFAULT CHARSET = utf8mb4;
+
+-- asterisk-cb's optional CDR columns (README "CDR: finding callback calls"): cdr_adaptive_odbc fills
+-- each from the CDR variable of the same name, set on every channel of a callback's calls.
+ALTER TABLE cdr
+  ADD COLUMN IF NOT EXISTS acb_id varchar(64) NOT NULL DEFAULT '',
+  ADD COLUMN IF NOT EXISTS acb_attempt varchar(10) NOT NULL DEFAULT '',
+  ADD COLUMN IF NOT EXISTS acb_phase varchar(10) NOT NULL DEFAULT '',
+  ADD COLUMN IF NOT EXISTS acb_leg varchar(10) NOT NULL DEFAULT '',
+  ADD COLUMN IF NOT EXISTS acb_origin_linkedid varchar(150) NOT NULL DEFAULT '';

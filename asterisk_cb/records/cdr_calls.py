@@ -5,11 +5,12 @@ Callback, attempt, phase and leg come from the optional ``acb_*`` columns when t
 without them, from the standard columns: a callback call's linkedid is the id the daemon gave its
 first channel, ``acb-<callback>-<n>-agent`` (agent phase) or ``acb-<callback>-<n>-contact`` (queue
 phase), and the leg from the channel (the agent's own device; a ``Local/`` half: the contact's side)
-and ``lastapp`` (``Queue``: the failover queue's member). No column holds the agent: it is the agent
-whose device (``[agents]``) is the agent leg's ``channel``, or in the queue phase the member's device
-(``dstchannel`` of the member's row), for every row of that call; a device ``[agents]`` does not
-list is shown as it is (``PJSIP/2005``). The contact is the ``dst`` of the call's ``Dial`` row (the
-trunk's leg), else the agent row's ``src`` (the caller ID the agent saw).
+and ``lastapp`` (``Queue``: the failover queue's member). The agent is ``acb_agent`` (the owner) when
+the table has it, else the agent whose device (``[agents]``) is the agent leg's ``channel``, or in
+the queue phase the member's device (``dstchannel`` of the member's row), for every row of that
+call; a device ``[agents]`` does not list is shown as it is (``PJSIP/2005``). The contact is the
+``dst`` of the call's ``Dial`` row (the trunk's leg), else the agent row's ``src`` (the caller ID
+the agent saw).
 """
 
 from __future__ import annotations
@@ -99,12 +100,13 @@ def _leg(row: Mapping[str, object]) -> str:
 
 
 def _people(call: Sequence[Mapping[str, object]], agents: Mapping[str, str]) -> tuple[str, str]:
-    """(agent, contact) of one call's rows."""
+    """(agent, contact) of one call's rows: the agent from ``acb_agent`` when the table has it."""
+    owner = next((_text(row, cdr_marks.AGENT) for row in call if _text(row, cdr_marks.AGENT)), "")
     device = next((_device(row, "channel") for row in call if _leg(row) == "agent"), None)
     device = device or next((_device(row, "dstchannel") for row in call if _leg(row) == "member"), None)
     dialled = next((_text(row, "dst") for row in call if _text(row, "lastapp") == "Dial"), "")
     seen = next((_text(row, "src") for row in call if _leg(row) == "agent"), "")
-    return (agents.get(device, device) if device else NONE), dialled or seen or NONE
+    return owner or (agents.get(device, device) if device else NONE), dialled or seen or NONE
 
 
 def _device(row: Mapping[str, object], column: str) -> str:

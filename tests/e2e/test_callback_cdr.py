@@ -138,9 +138,9 @@ async def test_the_mark_finds_exactly_the_calls_of_a_callback_done_on_its_second
     assert (contact["1"]["disposition"], contact["1"]["billsec"]) == ("NO ANSWER", 0)
     assert contact["2"]["disposition"] == "ANSWERED" and contact["2"]["billsec"] > 0
     assert {contact["2"]["dst"], contact["2"]["dstchannel"].split("-")[0]} == {number, "PJSIP/contacts"}
-    assert {(row["acb_id"], row["acb_phase"], row["acb_origin_linkedid"]) for row in rows} == {
-        (scheduled.id, "agent", ORIGIN)
-    }
+    assert {
+        (row["acb_id"], row["acb_phase"], row["acb_agent"], row["acb_origin_linkedid"]) for row in rows
+    } == {(scheduled.id, "agent", AGENT, ORIGIN)}
     # the same rows, marks and columns in MariaDB (written in the same moment: no wait needed)
     assert await mariadb_rows(lab, scheduled.id) == {
         (row["uniqueid"], row["acb_leg"], row["acb_attempt"], row["billsec"] > 0) for row in rows
@@ -205,5 +205,5 @@ async def test_a_failover_queue_leg_carries_the_mark(lab: Lab, members_answer: N
     [member_row] = [row for row in queue_phase if row["acb_leg"] == "member"]
     assert member_row["dstchannel"].startswith(member.endpoint + "-")
     assert member_row["lastapp"] == "Queue" and member_row["billsec"] > 0
-    assert {row["acb_id"] for row in rows} == {scheduled.id}
+    assert {(row["acb_id"], row["acb_agent"]) for row in rows} == {(scheduled.id, AGENT)}  # the owner
     assert {row["acb_origin_linkedid"] for row in rows} == {""}  # requested on no call

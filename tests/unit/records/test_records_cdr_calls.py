@@ -130,6 +130,14 @@ def test_acb_columns_win_and_the_originating_call_is_told_apart() -> None:
     assert [c.leg for c in of_agent(calls, "1001")] == ["origin"]
 
 
+def test_acb_agent_names_the_owner_whatever_phone_took_the_call() -> None:
+    """A hot-desking agent's phone is no device of [agents]: only the column names the agent."""
+    owned = [{**found, "acb_id": "cb-42", "acb_agent": "alice"} for found in ATTEMPT_1]
+    calls = call_rows([*owned, *QUEUE_ATTEMPT], device_agents({"1001": ["PJSIP/1001"]}))
+    assert [c.agent for c in calls] == ["alice", "alice", "PJSIP/1003", "PJSIP/1003"]
+    assert [c.leg for c in of_agent(calls, "alice")] == ["agent", "contact"]
+
+
 def test_zoned_times_are_shown_on_asterisks_clock() -> None:
     zoned = {**ATTEMPT_1[0], "calltime": datetime(2026, 12, 1, 9, 0, tzinfo=UTC)}
     assert call_rows([zoned], {}, usegmtime=True)[0].time == datetime(2026, 12, 1, 9, 0)

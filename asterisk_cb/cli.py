@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import dataclasses
 import getpass
+import json
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -31,10 +32,11 @@ from asterisk_cb import config, daemon, deployment, doctor, logs, roles, secrecy
 from asterisk_cb.core import rules
 from asterisk_cb.core.inputs import Edit
 from asterisk_cb.core.model import Callback, FinishReason, State
-from asterisk_cb.core.settings import SettingError, SettingsFile, explain
+from asterisk_cb.core.settings import SettingError, SettingsFile, explain, resolve
 from asterisk_cb.keys import Keys
-from asterisk_cb.records import migrate
+from asterisk_cb.records import cdr_calls, cdr_read, migrate
 from asterisk_cb.records import settings as records_settings
+from asterisk_cb.records.cdr_sql import CallsFilter
 from asterisk_cb.records.database import DatabaseDown
 from asterisk_cb.service import (
     ADMIN,
@@ -59,6 +61,7 @@ from asterisk_cb.table import render_table
 
 CONFIG_ENV = "ASTERISK_CB_CONFIG"
 EXIT_USAGE, EXIT_REFUSED, EXIT_UNREACHABLE = 2, 3, 4
+TYPE_CALLBACKS = "scheduled-callbacks"  # calls --type: the CDR report's name for them
 MAX_WAIT_S = 600  # --wait: longer than any lease takeover, short enough to be a typo's limit
 
 
@@ -323,6 +326,40 @@ async def cmd_db_migrate(context: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_calls(context: Context, args: argparse.Namespace) -> int:
+    """Callback calls in Asterisk's cdr table, read over ``[records] dsn`` (or ``--dsn``): README "CDR:
+    finding callback calls". Read only; needs no Redis."""
+    site = context.site.records
+    if args.dsn is not None:
+        site = dataclasses.replace(site, dsn=args.dsn)
+    if site.dsn is None:
+        return _fail("[records] dsn is empty and no --dsn: no database to read the cdr from", EXIT_USAGE)
+    if args.since is None and args.linkedid is None:
+        return _fail("calls: give --since (or --linkedid for one originating call)", EXIT_USAGE)
+    try:
+        rows = await cdr_read.read_calls(site, context.site.dialing.cdr_mark, calls_filter(context, args))
+    except DatabaseDown as error:
+        return _fail(f"cannot read the cdr table: {error}", EXIT_UNREACHABLE)
+    except cdr_read.CdrUnreadable as error:
+        return _fail(f"cannot read the cdr table: {error}", EXIT_REFUSED)
+    devices = {agent: spec.devices for agent, spec in context.site.agents.items()}
+    calls = cdr_calls.call_rows(rows, cdr_calls.device_agents(devices), usegmtime=site.usegmtime)
+    print_calls(cdr_calls.of_agent(calls, args.agent) if args.agent else calls, as_json=args.json)
+    return 0
+
+
+def calls_filter(context: Context, args: argparse.Namespace) -> CallsFilter:
+    """``--since``/``--until`` as ISO 8601 (local to the file's default_timezone without an offset) or
+    a duration before now (``2h``, ``--since=-2h``); ``ValidationError`` (exit 2) for anything else."""
+    zone = rules.zone(resolve(context.file, {}).default_timezone)
+    now = datetime.now(UTC)
+    since, until = (
+        rules.parse_moment(text, zone, option, now=now) if text is not None else None
+        for option, text in (("--since", args.since), ("--until", args.until))
+    )
+    return CallsFilter(since=since, until=until, linkedid=args.linkedid)
+
+
 def _dsn(text: str) -> records_settings.Dsn | None:
     """``--dsn``: refused by argparse (exit 2) with the URL's password hidden."""
     try:
@@ -365,6 +402,30 @@ def print_callbacks(callbacks: Sequence[Callback]) -> None:
     ]
     print(render_table(("id", "state", "next/due", "agent", "number", "name", "tries"), rows))
     print(f"{len(rows)} callback(s)")
+
+
+def print_calls(calls: Sequence[cdr_calls.CallRow], *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([{**dataclasses.asdict(call), "time": call.time.isoformat()} for call in calls]))
+        return
+    headers = ("time", "callback", "agent", "contact", "attempt", "phase", "leg", "outcome", "billsec")
+    rows = [
+        (
+            call.time.strftime("%Y-%m-%d %H:%M:%S"),
+            call.callback,
+            call.agent,
+            call.contact,
+            call.attempt,
+            call.phase,
+            call.leg,
+            call.outcome,
+            str(call.billsec),
+            call.linkedid,
+        )
+        for call in calls
+    ]
+    print(render_table((*headers, "linkedid"), rows))
+    print(f"{len(rows)} row(s)")
 
 
 def print_roles(lines: Sequence[roles.RoleLine]) -> None:
@@ -469,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     _roles_parser(commands)
     _events_parser(commands)
     _db_parser(commands)
+    _calls_parser(commands)
     commands.add_parser(
         "reindex-contacts", help="rebuild the contact index (after an upgrade or a change of [numbers])"
     ).set_defaults(run=cmd_reindex_contacts)
@@ -528,6 +590,20 @@ def _db_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     migrating.add_argument("--dry-run", action="store_true", help="print the SQL; connect to nothing")
     migrating.add_argument("--dsn", type=_dsn, help="run it as another user (default: [records] dsn)")
     migrating.set_defaults(run=cmd_db_migrate)
+
+
+def _calls_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    calls = commands.add_parser("calls", help="callback calls in Asterisk's cdr table ([records] dsn)")
+    calls.add_argument("--type", default=TYPE_CALLBACKS, choices=(TYPE_CALLBACKS,), help="which calls")
+    calls.add_argument(
+        "--since", help="from: ISO 8601 (local to default_timezone if no offset), or 2h, 1d before now"
+    )
+    calls.add_argument("--until", help="before this time (same forms; default: now)")
+    calls.add_argument("--agent", help="only the calls this agent (or failover queue member) was on")
+    calls.add_argument("--linkedid", help="one originating call: its rows and its callbacks' calls")
+    calls.add_argument("--json", action="store_true", help="one JSON array instead of the table")
+    calls.add_argument("--dsn", type=_dsn, help="read as another user (default: [records] dsn)")
+    calls.set_defaults(run=cmd_calls)
 
 
 def _change_parser(

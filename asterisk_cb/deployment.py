@@ -226,7 +226,7 @@ KNOWN_OPTIONS: Mapping[str, frozenset[str]] = {
         {"listen", "permit", "request_timeout", "second_callback", *(f"preset{n}" for n in range(1, 10))}
     ),
     "records": frozenset(
-        {"dsn", "cel_table", "marker_table", "columns", "usegmtime", "batch"}
+        {"dsn", "cel_table", "cdr_table", "marker_table", "columns", "usegmtime", "batch"}
         | {"connect_timeout", "write_timeout"}
     ),
 }
@@ -636,6 +636,7 @@ def _records(section: Section) -> records.RecordsSite:
     parsers = {
         "dsn": records.parse_dsn,
         "cel_table": records.parse_table,
+        "cdr_table": records.parse_table,
         "marker_table": records.parse_table,
         "columns": records.parse_columns,
         "usegmtime": parse_bool,

@@ -29,8 +29,8 @@ DEFAULT_TEXT = "scheduled-callback"
 _TEXT = re.compile(r"[A-Za-z0-9_.:+-]{1,80}\Z")
 
 ID, ATTEMPT, PHASE, LEG = "acb_id", "acb_attempt", "acb_phase", "acb_leg"
-ORIGIN_LINKEDID = "acb_origin_linkedid"
-COLUMNS = (ID, ATTEMPT, PHASE, LEG, ORIGIN_LINKEDID)  # the optional columns, in the README's order
+AGENT, ORIGIN_LINKEDID = "acb_agent", "acb_origin_linkedid"
+COLUMNS = (ID, ATTEMPT, PHASE, LEG, AGENT, ORIGIN_LINKEDID)  # the optional columns, in the README's order
 
 
 class MarkField(StrEnum):
@@ -76,6 +76,7 @@ def leg_values(mark: CdrMark, callback: Callback, attempt_id: str, role: LegRole
         ATTEMPT: str(number),
         PHASE: attempt.phase.value,
         LEG: role.value,
+        AGENT: callback.agent,  # the owner: who promised the call (a queue member may take it)
         ORIGIN_LINKEDID: callback.origin_linkedid or "",
     }
     if mark.field is not MarkField.NONE:

@@ -190,6 +190,29 @@ def parse_time(text: str, tz: ZoneInfo, field: str = "due_at", *, now: datetime 
     return parsed.astimezone(UTC)
 
 
+def parse_moment(text: str, tz: ZoneInfo, field: str, *, now: datetime) -> datetime:
+    """``parse_time``'s forms, and a duration before ``now``: ``-2h`` or ``2h`` (a unit is needed),
+    where a report of past calls starts (``--since 2h``: a shell option cannot start with ``-``
+    unless written ``--since=-2h``)."""
+    stripped = text.strip()
+    ago = stripped.removeprefix("-")
+    if not (stripped.startswith("-") or _AGO.match(ago)):
+        try:
+            return parse_time(stripped, tz, field)
+        except ValidationError:
+            example = "2026-11-26T14:30+01:00, 2026-11-26 14:30, or 2h, 1d before now"
+            raise ValidationError(
+                field, f"{text!r} is not an ISO 8601 time or a duration (e.g. {example})"
+            ) from None
+    try:
+        return now.astimezone(UTC) - parse_duration(ago)
+    except ValueError as error:
+        raise ValidationError(field, f"{text!r} is not a duration before now (e.g. 90m, 2h, 1d)") from error
+
+
+_AGO = re.compile(r"[0-9]+[smhdSMHD]\Z")
+
+
 @dataclass(frozen=True)
 class Window:
     """One opening of the weekly calling hours: ``weekday`` (0 = Monday), local ``start`` to ``end``.

@@ -46,6 +46,9 @@ class CelDatabase(Protocol):
     async def execute(self, statements: Sequence[str]) -> None:
         """Run DDL (``db migrate``)."""
 
+    async def fetch(self, query: str, params: Sequence[object]) -> list[dict[str, object]]:
+        """Rows of a read-only query (``asterisk-cb calls``), each as column name -> value."""
+
     async def close(self) -> None: ...
 
 

@@ -74,6 +74,16 @@ class MariaDbCel(Guarded[aiomysql.Connection]):
 
         await self._run(run)
 
+    async def fetch(self, query: str, params: Sequence[object]) -> list[dict[str, object]]:
+        async def read(connection: aiomysql.Connection) -> list[dict[str, object]]:
+            async with connection.cursor(aiomysql.DictCursor) as cursor:
+                await cursor.execute(query, tuple(params))
+                rows = list(await cursor.fetchall())
+            await connection.rollback()  # ends the read's transaction (autocommit is off)
+            return rows
+
+        return await self._run(read)
+
     async def _open(self) -> aiomysql.Connection:
         dsn = self._dsn
         return await aiomysql.connect(

@@ -53,6 +53,12 @@ class PostgresCel(Guarded[asyncpg.Connection]):
 
         await self._run(run)
 
+    async def fetch(self, query: str, params: Sequence[object]) -> list[dict[str, object]]:
+        async def read(connection: asyncpg.Connection) -> list[dict[str, object]]:
+            return [dict(row) for row in await connection.fetch(query, *params)]
+
+        return await self._run(read)
+
     async def _open(self) -> asyncpg.Connection:
         return await asyncpg.connect(self._dsn.url, timeout=self._site.connect_timeout.total_seconds())
 

@@ -1,4 +1,5 @@
-"""``[records]``: where the CEL writer writes (a DSN; empty: nowhere) and how the cel table is named.
+"""``[records]``: where the CEL writer writes (a DSN; empty: nowhere), how the cel table is named, and
+which cdr table ``asterisk-cb calls`` reads.
 
 Each parser takes an option's text and returns its value or raises ``ValueError`` with the reason;
 ``deployment`` adds the file, line and option. A DSN's password is never part of a reason, a value
@@ -115,6 +116,7 @@ class RecordsSite:
 
     dsn: Dsn | None = None
     cel_table: str = "cel"
+    cdr_table: str = "cdr"  # what `asterisk-cb calls` reads (Asterisk's own; the writer never writes it)
     marker_table: str = "acb_cel_written"
     columns: Mapping[str, str | None] = field(default_factory=lambda: parse_columns(""))
     usegmtime: bool = False
@@ -129,6 +131,7 @@ class RecordsSite:
         return [
             ("records", "dsn", self.dsn.shown if self.dsn else "(off: no CEL rows written)"),
             ("records", "cel_table", self.cel_table),
+            ("records", "cdr_table", self.cdr_table),
             ("records", "marker_table", self.marker_table),
             ("records", "columns", ", ".join(renamed) or "(standard names)"),
             ("records", "usegmtime", "yes" if self.usegmtime else "no"),

@@ -136,9 +136,10 @@ class Lab:
         await self.store.create(transition.callback, transition.events)
         return transition.callback
 
-    async def cli(self, tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    async def cli(self, tmp_path: Path, *args: str, sections: str = "") -> tuple[int, str, str]:
         """`asterisk-cb args...` as an admin types it, on this test's namespace: (exit code, stdout,
-        stderr). It runs in a thread: the command has its own event loop."""
+        stderr); ``sections``: more of the config file (e.g. ``[records]``). It runs in a thread: the
+        command has its own event loop."""
         config = tmp_path / "asterisk-cb.conf"
         agents = "\n".join(f"{agent} = PJSIP/{agent}" for agent in AGENTS)
         write_private(
@@ -146,7 +147,7 @@ class Lab:
             f"[redis]\nurl = {self.info['redis']['url']}\nnamespace = {self.store.keys.namespace}\n"
             "[ari]\nuser = acb\npassword = unused\n[ami]\nuser = acb\nsecret = unused\n"
             f"[dialing]\noutbound_context = {self.info['dialplan']['outbound_context']}\n"
-            f"[agents]\n{agents}\n",
+            f"[agents]\n{agents}\n" + sections,
         )
 
         def run() -> tuple[int, str, str]:

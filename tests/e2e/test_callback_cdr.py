@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -107,7 +109,9 @@ def members_answer() -> Iterator[None]:
         Lab.phone(member, "answer")
 
 
-async def test_the_mark_finds_exactly_the_calls_of_a_callback_done_on_its_second_attempt(lab: Lab) -> None:
+async def test_the_mark_finds_exactly_the_calls_of_a_callback_done_on_its_second_attempt(
+    lab: Lab, tmp_path: Path
+) -> None:
     lab.phone(AGENT, "answer")
     await lab.set(agent_ring_timeout="5s", contact_ring_timeout="2s", retry_interval="3s", max_attempts="3")
     number = unique_number("2030403")  # rings 4 s, answers, hangs up 3 s later
@@ -134,13 +138,37 @@ async def test_the_mark_finds_exactly_the_calls_of_a_callback_done_on_its_second
     assert (contact["1"]["disposition"], contact["1"]["billsec"]) == ("NO ANSWER", 0)
     assert contact["2"]["disposition"] == "ANSWERED" and contact["2"]["billsec"] > 0
     assert {contact["2"]["dst"], contact["2"]["dstchannel"].split("-")[0]} == {number, "PJSIP/contacts"}
-    assert {(row["acb_id"], row["acb_phase"], row["acb_origin_linkedid"]) for row in rows} == {
-        (scheduled.id, "agent", ORIGIN)
-    }
+    assert {
+        (row["acb_id"], row["acb_phase"], row["acb_agent"], row["acb_origin_linkedid"]) for row in rows
+    } == {(scheduled.id, "agent", AGENT, ORIGIN)}
     # the same rows, marks and columns in MariaDB (written in the same moment: no wait needed)
     assert await mariadb_rows(lab, scheduled.id) == {
         (row["uniqueid"], row["acb_leg"], row["acb_attempt"], row["billsec"] > 0) for row in rows
     }
+    await the_calls_command_shows_them(lab, tmp_path, since, scheduled.id, number)
+
+
+async def the_calls_command_shows_them(
+    lab: Lab, tmp_path: Path, since: datetime, callback_id: str, number: str
+) -> None:
+    """`asterisk-cb calls` on the lab's cdr table: the same four rows, by time and by the originating
+    call, with the agent found from its phone's channel."""
+    records = f"[records]\ndsn = {lab.info['postgres']['dsn']}\nusegmtime = yes\n"
+    keys = ("callback", "agent", "contact", "attempt", "phase", "leg", "outcome")
+    legs = [("1", "agent", "ANSWERED"), ("1", "contact", "NO ANSWER"), ("2", "agent", "ANSWERED")]
+    legs += [("2", "contact", "ANSWERED")]  # the agent answered both times; the contact the second
+    expected = [
+        (callback_id, AGENT, number, attempt, "agent", leg, outcome) for attempt, leg, outcome in legs
+    ]
+    # ORIGIN is this test's constant: the lab's cdr keeps earlier runs' rows, hence --since with it too
+    for found in (["--since", since.isoformat()], ["--linkedid", ORIGIN, "--since", since.isoformat()]):
+        code, out, err = await lab.cli(tmp_path, "calls", *found, "--json", sections=records)
+        assert (code, err) == (0, ""), found
+        calls = json.loads(out)
+        seen = sorted(tuple(call[key] for key in keys) for call in calls)
+        assert seen == expected, found
+        talk = [call for call in calls if call["attempt"] == "2" and call["leg"] == "contact"]
+        assert talk[0]["billsec"] > 0, found
 
 
 async def test_a_failover_queue_leg_carries_the_mark(lab: Lab, members_answer: None) -> None:
@@ -177,5 +205,5 @@ async def test_a_failover_queue_leg_carries_the_mark(lab: Lab, members_answer: N
     [member_row] = [row for row in queue_phase if row["acb_leg"] == "member"]
     assert member_row["dstchannel"].startswith(member.endpoint + "-")
     assert member_row["lastapp"] == "Queue" and member_row["billsec"] > 0
-    assert {row["acb_id"] for row in rows} == {scheduled.id}
+    assert {(row["acb_id"], row["acb_agent"]) for row in rows} == {(scheduled.id, AGENT)}  # the owner
     assert {row["acb_origin_linkedid"] for row in rows} == {""}  # requested on no call

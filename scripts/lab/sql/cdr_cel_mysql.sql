@@ -60,4 +60,5 @@ ALTER TABLE cdr
   ADD COLUMN IF NOT EXISTS acb_attempt varchar(10) NOT NULL DEFAULT '',
   ADD COLUMN IF NOT EXISTS acb_phase varchar(10) NOT NULL DEFAULT '',
   ADD COLUMN IF NOT EXISTS acb_leg varchar(10) NOT NULL DEFAULT '',
+  ADD COLUMN IF NOT EXISTS acb_agent varchar(64) NOT NULL DEFAULT '',
   ADD COLUMN IF NOT EXISTS acb_origin_linkedid varchar(150) NOT NULL DEFAULT '';

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -56,18 +56,19 @@ class Database:
     async def count(self, where: str = "1 = 1") -> int:
         return int((await self.query(f"SELECT count(*) FROM cel WHERE {where}"))[0][0])
 
-    async def query(self, text: str) -> list[tuple[object, ...]]:
+    async def query(self, text: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        """Run ``text`` as the admin (``$1`` or ``%s`` placeholders, as the dialect wants)."""
         assert self.admin.dsn is not None
         if self.admin.dsn.dialect == "postgresql":
             connection = await asyncpg.connect(self.admin.dsn.url)
             try:
-                return [tuple(row) for row in await connection.fetch(text)]
+                return [tuple(row) for row in await connection.fetch(text, *params)]
             finally:
                 await connection.close()
         connection = await _mysql(self.admin.dsn.url)
         try:
             async with connection.cursor() as cursor:
-                await cursor.execute(text)
+                await cursor.execute(text, tuple(params) or None)
                 return list(await cursor.fetchall())
         finally:
             connection.close()

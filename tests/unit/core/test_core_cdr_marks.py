@@ -74,6 +74,7 @@ def test_each_leg_says_which_callback_attempt_phase_and_leg(
         "acb_attempt": number,
         "acb_phase": phase,
         "acb_leg": role.value,
+        "acb_agent": "1001",  # the owner, in the queue phase too
         "acb_origin_linkedid": "1765098000.42",
     }
 

@@ -46,12 +46,14 @@ def test_variables_are_inherited_ids_and_the_cdr_values_of_the_leg() -> None:
         "CDR(acb_attempt)": "2",
         "CDR(acb_phase)": "agent",
         "CDR(acb_leg)": "agent",
+        "CDR(acb_agent)": "1001",
         "CDR(acb_origin_linkedid)": "17.1",
         # what callback-cdr-mark writes into a Local channel's dialplan half
         "ACB_CDR_FIELD": "userfield",
         "ACB_CDR_TEXT": "scheduled-callback",
         "ACB_ATTEMPT": "2",
         "ACB_PHASE": "agent",
+        "ACB_CDR_AGENT": "1001",
         "ACB_ORIGIN_LINKEDID": "17.1",
     }
 

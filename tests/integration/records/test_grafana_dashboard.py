@@ -1,0 +1,133 @@
+"""docs/grafana/asterisk-cb-callbacks.json without Grafana (neither a Debian nor a PyPI package): every
+panel's query, its Grafana macros expanded as Grafana's PostgreSQL data source expands them, runs on a
+real PostgreSQL database holding the cel rows the real CEL writer wrote for four callbacks driven
+through the real lifecycle (and the ``calls`` tests' cdr rows), and returns the numbers those
+callbacks make. The database's zone is UTC, as the writer's ``usegmtime = yes`` rows are."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from cdr_tables import create_tables
+from cel_databases import REPO, Database
+
+from asterisk_cb.core import inputs as ev
+from asterisk_cb.core import lifecycle as lc
+from asterisk_cb.core.model import Outcome
+from asterisk_cb.core.settings import Settings
+from asterisk_cb.records.connect import open_database
+from asterisk_cb.records.writer import GROUP, CelWriter
+from asterisk_cb.store import Store
+from asterisk_cb.store.claims import Claim
+
+pytestmark = pytest.mark.lab  # the lab's Redis holds the callbacks the writer reads
+
+DASHBOARD = REPO / "docs/grafana/asterisk-cb-callbacks.json"
+SETTINGS = Settings(failover_queue="overflow")
+T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+FROM, TO = "2026-11-25T00:00:00Z", "2026-12-01T00:00:00Z"
+S = timedelta(seconds=1)
+MIN = timedelta(minutes=1)
+HOUR_9, HOUR_10 = (datetime(2026, 11, 26, hour, tzinfo=UTC).timestamp() for hour in (9, 10))
+
+
+def expand(sql: str) -> str:
+    """Grafana's PostgreSQL macros, as it expands them for the range FROM..TO; none may be left."""
+    sql = re.sub(r"\$__timeFilter\(([^)]+)\)", rf"\1 BETWEEN '{FROM}' AND '{TO}'", sql)
+    sql = re.sub(
+        r"\$__timeGroupAlias\(([^,]+),\s*1h\)", r'floor(extract(epoch from \1)/3600)*3600 AS "time"', sql
+    )
+    assert "$__" not in sql, sql
+    return sql
+
+
+def panels() -> dict[str, str]:
+    return {
+        panel["title"]: panel["targets"][0]["rawSql"] for panel in json.loads(DASHBOARD.read_text())["panels"]
+    }
+
+
+async def play(
+    store: Store, callback_id: str, due: datetime, steps: Sequence[tuple[ev.Input, datetime | None]]
+) -> None:
+    """A callback created at T0, then each input at its time (None: at the callback's next_at), each
+    transition committed by a scheduler's claim as the daemon commits it (its events into the
+    stream). The due times are in the past: every claim finds the callback due at once."""
+    request = lc.NewCallback("+4930123456", "1001", due, "agent:1001", contact_name="Ann")
+    created = lc.create(request, callback_id, T0, SETTINGS)
+    await store.create(created.callback, created.events)
+    claim: Claim | None = None
+    for happening, at in steps:
+        if claim is None:
+            [claim] = (await store.claim(1, "grafana-test")).claims
+        when = at or claim.callback.next_at
+        assert when is not None and claim.callback.id == callback_id
+        result = lc.step(claim.callback, happening, when, SETTINGS)
+        claim = await store.commit(claim, result.callback, result.events)
+        claim = claim if result.callback.state.is_live else None
+
+
+async def four_callbacks(store: Store) -> None:
+    """a1: completed on its 2nd attempt, talk 16 min after due; b1: completed at once, 20 s; c1: agent
+    away for max_agent_wait, the failover queue's member talks, 3611 s; d1: exhausted (unallocated)."""
+    nine = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+    failed = ev.ContactFailed(Outcome.NO_ANSWER)
+    await play(store, "a1", nine, [
+        (ev.Due(), None), (ev.AgentAnswered(), nine + 10 * S), (failed, nine + 40 * S),
+        (ev.Due(), None), (ev.AgentAnswered(), nine + 15 * MIN + 45 * S),
+        (ev.ContactAnswered(), nine + 16 * MIN), (ev.CallEnded(), nine + 20 * MIN),
+    ])  # fmt: skip
+    half = nine + 30 * MIN
+    await play(store, "b1", half, [
+        (ev.Due(), None), (ev.AgentAnswered(), half + 5 * S), (ev.ContactAnswered(), half + 20 * S),
+        (ev.CallEnded(), half + 5 * MIN),
+    ])  # fmt: skip
+    ten = nine + SETTINGS.max_agent_wait
+    await play(store, "c1", nine, [
+        (ev.Due(agent_available=False), ten), (ev.Due(), ten + S), (ev.ContactAnswered(), ten + 11 * S),
+        (ev.MemberAnswered("PJSIP/1003"), ten + 30 * S), (ev.CallEnded(), ten + 5 * MIN),
+    ])  # fmt: skip
+    eleven = ten + 60 * MIN
+    await play(store, "d1", eleven, [
+        (ev.Due(), None), (ev.AgentAnswered(), eleven + 5 * S),
+        (ev.ContactFailed(Outcome.UNALLOCATED), eleven + 7 * S),
+    ])  # fmt: skip
+
+
+async def write_cel(database: Database, store: Store) -> int:
+    """Every event of the store's stream through the real CEL writer into the database's cel table."""
+    site = dataclasses.replace(database.admin, usegmtime=True)
+    await store.ensure_group(GROUP, "0")
+    entries = await store.read_group(GROUP, "grafana-test", count=1000)
+    writer = CelWriter(open_database(site), store, store._keys.namespace, usegmtime=True)
+    try:
+        await writer.handle(entries)
+    finally:
+        await writer._database.close()
+    return len(entries)
+
+
+async def test_every_panels_query_returns_what_the_callbacks_made(
+    postgres_db: Database, store: Store
+) -> None:
+    await four_callbacks(store)
+    events = await write_cel(postgres_db, store)
+    assert await postgres_db.count("appname = 'asterisk-cb'") == events > 0
+    await create_tables(postgres_db)  # the cdr rows: callback k3's talk, 12 s at 2026-11-30 09:20 UTC
+    results = {title: await postgres_db.query(expand(sql)) for title, sql in panels().items()}
+
+    assert results == {
+        "Callbacks completed per hour": [(HOUR_9, 2), (HOUR_10, 1)],
+        "Attempts per completion": [(Decimal("1.33"), 3)],  # (2 + 1 + 1) / 3
+        "Failover share": [(Decimal("25.0"), 1, 4)],  # c1 of a1, b1, c1, d1
+        "Time from due to talk": [(Decimal(1530), Decimal(3611), 3)],  # (960 + 20 + 3611) / 3
+        "Talk time of callback calls per hour (CDR)": [
+            (datetime(2026, 11, 30, 9, tzinfo=UTC).timestamp(), 12)
+        ],
+    }

@@ -36,6 +36,7 @@ from asterisk_cb.telephony.ari_stream import AriEventStream
 
 T = TypeVar("T")
 PBX_LAB = Path(__file__).resolve().parents[2] / "scripts" / "pbx-lab"
+MEMBERS = ("1003", "1004")  # the lab's failover queue
 AGENTS = ("1001", "1002", "1003", "1004")  # the agents the daemon is configured with
 LEASE_MS = 3000  # short, so a stopped daemon's live calls are taken over within seconds
 RECHECK_S = 2.0  # live calls are looked up after 2 s without events: exercised by every long ring/talk

@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ami_relay import LossyAmi
-from callback_lab import AGENTS, LEASE_MS, RECHECK_S, Lab, bounded, pbx_lab, settings_for
+from callback_lab import AGENTS, LEASE_MS, MEMBERS, RECHECK_S, Lab, bounded, pbx_lab, settings_for
 from daemon_process import Fleet
 
 from asterisk_cb import deployment
@@ -286,3 +286,13 @@ async def _ari_wedged(probe: AriClient) -> bool:
     except (AriError, TimeoutError):
         return True
     return False
+
+
+@pytest.fixture
+def members_answer() -> Iterator[None]:
+    """The failover queue's members answer, during the test and after it (a test may change them)."""
+    for member in MEMBERS:
+        Lab.phone(member, "answer")
+    yield
+    for member in MEMBERS:
+        Lab.phone(member, "answer")

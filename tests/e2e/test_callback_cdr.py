@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ from asterisk_cb.core.model import Callback, FinishReason, LegRole, Outcome, Pha
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 AGENT = "1001"
-MEMBERS = ("1003", "1004")  # the lab's failover queue
 ORIGIN = "1796600000.77"  # the linkedid of the call the callback was requested on
 # The report's filter, as the README gives it: the mark alone finds every callback call.
 MARKED = (
@@ -98,15 +96,6 @@ def by_attempt(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     ordered = sorted(rows, key=lambda row: row["acb_attempt"])
     grouped = itertools.groupby(ordered, lambda row: row["acb_attempt"])
     return {attempt: list(group) for attempt, group in grouped}
-
-
-@pytest.fixture
-def members_answer() -> Iterator[None]:
-    for member in MEMBERS:
-        Lab.phone(member, "answer")
-    yield
-    for member in MEMBERS:
-        Lab.phone(member, "answer")
 
 
 async def test_the_mark_finds_exactly_the_calls_of_a_callback_done_on_its_second_attempt(

@@ -7,10 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Iterator
 
 import pytest
-from callback_lab import Lab, leg_channel, unique_number, until_equal
+from callback_lab import MEMBERS, Lab, leg_channel, unique_number, until_equal
 
 from asterisk_cb.core.model import Callback, EventKind, FinishReason, LegRole, Outcome, Phase, State
 from asterisk_cb.telephony.ari import AriNotFound
@@ -19,17 +18,7 @@ from asterisk_cb.telephony.progress import queue_channel_id
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 AGENT = "1001"
-MEMBERS = ("1003", "1004")  # the lab's failover queue
 RETRY_S = 3
-
-
-@pytest.fixture
-def members_answer() -> Iterator[None]:
-    for member in MEMBERS:
-        Lab.phone(member, "answer")
-    yield
-    for member in MEMBERS:
-        Lab.phone(member, "answer")
 
 
 async def _failover_settings(lab: Lab, **more: str) -> None:

@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from config_texts import REQUIRED
 
 from asterisk_cb import config, deployment, redis_conn
 from asterisk_cb.cli import build_parser
@@ -13,17 +14,6 @@ from asterisk_cb.core.cdr_marks import CdrMark, MarkField
 from asterisk_cb.core.numbers import NumberPlan
 from asterisk_cb.keys import Keys
 from asterisk_cb.telephony.availability import AgentSpec
-
-REQUIRED = """
-[ari]
-user = acb
-password = pw
-[ami]
-user = acb
-secret = pw
-[dialing]
-outbound_context = from-internal
-"""
 
 
 def load(tmp_path: Path, text: str) -> deployment.Deployment:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import config_texts
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,20 +18,14 @@ from asterisk_cb.core.settings import OriginKind
 from asterisk_cb.service_access import Permission
 
 REPO = Path(__file__).resolve().parents[2]
-REQUIRED = """
-[ari]
-user = acb
-password = pw
-[ami]
-user = acb
-secret = pw
-[dialing]
-outbound_context = from-internal
-[agents]
+REQUIRED = (
+    config_texts.REQUIRED
+    + """[agents]
 1001 = PJSIP/1001
 1002 = PJSIP/1002
 1003 = PJSIP/1003
 """
+)
 AGENTS = ("1001", "1002", "1003")
 
 

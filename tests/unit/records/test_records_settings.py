@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from config_texts import REQUIRED
 
 from asterisk_cb import config, deployment
 from asterisk_cb.cli import main
@@ -12,16 +13,6 @@ from asterisk_cb.records.cel_rows import CelRow
 from asterisk_cb.records.settings import Dialect, RecordsSite, parse_columns, parse_dsn
 from asterisk_cb.secrecy import write_private
 
-REQUIRED = """
-[ari]
-user = acb
-password = pw
-[ami]
-user = acb
-secret = pw
-[dialing]
-outbound_context = from-internal
-"""
 SECRET = "s3cr@t/pw"  # percent-encoded in the DSN: s3cr%40t%2Fpw
 
 

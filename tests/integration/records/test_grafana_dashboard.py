@@ -46,7 +46,7 @@ HOUR_9, HOUR_10 = (datetime(2026, 11, 26, hour, tzinfo=UTC).timestamp() for hour
 
 def expand(sql: str, dialect: Dialect) -> str:
     """Grafana's macros as its data source of ``dialect`` expands them for the range FROM..TO (Grafana's
-    pkg/tsdb grafana-postgresql-datasource and mysql macro engines); none may be left."""
+    pkg/tsdb/grafana-postgresql-datasource/macros.go and pkg/tsdb/mysql/macros.go); none may be left."""
     if dialect is Dialect.POSTGRESQL:
         bounds = f"'{FROM:%Y-%m-%dT%H:%M:%SZ}' AND '{TO:%Y-%m-%dT%H:%M:%SZ}'"
         group = r'floor(extract(epoch from \1)/3600)*3600 AS "time"'

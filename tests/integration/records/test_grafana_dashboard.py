@@ -36,6 +36,7 @@ DASHBOARDS = {
     Dialect.POSTGRESQL: REPO / "docs/grafana/asterisk-cb-callbacks.json",
     Dialect.MYSQL: REPO / "docs/grafana/asterisk-cb-callbacks-mysql.json",
 }
+PLUGINS = {Dialect.POSTGRESQL: "grafana-postgresql-datasource", Dialect.MYSQL: "mysql"}
 SETTINGS = Settings(failover_queue="overflow")
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 FROM, TO = datetime(2026, 11, 25, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
@@ -60,7 +61,12 @@ def expand(sql: str, dialect: Dialect) -> str:
 
 
 def panels(dialect: Dialect) -> dict[str, str]:
+    """Each panel's query by title; the import input, every panel and query on the dialect's data source."""
     board = json.loads(DASHBOARDS[dialect].read_text())
+    sources = [board["__inputs"][0]["pluginId"]] + [
+        part["datasource"]["type"] for panel in board["panels"] for part in (panel, *panel["targets"])
+    ]
+    assert set(sources) == {PLUGINS[dialect]}, sources
     return {panel["title"]: panel["targets"][0]["rawSql"] for panel in board["panels"]}
 
 

@@ -11,6 +11,7 @@ Names are checked (``settings.parse_table``) and quoted here; values are always 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 from asterisk_cb.records.cel_rows import CelRow
@@ -55,17 +56,7 @@ def written_columns(columns: Mapping[str, str | None]) -> list[tuple[str, str]]:
 def row_values(row: CelRow, columns: Mapping[str, str | None]) -> list[object]:
     """The row's value of each written column, in ``written_columns`` order; the columns the event has
     nothing for are empty (0 for amaflags), as the tables without defaults (FreePBX's) need."""
-    values: dict[str, object] = {"amaflags": 0}
-    values.update(
-        eventtype=row.eventtype,
-        eventtime=row.eventtime,
-        cid_name=row.cid_name,
-        cid_num=row.cid_num,
-        appname=row.appname,
-        uniqueid=row.uniqueid,
-        linkedid=row.linkedid,
-        extra=row.extra,
-    )
+    values: dict[str, object] = {"amaflags": 0, **dataclasses.asdict(row)}  # a CelRow field is a column
     return [values.get(standard, "") for standard, _ in written_columns(columns)]
 
 

@@ -12,15 +12,17 @@ from __future__ import annotations
 import dataclasses
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from redis.asyncio.connection import parse_url
 
 from asterisk_cb import redis_conn, roles
+from asterisk_cb.api import settings as api
 from asterisk_cb.config import ConfigError
 from asterisk_cb.core import keypad, rules
 from asterisk_cb.core.cdr_marks import CdrMark
@@ -50,6 +52,7 @@ SECTIONS = (
     "daemon",
     "feature_code",
     "records",
+    "api",
 )
 # A device as Asterisk names it: technology/resource (PJSIP/1001, SIP/desk-12, Local/1001@agents).
 _DEVICE = re.compile(r"[A-Za-z][A-Za-z0-9]*/[A-Za-z0-9_.@+-]{1,80}\Z")
@@ -61,6 +64,7 @@ POOL_PREFIX = "Agent/"
 _MEMBER_NAME = re.compile(r"[A-Za-z0-9 _.@+'()-]{1,80}\Z")
 
 Section = Mapping[str, Assignment]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,7 @@ class Deployment:
     feature_code: FeatureCodeSite = FeatureCodeSite()
     roles: roles.RoleLayer = roles.NO_ROLES  # [roles] and [agent_roles]: over the built-in roles
     records: records.RecordsSite = field(default_factory=records.RecordsSite)  # [records]: the CEL writer
+    api: api.ApiSite = field(default_factory=api.ApiSite)  # [api]: the REST API (off unless listen is set)
 
     def has_agent(self, agent: str) -> bool:
         """Agents are those listed in ``[agents]``: callbacks for anyone else are refused."""
@@ -229,6 +234,9 @@ KNOWN_OPTIONS: Mapping[str, frozenset[str]] = {
         {"dsn", "cel_table", "cdr_table", "marker_table", "columns", "usegmtime", "batch"}
         | {"connect_timeout", "write_timeout"}
     ),
+    "api": frozenset(
+        {"listen", "trusted_proxies", "cors_origins", "max_body", "auth_failures", "auth_window"}
+    ),
 }
 
 
@@ -249,6 +257,7 @@ def from_settings_file(file: SettingsFile) -> Deployment:
         feature_code=_feature_code(sections.get("feature_code", {})),
         roles=_roles(sections, agents),
         records=_records(sections.get("records", {})),
+        api=_api(sections.get("api", {})),
     )
 
 
@@ -295,6 +304,7 @@ def explain(site: Deployment, sections: Mapping[str, Section]) -> list[tuple[str
         ("daemon", "pause_sweep", format_duration(site.timing.pause_sweep)),
         *_feature_code_rows(site.feature_code),
         *site.records.explain(),
+        *site.api.explain(),
     ]
     rows = []
     for section, option, value in values:
@@ -660,3 +670,33 @@ def _records_batch(text: str) -> int:
     if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= RECORDS_BATCH_MAX:
         raise ValueError(f"{text!r} is not a whole number of events from 1 to {RECORDS_BATCH_MAX}")
     return int(text)
+
+
+# [api] auth_window: long enough to slow a guesser down, short enough that a typo'd token is forgiven.
+AUTH_WINDOW_BOUNDS = (timedelta(seconds=10), timedelta(hours=1))
+
+
+def _api(section: Section) -> api.ApiSite:
+    """``[api]``: the REST API (README "REST API"); off while ``listen`` is empty."""
+    defaults = api.ApiSite()
+    listen = _listen(section, "listen")
+    return api.ApiSite(
+        host=listen.host if listen else None,
+        port=listen.port if listen else None,
+        trusted_proxies=_parsed(section, "trusted_proxies", api.parse_networks, defaults.trusted_proxies),
+        cors_origins=_parsed(section, "cors_origins", api.parse_origins, defaults.cors_origins),
+        max_body=_parsed(section, "max_body", api.parse_max_body, defaults.max_body),
+        auth_failures=_parsed(section, "auth_failures", api.parse_auth_failures, defaults.auth_failures),
+        auth_window=_bounded_duration(section, "auth_window", defaults.auth_window, AUTH_WINDOW_BOUNDS),
+    )
+
+
+def _parsed(section: Section, option: str, parse: Callable[[str], T], default: T) -> T:
+    """The option's value through ``parse`` (its ``ValueError`` names the file, line and option)."""
+    text = _value(section, option, "")
+    if not text:
+        return default
+    try:
+        return parse(text)
+    except ValueError as error:
+        raise _error(section, option, str(error)) from None

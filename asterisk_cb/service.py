@@ -22,6 +22,7 @@ callbacks that talk settles under their own settings.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
@@ -178,12 +179,24 @@ class ScheduleRequest:
 
 @dataclass(frozen=True)
 class Query:
-    """A listing filter; ``None`` means any. Filters combine with AND."""
+    """A listing filter; ``None`` means any. Filters combine with AND. ``due_from``/``due_until``: a
+    window of due times (from inclusive, until exclusive)."""
 
     agent: str | None = None
     state: State | None = None
     contact_number: str | None = None
     origin_call: str | None = None
+    queue: str | None = None
+    due_from: datetime | None = None
+    due_until: datetime | None = None
+
+    def admits(self, callback: Callback) -> bool:
+        """The filters no index serves: queue and due window."""
+        return (
+            self.queue in (None, callback.queue)
+            and (self.due_from is None or callback.due_at >= self.due_from)
+            and (self.due_until is None or callback.due_at < self.due_until)
+        )
 
 
 class CallbackService:
@@ -282,9 +295,9 @@ class CallbackService:
         if not actor.may(Permission.VIEW_ALL):
             if query.agent not in (None, actor.name):
                 raise ServiceError(ErrorCode.FORBIDDEN, "you may only list your own callbacks")
-            query = Query(actor.name, query.state, query.contact_number, query.origin_call)
+            query = dataclasses.replace(query, agent=actor.name)
         callbacks = await self._store.get_many(await self._matching_ids(query))
-        return sorted(callbacks, key=order_key)
+        return sorted((callback for callback in callbacks if query.admits(callback)), key=order_key)
 
     async def list_page(
         self, actor: Actor, query: Query, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None

@@ -1,0 +1,125 @@
+"""The REST API as a daemon component: an aiohttp application on ``[api] listen`` serving the route
+tables of ``api.callbacks``, ``api.admin`` and this module (health, readiness, the OpenAPI document).
+
+Auxiliary: a failing API is restarted by the supervisor and never stops the callbacks. It listens on
+127.0.0.1 unless told otherwise; TLS is the job of the proxy in front (README "REST API").
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from asterisk_cb.api import admin, callbacks
+from asterisk_cb.api.auth import Gate
+from asterisk_cb.api.door import DOOR, Door, door_of
+from asterisk_cb.api.errors import Handler, json_errors
+from asterisk_cb.api.models import Health, Readiness
+from asterisk_cb.api.openapi import document
+from asterisk_cb.api.routing import PREFIX, Auth, Call, Route, endpoint
+from asterisk_cb.api.settings import ApiSite
+from asterisk_cb.components import forever
+
+log = logging.getLogger(__name__)
+
+_CORS_METHODS = "GET, POST, PUT, PATCH, DELETE"
+_CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
+
+
+async def health(call: Call) -> Health:
+    """The process answers (a liveness probe)."""
+    return Health(status="ok")
+
+
+async def ready(call: Call) -> tuple[int, Readiness]:
+    """Every component runs and Redis answers (a readiness probe: the API's ``doctor``); 503 if not."""
+    components, redis = await door_of(call.request).readiness()
+    is_ready = redis and all(components.values())
+    return (200 if is_ready else 503), Readiness(ready=is_ready, components=dict(components), redis=redis)
+
+
+HEALTH_ROUTES = (
+    Route("GET", "/health", health, "Liveness: the daemon answers", Health, auth=Auth.NONE, tag="health"),
+    Route(
+        "GET",
+        "/ready",
+        ready,
+        "Readiness: every component runs and Redis answers",
+        Readiness,
+        also={503: "not ready: see components and redis"},
+        auth=Auth.NONE,
+        tag="health",
+    ),
+)
+ROUTES: tuple[Route, ...] = (*HEALTH_ROUTES, *callbacks.ROUTES, *admin.ROUTES)
+SPEC = web.AppKey("spec", dict)
+
+
+def build_app(door: Door, gate: Gate, site: ApiSite, routes: Sequence[Route] = ROUTES) -> web.Application:
+    """The application: routes, the JSON error shape, the body limit, CORS for the listed origins."""
+    middlewares = [json_errors]
+    if site.cors_origins:
+        middlewares.insert(0, _cors(site.cors_origins))
+    app = web.Application(client_max_size=site.max_body, middlewares=middlewares)
+    app[DOOR] = door
+    app[SPEC] = document(routes)
+    for route in routes:
+        app.router.add_route(route.method, PREFIX + route.path, endpoint(route, gate))
+    app.router.add_get(PREFIX + "/openapi.json", _openapi)
+    return app
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SPEC])
+
+
+def _cors(origins: Sequence[str]) -> Any:
+    """Browsers at ``origins`` may call the API (a preflight answered here); any other origin gets no
+    CORS header, so its page cannot read a reply."""
+    allowed = frozenset(origins)
+
+    @web.middleware
+    async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin not in allowed:
+            return await handler(request)
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            response: web.StreamResponse = web.Response(status=204)
+            response.headers["Access-Control-Allow-Methods"] = _CORS_METHODS
+            response.headers["Access-Control-Allow-Headers"] = _CORS_HEADERS
+            response.headers["Access-Control-Max-Age"] = "600"
+        else:
+            response = await handler(request)
+        response.headers["Access-Control-Allow-Origin"] = origin or ""
+        response.headers["Vary"] = "Origin"
+        return response
+
+    return cors
+
+
+@dataclass
+class ApiServer:
+    """The API on ``site``'s address until cancelled."""
+
+    door: Door
+    gate: Gate
+    site: ApiSite
+    routes: Sequence[Route] = ROUTES
+    name: str = "api"
+    essential: bool = False
+    runner: web.AppRunner | None = field(default=None, init=False)
+
+    async def run(self) -> None:
+        app = build_app(self.door, self.gate, self.site, self.routes)
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        try:
+            await web.TCPSite(self.runner, self.site.host, self.site.port).start()
+            log.info("API listening", extra={"host": self.site.host, "port": self.site.port})
+            await forever()
+        finally:
+            await self.runner.cleanup()

@@ -1,0 +1,158 @@
+"""``/api/v1/callbacks``: schedule, list, read, change and cancel callbacks, through the service.
+
+The CLI's ``schedule``, ``list``, ``show``, ``reschedule``, ``assign`` and ``cancel`` are the same
+service calls; a change of a callback whose call rings is handed to the daemon holding the call, as
+from the CLI (``ChangeReply.outcome`` says which way it went).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from asterisk_cb.api.door import door_of
+from asterisk_cb.api.errors import ApiError
+from asterisk_cb.api.models import (
+    CallbackChange,
+    CallbackCreate,
+    CallbackCreated,
+    CallbackDetail,
+    CallbackOut,
+    CallbackPage,
+    CallbackQuery,
+    ChangeQuery,
+    ChangeReply,
+)
+from asterisk_cb.api.routing import Call, Route
+from asterisk_cb.core.inputs import Edit
+from asterisk_cb.service import Change, Query, ScheduleRequest
+from asterisk_cb.service_access import ErrorCode
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_KEY_MAX = 200
+
+
+async def list_callbacks(call: Call) -> CallbackPage:
+    query: CallbackQuery = call.query
+    wanted = Query(
+        agent=query.agent,
+        state=query.state,
+        contact_number=query.number,
+        origin_call=query.origin_call,
+        queue=query.queue,
+        due_from=query.due_from,
+        due_until=query.due_until,
+    )
+    page = await door_of(call.request).callbacks.list_page(
+        call.who, wanted, limit=query.limit, cursor=query.cursor
+    )
+    return CallbackPage(callbacks=[CallbackOut.of(c) for c in page.callbacks], next_cursor=page.next_cursor)
+
+
+async def create_callback(call: Call) -> tuple[int, CallbackCreated]:
+    """Schedule; a retry with the same ``Idempotency-Key`` (per caller) returns the first callback."""
+    body: CallbackCreate = call.body
+    request = ScheduleRequest(
+        contact_number=body.contact_number,
+        agent=body.agent or call.who.name,
+        due_at=body.due_at,
+        timezone=body.timezone,
+        contact_name=body.contact_name,
+        queue=body.queue,
+        origin_uniqueid=body.origin_uniqueid,
+        origin_linkedid=body.origin_linkedid,
+        source=body.source,
+        note=body.note,
+    )
+    key = _idempotency_key(call.request)
+    scoped = f"{call.who.name}:{key}" if key else None  # one caller's key never answers another's
+    created = await door_of(call.request).callbacks.schedule(call.who, request, idempotency_key=scoped)
+    reply = CallbackCreated(created=created.created, callback=CallbackDetail.of(created.callback))
+    return (201 if created.created else 200), reply
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not 0 < len(key) <= _KEY_MAX or not key.isascii() or not key.isprintable():
+        message = f"{IDEMPOTENCY_HEADER}: 1-{_KEY_MAX} printable ASCII characters"
+        raise ApiError(ErrorCode.INVALID, message, IDEMPOTENCY_HEADER)
+    return key
+
+
+async def get_callback(call: Call) -> CallbackDetail:
+    callback = await door_of(call.request).callbacks.get(call.who, call.path["callback_id"])
+    return CallbackDetail.of(callback)
+
+
+async def change_callback(call: Call) -> ChangeReply:
+    """Move the due time, or change the details (note, contact name, agent): one kind per request, so
+    a refusal never leaves half a change applied."""
+    body: CallbackChange = call.body
+    service = door_of(call.request).callbacks
+    callback_id, wait_s = call.path["callback_id"], call.query.wait
+    details = {"note": body.note, "contact_name": body.contact_name, "agent": body.agent}
+    changed = {name: value for name, value in details.items() if value is not None}
+    if body.due_at is not None and changed:
+        message = f"due_at: change the due time in its own request, not with {', '.join(changed)}"
+        raise ApiError(ErrorCode.INVALID, message, "due_at")
+    if body.due_at is not None:
+        change = await service.reschedule(call.who, callback_id, body.due_at, wait_s, timezone=body.timezone)
+    elif changed:
+        change = await service.edit(call.who, callback_id, Edit(by=call.who.name, **changed), wait_s)
+    else:
+        raise ApiError(
+            ErrorCode.INVALID, "nothing to change: send due_at, note, contact_name or agent", "body"
+        )
+    return _change_reply(change)
+
+
+async def cancel_callback(call: Call) -> ChangeReply:
+    change = await door_of(call.request).callbacks.cancel(call.who, call.path["callback_id"], call.query.wait)
+    return _change_reply(change)
+
+
+def _change_reply(change: Change) -> ChangeReply:
+    return ChangeReply(outcome=change.outcome.value, callback=CallbackDetail.of(change.callback))
+
+
+ROUTES = (
+    Route(
+        "GET",
+        "/callbacks",
+        list_callbacks,
+        "List callbacks, oldest due first",
+        CallbackPage,
+        query=CallbackQuery,
+    ),
+    Route(
+        "POST",
+        "/callbacks",
+        create_callback,
+        "Schedule a callback (Idempotency-Key header: a retry returns the first)",
+        CallbackCreated,
+        body=CallbackCreate,
+        status=201,
+        also={200: "already scheduled by an earlier request with this Idempotency-Key"},
+    ),
+    Route("GET", "/callbacks/{callback_id}", get_callback, "A callback with every attempt", CallbackDetail),
+    Route(
+        "PATCH",
+        "/callbacks/{callback_id}",
+        change_callback,
+        "Move the due time, or change note, contact name or agent",
+        ChangeReply,
+        body=CallbackChange,
+        query=ChangeQuery,
+        refusals=(409,),
+    ),
+    Route(
+        "POST",
+        "/callbacks/{callback_id}/cancel",
+        cancel_callback,
+        "Cancel a callback (its ringing call is hung up)",
+        ChangeReply,
+        query=ChangeQuery,
+        refusals=(409,),
+    ),
+)

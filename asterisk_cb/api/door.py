@@ -1,0 +1,32 @@
+"""What the API's handlers reach: the service's faces, and nothing past them (no store, no Redis).
+
+Kept in the application under ``DOOR``; the daemon builds it from the same service objects the
+feature code and the CLI use, so every way in answers with the same checks and messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from asterisk_cb.service import CallbackService, RolesService, SettingsService
+
+Readiness = Callable[[], Awaitable[tuple[Mapping[str, bool], bool]]]
+"""() -> (each daemon component: running, Redis answers)."""
+
+
+@dataclass(frozen=True)
+class Door:
+    callbacks: CallbackService
+    settings: SettingsService
+    roles: RolesService
+    readiness: Readiness
+
+
+DOOR = web.AppKey("door", Door)
+
+
+def door_of(request: web.Request) -> Door:
+    return request.app[DOOR]

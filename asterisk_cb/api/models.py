@@ -1,0 +1,249 @@
+"""The API's JSON, as pydantic models: the handlers validate requests with them and the OpenAPI
+document is generated from them (``api.openapi``), so the two cannot drift apart.
+
+Request models hold raw text where the service parses it (a due time ``+2h``, a number): the service's
+checks and messages are the same for every face. Unknown fields are refused, so a misspelt field is a
+422 naming it, not a silently ignored wish.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from asterisk_cb.core.model import (
+    Attempt,
+    Callback,
+    FinishReason,
+    Leg,
+    LegRole,
+    Outcome,
+    Phase,
+    Source,
+    State,
+)
+from asterisk_cb.service_access import Permission
+
+Text = Annotated[str, Field(max_length=200)]
+Name = Annotated[str, Field(min_length=1, max_length=80)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- errors ----------------------------------------------------------------------------------------
+
+
+class ErrorBody(Reply):
+    code: str = Field(description="stable: invalid, forbidden, not_found, conflict, unauthorized, ...")
+    message: str
+    field: str | None = Field(description="the input at fault: a body field, query parameter or header")
+    next_allowed: datetime | None = Field(None, description="a due time outside calling hours: the next one")
+
+
+class ErrorReply(Reply):
+    error: ErrorBody
+
+
+# ---- callbacks -------------------------------------------------------------------------------------
+
+
+class LegOut(Reply):
+    role: LegRole
+    endpoint: str | None
+    uniqueid: str | None
+    linkedid: str | None
+
+    @classmethod
+    def of(cls, leg: Leg) -> LegOut:
+        return cls(role=leg.role, endpoint=leg.endpoint, uniqueid=leg.uniqueid, linkedid=leg.linkedid)
+
+
+class AttemptOut(Reply):
+    id: str
+    phase: Phase
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: Outcome | None = Field(description="null while the call lives")
+    hangup_cause: int | None
+    sip_code: int | None
+    legs: list[LegOut]
+
+    @classmethod
+    def of(cls, attempt: Attempt) -> AttemptOut:
+        return cls(
+            id=attempt.id,
+            phase=attempt.phase,
+            started_at=attempt.started_at,
+            ended_at=attempt.ended_at,
+            outcome=attempt.outcome,
+            hangup_cause=attempt.hangup_cause,
+            sip_code=attempt.sip_code,
+            legs=[LegOut.of(leg) for leg in attempt.legs],
+        )
+
+
+class CallbackOut(Reply):
+    id: str
+    state: State
+    phase: Phase
+    contact_number: str
+    contact_name: str
+    agent: str
+    queue: str | None
+    due_at: datetime
+    timezone: str = Field(description="the contact's IANA time zone")
+    next_at: datetime | None = Field(description="when the scheduler acts next (scheduled only)")
+    source: Source
+    note: str
+    created_by: str
+    created_at: datetime
+    updated_at: datetime | None
+    finished_at: datetime | None
+    finish_reason: FinishReason | None
+    cancelled_by: str | None
+    origin_uniqueid: str | None
+    origin_linkedid: str | None
+    agent_attempts: int
+    queue_attempts: int
+    missed_agent_rings: int
+    version: int
+
+    @classmethod
+    def fields_of(cls, callback: Callback) -> dict[str, object]:
+        return {name: getattr(callback, name) for name in CallbackOut.model_fields}
+
+    @classmethod
+    def of(cls, callback: Callback) -> CallbackOut:
+        return cls(**cls.fields_of(callback))
+
+
+class CallbackDetail(CallbackOut):
+    attempts: list[AttemptOut]
+
+    @classmethod
+    def of(cls, callback: Callback) -> CallbackDetail:
+        attempts = [AttemptOut.of(attempt) for attempt in callback.attempts]
+        return cls(**CallbackOut.fields_of(callback), attempts=attempts)
+
+
+class CallbackPage(Reply):
+    callbacks: list[CallbackOut]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last")
+
+
+class CallbackQuery(Request):
+    agent: Name | None = None
+    state: State | None = None
+    number: Text | None = Field(None, description="the contact's number, any written form")
+    queue: Name | None = None
+    origin_call: Name | None = Field(None, description="uniqueid or linkedid of the call it came from")
+    due_from: AwareDatetime | None = Field(None, description="due at or after (ISO 8601 with offset)")
+    due_until: AwareDatetime | None = Field(None, description="due before (ISO 8601 with offset)")
+    limit: int = Field(100, ge=1, le=500)
+    cursor: Annotated[str, Field(max_length=200)] | None = None
+
+
+class CallbackCreate(Request):
+    contact_number: Annotated[str, Field(min_length=1, max_length=40)]
+    due_at: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        description="ISO 8601 (with or without offset: without, read in timezone), or +2h / +90m"
+    )
+    agent: Name | None = Field(None, description="default: the caller (an agent's token)")
+    timezone: Name | None = Field(None, description="the contact's IANA zone; default: the settings'")
+    contact_name: Text = ""
+    queue: Name | None = None
+    note: Annotated[str, Field(max_length=1000)] = ""
+    origin_uniqueid: Name | None = None
+    origin_linkedid: Name | None = None
+    source: Source = Source.HISTORY
+
+
+class CallbackCreated(Reply):
+    created: bool = Field(description="false: an earlier request with this idempotency key made it")
+    callback: CallbackDetail
+
+
+class CallbackChange(Request):
+    due_at: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    timezone: Name | None = Field(None, description="how a due_at without offset is read")
+    note: Annotated[str, Field(max_length=1000)] | None = None
+    contact_name: Text | None = None
+    agent: Name | None = Field(None, description="hand it to another agent (manage_callbacks)")
+
+
+class ChangeReply(Reply):
+    outcome: str = Field(description="applied, applied_by_holder (its ringing call hung up), or pending")
+    callback: CallbackDetail
+
+
+class ChangeQuery(Request):
+    wait: float = Field(5.0, ge=0, le=30, description="seconds to wait for a ringing call's holder")
+
+
+# ---- settings and roles ------------------------------------------------------------------------------
+
+
+class SettingsQuery(Request):
+    agent: Name | None = None
+    queue: Name | None = None
+
+
+class SettingLine(Reply):
+    option: str
+    value: str
+    origin: str = Field(description="default, the config file's line, or a run-time override's scope")
+    runtime: bool
+
+
+class SettingsReply(Reply):
+    settings: list[SettingLine]
+
+
+class SettingValue(Request):
+    value: Annotated[str, Field(max_length=200)]
+
+
+class RoleLineOut(Reply):
+    section: str = Field(description="roles (a role's permissions) or agent_roles (an agent's role)")
+    name: str
+    value: str
+    origin: str
+    ignored: str = Field(description="why a run-time value does not apply (empty when it does)")
+
+
+class RolesReply(Reply):
+    lines: list[RoleLineOut]
+
+
+class RoleDefinition(Request):
+    permissions: list[Permission] = Field(max_length=len(Permission))
+
+
+class AgentRole(Request):
+    role: Name
+
+
+class Me(Reply):
+    name: str
+    permissions: list[Permission]
+
+
+# ---- health ------------------------------------------------------------------------------------------
+
+
+class Health(Reply):
+    status: str
+
+
+class Readiness(Reply):
+    ready: bool
+    components: dict[str, bool]
+    redis: bool

@@ -14,10 +14,11 @@ from asterisk_cb.api.models import (
     RoleDefinition,
     RoleLineOut,
     RolesReply,
+    SettingChange,
     SettingLine,
+    SettingReset,
     SettingsQuery,
     SettingsReply,
-    SettingValue,
 )
 from asterisk_cb.api.routing import Call, Route
 from asterisk_cb.core.settings import OriginKind
@@ -41,28 +42,22 @@ async def show_settings(call: Call) -> SettingsReply:
 
 
 async def set_setting(call: Call) -> SettingsReply:
-    """Override one option in a scope (``general``, ``queue:<name>``, ``agent:<id>``) until reset."""
-    value: SettingValue = call.body
-    door = door_of(call.request)
-    await door.settings.set_setting(call.who, call.path["scope"], call.path["option"], value.value)
-    return await show_settings(_settings_query(call))
+    """Override one option in a scope until reset; the reply is the scope's settings."""
+    body: SettingChange = call.body
+    await door_of(call.request).settings.set_setting(call.who, body.scope, body.option, body.value)
+    return await show_settings(_scope_query(call, body.scope))
 
 
 async def reset_setting(call: Call) -> SettingsReply:
-    door = door_of(call.request)
-    await door.settings.reset_setting(call.who, call.path["scope"], call.path["option"])
-    return await show_settings(_settings_query(call))
+    """Drop one run-time override, or every one of the scope."""
+    query: SettingReset = call.query
+    await door_of(call.request).settings.reset_setting(call.who, query.scope, query.option)
+    return await show_settings(_scope_query(call, query.scope))
 
 
-async def reset_scope(call: Call) -> SettingsReply:
-    await door_of(call.request).settings.reset_setting(call.who, call.path["scope"])
-    return await show_settings(_settings_query(call))
-
-
-def _settings_query(call: Call) -> Call:
-    """The scope's effective settings, as the reply to a change of it."""
-    scope = call.path["scope"]
-    kind, _, name = scope.partition(":")
+def _scope_query(call: Call, scope: str) -> Call:
+    """A call reading the effective settings of ``scope`` (already checked by the service)."""
+    kind, _, name = scope.partition("/")
     query = SettingsQuery(agent=name if kind == "agent" else None, queue=name if kind == "queue" else None)
     return Call(call.request, call.actor, call.path, query)
 
@@ -113,7 +108,6 @@ async def me(call: Call) -> Me:
     return Me(name=call.who.name, permissions=held)
 
 
-_SETTING = "/settings/{scope}/{option}"
 ROUTES = (
     Route("GET", "/me", me, "The caller and its permissions", Me, tag="access"),
     Route(
@@ -127,20 +121,20 @@ ROUTES = (
     ),
     Route(
         "PUT",
-        _SETTING,
+        "/settings",
         set_setting,
         "Override an option in a scope until reset",
         SettingsReply,
-        body=SettingValue,
+        body=SettingChange,
         tag="settings",
     ),
-    Route("DELETE", _SETTING, reset_setting, "Drop one run-time override", SettingsReply, tag="settings"),
     Route(
         "DELETE",
-        "/settings/{scope}",
-        reset_scope,
-        "Drop a scope's run-time overrides",
+        "/settings",
+        reset_setting,
+        "Drop a run-time override (or a scope's every one)",
         SettingsReply,
+        query=SettingReset,
         tag="settings",
     ),
     Route(

@@ -207,8 +207,20 @@ class SettingsReply(Reply):
     settings: list[SettingLine]
 
 
-class SettingValue(Request):
+Scope = Annotated[
+    str, Field(min_length=1, max_length=90, description="general, queue/<name> or agent/<id>, as the CLI's")
+]
+
+
+class SettingChange(Request):
+    scope: Scope
+    option: Name
     value: Annotated[str, Field(max_length=200)]
+
+
+class SettingReset(Request):
+    scope: Scope
+    option: Name | None = Field(None, description="absent: every run-time override of the scope")
 
 
 class RoleLineOut(Reply):

@@ -8,9 +8,11 @@ validate exactly as the config file is validated.
 from __future__ import annotations
 
 from asterisk_cb.api.door import door_of
+from asterisk_cb.api.errors import ApiError, HttpCode
 from asterisk_cb.api.models import (
     AgentRole,
     Me,
+    QueuesReply,
     RoleDefinition,
     RoleLineOut,
     RolesReply,
@@ -23,6 +25,7 @@ from asterisk_cb.api.models import (
 from asterisk_cb.api.routing import Call, Route
 from asterisk_cb.core.settings import OriginKind
 from asterisk_cb.service_access import Permission
+from asterisk_cb.telephony.ami import AmiError
 
 
 async def show_settings(call: Call) -> SettingsReply:
@@ -102,6 +105,15 @@ async def reset_agent_role(call: Call) -> RolesReply:
     return await show_roles(call)
 
 
+async def list_queues(call: Call) -> QueuesReply:
+    """The queues Asterisk has, for a failover-queue picker; 503 while AMI is down."""
+    try:
+        queues = await door_of(call.request).queues()
+    except AmiError as error:
+        raise ApiError(HttpCode.UNAVAILABLE, f"Asterisk's queues cannot be read now: {error}") from None
+    return QueuesReply(queues=queues)
+
+
 async def me(call: Call) -> Me:
     """Who the token stands for and what its role allows now (a panel greys out what it may not do)."""
     held = [permission for permission in Permission if call.who.may(permission)]
@@ -110,6 +122,7 @@ async def me(call: Call) -> Me:
 
 ROUTES = (
     Route("GET", "/me", me, "The caller and its permissions", Me, tag="access"),
+    Route("GET", "/queues", list_queues, "The queues Asterisk has", QueuesReply, tag="settings"),
     Route(
         "GET",
         "/settings",

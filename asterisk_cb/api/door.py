@@ -23,6 +23,7 @@ class Door:
     settings: SettingsService
     roles: RolesService
     readiness: Readiness
+    queues: Callable[[], Awaitable[list[str]]]  # what Asterisk reports (AMI QueueStatus)
 
 
 DOOR = web.AppKey("door", Door)

@@ -243,6 +243,10 @@ class AgentRole(Request):
     role: Name
 
 
+class QueuesReply(Reply):
+    queues: list[str] = Field(description="every queue Asterisk has now (queues.conf, realtime)")
+
+
 class Me(Reply):
     name: str
     permissions: list[Permission]

@@ -255,6 +255,11 @@ class AmiConnection:
         events = (parse_ami_event(message) for message in _as_list(answer))
         return [event.member for event in events if isinstance(event, QueueMemberEvent)]
 
+    async def queue_names(self) -> list[str]:
+        """Every queue Asterisk has, members or not (QueueStatus's QueueParams entries), sorted."""
+        answer = await self.send({"Action": "QueueStatus"})
+        return sorted({str(m["Queue"]) for m in _as_list(answer) if m.get("Event") == "QueueParams"})
+
     async def device_states(self) -> list[DeviceStateChange]:
         """Every device in Asterisk's device state cache, via DeviceStateList (res_manager_devicestate)."""
         answer = await self.send({"Action": "DeviceStateList"})

@@ -133,6 +133,12 @@ async def test_login_seeds_device_states_and_queue_members(ami: AmiConnection) -
     assert ami.health.snapshot().connected
 
 
+async def test_queue_names_are_every_queue_of_a_recorded_queuestatus(ami: AmiConnection) -> None:
+    await ami.start()
+    await ami.wait_ready(5)
+    assert await ami.queue_names() == ["failover", "support"]
+
+
 async def _first_seed(ami: AmiConnection) -> AmiSnapshot:
     """Log in, take the seed, log out."""
     snapshots: list[AmiSnapshot] = []

@@ -192,10 +192,12 @@ def test_permissions_round_trip_through_their_text(held: set[Permission]) -> Non
     assert roles.parse_permissions(roles.format_permissions(held)) == held
 
 
-def test_the_sample_config_documents_both_sections() -> None:
+def test_the_sample_config_documents_the_roles_sections() -> None:
     text = (REPO / "config" / "asterisk-cb.conf").read_text()
     assert "[roles]" in text
     assert "[agent_roles]" in text
+    assert "[users]\n" in text
+    assert ";anna = supervisor\n" in text
     for permission in Permission:
         assert permission.value in text
 

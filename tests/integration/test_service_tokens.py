@@ -188,3 +188,23 @@ async def test_the_secret_is_not_stored_in_clear(
 )
 async def test_garbage_never_raises_and_authenticates_nobody(tokens: TokenService, garbage: str) -> None:
     assert await tokens.authenticate(garbage) is None
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        "not json",
+        "{}",
+        '{"digest": "x", "kind": "agent", "name": "1001", "created_at": "2026-01-01T00:00:00", '
+        '"expires_at": "2099-01-01T00:00:00", "label": ""}',
+    ],
+)
+async def test_an_unreadable_record_authenticates_nobody_and_is_not_listed(
+    tokens: TokenService, store: Store, redis: RedisClient, record: str
+) -> None:
+    """Written by hand or by a newer version (here: no UTC offset): every other token still works."""
+    text, info = await tokens.create(ADMIN, agent="1001")
+    await redis.hset(store.keys.tokens, "0badc0de", record)
+    assert await tokens.authenticate(format_token("0badc0de", "A" * 43)) is None
+    assert await tokens.list(ADMIN) == [info]
+    assert await tokens.authenticate(text) is not None

@@ -22,7 +22,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -30,6 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from asterisk_cb import config, daemon, deployment, doctor, logs, roles, secrecy
 from asterisk_cb.core import rules
+from asterisk_cb.core.durations import parse_duration
 from asterisk_cb.core.inputs import Edit
 from asterisk_cb.core.model import Callback, FinishReason, State
 from asterisk_cb.core.settings import SettingError, SettingsFile, explain, resolve
@@ -56,6 +57,7 @@ from asterisk_cb.service import (
 )
 from asterisk_cb.service_events import EventGroupsService
 from asterisk_cb.service_index import ContactIndexService
+from asterisk_cb.service_tokens import DEFAULT_LIFETIME, TokenInfo, TokenService
 from asterisk_cb.store import Store
 from asterisk_cb.table import render_table
 
@@ -89,6 +91,10 @@ def make_settings(context: Context, store: Store) -> SettingsService:
 
 def make_roles(context: Context, store: Store) -> RolesService:
     return RolesService(store, context.site.roles, context.site.agents)
+
+
+def make_tokens(context: Context, store: Store) -> TokenService:
+    return TokenService(store, make_roles(context, store), lambda: datetime.now(UTC))
 
 
 def make_service(context: Context, store: Store) -> CallbackService:
@@ -279,6 +285,39 @@ async def cmd_roles_reset_role(context: Context, args: argparse.Namespace) -> in
     return 0
 
 
+async def cmd_token_create(context: Context, args: argparse.Namespace) -> int:
+    """The token alone on stdout (a script can capture it), the warning that it is not shown again on
+    stderr: only its hash is kept."""
+    async with open_store(context.site) as store:
+        text, info = await make_tokens(context, store).create(
+            context.actor, agent=args.agent, user=args.user, lifetime=args.expires, label=args.label
+        )
+    print(text)
+    expires = local_time(info.expires_at, _zone(context))
+    note = f"token {info.token_id} for {info.kind} {info.name}, expires {expires}"
+    print(f"{note}: shown this once, not stored; keep it now", file=sys.stderr)
+    return 0
+
+
+async def cmd_token_list(context: Context, args: argparse.Namespace) -> int:
+    async with open_store(context.site) as store:
+        tokens = await make_tokens(context, store).list(context.actor)
+    print_tokens(tokens, _zone(context))
+    return 0
+
+
+async def cmd_token_revoke(context: Context, args: argparse.Namespace) -> int:
+    async with open_store(context.site) as store:
+        info = await make_tokens(context, store).revoke(context.actor, args.id)
+    print(f"token {info.token_id} ({info.kind} {info.name}) revoked")
+    return 0
+
+
+def _zone(context: Context) -> str:
+    """Times the CLI prints outside a callback are in the file's default_timezone."""
+    return resolve(context.file, {}).default_timezone
+
+
 async def cmd_doctor(context: Context, args: argparse.Namespace) -> int:
     """Check Redis, ARI, AMI, agents' devices, the outbound context and failover queues; exit 1 on a FAIL."""
     checks = await doctor.run_checks(args.config, context.file, context.site)
@@ -351,7 +390,7 @@ async def cmd_calls(context: Context, args: argparse.Namespace) -> int:
 def calls_filter(context: Context, args: argparse.Namespace) -> CallsFilter:
     """``--since``/``--until`` as ISO 8601 (local to the file's default_timezone without an offset) or
     a duration before now (``2h``, ``--since=-2h``); ``ValidationError`` (exit 2) for anything else."""
-    zone = rules.zone(resolve(context.file, {}).default_timezone)
+    zone = rules.zone(_zone(context))
     now = datetime.now(UTC)
     since, until = (
         rules.parse_moment(text, zone, option, now=now) if text is not None else None
@@ -428,9 +467,28 @@ def print_calls(calls: Sequence[cdr_calls.CallRow], *, as_json: bool) -> None:
     print(f"{len(rows)} row(s)")
 
 
+def print_tokens(tokens: Sequence[TokenInfo], zone: str) -> None:
+    rows = [
+        (
+            token.token_id,
+            token.kind,
+            token.name,
+            local_time(token.created_at, zone),
+            local_time(token.expires_at, zone),
+            token.label,
+        )
+        for token in tokens
+    ]
+    print(render_table(("id", "kind", "name", "created", "expires", "label"), rows))
+    print(f"{len(rows)} token(s)")
+
+
 def print_roles(lines: Sequence[roles.RoleLine]) -> None:
-    """Roles, then agents' roles; a run-time value that does not apply is listed with the reason."""
+    """Roles, then agents' roles, then users' roles if there are users; a run-time value that does not
+    apply is listed with the reason."""
     tables = {roles.ROLES: ("role", "permissions", "from"), roles.AGENT_ROLES: ("agent", "role", "from")}
+    if any(line.section == roles.USERS for line in lines):
+        tables[roles.USERS] = ("user", "role", "from")
     printed = [
         render_table(
             headers,
@@ -528,6 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _settings_parser(commands)
     _roles_parser(commands)
+    _token_parser(commands)
     _events_parser(commands)
     _db_parser(commands)
     _calls_parser(commands)
@@ -571,6 +630,38 @@ def _roles_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     reset_role = actions.add_parser("reset-role", help="drop a role's run-time definition")
     reset_role.add_argument("role")
     reset_role.set_defaults(run=cmd_roles_reset_role)
+
+
+def _token_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("token", help="API tokens: create (shown once), list, revoke")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="action")
+    create = actions.add_parser("create", help="a token for an agent or a [users] user, printed once")
+    whom = create.add_mutually_exclusive_group(required=True)
+    whom.add_argument("--agent", help="agent id (as in [agents])")
+    whom.add_argument("--user", help="user name (as in [users])")
+    create.add_argument(
+        "--expires",
+        type=_lifetime,
+        default=DEFAULT_LIFETIME,
+        metavar="DURATION",
+        help="how long it is valid: 90s, 15m, 2h, 30d (default 90d; 1m to 730d)",
+    )
+    create.add_argument("--label", default="", help="what it is for (at most 80 printable characters)")
+    create.set_defaults(run=cmd_token_create)
+    actions.add_parser("list", help="tokens not expired (never their secrets)").set_defaults(
+        run=cmd_token_list
+    )
+    revoke = actions.add_parser("revoke", help="revoke a token: it fails from its next use")
+    revoke.add_argument("id", help="the token's id (the 8 hex digits after acb_)")
+    revoke.set_defaults(run=cmd_token_revoke)
+
+
+def _lifetime(text: str) -> timedelta:
+    """``--expires``: a duration as everywhere else (the service checks its bounds)."""
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _events_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

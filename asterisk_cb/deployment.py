@@ -1,8 +1,9 @@
 """Where the daemon's peers are and who the agents are: the non-callback sections of the config file.
 
 ``[redis]``, ``[ari]``, ``[ami]``, ``[dialing]``, ``[numbers]``, ``[agents]``, ``[roles]``,
-``[agent_roles]``, ``[metrics]`` and ``[daemon]`` sit in the same Asterisk-style file as the callback
-settings (``config.load`` keeps them raw for this module; ``roles`` reads the two roles sections).
+``[agent_roles]``, ``[users]``, ``[metrics]`` and ``[daemon]`` sit in the same Asterisk-style file as the
+callback settings (``config.load`` keeps them raw for this module; ``roles`` reads the roles sections
+and ``[users]``).
 Each value is checked here, and a refusal names the file, the line and the option, like every other
 config error.
 """
@@ -48,6 +49,7 @@ SECTIONS = (
     "agents",
     roles.ROLES,
     roles.AGENT_ROLES,
+    roles.USERS,
     "metrics",
     "daemon",
     "feature_code",
@@ -196,7 +198,7 @@ class Deployment:
     timing: Timing = Timing()
     numbers: NumberPlan = DEFAULT_PLAN  # how contact numbers are keyed (dialled as entered)
     feature_code: FeatureCodeSite = FeatureCodeSite()
-    roles: roles.RoleLayer = roles.NO_ROLES  # [roles] and [agent_roles]: over the built-in roles
+    roles: roles.RoleLayer = roles.NO_ROLES  # [roles], [agent_roles], [users]: over the built-in roles
     records: records.RecordsSite = field(default_factory=records.RecordsSite)  # [records]: the CEL writer
     api: api.ApiSite = field(default_factory=api.ApiSite)  # [api]: the REST API (off unless listen is set)
 
@@ -209,8 +211,9 @@ class Deployment:
         return bool(_CONTEXT.match(queue))
 
 
-# What each section may hold ([agents] holds agent ids). A misspelt option is refused, as Asterisk's
-# own modules warn, rather than silently leaving its default in force.
+# What each section may hold ([agents] holds agent ids, [users] user names, the roles sections names).
+# A misspelt option is refused, as Asterisk's own modules warn, rather than silently leaving its default
+# in force.
 KNOWN_OPTIONS: Mapping[str, frozenset[str]] = {
     "redis": frozenset(
         {"url", "namespace", "cluster", "sentinels", "service_name", "db", "username", "password"}
@@ -485,7 +488,12 @@ def _bad_agent_line(agent: str, value: str) -> rules.ValidationError:
 
 def _roles(sections: Mapping[str, Section], agents: Mapping[str, AgentSpec]) -> roles.RoleLayer:
     try:
-        return roles.from_sections(sections.get(roles.ROLES, {}), sections.get(roles.AGENT_ROLES, {}), agents)
+        return roles.from_sections(
+            sections.get(roles.ROLES, {}),
+            sections.get(roles.AGENT_ROLES, {}),
+            agents,
+            sections.get(roles.USERS, {}),
+        )
     except SettingError as error:
         raise ConfigError(str(error)) from error
 

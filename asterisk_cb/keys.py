@@ -80,6 +80,8 @@ class Keys:
         P settings:scopes      set    scopes that have overrides
         P roles                hash   run-time role definitions: role -> permissions
         P agent-roles          hash   run-time agent roles: agent id or "default" -> role
+        P tokens               hash   API tokens: token id -> JSON record (sha256 of the secret, never
+                                      the secret; identity kind and name, created, expires, label)
         P outcome:<request>    list   what the holder did with a person's change request (applied or
                                       refused), for the requester to BLPOP; expires
         P wake                 channel published when a callback becomes the earliest due one
@@ -211,6 +213,10 @@ class Keys:
     @property
     def agent_roles(self) -> str:
         return self.prefix + "agent-roles"
+
+    @property
+    def tokens(self) -> str:
+        return self.prefix + "tokens"
 
     @property
     def pattern(self) -> str:

@@ -2,9 +2,12 @@
 
 Three layers, highest first, per entry: a value changed at run time (kept in the store), the config
 file's ``[roles]`` and ``[agent_roles]``, the built-in roles below. An agent without an entry of its
-own holds the role of the ``default`` entry (built-in: ``agent``). The faces turn an agent id into an
-``Actor`` with its role's permissions (the feature code's agent, later the API's tokens); the CLI acts
-as an administrator and holds no role.
+own holds the role of the ``default`` entry (built-in: ``agent``). ``[users]`` names people who are
+not agents (a supervisor, an admin reaching the API with a token) and the role each holds; a user's
+role is fixed by the file, its permissions are the role's as they stand (a run-time ``roles define``
+applies at once). The faces turn an agent id or user name into an ``Actor`` with its role's
+permissions (the feature code's agent, the API's tokens); the CLI acts as an administrator and holds
+no role.
 
 A run-time value that no longer holds (a role reset under an agent, a permission of a newer version,
 an agent removed from ``[agents]``) is left out and reported, never raised: raised, it would stop
@@ -14,7 +17,7 @@ every agent's look-up. The file's values are checked at load, so they always hol
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from asterisk_cb.core import rules
@@ -23,6 +26,7 @@ from asterisk_cb.service_access import Permission
 
 ROLES = "roles"
 AGENT_ROLES = "agent_roles"
+USERS = "users"
 DEFAULT = "default"  # the [agent_roles] entry for agents not listed
 
 _BUILT_IN_ROLES = {
@@ -54,10 +58,12 @@ def parse_permissions(text: str) -> frozenset[Permission]:
 @dataclass(frozen=True)
 class RoleLayer:
     """One layer: role -> its permissions (``Assignment.value``: a frozenset of ``Permission``), and
-    agent id or ``default`` -> its role (``Assignment.value``: the role's name)."""
+    agent id or ``default`` -> its role (``Assignment.value``: the role's name); ``users``: user name ->
+    its role's name (only the file's layer has users: they are not changed at run time)."""
 
     roles: Mapping[str, Assignment]
     agents: Mapping[str, Assignment]
+    users: Mapping[str, Assignment] = field(default_factory=dict)
 
 
 def _built_in() -> RoleLayer:
@@ -92,6 +98,14 @@ def check_agent_key(agent: str, known_agents: Collection[str]) -> str:
     return agent if agent == DEFAULT else check_agent(agent, known_agents)
 
 
+def check_user(user: str, file: RoleLayer) -> str:
+    """A user of ``[users]`` (``rules.ValidationError`` of field ``user``)."""
+    rules.identifier(user, "user")
+    if user not in file.users:
+        raise rules.ValidationError("user", f"unknown user {user!r} (not in [users])")
+    return user
+
+
 def check_role_known(role: str, roles: Collection[str]) -> str:
     """A role an agent is given must be defined (built in, in the file, or at run time)."""
     if role not in roles:
@@ -104,18 +118,36 @@ Parse = Callable[[str, str], tuple[Any, str]]
 
 
 def from_sections(
-    roles: Mapping[str, Assignment], agent_roles: Mapping[str, Assignment], known_agents: Collection[str]
+    roles: Mapping[str, Assignment],
+    agent_roles: Mapping[str, Assignment],
+    known_agents: Collection[str],
+    users: Mapping[str, Assignment] | None = None,
 ) -> RoleLayer:
-    """The file's ``[roles]`` and ``[agent_roles]`` (kept raw by ``core.settings``), checked; a bad name,
-    permission, agent or role raises ``SettingError`` naming the file, the line and the option."""
+    """The file's ``[roles]``, ``[agent_roles]`` and ``[users]`` (kept raw by ``core.settings``), checked;
+    a bad name, permission, agent, user or role raises ``SettingError`` naming the file, the line and
+    the option."""
 
     def raw(section: Mapping[str, Assignment]) -> dict[str, tuple[str, Origin]]:
         return {key: (found.value, found.origin) for key, found in section.items()}
 
     layer, refused = _layer(raw(roles), raw(agent_roles), known_agents, BUILT_IN.roles)
-    if refused:
-        raise refused[0]
-    return layer
+    defined = {*BUILT_IN.roles, *layer.roles}
+
+    def user_entry(user: str, text: str) -> tuple[str, str]:
+        """A name of its own: a user named like an agent would make an actor's name (recorded as
+        created_by) and a token's identity ambiguous."""
+        rules.identifier(user, "user")
+        if user in known_agents:
+            raise rules.ValidationError(
+                "user", f"{user!r} is an agent id of [agents]: give the user another name"
+            )
+        role = check_role_known(text.strip(), defined)
+        return role, role
+
+    parsed_users, refused_users = _entries(raw(users or {}), user_entry)
+    if refused or refused_users:
+        raise [*refused, *refused_users][0]
+    return RoleLayer(layer.roles, layer.agents, parsed_users)
 
 
 @dataclass(frozen=True)
@@ -203,7 +235,17 @@ def role_of(agent: str, file: RoleLayer, runtime: RoleLayer) -> tuple[Assignment
 def permissions_of(agent: str, file: RoleLayer, runtime: RoleLayer) -> frozenset[Permission]:
     """What ``agent`` may do: its role's permissions (each layer's entries name roles defined)."""
     role, _ = role_of(agent, file, runtime)
-    permissions: frozenset[Permission] = defined_roles(file, runtime)[role.value].value
+    return _role_permissions(role.value, file, runtime)
+
+
+def user_permissions(user: str, file: RoleLayer, runtime: RoleLayer) -> frozenset[Permission]:
+    """What ``user`` (of ``file.users``) may do: its role's permissions as they stand now. Its role is
+    built in or the file's (checked at load), so a run-time reset never leaves it undefined."""
+    return _role_permissions(file.users[user].value, file, runtime)
+
+
+def _role_permissions(role: str, file: RoleLayer, runtime: RoleLayer) -> frozenset[Permission]:
+    permissions: frozenset[Permission] = defined_roles(file, runtime)[role].value
     return permissions
 
 
@@ -213,7 +255,7 @@ class RoleLine:
     (or ``default``) and its role, each with where it came from; ``ignored``: why a run-time value
     does not apply."""
 
-    section: str  # ROLES or AGENT_ROLES
+    section: str  # ROLES, AGENT_ROLES or USERS
     name: str
     text: str
     origin: Origin
@@ -221,8 +263,8 @@ class RoleLine:
 
 
 def explain(file: RoleLayer, runtime: RuntimeRoles, known_agents: Iterable[str]) -> list[RoleLine]:
-    """Every role (built-in ones first), then ``default`` and every agent with its role, then the
-    run-time values that do not apply and why."""
+    """Every role (built-in ones first), then ``default`` and every agent with its role, then every
+    user with its role, then the run-time values that do not apply and why."""
     roles = defined_roles(file, runtime.layer)
     order = [*BUILT_IN.roles, *sorted(set(roles) - set(BUILT_IN.roles))]
     lines = [RoleLine(ROLES, role, roles[role].text, roles[role].origin) for role in order]
@@ -233,6 +275,7 @@ def explain(file: RoleLayer, runtime: RuntimeRoles, known_agents: Iterable[str])
         lines.append(
             RoleLine(AGENT_ROLES, agent, f"{role.text} (default)" if by_default else role.text, role.origin)
         )
+    lines += [RoleLine(USERS, user, role.text, role.origin) for user, role in sorted(file.users.items())]
     lines += [
         RoleLine(error.origin.scope or "", error.option, "", error.origin, error.reason)
         for error in runtime.refused

@@ -1,9 +1,10 @@
-"""Roles through the service: an agent's ``Actor``, and run-time changes of roles and agents' roles.
+"""Roles through the service: an agent's or user's ``Actor``, and run-time changes of roles and agents'
+roles.
 
-The feature code (an agent's key press mid-call) and the API turn an agent id into an ``Actor`` here,
-so every way in grants the same permissions. A change applies to every daemon's next look-up; the
-service checks the actor's ``manage_settings`` permission and validates names, permissions, agents and
-roles exactly as the config file's are, before anything reaches Redis.
+The feature code (an agent's key press mid-call) and the API turn an agent id or a ``[users]`` name
+into an ``Actor`` here, so every way in grants the same permissions. A change applies to every
+daemon's next look-up; the service checks the actor's ``manage_settings`` permission and validates
+names, permissions, agents and roles exactly as the config file's are, before anything reaches Redis.
 """
 
 from __future__ import annotations
@@ -55,6 +56,15 @@ class RolesService:
         runtime = await self._runtime()
         return Actor(agent, roles.permissions_of(agent, self._file, runtime.layer))
 
+    async def actor_for_user(self, user: str) -> Actor:
+        """The ``[users]`` user as an ``Actor`` with its role's permissions as they stand now (a role
+        redefined at run time applies at once). A user not in ``[users]`` is refused (INVALID, field
+        ``user``)."""
+        with _as_invalid():
+            roles.check_user(user, self._file)
+        runtime = await self._runtime()
+        return Actor(user, roles.user_permissions(user, self._file, runtime.layer))
+
     async def set_agent_role(self, actor: Actor, agent: str, role: str) -> None:
         """Give ``agent`` (or ``default``: every agent without an entry) ``role`` until reset."""
         require(actor, Permission.MANAGE_SETTINGS, "change roles")
@@ -104,8 +114,8 @@ class RolesService:
         await self._store.reset_role(role)
 
     async def explain(self, actor: Actor) -> list[roles.RoleLine]:
-        """Every role, ``default`` and every agent, each with its value and origin; then the run-time
-        values that do not apply and why."""
+        """Every role, ``default``, every agent and every user, each with its value and origin; then the
+        run-time values that do not apply and why."""
         require(actor, Permission.MANAGE_SETTINGS, "read the roles")
         return roles.explain(self._file, await self._runtime(), self._agents)
 

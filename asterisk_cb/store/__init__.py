@@ -1,10 +1,12 @@
-"""The schedule in Redis: callbacks, their indexes, leased claims with fencing, locks, change requests
-and the event stream (the layout and who may write what: docs/store.md; key names: ``asterisk_cb.keys``).
+"""The schedule in Redis: callbacks, their indexes, leased claims with fencing, locks, change requests,
+the event stream and API tokens (the layout and who may write what: docs/store.md; key names:
+``asterisk_cb.keys``).
 
 ``Store`` is composed of one part per concern, sharing one namespace's client and scripts:
 ``records`` (create, read, edit, commit), ``claims``, ``locks``, ``requests``, ``events``,
-``overrides``, ``roles`` and ``housekeeping``; ``scripts`` runs the Lua scripts and maps their refusals to the
-``errors``. Callers hold a ``Store`` (or a protocol of the few methods they call), never the client.
+``overrides``, ``roles``, ``tokens`` and ``housekeeping``; ``scripts`` runs the Lua scripts and maps
+their refusals to the ``errors``. Callers hold a ``Store`` (or a protocol of the few methods they call),
+never the client.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from asterisk_cb.store.overrides import Overrides
 from asterisk_cb.store.records import IDEMPOTENCY_WINDOW, Created
 from asterisk_cb.store.requests import OUTCOME_TTL, RequestOutcome, Requests
 from asterisk_cb.store.roles import RoleOverrides
+from asterisk_cb.store.tokens import TokenRecord, TokenRecords
 
 __all__ = [
     "DEAD_LETTERS_KEPT",
@@ -63,11 +66,12 @@ __all__ = [
     "StoreError",
     "StreamEntry",
     "StreamEvent",
+    "TokenRecord",
     "UnreadableEntry",
     "VersionConflict",
 ]
 
 
-class Store(Housekeeping, Claims, Locks, Requests, EventLog, Overrides, RoleOverrides):
+class Store(Housekeeping, Claims, Locks, Requests, EventLog, Overrides, RoleOverrides, TokenRecords):
     """The Redis schedule of one namespace (``Housekeeping`` brings ``Records``). Share one instance
     per process: the scripts are registered once."""

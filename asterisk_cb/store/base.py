@@ -1,7 +1,7 @@
 """What every part of the store shares: one namespace's client, key names and registered scripts.
 
-The parts (records, claims, locks, requests, events, overrides, roles, housekeeping) are mixins of ``Store``,
-so a caller holds one object; none of them hands the client out.
+The parts (records, claims, locks, requests, events, overrides, roles, tokens, housekeeping) are mixins
+of ``Store``, so a caller holds one object; none of them hands the client out.
 """
 
 from __future__ import annotations

@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 from test_store import create, make_callback, ringing
 
-from asterisk_cb.cli import main
+from asterisk_cb.cli import load_context, main
 from asterisk_cb.keys import Keys
-from asterisk_cb.redis_conn import connect
+from asterisk_cb.redis_conn import RedisClient, connect
 from asterisk_cb.secrecy import write_private
+from asterisk_cb.service import Actor, RolesService
+from asterisk_cb.service_tokens import TokenService
 from asterisk_cb.store import Store
 
 pytestmark = pytest.mark.lab
@@ -59,6 +61,9 @@ teamlead = schedule_callback, view_all_callbacks
 
 [agent_roles]
 1002 = teamlead
+
+[users]
+anna = supervisor
 """,
     )
     yield path
@@ -299,3 +304,95 @@ async def _ringing_callback(redis_url: str, namespace: str) -> str:
     await store.commit(claim, ringing(claim.callback), [])
     await redis.aclose()
     return claim.callback.id
+
+
+def _namespace_store(config: Path, redis_url: str) -> tuple[Store, RedisClient]:
+    namespace = re.search(r"namespace = (\S+)", config.read_text())
+    assert namespace is not None
+    redis = connect(redis_url)
+    return Store(redis, Keys(namespace.group(1))), redis
+
+
+def test_token_create_prints_it_once_then_list_and_revoke(
+    config_file: Path, lab_redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        run(config_file, "token", "create", "--user", "anna", "--expires", "2h", "--label", "wall board") == 0
+    )
+    out, err = capsys.readouterr()
+    token = out.strip()
+    assert re.fullmatch(r"acb_([0-9a-f]{8})_[A-Za-z0-9_-]{43}\n", out), out
+    token_id = token[4:12]
+    assert re.fullmatch(
+        rf"token {token_id} for user anna, expires .+: shown this once, not stored; keep it now\n", err
+    )
+
+    async def authenticate() -> Actor | None:
+        """As the API will: the config's roles, the CLI's Redis namespace."""
+        store, redis = _namespace_store(config_file, lab_redis_url)
+        site = load_context(config_file).site
+        service = TokenService(store, RolesService(store, site.roles, site.agents), lambda: datetime.now(UTC))
+        try:
+            return await service.authenticate(token)
+        finally:
+            await redis.aclose()
+
+    actor = asyncio.run(authenticate())
+    assert actor is not None
+    assert actor.name == "anna"
+
+    assert run(config_file, "token", "create", "--agent", "1001") == 0
+    capsys.readouterr()
+    assert run(config_file, "token", "list") == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^id\s+kind\s+name\s+created\s+expires\s+label$", out, re.M)
+    assert re.search(rf"^{token_id}\s+user\s+anna\s+\d{{4}}-.+ CES?T\s+.+ CES?T\s+wall board$", out, re.M), (
+        out
+    )
+    assert re.search(r"^[0-9a-f]{8}\s+agent\s+1001\s", out, re.M)
+    assert token not in out
+    assert out.endswith("2 token(s)\n")
+
+    assert run(config_file, "token", "revoke", token_id) == 0
+    assert capsys.readouterr().out == f"token {token_id} (user anna) revoked\n"
+    assert asyncio.run(authenticate()) is None
+    assert run(config_file, "token", "revoke", token_id) == 3
+    assert capsys.readouterr().err == f"asterisk-cb: no token {token_id}\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--agent", "9999"), "unknown agent '9999' (not in [agents])"),
+        (("--user", "bob"), "unknown user 'bob' (not in [users])"),
+        (("--agent", "1001", "--expires", "3y"), "'3y' is not a duration"),
+        (("--agent", "1001", "--expires", "800d"), "lifetime 800d is outside 1m to 730d"),
+        (("--agent", "1001", "--label", "x" * 81), "at most 80 printable characters"),
+        (("--agent", "1001", "--user", "anna"), "not allowed with argument"),
+        ((), "one of the arguments --agent --user is required"),
+    ],
+)
+def test_a_bad_token_request_is_one_line_and_exit_2(
+    config_file: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], expected: str
+) -> None:
+    try:
+        code = run(config_file, "token", "create", *args)
+    except SystemExit as exited:  # argparse's own refusals print the usage first
+        code = int(str(exited.code))
+    assert code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_a_malformed_token_id_is_exit_2(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(config_file, "token", "revoke", "not-an-id") == 2
+    assert capsys.readouterr().err == "asterisk-cb: 'not-an-id' is not a token id (8 hex digits)\n"
+
+
+def test_roles_lists_users_with_their_role(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(config_file, "roles") == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^user\s+role\s+from$", out, re.M)
+    assert re.search(rf"^anna\s+supervisor\s+{re.escape(str(config_file))}:\d+ \[users\]$", out, re.M)

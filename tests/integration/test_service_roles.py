@@ -20,13 +20,18 @@ pytestmark = pytest.mark.lab
 
 SETTINGS_ADMIN = Actor("ops", frozenset({Permission.MANAGE_SETTINGS}))
 SUPERVISOR = Actor("boss", frozenset({Permission.SCHEDULE, Permission.MANAGE, Permission.VIEW_ALL}))
-FILE = "[roles]\nteamlead = schedule_callback, view_all_callbacks\n[agent_roles]\n1002 = teamlead\n"
+FILE = (
+    "[roles]\nteamlead = schedule_callback, view_all_callbacks\n[agent_roles]\n1002 = teamlead\n"
+    "[users]\nanna = teamlead\n"
+)
 
 
 @pytest.fixture
 def service(store: Store) -> RolesService:
     sections = from_documents([ini.parse(FILE, "cb.conf")], SECTIONS).other_sections
-    file = roles.from_sections(sections["roles"], sections["agent_roles"], Directory.agents)
+    file = roles.from_sections(
+        sections["roles"], sections["agent_roles"], Directory.agents, sections["users"]
+    )
     return RolesService(store, file, Directory.agents)
 
 
@@ -145,3 +150,18 @@ async def test_a_run_time_value_that_does_not_hold_is_ignored_listed_and_logged_
     ]
     ignored = [(line.name, line.ignored) for line in await service.explain(ADMIN) if line.ignored]
     assert [name for name, _ in ignored] == ["teamlead", "1001"]
+
+
+async def test_a_user_gets_its_roles_permissions_as_they_stand_now(service: RolesService) -> None:
+    assert await service.actor_for_user("anna") == Actor(
+        "anna", frozenset({Permission.SCHEDULE, Permission.VIEW_ALL})
+    )
+    await service.define_role(ADMIN, "teamlead", ["manage_settings"])
+    assert await service.actor_for_user("anna") == Actor("anna", frozenset({Permission.MANAGE_SETTINGS}))
+    (line,) = [line for line in await service.explain(ADMIN) if line.section == roles.USERS]
+    assert (line.name, line.text, line.origin.kind) == ("anna", "teamlead", OriginKind.FILE)
+
+
+@pytest.mark.parametrize("user", ["bob", "1001", "a b", ""])
+async def test_an_actor_for_a_user_not_in_users_is_refused(service: RolesService, user: str) -> None:
+    await refused(service.actor_for_user(user), ErrorCode.INVALID, "user")

@@ -32,6 +32,7 @@ def every_key(keys: Keys) -> list[str]:
         keys.settings_scopes,
         keys.roles,
         keys.agent_roles,
+        keys.tokens,
     ]
 
 

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asterisk_cb import config, deployment, roles
+from asterisk_cb.core import rules
 from asterisk_cb.core.settings import OriginKind
 from asterisk_cb.service_access import Permission
 
@@ -191,10 +192,12 @@ def test_permissions_round_trip_through_their_text(held: set[Permission]) -> Non
     assert roles.parse_permissions(roles.format_permissions(held)) == held
 
 
-def test_the_sample_config_documents_both_sections() -> None:
+def test_the_sample_config_documents_the_roles_sections() -> None:
     text = (REPO / "config" / "asterisk-cb.conf").read_text()
     assert "[roles]" in text
     assert "[agent_roles]" in text
+    assert "[users]\n" in text
+    assert ";anna = supervisor\n" in text
     for permission in Permission:
         assert permission.value in text
 
@@ -204,3 +207,60 @@ def test_the_roles_module_does_no_io() -> None:
     probe = f"import sys\nimport asterisk_cb.roles\nprint([m for m in {forbidden!r} if m in sys.modules])\n"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_users_hold_a_role_and_are_listed_after_the_agents(tmp_path: Path) -> None:
+    site = load(
+        tmp_path, "[roles]\nteamlead = view_all_callbacks\n[users]\nanna = supervisor\nbob = teamlead\n"
+    )
+    assert {permission.value for permission in roles.user_permissions("bob", site.roles, roles.NO_ROLES)} == {
+        "view_all_callbacks"
+    }
+    runtime = roles.runtime_roles({"teamlead": "administer"}, {}, site.roles, AGENTS)
+    assert roles.user_permissions("bob", site.roles, runtime.layer) == frozenset({Permission.ADMINISTER})
+    path = str(tmp_path / "asterisk-cb.conf")
+    users = [
+        (line.name, line.text, str(line.origin))
+        for line in roles.explain(site.roles, runtime, AGENTS)
+        if line.section == roles.USERS
+    ]
+    assert users == [("anna", "supervisor", f"{path}:17 [users]"), ("bob", "teamlead", f"{path}:18 [users]")]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "reason"),
+    [
+        (
+            "[users]\n1001 = supervisor\n",
+            15,
+            "1001: '1001' is an agent id of [agents]: give the user another name",
+        ),
+        ("[users]\nanna = boss\n", 15, "anna: unknown role 'boss' (known: admin, agent, supervisor)"),
+        ("[users]\nan na = admin\n", 15, "an na: 'an na' is not a valid name"),
+        ("[users]\nanna = admin\nanna = agent\n", 16, "anna: already set at"),
+    ],
+)
+def test_a_bad_user_line_is_a_config_error_with_file_line_and_option(
+    tmp_path: Path, text: str, line: int, reason: str
+) -> None:
+    with pytest.raises(config.ConfigError) as raised:
+        load(tmp_path, text)
+    path = tmp_path / "asterisk-cb.conf"
+    assert str(raised.value).startswith(f"{path}:{line} [users]: "), raised.value
+    assert reason in str(raised.value)
+
+
+def test_a_user_may_hold_a_role_the_file_defines_below_it(tmp_path: Path) -> None:
+    """[users] may come before [roles] in the file: the roles are parsed first."""
+    site = load(tmp_path, "[users]\nanna = night\n[roles]\nnight = view_all_callbacks\n")
+    assert roles.user_permissions("anna", site.roles, roles.NO_ROLES) == frozenset({Permission.VIEW_ALL})
+
+
+def test_check_user_refuses_names_not_in_users(tmp_path: Path) -> None:
+    site = load(tmp_path, "[users]\nanna = admin\n")
+    assert roles.check_user("anna", site.roles) == "anna"
+    for name, reason in (("bob", "unknown user 'bob' (not in [users])"), ("a b", "is not a valid name")):
+        with pytest.raises(rules.ValidationError) as raised:
+            roles.check_user(name, site.roles)
+        assert raised.value.field == "user"
+        assert reason in raised.value.reason

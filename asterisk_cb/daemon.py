@@ -24,7 +24,10 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from redis.exceptions import RedisError
+
 from asterisk_cb import config, deployment, feature_code, inbound_hook, secrecy
+from asterisk_cb.api.component import api_server
 from asterisk_cb.call_in_watch import CallInWatch
 from asterisk_cb.components import (
     AmiLink,
@@ -44,7 +47,7 @@ from asterisk_cb.metrics import Metrics, MetricsServer, event_counter
 from asterisk_cb.records.component import WriterCollector, cel_writer
 from asterisk_cb.redis_conn import RedisClient
 from asterisk_cb.scheduler import Scheduler, SchedulerOptions
-from asterisk_cb.service import CallbackService, RolesService, effective_settings
+from asterisk_cb.service import CallbackService, RolesService, SettingsService, effective_settings
 from asterisk_cb.store import Store
 from asterisk_cb.telephony.ami import AmiConnection
 from asterisk_cb.telephony.ami_events import device_of_channel
@@ -60,6 +63,7 @@ from asterisk_cb.telephony.pause_sweep import PauseSweep
 from asterisk_cb.telephony.queue_guard import QueueGuard
 
 log = logging.getLogger(__name__)
+READY_PING_S = 1.0
 
 
 class Daemon:
@@ -129,6 +133,7 @@ class Daemon:
             return service.settle_call_in(CALL_IN, talk.number, talk.agent, int(talk.seconds))
 
         self.call_in = CallInWatch(self.ami, tracker, settle)
+        self.service, self.roles = service, roles
         self.supervisor = Supervisor(self.components())
 
     def component_health(self) -> dict[str, bool]:
@@ -137,7 +142,8 @@ class Daemon:
     def components(self) -> list[Component]:
         """What this daemon keeps running, in start order (stopped in reverse): a new way in is one
         line here. Essential ones first; the FastAGI server (feature code, inbound hook) unless
-        [feature_code] listen is empty; metrics only with [metrics]; the CEL writer with [records] dsn."""
+        [feature_code] listen is empty; metrics only with [metrics]; the CEL writer with [records] dsn;
+        the REST API with [api] listen."""
         links = (
             Link("ARI", self.site.ari.url, self.events.wait_ready),
             Link("AMI", self.site.ami.host, self.ami.wait_ready),
@@ -159,7 +165,30 @@ class Daemon:
             parts.append(event_counter(self.store, self.metrics, self.scheduler.owner))
         if self.site.records.dsn is not None:
             parts.append(self._cel_writer())
+        if self.site.api.enabled:
+            parts.append(self._api())
         return parts
+
+    def _api(self) -> Component:
+        """The REST API on the daemon's own services: the same door as the feature code and the CLI."""
+        return api_server(
+            self.site.api,
+            self.store,
+            self.service,
+            lambda: SettingsService(self.store, self.file, self.site),
+            self.roles,
+            readiness=self.readiness,
+            queues=self.ami.queue_names,
+            clock=lambda: datetime.now(UTC),
+        )
+
+    async def readiness(self) -> tuple[dict[str, bool], bool]:
+        """Each component running, and whether Redis answers (in ``READY_PING_S``)."""
+        try:
+            redis = bool(await asyncio.wait_for(self.redis.ping(), READY_PING_S))
+        except (RedisError, OSError, TimeoutError):
+            redis = False
+        return self.supervisor.snapshot(), redis
 
     def _cel_writer(self) -> Component:
         """The CEL writer, one consumer of the ``cel`` group; its metrics join the daemon's."""

@@ -30,7 +30,7 @@ from asterisk_cb.telephony.ami import AmiError
 
 async def show_settings(call: Call) -> SettingsReply:
     query: SettingsQuery = call.query
-    lines = await door_of(call.request).settings.explain(call.who, query.agent, query.queue)
+    lines = await door_of(call.request).settings().explain(call.who, query.agent, query.queue)
     return SettingsReply(
         settings=[
             SettingLine(
@@ -47,14 +47,14 @@ async def show_settings(call: Call) -> SettingsReply:
 async def set_setting(call: Call) -> SettingsReply:
     """Override one option in a scope until reset; the reply is the scope's settings."""
     body: SettingChange = call.body
-    await door_of(call.request).settings.set_setting(call.who, body.scope, body.option, body.value)
+    await door_of(call.request).settings().set_setting(call.who, body.scope, body.option, body.value)
     return await show_settings(_scope_query(call, body.scope))
 
 
 async def reset_setting(call: Call) -> SettingsReply:
     """Drop one run-time override, or every one of the scope."""
     query: SettingReset = call.query
-    await door_of(call.request).settings.reset_setting(call.who, query.scope, query.option)
+    await door_of(call.request).settings().reset_setting(call.who, query.scope, query.option)
     return await show_settings(_scope_query(call, query.scope))
 
 

@@ -7,6 +7,7 @@ Auxiliary: a failing API is restarted by the supervisor and never stops the call
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -113,13 +114,28 @@ class ApiServer:
     essential: bool = False
     runner: web.AppRunner | None = field(default=None, init=False)
 
+    def __post_init__(self) -> None:
+        self._listening = asyncio.Event()
+
     async def run(self) -> None:
         app = build_app(self.door, self.gate, self.site, self.routes)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()
         try:
             await web.TCPSite(self.runner, self.site.host, self.site.port).start()
-            log.info("API listening", extra={"host": self.site.host, "port": self.site.port})
+            log.info("API listening", extra={"host": self.site.host, "port": self.port})
+            self._listening.set()
             await forever()
         finally:
+            self._listening.clear()
             await self.runner.cleanup()
+
+    async def listening(self) -> int:
+        """Wait until the server listens; its port (the one the OS picked for ``listen = ...:0``)."""
+        await self._listening.wait()
+        return self.port
+
+    @property
+    def port(self) -> int:
+        assert self.runner is not None and self.runner.addresses, "the server listens"
+        return int(self.runner.addresses[0][1])

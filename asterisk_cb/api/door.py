@@ -20,7 +20,7 @@ Readiness = Callable[[], Awaitable[tuple[Mapping[str, bool], bool]]]
 @dataclass(frozen=True)
 class Door:
     callbacks: CallbackService
-    settings: SettingsService
+    settings: Callable[[], SettingsService]  # over the config file as last reloaded (SIGHUP)
     roles: RolesService
     readiness: Readiness
     queues: Callable[[], Awaitable[list[str]]]  # what Asterisk reports (AMI QueueStatus)

@@ -93,3 +93,23 @@ async def test_the_cel_writer_runs_only_with_a_records_dsn(
     finally:
         await daemon.ari.close()
         await daemon.redis.aclose()
+
+
+@pytest.mark.parametrize(
+    ("api", "with_api"),
+    [("", False), ("[api]\nlisten =\n", False), ("[api]\nlisten = 127.0.0.1:8090\n", True)],
+)
+async def test_the_api_runs_only_with_an_api_listen_address(tmp_path: Path, api: str, with_api: bool) -> None:
+    """Off by default: a listener nobody asked for is a door nobody watches; auxiliary when on."""
+    path = tmp_path / "asterisk-cb.conf"
+    path.write_text(CONNECTIONS + api)
+    file = config.load(path, other_sections=deployment.SECTIONS)
+    daemon = Daemon(path, file, deployment.from_settings_file(file))
+    try:
+        parts = {part.name: part for part in daemon.supervisor.components}
+        assert ("api" in parts) is with_api
+        if with_api:
+            assert parts["api"].essential is False
+    finally:
+        await daemon.ari.close()
+        await daemon.redis.aclose()

@@ -90,7 +90,7 @@ class HistoryService:
                 ErrorCode.FORBIDDEN, f"{actor.name} is not allowed to see callback {callback.id}"
             )
         reader = self._reader_or_refuse()
-        linkedids = [channel for attempt in callback.attempts for channel in attempt.channel_ids]
+        linkedids = list(dict.fromkeys(_call_ids(callback)))
         with _unavailable():
             return await reader.callback_calls(callback.id, linkedids)
 
@@ -107,6 +107,14 @@ class HistoryService:
         if actor.may(Permission.VIEW_ALL):
             return tuple(sorted(ids))
         return tuple(sorted(c.id for c in await self._store.get_many(ids) if c.agent == actor.name))
+
+
+def _call_ids(callback: Callback) -> Iterator[str]:
+    """The ids one of which is each attempt's calls' linkedid: the channel ids the daemon gave its
+    legs (the linkedid of an attempt's rows, README "CDR"), and the linkedids recorded on them."""
+    for attempt in callback.attempts:
+        yield from attempt.channel_ids
+        yield from (leg.linkedid for leg in attempt.legs if leg.linkedid)
 
 
 @contextlib.contextmanager

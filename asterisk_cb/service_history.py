@@ -44,8 +44,8 @@ class HistoryStore(Protocol):
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """A call of the agent's history and the ids of the callbacks requested on it that the actor may
-    see (oldest due first is not promised: sorted ids, a stable order)."""
+    """A call of the agent's history and the ids (sorted) of the callbacks requested on it that the
+    actor may see: its own, or everyone's with VIEW_ALL."""
 
     call: HistoryCall
     callback_ids: tuple[str, ...] = ()

@@ -244,8 +244,9 @@ def _contact(
 
 
 def _queue(rows: Sequence[Mapping[str, object]]) -> str | None:
-    data = next((_text(row, "lastdata") for row in rows if _text(row, "lastapp") == "Queue"), None)
-    return data.split(",")[0].strip() or None if data is not None else None
+    """The queue of the first ``Queue`` row: its first argument (``support,,,,300,,acb-queue-member``)."""
+    data = next((_text(row, "lastdata") for row in rows if _text(row, "lastapp") == "Queue"), "")
+    return data.split(",")[0].strip() or None
 
 
 def _is_marked(row: Mapping[str, object], mark: CdrMark) -> bool:

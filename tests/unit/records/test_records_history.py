@@ -1,6 +1,8 @@
 """The call history's pure parts: caller-ID parsing, devices from channels, direction, the SQL per
 dialect (devices escaped and bound), and rows grouped into calls."""
 
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -104,11 +106,24 @@ def test_the_rows_query_reads_the_mark_and_acb_id_when_there() -> None:
     assert "userfield" not in none.text and "acb_id" not in none.text
 
 
+@pytest.fixture
+def berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This host's local time is Berlin's (UTC+1 in December) for the test."""
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("berlin")
 def test_a_naive_time_is_utc_with_usegmtime_else_local() -> None:
     naive = datetime(2026, 12, 7, 14, 41, 28)
     assert aware(naive, usegmtime=True) == AT
-    assert aware(naive, usegmtime=False) == naive.astimezone()
+    assert aware(naive, usegmtime=False) == AT - timedelta(hours=1)
     assert aware(AT, usegmtime=False) is AT
+    local = calls_query(Dialect.MYSQL, "cdr", ALEMBIC, ["PJSIP/1001"], limit=5, before=AT)
+    assert local.params[-2] == datetime(2026, 12, 7, 15, 41, 28)  # Berlin's wall clock, as Asterisk wrote it
 
 
 # Rows as the lab's Asterisk 22.10 wrote them for `pbx-lab call support` (a ringall queue: one row per

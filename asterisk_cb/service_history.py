@@ -66,13 +66,12 @@ class HistoryService:
     ) -> list[HistoryEntry]:
         """``agent``'s calls, newest first, started before ``before`` (the previous page's last
         ``started_at``): one's own, or anyone's with VIEW_ALL."""
+        if agent != actor.name and not actor.may(Permission.VIEW_ALL):  # first: tells no agent exists
+            message = f"{actor.name} is not allowed to see another agent's calls"
+            raise ServiceError(ErrorCode.FORBIDDEN, message)
         spec = self._agents.get(agent)
         if spec is None:
             raise ServiceError(ErrorCode.INVALID, f"unknown agent {agent!r}", "agent")
-        if agent != actor.name and not actor.may(Permission.VIEW_ALL):
-            raise ServiceError(
-                ErrorCode.FORBIDDEN, f"{actor.name} is not allowed to see the calls of {agent}"
-            )
         if not 1 <= limit <= MAX_LIMIT:
             raise ServiceError(ErrorCode.INVALID, f"limit must be 1 to {MAX_LIMIT}, not {limit}", "limit")
         if not spec.devices:

@@ -171,7 +171,8 @@ async def test_the_service_links_the_callbacks_the_actor_may_see(
 async def test_the_service_refuses_what_the_actor_may_not_ask(service: HistoryService) -> None:
     refusals = [
         (service.calls(AGENT_1001, "1002"), ErrorCode.FORBIDDEN, None),
-        (service.calls(AGENT_1001, "1001' OR '1'='1"), ErrorCode.INVALID, "agent"),
+        (service.calls(AGENT_1001, "nobody"), ErrorCode.FORBIDDEN, None),  # not told whether it exists
+        (service.calls(SUPERVISOR, "1001' OR '1'='1"), ErrorCode.INVALID, "agent"),
         (service.calls(SUPERVISOR, "nobody"), ErrorCode.INVALID, "agent"),
         (service.calls(SUPERVISOR, "hotdesk"), ErrorCode.INVALID, "agent"),
         (service.calls(AGENT_1001, "1001", limit=0), ErrorCode.INVALID, "limit"),

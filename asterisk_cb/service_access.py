@@ -43,6 +43,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "forbidden"  # 403
     NOT_FOUND = "not_found"  # 404
     CONFLICT = "conflict"  # 409: the callback is ringing, talking or finished, or changed meanwhile
+    UNAVAILABLE = "unavailable"  # 503: a backing service (the CDR database) is down or not configured
 
 
 class ServiceError(Exception):

@@ -6,6 +6,9 @@ or no cdr table ``CdrUnreadable``; neither message carries the DSN's password.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from asterisk_cb.core.cdr_marks import CdrMark
 from asterisk_cb.records import cdr_sql
 from asterisk_cb.records.cdr_sql import CallsFilter
@@ -22,9 +25,7 @@ class CdrUnreadable(Exception):
 async def read_calls(site: RecordsSite, mark: CdrMark, wanted: CallsFilter) -> list[dict[str, object]]:
     """The rows of ``cdr_sql.calls_query`` (``site.dsn`` must be set)."""
     assert site.dsn is not None
-    database = open_database(site)
-    try:
-        shape = await _shape(database, site)
+    async with opened(site) as (database, shape):
         try:
             query = cdr_sql.calls_query(
                 site.dsn.dialect, site.cdr_table, shape, mark, wanted,
@@ -33,6 +34,15 @@ async def read_calls(site: RecordsSite, mark: CdrMark, wanted: CallsFilter) -> l
         except ValueError as error:
             raise CdrUnreadable(str(error)) from None
         return await database.fetch(query.text, query.params)
+
+
+@asynccontextmanager
+async def opened(site: RecordsSite) -> AsyncIterator[tuple[CelDatabase, cdr_sql.CdrShape]]:
+    """The database of ``site.dsn`` (which must be set) and its cdr table's shape, for one reading:
+    the connection is closed after it (a reading is rare and short; nothing is held between)."""
+    database = open_database(site)
+    try:
+        yield database, await _shape(database, site)
     finally:
         await database.close()
 

@@ -10,7 +10,7 @@ Names are checked (``settings.parse_table``) and quoted; values are always param
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -86,8 +86,9 @@ class CallsFilter:
     linkedid: str | None = None
 
 
-class _Sql:
-    """Names quoted and placeholders in the dialect's style (``$1`` or ``%s``), values kept in order."""
+class Sql:
+    """Names quoted and placeholders in the dialect's style (``$1`` or ``%s``), values kept in order
+    (the history's queries build theirs with it too)."""
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
@@ -113,7 +114,7 @@ def calls_query(
 ) -> Query:
     """The rows, oldest first (``sequence`` orders rows of one second); ValueError when nothing in the
     table tells a callback call (``cdr_mark_field = none`` and no ``acb_id`` column)."""
-    sql = _Sql(dialect)
+    sql = Sql(dialect)
     if wanted.linkedid is None:
         conditions = [_callback_rows(sql, shape, mark)]
     else:
@@ -123,17 +124,45 @@ def calls_query(
         if bound is not None:
             value = bound if shape.zoned else event_time(bound, usegmtime)
             conditions.append(f"{when} {operator} {sql.add(value)}")
+    return _rows(sql, table, shape, mark, conditions)
+
+
+def callback_query(
+    dialect: Dialect,
+    table: str,
+    shape: CdrShape,
+    mark: CdrMark,
+    callback_id: str,
+    *,
+    linkedids: Sequence[str],
+) -> Query:
+    """One callback's rows, oldest first: by its ``acb_id`` column when the table has it, else every
+    row of its attempts' calls (``linkedids``: the channel ids the daemon gave the attempts' legs, one
+    of which is each call's linkedid). ValueError when neither can tell (no column, no attempt)."""
+    sql = Sql(dialect)
+    if shape.has(cdr_marks.ID):
+        condition = f"{sql.name(cdr_marks.ID)} = {sql.add(callback_id)}"
+    elif linkedids:
+        condition = f"{sql.name('linkedid')} IN ({', '.join(sql.add(linkedid) for linkedid in linkedids)})"
+    else:
+        raise ValueError(f"callback {callback_id} has placed no call and the cdr table has no acb_id column")
+    return _rows(sql, table, shape, mark, [condition])
+
+
+def _rows(sql: Sql, table: str, shape: CdrShape, mark: CdrMark, conditions: Sequence[str]) -> Query:
+    """The rows ``cdr_calls.call_rows`` reads (``calltime``, the standard and acb_* columns, the mark)."""
+    when = sql.name(shape.time_column)
     mark_column = [mark.field.value] if mark.field is not MarkField.NONE else []
     read = [*READ_COLUMNS, *sorted(shape.acb_columns), *mark_column]
     columns = ", ".join([f"{when} AS calltime", *(sql.name(column) for column in read)])
     text = (
-        f"SELECT {columns} FROM {quote(dialect, table)} WHERE {' AND '.join(conditions)} "
+        f"SELECT {columns} FROM {quote(sql.dialect, table)} WHERE {' AND '.join(conditions)} "
         f"ORDER BY {when}, {sql.name('sequence')}"
     )
     return Query(text, tuple(sql.values))
 
 
-def _callback_rows(sql: _Sql, shape: CdrShape, mark: CdrMark) -> str:
+def _callback_rows(sql: Sql, shape: CdrShape, mark: CdrMark) -> str:
     if mark.field is not MarkField.NONE:
         return f"{sql.name(mark.field.value)} = {sql.add(mark.text)}"
     if shape.has(cdr_marks.ID):
@@ -141,7 +170,7 @@ def _callback_rows(sql: _Sql, shape: CdrShape, mark: CdrMark) -> str:
     raise ValueError("cdr_mark_field = none and the cdr table has no acb_id column: no row tells callbacks")
 
 
-def _of_call(sql: _Sql, shape: CdrShape, mark: CdrMark, linkedid: str, cel_table: str) -> str:
+def _of_call(sql: Sql, shape: CdrShape, mark: CdrMark, linkedid: str, cel_table: str) -> str:
     """The originating call's rows, and the callback calls requested on it: found by their
     ``acb_origin_linkedid`` column, or without it by the CEL writer's rows on that linkedid, whose
     ``uniqueid`` is the linkedid of each attempt's calls (README "CEL: the callback's life").

@@ -6,6 +6,7 @@ agent's missed ring, an older callback and an unmarked call."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from cel_databases import REPO, Database
@@ -75,9 +76,9 @@ IN_SPAN = [
 ]
 
 
-async def create_tables(database: Database) -> None:
-    """``cdr`` (classic, acb_* columns) and ``cdr_alembic`` in the test database, filled with ``CALLS``,
-    the least-rights user allowed to read them."""
+async def create_tables(database: Database, calls: Sequence[dict[str, object]] = CALLS) -> None:
+    """``cdr`` (classic, acb_* columns) and ``cdr_alembic`` in the test database, filled with ``calls``
+    (``_call``'s rows: ``at`` and the columns), the least-rights user allowed to read them."""
     assert database.admin.dsn is not None and database.site.dsn is not None
     mysql = database.admin.dsn.dialect is Dialect.MYSQL
     user = database.site.dsn.user + ("@'127.0.0.1'" if mysql else "")
@@ -88,7 +89,7 @@ async def create_tables(database: Database) -> None:
     await database.query(
         _ALEMBIC.format(time="datetime" if mysql else "timestamp", end="`end`" if mysql else '"end"')
     )
-    for row in CALLS:
+    for row in calls:
         await _insert(database, "cdr", row, "calldate", mysql)
         plain = {key: value for key, value in row.items() if not key.startswith("acb_")}
         await _insert(database, "cdr_alembic", plain | {"end": row["at"]}, "start", mysql)
@@ -104,7 +105,7 @@ async def _insert(database: Database, table: str, row: dict[str, object], time: 
     values[time] = event_time(at, usegmtime=False) if naive else at
     if "end" in values:
         values["end"] = values[time]
-        values["duration"] = values["billsec"]
+        values.setdefault("duration", values["billsec"])
     mark = "`" if mysql else '"'
     names = ", ".join(f"{mark}{name}{mark}" for name in values)
     places = ", ".join("%s" if mysql else f"${n}" for n in range(1, len(values) + 1))

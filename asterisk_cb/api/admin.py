@@ -8,7 +8,7 @@ validate exactly as the config file is validated.
 from __future__ import annotations
 
 from asterisk_cb.api.door import door_of
-from asterisk_cb.api.errors import ApiError, HttpCode
+from asterisk_cb.api.errors import ApiError
 from asterisk_cb.api.models import (
     AgentRole,
     Me,
@@ -24,7 +24,7 @@ from asterisk_cb.api.models import (
 )
 from asterisk_cb.api.routing import Call, Route
 from asterisk_cb.core.settings import OriginKind
-from asterisk_cb.service_access import Permission
+from asterisk_cb.service_access import ErrorCode, Permission
 from asterisk_cb.telephony.ami import AmiError
 
 
@@ -110,7 +110,7 @@ async def list_queues(call: Call) -> QueuesReply:
     try:
         queues = await door_of(call.request).queues()
     except AmiError as error:
-        raise ApiError(HttpCode.UNAVAILABLE, f"Asterisk's queues cannot be read now: {error}") from None
+        raise ApiError(ErrorCode.UNAVAILABLE, f"Asterisk's queues cannot be read now: {error}") from None
     return QueuesReply(queues=queues)
 
 

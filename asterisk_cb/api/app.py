@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.log import server_logger
 
 from asterisk_cb.api import admin, callbacks
 from asterisk_cb.api.auth import Gate
@@ -102,6 +104,23 @@ def _cors(origins: Sequence[str]) -> Any:
     return cors
 
 
+class QuietMalformed(logging.Filter):
+    """aiohttp logs a request it cannot parse (a scanner, a fuzzer, a NUL in a header) as an error with
+    a traceback quoting the offending line, which may hold a token. Such a request is the client's
+    fault and aiohttp already answered 400: one warning line, nothing of what was sent."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = "malformed HTTP request refused (400)", ()
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_QUIET = QuietMalformed()
+
+
 @dataclass
 class ApiServer:
     """The API on ``site``'s address until cancelled."""
@@ -118,6 +137,7 @@ class ApiServer:
         self._listening = asyncio.Event()
 
     async def run(self) -> None:
+        server_logger.addFilter(_QUIET)  # once: adding the same filter again is a no-op
         app = build_app(self.door, self.gate, self.site, self.routes)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()

@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from asterisk_cb.service_access import ErrorCode, ServiceError
 
@@ -32,7 +33,6 @@ class HttpCode(StrEnum):
     UNSUPPORTED = "unsupported_media_type"  # 415: a body that is not application/json
     RATE_LIMITED = "rate_limited"  # 429: too many failed authentications from this address
     INTERNAL = "internal"  # 500: a bug; the log has the traceback
-    UNAVAILABLE = "unavailable"  # 503: Redis or the CDR database cannot be reached
 
 
 STATUS = {
@@ -40,6 +40,7 @@ STATUS = {
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.CONFLICT: 409,
+    ErrorCode.UNAVAILABLE: 503,
     HttpCode.MALFORMED: 400,
     HttpCode.UNAUTHORIZED: 401,
     HttpCode.NO_ROUTE: 404,
@@ -48,7 +49,6 @@ STATUS = {
     HttpCode.UNSUPPORTED: 415,
     HttpCode.RATE_LIMITED: 429,
     HttpCode.INTERNAL: 500,
-    HttpCode.UNAVAILABLE: 503,
 }
 _FROM_HTTP = {404: HttpCode.NO_ROUTE, 405: HttpCode.METHOD, 413: HttpCode.TOO_LARGE}
 
@@ -101,6 +101,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         code = _FROM_HTTP.get(error.status, HttpCode.MALFORMED)
         allow = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
         return error_response(code, _http_message(error), headers=allow)
+    except RedisError as error:
+        log.warning("API request failed: Redis", extra={"route": _route_of(request), "error": str(error)})
+        return error_response(ErrorCode.UNAVAILABLE, "the schedule (Redis) cannot be reached now: try again")
     except Exception:
         log.exception("API request failed", extra={"method": request.method, "route": _route_of(request)})
         return error_response(HttpCode.INTERNAL, "the daemon failed to answer this request; see its log")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from asterisk_cb.core.model import (
     Attempt,
@@ -27,7 +27,10 @@ from asterisk_cb.core.model import (
 from asterisk_cb.service_access import Permission
 
 Text = Annotated[str, Field(max_length=200)]
-Name = Annotated[str, Field(min_length=1, max_length=80)]
+# An agent id, user, role or callback id (``rules.identifier``); queues also refuse "@" (the service
+# says why): the schema tells a client the shape, the service the rest.
+IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$"
+Name = Annotated[str, Field(pattern=IDENTIFIER)]
 
 
 class Request(BaseModel):
@@ -139,14 +142,25 @@ class CallbackPage(Reply):
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last")
 
 
+def _written_time(value: object) -> object:
+    """A time as a person or client writes it (ISO 8601), never a bare number: pydantic would read
+    ``?due_until=0.5`` as half a second after 1970, which nobody meant."""
+    if isinstance(value, str) and value.strip().replace(".", "", 1).lstrip("+-").isdigit():
+        raise ValueError("write an ISO 8601 time with offset, e.g. 2026-12-01T15:00:00+01:00")
+    return value
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_written_time)]
+
+
 class CallbackQuery(Request):
     agent: Name | None = None
     state: State | None = None
     number: Text | None = Field(None, description="the contact's number, any written form")
     queue: Name | None = None
     origin_call: Name | None = Field(None, description="uniqueid or linkedid of the call it came from")
-    due_from: AwareDatetime | None = Field(None, description="due at or after (ISO 8601 with offset)")
-    due_until: AwareDatetime | None = Field(None, description="due before (ISO 8601 with offset)")
+    due_from: Moment | None = Field(None, description="due at or after (ISO 8601 with offset)")
+    due_until: Moment | None = Field(None, description="due before (ISO 8601 with offset)")
     limit: int = Field(100, ge=1, le=500)
     cursor: Annotated[str, Field(max_length=200)] | None = None
 
@@ -208,7 +222,11 @@ class SettingsReply(Reply):
 
 
 Scope = Annotated[
-    str, Field(min_length=1, max_length=90, description="general, queue/<name> or agent/<id>, as the CLI's")
+    str,
+    Field(
+        pattern=r"^(general|(queue|agent)/[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63})$",
+        description="general, queue/<name> or agent/<id>, as the CLI's",
+    ),
 ]
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from asterisk_cb import __version__
-from asterisk_cb.api.models import ErrorReply
+from asterisk_cb.api.models import IDENTIFIER, ErrorReply
 from asterisk_cb.api.routing import PREFIX, Auth, Route
 
 _REF = "#/components/schemas/{model}"
@@ -106,7 +106,7 @@ def _path_parameters(route: Route) -> list[dict[str, Any]]:
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "string", "minLength": 1, "maxLength": 80},
+            "schema": {"type": "string", "pattern": IDENTIFIER},
         }
         for name in _PLACEHOLDER.findall(route.path)
     ]

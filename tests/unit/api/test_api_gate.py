@@ -4,15 +4,19 @@ tokens here are a dictionary (the token store is tested against Redis in tests/i
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from ipaddress import ip_network
 
 import pytest
 from aiohttp import ClientSession, web
+from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.test_utils import TestServer
 from pydantic import Field
 
+from asterisk_cb.api.app import QuietMalformed
 from asterisk_cb.api.auth import FailureLimit, Gate, client_address
 from asterisk_cb.api.errors import json_errors
 from asterisk_cb.api.models import Reply, Request
@@ -200,3 +204,16 @@ def test_client_address_trusts_x_forwarded_for_only_from_listed_proxies(
     remote: str, forwarded: str | None, expected: str
 ) -> None:
     assert client_address(FakePeer(remote, forwarded), PROXY) == expected  # type: ignore[arg-type]
+
+
+def test_a_malformed_request_is_one_warning_without_what_was_sent() -> None:
+    """aiohttp quotes the bad header line in its error, and that line may hold a token."""
+    try:
+        raise BadHttpMessage("Invalid header value char: b'Authorization: Bearer acb_1234abcd_s3cret\\x00'")
+    except BadHttpMessage:
+        record = logging.LogRecord(
+            "aiohttp.server", logging.ERROR, "", 0, "Error handling request", (), sys.exc_info()
+        )
+    assert QuietMalformed().filter(record)
+    assert (record.levelname, record.exc_info) == ("WARNING", None)
+    assert "s3cret" not in record.getMessage()

@@ -172,7 +172,7 @@ class Daemon:
     def _api(self) -> Component:
         """The REST API on the daemon's own services: the same door as the feature code and the CLI."""
         return api_server(
-            self.site.api,
+            self.site,
             self.store,
             self.service,
             lambda: SettingsService(self.store, self.file, self.site),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from asterisk_cb.core import rules
 from asterisk_cb.core.model import Callback
 from asterisk_cb.records.cdr_calls import CallRow
 from asterisk_cb.records.cdr_read import CdrUnreadable
@@ -32,6 +33,8 @@ class HistoryReader(Protocol):
     ) -> list[HistoryCall]: ...
 
     async def callback_calls(self, callback_id: str, linkedids: Sequence[str]) -> list[CallRow]: ...
+
+    async def call(self, devices: Sequence[str], linkedid: str) -> HistoryCall | None: ...
 
 
 class HistoryStore(Protocol):
@@ -66,21 +69,41 @@ class HistoryService:
     ) -> list[HistoryEntry]:
         """``agent``'s calls, newest first, started before ``before`` (the previous page's last
         ``started_at``): one's own, or anyone's with VIEW_ALL."""
+        devices = self._devices_of(actor, agent)
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ServiceError(ErrorCode.INVALID, f"limit must be 1 to {MAX_LIMIT}, not {limit}", "limit")
+        reader = self._reader_or_refuse()
+        with _unavailable():
+            calls = await reader.calls(devices, limit=limit, before=before)
+        return [HistoryEntry(call, await self._callbacks_of(actor, call.linkedid)) for call in calls]
+
+    async def call(self, actor: Actor, agent: str, linkedid: str) -> HistoryEntry:
+        """One call of ``agent``'s history (a callback is being created from it): NOT_FOUND when the
+        agent took no part in it, so nobody schedules from a call that was not theirs."""
+        devices = self._devices_of(actor, agent)
+        with _as_invalid():
+            rules.identifier(linkedid, "from_call")
+        reader = self._reader_or_refuse()
+        with _unavailable():
+            call = await reader.call(devices, linkedid)
+        if call is None:
+            raise ServiceError(
+                ErrorCode.NOT_FOUND, f"no call {linkedid!r} in agent {agent}'s history", "from_call"
+            )
+        return HistoryEntry(call, await self._callbacks_of(actor, linkedid))
+
+    def _devices_of(self, actor: Actor, agent: str) -> Sequence[str]:
+        """``agent``'s fixed devices, for ``actor``: one's own, or anyone's with VIEW_ALL."""
         if agent != actor.name and not actor.may(Permission.VIEW_ALL):  # first: tells no agent exists
             message = f"{actor.name} is not allowed to see another agent's calls"
             raise ServiceError(ErrorCode.FORBIDDEN, message)
         spec = self._agents.get(agent)
         if spec is None:
             raise ServiceError(ErrorCode.INVALID, f"unknown agent {agent!r}", "agent")
-        if not 1 <= limit <= MAX_LIMIT:
-            raise ServiceError(ErrorCode.INVALID, f"limit must be 1 to {MAX_LIMIT}, not {limit}", "limit")
         if not spec.devices:
             message = f"agent {agent} has no fixed device in [agents]: its calls cannot be told in the CDR"
             raise ServiceError(ErrorCode.INVALID, message, "agent")
-        reader = self._reader_or_refuse()
-        with _unavailable():
-            calls = await reader.calls(spec.devices, limit=limit, before=before)
-        return [HistoryEntry(call, await self._callbacks_of(actor, call.linkedid)) for call in calls]
+        return spec.devices
 
     async def callback_cdr(self, actor: Actor, callback: Callback) -> list[CallRow]:
         """The CDR rows of ``callback``'s calls, oldest first, as ``asterisk-cb calls`` reads them."""
@@ -114,6 +137,14 @@ def _call_ids(callback: Callback) -> Iterator[str]:
     for attempt in callback.attempts:
         yield from attempt.channel_ids
         yield from (leg.linkedid for leg in attempt.legs if leg.linkedid)
+
+
+@contextlib.contextmanager
+def _as_invalid() -> Iterator[None]:
+    try:
+        yield
+    except rules.ValidationError as error:
+        raise ServiceError(ErrorCode.INVALID, str(error), error.field) from error
 
 
 @contextlib.contextmanager

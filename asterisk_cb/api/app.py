@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.log import server_logger
 
-from asterisk_cb.api import admin, callbacks
+from asterisk_cb.api import admin, callbacks, history
 from asterisk_cb.api.auth import Gate
 from asterisk_cb.api.door import DOOR, Door, door_of
 from asterisk_cb.api.errors import Handler, json_errors
@@ -58,7 +58,7 @@ HEALTH_ROUTES = (
         tag="health",
     ),
 )
-ROUTES: tuple[Route, ...] = (*HEALTH_ROUTES, *callbacks.ROUTES, *admin.ROUTES)
+ROUTES: tuple[Route, ...] = (*HEALTH_ROUTES, *callbacks.ROUTES, *history.ROUTES, *admin.ROUTES)
 SPEC = web.AppKey("spec", dict)
 
 

@@ -24,6 +24,7 @@ from asterisk_cb.api.models import (
 )
 from asterisk_cb.api.routing import Call, Route
 from asterisk_cb.core.inputs import Edit
+from asterisk_cb.records.history import HistoryCall
 from asterisk_cb.service import Change, Query, ScheduleRequest
 from asterisk_cb.service_access import ErrorCode
 
@@ -49,25 +50,38 @@ async def list_callbacks(call: Call) -> CallbackPage:
 
 
 async def create_callback(call: Call) -> tuple[int, CallbackCreated]:
-    """Schedule; a retry with the same ``Idempotency-Key`` (per caller) returns the first callback."""
+    """Schedule; a retry with the same ``Idempotency-Key`` (per caller) returns the first callback. With
+    ``from_call``, the call of the agent's history gives the contact, the queue and the call's ids,
+    and the call itself is the key when none is sent: one callback per call and caller."""
     body: CallbackCreate = call.body
-    request = ScheduleRequest(
-        contact_number=body.contact_number,
-        agent=body.agent or call.who.name,
+    agent = body.agent or call.who.name
+    door = door_of(call.request)
+    origin = await door.history.call(call.who, agent, body.from_call) if body.from_call else None
+    request = _schedule_request(body, agent, origin.call if origin else None)
+    key = _idempotency_key(call.request) or (f"call:{body.from_call}" if body.from_call else None)
+    scoped = f"{call.who.name}:{key}" if key else None  # one caller's key never answers another's
+    created = await door.callbacks.schedule(call.who, request, idempotency_key=scoped)
+    reply = CallbackCreated(created=created.created, callback=CallbackDetail.of(created.callback))
+    return (201 if created.created else 200), reply
+
+
+def _schedule_request(body: CallbackCreate, agent: str, origin: HistoryCall | None) -> ScheduleRequest:
+    """The body as the service takes it; what the body leaves out comes from the history's call."""
+    number = body.contact_number or (origin.contact_number if origin else None)
+    if number is None:
+        raise ApiError(ErrorCode.INVALID, "contact_number: required (or from_call)", "contact_number")
+    return ScheduleRequest(
+        contact_number=number,
+        agent=agent,
         due_at=body.due_at,
         timezone=body.timezone,
-        contact_name=body.contact_name,
-        queue=body.queue,
-        origin_uniqueid=body.origin_uniqueid,
-        origin_linkedid=body.origin_linkedid,
+        contact_name=body.contact_name or (origin.contact_name or "" if origin else ""),
+        queue=body.queue or (origin.queue if origin else None),
+        origin_uniqueid=body.origin_uniqueid or (origin.uniqueid if origin else None),
+        origin_linkedid=body.origin_linkedid or (origin.linkedid if origin else None),
         source=body.source,
         note=body.note,
     )
-    key = _idempotency_key(call.request)
-    scoped = f"{call.who.name}:{key}" if key else None  # one caller's key never answers another's
-    created = await door_of(call.request).callbacks.schedule(call.who, request, idempotency_key=scoped)
-    reply = CallbackCreated(created=created.created, callback=CallbackDetail.of(created.callback))
-    return (201 if created.created else 200), reply
 
 
 def _idempotency_key(request: web.Request) -> str | None:

@@ -8,18 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Protocol
 
 from asterisk_cb.api.app import ApiServer
 from asterisk_cb.api.auth import Gate
 from asterisk_cb.api.door import Door, Readiness
-from asterisk_cb.api.settings import ApiSite
+from asterisk_cb.deployment import Deployment
+from asterisk_cb.records.history import CdrHistory
 from asterisk_cb.service import CallbackService, RolesService, SettingsService
+from asterisk_cb.service_history import HistoryService, HistoryStore
 from asterisk_cb.service_tokens import TokenService, TokenStore
 
 
+class ApiStore(TokenStore, HistoryStore, Protocol):
+    """What the API's own services need of the store beyond the callback service's."""
+
+
 def api_server(
-    site: ApiSite,
-    store: TokenStore,
+    site: Deployment,
+    store: ApiStore,
     callbacks: CallbackService,
     settings: Callable[[], SettingsService],
     roles: RolesService,
@@ -29,5 +36,14 @@ def api_server(
     clock: Callable[[], datetime],
 ) -> ApiServer:
     tokens = TokenService(store, roles, clock)
-    door = Door(callbacks=callbacks, settings=settings, roles=roles, readiness=readiness, queues=queues)
-    return ApiServer(door, Gate(tokens, None, site), site)
+    history = HistoryService(_cdr(site), store, site.agents)
+    door = Door(callbacks, settings, roles, readiness, queues, history)
+    return ApiServer(door, Gate(tokens, None, site.api), site.api)
+
+
+def _cdr(site: Deployment) -> CdrHistory | None:
+    """The CDR reader of ``[records]`` (None without a DSN: the history then says it needs one)."""
+    if site.records.dsn is None:
+        return None
+    devices = {agent: spec.devices for agent, spec in site.agents.items()}
+    return CdrHistory(site.records, site.dialing.cdr_mark, devices)

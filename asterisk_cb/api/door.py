@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from asterisk_cb.service import CallbackService, RolesService, SettingsService
+from asterisk_cb.service_history import HistoryService
 
 Readiness = Callable[[], Awaitable[tuple[Mapping[str, bool], bool]]]
 """() -> (each daemon component: running, Redis answers)."""
@@ -24,6 +25,7 @@ class Door:
     roles: RolesService
     readiness: Readiness
     queues: Callable[[], Awaitable[list[str]]]  # what Asterisk reports (AMI QueueStatus)
+    history: HistoryService  # the CDR: agents' calls, callbacks' rows
 
 
 DOOR = web.AppKey("door", Door)

@@ -8,6 +8,7 @@ checks and messages are the same for every face. Unknown fields are refused, so 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Annotated
 
@@ -24,7 +25,9 @@ from asterisk_cb.core.model import (
     Source,
     State,
 )
+from asterisk_cb.records.history import Direction
 from asterisk_cb.service_access import Permission
+from asterisk_cb.service_history import HistoryEntry
 
 Text = Annotated[str, Field(max_length=200)]
 # An agent id, user, role or callback id (``rules.identifier``); queues also refuse "@" (the service
@@ -166,7 +169,16 @@ class CallbackQuery(Request):
 
 
 class CallbackCreate(Request):
-    contact_number: Annotated[str, Field(min_length=1, max_length=40)]
+    from_call: Name | None = Field(
+        None,
+        description=(
+            "a linkedid of the agent's call history: number, name, queue and the call's ids are taken "
+            "from that call, and a repeat is the same callback unless an Idempotency-Key says otherwise"
+        ),
+    )
+    contact_number: Annotated[str, Field(min_length=1, max_length=40)] | None = Field(
+        None, description="required unless from_call gives it"
+    )
     due_at: Annotated[str, Field(min_length=1, max_length=64)] = Field(
         description="ISO 8601 (with or without offset: without, read in timezone), or +2h / +90m"
     )
@@ -200,6 +212,57 @@ class ChangeReply(Reply):
 
 class ChangeQuery(Request):
     wait: float = Field(5.0, ge=0, le=30, description="seconds to wait for a ringing call's holder")
+
+
+# ---- call history and CDR ---------------------------------------------------------------------------
+
+
+class HistoryQuery(Request):
+    limit: int = Field(50, ge=1, le=200)
+    before: Moment | None = Field(None, description="the previous page's next_before")
+
+
+class HistoryCallOut(Reply):
+    linkedid: str = Field(description="pass as from_call to schedule a callback for this call")
+    uniqueid: str
+    started_at: datetime
+    direction: Direction
+    contact_number: str
+    contact_name: str | None
+    duration_s: int
+    talk_s: int
+    disposition: str = Field(description="ANSWERED, NO ANSWER, BUSY, FAILED, as Asterisk's CDR says")
+    queue: str | None
+    is_callback: bool = Field(description="the call was itself a scheduled callback's")
+    callback_ids: list[str] = Field(description="callbacks already requested on this call (that you may see)")
+
+    @classmethod
+    def of(cls, entry: HistoryEntry) -> HistoryCallOut:
+        return cls(**dataclasses.asdict(entry.call), callback_ids=list(entry.callback_ids))
+
+
+class HistoryReply(Reply):
+    calls: list[HistoryCallOut]
+    next_before: datetime | None = Field(description="pass as ?before= for older calls; null at the end")
+
+
+class CdrRowOut(Reply):
+    time: datetime
+    callback: str
+    agent: str
+    contact: str
+    attempt: str
+    phase: str
+    leg: str
+    outcome: str = Field(description="the row's disposition")
+    billsec: int
+    linkedid: str
+    uniqueid: str
+    origin_linkedid: str
+
+
+class CdrReply(Reply):
+    rows: list[CdrRowOut]
 
 
 # ---- settings and roles ------------------------------------------------------------------------------

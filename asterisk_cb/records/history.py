@@ -23,6 +23,7 @@ the rest: the contact (a callback's ``Dial`` row has the number dialled), the qu
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -299,9 +300,24 @@ class CdrHistory:
         everyone = frozenset(self._device_agents) | set(devices)
         return history_calls(started, rows, Reading(frozenset(devices), everyone, self._mark, site.usegmtime))
 
+    async def call(self, devices: Sequence[str], linkedid: str) -> HistoryCall | None:
+        """The call ``linkedid`` as the history lists it for an agent with these devices; None when
+        none of them took part (or no such call)."""
+        site = self._site
+        async with cdr_read.opened(site) as (database, shape):
+            query = rows_query(self._dialect, site.cdr_table, shape, self._mark, [linkedid])
+            rows = await database.fetch(query.text, query.params)
+        mine = frozenset(devices)
+        started = [_time(row["calltime"]) for row in rows if _is_mine(row, mine)]
+        if not started:
+            return None
+        reading = Reading(mine, frozenset(self._device_agents) | mine, self._mark, site.usegmtime)
+        return history_calls([(linkedid, min(started))], rows, reading)[0]
+
     async def callback_calls(self, callback_id: str, linkedids: Sequence[str]) -> list[cdr_calls.CallRow]:
-        """One callback's rows (``cdr_sql.callback_query``) as ``asterisk-cb calls`` reads them; none
-        when it placed no call and the table has no ``acb_id`` column."""
+        """One callback's rows (``cdr_sql.callback_query``) as ``asterisk-cb calls`` reads them, their
+        times made aware like the history's; none when it placed no call and the table has no
+        ``acb_id`` column."""
         site = self._site
         async with cdr_read.opened(site) as (database, shape):
             try:
@@ -311,7 +327,8 @@ class CdrHistory:
             except ValueError:
                 return []
             rows = await database.fetch(query.text, query.params)
-        return cdr_calls.call_rows(rows, self._device_agents, usegmtime=site.usegmtime)
+        calls = cdr_calls.call_rows(rows, self._device_agents, usegmtime=site.usegmtime)
+        return [dataclasses.replace(call, time=aware(call.time, site.usegmtime)) for call in calls]
 
 
 def _time(value: object) -> datetime:

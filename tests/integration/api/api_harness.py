@@ -81,7 +81,8 @@ class Api:
 async def served_api(store: Store, redis: RedisClient, config: str = CONFIG) -> AsyncIterator[Api]:
     file = from_documents([ini.parse(config, "api.conf")], deployment.SECTIONS)
     site = deployment.from_settings_file(file)
-    served_at = dataclasses.replace(site.api, port=0)  # a port of the OS's choosing, free by definition
+    # a port of the OS's choosing, free by definition
+    served_at = dataclasses.replace(site, api=dataclasses.replace(site.api, port=0))
     clock = lambda: datetime.now(UTC)  # noqa: E731 - the daemon's clock
     roles = RolesService(store, site.roles, site.agents)
     settings = SettingsService(store, file, site)

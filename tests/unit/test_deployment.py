@@ -10,6 +10,7 @@ from config_texts import REQUIRED
 
 from asterisk_cb import config, deployment, redis_conn
 from asterisk_cb.cli import build_parser
+from asterisk_cb.config import ConfigError
 from asterisk_cb.core.cdr_marks import CdrMark, MarkField
 from asterisk_cb.core.numbers import NumberPlan
 from asterisk_cb.keys import Keys
@@ -401,3 +402,41 @@ def test_feature_code_refusals_name_the_line(tmp_path: Path, line: str, message:
         load(tmp_path, REQUIRED + "[feature_code]\n" + line + "\n")
     assert message in str(refused.value)
     assert "asterisk-cb.conf:" in str(refused.value)
+
+
+def test_the_api_is_off_by_default_and_listens_where_told(tmp_path: Path) -> None:
+    assert not load(tmp_path, REQUIRED).api.enabled
+    text = (
+        "[api]\nlisten = 127.0.0.1:8090\ntrusted_proxies = 10.0.0.5, 192.0.2.0/24\n"
+        "cors_origins = https://crm.example.com, http://wall.example.com:8080\nmax_body = 2048\n"
+        "auth_failures = 3\nauth_window = 5m\n"
+    )
+    api = load(tmp_path, REQUIRED + text).api
+    assert (api.enabled, api.host, api.port, api.max_body, api.auth_failures) == (
+        True,
+        "127.0.0.1",
+        8090,
+        2048,
+        3,
+    )
+    assert [str(network) for network in api.trusted_proxies] == ["10.0.0.5/32", "192.0.2.0/24"]
+    assert api.cors_origins == ("https://crm.example.com", "http://wall.example.com:8080")
+    assert api.auth_window.total_seconds() == 300
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("listen = 127.0.0.1", "not host:port"),
+        ("trusted_proxies = 10.0.0.300", "10.0.0.300"),
+        ("cors_origins = *", "is not an origin"),
+        ("cors_origins = https://crm.example.com/path", "is not an origin"),
+        ("max_body = 10", "from 1024"),
+        ("auth_failures = many", "whole number"),
+        ("auth_window = 1s", "auth_window"),
+    ],
+)
+def test_a_bad_api_option_is_refused_with_its_line(tmp_path: Path, line: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=words) as refused:
+        load(tmp_path, REQUIRED + f"[api]\n{line}\n")
+    assert ":2" in str(refused.value) or "[api]" in str(refused.value)

@@ -46,6 +46,7 @@ class Script(enum.Enum):
     REQUEST = "request"
     SETTLE = "settle"
     REINDEX = "reindex"
+    READ = "read"
 
 
 class Scripts:

@@ -244,3 +244,27 @@ class ChangeRequests:
 
     async def run(self) -> None:
         await self.follow()
+
+
+class DueOrderStore(Protocol):
+    async def due_order_is_built(self) -> bool: ...
+
+    async def build_due_order(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class DueOrderBuild:
+    """Builds the due orders listings page through, once, after an upgrade from a version without them
+    (``Housekeeping.build_due_order``). Auxiliary: retried while Redis is away; until it is done a
+    listing misses the callbacks created before the upgrade."""
+
+    store: DueOrderStore
+    name: str = "due-order"
+    essential: bool = False
+
+    async def run(self) -> None:
+        if not await self.store.due_order_is_built():
+            log.info("building the due order of every callback (once, after an upgrade)")
+            placed = await self.store.build_due_order()
+            log.info("due order built", extra={"callbacks": placed})
+        await forever()

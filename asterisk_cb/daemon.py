@@ -34,6 +34,7 @@ from asterisk_cb.components import (
     AriEvents,
     ChangeRequests,
     Component,
+    DueOrderBuild,
     Link,
     SchedulerPart,
     Supervisor,
@@ -153,6 +154,7 @@ class Daemon:
             AmiLink(self.ami),
             SchedulerPart(self.scheduler, links),
             ChangeRequests(self.executor.follow_requests),
+            DueOrderBuild(self.store),
             self.pause_sweep,
             self.call_in,
         ]

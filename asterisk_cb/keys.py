@@ -66,7 +66,11 @@ class Keys:
         P cb:<id>              hash   the callback (codec fields + store bookkeeping fields "_...")
         P hist:<id>            string the callback's attempt history (codec JSON), when it has one
         P ix:state:<state>     set    callback ids per state
-        P ix:agent:<agent>     set    callback ids per owning agent
+        P ix:due               zset   every callback id -> its due time (microseconds): listings
+                                      in due order, a page at a time, without reading the rest
+        P ix:agent-due:<agent> zset   the same per owning agent (also the agent's callbacks)
+        P ix:due-built         string present once the two above were built for every callback
+                                      (an upgrade from the agent sets, ``ix:agent:<agent>``)
         P ix:contact           hash   canonical contact number -> space-separated ids of its pending
                                       (unfinished) callbacks
         P ix:call              hash   uniqueid or linkedid of the originating call -> callback ids
@@ -165,8 +169,25 @@ class Keys:
     def state_index(self, state: str) -> str:
         return self.prefix + "ix:state:" + _check_part("state", state)
 
-    def agent_index(self, agent: str) -> str:
-        return self.prefix + "ix:agent:" + _check_part("agent", agent)
+    @property
+    def due_order(self) -> str:
+        return self.prefix + "ix:due"
+
+    @property
+    def agent_due_order_prefix(self) -> str:
+        return self.prefix + "ix:agent-due:"
+
+    def agent_due_order(self, agent: str) -> str:
+        return self.agent_due_order_prefix + _check_part("agent", agent)
+
+    @property
+    def due_order_built(self) -> str:
+        return self.prefix + "ix:due-built"
+
+    @property
+    def legacy_agent_index_pattern(self) -> str:
+        """The agent sets of versions before the due order (deleted once it is built)."""
+        return _GLOB_SPECIALS.sub(r"\\\1", self.prefix) + "ix:agent:*"
 
     @property
     def contact_index(self) -> str:

@@ -84,8 +84,9 @@ end
 -- separate arguments costs the client more than the whole script costs Redis):
 --   fields  = [field, value, ...]           the callback hash, complete
 --   history = "..." or ""                   the attempt history (its own string key)
---   index   = [[op, key, value], ...]       op: sadd|srem (a set of ids, value = the id) or
---                                           hadd|hrem (an index hash, value = the indexed value)
+--   index   = [[op, key, value], ...]       op: sadd|srem (a set of ids, value = the id),
+--                                           hadd|hrem (an index hash, value = the indexed value) or
+--                                           zadd|zrem (a sorted set, value = "<score> <id>")
 --   events  = [[field, value, ...], ...]    stream entries to append
 local function apply_index_ops(ops, id)
   for _, op in ipairs(ops) do
@@ -96,8 +97,15 @@ local function apply_index_ops(ops, id)
       redis.call('SREM', key, value)
     elseif kind == 'hadd' then
       hash_index_add(key, value, id)
-    else
+    elseif kind == 'hrem' then
       hash_index_remove(key, value, id)
+    else
+      local score, member = string.match(value, '^(%S+) (%S+)$')
+      if kind == 'zadd' then
+        redis.call('ZADD', key, score, member)
+      else
+        redis.call('ZREM', key, member)
+      end
     end
   end
 end

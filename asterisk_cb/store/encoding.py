@@ -20,6 +20,7 @@ from asterisk_cb.core.codec import (
     event_to_fields,
     request_from_text,
     time_to_ms,
+    time_to_text,
 )
 from asterisk_cb.core.inputs import ChangeRequest
 from asterisk_cb.core.model import Callback, Event, State
@@ -59,14 +60,19 @@ def change(keys: Keys, before: Callback | None, after: Callback | None, events: 
 
 
 def _index_entries(keys: Keys, callback: Callback) -> frozenset[tuple[str, str, str]]:
-    """(s = set | h = hash of ids, key, value) for each index the callback is listed in. The contact
-    index lists pending (unfinished) callbacks only: the write that finishes one drops it there, so a
-    contact calling in is looked up without reading its finished past (see ``contact_listed``)."""
+    """(s = set | h = hash of ids | z = sorted set, key, value) for each index the callback is listed
+    in; a sorted set's value is "<score> <id>" (a new due time: the old entry goes, the new one comes).
+    The contact index lists pending (unfinished) callbacks only: the write that finishes one drops it
+    there, so a contact calling in is looked up without reading its finished past (``contact_listed``).
+    The due orders list every callback by due time, in microseconds: a double holds those exactly
+    (2^53 us is year 2255), and Redis orders equal scores by id, as listings do."""
     entries = {("s", keys.state_index(callback.state.value), callback.id)}
     if contact_listed(callback.state):
         entries.add(("h", keys.contact_index, keys.contact_entry(callback.contact_number)))
+    ordered = f"{due_order_score(callback)} {callback.id}"
+    entries.add(("z", keys.due_order, ordered))
     if callback.agent:
-        entries.add(("s", keys.agent_index(callback.agent), callback.id))
+        entries.add(("z", keys.agent_due_order(callback.agent), ordered))
     entries.update(
         ("h", keys.call_index, call_id)
         for call_id in (callback.origin_uniqueid, callback.origin_linkedid)
@@ -85,6 +91,11 @@ def placement(callback: Callback) -> tuple[str, str]:
     if callback.state is State.SCHEDULED:
         return str(due_ms(callback)), ""
     return "", "1" if callback.state.is_live else ""
+
+
+def due_order_score(callback: Callback) -> int:
+    """The callback's place in the due orders: its due time in microseconds (the codec's unit)."""
+    return int(time_to_text(callback.due_at))
 
 
 def due_ms(callback: Callback) -> int:

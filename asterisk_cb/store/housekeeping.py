@@ -44,6 +44,27 @@ class Housekeeping(Records):
         ]
         return int(await self._scripts.run(Script.PURGE, [keys.due, keys.leases], args))
 
+    async def build_due_order(self, batch: int = 500) -> int:
+        """Place every callback in the due orders (``keys.due_order``, per agent), drop the agent sets
+        they replace and mark the build done. An upgrade needs it once (the daemon runs it at start
+        while the mark is missing); idempotent, and safe while daemons write (each callback is placed
+        from its own hash in one step). Returns how many callbacks were placed."""
+        keys = self._keys
+        placed = 0
+        for state in State:
+            ids = [callback_id async for callback_id in self._redis.sscan_iter(keys.state_index(state.value))]
+            for start in range(0, len(ids), batch):
+                fields = [FIELDS["due_at"], FIELDS["agent"], *ids[start : start + batch]]
+                args = [keys.callback_prefix, keys.agent_due_order_prefix, *fields]
+                placed += int(await self._scripts.run(Script.ORDER, [keys.due_order], args))
+        async for legacy in self._redis.scan_iter(match=keys.legacy_agent_index_pattern):
+            await self._redis.delete(legacy)
+        await self._redis.set(keys.due_order_built, "1")
+        return placed
+
+    async def due_order_is_built(self) -> bool:
+        return bool(await self._redis.exists(self._keys.due_order_built))
+
     async def reindex_contacts(self, batch: int = 500) -> int:
         """Move every callback of the contact index to the entry of its number under this store's
         numbering plan, and drop entries of callbacks that are gone or finished (the index lists pending

@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from asterisk_cb.core.codec import time_from_text, time_to_text
 from asterisk_cb.core.inputs import ChangeRequest
 from asterisk_cb.core.model import Callback, Event, State
 from asterisk_cb.keys import check_callback_id
@@ -28,6 +29,26 @@ from asterisk_cb.store.scripts import Script
 IDEMPOTENCY_WINDOW = timedelta(days=1)
 # Callbacks read per script: ~0.5 ms of Redis time, so a listing of thousands never stalls a claim.
 READ_BATCH = 500
+
+
+OrderKey = tuple[datetime, str]  # (due time, id): the order of every listing
+
+
+@dataclass(frozen=True)
+class DueWindow:
+    """Due times from ``start`` (inclusive) until ``end`` (exclusive), as sorted-set score bounds."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def low(self, after: OrderKey | None) -> str:
+        """The lowest score to read: the window's start, or ``after``'s due time if later."""
+        starts = [moment for moment in (self.start, after[0] if after else None) if moment is not None]
+        return time_to_text(max(starts)) if starts else "-inf"
+
+    @property
+    def high(self) -> str:
+        return "+inf" if self.end is None else "(" + time_to_text(self.end)
 
 
 @dataclass(frozen=True)
@@ -99,7 +120,25 @@ class Records(StorePart):
         return set(await self._redis.smembers(self._keys.state_index(state.value)))
 
     async def ids_for_agent(self, agent: str) -> set[str]:
-        return set(await self._redis.smembers(self._keys.agent_index(agent)))
+        return set(await self._redis.zrange(self._keys.agent_due_order(agent), 0, -1))
+
+    async def ids_by_due(
+        self, agent: str | None, window: DueWindow, after: OrderKey | None, count: int
+    ) -> list[OrderKey]:
+        """Up to ``count`` (due, id) of callbacks (of ``agent``; everyone's without one) due within
+        ``window``, in due order, strictly after ``after``: a listing's next ids, no record read."""
+        key = self._keys.due_order if agent is None else self._keys.agent_due_order(agent)
+        low = window.low(after)
+        skip = 0
+        while True:
+            found = await self._redis.zrange(
+                key, low, window.high, byscore=True, offset=skip, num=count, withscores=True
+            )
+            listed = [(time_from_text(str(int(score))), callback_id) for callback_id, score in found]
+            kept = [key for key in listed if after is None or key > after]
+            if kept or len(found) < count:
+                return kept
+            skip += len(found)  # a page of ids all due with ``after`` and before it by id
 
     async def ids_for_contact(self, contact_number: str) -> set[str]:
         """Callbacks for the number in any of its forms (+49..., 0049..., 0... under the numbering plan)."""

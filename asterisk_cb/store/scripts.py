@@ -47,6 +47,7 @@ class Script(enum.Enum):
     SETTLE = "settle"
     REINDEX = "reindex"
     READ = "read"
+    ORDER = "order"
 
 
 class Scripts:

@@ -3,8 +3,9 @@ and the event stream (the layout and who may write what: docs/store.md; key name
 
 ``Store`` is composed of one part per concern, sharing one namespace's client and scripts:
 ``records`` (create, read, edit, commit), ``claims``, ``locks``, ``requests``, ``events``,
-``overrides``, ``roles`` and ``housekeeping``; ``scripts`` runs the Lua scripts and maps their refusals to the
-``errors``. Callers hold a ``Store`` (or a protocol of the few methods they call), never the client.
+``overrides``, ``roles``, ``tickets`` and ``housekeeping``; ``scripts`` runs the Lua scripts and maps
+their refusals to the ``errors``. Callers hold a ``Store`` (or a protocol of the few methods they
+call), never the client.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from asterisk_cb.store.errors import (
 )
 from asterisk_cb.store.events import (
     DEAD_LETTERS_KEPT,
+    STREAM_START,
     EventLog,
     GroupInfo,
     StreamEntry,
     StreamEvent,
     UnreadableEntry,
+    stream_id_key,
 )
 from asterisk_cb.store.housekeeping import Housekeeping
 from asterisk_cb.store.locks import CallLocks, Locks
@@ -37,12 +40,14 @@ from asterisk_cb.store.overrides import Overrides
 from asterisk_cb.store.records import IDEMPOTENCY_WINDOW, Created
 from asterisk_cb.store.requests import OUTCOME_TTL, RequestOutcome, Requests
 from asterisk_cb.store.roles import RoleOverrides
+from asterisk_cb.store.tickets import TicketStore
 
 __all__ = [
     "DEAD_LETTERS_KEPT",
     "DEFAULT_LEASE_MS",
     "IDEMPOTENCY_WINDOW",
     "OUTCOME_TTL",
+    "STREAM_START",
     "CallLocks",
     "CallbackLive",
     "CallbackNotFound",
@@ -63,11 +68,13 @@ __all__ = [
     "StoreError",
     "StreamEntry",
     "StreamEvent",
+    "TicketStore",
     "UnreadableEntry",
     "VersionConflict",
+    "stream_id_key",
 ]
 
 
-class Store(Housekeeping, Claims, Locks, Requests, EventLog, Overrides, RoleOverrides):
+class Store(Housekeeping, Claims, Locks, Requests, EventLog, Overrides, RoleOverrides, TicketStore):
     """The Redis schedule of one namespace (``Housekeeping`` brings ``Records``). Share one instance
     per process: the scripts are registered once."""

@@ -117,12 +117,24 @@ class EventHub:
         self._newest: str | None = None
         self._changed = asyncio.Event()
         self._unreadable: _Recent[str, None] = _Recent(UNREADABLE_KEPT)
-        self.reads = asyncio.Semaphore(concurrent_reads)
+        self._closed = False
+        self.reads = asyncio.Semaphore(concurrent_reads)  # every client read of the store holds it
 
     @property
     def newest(self) -> str | None:
         """The newest stream id seen (None until the hub first looked)."""
         return self._newest
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """End every stream now and any opened later (the API's ``on_shutdown``): an aiohttp shutdown
+        waits for running handlers, and a stream would otherwise run on until its next heartbeat at
+        least. Its client reconnects with its Last-Event-ID and misses nothing."""
+        self._closed = True
+        self._wake()
 
     async def run(self) -> None:
         """Follow the stream until cancelled, riding out Redis being away."""
@@ -130,6 +142,7 @@ class EventHub:
             try:
                 await self._follow()
             except (RedisError, OSError) as error:
+                _raise_if_cancelled()
                 log.warning("live events: Redis lost, retrying: %s: %s", type(error).__name__, error)
                 await asyncio.sleep(self._retry_s)
 
@@ -138,6 +151,7 @@ class EventHub:
             _, last = await self._store.event_bounds()
             self._advance(last or STREAM_START)
         while True:
+            _raise_if_cancelled()
             assert self._newest is not None
             newest = await self._store.wait_for_events_after(self._newest, self._block_ms)
             if newest is not None:
@@ -148,14 +162,17 @@ class EventHub:
         if self._newest is not None and stream_id_key(newest) <= stream_id_key(self._newest):
             return
         self._newest = newest
+        self._wake()
+
+    def _wake(self) -> None:
         woken, self._changed = self._changed, asyncio.Event()
         woken.set()
 
     async def wait_newer(self, last_id: str, timeout_s: float) -> None:
-        """Return once the hub has seen an id after ``last_id``, or after ``timeout_s``."""
+        """Return once the hub has seen an id after ``last_id``, or after ``timeout_s``, or closed."""
         position = stream_id_key(_full_id(last_id))
         deadline = asyncio.get_running_loop().time() + timeout_s
-        while self._newest is None or stream_id_key(self._newest) <= position:
+        while not self._closed and (self._newest is None or stream_id_key(self._newest) <= position):
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 return
@@ -169,6 +186,14 @@ class EventHub:
         if entry.entry_id not in self._unreadable:
             self._unreadable.put(entry.entry_id, None)
             log.warning("live events: skipping an unreadable entry %s: %s", entry.entry_id, entry.error)
+
+
+def _raise_if_cancelled() -> None:
+    """The Redis client can swallow a cancellation landing inside a command (it returns or fails
+    instead): a loop around one looks whether its task is being cancelled, or it would run on."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 # --- framing (pure) -------------------------------------------------------------------------------
@@ -231,8 +256,11 @@ class _Audience:
     """One connection's view: which events its actor may see, and each callback's current agent,
     looked up once per batch for the callbacks it has not met (again after a reassignment)."""
 
-    def __init__(self, store: EventFeed, actor: Actor, may_see: MaySee | None) -> None:
+    def __init__(
+        self, store: EventFeed, reads: asyncio.Semaphore, actor: Actor, may_see: MaySee | None
+    ) -> None:
         self._store = store
+        self._reads = reads
         self._actor = actor
         self._may_see = may_see
         self._agents: _Recent[str, str | None] = _Recent(AGENTS_KEPT)
@@ -266,7 +294,9 @@ class _Audience:
         if not stale:
             return {}
         previous = {callback_id: self._agents.get(callback_id, None) for callback_id in stale}
-        found = {callback.id: callback.agent for callback in await self._store.get_many(sorted(stale))}
+        async with self._reads:
+            callbacks = await self._store.get_many(sorted(stale))
+        found = {callback.id: callback.agent for callback in callbacks}
         for callback_id in stale:
             self._agents.put(callback_id, found.get(callback_id))  # None: purged, seen by VIEW_ALL only
         return previous
@@ -325,16 +355,18 @@ async def stream_events(
     ``Last-Event-ID``/``since`` is a 422 JSON error; a comment line goes out every ``heartbeat_s``
     of silence (proxies drop idle connections). Entries that do not decode are skipped, not sent."""
     try:
-        position, reset = await _start(store, _requested_position(request))
+        requested = _requested_position(request)
     except _BadPosition as bad:
         error = {"code": ErrorCode.INVALID.value, "field": bad.field, "message": bad.message}
         return web.json_response({"error": error}, status=422)
+    async with hub.reads:
+        position, reset = await _start(store, requested)
     response = web.StreamResponse(headers=SSE_HEADERS)
     try:
         await response.prepare(request)
         if reset:
             await response.write(reset_frame(position, "the events after your last id are gone: reload"))
-        audience = _Audience(store, actor, may_see)
+        audience = _Audience(store, hub.reads, actor, may_see)
         await _Connection(request, response, store, hub, audience, heartbeat_s).follow(position)
     except ConnectionResetError:
         pass  # the client went: nothing to report
@@ -379,4 +411,4 @@ class _Connection:
 
     def _connected(self) -> bool:
         transport = self.request.transport
-        return transport is not None and not transport.is_closing()
+        return not self.hub.closed and transport is not None and not transport.is_closing()

@@ -65,7 +65,9 @@ async def live_lab(live_store: Store, named_redis: RedisClient) -> AsyncIterator
     await server.start_server()
     following = asyncio.create_task(hub.run())
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
-        lab = Lab(str(server.make_url("")).rstrip("/"), hub, named_redis, live_store, service, session)
+        lab = Lab(
+            str(server.make_url("")).rstrip("/"), hub, named_redis, live_store, service, session, server
+        )
         try:
             yield lab
         finally:

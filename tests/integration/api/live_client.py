@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+from aiohttp.test_utils import TestServer
 
 from asterisk_cb.api.live import EventHub
 from asterisk_cb.core.inputs import Edit
@@ -87,7 +88,13 @@ class Lab:
     store: Store
     service: CallbackService
     session: aiohttp.ClientSession
+    server: TestServer
     heartbeat_s: float = 15.0
+
+    def open_connections(self) -> int:
+        """HTTP connections the server still holds (a stream's handler runs until its ends)."""
+        assert self.server.runner is not None and self.server.runner.server is not None
+        return len(self.server.runner.server.connections)
 
     async def connect(
         self, actor: str = "admin", headers: Mapping[str, str] | None = None, **query: str

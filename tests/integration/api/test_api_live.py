@@ -150,9 +150,13 @@ async def test_a_client_leaving_ends_its_handler_without_a_traceback(
         await live_lab.schedule()
         for client in clients:
             await client.event()
+        assert live_lab.open_connections() == 5
+        for client in clients:
             client.close()
         await live_lab.schedule()  # written to closed connections
-        await asyncio.sleep(0.5)  # a few heartbeats: each handler finds its client gone
+        async with asyncio.timeout(2):  # within a few heartbeats each handler finds its client gone
+            while live_lab.open_connections():  # noqa: ASYNC110 - aiohttp holds the count
+                await asyncio.sleep(0.05)
     assert [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info] == []
 
 

@@ -312,6 +312,12 @@ class _BadPosition(Exception):
         self.message = message
 
 
+def _later(entry_id: str, other: str | None) -> str:
+    if other is None or stream_id_key(_full_id(entry_id)) >= stream_id_key(other):
+        return entry_id
+    return other
+
+
 def _full_id(entry_id: str) -> str:
     return STREAM_START if entry_id == "0" else entry_id
 
@@ -391,6 +397,7 @@ class _Connection:
         last_write = clock()
         client_position = position  # the last id the client holds
         while self._connected():
+            known = self.hub.newest  # before the read: all up to it is in the stream by then
             async with self.hub.reads:
                 entries = await self.store.read_events_after(position, BATCH)
             for entry in entries:
@@ -406,8 +413,8 @@ class _Connection:
             if clock() - last_write >= self.heartbeat_s:
                 await self.response.write(keep_alive_frame(None if position == client_position else position))
                 last_write, client_position = clock(), position
-            if len(entries) < BATCH:
-                await self.hub.wait_newer(position, last_write + self.heartbeat_s - clock())
+            if len(entries) < BATCH:  # caught up to ``known``: wait for more (an id the hub saw may be gone)
+                await self.hub.wait_newer(_later(position, known), last_write + self.heartbeat_s - clock())
 
     def _connected(self) -> bool:
         transport = self.request.transport

@@ -10,6 +10,9 @@ import pytest
 from live_client import Lab
 
 from asterisk_cb.api.live import CONCURRENT_READS
+from asterisk_cb.store import StreamEntry
+
+GOOD = {"kind": "created", "at": "1", "v": "1"}
 
 pytestmark = pytest.mark.lab
 
@@ -177,3 +180,29 @@ async def _connections_of(lab: Lab) -> int:
     name = await lab.redis.client_getname()
     clients = await lab.redis.client_list()
     return sum(1 for client in clients if client["name"] == name)
+
+
+async def test_a_client_caught_up_waits_even_when_the_hubs_newest_entry_is_gone(live_lab: Lab) -> None:
+    """The hub saw an id no read returns (deleted): the client must not read again and again."""
+    reads = 0
+    read_events_after = live_lab.store.read_events_after
+
+    async def counted(last_id: str, count: int) -> list[StreamEntry]:
+        nonlocal reads
+        reads += 1
+        return await read_events_after(last_id, count)
+
+    live_lab.store.read_events_after = counted  # type: ignore[method-assign]
+    client = await live_lab.connect()
+    await live_lab.schedule()
+    await client.event()
+    gone = await live_lab.redis.xadd(live_lab.store.keys.events, {"cb": "x", **GOOD})
+    await live_lab.redis.xdel(live_lab.store.keys.events, gone)
+    async with asyncio.timeout(2):
+        while live_lab.hub.newest != gone:  # noqa: ASYNC110 - the hub's own task sets it
+            await asyncio.sleep(0.01)
+    reads_then = reads
+    await asyncio.sleep(0.5)
+    assert reads - reads_then <= 1
+    later = await live_lab.schedule()
+    assert (await client.event()).json["callback_id"] == later

@@ -26,6 +26,7 @@ ACTORS = {
     "admin": ADMIN,
     "1001": Actor("1001", frozenset({Permission.SCHEDULE})),
     "1002": Actor("1002", frozenset({Permission.SCHEDULE})),
+    "viewer": Actor("viewer", frozenset({Permission.VIEW_ALL})),
 }
 
 
@@ -56,7 +57,7 @@ async def live_lab(live_store: Store, named_redis: RedisClient) -> AsyncIterator
     async def handler(request: web.Request) -> web.StreamResponse:
         actor = ACTORS[request.match_info["actor"]]
         return await stream_events(
-            request, store=live_store, hub=hub, actor=actor, heartbeat_s=lab.heartbeat_s
+            request, store=live_store, hub=hub, actor=actor, may_see=lab.may_see, heartbeat_s=lab.heartbeat_s
         )
 
     app = web.Application()

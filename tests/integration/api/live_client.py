@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from asterisk_cb.api.live import EventHub
+from asterisk_cb.api.live import EventHub, MaySee
 from asterisk_cb.core.inputs import Edit
 from asterisk_cb.redis_conn import RedisClient
 from asterisk_cb.service import ADMIN, CallbackService, ScheduleRequest
@@ -90,6 +90,7 @@ class Lab:
     session: aiohttp.ClientSession
     server: TestServer
     heartbeat_s: float = 15.0
+    may_see: MaySee | None = None
 
     def open_connections(self) -> int:
         """HTTP connections the server still holds (a stream's handler runs until its ends)."""

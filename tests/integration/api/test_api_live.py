@@ -10,6 +10,8 @@ import pytest
 from live_client import Lab
 
 from asterisk_cb.api.live import CONCURRENT_READS
+from asterisk_cb.core.model import Event, EventKind
+from asterisk_cb.service_access import Actor, Permission
 from asterisk_cb.store import StreamEntry
 
 GOOD = {"kind": "created", "at": "1", "v": "1"}
@@ -52,7 +54,7 @@ async def test_a_first_connect_gets_only_new_events_unless_it_asks_for_history(l
 
 
 async def test_an_agent_sees_only_its_own_callbacks_and_losing_one(live_lab: Lab) -> None:
-    agent_1001, agent_1002, admin = [await live_lab.connect(name) for name in ("1001", "1002", "admin")]
+    agent_1001, agent_1002, viewer = [await live_lab.connect(name) for name in ("1001", "1002", "viewer")]
     mine = await live_lab.schedule("1001")
     theirs = await live_lab.schedule("1002")
     assert [(f.event, f.json["callback_id"]) for f in await agent_1001.events(1)] == [("created", mine)]
@@ -64,7 +66,7 @@ async def test_an_agent_sees_only_its_own_callbacks_and_losing_one(live_lab: Lab
     marker = await live_lab.schedule("1001")
     assert [(f.event, f.json["callback_id"]) for f in await agent_1001.events(1)] == [("created", marker)]
     assert [(f.event, f.json["callback_id"]) for f in await agent_1002.events(1)] == [("rescheduled", mine)]
-    seen = [(f.event, f.json["callback_id"]) for f in await admin.events(5)]
+    seen = [(f.event, f.json["callback_id"]) for f in await viewer.events(5)]
     assert seen == [
         ("created", mine),
         ("created", theirs),
@@ -72,6 +74,23 @@ async def test_an_agent_sees_only_its_own_callbacks_and_losing_one(live_lab: Lab
         ("rescheduled", mine),
         ("created", marker),
     ]
+
+
+async def test_a_may_see_hook_decides_instead(live_lab: Lab) -> None:
+    async def only_reschedules_for_viewers(actor: Actor, event: Event) -> bool:
+        return actor.may(Permission.VIEW_ALL) and event.kind is EventKind.RESCHEDULED
+
+    live_lab.may_see = only_reschedules_for_viewers
+    live_lab.heartbeat_s = 0.2
+    viewer, agent = await live_lab.connect("viewer"), await live_lab.connect("1001")
+    callback_id = await live_lab.schedule("1001")
+    await live_lab.reschedule(callback_id)
+    (rescheduled,) = await viewer.events(1)
+    assert (rescheduled.event, rescheduled.json["agent"]) == ("rescheduled", "1001")
+    frames = [await agent.frame()]
+    while frames[-1].id != rescheduled.id:  # the agent's stream passes both events, showing none
+        frames.append(await agent.frame())
+    assert [frame.event for frame in frames] == [None] * len(frames)
 
 
 async def test_a_resume_with_last_event_id_delivers_exactly_what_came_between(live_lab: Lab) -> None:

@@ -8,7 +8,16 @@ on Redis and wakes every client, so a hundred clients cost one blocking connecti
 
 A client resuming from an id trimming has passed gets an ``event: reset`` (reload, then follow): silently
 going on would hide the events it missed. Each event's data is one JSON line, so no value can break the
-framing.
+framing. On the wire::
+
+    id: 1733580000000-0
+    event: created
+    data: {"id":"1733580000000-0","callback_id":"…","kind":"created","at":"2026-12-07T14:00:00+00:00",
+           "version":1,"agent":"1001","attributes":{…}}            (one line)
+
+    event: reset / data: {"reason": "…"} / id: <where following goes on>
+    : keep-alive   (every heartbeat of silence; with an ``id:`` line when the client was moved past
+                    events it was not shown)
 """
 
 from __future__ import annotations

@@ -86,6 +86,8 @@ class Keys:
         P agent-roles          hash   run-time agent roles: agent id or "default" -> role
         P tokens               hash   API tokens: token id -> JSON record (sha256 of the secret, never
                                       the secret; identity kind and name, created, expires, label)
+        P ticket:<digest>      string a short-lived single-use ticket's holder (kind and name, JSON),
+                                      under the SHA-256 of the ticket, never the ticket; expires
         P outcome:<request>    list   what the holder did with a person's change request (applied or
                                       refused), for the requester to BLPOP; expires
         P wake                 channel published when a callback becomes the earliest due one
@@ -144,6 +146,10 @@ class Keys:
     def request_outcome(self, request_id: str) -> str:
         """The list the holder pushes a change request's outcome onto (the requester BLPOPs it)."""
         return self.prefix + "outcome:" + check_callback_id(request_id)
+
+    def ticket(self, digest: str) -> str:
+        """A ticket's holder, under the ticket's digest (hex): a dump of Redis shows no usable ticket."""
+        return self.prefix + "ticket:" + _check_part("ticket digest", digest)
 
     @property
     def settings_channel(self) -> str:

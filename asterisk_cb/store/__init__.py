@@ -4,9 +4,9 @@ the event stream and API tokens (the layout and who may write what: docs/store.m
 
 ``Store`` is composed of one part per concern, sharing one namespace's client and scripts:
 ``records`` (create, read, edit, commit), ``claims``, ``locks``, ``requests``, ``events``,
-``overrides``, ``roles``, ``tokens`` and ``housekeeping``; ``scripts`` runs the Lua scripts and maps
-their refusals to the ``errors``. Callers hold a ``Store`` (or a protocol of the few methods they call),
-never the client.
+``overrides``, ``roles``, ``tokens``, ``tickets`` and ``housekeeping``; ``scripts`` runs the Lua
+scripts and maps their refusals to the ``errors``. Callers hold a ``Store`` (or a protocol of the few
+methods they call), never the client.
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ from asterisk_cb.store.errors import (
 )
 from asterisk_cb.store.events import (
     DEAD_LETTERS_KEPT,
+    STREAM_START,
     EventLog,
     GroupInfo,
     StreamEntry,
     StreamEvent,
     UnreadableEntry,
+    stream_id_key,
 )
 from asterisk_cb.store.housekeeping import Housekeeping
 from asterisk_cb.store.locks import CallLocks, Locks
@@ -40,12 +42,14 @@ from asterisk_cb.store.records import IDEMPOTENCY_WINDOW, Created
 from asterisk_cb.store.requests import OUTCOME_TTL, RequestOutcome, Requests
 from asterisk_cb.store.roles import RoleOverrides
 from asterisk_cb.store.tokens import TokenRecord, TokenRecords
+from asterisk_cb.store.tickets import TicketStore
 
 __all__ = [
     "DEAD_LETTERS_KEPT",
     "DEFAULT_LEASE_MS",
     "IDEMPOTENCY_WINDOW",
     "OUTCOME_TTL",
+    "STREAM_START",
     "CallLocks",
     "CallbackLive",
     "CallbackNotFound",
@@ -67,11 +71,15 @@ __all__ = [
     "StreamEntry",
     "StreamEvent",
     "TokenRecord",
+    "TicketStore",
     "UnreadableEntry",
     "VersionConflict",
+    "stream_id_key",
 ]
 
 
-class Store(Housekeeping, Claims, Locks, Requests, EventLog, Overrides, RoleOverrides, TokenRecords):
+class Store(
+    Housekeeping, Claims, Locks, Requests, EventLog, Overrides, RoleOverrides, TokenRecords, TicketStore
+):
     """The Redis schedule of one namespace (``Housekeeping`` brings ``Records``). Share one instance
     per process: the scripts are registered once."""

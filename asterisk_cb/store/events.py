@@ -5,6 +5,7 @@ consumer groups so that each event is handled once per group across every daemon
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,6 +14,7 @@ from redis.exceptions import ResponseError
 
 from asterisk_cb.core.codec import CodecError, event_from_fields, event_to_fields
 from asterisk_cb.core.model import Event
+from asterisk_cb.redis_conn import LONGEST_BLOCK_S
 from asterisk_cb.store.base import StorePart
 from asterisk_cb.store.scripts import Script
 
@@ -56,6 +58,20 @@ class GroupInfo:
 
 # A group's dead letters beyond this many (approximately) are dropped, oldest first.
 DEAD_LETTERS_KEPT = 10_000
+
+# The stream's start: reading after it reads everything still there.
+STREAM_START = "0-0"
+_STREAM_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})\Z")
+_ID_PART_MAX = 2**64 - 1
+
+
+def stream_id_key(entry_id: str) -> tuple[int, int]:
+    """A stream id ``<ms>-<seq>`` as a sortable pair (ids do not sort as text: ``9-0`` < ``10-0``);
+    ``ValueError`` for anything else, a value Redis would refuse included."""
+    match = _STREAM_ID.match(entry_id)
+    if match is None or int(match[1]) > _ID_PART_MAX or int(match[2]) > _ID_PART_MAX:
+        raise ValueError(f"{entry_id!r} is not a stream id <ms>-<seq>")
+    return int(match[1]), int(match[2])
 
 
 class EventLog(StorePart):
@@ -121,10 +137,60 @@ class EventLog(StorePart):
     async def ack(self, group: str, entry_ids: Sequence[str]) -> int:
         return int(await self._redis.xack(self._keys.events, group, *entry_ids)) if entry_ids else 0
 
+    async def read_events_after(self, last_id: str, count: int) -> list[StreamEntry]:
+        """Up to ``count`` entries after ``last_id`` (exclusive; ``"0"`` or ``"0-0"``: from the start),
+        without waiting: a live follower's catching up, from its own position, with no group."""
+        reply = await self._redis.xread({self._keys.events: last_id}, count=count)
+        return [_stream_entry(entry_id, fields) for _, entries in reply for entry_id, fields in entries]
+
+    async def wait_for_events_after(self, last_id: str, block_ms: int) -> str | None:
+        """Block up to ``block_ms`` for an entry after ``last_id``; the newest id then in the stream, or
+        None when none came. The block holds a pooled connection and must end before the client's
+        socket timeout cuts it (``Timeouts`` keeps that above ``LONGEST_BLOCK_S``): it is capped there;
+        0 would block for ever."""
+        if not 0 < block_ms <= LONGEST_BLOCK_S * 1000:
+            raise ValueError(f"block_ms must be 1-{LONGEST_BLOCK_S * 1000:g}, not {block_ms}")
+        reply = await self._redis.xread({self._keys.events: last_id}, count=1, block=block_ms)
+        if not reply:
+            return None
+        newest = await self._redis.xrevrange(self._keys.events, count=1)
+        return str(newest[0][0]) if newest else str(reply[0][1][0][0])
+
+    async def event_bounds(self) -> tuple[str | None, str | None]:
+        """The ids of the first and the last entry in the stream (None, None when it holds none)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xrange(self._keys.events, count=1)
+            pipe.xrevrange(self._keys.events, count=1)
+            first, last = await pipe.execute()
+        return (str(first[0][0]) if first else None), (str(last[0][0]) if last else None)
+
+    async def events_lost_after(self, last_id: str) -> bool:
+        """Whether a reader resuming after ``last_id`` may have lost entries: ``last_id`` is older than
+        the first entry left (trimming removed what followed it, as far as the stream can tell), or,
+        the stream emptied, older than its last id, or newer than any id the stream ever gave (another
+        stream: the namespace was deleted and began again). Reading on would miss events silently."""
+        position = stream_id_key(_full_id(last_id))
+        if position == (0, 0):
+            return False
+        try:
+            info = await self._redis.xinfo_stream(self._keys.events)
+        except ResponseError:  # no such key: nothing of what the reader saw is left
+            return True
+        first = info.get("first-entry")
+        if position > stream_id_key(info["last-generated-id"]):
+            return True
+        if first:
+            return position < stream_id_key(first[0])
+        return position < stream_id_key(info["last-generated-id"])
+
     async def trim_events(self, retention: timedelta) -> int:
         """Drop events older than ``retention`` that every consumer group has read and acknowledged."""
         retention_ms = int(retention.total_seconds() * 1000)
         return int(await self._scripts.run(Script.TRIM, [self._keys.events], [retention_ms]))
+
+
+def _full_id(entry_id: str) -> str:
+    return STREAM_START if entry_id == "0" else entry_id
 
 
 def _stream_entry(entry_id: str, fields: Mapping[str, str]) -> StreamEntry:

@@ -41,8 +41,8 @@ from asterisk_cb.store.overrides import Overrides
 from asterisk_cb.store.records import IDEMPOTENCY_WINDOW, Created
 from asterisk_cb.store.requests import OUTCOME_TTL, RequestOutcome, Requests
 from asterisk_cb.store.roles import RoleOverrides
-from asterisk_cb.store.tokens import TokenRecord, TokenRecords
 from asterisk_cb.store.tickets import TicketStore
+from asterisk_cb.store.tokens import TokenRecord, TokenRecords
 
 __all__ = [
     "DEAD_LETTERS_KEPT",
@@ -70,8 +70,8 @@ __all__ = [
     "StoreError",
     "StreamEntry",
     "StreamEvent",
-    "TokenRecord",
     "TicketStore",
+    "TokenRecord",
     "UnreadableEntry",
     "VersionConflict",
     "stream_id_key",

@@ -160,8 +160,20 @@ class TokenService:
         record = await self._store.token(token_id)
         if record is None or not hmac.compare_digest(record.digest, secret_digest(secret)):
             return None
+        return await self._actor_of_record(record)
+
+    async def actor_for_token_id(self, token_id: str) -> Actor | None:
+        """The actor of the token ``token_id`` stands for, if it is still valid: what a live-events
+        ticket (issued to a token, checked once it is redeemed) resolves to, so revoking the token
+        revokes its tickets too. None like ``authenticate``."""
+        if not (token_id.isascii() and _TOKEN_ID.fullmatch(token_id)):
+            return None
+        record = await self._store.token(token_id)
+        return None if record is None else await self._actor_of_record(record)
+
+    async def _actor_of_record(self, record: TokenRecord) -> Actor | None:
         if record.expires_at <= self._clock():
-            await self._store.remove_tokens([token_id])
+            await self._store.remove_tokens([record.token_id])
             return None
         actor_of = self._actor_of.get(record.kind)
         if actor_of is None:

@@ -17,10 +17,12 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.log import server_logger
 
-from asterisk_cb.api import admin, callbacks, history
+from asterisk_cb.api import admin, callbacks, events, history
 from asterisk_cb.api.auth import Gate
 from asterisk_cb.api.door import DOOR, Door, door_of
 from asterisk_cb.api.errors import Handler, json_errors
+from asterisk_cb.api.events import HUB
+from asterisk_cb.api.live import EventHub
 from asterisk_cb.api.models import Health, Readiness
 from asterisk_cb.api.openapi import document
 from asterisk_cb.api.routing import PREFIX, Auth, Call, Route, endpoint
@@ -58,22 +60,37 @@ HEALTH_ROUTES = (
         tag="health",
     ),
 )
-ROUTES: tuple[Route, ...] = (*HEALTH_ROUTES, *callbacks.ROUTES, *history.ROUTES, *admin.ROUTES)
+ROUTES: tuple[Route, ...] = (
+    *HEALTH_ROUTES,
+    *callbacks.ROUTES,
+    *history.ROUTES,
+    *events.ROUTES,
+    *admin.ROUTES,
+)
 SPEC = web.AppKey("spec", dict)
 
 
-def build_app(door: Door, gate: Gate, site: ApiSite, routes: Sequence[Route] = ROUTES) -> web.Application:
-    """The application: routes, the JSON error shape, the body limit, CORS for the listed origins."""
+def build_app(
+    door: Door, gate: Gate, site: ApiSite, hub: EventHub, routes: Sequence[Route] = ROUTES
+) -> web.Application:
+    """The application: routes, the JSON error shape, the body limit, CORS for the listed origins;
+    ``hub`` wakes the live events' streams, and ends them all when the server shuts down."""
     middlewares = [json_errors]
     if site.cors_origins:
         middlewares.insert(0, _cors(site.cors_origins))
     app = web.Application(client_max_size=site.max_body, middlewares=middlewares)
     app[DOOR] = door
+    app[HUB] = hub
     app[SPEC] = document(routes)
+    app.on_shutdown.append(lambda _: _close(hub))
     for route in routes:
         app.router.add_route(route.method, PREFIX + route.path, endpoint(route, gate))
     app.router.add_get(PREFIX + "/openapi.json", _openapi)
     return app
+
+
+async def _close(hub: EventHub) -> None:
+    hub.close()
 
 
 async def _openapi(request: web.Request) -> web.Response:
@@ -137,11 +154,15 @@ class ApiServer:
         self._listening = asyncio.Event()
 
     async def run(self) -> None:
+        """Serve until cancelled, with a hub of this run's own following the event stream (one
+        blocking read for every live-events client)."""
         server_logger.addFilter(_QUIET)  # once: adding the same filter again is a no-op
-        app = build_app(self.door, self.gate, self.site, self.routes)
+        hub = EventHub(self.door.events)
+        following = asyncio.create_task(hub.run(), name="live events hub")
+        app = build_app(self.door, self.gate, self.site, hub, self.routes)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self.runner.setup()
         try:
+            await self.runner.setup()
             await web.TCPSite(self.runner, self.site.host, self.site.port).start()
             log.info("API listening", extra={"host": self.site.host, "port": self.port})
             self._listening.set()
@@ -149,6 +170,8 @@ class ApiServer:
         finally:
             self._listening.clear()
             await self.runner.cleanup()
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
 
     async def listening(self) -> int:
         """Wait until the server listens; its port (the one the OS picked for ``listen = ...:0``)."""

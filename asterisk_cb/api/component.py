@@ -13,6 +13,9 @@ from typing import Protocol
 from asterisk_cb.api.app import ApiServer
 from asterisk_cb.api.auth import Gate
 from asterisk_cb.api.door import Door, Readiness
+from asterisk_cb.api.events import TicketGate
+from asterisk_cb.api.live import EventFeed
+from asterisk_cb.api.tickets import TicketKeeper, Tickets
 from asterisk_cb.deployment import Deployment
 from asterisk_cb.records.history import CdrHistory
 from asterisk_cb.service import CallbackService, RolesService, SettingsService
@@ -20,7 +23,7 @@ from asterisk_cb.service_history import HistoryService, HistoryStore
 from asterisk_cb.service_tokens import TokenService, TokenStore
 
 
-class ApiStore(TokenStore, HistoryStore, Protocol):
+class ApiStore(TokenStore, HistoryStore, EventFeed, TicketKeeper, Protocol):
     """What the API's own services need of the store beyond the callback service's."""
 
 
@@ -36,9 +39,10 @@ def api_server(
     clock: Callable[[], datetime],
 ) -> ApiServer:
     tokens = TokenService(store, roles, clock)
+    tickets = TicketGate(Tickets(store), tokens)
     history = HistoryService(_cdr(site), store, site.agents)
-    door = Door(callbacks, settings, roles, readiness, queues, history)
-    return ApiServer(door, Gate(tokens, None, site.api), site.api)
+    door = Door(callbacks, settings, roles, readiness, queues, history, store, tickets)
+    return ApiServer(door, Gate(tokens, tickets, site.api), site.api)
 
 
 def _cdr(site: Deployment) -> CdrHistory | None:

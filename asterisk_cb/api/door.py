@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from asterisk_cb.api.live import EventFeed
 from asterisk_cb.service import CallbackService, RolesService, SettingsService
 from asterisk_cb.service_history import HistoryService
+
+if TYPE_CHECKING:
+    from asterisk_cb.api.events import TicketGate
 
 Readiness = Callable[[], Awaitable[tuple[Mapping[str, bool], bool]]]
 """() -> (each daemon component: running, Redis answers)."""
@@ -26,6 +31,8 @@ class Door:
     readiness: Readiness
     queues: Callable[[], Awaitable[list[str]]]  # what Asterisk reports (AMI QueueStatus)
     history: HistoryService  # the CDR: agents' calls, callbacks' rows
+    events: EventFeed  # the event stream, read by the live events
+    tickets: TicketGate  # the live events' single-use tickets
 
 
 DOOR = web.AppKey("door", Door)

@@ -1,0 +1,96 @@
+"""``/api/v1/events``: the callbacks' live events as server-sent events (``api.live``), and the
+single-use tickets a browser's EventSource connects with, as it cannot send an Authorization header
+and a token must never sit in a URL.
+
+A ticket stands for the token that asked for it (its id, not its secret): redeemed, it resolves to the
+token's agent or user with the role held then, and a token revoked meanwhile redeems to nobody.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aiohttp import web
+from pydantic import Field
+
+from asterisk_cb.api.door import door_of
+from asterisk_cb.api.live import EventHub, stream_events
+from asterisk_cb.api.models import Reply, Request
+from asterisk_cb.api.routing import Auth, Call, Route
+from asterisk_cb.api.tickets import TICKET_TTL_S, Tickets
+from asterisk_cb.service_access import Actor
+from asterisk_cb.service_tokens import TokenService, parse_token
+
+HUB = web.AppKey("hub", EventHub)
+_TOKEN = "token"  # what a ticket's holder is: a token id
+
+
+class TicketGate:
+    """Tickets issued to the caller's token, and redeemed to that token's actor (``auth.TicketRedeemer``)."""
+
+    def __init__(self, tickets: Tickets, tokens: TokenService) -> None:
+        self._tickets = tickets
+        self._tokens = tokens
+
+    async def issue(self, request: web.Request) -> str:
+        """A ticket for the token of ``request`` (already authenticated by the gate)."""
+        _, _, token = request.headers.get("Authorization", "").partition(" ")
+        parsed = parse_token(token.strip())
+        assert parsed is not None, "the gate let only a valid token through"
+        return await self._tickets.issue(parsed[0], _TOKEN)
+
+    async def redeem_actor(self, ticket: str) -> Actor | None:
+        held = await self._tickets.redeem(ticket)
+        if held is None or held[0] != _TOKEN:
+            return None
+        return await self._tokens.actor_for_token_id(held[1])
+
+
+class EventsQuery(Request):
+    since: Annotated[str, Field(pattern=r"^[0-9]{1,20}(-[0-9]{1,20})?$")] | None = Field(
+        None, description="a first connect's start: an event id, or 0 for all the stream holds"
+    )
+    ticket: Annotated[str, Field(max_length=64)] | None = Field(
+        None, description="from POST /events/tickets, for clients that cannot send Authorization"
+    )
+
+
+class TicketReply(Reply):
+    ticket: str = Field(description="single use: pass as ?ticket= to GET /api/v1/events")
+    expires_in_s: float
+
+
+async def live_events(call: Call) -> web.StreamResponse:
+    """The events of the callbacks the caller may see (its own; every one with view_all_callbacks),
+    from ``Last-Event-ID`` (a reconnect) or ``?since=``; an ``event: reset`` asks the client to
+    reload when its position was trimmed away."""
+    door = door_of(call.request)
+    return await stream_events(call.request, store=door.events, hub=call.request.app[HUB], actor=call.who)
+
+
+async def event_ticket(call: Call) -> TicketReply:
+    ticket = await door_of(call.request).tickets.issue(call.request)
+    return TicketReply(ticket=ticket, expires_in_s=TICKET_TTL_S)
+
+
+ROUTES = (
+    Route(
+        "GET",
+        "/events",
+        live_events,
+        "Live callback events (text/event-stream; resumable with Last-Event-ID)",
+        None,
+        query=EventsQuery,
+        auth=Auth.TICKET,
+        tag="events",
+    ),
+    Route(
+        "POST",
+        "/events/tickets",
+        event_ticket,
+        "A single-use ticket for GET /events (valid 30 s)",
+        TicketReply,
+        status=201,
+        tag="events",
+    ),
+)

@@ -38,7 +38,16 @@ from asterisk_cb.core.lifecycle import IllegalTransition, NewCallback
 from asterisk_cb.core.model import Callback, Event, Source, State
 from asterisk_cb.core.settings import Settings
 from asterisk_cb.service_access import ADMIN, Actor, ErrorCode, Permission, ServiceError, require
-from asterisk_cb.service_paging import DEFAULT_LIMIT, Page, order_key, page_of
+from asterisk_cb.service_paging import (
+    DEFAULT_LIMIT,
+    OrderKey,
+    Page,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+    order_key,
+    page_of,
+)
 from asterisk_cb.service_roles import RolesService, RolesStore
 from asterisk_cb.service_settings import SettingsService, SettingsStore, effective_settings
 from asterisk_cb.store import (
@@ -47,6 +56,7 @@ from asterisk_cb.store import (
     CallbackNotLive,
     ChangePending,
     Created,
+    DueWindow,
     DuplicateCallback,
     RequestOutcome,
     VersionConflict,
@@ -85,6 +95,10 @@ _CREATE_RETRIES = 3
 
 # The field a refusal names when the admin's switch ``enabled`` is off for the agent or queue.
 _ENABLED = "enabled"
+# A listing page reads ids in chunks of at least this many (a filter may drop most of a chunk).
+_MIN_CHUNK = 100
+# A state held by at most this many callbacks is listed from its own set, not the due order.
+_RARE_STATE = 2_000
 # A person's change races the scheduler (which moves a callback when it falls due): re-read and retry.
 _EDIT_RETRIES = 5
 # How long a change of a live callback waits for the daemon holding the call to apply it (normally
@@ -140,6 +154,12 @@ class CallbackStore(Protocol):
 
     async def ids_for_call(self, uniqueid_or_linkedid: str) -> set[str]: ...
 
+    async def ids_by_due(
+        self, agent: str | None, window: DueWindow, after: OrderKey | None, count: int
+    ) -> list[OrderKey]: ...
+
+    async def count_in_state(self, state: State) -> int: ...
+
     async def edit(self, before: Callback, after: Callback, events: Sequence[Event]) -> Callback: ...
 
     async def request_change(self, callback_id: str, request: ChangeRequest) -> None: ...
@@ -190,10 +210,16 @@ class Query:
     due_from: datetime | None = None
     due_until: datetime | None = None
 
+    @property
+    def window(self) -> DueWindow:
+        return DueWindow(self.due_from, self.due_until)
+
     def admits(self, callback: Callback) -> bool:
-        """The filters no index serves: queue and due window."""
+        """Whether ``callback`` passes every filter but the number and the call (read from indexes)."""
         return (
-            self.queue in (None, callback.queue)
+            self.agent in (None, callback.agent)
+            and self.state in (None, callback.state)
+            and self.queue in (None, callback.queue)
             and (self.due_from is None or callback.due_at >= self.due_from)
             and (self.due_until is None or callback.due_at < self.due_until)
         )
@@ -292,18 +318,45 @@ class CallbackService:
 
     async def list(self, actor: Actor, query: Query) -> list[Callback]:
         """Callbacks matching ``query``, oldest due first; an agent without VIEW_ALL sees only its own."""
-        if not actor.may(Permission.VIEW_ALL):
-            if query.agent not in (None, actor.name):
-                raise ServiceError(ErrorCode.FORBIDDEN, "you may only list your own callbacks")
-            query = dataclasses.replace(query, agent=actor.name)
+        query = self._visible(actor, query)
         callbacks = await self._store.get_many(await self._matching_ids(query))
         return sorted((callback for callback in callbacks if query.admits(callback)), key=order_key)
 
     async def list_page(
         self, actor: Actor, query: Query, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None
     ) -> Page:
-        """``list`` a page at a time: ``limit`` callbacks after ``cursor`` (a page's ``next_cursor``)."""
-        return page_of(await self.list(actor, query), limit, cursor)
+        """``list`` a page at a time: ``limit`` callbacks after ``cursor`` (a page's ``next_cursor``).
+
+        Read in due order from the due orders (everyone's, or the agent's) a chunk at a time, reading
+        only the records of each chunk, so a page costs about its own size however many are stored;
+        a number or a call, or a state held by few, names a small set: read whole and sorted."""
+        query = self._visible(actor, query)
+        check_limit(limit)
+        if query.contact_number is not None or query.origin_call is not None or await self._rare(query):
+            return page_of(await self.list(actor, query), limit, cursor)
+        after = None if cursor is None else decode_cursor(cursor)
+        shown: list[Callback] = []
+        while len(shown) <= limit:
+            chunk = max(limit + 1 - len(shown), _MIN_CHUNK)
+            keys = await self._store.ids_by_due(query.agent, query.window, after, chunk)
+            if not keys:
+                break
+            shown += [c for c in await self._store.get_many(i for _, i in keys) if query.admits(c)]
+            after = keys[-1]
+        more = len(shown) > limit
+        return Page(shown[:limit], encode_cursor(order_key(shown[limit - 1])) if more else None)
+
+    async def _rare(self, query: Query) -> bool:
+        """A state filter whose state few callbacks are in: its set is the cheaper read."""
+        return query.state is not None and await self._store.count_in_state(query.state) <= _RARE_STATE
+
+    def _visible(self, actor: Actor, query: Query) -> Query:
+        """``query`` narrowed to what ``actor`` may see: its own callbacks without VIEW_ALL."""
+        if actor.may(Permission.VIEW_ALL):
+            return query
+        if query.agent not in (None, actor.name):
+            raise ServiceError(ErrorCode.FORBIDDEN, "you may only list your own callbacks")
+        return dataclasses.replace(query, agent=actor.name)
 
     async def cancel(self, actor: Actor, callback_id: str, wait_s: float = REQUEST_WAIT_S) -> Change:
         return await self._change(actor, callback_id, Cancel(by=actor.name), wait_s)

@@ -39,12 +39,16 @@ def order_key(callback: Callback) -> OrderKey:
 
 def page_of(ordered: Sequence[Callback], limit: int, cursor: str | None) -> Page:
     """The ``limit`` callbacks after ``cursor`` (from the start without one) of a listing in order."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ServiceError(ErrorCode.INVALID, f"limit: {limit} is not between 1 and {MAX_LIMIT}", "limit")
+    check_limit(limit)
     start = 0 if cursor is None else bisect.bisect_right(ordered, decode_cursor(cursor), key=order_key)
     shown = list(ordered[start : start + limit])
     more = start + limit < len(ordered)
     return Page(shown, encode_cursor(order_key(shown[-1])) if more else None)
+
+
+def check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ServiceError(ErrorCode.INVALID, f"limit: {limit} is not between 1 and {MAX_LIMIT}", "limit")
 
 
 def encode_cursor(key: OrderKey) -> str:

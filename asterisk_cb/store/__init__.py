@@ -38,7 +38,7 @@ from asterisk_cb.store.events import (
 from asterisk_cb.store.housekeeping import Housekeeping
 from asterisk_cb.store.locks import CallLocks, Locks
 from asterisk_cb.store.overrides import Overrides
-from asterisk_cb.store.records import IDEMPOTENCY_WINDOW, Created
+from asterisk_cb.store.records import IDEMPOTENCY_WINDOW, Created, DueWindow
 from asterisk_cb.store.requests import OUTCOME_TTL, RequestOutcome, Requests
 from asterisk_cb.store.roles import RoleOverrides
 from asterisk_cb.store.tickets import TicketStore
@@ -58,6 +58,7 @@ __all__ = [
     "Claim",
     "ClaimBatch",
     "Created",
+    "DueWindow",
     "DuplicateCallback",
     "GroupInfo",
     "LeaseExpired",

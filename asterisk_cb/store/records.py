@@ -116,6 +116,9 @@ class Records(StorePart):
             ]
         return found
 
+    async def count_in_state(self, state: State) -> int:
+        return int(await self._redis.scard(self._keys.state_index(state.value)))
+
     async def ids_in_state(self, state: State) -> set[str]:
         return set(await self._redis.smembers(self._keys.state_index(state.value)))
 

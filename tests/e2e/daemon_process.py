@@ -51,12 +51,14 @@ def config_text(
     feature_code: Mapping[str, str] = NO_FEATURE_CODE,
     numbers: Mapping[str, str] | None = None,
     records: Mapping[str, str] | None = None,
+    extra: str = "",
 ) -> str:
     """The config an admin would write for the lab PBX (cf. scripts/demo_callback.py); ``dialing``:
     more ``[dialing]`` lines; ``daemon``: the ``[daemon]`` options (bench/calls.py keeps the defaults,
     so it passes none); ``feature_code``: the ``[feature_code]`` options (by default no FastAGI server:
     several daemons of one test run on one host); ``numbers``: a ``[numbers]`` section (none by default);
-    ``records``: a ``[records]`` section (none: no CEL writer)."""
+    ``records``: a ``[records]`` section (none: no CEL writer); ``extra``: more sections as written
+    (``[users]``, ``[api]``)."""
     general = "\n".join(f"{option} = {value}" for option, value in GENERAL.items())
     agents = "\n".join(f"{agent} = {spec['endpoint']}" for agent, spec in sorted(info["agents"].items()))
     ari, ami = info["ari"], info["ami"]
@@ -72,6 +74,7 @@ def config_text(
         + _options("feature_code", feature_code)
         + (_options("numbers", numbers) if numbers else "")
         + (_options("records", records) if records else "")
+        + extra
     )
 
 
@@ -155,6 +158,7 @@ class Fleet:
     feature_code: dict[str, str] = field(default_factory=lambda: dict(NO_FEATURE_CODE))  # [feature_code]
     numbers: dict[str, str] = field(default_factory=dict)  # a [numbers] section when not empty
     records: dict[str, str] = field(default_factory=dict)  # a [records] section (the CEL writer)
+    extra: str = ""  # more sections, as written ([users], [api])
 
     async def start(self, app: str, environment: Mapping[str, str] | None = None) -> DaemonProcess:
         """Start `asterisk-cb run` for ``app`` (the same config file on a restart) and wait till it runs;
@@ -172,6 +176,7 @@ class Fleet:
                     self.feature_code,
                     self.numbers,
                     self.records,
+                    self.extra,
                 ),
             )
         daemon = DaemonProcess(config, self.folder / f"{app}.log", environment=environment or {})

@@ -119,3 +119,33 @@ async def test_a_callback_scheduled_over_http_is_placed_and_followed_live(
     rows = await cdr_rows(base, agent_token, callback_id, 2)
     assert {row["callback"] for row in rows} == {callback_id}
     assert {row["leg"] for row in rows} >= {"agent", "contact"}
+
+
+async def test_a_cancel_over_http_while_the_agent_rings_is_applied_by_the_holder(
+    fleet_lab: tuple[Fleet, Lab], tmp_path: Path
+) -> None:
+    """The same change as the CLI's: the ring is hung up, the reply says so; and Asterisk's queues list."""
+    fleet, lab = fleet_lab
+    port = free_port()
+    fleet.extra = USERS + f"[api]\nlisten = 127.0.0.1:{port}\n"
+    base = f"http://127.0.0.1:{port}/api/v1"
+    lab.phone(AGENT, "noanswer")
+    await lab.set(agent_ring_timeout="30s")
+    agent_token = await token(lab, tmp_path, "--agent", AGENT)
+    await fleet.start(APP)
+    await readiness(base)
+    status, queues = await call(base, agent_token, "GET", "/queues")
+    assert status == 200 and {"support", "failover"} <= set(queues["queues"])
+
+    due = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    order = {"contact_number": unique_number("20102"), "due_at": due}
+    status, created = await call(base, agent_token, "POST", "/callbacks", json=order)
+    assert status == 201, created
+    callback_id = created["callback"]["id"]
+    await lab.wait_for(callback_id, lambda cb: cb.state.value == "agent_ringing")
+    status, changed = await call(base, agent_token, "POST", f"/callbacks/{callback_id}/cancel?wait=10")
+    assert (status, changed["outcome"]) == (200, "applied_by_holder"), changed
+    assert (changed["callback"]["state"], changed["callback"]["cancelled_by"]) == ("cancelled", AGENT)
+    assert [attempt["outcome"] for attempt in changed["callback"]["attempts"]] == ["cancelled"]
+    await lab.wait_for(callback_id, lambda cb: cb.state.is_finished)
+    assert lab.contact_invites().times(order["contact_number"]) == []

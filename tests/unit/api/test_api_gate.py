@@ -16,9 +16,10 @@ from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.test_utils import TestServer
 from pydantic import Field
 
-from asterisk_cb.api.app import QuietMalformed
+from asterisk_cb.api.app import QuietMalformed, build_app
 from asterisk_cb.api.auth import FailureLimit, Gate, client_address
 from asterisk_cb.api.errors import json_errors
+from asterisk_cb.api.live import EventHub
 from asterisk_cb.api.models import Reply, Request
 from asterisk_cb.api.routing import PREFIX, Auth, Call, Route, endpoint
 from asterisk_cb.api.settings import ApiSite
@@ -217,3 +218,28 @@ def test_a_malformed_request_is_one_warning_without_what_was_sent() -> None:
     assert QuietMalformed().filter(record)
     assert (record.levelname, record.exc_info) == ("WARNING", None)
     assert "s3cret" not in record.getMessage()
+
+
+async def test_cors_answers_only_the_listed_origins() -> None:
+    site = ApiSite(host="127.0.0.1", port=0, cors_origins=("https://crm.example.com",))
+    idle = EventHub(None)  # type: ignore[arg-type] # never run: no route here streams
+    app = build_app(None, Gate(Tokens(), None, site), site, hub=idle, routes=ROUTES)  # type: ignore[arg-type]
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    base = f"http://127.0.0.1:{server.port}{PREFIX}"
+    try:
+        preflight = {"Origin": "https://crm.example.com", "Access-Control-Request-Method": "POST"}
+        async with ClientSession() as session, session.options(f"{base}/echo", headers=preflight) as response:
+            assert response.status == 204
+            assert response.headers["Access-Control-Allow-Origin"] == "https://crm.example.com"
+            assert "Authorization" in response.headers["Access-Control-Allow-Headers"]
+        _, _, headers = await fetch(
+            "POST", f"{base}/echo", json={"count": 1}, headers={**BEARER, "Origin": "https://crm.example.com"}
+        )
+        assert headers["Access-Control-Allow-Origin"] == "https://crm.example.com"
+        _, _, headers = await fetch(
+            "POST", f"{base}/echo", json={"count": 1}, headers={**BEARER, "Origin": "https://evil.example"}
+        )
+        assert "Access-Control-Allow-Origin" not in headers
+    finally:
+        await server.close()

@@ -9,6 +9,7 @@ checks and messages are the same for every face. Unknown fields are refused, so 
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import datetime
 from typing import Annotated
 
@@ -145,10 +146,13 @@ class CallbackPage(Reply):
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last")
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]")
+
+
 def _written_time(value: object) -> object:
     """A time as a person or client writes it (ISO 8601), never a bare number: pydantic would read
     ``?due_until=0.5`` as half a second after 1970, which nobody meant."""
-    if isinstance(value, str) and value.strip().replace(".", "", 1).lstrip("+-").isdigit():
+    if isinstance(value, str) and not _ISO_DATE.match(value):
         raise ValueError("write an ISO 8601 time with offset, e.g. 2026-12-01T15:00:00+01:00")
     return value
 

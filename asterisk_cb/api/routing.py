@@ -111,6 +111,8 @@ async def _json_of(request: web.Request) -> object:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ApiError(HttpCode.MALFORMED, f"the body is not JSON: {error}", "body") from None
+    except RecursionError:  # nested deeper than the parser goes: no request of ours looks like that
+        raise ApiError(HttpCode.MALFORMED, "the body is nested too deeply", "body") from None
 
 
 def _model(model: type[BaseModel], data: object, where: str) -> BaseModel:

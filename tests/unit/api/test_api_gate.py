@@ -18,10 +18,10 @@ from pydantic import Field
 
 from asterisk_cb.api.app import QuietMalformed, build_app
 from asterisk_cb.api.auth import FailureLimit, Gate, client_address
-from asterisk_cb.api.errors import json_errors
+from asterisk_cb.api.errors import ApiError, json_errors
 from asterisk_cb.api.live import EventHub
 from asterisk_cb.api.models import Reply, Request
-from asterisk_cb.api.routing import PREFIX, Auth, Call, Route, endpoint
+from asterisk_cb.api.routing import PREFIX, Auth, Call, Route, _json_of, endpoint
 from asterisk_cb.api.settings import ApiSite
 from asterisk_cb.service_access import Actor, ErrorCode, Permission, ServiceError
 
@@ -135,6 +135,7 @@ async def test_a_public_route_needs_no_token(base: str) -> None:
         ({"json": {"count": 1, "extra": 1}}, 422, "invalid", "extra"),
         ({"json": [1, 2]}, 422, "invalid", "body"),
         ({"data": b"{not json", "headers": {"Content-Type": "application/json"}}, 400, "malformed", "body"),
+        ({"data": b'"\xff"', "headers": {"Content-Type": "application/json"}}, 400, "malformed", "body"),
         (
             {"data": b"count=1", "headers": {"Content-Type": "text/plain"}},
             415,
@@ -243,3 +244,21 @@ async def test_cors_answers_only_the_listed_origins() -> None:
         assert "Access-Control-Allow-Origin" not in headers
     finally:
         await server.close()
+
+
+class Sent:
+    """Only what ``_json_of`` reads of a request: its content type and body."""
+
+    content_type = "application/json"
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def read(self) -> bytes:
+        return self.body
+
+
+async def test_a_body_nested_past_the_parser_is_malformed_not_a_crash() -> None:
+    with pytest.raises(ApiError) as refused:
+        await _json_of(Sent(b"[" * 100_000 + b"]" * 100_000))  # type: ignore[arg-type]
+    assert (refused.value.code, refused.value.field) == ("malformed", "body")

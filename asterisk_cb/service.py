@@ -351,12 +351,16 @@ class CallbackService:
         return query.state is not None and await self._store.count_in_state(query.state) <= _RARE_STATE
 
     def _visible(self, actor: Actor, query: Query) -> Query:
-        """``query`` narrowed to what ``actor`` may see: its own callbacks without VIEW_ALL."""
-        if actor.may(Permission.VIEW_ALL):
-            return query
-        if query.agent not in (None, actor.name):
-            raise ServiceError(ErrorCode.FORBIDDEN, "you may only list your own callbacks")
-        return dataclasses.replace(query, agent=actor.name)
+        """``query`` narrowed to what ``actor`` may see (its own callbacks without VIEW_ALL), its agent
+        checked as a name: "a b" names no agent and is refused as input, not looked up."""
+        if not actor.may(Permission.VIEW_ALL):
+            if query.agent not in (None, actor.name):
+                raise ServiceError(ErrorCode.FORBIDDEN, "you may only list your own callbacks")
+            query = dataclasses.replace(query, agent=actor.name)
+        if query.agent is not None:
+            with _as_service_errors():
+                rules.identifier(query.agent, "agent")
+        return query
 
     async def cancel(self, actor: Actor, callback_id: str, wait_s: float = REQUEST_WAIT_S) -> Change:
         return await self._change(actor, callback_id, Cancel(by=actor.name), wait_s)
@@ -485,10 +489,8 @@ class CallbackService:
 
     async def _matching_ids(self, query: Query) -> set[str]:
         candidates: list[set[str]] = []
-        if query.agent is not None:
-            with _as_service_errors():
-                agent = rules.identifier(query.agent, "agent")
-            candidates.append(await self._store.ids_for_agent(agent))
+        if query.agent is not None:  # checked by ``_visible``
+            candidates.append(await self._store.ids_for_agent(query.agent))
         if query.state is not None:
             candidates.append(await self._store.ids_in_state(query.state))
         if query.contact_number is not None:

@@ -40,7 +40,7 @@ from asterisk_cb.components import (
     Supervisor,
 )
 from asterisk_cb.core.model import Callback
-from asterisk_cb.core.settings import Settings, SettingsFile
+from asterisk_cb.core.settings import Settings, SettingsFile, resolve
 from asterisk_cb.feature_code import FeatureCode
 from asterisk_cb.inbound_hook import CALL_IN, InboundHook
 from asterisk_cb.keys import Keys
@@ -48,7 +48,8 @@ from asterisk_cb.metrics import Metrics, MetricsServer, event_counter
 from asterisk_cb.records.component import WriterCollector, cel_writer
 from asterisk_cb.redis_conn import RedisClient
 from asterisk_cb.scheduler import Scheduler, SchedulerOptions
-from asterisk_cb.service import CallbackService, RolesService, SettingsService, effective_settings
+from asterisk_cb.service import CallbackService, RolesService, SettingsService
+from asterisk_cb.settings_cache import OverridesCache, SettingsFollower
 from asterisk_cb.store import Store
 from asterisk_cb.telephony.ami import AmiConnection
 from asterisk_cb.telephony.ami_events import device_of_channel
@@ -76,6 +77,7 @@ class Daemon:
         self.site = site
         self.redis: RedisClient = site.redis.connect("asterisk-cb")
         self.store = Store(self.redis, Keys(site.redis.namespace, site.numbers), site.redis.replica_wait)
+        self.overrides = OverridesCache(self.store)
         self.ari = AriClient(site.ari.client_settings())
         self.view = AvailabilityView.of(site.agents.values())
         self.events = AriEventStream(self.ari, StreamSettings())
@@ -155,6 +157,7 @@ class Daemon:
             SchedulerPart(self.scheduler, links),
             ChangeRequests(self.executor.follow_requests),
             DueOrderBuild(self.store),
+            SettingsFollower(self.store, self.overrides),
             self.pause_sweep,
             self.call_in,
         ]
@@ -204,8 +207,9 @@ class Daemon:
         return await self.settings_of(callback.agent, callback.queue)
 
     async def settings_of(self, agent: str | None, queue: str | None) -> Settings:
-        """The effective settings for a callback of ``agent`` from ``queue`` (the file as last reloaded)."""
-        return await effective_settings(self.file, self.store, agent, queue)
+        """The effective settings for a callback of ``agent`` from ``queue``: the file as last reloaded,
+        the run-time overrides as last changed (``settings_cache``)."""
+        return resolve(self.file, await self.overrides.setting_layers(), agent, queue)
 
     def reload(self) -> None:
         try:
@@ -214,6 +218,7 @@ class Daemon:
         except config.ConfigError as error:
             log.error("reload refused, running settings kept", extra={"error": str(error)})
             return
+        self.overrides.changed()  # the overrides did not change, but a reload is when admins look again
         log.info("settings reloaded", extra={"config": str(self.config_path)})
 
     async def run(self) -> int:

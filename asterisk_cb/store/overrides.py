@@ -4,8 +4,10 @@ they change so that each daemon re-resolves its settings without a restart."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from asterisk_cb.core.settings import Layers, RuntimeOverrides, is_settings_scope, runtime_layers
+from asterisk_cb.redis_conn import follow_channel
 from asterisk_cb.store.base import StorePart
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,13 @@ class Overrides(StorePart):
         key = self._keys.settings(_checked_scope(scope))
         await (self._redis.delete(key) if option is None else self._redis.hdel(key, option))
         await self._redis.publish(self._keys.settings_channel, scope)
+
+    async def follow_settings(
+        self, on_change: Callable[[str | None], None], retry_delay_s: float = 1.0
+    ) -> None:
+        """Call ``on_change(scope)`` for every change announced, and ``on_change(None)`` when some may
+        have been missed (start, reconnect). Runs until cancelled."""
+        await follow_channel(self._redis, self._keys.settings_channel, on_change, retry_delay_s)
 
 
 def _checked_scope(scope: str) -> str:

@@ -93,6 +93,7 @@ async def test_the_daemon_starts_and_stops_an_extra_component(tmp_path: Path) ->
         "scheduler",
         "requests",
         "due-order",
+        "settings",
         "pause-sweep",
         "call-in",
         "dummy",
@@ -106,7 +107,8 @@ async def test_the_daemon_starts_and_stops_an_extra_component(tmp_path: Path) ->
     assert await asyncio.wait_for(running, 5) == 0
     assert dummy.journal[-1] == "stop"
     assert daemon.supervisor.snapshot() == dict.fromkeys(
-        ["ari", "ami", "scheduler", "requests", "due-order", "pause-sweep", "call-in", "dummy"], False
+        ["ari", "ami", "scheduler", "requests", "due-order", "settings", "pause-sweep", "call-in", "dummy"],
+        False,
     )
 
 
@@ -123,6 +125,7 @@ async def test_metrics_components_only_with_a_metrics_section(tmp_path: Path) ->
             "scheduler",
             "requests",
             "due-order",
+            "settings",
             "pause-sweep",
             "call-in",
             "metrics",
@@ -142,7 +145,17 @@ async def test_the_feature_code_server_is_a_component_unless_listen_is_empty(tmp
     daemon = Daemon(path, file, deployment.from_settings_file(file))
     try:
         names = [component.name for component in daemon.supervisor.components]
-        assert names == ["ari", "ami", "scheduler", "requests", "due-order", "pause-sweep", "call-in", "agi"]
+        assert names == [
+            "ari",
+            "ami",
+            "scheduler",
+            "requests",
+            "due-order",
+            "settings",
+            "pause-sweep",
+            "call-in",
+            "agi",
+        ]
     finally:
         await daemon.ari.close()
         await daemon.redis.aclose()

@@ -62,7 +62,7 @@ async def run_checks(path: Path, file: SettingsFile, site: deployment.Deployment
     checks.append(await _ari(site))
     if checks[-1].verdict is not Verdict.FAIL:
         checks.append(await _ari_rights(site))
-    checks += _transports(site)
+    checks += [*_transports(site), *_api_transport(site)]
     ami = AmiConnection(site.ami.client_settings())
     try:
         await ami.start()
@@ -414,6 +414,23 @@ def _transports(site: deployment.Deployment) -> list[Check]:
         _transport("ami transport", site.ami.tls, site.ami.host, site.ami.ca_file,
                    "set [ami] tls = yes (manager.conf tlsenable) and ca_file"),
     ]  # fmt: skip
+
+
+def _api_transport(site: deployment.Deployment) -> list[Check]:
+    """API tokens cross the network readable when the API listens beyond this host: the API speaks
+    plain HTTP, a TLS proxy in front is what protects them."""
+    api = site.api
+    if not api.enabled or api.host is None:
+        return []
+    where = f"{api.host}:{api.port}"
+    if _loopback(api.host):
+        return [
+            Check("api transport", Verdict.OK, f"on this host ({where}); other hosts through a TLS proxy")
+        ]
+    remedy = "listen on 127.0.0.1 and put a TLS proxy in front (README REST API)"
+    return [
+        Check("api transport", Verdict.WARN, f"in clear on {where}: tokens can be read on the way; {remedy}")
+    ]
 
 
 def _transport(name: str, tls: bool, host: str, ca_file: str | None, remedy: str) -> Check:

@@ -7,7 +7,7 @@ import pytest
 from lab.tls import make_ca
 
 from asterisk_cb import config, deployment
-from asterisk_cb.doctor import Verdict, _transports
+from asterisk_cb.doctor import Verdict, _api_transport, _transports
 
 BASE = """
 [ari]
@@ -91,3 +91,22 @@ def test_doctor_warns_when_a_secret_goes_in_clear_to_another_host(
     assert tuple(check.verdict for check in checks) == verdicts
     for check in checks:
         assert ("tls = yes" in check.detail or "https://" in check.detail) == (check.verdict is Verdict.WARN)
+
+
+@pytest.mark.parametrize(
+    ("api", "verdicts"),
+    [
+        ("", []),
+        ("[api]\nlisten = 127.0.0.1:8090\n", [Verdict.OK]),
+        ("[api]\nlisten = [::1]:8090\n", [Verdict.OK]),
+        ("[api]\nlisten = 0.0.0.0:8090\n", [Verdict.WARN]),
+    ],
+)
+def test_doctor_warns_when_api_tokens_go_in_clear_beyond_this_host(
+    tmp_path: Path, api: str, verdicts: list[Verdict]
+) -> None:
+    site = load(tmp_path, ami_extra=api.replace("[api]", "\n[api]") if api else "")
+    checks = _api_transport(site)
+    assert [check.verdict for check in checks] == verdicts
+    assert all(check.name == "api transport" for check in checks)
+    assert all(("TLS proxy" in check.detail) for check in checks)

@@ -9,9 +9,10 @@ not a trusted proxy: a header any client can write counts only when a proxy of o
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from ipaddress import ip_address
 from typing import Protocol
@@ -29,6 +30,12 @@ MAX_TRACKED = 50_000
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="asterisk-cb"'}
 
 
+Recheck = Callable[[], Awaitable[Actor | None]]
+"""A request's credential checked again: its actor with the role held now, None once it is no more (a
+token revoked or expired, its agent or user removed). A long request (the live events) calls it."""
+RECHECK_KEY: web.RequestKey[Recheck] = web.RequestKey("recheck")  # where the gate leaves it
+
+
 class Authenticator(Protocol):
     """Turns a token into the actor it stands for, roles as they are now; None for any bad token."""
 
@@ -36,9 +43,10 @@ class Authenticator(Protocol):
 
 
 class TicketRedeemer(Protocol):
-    """Turns a single-use live-events ticket into its actor, once; None for any bad or used ticket."""
+    """Redeems a single-use live-events ticket, once: how to check its credential (the token it was
+    issued to); None for any bad or used ticket."""
 
-    async def redeem_actor(self, ticket: str) -> Actor | None: ...
+    async def redeem(self, ticket: str) -> Recheck | None: ...
 
 
 class FailureLimit:
@@ -126,19 +134,22 @@ class Gate:
                 "too many failed authentications from this address: try again later",
                 headers={"Retry-After": str(max(1, round(wait_s)))},
             )
-        actor = await self._actor(request, auth)
-        if actor is None:
+        recheck = await self._credential(request, auth)
+        actor = None if recheck is None else await recheck()
+        if recheck is None or actor is None:
             self._limit.failed(address)
             raise ApiError(
                 HttpCode.UNAUTHORIZED, "the token is unknown, expired or revoked", "Authorization", _CHALLENGE
             )
+        request[RECHECK_KEY] = recheck
         return actor
 
-    async def _actor(self, request: web.Request, auth: Auth) -> Actor | None:
+    async def _credential(self, request: web.Request, auth: Auth) -> Recheck | None:
+        """How to resolve the request's credential (now, and again later); None for a bad one."""
         header = request.headers.get("Authorization")
         ticket = request.query.get("ticket") if auth is Auth.TICKET else None
         if header is None and ticket is not None and self._tickets is not None:
-            return await self._tickets.redeem_actor(ticket)
+            return await self._tickets.redeem(ticket)
         if header is None:
             raise ApiError(
                 HttpCode.UNAUTHORIZED,
@@ -149,4 +160,9 @@ class Gate:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
-        return await self._tokens.authenticate(token.strip())
+        return functools.partial(self._tokens.authenticate, token.strip())
+
+
+def recheck_of(request: web.Request) -> Recheck:
+    """The credential of an authenticated request, to check again (``Gate`` left it there)."""
+    return request[RECHECK_KEY]

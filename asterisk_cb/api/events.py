@@ -8,17 +8,18 @@ token's agent or user with the role held then, and a token revoked meanwhile red
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 from aiohttp import web
 from pydantic import Field
 
+from asterisk_cb.api.auth import Recheck, recheck_of
 from asterisk_cb.api.door import door_of
 from asterisk_cb.api.live import EventHub, stream_events
 from asterisk_cb.api.models import Reply, Request
 from asterisk_cb.api.routing import Auth, Call, Route
 from asterisk_cb.api.tickets import TICKET_TTL_S, Tickets
-from asterisk_cb.service_access import Actor
 from asterisk_cb.service_tokens import TokenService, parse_token
 
 HUB = web.AppKey("hub", EventHub)
@@ -26,7 +27,7 @@ _TOKEN = "token"  # what a ticket's holder is: a token id
 
 
 class TicketGate:
-    """Tickets issued to the caller's token, and redeemed to that token's actor (``auth.TicketRedeemer``)."""
+    """Tickets issued to the caller's token, redeemed to that token's check (``auth.TicketRedeemer``)."""
 
     def __init__(self, tickets: Tickets, tokens: TokenService) -> None:
         self._tickets = tickets
@@ -39,11 +40,11 @@ class TicketGate:
         assert parsed is not None, "the gate let only a valid token through"
         return await self._tickets.issue(parsed[0], _TOKEN)
 
-    async def redeem_actor(self, ticket: str) -> Actor | None:
+    async def redeem(self, ticket: str) -> Recheck | None:
         held = await self._tickets.redeem(ticket)
         if held is None or held[0] != _TOKEN:
             return None
-        return await self._tokens.actor_for_token_id(held[1])
+        return functools.partial(self._tokens.actor_for_token_id, held[1])
 
 
 class EventsQuery(Request):
@@ -64,8 +65,9 @@ async def live_events(call: Call) -> web.StreamResponse:
     """The events of the callbacks the caller may see (its own; every one with view_all_callbacks),
     from ``Last-Event-ID`` (a reconnect) or ``?since=``; an ``event: reset`` asks the client to
     reload when its position was trimmed away."""
-    door = door_of(call.request)
-    return await stream_events(call.request, store=door.events, hub=call.request.app[HUB], actor=call.who)
+    door, hub = door_of(call.request), call.request.app[HUB]
+    recheck = recheck_of(call.request)  # every heartbeat: a token revoked meanwhile ends the stream
+    return await stream_events(call.request, store=door.events, hub=hub, actor=call.who, recheck=recheck)
 
 
 async def event_ticket(call: Call) -> TicketReply:

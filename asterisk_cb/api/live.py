@@ -33,6 +33,7 @@ from typing import Generic, Protocol, TypeVar
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from asterisk_cb.api.auth import Recheck
 from asterisk_cb.core.model import Callback, Event, EventKind
 from asterisk_cb.redis_conn import LONGEST_BLOCK_S
 from asterisk_cb.service_access import Actor, ErrorCode, Permission
@@ -62,6 +63,7 @@ SSE_HEADERS = {
 RESET = "reset"
 
 MaySee = Callable[[Actor, Event], Awaitable[bool]]
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -275,6 +277,10 @@ class _Audience:
         self._agents: _Recent[str, str | None] = _Recent(AGENTS_KEPT)
         self.last_shown = ""  # the id of the last event ``frames`` let through
 
+    def regard(self, actor: Actor) -> None:
+        """The actor as its role is now (a role changed while the stream runs applies from here)."""
+        self._actor = actor
+
     async def frames(self, entries: Sequence[StreamEvent]) -> bytes:
         previous = await self._learn_agents(entries)
         frames = []
@@ -362,13 +368,16 @@ async def stream_events(
     actor: Actor,
     may_see: MaySee | None = None,
     heartbeat_s: float = HEARTBEAT_S,
+    recheck: Recheck | None = None,
 ) -> web.StreamResponse:
     """The live events ``actor`` may see, as ``text/event-stream``, until the client goes.
 
     Visible: every event with VIEW_ALL, else those of callbacks the actor is the current agent of (and
     the reassignment taking one away); ``may_see``, when given, decides instead. A bad
     ``Last-Event-ID``/``since`` is a 422 JSON error; a comment line goes out every ``heartbeat_s``
-    of silence (proxies drop idle connections). Entries that do not decode are skipped, not sent."""
+    of silence (proxies drop idle connections). Entries that do not decode are skipped, not sent.
+    ``recheck``, every ``heartbeat_s``: the stream ends once the credential it opened with is no more
+    (a revoked token), and follows the actor's role as it is now."""
     try:
         requested = _requested_position(request)
     except _BadPosition as bad:
@@ -382,7 +391,7 @@ async def stream_events(
         if reset:
             await response.write(reset_frame(position, "the events after your last id are gone: reload"))
         audience = _Audience(store, hub.reads, actor, may_see)
-        await _Connection(request, response, store, hub, audience, heartbeat_s).follow(position)
+        await _Connection(request, response, store, hub, audience, heartbeat_s, recheck).follow(position)
     except ConnectionResetError:
         pass  # the client went: nothing to report
     except RedisError as error:  # the client reconnects with its Last-Event-ID and misses nothing
@@ -400,12 +409,17 @@ class _Connection:
     hub: EventHub
     audience: _Audience
     heartbeat_s: float
+    recheck: Recheck | None = None
 
     async def follow(self, position: str) -> None:
         clock = asyncio.get_running_loop().time
-        last_write = clock()
+        last_write = last_check = clock()
         client_position = position  # the last id the client holds
         while self._connected():
+            if clock() - last_check >= self.heartbeat_s:
+                if not await self._still_allowed():
+                    return
+                last_check = clock()
             known = self.hub.newest  # before the read: all up to it is in the stream by then
             async with self.hub.reads:
                 entries = await self.store.read_events_after(position, BATCH)
@@ -424,6 +438,16 @@ class _Connection:
                 last_write, client_position = clock(), position
             if len(entries) < BATCH:  # caught up to ``known``: wait for more (an id the hub saw may be gone)
                 await self.hub.wait_newer(_later(position, known), last_write + self.heartbeat_s - clock())
+
+    async def _still_allowed(self) -> bool:
+        if self.recheck is None:
+            return True
+        actor = await self.recheck()
+        if actor is None:
+            log.info("live events: ending a stream whose credential is no more")
+            return False
+        self.audience.regard(actor)
+        return True
 
     def _connected(self) -> bool:
         transport = self.request.transport

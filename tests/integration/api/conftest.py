@@ -66,7 +66,13 @@ async def live_lab(live_store: Store, named_redis: RedisClient) -> AsyncIterator
     async def handler(request: web.Request) -> web.StreamResponse:
         actor = ACTORS[request.match_info["actor"]]
         return await stream_events(
-            request, store=live_store, hub=hub, actor=actor, may_see=lab.may_see, heartbeat_s=lab.heartbeat_s
+            request,
+            store=live_store,
+            hub=hub,
+            actor=actor,
+            may_see=lab.may_see,
+            heartbeat_s=lab.heartbeat_s,
+            recheck=lab.recheck,
         )
 
     app = web.Application()

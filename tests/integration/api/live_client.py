@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from asterisk_cb.api.auth import Recheck
 from asterisk_cb.api.live import EventHub, MaySee
 from asterisk_cb.core.inputs import Edit
 from asterisk_cb.redis_conn import RedisClient
@@ -91,6 +92,7 @@ class Lab:
     server: TestServer
     heartbeat_s: float = 15.0
     may_see: MaySee | None = None
+    recheck: Recheck | None = None
 
     def open_connections(self) -> int:
         """HTTP connections the server still holds (a stream's handler runs until its ends)."""

@@ -225,3 +225,23 @@ async def test_a_client_caught_up_waits_even_when_the_hubs_newest_entry_is_gone(
     assert reads - reads_then <= 1
     later = await live_lab.schedule()
     assert (await client.event()).json["callback_id"] == later
+
+
+async def test_a_stream_ends_once_its_credential_is_no_more_and_follows_a_changed_role(live_lab: Lab) -> None:
+    """Checked again at each heartbeat: a role given meanwhile applies, a revoked token ends the stream."""
+    current: list[Actor | None] = [Actor("1002", frozenset({Permission.SCHEDULE}))]
+
+    async def recheck() -> Actor | None:
+        return current[0]
+
+    live_lab.heartbeat_s, live_lab.recheck = 0.3, recheck
+    client = await live_lab.connect("1002")
+    current[0] = Actor("1002", frozenset({Permission.VIEW_ALL}))  # made a supervisor meanwhile
+    await asyncio.sleep(0.5)  # a heartbeat passes: the stream takes the role it holds now
+    others = await live_lab.schedule("1001")
+    assert (await client.event(timeout_s=3)).json["callback_id"] == others
+    current[0] = None  # the token is revoked
+    async with asyncio.timeout(3):
+        while (line := await client.response.content.readline()) != b"":
+            assert b"created" not in line or b"data" not in line
+    assert client.response.content.at_eof()

@@ -22,7 +22,7 @@ from asterisk_cb.api.models import (
     ChangeQuery,
     ChangeReply,
 )
-from asterisk_cb.api.routing import Call, Route
+from asterisk_cb.api.routing import Call, Header, Route
 from asterisk_cb.core.inputs import Edit
 from asterisk_cb.records.history import HistoryCall
 from asterisk_cb.service import Change, Query, ScheduleRequest
@@ -148,6 +148,13 @@ ROUTES = (
         body=CallbackCreate,
         status=201,
         also={200: "already scheduled by an earlier request with this Idempotency-Key"},
+        headers=(
+            Header(
+                IDEMPOTENCY_HEADER,
+                "a retry with the same key (per caller, 24 h) returns the first callback",
+                f"^[\\x20-\\x7e]{{1,{_KEY_MAX}}}$",
+            ),
+        ),
     ),
     Route("GET", "/callbacks/{callback_id}", get_callback, "A callback with every attempt", CallbackDetail),
     Route(

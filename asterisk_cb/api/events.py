@@ -18,7 +18,7 @@ from asterisk_cb.api.auth import Recheck, recheck_of
 from asterisk_cb.api.door import door_of
 from asterisk_cb.api.live import EventHub, stream_events
 from asterisk_cb.api.models import Reply, Request
-from asterisk_cb.api.routing import Auth, Call, Route
+from asterisk_cb.api.routing import Auth, Call, Header, Route
 from asterisk_cb.api.tickets import TICKET_TTL_S, Tickets
 from asterisk_cb.service_tokens import TokenService, parse_token
 
@@ -85,6 +85,9 @@ ROUTES = (
         query=EventsQuery,
         auth=Auth.TICKET,
         tag="events",
+        headers=(
+            Header("Last-Event-ID", "resume after this event id (browsers send it)", r"^[0-9]+-[0-9]+$"),
+        ),
     ),
     Route(
         "POST",

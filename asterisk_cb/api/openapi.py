@@ -87,7 +87,7 @@ def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
         "operationId": route.operation_id,
         "summary": route.summary,
         "tags": [route.tag],
-        "parameters": _path_parameters(route) + _query_parameters(route, schemas),
+        "parameters": _path_parameters(route) + _query_parameters(route, schemas) + _headers(route),
         "responses": _responses(route),
     }
     if route.auth is Auth.NONE:
@@ -109,6 +109,19 @@ def _path_parameters(route: Route) -> list[dict[str, Any]]:
             "schema": {"type": "string", "pattern": IDENTIFIER},
         }
         for name in _PLACEHOLDER.findall(route.path)
+    ]
+
+
+def _headers(route: Route) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": header.name,
+            "in": "header",
+            "required": False,
+            "description": header.description,
+            "schema": {"type": "string", "pattern": header.pattern},
+        }
+        for header in route.headers
     ]
 
 

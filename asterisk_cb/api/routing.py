@@ -51,6 +51,15 @@ Handler = Callable[[Call], Awaitable[Result]]
 
 
 @dataclass(frozen=True)
+class Header:
+    """A request header a route reads, as the OpenAPI document describes it."""
+
+    name: str
+    description: str
+    pattern: str
+
+
+@dataclass(frozen=True)
 class Route:
     method: str
     path: str  # under PREFIX, aiohttp's {name} placeholders
@@ -64,6 +73,7 @@ class Route:
     refusals: tuple[int, ...] = ()  # statuses beyond the ones every route of its kind may answer
     auth: Auth = Auth.TOKEN
     tag: str = "callbacks"
+    headers: tuple[Header, ...] = ()  # request headers the handler reads (documented, not validated here)
 
     @property
     def operation_id(self) -> str:

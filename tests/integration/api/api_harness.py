@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import ClientSession
+from config_texts import REQUIRED
 
 from asterisk_cb import deployment
 from asterisk_cb.api.component import api_server
@@ -27,17 +28,11 @@ from asterisk_cb.service import ADMIN, CallbackService, RolesService, SettingsSe
 from asterisk_cb.service_tokens import TokenService
 from asterisk_cb.store import Store
 
-CONFIG = """
+CONFIG = (
+    REQUIRED
+    + """
 [general]
 default_timezone = Europe/Berlin
-[ari]
-user = acb
-password = pw
-[ami]
-user = acb
-secret = pw
-[dialing]
-outbound_context = from-internal
 [agents]
 1001 = PJSIP/1001
 1002 = PJSIP/1002
@@ -50,6 +45,7 @@ listen = 127.0.0.1:8090
 max_body = 4096
 auth_failures = 5
 """
+)
 QUEUES = ["failover", "support"]
 
 

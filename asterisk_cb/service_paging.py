@@ -12,16 +12,15 @@ import binascii
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from asterisk_cb.core.codec import time_from_text, time_to_text
 from asterisk_cb.core.model import Callback
 from asterisk_cb.service_access import ErrorCode, ServiceError
+from asterisk_cb.store.records import OrderKey
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 
-OrderKey = tuple[datetime, str]
 
 
 @dataclass(frozen=True)

@@ -8,20 +8,22 @@ Why each step is shaped so (and the measurements behind it): docs/calls.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 
 from asterisk_cb.core import inputs as ev
 from asterisk_cb.core.effects import DialContact, RingAgent, StopRinging
 from asterisk_cb.core.model import LegRole, Outcome
 from asterisk_cb.faults import checkpoint
-from asterisk_cb.telephony.ari import AriError, AriNotFound, ChannelNotInStasis
-from asterisk_cb.telephony.call_context import CallContext, seconds
-from asterisk_cb.telephony.call_marks import agent_caller_id, callback_variables
+from asterisk_cb.telephony.ari import AriConflict, AriError, AriNotFound, ChannelNotInStasis
+from asterisk_cb.telephony.call_context import CallContext, Prepared, seconds
+from asterisk_cb.telephony.call_marks import agent_caller_id, callback_variables, presented_caller_id
 from asterisk_cb.telephony.call_steps import (
     ANNOUNCE_TIMEOUT_S,
     agent_gone,
     announcement,
+    attempt_bridge_id,
     is_key,
     play_until_over,
     quietly,
@@ -39,7 +41,8 @@ async def ring_agent(
     watch: LegWatch,
 ) -> ev.Input | None:
     """Ring every ready device, each with its recorded channel id; a device that cannot be rung ends
-    its own ring only (the agent's ring is over when every ring is).
+    its own ring only (the agent's ring is over when every ring is). While they ring, the attempt's
+    bridge is made, so the answer has less to wait for (``Prepared``).
 
     The originates go out one after the other in the recorded order, not concurrently: Asterisk 22
     refuses (409) an originate whose channelId is a prefix of a live channel's id (measured:
@@ -50,10 +53,15 @@ async def ring_agent(
     over: ev.Input | None = None
     deadline = await call.fence()  # LeaseLost: another daemon may hold the callback now, ring nothing
     checkpoint("dial:agent")
+    rung = False
     for device, channel_id in zip(devices, effect.channel_ids, strict=True):
         watch.device_state_before[channel_id] = states.get(device)
-        if not await _ring_device(call, effect, device, channel_id, deadline):
+        if await _ring_device(call, effect, device, channel_id, deadline):
+            rung = True
+        else:
             over = watch.ring_failed(call.callback, channel_id)  # the last failure of all ends it
+    if rung:
+        await _prepare_bridge(call, effect.attempt_id)
     return over
 
 
@@ -68,13 +76,25 @@ async def _ring_device(
             app_args="agent",
             caller_id=agent_caller_id(effect.contact_name, effect.contact_number),
             timeout_s=seconds(effect.timeout),
-            variables=variables,
+            variables=variables | presented_caller_id(call.settings.caller_id),
             deadline=deadline,
         )
     except AriError as error:  # e.g. 500 for a device that just went unreachable
         log.warning("callback %s: ringing %s failed: %s", call.callback.id, device, error)
         return False
     return True
+
+
+async def _prepare_bridge(call: CallContext, attempt_id: str) -> None:
+    """The attempt's bridge, made while the agent's phones ring. Every end of the attempt destroys it
+    (``HangUp``), answered or not; failing here only moves its making to after the answer."""
+    bridge_id = attempt_bridge_id(attempt_id)
+    try:
+        await _make_bridge(call, bridge_id)
+    except AriError as error:
+        log.info("callback %s: bridge not made while ringing: %s", call.callback.id, error)
+        return
+    call.prepared = Prepared(bridge_id, call.settings.caller_id)
 
 
 async def stop_ringing(call: CallContext, effect: StopRinging) -> None:
@@ -120,28 +140,43 @@ async def announce(call: CallContext, agent_channel: str, number: str) -> ev.Inp
     return None
 
 
-async def bridge_agent(
+async def ready_agent(
     call: CallContext, agent_channel: str, bridge_id: str, effect: DialContact
 ) -> ev.Input | None:
-    """The answered agent leg, with the contact's caller ID, into the attempt's bridge."""
-    ari = call.ari
+    """What ``ring_agent`` could not prepare while the phones rang (a resumer's run): the answered
+    leg's caller ID for the contact, and the attempt's bridge."""
+    prepared = call.prepared
+    if prepared is None or prepared.caller_id != effect.caller_id:
+        failed = await agent_request(call, _present_caller_id(call, agent_channel, effect), "caller ID")
+        if failed is not None:
+            return failed
+    if prepared is None or prepared.bridge_id != bridge_id:
+        return await agent_request(call, _make_bridge(call, bridge_id), "the bridge")
+    return None
+
+
+async def _make_bridge(call: CallContext, bridge_id: str) -> None:
+    """The attempt's bridge; already there (409) when a holder that vanished made it while the
+    agent's phones rang, which is as good."""
+    with contextlib.suppress(AriConflict):
+        await call.ari.create_bridge(bridge_id, name=f"callback {call.callback.id}")
+
+
+async def agent_request(call: CallContext, request: Awaitable[object], what: str) -> ev.Input | None:
+    """A request on the answered agent leg, as the lifecycle sees its failure: the channel gone is the
+    agent hanging up right after answering (the contact never dialled); anything else fails the try."""
     try:
-        await _present_caller_id(call, agent_channel, effect)
-        await ari.create_bridge(bridge_id, name=f"callback {call.callback.id}")
-        await ari.add_channel(bridge_id, agent_channel)
-    except (AriNotFound, ChannelNotInStasis):  # the agent hung up right after answering
+        await request
+    except (AriNotFound, ChannelNotInStasis):
         return ev.AgentHungUp(contact_dialled=False)
     except AriError as error:
-        log.warning("callback %s: preparing the agent leg failed: %s", call.callback.id, error)
+        log.warning("callback %s: preparing the agent leg (%s) failed: %s", call.callback.id, what, error)
         return ev.ContactFailed(Outcome.FAILED)
     return None
 
 
 async def _present_caller_id(call: CallContext, agent_channel: str, effect: DialContact) -> None:
-    """Give the answered agent leg the caller ID the contact must see (empty: the dialplan's).
-
-    Measured: the Local channel's dialplan half takes its caller ID from its bridged half's connected
-    line, i.e. from the agent leg's caller ID, which is still the "CB <contact>" the agent's display
-    showed: without this the contact would be shown their own number."""
-    for part, value in (("name", effect.caller_id.name), ("num", effect.caller_id.number)):
-        await call.ari.set_variable(agent_channel, f"CALLERID({part})", value)
+    """Give the answered agent leg the caller ID the contact must see (``call_marks.presented_caller_id``
+    says why the agent leg's caller is what the contact is shown)."""
+    for name, value in presented_caller_id(effect.caller_id).items():
+        await call.ari.set_variable(agent_channel, name, value)

@@ -223,9 +223,16 @@ class AriCall:
         return await with_member(self.call, await self._with_linkedid(happening))
 
     async def _with_linkedid(self, happening: ev.Input) -> ev.Input:
-        """An answered leg's linkedid for the history (ARI's channel JSON does not carry it)."""
+        """An answered leg's linkedid for the history (ARI's channel JSON does not carry it). An agent
+        ring is originated with no originator, so it starts its own call: its linkedid is its own
+        uniqueid (Asterisk's rule, checked in the e2e tests), known without a request on the path
+        from the agent's answer to the contact's dial."""
         if not isinstance(happening, ev.AgentAnswered | ev.ContactAnswered) or not happening.leg.uniqueid:
             return happening
+        if isinstance(happening, ev.AgentAnswered):
+            return dataclasses.replace(
+                happening, leg=dataclasses.replace(happening.leg, linkedid=happening.leg.uniqueid)
+            )
         try:
             linkedid = await self.parts.ari.get_variable(happening.leg.uniqueid, "CHANNEL(linkedid)")
         except AriError as error:  # the answer is recorded all the same; the link is a nicety

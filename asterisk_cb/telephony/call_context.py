@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from asterisk_cb.core.cdr_marks import CdrMark
 from asterisk_cb.core.model import Attempt, Callback
-from asterisk_cb.core.settings import Settings
+from asterisk_cb.core.settings import CallerId, Settings
 from asterisk_cb.runner import DialFence
 from asterisk_cb.store import LinePool
 from asterisk_cb.telephony.ari import AriClient
@@ -33,6 +33,16 @@ class ExecutorOptions:
     cdr_mark: CdrMark = dataclasses.field(default_factory=CdrMark)
 
 
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """What ``agent_leg.ring_agent`` readied for the contact's dial while the agent's phones rang:
+    the attempt's bridge, and the caller ID the rung channels carry for the contact. A run that did
+    not ring (a resumer) has none and does both after the answer."""
+
+    bridge_id: str
+    caller_id: CallerId
+
+
 @dataclasses.dataclass
 class CallContext:
     """The links and settings of one run; ``callback`` is replaced by the port after every commit,
@@ -45,6 +55,7 @@ class CallContext:
     settings: Settings
     callback: Callback
     fence: DialFence
+    prepared: Prepared | None = None
 
     @property
     def attempt(self) -> Attempt | None:

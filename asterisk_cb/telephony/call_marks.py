@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from asterisk_cb.core import cdr_marks
 from asterisk_cb.core.cdr_marks import CdrMark, MarkField, leg_values
 from asterisk_cb.core.model import Callback, LegRole
+from asterisk_cb.core.settings import CallerId
 
 DISPLAY_WIDTH = 16
 CALLBACK_MARK = "CB"
@@ -55,6 +56,19 @@ def agent_caller_id(contact_name: str, contact_number: str) -> str:
     who = contact_name or contact_number
     name = f"{CALLBACK_MARK} {who}"[:DISPLAY_WIDTH].rstrip()
     return f'"{name}" <{contact_number}>'
+
+
+def presented_caller_id(caller_id: CallerId) -> dict[str, str]:
+    """The caller ID the contact is to see, as variables of the agent leg's originate (empty parts:
+    the dialplan's own choice).
+
+    Measured on Asterisk 22.10: ARI's ``callerId`` sets both the new channel's caller and its
+    connected line, and the agent's phone shows the connected line (the INVITE's From stays
+    ``"CB <contact>"``); ``CALLERID()`` in the variables sets the caller only. The contact's Local
+    channel takes its caller ID from the agent leg's caller once they share the bridge. A variable
+    set through ARI while the phone rings is refused (409: not in Stasis), so it goes with the
+    originate rather than in two requests after the answer, when the contact waits for them."""
+    return {"CALLERID(name)": caller_id.name, "CALLERID(num)": caller_id.number}
 
 
 def callback_variables(

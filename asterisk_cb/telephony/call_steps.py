@@ -9,6 +9,7 @@ state. The executor decides what a call needs next; these only talk to Asterisk.
 * ``attempt_bridge_id``: the attempt's mixing bridge, named so a resumer finds it.
 * ``quietly``: a best-effort request (a hang-up, a ringback stop) whose failure changes nothing.
 * ``fence_or_hang_up``: the dial fence for a channel created, not yet dialled.
+* ``all_of``: independent requests at once, none left in flight when one fails.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from typing import Any
 
 from asterisk_cb.core.model import ARI_ID_PREFIX
 from asterisk_cb.store import LeaseLost
@@ -127,3 +129,15 @@ async def fence_or_hang_up(call: CallContext, channel_id: str) -> float:
         )
         await quietly(call.ari.hangup(channel_id))
         raise
+
+
+async def all_of(*requests: Awaitable[Any]) -> list[Any]:
+    """Run independent requests at once; their results in order. Every one has ended before a
+    failure is raised (the first in argument order: put the one whose failure must win first), so
+    none is still in flight when the caller handles it: a channel created after the attempt's
+    hang-up would stay up."""
+    results = await asyncio.gather(*requests, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results

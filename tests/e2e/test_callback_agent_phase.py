@@ -22,9 +22,10 @@ async def test_agent_answers_contact_answers_callback_completed(lab: Lab) -> Non
 
     scheduled = await lab.schedule(number, AGENT, in_s=1, name="Alice Martin")
     ringing = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.AGENT_RINGING)
-    agent_display = await _caller_id(lab, ringing, LegRole.AGENT)
+    agent_display = await _shown_to_agent(lab, ringing)
     talking = await lab.wait_for(scheduled.id, lambda cb: cb.state is State.IN_PROGRESS)
     marks = await _marks_of_live_call(lab, talking)
+    linkedids = await _linkedids_in_asterisk(lab, talking)
     done = await lab.wait_for(scheduled.id, lambda cb: cb.state.is_finished, timeout_s=30)
 
     assert done.state is State.COMPLETED
@@ -35,8 +36,10 @@ async def test_agent_answers_contact_answers_callback_completed(lab: Lab) -> Non
     agent_leg, contact_leg = attempt.leg(LegRole.AGENT), attempt.leg(LegRole.CONTACT)
     assert agent_leg is not None and agent_leg.uniqueid == agent_leg.channel_id
     assert contact_leg is not None and contact_leg.uniqueid == contact_leg.channel_id
-    # the contact leg was created with the agent leg as originator: one linkedid for the call
+    # the contact leg was created with the agent leg as originator: one linkedid for the call, the
+    # agent leg's own uniqueid (recorded without asking Asterisk: checked here against Asterisk)
     assert agent_leg.linkedid == contact_leg.linkedid == agent_leg.channel_id
+    assert linkedids == (agent_leg.channel_id, agent_leg.channel_id)
     assert len(lab.contact_invites().times(number)) == 1
     assert len(lab.agent_invites(AGENT).times(AGENT)) == agent_invites_before + 1
     # what the agent's phone showed, and the marks on both legs (the Local channel's dialplan half
@@ -49,9 +52,18 @@ async def test_agent_answers_contact_answers_callback_completed(lab: Lab) -> Non
     assert lab.answer_marks() == []  # the daemon saw the answer: it removed the recording handler
 
 
-async def _caller_id(lab: Lab, callback: Callback, role: LegRole) -> tuple[str, str]:
-    channel = await lab.ari.get_channel(leg_channel(callback, role))
-    return channel.caller.name, channel.caller.number
+async def _shown_to_agent(lab: Lab, callback: Callback) -> tuple[str, str]:
+    """The agent leg's connected line: what its INVITE's From carries (its caller is already the
+    caller ID the contact will see)."""
+    channel = await lab.ari.get_channel(leg_channel(callback, LegRole.AGENT))
+    return channel.connected.name, channel.connected.number
+
+
+async def _linkedids_in_asterisk(lab: Lab, callback: Callback) -> tuple[str | None, str | None]:
+    return (
+        await lab.ari.get_variable(leg_channel(callback, LegRole.AGENT), "CHANNEL(linkedid)"),
+        await lab.ari.get_variable(leg_channel(callback, LegRole.CONTACT), "CHANNEL(linkedid)"),
+    )
 
 
 async def _marks_of_live_call(lab: Lab, callback: Callback) -> dict[str, tuple[str | None, ...]]:

@@ -51,6 +51,7 @@ from asterisk_cb.scheduler import Scheduler, SchedulerOptions
 from asterisk_cb.service import CallbackService, RolesService, SettingsService
 from asterisk_cb.settings_cache import OverridesCache, SettingsFollower
 from asterisk_cb.store import Store
+from asterisk_cb.telephony.agent_wakeups import wake_from_ami
 from asterisk_cb.telephony.ami import AmiConnection
 from asterisk_cb.telephony.ami_events import device_of_channel
 from asterisk_cb.telephony.answer_marks import AnswerMarks
@@ -87,6 +88,7 @@ class Daemon:
             watched_devices=self.view.watched_devices,
         )
         feed_from_ami(self.view, self.ami)
+        self.wakeups = wake_from_ami(self.view, self.ami, self.store)  # a free agent rings its waiting
         self.queue_guard = QueueGuard(self.ami)
         self.executor = CallbackExecutor(
             self.store,
@@ -105,6 +107,7 @@ class Daemon:
             queue_guard=self.queue_guard,
             answers=AnswerMarks(self.ami),
             feeds=(self.ami.health,),
+            after_run=self.wakeups.check,
         )
         # Every AMI (re)connect, the first included, and periodically: lift the "callback" pauses no
         # call holds (a daemon died mid-callback, AMI was down or an answer was lost).
@@ -233,6 +236,7 @@ class Daemon:
         finally:
             for handled in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(handled)
+            self.wakeups.close()
             await self.ari.close()
             await self.redis.aclose()
             log.info("stopped")

@@ -186,6 +186,11 @@ class Keys:
     def agent_due_order(self, agent: str) -> str:
         return self.agent_due_order_prefix + _check_part("agent", agent)
 
+    def agent_waiting(self, agent: str) -> str:
+        """The agent's callbacks scheduled to look at it again while it is busy, by due time: what
+        the agent turning free wakes (``Claims.wake_waiting``)."""
+        return self.prefix + "ix:agent-wait:" + _check_part("agent", agent)
+
     @property
     def due_order_built(self) -> str:
         return self.prefix + "ix:due-built"

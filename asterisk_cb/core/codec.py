@@ -61,6 +61,7 @@ FIELDS: dict[str, str] = {
     "queue_attempts": "nq",
     "missed_agent_rings": "nm",
     "held_seconds": "held",
+    "waiting_for_agent": "wfa",
     "attempts": "hist",
     "version": "v",
 }
@@ -163,6 +164,7 @@ _ENCODERS: dict[str, Callable[[Any], str]] = {
     "queue_attempts": str,
     "missed_agent_rings": str,
     "held_seconds": str,
+    "waiting_for_agent": lambda value: "1" if value else "0",
     "called_in_talk_s": str,
     "version": str,
     "attempts": _history_to_json,
@@ -182,6 +184,7 @@ _DECODERS: dict[str, Callable[[str], Any]] = {
     "queue_attempts": int,
     "missed_agent_rings": int,
     "held_seconds": int,
+    "waiting_for_agent": lambda text: text == "1",
     "called_in_talk_s": int,
     "version": int,
     "attempts": _history_from_json,

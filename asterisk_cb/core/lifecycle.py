@@ -206,8 +206,10 @@ def agent_wait_deadline(callback: Callback, settings: Settings) -> datetime:
     return callback.due_at + settings.max_agent_wait + timedelta(seconds=callback.held_seconds)
 
 
-def _schedule(draft: _Draft, at: datetime) -> None:
-    draft.update(state=State.SCHEDULED, next_at=at)
+def _schedule(draft: _Draft, at: datetime, *, for_agent: bool = False) -> None:
+    """Scheduled again at ``at``; ``for_agent``: to look at a busy agent again, which the agent
+    turning free may bring forward (the executor's wake-up; ``at`` stays the safety net)."""
+    draft.update(state=State.SCHEDULED, next_at=at, waiting_for_agent=for_agent)
     draft.do(WaitUntil(at))
 
 
@@ -231,7 +233,9 @@ def _start_attempt(draft: _Draft, phase: Phase, state: State, rings: int = 1) ->
     agents = tuple(Leg(LegRole.AGENT, channel_id) for channel_id in agent_ids)
     legs = (*agents, contact) if phase is Phase.AGENT else (contact,)
     attempt = Attempt(attempt_id, phase, draft.now, legs)
-    draft.update(state=state, next_at=None, attempts=(*draft.callback.attempts, attempt))
+    draft.update(
+        state=state, next_at=None, waiting_for_agent=False, attempts=(*draft.callback.attempts, attempt)
+    )
     return attempt
 
 
@@ -289,7 +293,14 @@ def _finish(
     draft: _Draft, state: State, reason: FinishReason, by: str | None = None, **details: object
 ) -> None:
     """Finish with ``reason``; ``details`` go into the event beside it."""
-    draft.update(state=state, finish_reason=reason, finished_at=draft.now, next_at=None, cancelled_by=by)
+    draft.update(
+        state=state,
+        finish_reason=reason,
+        finished_at=draft.now,
+        next_at=None,
+        cancelled_by=by,
+        waiting_for_agent=False,
+    )
     draft.emit(_FINISH_KIND[state], reason=reason.value, by=by, **details)
 
 
@@ -367,7 +378,7 @@ def _agent_unavailable(
         _end_agent_phase(draft, settings, FinishReason.AGENT_WAIT, draft.now)
         return
     at = min(draft.now + settings.reschedule_delay, deadline)
-    _schedule(draft, at)
+    _schedule(draft, at, for_agent=True)
     draft.emit(
         EventKind.AGENT_UNAVAILABLE, outcome=outcome and outcome.value, reason=reason, next_at=at.isoformat()
     )
@@ -450,8 +461,8 @@ def _count_missed_ring(draft: _Draft, settings: Settings, outcome: Outcome, leg:
     )
     if missed >= settings.max_missed_agent_rings:
         _end_agent_phase(draft, settings, FinishReason.AGENT_MISSED, draft.now)
-    else:
-        _schedule(draft, draft.now + settings.reschedule_delay)
+    else:  # a busy agent is looked at again when it turns free; a ring it let go, after the delay
+        _schedule(draft, draft.now + settings.reschedule_delay, for_agent=outcome is Outcome.AGENT_BUSY)
 
 
 def _on_agent_hung_up(draft: _Draft, settings: Settings, hung_up: ev.AgentHungUp) -> None:

@@ -190,6 +190,7 @@ class Callback:
     queue_attempts: int = 0  # contact attempts made in the queue phase
     missed_agent_rings: int = 0  # agent rings not answered/rejected/failed (no contact attempt)
     held_seconds: int = 0  # time spent held (paused/disabled): added to the agent-wait deadline
+    waiting_for_agent: bool = False  # scheduled to look at a busy agent again: a free agent wakes it
     attempts: tuple[Attempt, ...] = ()
     version: int = 1
 

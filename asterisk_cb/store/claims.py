@@ -35,6 +35,7 @@ from asterisk_cb.store.scripts import Script
 log = logging.getLogger(__name__)
 
 DEFAULT_LEASE_MS = 30_000
+WAKE_LIMIT = 3  # callbacks woken per free agent: the first rings it, the rest are there if it fails
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,14 @@ class Claims(StorePart):
         keys = self._keys
         args = [keys.callback_prefix, claim.callback.id, claim.token, keys.wake_channel, DUE_FIELDS]
         return bool(await self._scripts.run(Script.RELEASE, [keys.due, keys.leases], args))
+
+    async def wake_waiting(self, agent: str, limit: int = WAKE_LIMIT) -> int:
+        """The agent turned free: its callbacks scheduled to look at it again become due now, oldest
+        first, at most ``limit`` (one rings the agent; the others would find it busy again). How many
+        moved; any daemon may call it, as often as it hears the agent turn free."""
+        keys = self._keys
+        args = [keys.wake_channel, limit]
+        return int(await self._scripts.run(Script.WAKE, [keys.due, keys.agent_waiting(agent)], args))
 
     async def set_paused(self, paused: bool) -> None:
         """Pause all callbacks: due ones wait (nothing is lost), live calls are still followed."""

@@ -65,7 +65,8 @@ def _index_entries(keys: Keys, callback: Callback) -> frozenset[tuple[str, str, 
     The contact index lists pending (unfinished) callbacks only: the write that finishes one drops it
     there, so a contact calling in is looked up without reading its finished past (``contact_listed``).
     The due orders list every callback by due time, in microseconds: a double holds those exactly
-    (2^53 us is year 2255), and Redis orders equal scores by id, as listings do."""
+    (2^53 us is year 2255), and Redis orders equal scores by id, as listings do; the agent's waiting
+    order, in the same unit, those scheduled to look at their busy agent again."""
     entries = {("s", keys.state_index(callback.state.value), callback.id)}
     if contact_listed(callback.state):
         entries.add(("h", keys.contact_index, keys.contact_entry(callback.contact_number)))
@@ -73,6 +74,8 @@ def _index_entries(keys: Keys, callback: Callback) -> frozenset[tuple[str, str, 
     entries.add(("z", keys.due_order, ordered))
     if callback.agent:
         entries.add(("z", keys.agent_due_order(callback.agent), ordered))
+    if callback.agent and callback.waiting_for_agent and callback.state is State.SCHEDULED:
+        entries.add(("z", keys.agent_waiting(callback.agent), ordered))
     entries.update(
         ("h", keys.call_index, call_id)
         for call_id in (callback.origin_uniqueid, callback.origin_linkedid)

@@ -48,6 +48,7 @@ class Script(enum.Enum):
     REINDEX = "reindex"
     READ = "read"
     ORDER = "order"
+    WAKE = "wake"
 
 
 class Scripts:

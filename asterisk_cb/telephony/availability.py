@@ -175,6 +175,29 @@ class AvailabilityView:
         }
         return owners.pop() if len(owners) == 1 else None
 
+    def agents_at(self, device: str) -> set[str]:
+        """Every agent ``device`` may be the phone of (fixed, hot-desk membership, pool login): whom its
+        change may free. One pass over agents and memberships, not one per agent as in ``agent_at``."""
+        names = {m.member_name for m in self.members.values() if device in (m.interface, m.state_interface)}
+        pool = {agent for agent, at in self.pool_logins.items() if at == device}
+        return {
+            spec.agent
+            for spec in self.agents.values()
+            if device in spec.devices
+            or (spec.member_name and spec.member_name in names)
+            or (spec.pool_agent and spec.pool_agent in pool)
+        }
+
+    def wrap_up_until(self, agent: str) -> float:
+        """When the agent's wrap-up ends (epoch seconds; 0 for none): after our callback's call, or
+        after a queue call by the queue's or the agent's own wrap-up time."""
+        spec = self.agents.get(agent)
+        if spec is None:
+            return 0.0
+        ends = [self.wrapup_until.get(agent, 0.0)]
+        ends += [m.last_call + max(m.wrapup_s, spec.wrapup_s) for m in self._memberships(spec) if m.last_call]
+        return max(ends)
+
     def memberships_of(self, agent: str) -> list[QueueMember]:
         """The agent's queue memberships: what the executor pauses (reason "callback") while a callback
         rings or is live, and what it unpauses after, or on restart when a pause outlived its callback."""
@@ -205,9 +228,7 @@ class AvailabilityView:
         return None
 
     def _in_wrap_up(self, spec: AgentSpec, now: float) -> Availability | None:
-        ends = [self.wrapup_until.get(spec.agent, 0.0)]
-        ends += [m.last_call + max(m.wrapup_s, spec.wrapup_s) for m in self._memberships(spec) if m.last_call]
-        until = max(ends)
+        until = self.wrap_up_until(spec.agent)
         if until > now:
             return Availability(spec.agent, Reason.WRAP_UP, f"in wrap-up for {until - now:.0f} s more")
         return None

@@ -57,9 +57,11 @@ class CallbackExecutor:
         answers: AnswerMarks | None = None,
         feeds: tuple[HealthFlag, ...] = (),
         clock: Clock = utc_now,
+        after_run: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.settings_for = settings_for
+        self.after_run = after_run  # told the agent of each run that ended (``agent_wakeups``)
         self.routes = CallRoutes(events)
         self.telephony = Telephony(
             ari, events, self.routes, availability, options, clock, queue_guard, answers, feeds
@@ -78,6 +80,8 @@ class CallbackExecutor:
             await runner.run()
         finally:
             await runner.close()
+            if self.after_run is not None:
+                self.after_run(runner.callback.agent)
 
     async def follow_requests(self) -> None:
         """Wake the run holding a callback when a person's change of it is requested; after a gap in

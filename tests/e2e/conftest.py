@@ -28,6 +28,7 @@ from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import connect
 from asterisk_cb.scheduler import Scheduler, SchedulerOptions
 from asterisk_cb.store import LinePool, Store
+from asterisk_cb.telephony.agent_wakeups import wake_from_ami
 from asterisk_cb.telephony.ami import AmiConnection, AmiSettings
 from asterisk_cb.telephony.answer_marks import AnswerMarks
 from asterisk_cb.telephony.ari import AriClient, AriError, AriSettings
@@ -76,6 +77,7 @@ class Daemon:
             watched_devices=self.view.watched_devices,
         )
         feed_from_ami(self.view, self.ami)
+        self.wakeups = wake_from_ami(self.view, self.ami, store)
         self.queue_guard = QueueGuard(self.ami)
         self.executor = CallbackExecutor(
             store,
@@ -87,6 +89,7 @@ class Daemon:
             queue_guard=self.queue_guard,
             answers=AnswerMarks(self.ami),
             feeds=(self.ami.health,),
+            after_run=self.wakeups.check,
         )
         # the periodic sweep is the daemon process's (test_daemon_process.py); here only the resync's
         self.pause_sweep = PauseSweep(self.queue_guard, self.view, store, every_s=60)
@@ -118,6 +121,7 @@ class Daemon:
         self.scheduler.stop()
         if self._running is not None:
             await self._running
+        self.wakeups.close()
         await self.events.stop()
         await self.ami.stop()
         await self.ari.close()

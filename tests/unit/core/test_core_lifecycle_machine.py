@@ -228,6 +228,8 @@ class Lifecycle(RuleBasedStateMachine):
     def record_is_consistent(self) -> None:
         callback = self.callback
         assert (callback.next_at is not None) == (callback.state is State.SCHEDULED)
+        if callback.waiting_for_agent:  # only a scheduled look at the agent may be brought forward
+            assert (callback.state, callback.phase) == (State.SCHEDULED, Phase.AGENT)
         open_attempts = [attempt for attempt in callback.attempts if attempt.outcome is None]
         assert len(open_attempts) == (1 if callback.state.is_live else 0)
         assert callback.state.is_live == (callback.current_attempt is not None)

@@ -17,7 +17,7 @@ holds no call lock. A callback resumed by another daemon (or the restarted one) 
 "callback" pauses (``take_over``): they are its previous holder's, since an agent paused for a callback
 is unavailable to every other callback; it lifts them when its run ends.
 
-IO goes through AMI (QueuePause per queue and interface); AMI being down never stops a callback: the
+IO goes through AMI (QueuePause per queue and interface, an agent's all at once); AMI being down never stops a callback: the
 pause is a protection, the call itself goes over ARI. Failures are logged.
 """
 
@@ -115,8 +115,8 @@ class QueueGuard:
 
     async def hold(self, memberships: Iterable[QueueMember]) -> tuple[Pause, ...]:
         """Pause what nobody paused; returns what was (maybe) paused, to hand to ``release``."""
-        async with self.pausing.holding():
-            held = [await self._pause(pause) for pause in to_pause(memberships)]
+        async with self.pausing.holding():  # every membership at once: one AMI round trip, not one each
+            held = await asyncio.gather(*(self._pause(pause) for pause in to_pause(memberships)))
         return tuple(pause for pause in held if pause is not None)
 
     async def take_over(self, memberships: Iterable[QueueMember], *, live: bool) -> tuple[Pause, ...]:
@@ -131,8 +131,8 @@ class QueueGuard:
         (the agent's own pause, set meanwhile, has another reason and stays)."""
         pauses = tuple(held)
         maybe = [pause for pause in pauses if not pause.sure]
-        for pause in [pause for pause in pauses if pause.sure] + await self._took_effect(maybe):
-            await self._unpause(pause)
+        lifted = [pause for pause in pauses if pause.sure] + await self._took_effect(maybe)
+        await asyncio.gather(*(self._unpause(pause) for pause in lifted))
 
     async def callback_pauses(self) -> tuple[Pause, ...]:
         """Every membership paused with reason "callback" now, read from QueueStatus (AmiError if not)."""

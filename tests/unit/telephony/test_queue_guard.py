@@ -95,3 +95,30 @@ async def test_runs_pause_together_and_the_sweep_waits_for_them() -> None:
     await asyncio.gather(run("a"), run("b"), sweep())
     assert journal[:2] == ["a in", "b in"]  # together
     assert journal[-1] == "sweep"  # after both were out
+
+
+class SlowAmi(FakeAmi):
+    """Each QueuePause takes a while; notes how many were in flight at once."""
+
+    def __init__(self, members: list[QueueMember]) -> None:
+        super().__init__(members)
+        self.in_flight = self.most_in_flight = 0
+
+    async def queue_pause(self, interface: str, paused: bool, *, queue: str = "", reason: str = "") -> None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0.02)
+        self.in_flight -= 1
+        await super().queue_pause(interface, paused, queue=queue, reason=reason)
+
+
+async def test_an_agent_s_memberships_are_paused_and_lifted_at_once_not_one_after_another() -> None:
+    """The pauses all precede the agent's ring (``hold`` returns once every answer came), but the
+    ring waits for one AMI round trip, not one per queue the agent is in."""
+    ami = SlowAmi([])
+    guard = QueueGuard(ami)
+    held = await guard.hold([member("support"), member("sales"), member("failover")])
+    assert (len(held), ami.most_in_flight, ami.in_flight) == (3, 3, 0)
+    ami.most_in_flight = 0
+    await guard.release(held)
+    assert (ami.most_in_flight, len(ami.actions)) == (3, 6)

@@ -17,8 +17,8 @@ holds no call lock. A callback resumed by another daemon (or the restarted one) 
 "callback" pauses (``take_over``): they are its previous holder's, since an agent paused for a callback
 is unavailable to every other callback; it lifts them when its run ends.
 
-IO goes through AMI (QueuePause per queue and interface, an agent's all at once); AMI being down never stops a callback: the
-pause is a protection, the call itself goes over ARI. Failures are logged.
+IO goes through AMI (QueuePause per queue and interface, an agent's all at once); AMI being down
+never stops a callback: the pause is a protection, the call itself goes over ARI. Failures are logged.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 
 
-
 @dataclass(frozen=True)
 class Page:
     """One page of a listing; ``next_cursor`` is None on the last page."""

@@ -1,0 +1,167 @@
+"""The web panel over HTTP, served by the API component as the daemon builds it (``[api] panel = yes``),
+on the lab's Redis: sign-in with a password or a token, the session cookie's flags, CSRF on every POST,
+and a session ending at sign-out, on revocation of its token and on a change of its password; pages
+refused to roles that may not see them. The browser's view is tests/e2e/test_panel_browser.py."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from api_harness import CONFIG, Api, served_api
+
+from asterisk_cb.redis_conn import RedisClient
+from asterisk_cb.service import ADMIN
+from asterisk_cb.service_passwords import PasswordService
+from asterisk_cb.store import Store
+
+pytestmark = pytest.mark.lab
+
+PANEL_CONFIG = CONFIG + "panel = yes\n"
+_CSRF = re.compile(r'<meta name="csrf" content="([^"]+)">')
+
+
+@pytest.fixture
+async def panel(store: Store, redis: RedisClient) -> AsyncIterator[Api]:
+    async with served_api(store, redis, PANEL_CONFIG) as served:
+        yield served
+
+
+class Browser:
+    """A cookie-keeping client of the panel that does not follow redirects (the tests look at them)."""
+
+    def __init__(self, api: Api) -> None:
+        self.root = api.base.removesuffix("/api/v1") + "/panel"
+        self.client = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def get(self, path: str) -> tuple[int, str, str]:
+        async with self.client.get(self.root + path, allow_redirects=False) as response:
+            return response.status, await response.text(), response.headers.get("Location", "")
+
+    async def post(self, path: str, form: dict[str, str]) -> tuple[int, str, str]:
+        async with self.client.post(self.root + path, data=form, allow_redirects=False) as response:
+            return response.status, await response.text(), response.headers.get("Location", "")
+
+    async def sign_in(self, **form: str) -> aiohttp.ClientResponse:
+        async with self.client.post(self.root + "/login", data=form, allow_redirects=False) as response:
+            return response
+
+    async def csrf(self, path: str = "/callbacks") -> str:
+        status, text, _ = await self.get(path)
+        assert status == 200, text
+        found = _CSRF.search(text)
+        assert found is not None
+        return found[1]
+
+
+@pytest.fixture
+async def browser(panel: Api) -> AsyncIterator[Browser]:
+    opened = Browser(panel)
+    yield opened
+    await opened.client.close()
+
+
+async def set_password(api: Api, name: str, password: str) -> None:
+    await PasswordService(api.store, api.roles).set_password(ADMIN, name, password)
+
+
+async def test_a_password_sign_in_gives_an_httponly_strict_cookie_and_the_agent_its_history(
+    panel: Api, browser: Browser
+) -> None:
+    await set_password(panel, "1001", "correct horse")
+    response = await browser.sign_in(name="1001", password="correct horse")
+    assert (response.status, response.headers["Location"]) == (303, "/panel/")
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/panel" in cookie
+    assert "Secure" not in cookie  # plain HTTP from a client that is not a trusted proxy
+    assert "correct horse" not in cookie
+    assert (await browser.get("/"))[2] == "/panel/history"
+
+
+async def test_a_trusted_proxy_saying_https_makes_the_cookie_secure(store: Store, redis: RedisClient) -> None:
+    config = PANEL_CONFIG + "trusted_proxies = 127.0.0.1\n"
+    async with served_api(store, redis, config) as api:
+        await set_password(api, "1001", "correct horse")
+        root = api.base.removesuffix("/api/v1") + "/panel"
+        async with (
+            aiohttp.ClientSession() as client,
+            client.post(
+                root + "/login",
+                data={"name": "1001", "password": "correct horse"},
+                headers={"X-Forwarded-Proto": "https"},
+                allow_redirects=False,
+            ) as response,
+        ):
+            assert response.status == 303
+            assert "Secure" in response.headers["Set-Cookie"]
+
+
+async def test_a_wrong_password_is_refused_without_saying_which_part_and_counts_as_a_failure(
+    panel: Api, browser: Browser
+) -> None:
+    await set_password(panel, "1001", "correct horse")
+    for form in ({"name": "1001", "password": "wrong"}, {"name": "nobody", "password": "x" * 8}):
+        response = await browser.sign_in(**form)
+        assert response.status == 401
+    # [api] auth_failures = 5 in the harness: three more failures of the API's own reach the limit
+    for _ in range(3):
+        status, _, _ = await panel.call("GET", "/me", headers={"Authorization": "Bearer acb_nope"})
+        assert status == 401
+    response = await browser.sign_in(name="1001", password="correct horse")
+    assert response.status == 429
+
+
+async def test_a_post_without_the_csrf_token_is_refused_and_with_it_goes_through(
+    panel: Api, browser: Browser
+) -> None:
+    await browser.sign_in(token=panel.tokens["1001"])
+    status, text, _ = await browser.post("/logout", {})
+    assert status == 403 and "stale" in text
+    status, _, _ = await browser.post("/logout", {"csrf": "forged"})
+    assert status == 403
+    status, _, location = await browser.post("/logout", {"csrf": await browser.csrf()})
+    assert (status, location) == (303, "/panel/login")
+    assert (await browser.get("/callbacks"))[2].startswith("/panel/login")
+
+
+async def test_a_revoked_token_ends_the_session_on_its_next_request(panel: Api, browser: Browser) -> None:
+    await browser.sign_in(token=panel.tokens["1002"])
+    assert (await browser.get("/callbacks"))[0] == 200
+    token_id = panel.tokens["1002"].split("_")[1]
+    await panel.service.revoke(ADMIN, token_id)
+    status, _, location = await browser.get("/callbacks")
+    assert (status, location) == (303, "/panel/login?ended=1")
+
+
+async def test_a_changed_password_ends_the_open_session(panel: Api, browser: Browser) -> None:
+    await set_password(panel, "1003", "first password")
+    await browser.sign_in(name="1003", password="first password")
+    assert (await browser.get("/callbacks"))[0] == 200
+    await set_password(panel, "1003", "second password")
+    assert (await browser.get("/callbacks"))[2] == "/panel/login?ended=1"
+
+
+async def test_pages_need_their_permission(panel: Api, browser: Browser) -> None:
+    await browser.sign_in(token=panel.tokens["1001"])
+    for path in ("/supervisor", "/admin"):
+        status, text, _ = await browser.get(path)
+        assert status == 403 and "may not open this page" in text
+    assert (await browser.get("/callbacks"))[0] == 200
+
+
+async def test_an_admin_sees_the_settings_with_asterisks_queues(panel: Api, browser: Browser) -> None:
+    await browser.sign_in(token=panel.tokens["root"])
+    status, text, _ = await browser.get("/admin")
+    assert status == 200
+    assert "<option>support</option>" in text and 'id="value-enabled"' in text
+    status, text, location = await browser.post(
+        "/admin/settings", {"csrf": await browser.csrf("/admin"), "option": "max_attempts", "value": "0"}
+    )
+    assert status == 422 and 'id="max_attempts-error"' in text
+    status, _, location = await browser.post(
+        "/admin/settings", {"csrf": await browser.csrf("/admin"), "option": "max_attempts", "value": "5"}
+    )
+    assert (status, location) == (303, "/panel/admin#max_attempts")
+    assert 'id="value-max_attempts" name="value" value="5"' in (await browser.get("/admin"))[1]

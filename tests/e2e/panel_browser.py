@@ -86,11 +86,11 @@ class Person:
 
     @contextlib.contextmanager
     def phone_width(self) -> Iterator[None]:
+        """The page laid out again for a 375 px wide phone until the block ends."""
         width, height = PHONE
         metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": True}
         self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
         try:
-            self.driver.refresh()
             yield
         finally:
             self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

@@ -83,11 +83,12 @@ async def history_call(api: str, agent_token: str, number: str) -> dict[str, Any
     raise AssertionError(f"no call with {number} in {AGENT}'s history")
 
 
-def no_horizontal_scroll(person: Person, paths: list[str], prefix: str) -> None:
+def no_horizontal_scroll(person: Person, pages: dict[str, str]) -> None:
+    """Each page (name -> path) at a phone's 375 px: no sideways scroll; a screenshot of each."""
     with person.phone_width():
-        for path in paths:
+        for name, path in pages.items():
             person.open(path)
-            person.screenshot(f"{prefix}{path.strip('/').replace('/', '-').split('?')[0] or 'home'}-375")
+            person.screenshot(f"{name}-375")
             assert person.horizontal_overflow() == 0, f"{path} scrolls sideways at 375 px"
 
 
@@ -119,6 +120,9 @@ async def test_an_agent_schedules_from_its_history_and_the_admin_switches_the_fe
         error = agent.find("#due_at-error").text  # beside the field, the service's own words
         assert "past" in error.lower(), error
         agent.screenshot("schedule-error")
+        with agent.phone_width():
+            agent.screenshot("schedule-error-375")
+            assert agent.horizontal_overflow() == 0
 
         due = (datetime.now(zone) + timedelta(days=1)).replace(hour=10, minute=30, second=0, microsecond=0)
         agent.set_value("#due_at", due.strftime("%Y-%m-%dT%H:%M"))
@@ -158,9 +162,11 @@ async def test_an_agent_schedules_from_its_history_and_the_admin_switches_the_fe
         assert "turned off" in reason
         agent.screenshot("history-feature-off")
 
-        no_horizontal_scroll(agent, ["/history", f"/schedule?call={origin['linkedid']}", "/callbacks"], "")
-        no_horizontal_scroll(agent, [f"/callbacks/{callback_id}"], "story-")
-        no_horizontal_scroll(admin, ["/admin", "/supervisor"], "")
+        schedule = f"/schedule?call={origin['linkedid']}"
+        story = f"/callbacks/{callback_id}"
+        pages = {"history": "/history", "schedule": schedule, "callbacks": "/callbacks", "story": story}
+        no_horizontal_scroll(agent, pages)
+        no_horizontal_scroll(admin, {"admin": "/admin", "supervisor": "/supervisor"})
 
         code, _, err = await lab.cli(tmp_path, "token", "revoke", other_token.split("_")[1], sections=USERS)
         assert code == 0, err
@@ -170,7 +176,7 @@ async def test_an_agent_schedules_from_its_history_and_the_admin_switches_the_fe
         agent.open("/callbacks")
         assert agent.path == "/login?ended=1"
         assert "session ended" in agent.find(".notice").text
-        no_horizontal_scroll(agent, ["/login"], "")
+        no_horizontal_scroll(agent, {"login": "/login"})
 
 
 async def test_a_supervisor_sees_a_callbacks_state_change_live_while_the_lab_places_it(

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -20,6 +22,7 @@ from asterisk_cb.store import Store
 pytestmark = pytest.mark.lab
 
 PANEL_CONFIG = CONFIG + "panel = yes\n"
+BERLIN = ZoneInfo("Europe/Berlin")
 _CSRF = re.compile(r'<meta name="csrf" content="([^"]+)">')
 
 
@@ -165,3 +168,100 @@ async def test_an_admin_sees_the_settings_with_asterisks_queues(panel: Api, brow
     )
     assert (status, location) == (303, "/panel/admin#max_attempts")
     assert 'id="value-max_attempts" name="value" value="5"' in (await browser.get("/admin"))[1]
+
+
+async def schedule_by_form(browser: Browser, number: str, due_at: str) -> tuple[int, str, str]:
+    form = {
+        "csrf": await browser.csrf(),
+        "contact_number": number,
+        "due_at": due_at,
+        "timezone": "Europe/Berlin",
+    }
+    return await browser.post("/schedule", form)
+
+
+async def test_the_schedule_form_creates_through_the_service_and_names_the_field_it_refuses(
+    panel: Api, browser: Browser
+) -> None:
+    await browser.sign_in(token=panel.tokens["1001"])
+    status, text, _ = await schedule_by_form(browser, "+49 30 1234567", "2001-01-01T10:00")
+    assert status == 422 and 'id="due_at-error"' in text and "in the past" in text
+    status, text, _ = await schedule_by_form(browser, "not a number", "+2h")
+    assert status == 422 and 'id="contact_number-error"' in text
+    status, _, location = await schedule_by_form(browser, "+49 30 1234567", "+2h")
+    assert status == 303 and location.startswith("/panel/callbacks?scheduled=")
+    callback_id = location.rsplit("=", 1)[1]
+    status, text, _ = await browser.get(location.removeprefix("/panel"))
+    assert status == 200 and f'id="cb-{callback_id}"' in text and "Europe/Berlin" in text
+
+
+async def test_a_callback_is_moved_and_cancelled_from_its_story(panel: Api, browser: Browser) -> None:
+    await browser.sign_in(token=panel.tokens["1001"])
+    callback_id = (await schedule_by_form(browser, "+49 30 1234567", "+2h"))[2].rsplit("=", 1)[1]
+    story = f"/callbacks/{callback_id}"
+    csrf = await browser.csrf(story)
+    status, text, _ = await browser.post(f"{story}/reschedule", {"csrf": csrf, "due_at": "2001-01-01T10:00"})
+    assert status == 422 and 'id="due_at-error"' in text
+    local = (datetime.now(BERLIN) + timedelta(days=10)).replace(hour=10, minute=0, second=0, microsecond=0)
+    status, _, location = await browser.post(
+        f"{story}/reschedule", {"csrf": csrf, "due_at": local.strftime("%Y-%m-%dT%H:%M")}
+    )
+    assert (status, location) == (303, f"/panel{story}")
+    status, body, _ = await panel.call("GET", story, "1001")
+    assert datetime.fromisoformat(body["due_at"]) == local  # read in Europe/Berlin, the contact's zone
+    status, _, _ = await browser.post(f"{story}/cancel", {"csrf": csrf})
+    assert status == 303
+    assert (await panel.call("GET", story, "1001"))[1]["state"] == "cancelled"
+
+
+async def test_a_supervisor_reassigns_and_cancels_picked_rows_per_permission(
+    panel: Api, browser: Browser
+) -> None:
+    await browser.sign_in(token=panel.tokens["1001"])
+    ids = [
+        (await schedule_by_form(browser, f"+49 30 123456{n}", "+2h"))[2].rsplit("=", 1)[1] for n in range(2)
+    ]
+    await browser.client.close()
+    browser.client = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    await browser.sign_in(token=panel.tokens["anna"])  # supervisor: view all, manage
+    status, text, _ = await browser.get("/supervisor?agent=1001")
+    assert status == 200 and all(f'id="cb-{callback_id}"' in text for callback_id in ids)
+    form = {"csrf": await browser.csrf("/supervisor"), "action": "reassign", "agent": "1002"}
+    async with browser.client.post(
+        browser.root + "/supervisor", data=[*form.items(), ("id", ids[0])], allow_redirects=False
+    ) as response:
+        assert response.status == 200
+    assert (await panel.call("GET", f"/callbacks/{ids[0]}", "1002"))[1]["agent"] == "1002"
+    async with browser.client.post(
+        browser.root + "/supervisor",
+        data=[("csrf", form["csrf"]), ("action", "cancel"), ("id", ids[1]), ("id", "nosuchcallback")],
+        allow_redirects=False,
+    ) as response:
+        text = await response.text()
+    assert f"<li>{ids[1]}: applied</li>" in text and "nosuchcallback: no callback" in text
+    status, row, _ = await browser.get(f"/rows/{ids[1]}")
+    assert status == 200 and row.lstrip().startswith("<tr") and "cancelled" in row
+
+
+async def test_a_live_events_ticket_is_bound_to_the_session_and_ends_with_it(
+    panel: Api, browser: Browser
+) -> None:
+    await browser.sign_in(token=panel.tokens["anna"])
+    csrf = await browser.csrf("/supervisor")
+    async with browser.client.post(browser.root + "/ticket") as refused:
+        assert refused.status == 403  # no CSRF header
+    async with browser.client.post(browser.root + "/ticket", headers={"X-CSRF-Token": csrf}) as issued:
+        ticket = (await issued.json())["ticket"]
+    async with (
+        aiohttp.ClientSession() as anonymous,  # the ticket alone, as an EventSource sends it
+        anonymous.get(f"{panel.base}/events?ticket={ticket}&since=0") as stream,
+    ):
+        assert stream.status == 200 and stream.content_type == "text/event-stream"
+    async with browser.client.post(browser.root + "/ticket", headers={"X-CSRF-Token": csrf}) as issued:
+        second = (await issued.json())["ticket"]
+    await browser.post("/logout", {"csrf": csrf})
+    async with (
+        aiohttp.ClientSession() as anonymous,
+        anonymous.get(f"{panel.base}/events?ticket={second}") as stream,
+    ):
+        assert stream.status == 401  # the session it stood for is over

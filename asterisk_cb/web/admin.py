@@ -58,8 +58,7 @@ async def set_setting(visit: Visit) -> web.StreamResponse:
 
 
 async def define_role(visit: Visit) -> web.StreamResponse:
-    assert visit.lists is not None, "a POST"
-    granted = [value for value in visit.lists.getall("permission", []) if isinstance(value, str)]
+    granted = list(visit.every("permission"))
     problems = Problems()
     await asked(
         visit.door.roles.define_role(visit.signed.actor, visit.form.get("role", ""), granted), problems

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
-from multidict import MultiDictProxy
 from redis.exceptions import RedisError
 
 from asterisk_cb.api.auth import FailureLimit, in_networks
@@ -52,8 +51,12 @@ class Visit:
 
     request: web.Request
     signed: Signed
-    form: Mapping[str, str] = field(default_factory=dict)
-    lists: MultiDictProxy[str] | None = None  # the POST's repeated fields (the supervisor's ticked rows)
+    form: Mapping[str, str] = field(default_factory=dict)  # a POST's fields, the last of each name
+    repeated: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # ... every value of each name
+
+    def every(self, name: str) -> tuple[str, ...]:
+        """Each value sent for ``name`` (the supervisor's ticked rows, the role's permissions)."""
+        return self.repeated.get(name, ())
 
     @property
     def door(self) -> Door:
@@ -102,10 +105,9 @@ def guarded(route: PageRoute) -> Callable[[web.Request], Awaitable[web.StreamRes
             )
         request[SIGNED] = signed
         form: dict[str, str] = {}
-        lists = None
+        repeated: dict[str, tuple[str, ...]] = {}
         if request.method == "POST":
-            lists = await request.post()
-            form = {name: value for name, value in lists.items() if isinstance(value, str)}
+            form, repeated = await _posted(request)
             if not csrf_ok(signed.record.csrf, form.get(FIELD) or request.headers.get(HEADER)):
                 raise ServiceError(
                     ErrorCode.FORBIDDEN,
@@ -115,10 +117,20 @@ def guarded(route: PageRoute) -> Callable[[web.Request], Awaitable[web.StreamRes
             raise ServiceError(
                 ErrorCode.FORBIDDEN, f"{signed.actor.name} may not open this page ({route.need.value} needed)"
             )
-        return await route.handler(Visit(request, signed, form, lists))  # type: ignore[arg-type]
+        return await route.handler(Visit(request, signed, form, repeated))
 
     handle.__name__ = route.handler.__name__
     return handle
+
+
+async def _posted(request: web.Request) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    """A POST's text fields: the last value of each name, and every value of each (files ignored)."""
+    posted = await request.post()
+    repeated: dict[str, tuple[str, ...]] = {}
+    for name, value in posted.items():
+        if isinstance(value, str):
+            repeated[name] = (*repeated.get(name, ()), value)
+    return {name: values[-1] for name, values in repeated.items()}, repeated
 
 
 async def signed_in(request: web.Request) -> Signed | None:

@@ -44,6 +44,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         panel.failures.failed(address)
         message = "the agent id and password, or the token, are not right"
         return page(request, "login.html", status=401, error=message, name=name, ended=False)
+    if COOKIE in request.cookies:  # signing in again (as someone else?): the older session is over
+        await panel.sessions.end(request.cookies[COOKIE])
     response = web.HTTPSeeOther(f"{MOUNT}/")
     response.set_cookie(
         COOKIE,

@@ -74,8 +74,7 @@ def _query(filters: dict[str, str]) -> Query:
 
 async def bulk(visit: Visit) -> web.StreamResponse:
     """Cancel the ticked callbacks, or hand them to ``agent``; each one's result listed on the page."""
-    assert visit.lists is not None, "a POST"
-    ids = [value for value in visit.lists.getall("id", []) if isinstance(value, str)]
+    ids = list(visit.every("id"))
     action, agent = visit.form.get("action"), visit.form.get("agent", "")
     results = []
     for callback_id in ids:

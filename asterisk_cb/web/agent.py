@@ -17,6 +17,7 @@ from asterisk_cb.records.history import HistoryCall
 from asterisk_cb.service import Query
 from asterisk_cb.service_access import ErrorCode, ServiceError
 from asterisk_cb.web.forms import Problems, asked, parsed
+from asterisk_cb.web.hours import describe_hours
 from asterisk_cb.web.panel import MOUNT, PageRoute, Visit
 from asterisk_cb.web.render import page
 
@@ -89,6 +90,7 @@ def _schedule_page(
         origin=origin,
         limits=limits,
         horizon_days=settings.horizon / timedelta(days=1),
+        calling_hours=describe_hours(settings.calling_hours),
         enabled=settings.enabled,
         turned_off=TURNED_OFF,
         problems=problems,
@@ -97,9 +99,11 @@ def _schedule_page(
 
 
 def _prefilled(origin: HistoryCall | None, settings: Settings) -> dict[str, str]:
-    """An hour from now in the contact's zone (the settings' default zone), and the call's contact."""
+    """An hour from now, or the calling hours' next opening after it, in the contact's zone (the
+    settings' default zone); the call's contact."""
     zone = ZoneInfo(settings.default_timezone)
-    due = (datetime.now(UTC) + timedelta(hours=1)).astimezone(zone).replace(second=0, microsecond=0)
+    soon = (datetime.now(UTC) + timedelta(hours=1)).replace(second=0, microsecond=0)
+    due = settings.calling_hours.next_opening(soon, zone).astimezone(zone)
     return {
         "from_call": origin.linkedid if origin else "",
         "contact_number": origin.contact_number if origin else "",

@@ -265,3 +265,18 @@ async def test_a_live_events_ticket_is_bound_to_the_session_and_ends_with_it(
         anonymous.get(f"{panel.base}/events?ticket={second}") as stream,
     ):
         assert stream.status == 401  # the session it stood for is over
+
+
+async def test_the_form_says_the_calling_hours_and_a_time_outside_gets_the_next_allowed_one(
+    panel: Api, browser: Browser
+) -> None:
+    await panel.store.set_setting("general", "calling_hours", "mon-fri 09:00-18:00")
+    await browser.sign_in(token=panel.tokens["1001"])
+    status, text, _ = await browser.get("/schedule")
+    assert status == 200 and "within the calling hours: Mon-Fri 09:00-18:00" in text
+    prefilled = re.search(r'id="due_at" name="due_at" type="datetime-local" value="([^"]+)"', text)
+    assert prefilled is not None
+    assert datetime.fromisoformat(prefilled[1]).weekday() < 5  # the next opening, in the contact's zone
+    saturday = datetime.now(BERLIN) + timedelta(days=(5 - datetime.now(BERLIN).weekday()) % 7 or 7)
+    status, text, _ = await schedule_by_form(browser, "+49 30 1234567", saturday.strftime("%Y-%m-%dT10:00"))
+    assert status == 422 and 'id="due_at-error"' in text and "Next allowed:" in text

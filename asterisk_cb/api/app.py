@@ -97,8 +97,13 @@ def build_app(
         app.router.add_route(route.method, PREFIX + route.path, endpoint(route, gate))
     app.router.add_get(PREFIX + "/openapi.json", _openapi)
     if panel is not None:
+        app.router.add_get(MOUNT, _to_panel)  # the address a person types (before the sub-app's prefix)
         app.add_subapp(MOUNT, panel_app(door, panel))
     return app
+
+
+async def _to_panel(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPMovedPermanently(MOUNT + "/")
 
 
 async def _close(hub: EventHub) -> None:

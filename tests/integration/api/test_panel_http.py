@@ -280,3 +280,21 @@ async def test_the_form_says_the_calling_hours_and_a_time_outside_gets_the_next_
     saturday = datetime.now(BERLIN) + timedelta(days=(5 - datetime.now(BERLIN).weekday()) % 7 or 7)
     status, text, _ = await schedule_by_form(browser, "+49 30 1234567", saturday.strftime("%Y-%m-%dT10:00"))
     assert status == 422 and 'id="due_at-error"' in text and "Next allowed:" in text
+
+
+async def test_the_panel_answers_people_in_html_and_the_api_programs_in_json(
+    panel: Api, browser: Browser
+) -> None:
+    async with browser.client.get(browser.root, allow_redirects=False) as bare:
+        assert (bare.status, bare.headers["Location"]) == (301, "/panel/")
+    assert (await browser.get("/"))[2] == "/panel/login"  # not signed in
+    await browser.sign_in(token=panel.tokens["1001"])
+    status, text, _ = await browser.get("/no/such/page")
+    assert status == 404 and text.startswith("<!doctype html>") and 'id="page-error"' in text
+    async with browser.client.get(browser.root + "/callbacks") as page:
+        assert (
+            page.headers["Cache-Control"] == "no-store"
+            and "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+        )
+    status, body, _ = await panel.call("GET", "/no/such/route", "1001")
+    assert status == 404 and body["error"]["code"] == "no_route"

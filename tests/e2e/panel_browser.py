@@ -15,7 +15,9 @@ from pathlib import Path
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
@@ -64,6 +66,21 @@ class Person:
             selector,
         )
         return None if found is None else str(found)
+
+    def tab_to(self, selector: str, presses: int = 60) -> WebElement:
+        """Move the keyboard focus with Tab until it is on ``selector`` (keyboard-usable: it gets there)."""
+        wanted = self.find(selector)
+        for _ in range(presses):
+            ActionChains(self.driver).send_keys(Keys.TAB).perform()
+            if self.driver.switch_to.active_element == wanted:
+                return wanted
+        raise AssertionError(f"{presses} presses of Tab never reached {selector}")
+
+    def press_enter(self) -> None:
+        """Enter on the focused element, waiting for the page it opens."""
+        page = self.find("html")
+        ActionChains(self.driver).send_keys(Keys.ENTER).perform()
+        WebDriverWait(self.driver, 15).until(staleness_of(page))
 
     def sign_in(self, *, name: str = "", password: str = "", token: str = "") -> None:
         self.open("/login")

@@ -111,7 +111,8 @@ async def test_an_agent_schedules_from_its_history_and_the_admin_switches_the_fe
         agent.sign_in(name=AGENT, password=PASSWORD)
         assert agent.path == "/history"
         agent.screenshot("history")
-        agent.follow(f'a[data-schedule="{origin["linkedid"]}"]')
+        agent.tab_to(f'a[data-schedule="{origin["linkedid"]}"]')  # with the keyboard alone
+        agent.press_enter()
         assert agent.find("#contact_number").get_attribute("value") == number
         zone = ZoneInfo(agent.find("#timezone").get_attribute("value") or "UTC")
 
@@ -134,7 +135,9 @@ async def test_an_agent_schedules_from_its_history_and_the_admin_switches_the_fe
         assert datetime.fromisoformat(listed.get_attribute("datetime")) == due.astimezone(UTC)
         assert agent.find(f"#cb-{callback_id} .state").text == "scheduled"
         agent.screenshot("my-callbacks")
-        agent.open(f"/callbacks/{callback_id}")
+        agent.open(f"/callbacks/{placed.id}")  # the lab's call: its attempt and its CDR rows
+        assert [cell.text for cell in agent.all("td[data-label=Outcome]")] == ["completed"]
+        assert {cell.text for cell in agent.all("#cdr td[data-label=Leg]")} >= {"agent", "contact"}
         agent.screenshot("story")
 
         other.sign_in(token=other_token)
@@ -147,7 +150,8 @@ async def test_an_agent_schedules_from_its_history_and_the_admin_switches_the_fe
             "const done = arguments[0];fetch('/panel/logout', {method: 'POST'}).then(r => done(r.status));"
         )
         assert refused == 403
-        assert agent.path.startswith(f"/callbacks/{callback_id}")  # still signed in
+        agent.open("/callbacks")
+        assert agent.path == "/callbacks"  # the refused sign-out did nothing: still signed in
 
         admin.sign_in(token=admin_token)
         assert admin.path == "/supervisor"  # an admin may view every callback: that page first

@@ -45,28 +45,32 @@ async def history(visit: Visit) -> web.StreamResponse:
 
 async def schedule_form(visit: Visit) -> web.StreamResponse:
     """The form for a call of the history (``?call=<linkedid>``), or an empty one."""
-    agent = visit.signed.actor.name
-    linkedid = visit.request.query.get("call", "")
-    origin = (await visit.door.history.call(visit.signed.actor, agent, linkedid)).call if linkedid else None
-    settings = await _settings(visit, agent, origin.queue if origin else None)
+    origin = await _origin(visit, visit.request.query.get("call", ""))
+    settings = await _settings(visit, visit.signed.actor.name, origin.queue if origin else None)
     values = _prefilled(origin, settings)
     return _schedule_page(visit, values, settings, origin, Problems())
 
 
 async def schedule_post(visit: Visit) -> web.StreamResponse:
     """Schedule through the API's own path; on a refusal the form again, the message beside its field."""
-    form, agent, problems = visit.form, visit.signed.actor.name, Problems()
-    linkedid = form.get("from_call", "")
+    form, problems = visit.form, Problems()
     fields = ("from_call", "contact_number", "contact_name", "due_at", "timezone", "note")
     body = parsed(CallbackCreate, {name: form.get(name, "") for name in fields}, problems)
     created = await asked(schedule(visit.door, visit.signed.actor, body, None), problems) if body else None
     if created is not None:
         raise web.HTTPSeeOther(f"{MOUNT}/callbacks?scheduled={created.callback.id}")
-    origin = (await visit.door.history.call(visit.signed.actor, agent, linkedid)).call if linkedid else None
-    settings = await _settings(visit, agent, origin.queue if origin else None)
+    origin = await _origin(visit, form.get("from_call", ""))
+    settings = await _settings(visit, visit.signed.actor.name, origin.queue if origin else None)
     return _schedule_page(
         visit, {name: form.get(name, "") for name in fields}, settings, origin, problems, status=422
     )
+
+
+async def _origin(visit: Visit, linkedid: str) -> HistoryCall | None:
+    """The call of the agent's own history a callback is scheduled from (none: a blank form)."""
+    if not linkedid:
+        return None
+    return (await visit.door.history.call(visit.signed.actor, visit.signed.actor.name, linkedid)).call
 
 
 def _schedule_page(

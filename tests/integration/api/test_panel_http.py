@@ -298,3 +298,32 @@ async def test_the_panel_answers_people_in_html_and_the_api_programs_in_json(
         )
     status, body, _ = await panel.call("GET", "/no/such/route", "1001")
     assert status == 404 and body["error"]["code"] == "no_route"
+
+
+async def test_an_admin_defines_a_role_and_gives_it_to_an_agent_whose_pages_follow(
+    panel: Api, browser: Browser
+) -> None:
+    await browser.sign_in(token=panel.tokens["root"])
+    csrf = await browser.csrf("/admin")
+    form = [
+        ("csrf", csrf),
+        ("role", "lead"),
+        ("permission", "schedule_callback"),
+        ("permission", "view_all_callbacks"),
+    ]
+    async with browser.client.post(
+        browser.root + "/admin/roles", data=form, allow_redirects=False
+    ) as response:
+        assert (response.status, response.headers["Location"]) == (303, "/panel/admin#role")
+    status, text, _ = await browser.post(
+        "/admin/agent-role", {"csrf": csrf, "agent": "1001", "role": "nosuch"}
+    )
+    assert status == 422 and 'id="agent_role-error"' in text
+    status, _, _ = await browser.post("/admin/agent-role", {"csrf": csrf, "agent": "1001", "role": "lead"})
+    assert status == 303
+    agent = Browser(panel)
+    try:
+        await agent.sign_in(token=panel.tokens["1001"])
+        assert (await agent.get("/supervisor"))[0] == 200  # the role held now, at the next request
+    finally:
+        await agent.client.close()

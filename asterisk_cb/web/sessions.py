@@ -105,11 +105,11 @@ class Sessions:
 
     async def sign_in_token(self, token: str) -> str | None:
         """A new session's id for an API token's agent or user; None for a token that is not valid."""
-        actor = await self._tokens.authenticate(token)
+        holder = await self._tokens.holder(token)
         parsed = parse_token(token)
-        if actor is None or parsed is None:
+        if holder is None or parsed is None:
             return None
-        return await self._start(await self._passwords.identify(actor.name), TOKEN, parsed[0])
+        return await self._start(Identity(*holder), TOKEN, parsed[0])
 
     async def _start(self, identity: Identity, via: str, credential: str) -> str:
         now = self._clock()

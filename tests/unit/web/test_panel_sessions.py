@@ -85,3 +85,13 @@ async def test_only_the_digest_of_a_session_id_is_stored_and_each_has_its_own_cs
     assert await services.sessions.resume(first) is None
     assert await services.sessions.resume(second) is not None
     assert await services.sessions.resume("made up") is None
+
+
+async def test_a_token_session_is_its_tokens_agent_or_user() -> None:
+    services = panel(LIMITS)
+    token, _ = await services.tokens.create(ADMIN, agent="1001")
+    session_id = await services.sessions.sign_in_token(token)
+    assert session_id is not None
+    stored = services.store.sessions[digest_of(session_id)]
+    assert (stored.kind, stored.name, stored.via) == ("agent", "1001", "token")
+    assert await services.sessions.sign_in_token(token[:-1] + ("A" if token[-1] != "A" else "B")) is None

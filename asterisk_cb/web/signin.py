@@ -8,6 +8,8 @@ in a URL; the form posts them, and the reply never says which part was wrong.
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
 from asterisk_cb.api.auth import client_address
@@ -15,6 +17,7 @@ from asterisk_cb.service_access import Permission
 from asterisk_cb.web.panel import COOKIE, MOUNT, PANEL, PageRoute, Visit, is_tls, signed_in
 from asterisk_cb.web.render import page
 
+log = logging.getLogger(__name__)
 _MAX_FIELD = 512  # longer than any agent id, password or token
 
 
@@ -41,9 +44,12 @@ async def login(request: web.Request) -> web.StreamResponse:
     else:
         session_id = await panel.sessions.sign_in_password(name, password) if name and password else None
     if session_id is None:
+        # the address only: what was typed in the name field may be a password typed one field early
+        log.warning("panel sign-in refused", extra={"address": address})
         panel.failures.failed(address)
         message = "the agent id and password, or the token, are not right"
         return page(request, "login.html", status=401, error=message, name=name, ended=False)
+    log.info("panel sign-in", extra={"who": "(a token)" if token else name, "address": address})
     if COOKIE in request.cookies:  # signing in again (as someone else?): the older session is over
         await panel.sessions.end(request.cookies[COOKIE])
     response = web.HTTPSeeOther(f"{MOUNT}/")

@@ -327,3 +327,21 @@ async def test_an_admin_defines_a_role_and_gives_it_to_an_agent_whose_pages_foll
         assert (await agent.get("/supervisor"))[0] == 200  # the role held now, at the next request
     finally:
         await agent.client.close()
+
+
+async def test_sign_ins_are_logged_without_a_password_or_token(
+    panel: Api, browser: Browser, caplog: pytest.LogCaptureFixture
+) -> None:
+    await set_password(panel, "1001", "correct horse")
+    with caplog.at_level("INFO", logger="asterisk_cb.web"):
+        await browser.sign_in(name="correct horse", password="1001")  # the fields swapped
+        await browser.sign_in(name="1001", password="correct horse")
+        await browser.sign_in(token=panel.tokens["1002"])
+    assert [record.getMessage() for record in caplog.records] == [
+        "panel sign-in refused",
+        "panel sign-in",
+        "panel sign-in",
+    ]
+    assert [getattr(record, "who", None) for record in caplog.records] == [None, "1001", "(a token)"]
+    logged = " ".join(str(vars(record)) for record in caplog.records)
+    assert "correct horse" not in logged and panel.tokens["1002"] not in logged

@@ -190,7 +190,7 @@ async def test_a_supervisor_sees_a_callbacks_state_change_live_while_the_lab_pla
     lab.phone(AGENT, "answer")
     _, root = await start(fleet, lab)
     supervisor_token = await token(lab, tmp_path, "--user", "anna")
-    placed = await lab.schedule(unique_number("20103"), AGENT, in_s=12, name="Grace")
+    placed = await lab.schedule(unique_number("20103"), AGENT, in_s=600, name="Grace")  # moved up below
 
     with people(root, 1) as (supervisor,):
         supervisor.sign_in(token=supervisor_token)
@@ -199,6 +199,8 @@ async def test_a_supervisor_sees_a_callbacks_state_change_live_while_the_lab_pla
         assert supervisor.find(state).text == "scheduled"
         await until(lambda: supervisor.text("#live-status") == "Live updates: on")
         supervisor.driver.execute_script("window.notReloaded = true")
+        code, _, err = await lab.cli(tmp_path, "reschedule", placed.id, "--at", "+2s", sections=USERS)
+        assert code == 0, err  # due now: the daemon places it while the page watches
         seen: set[str] = set()
 
         def finished() -> bool:

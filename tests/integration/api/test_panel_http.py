@@ -24,6 +24,7 @@ pytestmark = pytest.mark.lab
 PANEL_CONFIG = CONFIG + "panel = yes\n"
 BERLIN = ZoneInfo("Europe/Berlin")
 _CSRF = re.compile(r'<meta name="csrf" content="([^"]+)">')
+_FIELD = re.compile(r'<input type="hidden" name="csrf" value="([^"]+)">')
 
 
 @pytest.fixture
@@ -48,7 +49,13 @@ class Browser:
             return response.status, await response.text(), response.headers.get("Location", "")
 
     async def sign_in(self, **form: str) -> aiohttp.ClientResponse:
-        async with self.client.post(self.root + "/login", data=form, allow_redirects=False) as response:
+        """The sign-in form fetched (its CSRF cookie and field), then posted with ``form``."""
+        status, text, _ = await self.get("/login")
+        found = _FIELD.search(text)
+        assert status == 200 and found is not None
+        async with self.client.post(
+            self.root + "/login", data={"csrf": found[1], **form}, allow_redirects=False
+        ) as response:
             return response
 
     async def csrf(self, path: str = "/callbacks") -> str:
@@ -88,17 +95,22 @@ async def test_a_trusted_proxy_saying_https_makes_the_cookie_secure(store: Store
     async with served_api(store, redis, config) as api:
         await set_password(api, "1001", "correct horse")
         root = api.base.removesuffix("/api/v1") + "/panel"
-        async with (
-            aiohttp.ClientSession() as client,
-            client.post(
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
+            async with client.get(root + "/login", headers={"X-Forwarded-Proto": "https"}) as form:
+                assert "Secure" in form.headers["Set-Cookie"]  # the sign-in form's CSRF cookie too
+                found = _FIELD.search(await form.text())
+            assert found is not None
+            client.cookie_jar.update_cookies(
+                {"acb_signin": form.cookies["acb_signin"].value}
+            )  # plain HTTP here
+            async with client.post(
                 root + "/login",
-                data={"name": "1001", "password": "correct horse"},
+                data={"csrf": found[1], "name": "1001", "password": "correct horse"},
                 headers={"X-Forwarded-Proto": "https"},
                 allow_redirects=False,
-            ) as response,
-        ):
-            assert response.status == 303
-            assert "Secure" in response.headers["Set-Cookie"]
+            ) as response:
+                assert response.status == 303
+                assert "Secure" in response.headers["Set-Cookie"]
 
 
 async def test_a_wrong_password_is_refused_without_saying_which_part_and_counts_as_a_failure(
@@ -114,6 +126,14 @@ async def test_a_wrong_password_is_refused_without_saying_which_part_and_counts_
         assert status == 401
     response = await browser.sign_in(name="1001", password="correct horse")
     assert response.status == 429
+
+
+async def test_a_sign_in_without_the_forms_csrf_token_is_refused(panel: Api, browser: Browser) -> None:
+    await set_password(panel, "1001", "correct horse")
+    form = {"name": "1001", "password": "correct horse"}
+    async with browser.client.post(browser.root + "/login", data=form, allow_redirects=False) as forged:
+        assert forged.status == 403 and "stale" in await forged.text()
+    assert (await browser.sign_in(**form)).status == 303
 
 
 async def test_a_post_without_the_csrf_token_is_refused_and_with_it_goes_through(
@@ -336,6 +356,7 @@ async def test_sign_ins_are_logged_without_a_password_or_token(
     with caplog.at_level("INFO", logger="asterisk_cb.web"):
         await browser.sign_in(name="correct horse", password="1001")  # the fields swapped
         await browser.sign_in(name="1001", password="correct horse")
+        browser.client.cookie_jar.clear()  # another person at this browser
         await browser.sign_in(token=panel.tokens["1002"])
     assert [record.getMessage() for record in caplog.records] == [
         "panel sign-in refused",

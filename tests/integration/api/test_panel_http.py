@@ -366,3 +366,11 @@ async def test_sign_ins_are_logged_without_a_password_or_token(
     assert [getattr(record, "who", None) for record in caplog.records] == [None, "1001", "(a token)"]
     logged = " ".join(str(vars(record)) for record in caplog.records)
     assert "correct horse" not in logged and panel.tokens["1002"] not in logged
+
+
+async def test_without_panel_yes_there_are_no_pages(store: Store, redis: RedisClient) -> None:
+    async with served_api(store, redis) as api, aiohttp.ClientSession() as client:
+        root = api.base.removesuffix("/api/v1") + "/panel"
+        for path in ("", "/", "/login", "/static/panel.css"):
+            async with client.get(root + path, allow_redirects=False) as response:
+                assert response.status == 404, path

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from asterisk_cb.api.auth import FailureLimit, in_networks
 from asterisk_cb.api.door import DOOR, Door
+from asterisk_cb.api.errors import STATUS, route_of
 from asterisk_cb.api.settings import Network
 from asterisk_cb.service_access import ErrorCode, Permission, ServiceError
 from asterisk_cb.web.csrf import FIELD, HEADER, csrf_ok
@@ -28,8 +29,6 @@ log = logging.getLogger(__name__)
 MOUNT = "/panel"
 COOKIE = "acb_session"
 STATIC = Path(__file__).parent / "static"
-_STATUS = {ErrorCode.INVALID: 422, ErrorCode.FORBIDDEN: 403, ErrorCode.NOT_FOUND: 404}
-_STATUS |= {ErrorCode.CONFLICT: 409, ErrorCode.UNAVAILABLE: 503}
 
 
 @dataclass(frozen=True)
@@ -157,7 +156,7 @@ async def _error_pages(
     try:
         return await handler(request)
     except ServiceError as error:
-        return _error_page(request, _STATUS[error.code], error.message)
+        return _error_page(request, STATUS[error.code], error.message)
     except web.HTTPException as error:
         if error.status < 400:
             raise
@@ -165,7 +164,7 @@ async def _error_pages(
     except RedisError:
         return _error_page(request, 503, "the schedule (Redis) cannot be reached now: try again in a moment")
     except Exception:
-        log.exception("panel request failed", extra={"method": request.method, "route": _route_of(request)})
+        log.exception("panel request failed", extra={"method": request.method, "route": route_of(request)})
         return _error_page(request, 500, "the daemon failed to answer this page; see its log")
 
 
@@ -175,8 +174,3 @@ _TITLES = {401: "Sign in first", 403: "Not allowed", 404: "Not found", 409: "Not
 def _error_page(request: web.Request, status: int, message: str) -> web.Response:
     title = _TITLES.get(status, "Something is not right")
     return page(request, "error.html", status=status, title=title, message=message)
-
-
-def _route_of(request: web.Request) -> str:
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else "(none)"

@@ -57,6 +57,7 @@ from asterisk_cb.service import (
 )
 from asterisk_cb.service_events import EventGroupsService
 from asterisk_cb.service_index import ContactIndexService
+from asterisk_cb.service_passwords import PasswordService
 from asterisk_cb.service_tokens import DEFAULT_LIFETIME, TokenInfo, TokenService
 from asterisk_cb.store import Store
 from asterisk_cb.table import render_table
@@ -587,6 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_parser(commands)
     _roles_parser(commands)
     _token_parser(commands)
+    _user_parser(commands)
     _events_parser(commands)
     _db_parser(commands)
     _calls_parser(commands)
@@ -695,6 +697,36 @@ def _calls_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     calls.add_argument("--json", action="store_true", help="one JSON array instead of the table")
     calls.add_argument("--dsn", type=_dsn, help="read as another user (default: [records] dsn)")
     calls.set_defaults(run=cmd_calls)
+
+
+async def cmd_user_set_password(context: Context, args: argparse.Namespace) -> int:
+    """Set an agent's or user's web panel password; their open panel sessions end."""
+    password = _read_password()
+    async with open_store(context.site) as store:
+        service = PasswordService(store, make_roles(context, store))
+        identity, _ = await service.set_password(context.actor, args.name, password)
+    print(f"panel password set for {identity.kind} {identity.name}; their open panel sessions end")
+    return 0
+
+
+def _read_password() -> str:
+    """Asked twice on a terminal (never echoed); else the first line of stdin (a script's pipe)."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("new panel password: ")
+    if getpass.getpass("again: ") != first:
+        raise ServiceError(ErrorCode.INVALID, "the two passwords differ: nothing changed", "password")
+    return first
+
+
+def _user_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("user", help="web panel sign-in of agents and [users] users")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="action")
+    password = actions.add_parser(
+        "set-password", help="set a panel password (asked twice, or read from stdin when piped)"
+    )
+    password.add_argument("name", help="an agent id of [agents] or a user of [users]")
+    password.set_defaults(run=cmd_user_set_password)
 
 
 def _change_parser(

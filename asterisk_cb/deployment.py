@@ -239,6 +239,7 @@ KNOWN_OPTIONS: Mapping[str, frozenset[str]] = {
     ),
     "api": frozenset(
         {"listen", "trusted_proxies", "cors_origins", "max_body", "auth_failures", "auth_window"}
+        | {"panel", "session_idle", "session_max_age"}
     ),
 }
 
@@ -682,6 +683,8 @@ def _records_batch(text: str) -> int:
 
 # [api] auth_window: long enough to slow a guesser down, short enough that a typo'd token is forgiven.
 AUTH_WINDOW_BOUNDS = (timedelta(seconds=10), timedelta(hours=1))
+# [api] session_idle and session_max_age: a minute (tests, kiosks) to a month (a wall display).
+SESSION_BOUNDS = (timedelta(minutes=1), timedelta(days=30))
 
 
 def _api(section: Section) -> api.ApiSite:
@@ -696,6 +699,11 @@ def _api(section: Section) -> api.ApiSite:
         max_body=_parsed(section, "max_body", api.parse_max_body, defaults.max_body),
         auth_failures=_parsed(section, "auth_failures", api.parse_auth_failures, defaults.auth_failures),
         auth_window=_bounded_duration(section, "auth_window", defaults.auth_window, AUTH_WINDOW_BOUNDS),
+        panel=_parsed(section, "panel", parse_bool, defaults.panel),
+        session_idle=_bounded_duration(section, "session_idle", defaults.session_idle, SESSION_BOUNDS),
+        session_max_age=_bounded_duration(
+            section, "session_max_age", defaults.session_max_age, SESSION_BOUNDS
+        ),
     )
 
 

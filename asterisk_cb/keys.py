@@ -86,6 +86,10 @@ class Keys:
         P agent-roles          hash   run-time agent roles: agent id or "default" -> role
         P tokens               hash   API tokens: token id -> JSON record (sha256 of the secret, never
                                       the secret; identity kind and name, created, expires, label)
+        P passwords            hash   web panel passwords: "agent:<id>"/"user:<name>" -> JSON record
+                                      (scrypt hash, its salt and parameters, a generation number)
+        P session:<digest>     string a web panel session (JSON), under the SHA-256 of its id, never
+                                      the id; expires at the session's maximum age
         P ticket:<digest>      string a short-lived single-use ticket's holder (kind and name, JSON),
                                       under the SHA-256 of the ticket, never the ticket; expires
         P outcome:<request>    list   what the holder did with a person's change request (applied or
@@ -146,6 +150,10 @@ class Keys:
     def request_outcome(self, request_id: str) -> str:
         """The list the holder pushes a change request's outcome onto (the requester BLPOPs it)."""
         return self.prefix + "outcome:" + check_callback_id(request_id)
+
+    def session(self, digest: str) -> str:
+        """A panel session, under its id's digest (hex): a dump of Redis holds no usable cookie."""
+        return self.prefix + "session:" + _check_part("session digest", digest)
 
     def ticket(self, digest: str) -> str:
         """A ticket's holder, under the ticket's digest (hex): a dump of Redis shows no usable ticket."""
@@ -249,6 +257,10 @@ class Keys:
     @property
     def tokens(self) -> str:
         return self.prefix + "tokens"
+
+    @property
+    def passwords(self) -> str:
+        return self.prefix + "passwords"
 
     @property
     def pattern(self) -> str:

@@ -171,6 +171,15 @@ class TokenService:
         record = await self._store.token(token_id)
         return None if record is None else await self._actor_of_record(record)
 
+    async def holder(self, token: str) -> tuple[str, str] | None:
+        """(kind, name) of a valid token: whom it stands for (a panel session signed in with it keeps
+        that, and re-checks the token by id at every request); None like ``authenticate``."""
+        parsed = parse_token(token)
+        if parsed is None or await self.authenticate(token) is None:
+            return None
+        record = await self._store.token(parsed[0])
+        return None if record is None else (record.kind, record.name)
+
     async def _actor_of_record(self, record: TokenRecord) -> Actor | None:
         if record.expires_at <= self._clock():
             await self._store.remove_tokens([record.token_id])

@@ -1,5 +1,6 @@
 """The REST API as a daemon component: an aiohttp application on ``[api] listen`` serving the route
-tables of ``api.callbacks``, ``api.admin`` and this module (health, readiness, the OpenAPI document).
+tables of ``api.callbacks``, ``api.admin`` and this module (health, readiness, the OpenAPI document),
+and with ``[api] panel = yes`` the web panel's pages under ``/panel`` (``asterisk_cb.web``).
 
 Auxiliary: a failing API is restarted by the supervisor and never stops the callbacks. It listens on
 127.0.0.1 unless told otherwise; TLS is the job of the proxy in front (README "REST API").
@@ -28,6 +29,8 @@ from asterisk_cb.api.openapi import document
 from asterisk_cb.api.routing import PREFIX, Auth, Call, Route, endpoint
 from asterisk_cb.api.settings import ApiSite
 from asterisk_cb.components import forever
+from asterisk_cb.web.app import panel_app
+from asterisk_cb.web.panel import MOUNT, Panel
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +74,17 @@ SPEC = web.AppKey("spec", dict)
 
 
 def build_app(
-    door: Door, gate: Gate, site: ApiSite, hub: EventHub, routes: Sequence[Route] = ROUTES
+    door: Door,
+    gate: Gate,
+    site: ApiSite,
+    hub: EventHub,
+    routes: Sequence[Route] = ROUTES,
+    *,
+    panel: Panel | None = None,
 ) -> web.Application:
     """The application: routes, the JSON error shape, the body limit, CORS for the listed origins;
-    ``hub`` wakes the live events' streams, and ends them all when the server shuts down."""
+    ``hub`` wakes the live events' streams, and ends them all when the server shuts down; ``panel``:
+    the web panel's pages too."""
     middlewares = [json_errors]
     if site.cors_origins:
         middlewares.insert(0, _cors(site.cors_origins))
@@ -86,7 +96,14 @@ def build_app(
     for route in routes:
         app.router.add_route(route.method, PREFIX + route.path, endpoint(route, gate))
     app.router.add_get(PREFIX + "/openapi.json", _openapi)
+    if panel is not None:
+        app.router.add_get(MOUNT, _to_panel)  # the address a person types (before the sub-app's prefix)
+        app.add_subapp(MOUNT, panel_app(door, panel))
     return app
+
+
+async def _to_panel(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPMovedPermanently(MOUNT + "/")
 
 
 async def _close(hub: EventHub) -> None:
@@ -146,6 +163,7 @@ class ApiServer:
     gate: Gate
     site: ApiSite
     routes: Sequence[Route] = ROUTES
+    panel: Panel | None = None  # the web panel's sessions and sign-in limit; None: no pages
     name: str = "api"
     essential: bool = False
     runner: web.AppRunner | None = field(default=None, init=False)
@@ -159,7 +177,7 @@ class ApiServer:
         server_logger.addFilter(_QUIET)  # once: adding the same filter again is a no-op
         hub = EventHub(self.door.events)
         following = asyncio.create_task(hub.run(), name="live events hub")
-        app = build_app(self.door, self.gate, self.site, hub, self.routes)
+        app = build_app(self.door, self.gate, self.site, hub, self.routes, panel=self.panel)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         try:
             await self.runner.setup()

@@ -83,16 +83,16 @@ class FailureLimit:
 def client_address(request: web.Request, trusted: tuple[Network, ...]) -> str:
     """The client's address (see the module's docstring for proxies)."""
     peer = request.remote or ""
-    if not _is_in(peer, trusted):
+    if not in_networks(peer, trusted):
         return peer
     forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",")]
     for hop in reversed(forwarded):
-        if hop and not _is_in(hop, trusted):
+        if hop and not in_networks(hop, trusted):
             return hop if _is_address(hop) else peer
     return peer
 
 
-def _is_in(address: str, networks: tuple[Network, ...]) -> bool:
+def in_networks(address: str, networks: tuple[Network, ...]) -> bool:
     try:
         parsed = ip_address(address)
     except ValueError:
@@ -121,13 +121,13 @@ class Gate:
         self._tokens = tokens
         self._tickets = tickets
         self._trusted = site.trusted_proxies
-        self._limit = FailureLimit(site.auth_failures, site.auth_window, clock)
+        self.failures = FailureLimit(site.auth_failures, site.auth_window, clock)  # the panel's sign-in too
 
     async def __call__(self, request: web.Request, auth: Auth) -> Actor | None:
         if auth is Auth.NONE:
             return None
         address = client_address(request, self._trusted)
-        wait_s = self._limit.retry_after(address)
+        wait_s = self.failures.retry_after(address)
         if wait_s > 0:
             raise ApiError(
                 HttpCode.RATE_LIMITED,
@@ -137,7 +137,7 @@ class Gate:
         recheck = await self._credential(request, auth)
         actor = None if recheck is None else await recheck()
         if recheck is None or actor is None:
-            self._limit.failed(address)
+            self.failures.failed(address)
             raise ApiError(
                 HttpCode.UNAUTHORIZED, "the token is unknown, expired or revoked", "Authorization", _CHALLENGE
             )

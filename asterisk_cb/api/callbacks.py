@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from asterisk_cb.api.door import door_of
+from asterisk_cb.api.door import Door, door_of
 from asterisk_cb.api.errors import ApiError
 from asterisk_cb.api.models import (
     CallbackChange,
@@ -26,7 +26,8 @@ from asterisk_cb.api.routing import Call, Header, Route
 from asterisk_cb.core.inputs import Edit
 from asterisk_cb.records.history import HistoryCall
 from asterisk_cb.service import Change, Query, ScheduleRequest
-from asterisk_cb.service_access import ErrorCode
+from asterisk_cb.service_access import Actor, ErrorCode
+from asterisk_cb.store import Created
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _KEY_MAX = 200
@@ -54,15 +55,20 @@ async def create_callback(call: Call) -> tuple[int, CallbackCreated]:
     ``from_call``, the call of the agent's history gives the contact, the queue and the call's ids,
     and the call itself is the key when none is sent: one callback per call and caller."""
     body: CallbackCreate = call.body
-    agent = body.agent or call.who.name
-    door = door_of(call.request)
-    origin = await door.history.call(call.who, agent, body.from_call) if body.from_call else None
-    request = _schedule_request(body, agent, origin.call if origin else None)
-    key = _idempotency_key(call.request) or (f"call:{body.from_call}" if body.from_call else None)
-    scoped = f"{call.who.name}:{key}" if key else None  # one caller's key never answers another's
-    created = await door.callbacks.schedule(call.who, request, idempotency_key=scoped)
+    created = await schedule(door_of(call.request), call.who, body, _idempotency_key(call.request))
     reply = CallbackCreated(created=created.created, callback=CallbackDetail.of(created.callback))
     return (201 if created.created else 200), reply
+
+
+async def schedule(door: Door, actor: Actor, body: CallbackCreate, key: str | None) -> Created:
+    """Schedule what ``body`` asks (the web panel's form is the same body): the history's call fills
+    what the body leaves out, and is the idempotency key when ``key`` is None."""
+    agent = body.agent or actor.name
+    origin = await door.history.call(actor, agent, body.from_call) if body.from_call else None
+    request = _schedule_request(body, agent, origin.call if origin else None)
+    key = key or (f"call:{body.from_call}" if body.from_call else None)
+    scoped = f"{actor.name}:{key}" if key else None  # one caller's key never answers another's
+    return await door.callbacks.schedule(actor, request, idempotency_key=scoped)
 
 
 def _schedule_request(body: CallbackCreate, agent: str, origin: HistoryCall | None) -> ScheduleRequest:

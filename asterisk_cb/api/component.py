@@ -20,11 +20,14 @@ from asterisk_cb.deployment import Deployment
 from asterisk_cb.records.history import CdrHistory
 from asterisk_cb.service import CallbackService, RolesService, SettingsService
 from asterisk_cb.service_history import HistoryService, HistoryStore
+from asterisk_cb.service_passwords import PasswordService, PasswordStore
 from asterisk_cb.service_tokens import TokenService, TokenStore
+from asterisk_cb.web.panel import Panel
+from asterisk_cb.web.sessions import SessionLimits, Sessions, SessionStore
 
 
-class ApiStore(TokenStore, HistoryStore, EventFeed, TicketKeeper, Protocol):
-    """What the API's own services need of the store beyond the callback service's."""
+class ApiStore(TokenStore, HistoryStore, EventFeed, TicketKeeper, PasswordStore, SessionStore, Protocol):
+    """What the API's own services and the panel need of the store beyond the callback service's."""
 
 
 def api_server(
@@ -39,10 +42,14 @@ def api_server(
     clock: Callable[[], datetime],
 ) -> ApiServer:
     tokens = TokenService(store, roles, clock)
-    tickets = TicketGate(Tickets(store), tokens)
+    limits = SessionLimits(site.api.session_idle, site.api.session_max_age)
+    sessions = Sessions(store, PasswordService(store, roles), tokens, roles, limits, clock=clock)
+    tickets = TicketGate(Tickets(store), tokens, sessions.actor_of_digest if site.api.panel else None)
     history = HistoryService(_cdr(site), store, site.agents)
     door = Door(callbacks, settings, roles, readiness, queues, history, store, tickets)
-    return ApiServer(door, Gate(tokens, tickets, site.api), site.api)
+    gate = Gate(tokens, tickets, site.api)
+    panel = Panel(sessions, gate.failures, site.api.trusted_proxies) if site.api.panel else None
+    return ApiServer(door, gate, site.api, panel=panel)
 
 
 def _cdr(site: Deployment) -> CdrHistory | None:

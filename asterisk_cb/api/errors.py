@@ -102,10 +102,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         allow = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
         return error_response(code, _http_message(error), headers=allow)
     except RedisError as error:
-        log.warning("API request failed: Redis", extra={"route": _route_of(request), "error": str(error)})
+        log.warning("API request failed: Redis", extra={"route": route_of(request), "error": str(error)})
         return error_response(ErrorCode.UNAVAILABLE, "the schedule (Redis) cannot be reached now: try again")
     except Exception:
-        log.exception("API request failed", extra={"method": request.method, "route": _route_of(request)})
+        log.exception("API request failed", extra={"method": request.method, "route": route_of(request)})
         return error_response(HttpCode.INTERNAL, "the daemon failed to answer this request; see its log")
 
 
@@ -119,7 +119,7 @@ def _http_message(error: web.HTTPException) -> str:
     return error.reason
 
 
-def _route_of(request: web.Request) -> str:
+def route_of(request: web.Request) -> str:
     """The route's template, never the path as sent (it may hold anything a client typed)."""
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "(none)"

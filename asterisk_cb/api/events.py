@@ -2,13 +2,15 @@
 single-use tickets a browser's EventSource connects with, as it cannot send an Authorization header
 and a token must never sit in a URL.
 
-A ticket stands for the token that asked for it (its id, not its secret): redeemed, it resolves to the
-token's agent or user with the role held then, and a token revoked meanwhile redeems to nobody.
+A ticket stands for the token that asked for it (its id, not its secret), or for the web panel's
+session that asked for it (its id's digest): redeemed, it resolves to the agent or user with the role
+held then, and a token revoked or a session ended meanwhile redeems to nobody.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from aiohttp import web
@@ -20,18 +22,27 @@ from asterisk_cb.api.live import EventHub, stream_events
 from asterisk_cb.api.models import Reply, Request
 from asterisk_cb.api.routing import Auth, Call, Header, Route
 from asterisk_cb.api.tickets import TICKET_TTL_S, Tickets
+from asterisk_cb.service_access import Actor
 from asterisk_cb.service_tokens import TokenService, parse_token
 
 HUB = web.AppKey("hub", EventHub)
-_TOKEN = "token"  # what a ticket's holder is: a token id
+_TOKEN, _SESSION = "token", "session"  # what a ticket's holder is: a token id, a panel session's digest
+
+SessionActor = Callable[[str], Awaitable[Actor | None]]
+"""A panel session's digest -> its actor now, None once the session is over."""
 
 
 class TicketGate:
-    """Tickets issued to the caller's token, redeemed to that token's check (``auth.TicketRedeemer``)."""
+    """Tickets issued to the caller's token or panel session, redeemed to that credential's check
+    (``auth.TicketRedeemer``)."""
 
-    def __init__(self, tickets: Tickets, tokens: TokenService) -> None:
+    def __init__(self, tickets: Tickets, tokens: TokenService, sessions: SessionActor | None = None) -> None:
         self._tickets = tickets
-        self._tokens = tokens
+        self._checks: dict[str, Callable[[str], Awaitable[Actor | None]]] = {
+            _TOKEN: tokens.actor_for_token_id
+        }
+        if sessions is not None:
+            self._checks[_SESSION] = sessions
 
     async def issue(self, request: web.Request) -> str:
         """A ticket for the token of ``request`` (already authenticated by the gate)."""
@@ -40,11 +51,16 @@ class TicketGate:
         assert parsed is not None, "the gate let only a valid token through"
         return await self._tickets.issue(parsed[0], _TOKEN)
 
+    async def issue_for_session(self, digest: str) -> str:
+        """A ticket for the panel session stored under ``digest`` (already resumed by the panel)."""
+        return await self._tickets.issue(digest, _SESSION)
+
     async def redeem(self, ticket: str) -> Recheck | None:
         held = await self._tickets.redeem(ticket)
-        if held is None or held[0] != _TOKEN:
+        check = None if held is None else self._checks.get(held[0])
+        if held is None or check is None:
             return None
-        return functools.partial(self._tokens.actor_for_token_id, held[1])
+        return functools.partial(check, held[1])
 
 
 class EventsQuery(Request):

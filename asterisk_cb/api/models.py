@@ -35,6 +35,9 @@ Text = Annotated[str, Field(max_length=200)]
 # says why): the schema tells a client the shape, the service the rest.
 IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$"
 Name = Annotated[str, Field(pattern=IDENTIFIER)]
+# An IANA zone name (Europe/Berlin, America/Argentina/Buenos_Aires, Etc/GMT+5): the service says which
+# exist; the schema only keeps out what no zone name holds.
+Zone = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_+/-]{0,63}$")]
 
 
 class Request(BaseModel):
@@ -187,7 +190,7 @@ class CallbackCreate(Request):
         description="ISO 8601 (with or without offset: without, read in timezone), or +2h / +90m"
     )
     agent: Name | None = Field(None, description="default: the caller (an agent's token)")
-    timezone: Name | None = Field(None, description="the contact's IANA zone; default: the settings'")
+    timezone: Zone | None = Field(None, description="the contact's IANA zone; default: the settings'")
     contact_name: Text = ""
     queue: Name | None = None
     note: Annotated[str, Field(max_length=1000)] = ""
@@ -203,7 +206,7 @@ class CallbackCreated(Reply):
 
 class CallbackChange(Request):
     due_at: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    timezone: Name | None = Field(None, description="how a due_at without offset is read")
+    timezone: Zone | None = Field(None, description="how a due_at without offset is read")
     note: Annotated[str, Field(max_length=1000)] | None = None
     contact_name: Text | None = None
     agent: Name | None = Field(None, description="hand it to another agent (manage_callbacks)")

@@ -1,4 +1,5 @@
-"""``[api]``: where the REST API listens (empty: off), who may stand in front of it, what it accepts.
+"""``[api]``: where the REST API listens (empty: off), who may stand in front of it, what it accepts,
+and whether it serves the web panel too, with its sessions' limits.
 
 Each parser takes an option's text and returns its value or raises ``ValueError`` with the reason;
 ``deployment`` adds the file, line and option, like every other config error.
@@ -23,7 +24,9 @@ class ApiSite:
     for is a door nobody watches). ``trusted_proxies``: the TLS proxies whose ``X-Forwarded-For`` names
     the client (anyone else's is ignored, or a client could pick the address it is rate-limited as).
     ``cors_origins``: browser origins allowed to call the API from their pages (none: CORS off).
-    ``auth_failures`` failed authentications per ``auth_window`` from one client address, then 429."""
+    ``auth_failures`` failed authentications per ``auth_window`` from one client address, then 429
+    (failed panel sign-ins count with them). ``panel``: serve the web panel at ``/panel/``;
+    ``session_idle`` and ``session_max_age``: when a panel session ends unused, and at the latest."""
 
     host: str | None = None
     port: int | None = None
@@ -32,6 +35,9 @@ class ApiSite:
     max_body: int = 64 * 1024
     auth_failures: int = 10
     auth_window: timedelta = timedelta(minutes=1)
+    panel: bool = False
+    session_idle: timedelta = timedelta(minutes=30)
+    session_max_age: timedelta = timedelta(hours=12)
 
     @property
     def enabled(self) -> bool:
@@ -47,6 +53,9 @@ class ApiSite:
             ("api", "max_body", str(self.max_body)),
             ("api", "auth_failures", str(self.auth_failures)),
             ("api", "auth_window", f"{self.auth_window.total_seconds():g}s"),
+            ("api", "panel", "yes" if self.panel else "no"),
+            ("api", "session_idle", f"{self.session_idle.total_seconds():g}s"),
+            ("api", "session_max_age", f"{self.session_max_age.total_seconds():g}s"),
         ]
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from api_client import call, free_port, readiness
 from callback_lab import Lab, unique_number
 from daemon_process import Fleet
 
@@ -24,25 +24,10 @@ USERS = "[users]\nanna = supervisor\n"
 PLACED = ["created", "agent_ringing", "agent_answered", "contact_ringing", "contact_answered", "completed"]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def token(lab: Lab, tmp_path: Path, *identity: str) -> str:
     code, out, err = await lab.cli(tmp_path, "token", "create", *identity, sections=USERS)
     assert code == 0, err
     return out.strip()
-
-
-async def call(base: str, token_text: str, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-    headers = {"Authorization": f"Bearer {token_text}"}
-    async with (
-        aiohttp.ClientSession() as session,
-        session.request(method, base + path, headers=headers, **kwargs) as response,
-    ):
-        return response.status, await response.json()
 
 
 async def follow(base: str, ticket: str, seen: list[dict[str, Any]], until: str) -> None:
@@ -59,19 +44,6 @@ async def follow(base: str, ticket: str, seen: list[dict[str, Any]], until: str)
                 seen.append(json.loads(text[len("data: ") :]))
                 if seen[-1]["kind"] == until:
                     return
-
-
-async def readiness(base: str) -> dict[str, Any]:
-    """``/ready`` once it says ready (no token: a probe's view), the API listening and every component up."""
-    async with asyncio.timeout(15), aiohttp.ClientSession() as session:
-        while True:
-            try:
-                async with session.get(f"{base}/ready") as response:
-                    if response.status == 200:
-                        return dict(await response.json())
-            except aiohttp.ClientConnectionError:
-                pass  # not listening yet
-            await asyncio.sleep(0.3)
 
 
 async def cdr_rows(base: str, token_text: str, callback_id: str, count: int) -> list[dict[str, Any]]:

@@ -424,6 +424,22 @@ def test_the_api_is_off_by_default_and_listens_where_told(tmp_path: Path) -> Non
     assert api.auth_window.total_seconds() == 300
 
 
+def test_the_panel_is_off_by_default_and_its_sessions_limits_are_read(tmp_path: Path) -> None:
+    api = load(tmp_path, REQUIRED + "[api]\nlisten = 127.0.0.1:8090\n").api
+    assert (api.panel, api.session_idle, api.session_max_age) == (
+        False,
+        timedelta(minutes=30),
+        timedelta(hours=12),
+    )
+    text = "[api]\nlisten = 127.0.0.1:8090\npanel = yes\nsession_idle = 5m\nsession_max_age = 1d\n"
+    api = load(tmp_path, REQUIRED + text).api
+    assert (api.panel, api.session_idle, api.session_max_age) == (
+        True,
+        timedelta(minutes=5),
+        timedelta(days=1),
+    )
+
+
 @pytest.mark.parametrize(
     ("line", "words"),
     [
@@ -434,6 +450,9 @@ def test_the_api_is_off_by_default_and_listens_where_told(tmp_path: Path) -> Non
         ("max_body = 10", "from 1024"),
         ("auth_failures = many", "whole number"),
         ("auth_window = 1s", "auth_window"),
+        ("panel = maybe", "not yes or no"),
+        ("session_idle = 10s", "session_idle"),
+        ("session_max_age = 60d", "session_max_age"),
     ],
 )
 def test_a_bad_api_option_is_refused_with_its_line(tmp_path: Path, line: str, words: str) -> None:

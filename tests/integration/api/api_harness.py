@@ -57,6 +57,7 @@ class Api:
     tokens: dict[str, str]
     service: TokenService
     store: Store
+    roles: RolesService  # the served daemon's (the panel's passwords are set through it)
 
     async def call(
         self, method: str, path: str, who: str | None = None, **kwargs: Any
@@ -102,7 +103,7 @@ async def served_api(store: Store, redis: RedisClient, config: str = CONFIG) -> 
             issued[agent], _ = await tokens.create(ADMIN, agent=agent)
         for user in ("anna", "root"):
             issued[user], _ = await tokens.create(ADMIN, user=user)
-        yield Api(f"http://127.0.0.1:{port}/api/v1", issued, tokens, store)
+        yield Api(f"http://127.0.0.1:{port}/api/v1", issued, tokens, store, roles)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

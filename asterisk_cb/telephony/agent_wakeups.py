@@ -46,6 +46,7 @@ def freed_by(view: AvailabilityView, event: AmiEvent) -> set[str]:
 
 
 SPACING_S = 1.0  # between two wake-ups of one agent's callbacks
+AT_ONCE = 4  # wake-ups in flight: an AMI reconnect looks at every agent, the claims need Redis too
 
 
 class AgentWakeups:
@@ -64,6 +65,7 @@ class AgentWakeups:
         self._again: set[str] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._woken_at: dict[str, float] = {}  # the event loop's clock
+        self._slots = asyncio.Semaphore(AT_ONCE)
 
     def on_event(self, event: AmiEvent) -> None:
         for agent in freed_by(self._view, event):
@@ -116,7 +118,8 @@ class AgentWakeups:
 
     async def _wake_now(self, agent: str) -> None:
         try:
-            moved = await self._store.wake_waiting(agent)
+            async with self._slots:
+                moved = await self._store.wake_waiting(agent)
         except RedisError as error:  # the delayed look still comes
             log.info("agent %s free: waiting callbacks not woken: %s", agent, error)
         else:

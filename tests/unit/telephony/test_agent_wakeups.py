@@ -118,3 +118,25 @@ async def test_redis_down_costs_the_wake_up_only() -> None:
     wakeups.check("1001")
     await asyncio.sleep(0.02)
     assert store.woken == ["1001"]
+
+
+async def test_every_agent_looked_at_after_an_ami_reconnect_takes_a_few_redis_calls_at_a_time() -> None:
+    agents = [AgentSpec(str(n), devices=(f"PJSIP/{n}",)) for n in range(2000, 2020)]
+    view = AvailabilityView.of(agents)
+    view.replace_device_states([(f"PJSIP/{n}", "NOT_INUSE") for n in range(2000, 2020)])
+
+    class Counting(WakeLog):
+        in_flight = most = 0
+
+        async def wake_waiting(self, agent: str) -> int:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+            await asyncio.sleep(0.005)
+            self.in_flight -= 1
+            return await super().wake_waiting(agent)
+
+    store = Counting()
+    AgentWakeups(view, store).check_all()
+    await asyncio.sleep(0.2)
+    assert sorted(store.woken) == sorted(spec.agent for spec in agents)
+    assert store.most == agent_wakeups.AT_ONCE

@@ -1,7 +1,8 @@
 """How many AMI events reach a client per call, by the kind of AMI user it logs in as (bench/calls.py).
 
 Asterisk decides what a session receives from its user's ``read`` classes, that user's ``eventfilter``
-lines and the session's own class mask (the ``Events`` action; by default the user's ``read`` classes).
+lines and the session's own class mask (the Login action's ``Events`` header, or the ``Events`` action
+later; ``on``, the default, means the user's ``read`` classes).
 A listener logged in as the daemon's user with the default mask therefore receives exactly the events
 the daemon's own session receives; one logged in as a broader user receives what the daemon would, had
 the admin given it that user. Each listener below counts the events it receives while a side of the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +27,7 @@ DAEMON_CLASSES = "system,call,agent"  # every class an event the daemon handles 
 class Listener:
     label: str
     user: str  # where the lab's `env --json` keeps its credentials, e.g. "ami" or "too_weak.ami"
-    mask: str = "on"  # the Events action's EventMask sent after login; "on": the user's read classes
+    mask: str = "on"  # the Login action's Events header (panoramisk's ``events``); "on": the read classes
 
 
 LISTENERS = (
@@ -47,16 +49,16 @@ def credentials(info: Mapping[str, Any], user: str) -> tuple[str, str]:
 
 
 class AmiCounts:
-    """One AMI session per listener; ``counts`` holds the events each received while counting."""
+    """One AMI session per listener; ``counts`` holds the events each received while counting, by name."""
 
     def __init__(self, info: Mapping[str, Any], listeners: tuple[Listener, ...] = LISTENERS) -> None:
         self.address = (str(info["ami"]["host"]), int(info["ami"]["port"]))
         self.logins = {listener: credentials(info, listener.user) for listener in listeners}
-        self.counts = dict.fromkeys((listener.label for listener in listeners), 0)
+        self.counts: dict[str, Counter[str]] = {listener.label: Counter() for listener in listeners}
 
     @contextlib.asynccontextmanager
-    async def counting(self) -> AsyncIterator[dict[str, int]]:
-        """Log every listener in (and set its mask), count until the block ends."""
+    async def counting(self) -> AsyncIterator[dict[str, Counter[str]]]:
+        """Log every listener in (with its mask), count until the block ends."""
         sessions = [await self._login(listener, *login) for listener, login in self.logins.items()]
         tasks = [asyncio.create_task(self._count(reader, label)) for label, reader, _ in sessions]
         try:
@@ -73,9 +75,9 @@ class AmiCounts:
     ) -> tuple[str, asyncio.StreamReader, asyncio.StreamWriter]:
         reader, writer = await asyncio.open_connection(*self.address)
         await reader.readline()  # the banner
-        actions = (  # events off until the mask is set: login's own FullyBooted is no call's
-            f"Action: Login\r\nUsername: {user}\r\nSecret: {secret}\r\nEvents: off\r\n\r\n",
-            f"Action: Events\r\nEventMask: {listener.mask}\r\n\r\n",
+        actions = (  # a Ping after the login: its answer comes after the login's own FullyBooted
+            f"Action: Login\r\nUsername: {user}\r\nSecret: {secret}\r\nEvents: {listener.mask}\r\n\r\n",
+            "Action: Ping\r\n\r\n",
         )
         for action in actions:
             writer.write(action.encode())
@@ -86,22 +88,20 @@ class AmiCounts:
         return listener.label, reader, writer
 
     async def _count(self, reader: asyncio.StreamReader, label: str) -> None:
-        """Counts the messages that open with ``Event:`` in the raw stream (cheap: the listeners must
-        not load the machine the calls are measured on), a message boundary split across reads
-        included."""
-        tail = b"\r\n\r\n"  # the answer before the first event ended with its blank line
+        """Counts the messages that open with ``Event:`` by name, from the raw stream (cheap: the
+        listeners must not load the machine the calls are measured on)."""
+        names, tail = self.counts[label], b""
         while chunk := await reader.read(65536):
-            stream = tail + chunk
-            self.counts[label] += stream.count(EVENT_START)
-            tail = stream[-(len(EVENT_START) - 1) :]
+            *messages, tail = (tail + chunk).split(END)
+            names.update(m.split(b"\r\n", 1)[0][7:].decode() for m in messages if m.startswith(b"Event: "))
 
 
-EVENT_START = b"\r\n\r\nEvent: "  # every message ends with a blank line; an event's first line
+END = b"\r\n\r\n"  # every message ends with a blank line
 
 
 async def _answer(reader: asyncio.StreamReader) -> bytes:
     """The next message that answers an action (events arriving before it are skipped)."""
     while True:
-        message = await reader.readuntil(b"\r\n\r\n")
+        message = await reader.readuntil(END)
         if message.startswith(b"Response:"):
             return message

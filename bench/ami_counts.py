@@ -68,7 +68,7 @@ class AmiCounts:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             for _, _, writer in sessions:
-                writer.close()
+                await _close(writer)
 
     async def _login(
         self, listener: Listener, user: str, secret: str
@@ -83,7 +83,7 @@ class AmiCounts:
             writer.write(action.encode())
             answer = await _answer(reader)
             if b"Response: Success" not in answer:
-                writer.close()
+                await _close(writer)
                 raise ConnectionError(f"AMI {user}: {answer.decode(errors='replace').strip()}")
         return listener.label, reader, writer
 
@@ -105,3 +105,9 @@ async def _answer(reader: asyncio.StreamReader) -> bytes:
         message = await reader.readuntil(END)
         if message.startswith(b"Response:"):
             return message
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()

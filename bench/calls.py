@@ -62,6 +62,7 @@ from lab import invites  # noqa: E402
 from lab.ami_client import LabAmi  # noqa: E402
 
 LEAD_S = 3.0  # the callbacks are due this long after they are scheduled
+FLOOR_START_S = 3.0  # what the floor's process may take to start, added to its lead
 POLL_S = 0.1  # how often the agents' channels are listed
 RESCHEDULE = "1s"
 PROFILED = "asterisk_cb|aiohttp/client.py|redis/asyncio/client.py"  # what --profile lists
@@ -345,8 +346,9 @@ def floor_plan(info: dict[str, Any], calls: Sequence[Call], due: float) -> Floor
 
 async def floor_side(info: dict[str, Any], ari: AriClient, calls: list[Call], timeout_s: float) -> Run:
     """bench/floor.py in a process of its own places the calls; ends once it says all ended and the
-    agents are free."""
-    due = time.time() + LEAD_S
+    agents are free. Its calls are due ``FLOOR_START_S`` later than the others' (its process starts
+    first); it must be ready a second before they are due, or the run is refused."""
+    due = time.time() + FLOOR_START_S + LEAD_S
     lines = Lines(ari, [call.agent for call in calls])
     with tempfile.TemporaryDirectory(prefix="acb-bench-floor-") as folder:
         plan = Path(folder) / "plan.json"
@@ -361,7 +363,7 @@ async def floor_side(info: dict[str, Any], ari: AriClient, calls: list[Call], ti
         )
         try:
             assert floor.stdout is not None
-            async with asyncio.timeout(LEAD_S):
+            async with asyncio.timeout(due - 1 - time.time()):
                 ready = await floor.stdout.readline()
             if ready != b"ready\n":
                 raise SystemExit(f"bench: bench/floor.py did not start ({await floor.wait()})")

@@ -44,7 +44,7 @@ from typing import Any
 
 from ami_counts import DOCUMENTED, UNFILTERED, AmiCounts
 from callfiles import CallFiles
-from floor import FloorCall, FloorPlan
+from floor import FloorPlan
 from harness import REPO, Lateness, lab_env, markdown
 
 from asterisk_cb.core import lifecycle
@@ -327,23 +327,6 @@ async def baseline_side(info: dict[str, Any], ari: AriClient, calls: list[Call],
         raise
 
 
-def floor_plan(info: dict[str, Any], calls: Sequence[Call], due: float) -> FloorPlan:
-    ari = info["ari"]
-    return FloorPlan(
-        ari_url=ari["url"],
-        ari_user=ari["user"],
-        ari_password=ari["password"],
-        app=f"acb-bench-floor-{os.urandom(4).hex()}",
-        outbound_context=info["dialplan"]["outbound_context"],
-        ring_timeout_s=RING_TIMEOUT_S,
-        due=due,
-        calls=tuple(
-            FloorCall(call.agent, info["agents"][call.agent]["endpoint"], call.number, call.name)
-            for call in calls
-        ),
-    )
-
-
 async def floor_side(info: dict[str, Any], ari: AriClient, calls: list[Call], timeout_s: float) -> Run:
     """bench/floor.py in a process of its own places the calls; ends once it says all ended and the
     agents are free. Its calls are due ``FLOOR_START_S`` later than the others' (its process starts
@@ -352,7 +335,7 @@ async def floor_side(info: dict[str, Any], ari: AriClient, calls: list[Call], ti
     lines = Lines(ari, [call.agent for call in calls])
     with tempfile.TemporaryDirectory(prefix="acb-bench-floor-") as folder:
         plan = Path(folder) / "plan.json"
-        plan.write_text(floor_plan(info, calls, due).to_json())
+        plan.write_text(FloorPlan.on_lab(info, calls, due, RING_TIMEOUT_S).to_json())
         path = os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH"))))
         floor = await asyncio.create_subprocess_exec(
             sys.executable,

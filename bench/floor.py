@@ -21,18 +21,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 import time
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
 from asterisk_cb.telephony.ari import AriClient, AriError, AriSettings
 from asterisk_cb.telephony.call_marks import agent_caller_id
+
+
+class Call(Protocol):
+    """What the floor needs of one planned call (bench/calls.py's ``Call``)."""
+
+    agent: str
+    number: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,26 @@ class FloorPlan:
     def from_json(cls, text: str) -> FloorPlan:
         fields = json.loads(text)
         return cls(**fields | {"calls": tuple(FloorCall(**call) for call in fields["calls"])})
+
+    @classmethod
+    def on_lab(
+        cls, info: Mapping[str, Any], calls: Iterable[Call], due: float, ring_timeout_s: int
+    ) -> FloorPlan:
+        """The plan for the lab of ``info`` (`scripts/pbx-lab env --json`), with an application of its own."""
+        ari = info["ari"]
+        return cls(
+            ari_url=ari["url"],
+            ari_user=ari["user"],
+            ari_password=ari["password"],
+            app=f"acb-bench-floor-{os.urandom(4).hex()}",
+            outbound_context=info["dialplan"]["outbound_context"],
+            ring_timeout_s=ring_timeout_s,
+            due=due,
+            calls=tuple(
+                FloorCall(call.agent, info["agents"][call.agent]["endpoint"], call.number, call.name)
+                for call in calls
+            ),
+        )
 
 
 @dataclass

@@ -11,6 +11,7 @@ import random
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from lab import invites
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 from ami_counts import DOCUMENTED, UNFILTERED, AmiCounts  # noqa: E402 - needs the sys.path entry above
-from floor import FloorCall, FloorPlan  # noqa: E402
+from floor import FloorPlan  # noqa: E402
 
 pytestmark = pytest.mark.lab
 MANAGER_CONF = BENCH.parent / "scripts" / "lab" / "asterisk" / "manager.conf"
@@ -32,22 +33,18 @@ def documented_names() -> set[str]:
     return set(re.findall(r"eventfilter\(action\(include\),name\((\w+)\)\)", section))
 
 
+@dataclass(frozen=True)
+class Call:
+    agent: str
+    number: str
+    name: str
+
+
 def floor_plan(lab: dict[str, Any], agents: list[str], due: float) -> FloorPlan:
+    """One call per agent; 20101...: the contact answers and hangs up after 1 s."""
     tag = "".join(random.choices("0123456789", k=4))
-    ari = lab["ari"]
-    return FloorPlan(
-        ari_url=ari["url"],
-        ari_user=ari["user"],
-        ari_password=ari["password"],
-        app=f"acb-test-floor-{os.urandom(4).hex()}",
-        outbound_context=lab["dialplan"]["outbound_context"],
-        ring_timeout_s=20,
-        due=due,
-        calls=tuple(  # 20101...: the contact answers and hangs up after 1 s
-            FloorCall(agent, lab["agents"][agent]["endpoint"], f"20101{tag}{n:04d}", f"Floor {n}")
-            for n, agent in enumerate(agents)
-        ),
-    )
+    calls = [Call(agent, f"20101{tag}{n:04d}", f"Floor {n}") for n, agent in enumerate(agents)]
+    return FloorPlan.on_lab(lab, calls, due, ring_timeout_s=20)
 
 
 async def run_floor(plan: FloorPlan, folder: Path) -> None:

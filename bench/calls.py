@@ -252,24 +252,27 @@ async def daemons_on(
         profiled = profile_top and not n
         wrapper = (sys.executable, "-m", "cProfile", "-o", str(profile)) if profiled else ()
         daemons.append(DaemonProcess(config, folder / f"daemon-{n}.log", wrapper))
+    started: list[DaemonProcess] = []
     try:
         for daemon in daemons:
             daemon.start()
+            started.append(daemon)
         for daemon in daemons:
             await daemon.wait_running(0)
         yield daemons
     except BaseException:
-        for daemon in daemons:
+        for daemon in started:
             print(daemon.tail(), file=sys.stderr)
         raise
     finally:
-        await stop_all(daemons)
+        await stop_all(started)
     if profile.exists():
         print(f"--- the daemon under cProfile: top {profile_top} of {PROFILED} by cumulative time ---")
         pstats.Stats(str(profile)).sort_stats("cumulative").print_stats(PROFILED, profile_top)
 
 
 async def stop_all(daemons: Sequence[DaemonProcess]) -> None:
+    """SIGTERM to every daemon first, so that they stop together; SIGKILL any still running 15 s on."""
     for daemon in daemons:
         with contextlib.suppress(OSError):
             daemon.send(signal.SIGTERM)

@@ -477,14 +477,18 @@ def ratio(engine: float, base: float) -> str:
     return f"x{engine / base:.2f}" if base else ""
 
 
-def row(measure: str, sides: dict[str, Figures], show: Callable[[Figures], str | None], key: Any) -> Row:
+Key = Callable[[Figures], float | None] | None  # the number a ratio is taken of (None: no ratio)
+
+
+def row(measure: str, sides: dict[str, Figures], show: Callable[[Figures], str | None], key: Key) -> Row:
     """One measure across the sides (an empty cell where a side has none), then asterisk-cb's ratio to
     the floor and to the call files by ``key`` (a number of the figures, or None: no ratio)."""
     cells = tuple(show(sides[side]) or "" for side in SIDES)
-    engine = key(sides["engine"]) if key else None
+    numbers = {side: key(figures) if key else None for side, figures in sides.items()}
+    engine = numbers["engine"]
     ratios = tuple(
-        ratio(engine, key(sides[other])) if engine is not None and key(sides[other]) is not None else ""
-        for other in ("floor", "baseline")
+        ratio(engine, base) if engine is not None and base is not None else ""
+        for base in (numbers["floor"], numbers["baseline"])
     )
     return (measure, *cells, *ratios)
 

@@ -25,10 +25,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import os
 import pstats
 import random
+import re
 import signal
 import statistics
 import subprocess
@@ -78,6 +80,7 @@ HEADER = (
 )
 SCALE_HEADER = (
     "daemons on one Redis",
+    "callbacks each daemon rang (all runs)",
     "due -> agent INVITE",
     "agent answer -> contact INVITE",
     "calls placed per second",
@@ -86,6 +89,7 @@ SCALE_HEADER = (
 )
 Row = tuple[str, ...]
 FLOOR = Path(__file__).resolve().parent / "floor.py"
+RUNG = re.compile(r'"msg": "callback \S+ due: agent ')  # the daemon's log line as it rings an agent
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ class Run:
     pauses: dict[str, list[float]]
     ami: dict[str, int]  # by kind of user
     ami_names: Counter[str]  # the documented user's, by event name
+    rung_by: tuple[int, ...] = ()  # engine: the callbacks each daemon rang the agent for, by its log
 
 
 class Pauses:
@@ -254,10 +259,9 @@ async def daemons_on(
         daemons.append(DaemonProcess(config, folder / f"daemon-{n}.log", wrapper))
     started: list[DaemonProcess] = []
     try:
-        for daemon in daemons:
+        for daemon in daemons:  # one after the other: several starting at once can take past the timeout
             daemon.start()
             started.append(daemon)
-        for daemon in daemons:
             await daemon.wait_running(0)
         yield daemons
     except BaseException:
@@ -303,6 +307,7 @@ async def engine_side(
                 pids = {"client": [daemon.pid for daemon in running], "asterisk": [asterisk_pid(info)]}
                 finished = functools.partial(all_finished, store, len(calls))
                 run = await observe(info, calls, pids, due, finished, timeout_s, lines)
+                run = dataclasses.replace(run, rung_by=tuple(map(rung, running)))
         completed = await store.ids_in_state(State.COMPLETED)
         if len(completed) != len(calls):
             print(f"engine: {len(calls) - len(completed)} of {len(calls)} callbacks not completed")
@@ -310,6 +315,11 @@ async def engine_side(
     finally:
         await store.delete_namespace()
         await redis.aclose()
+
+
+def rung(daemon: DaemonProcess) -> int:
+    """How many callbacks a daemon rang the agent for: its log's "callback <id> due: agent ..." lines."""
+    return len(RUNG.findall(daemon.log.read_text()))
 
 
 async def baseline_side(info: dict[str, Any], ari: AriClient, calls: list[Call], timeout_s: float) -> Run:
@@ -610,10 +620,12 @@ async def run_side(
     return await side(info, ari, plan(options.agents, per_agent, options.talk_s), timeout_s)
 
 
-async def scale_out(info: dict[str, Any], ari: AriClient, options: Options, one: list[Run]) -> list[Row]:
+async def scale_out(
+    info: dict[str, Any], ari: AriClient, options: Options, one: list[Run], rows: list[Row]
+) -> None:
     """The first case's load (one callback per agent, all due at once) over each of ``daemons`` daemons
-    on one Redis namespace and one Asterisk; one daemon is the first case's engine runs."""
-    rows = []
+    on one Redis namespace and one Asterisk, a row each into ``rows``; one daemon is the first case's
+    engine runs."""
     for count in options.daemons:
         runs = one if count == 1 else []
         side = functools.partial(engine_side, daemons=count)
@@ -622,9 +634,11 @@ async def scale_out(info: dict[str, Any], ari: AriClient, options: Options, one:
             print(f"  run {repeat + 1}, {count} daemons: done", flush=True)
         figures = Figures.of(info, runs, options.talk_s)
         events = count * figures.ami[DOCUMENTED]  # every daemon's session receives every event
+        spread = [sum(counts) for counts in zip(*(run.rung_by for run in runs), strict=True)]
         rows.append(
             (
                 str(count),
+                " / ".join(map(str, sorted(spread, reverse=True))),
                 str(figures.lateness),
                 str(figures.to_contact),
                 f"{figures.rate:.1f}/s",
@@ -632,7 +646,6 @@ async def scale_out(info: dict[str, Any], ari: AriClient, options: Options, one:
                 f"{events:.1f}",
             )
         )
-    return rows
 
 
 def lab_agents(info: dict[str, Any], wanted: int | None) -> list[str]:
@@ -646,7 +659,7 @@ def lab_agents(info: dict[str, Any], wanted: int | None) -> list[str]:
     return agents[:wanted]
 
 
-async def main(args: argparse.Namespace) -> str:
+async def main(args: argparse.Namespace) -> None:
     info = lab_env()
     options = Options(
         agents=lab_agents(info, args.agents or (10 if args.quick else None)),
@@ -663,18 +676,21 @@ async def main(args: argparse.Namespace) -> str:
     )
     ari_info = info["ari"]
     rows: list[Row] = []
-    async with AriClient(
-        AriSettings(ari_info["url"], ari_info["user"], ari_info["password"], "acb-bench")
-    ) as ari:
-        engine_runs = []
-        for per_agent in (1, options.per_agent):
-            print(f"case: {per_agent} per agent", flush=True)
-            case, engine = await run_case(info, ari, options, per_agent)
-            rows += case
-            engine_runs.append(engine)
-        print(f"scale-out: {', '.join(map(str, options.daemons))} daemons", flush=True)
-        scaled = await scale_out(info, ari, options, engine_runs[0])
-    return markdown(HEADER, rows) + "\n\n" + markdown(SCALE_HEADER, scaled)
+    scaled: list[Row] = []
+    try:
+        async with AriClient(
+            AriSettings(ari_info["url"], ari_info["user"], ari_info["password"], "acb-bench")
+        ) as ari:
+            engine_runs = []
+            for per_agent in (1, options.per_agent):
+                print(f"case: {per_agent} per agent", flush=True)
+                case, engine = await run_case(info, ari, options, per_agent)
+                rows += case
+                engine_runs.append(engine)
+            print(f"scale-out: {', '.join(map(str, options.daemons))} daemons", flush=True)
+            await scale_out(info, ari, options, engine_runs[0], scaled)
+    finally:  # what was measured is shown even if a later case fails
+        print("\n" + markdown(HEADER, rows) + ("\n\n" + markdown(SCALE_HEADER, scaled) if scaled else ""))
 
 
 if __name__ == "__main__":
@@ -694,4 +710,4 @@ if __name__ == "__main__":
     parser.add_argument(
         "--daemons", help="the scale-out's daemon counts, e.g. 1,2,4 (the default; --quick 1,2)"
     )
-    print("\n" + asyncio.run(main(parser.parse_args())))
+    asyncio.run(main(parser.parse_args()))

@@ -26,14 +26,14 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
 
-from asterisk_cb.telephony.ari import AriClient, AriError, AriSettings
+from asterisk_cb.telephony.ari import AriClient, AriError, AriSettings, AriUnavailable
 from asterisk_cb.telephony.call_marks import agent_caller_id
 
 
@@ -149,12 +149,14 @@ class Floor:
         self.spawn(self._originate_agent(channel, call))
 
     async def _originate_agent(self, channel: str, call: FloorCall) -> None:
-        await self.ari.originate(
-            call.endpoint,
-            channel_id=channel,
-            app_args="agent",
-            caller_id=agent_caller_id(call.name, call.number),
-            timeout_s=self.plan.ring_timeout_s,
+        await again_once(
+            lambda: self.ari.originate(
+                call.endpoint,
+                channel_id=channel,
+                app_args="agent",
+                caller_id=agent_caller_id(call.name, call.number),
+                timeout_s=self.plan.ring_timeout_s,
+            )
         )
 
     def on_event(self, event: dict[str, Any]) -> None:
@@ -175,14 +177,18 @@ class Floor:
             self.legs[contact] = Leg(leg.call, leg.bridge, "contact", peer=channel)
             self.bridges[leg.bridge] = self.spawn(self._bridge(leg.bridge, channel))
             endpoint = f"Local/{leg.call.number}@{self.plan.outbound_context}/n"
-            await self.ari.originate(endpoint, channel_id=contact, app_args="contact", originator=channel)
+            await again_once(
+                lambda: self.ari.originate(
+                    endpoint, channel_id=contact, app_args="contact", originator=channel
+                )
+            )
         else:
             await self.bridges[leg.bridge]
-            await self.ari.add_channel(leg.bridge, channel)
+            await again_once(lambda: self.ari.add_channel(leg.bridge, channel))
 
     async def _bridge(self, bridge: str, agent_channel: str) -> None:
-        await self.ari.create_bridge(bridge)
-        await self.ari.add_channel(bridge, agent_channel)
+        await again_once(lambda: self.ari.create_bridge(bridge))
+        await again_once(lambda: self.ari.add_channel(bridge, agent_channel))
 
     def _ended(self, channel: str, leg: Leg) -> None:
         """A leg is gone: hang up its peer, drop the bridge with the call's last leg; a gone agent leg
@@ -222,6 +228,16 @@ class Floor:
             self.on_event(json.loads(message.data))
         self.failure = self.failure or ConnectionError("the ARI events websocket closed")
         self.all_ended.set()
+
+
+async def again_once(request: Callable[[], Awaitable[object]]) -> None:
+    """A request, sent again once if it did not reach Asterisk: a pooled keep-alive connection that
+    Asterisk closed as it was reused ("Can not write request body") is no failure of the floor's. The
+    ids the floor chooses make a repeat harmless (a second originate of one channel id is refused)."""
+    try:
+        await request()
+    except AriUnavailable:
+        await request()
 
 
 async def main(plan: FloorPlan) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from floor import Floor, FloorCall, FloorPlan
 
-from asterisk_cb.telephony.ari import AriError
+from asterisk_cb.telephony.ari import AriError, AriUnavailable
 
 CALLS = (
     FloorCall("1001", "PJSIP/1001", "2010300001", "Ann"),
@@ -20,16 +20,22 @@ CALLS = (
 
 
 class RecordingAri:
-    """The AriClient calls the floor makes, recorded; ``failing`` names one that raises."""
+    """The AriClient calls the floor makes, recorded; ``failing`` names one that raises, refused by
+    Asterisk, or unsent the first ``unsent`` times."""
 
-    def __init__(self, failing: str = "") -> None:
+    def __init__(self, failing: str = "", unsent: int = 0) -> None:
         self.requests: list[tuple[Any, ...]] = []
         self.failing = failing
+        self.unsent = unsent
 
     def _record(self, *request: Any) -> None:
         self.requests.append(request)
-        if request[0] == self.failing:
-            raise AriError(f"{self.failing} refused", 500)
+        if request[0] != self.failing:
+            return
+        if self.unsent:
+            self.unsent -= 1
+            raise AriUnavailable(f"{self.failing}: Can not write request body")
+        raise AriError(f"{self.failing} refused", 500)
 
     async def originate(self, endpoint: str, *, channel_id: str, **params: Any) -> None:
         self._record("originate", endpoint, channel_id, params)
@@ -53,7 +59,7 @@ def plan(calls: tuple[FloorCall, ...] = CALLS) -> FloorPlan:
 
 async def settled(ari: RecordingAri) -> list[tuple[Any, ...]]:
     """The requests made once the floor's tasks ran; the list is emptied for the next step."""
-    for _ in range(5):
+    for _ in range(20):
         await asyncio.sleep(0)
     done, ari.requests = ari.requests, []
     return done
@@ -125,6 +131,26 @@ class SilentSocket:
 async def test_a_failed_request_fails_the_run() -> None:
     floor = Floor(RecordingAri(failing="originate"), plan())  # type: ignore[arg-type]
     with pytest.raises(AriError, match="originate refused"):
+        await asyncio.wait_for(floor.run(SilentSocket()), 5)  # type: ignore[arg-type]
+
+
+async def test_a_request_that_did_not_reach_asterisk_is_sent_again_once() -> None:
+    ari = RecordingAri(failing="create_bridge", unsent=1)
+    floor = Floor(ari, plan())  # type: ignore[arg-type]
+    floor.ring_next("1001")
+    floor.on_event(event("StasisStart", "floor-1-agent"))
+    requests = await settled(ari)
+    assert [r[:2] for r in requests if r[0] != "originate"] == [
+        ("create_bridge", "floor-1"),
+        ("create_bridge", "floor-1"),
+        ("add_channel", "floor-1"),
+    ]
+    assert floor.failure is None
+
+
+async def test_a_request_unsent_twice_fails_the_run() -> None:
+    floor = Floor(RecordingAri(failing="originate", unsent=2), plan())  # type: ignore[arg-type]
+    with pytest.raises(AriUnavailable):
         await asyncio.wait_for(floor.run(SilentSocket()), 5)  # type: ignore[arg-type]
 
 

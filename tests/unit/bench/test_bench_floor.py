@@ -20,13 +20,14 @@ CALLS = (
 
 
 class RecordingAri:
-    """The AriClient calls the floor makes, recorded; ``failing`` names one that raises, refused by
-    Asterisk, or unsent the first ``unsent`` times."""
+    """The AriClient calls the floor makes, recorded; ``failing`` names one that Asterisk refuses, or
+    that does not reach it the first ``unsent`` times (and goes through after)."""
 
     def __init__(self, failing: str = "", unsent: int = 0) -> None:
         self.requests: list[tuple[Any, ...]] = []
         self.failing = failing
         self.unsent = unsent
+        self.refused = not unsent
 
     def _record(self, *request: Any) -> None:
         self.requests.append(request)
@@ -35,7 +36,8 @@ class RecordingAri:
         if self.unsent:
             self.unsent -= 1
             raise AriUnavailable(f"{self.failing}: Can not write request body")
-        raise AriError(f"{self.failing} refused", 500)
+        if self.refused:
+            raise AriError(f"{self.failing} refused", 500)
 
     async def originate(self, endpoint: str, *, channel_id: str, **params: Any) -> None:
         self._record("originate", endpoint, channel_id, params)

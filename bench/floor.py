@@ -210,6 +210,11 @@ class Floor:
         with contextlib.suppress(AriError):
             await request
 
+    async def hang_up_all(self) -> None:
+        """Every leg still up: a failed run must not leave agents in a Stasis application nobody serves
+        (their calls would stay up, and the next run find them busy)."""
+        await asyncio.gather(*(self._quietly(self.ari.hangup(channel)) for channel in list(self.legs)))
+
     async def run(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         """From the due time until every call ended; a failed request or a lost websocket fails it."""
         await asyncio.sleep(max(0.0, self.plan.due - time.time()))
@@ -246,7 +251,11 @@ async def main(plan: FloorPlan) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with AriClient(settings) as ari, ari.session.ws_connect(settings.events_url) as ws:
         print("ready", flush=True)
-        await Floor(ari, plan).run(ws)
+        floor = Floor(ari, plan)
+        try:
+            await floor.run(ws)
+        finally:
+            await floor.hang_up_all()
         print("done", flush=True)
         await stop.wait()
 

@@ -156,6 +156,16 @@ async def test_a_request_unsent_twice_fails_the_run() -> None:
         await asyncio.wait_for(floor.run(SilentSocket()), 5)  # type: ignore[arg-type]
 
 
+async def test_every_leg_still_up_is_hung_up_at_the_end() -> None:
+    ari = RecordingAri()
+    floor = Floor(ari, plan())  # type: ignore[arg-type]
+    floor.ring_next("1001")
+    floor.on_event(event("StasisStart", "floor-1-agent"))
+    await settled(ari)
+    await floor.hang_up_all()
+    assert sorted(await settled(ari)) == [("hangup", "floor-1-agent"), ("hangup", "floor-1-contact")]
+
+
 def test_the_plan_travels_as_json() -> None:
     sent = plan()
     assert FloorPlan.from_json(sent.to_json()) == sent

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from asterisk_cb.telephony.ari import AriClient, AriError, AriSettings, AriUnavailable
+from asterisk_cb.telephony.ari import AriClient, AriConflict, AriError, AriSettings, AriUnavailable
 from asterisk_cb.telephony.call_marks import agent_caller_id
 
 
@@ -236,13 +236,15 @@ class Floor:
 
 
 async def again_once(request: Callable[[], Awaitable[object]]) -> None:
-    """A request, sent again once if it did not reach Asterisk: a pooled keep-alive connection that
-    Asterisk closed as it was reused ("Can not write request body") is no failure of the floor's. The
-    ids the floor chooses make a repeat harmless (a second originate of one channel id is refused)."""
+    """A request, sent again once if its answer did not come back: a pooled keep-alive connection that
+    Asterisk closed as it was reused (both sides drop idle ones after 15 s) is no failure of the
+    floor's. The ids the floor chooses make a repeat harmless: a 409 to the repeat says the first
+    one was carried out."""
     try:
         await request()
     except AriUnavailable:
-        await request()
+        with contextlib.suppress(AriConflict):
+            await request()
 
 
 async def main(plan: FloorPlan) -> None:

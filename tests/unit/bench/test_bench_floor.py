@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from floor import Floor, FloorCall, FloorPlan
 
-from asterisk_cb.telephony.ari import AriError, AriUnavailable
+from asterisk_cb.telephony.ari import AriConflict, AriError, AriUnavailable
 
 CALLS = (
     FloorCall("1001", "PJSIP/1001", "2010300001", "Ann"),
@@ -23,11 +23,12 @@ class RecordingAri:
     """The AriClient calls the floor makes, recorded; ``failing`` names one that Asterisk refuses, or
     that does not reach it the first ``unsent`` times (and goes through after)."""
 
-    def __init__(self, failing: str = "", unsent: int = 0) -> None:
+    def __init__(self, failing: str = "", unsent: int = 0, landed: bool = False) -> None:
         self.requests: list[tuple[Any, ...]] = []
         self.failing = failing
         self.unsent = unsent
         self.refused = not unsent
+        self.landed = landed  # the unsent one was carried out after all: a repeat is a conflict
 
     def _record(self, *request: Any) -> None:
         self.requests.append(request)
@@ -36,6 +37,8 @@ class RecordingAri:
         if self.unsent:
             self.unsent -= 1
             raise AriUnavailable(f"{self.failing}: Can not write request body")
+        if self.landed:
+            raise AriConflict(f"{self.failing}: 409 already exists", 409)
         if self.refused:
             raise AriError(f"{self.failing} refused", 500)
 
@@ -136,8 +139,9 @@ async def test_a_failed_request_fails_the_run() -> None:
         await asyncio.wait_for(floor.run(SilentSocket()), 5)  # type: ignore[arg-type]
 
 
-async def test_a_request_that_did_not_reach_asterisk_is_sent_again_once() -> None:
-    ari = RecordingAri(failing="create_bridge", unsent=1)
+@pytest.mark.parametrize("landed", [False, True], ids=["lost", "carried-out"])
+async def test_a_request_whose_answer_did_not_come_is_sent_again_once(landed: bool) -> None:
+    ari = RecordingAri(failing="create_bridge", unsent=1, landed=landed)
     floor = Floor(ari, plan())  # type: ignore[arg-type]
     floor.ring_next("1001")
     floor.on_event(event("StasisStart", "floor-1-agent"))

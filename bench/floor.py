@@ -144,7 +144,8 @@ class Floor:
             return
         call = queued.popleft()
         self.numbered += 1
-        channel, bridge = f"floor-{self.numbered}-agent", f"floor-{self.numbered}"
+        bridge = f"{self.plan.app}-{self.numbered}"  # the app's name is new each run: so are the ids
+        channel = f"{bridge}-agent"
         self.legs[channel] = Leg(call, bridge, "agent")
         self.spawn(self._originate_agent(channel, call))
 
@@ -211,9 +212,12 @@ class Floor:
             await request
 
     async def hang_up_all(self) -> None:
-        """Every leg still up: a failed run must not leave agents in a Stasis application nobody serves
-        (their calls would stay up, and the next run find them busy)."""
-        await asyncio.gather(*(self._quietly(self.ari.hangup(channel)) for channel in list(self.legs)))
+        """Every leg still up, every bridge still there: a failed run must not leave agents in a Stasis
+        application nobody serves (the next run would find them busy), nor bridges behind."""
+        await asyncio.gather(
+            *(self._quietly(self.ari.hangup(channel)) for channel in list(self.legs)),
+            *(self._quietly(self.ari.destroy_bridge(bridge)) for bridge in list(self.bridges)),
+        )
 
     async def run(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         """From the due time until every call ended; a failed request or a lost websocket fails it."""

@@ -79,24 +79,24 @@ async def test_an_agent_first_call_then_the_agents_next() -> None:
     floor = Floor(ari, plan())  # type: ignore[arg-type]
     floor.ring_next("1001")
     ring = {"app_args": "agent", "caller_id": '"CB Ann" <2010300001>', "timeout_s": 20}
-    assert await settled(ari) == [("originate", "PJSIP/1001", "floor-1-agent", ring)]
+    assert await settled(ari) == [("originate", "PJSIP/1001", "floor-app-1-agent", ring)]
 
-    floor.on_event(event("StasisStart", "floor-1-agent"))
-    contact = {"app_args": "contact", "originator": "floor-1-agent"}
+    floor.on_event(event("StasisStart", "floor-app-1-agent"))
+    contact = {"app_args": "contact", "originator": "floor-app-1-agent"}
     assert await settled(ari) == [  # the contact first: nothing waits for the bridge
-        ("originate", "Local/2010300001@callback-outbound/n", "floor-1-contact", contact),
-        ("create_bridge", "floor-1"),
-        ("add_channel", "floor-1", "floor-1-agent"),
+        ("originate", "Local/2010300001@callback-outbound/n", "floor-app-1-contact", contact),
+        ("create_bridge", "floor-app-1"),
+        ("add_channel", "floor-app-1", "floor-app-1-agent"),
     ]
-    floor.on_event(event("StasisStart", "floor-1-contact"))
-    assert await settled(ari) == [("add_channel", "floor-1", "floor-1-contact")]
+    floor.on_event(event("StasisStart", "floor-app-1-contact"))
+    assert await settled(ari) == [("add_channel", "floor-app-1", "floor-app-1-contact")]
 
-    floor.on_event(event("ChannelDestroyed", "floor-1-contact"))
-    assert await settled(ari) == [("hangup", "floor-1-agent")]
-    floor.on_event(event("ChannelDestroyed", "floor-1-agent"))
+    floor.on_event(event("ChannelDestroyed", "floor-app-1-contact"))
+    assert await settled(ari) == [("hangup", "floor-app-1-agent")]
+    floor.on_event(event("ChannelDestroyed", "floor-app-1-agent"))
     requests = await settled(ari)
-    assert requests[0] == ("destroy_bridge", "floor-1")
-    assert requests[1][:3] == ("originate", "PJSIP/1001", "floor-2-agent")
+    assert requests[0] == ("destroy_bridge", "floor-app-1")
+    assert requests[1][:3] == ("originate", "PJSIP/1001", "floor-app-2-agent")
     assert not floor.all_ended.is_set()
 
 
@@ -104,13 +104,13 @@ async def test_the_run_ends_when_every_call_ended() -> None:
     ari = RecordingAri()
     floor = Floor(ari, plan(CALLS[:1]))  # type: ignore[arg-type]
     floor.ring_next("1001")
-    floor.on_event(event("StasisStart", "floor-1-agent"))
+    floor.on_event(event("StasisStart", "floor-app-1-agent"))
     await settled(ari)
-    floor.on_event(event("ChannelDestroyed", "floor-1-agent"))  # the agent hung up first
-    assert await settled(ari) == [("hangup", "floor-1-contact")]
+    floor.on_event(event("ChannelDestroyed", "floor-app-1-agent"))  # the agent hung up first
+    assert await settled(ari) == [("hangup", "floor-app-1-contact")]
     assert not floor.all_ended.is_set()
-    floor.on_event(event("ChannelDestroyed", "floor-1-contact"))
-    assert await settled(ari) == [("destroy_bridge", "floor-1")]
+    floor.on_event(event("ChannelDestroyed", "floor-app-1-contact"))
+    assert await settled(ari) == [("destroy_bridge", "floor-app-1")]
     assert floor.all_ended.is_set() and floor.failure is None
 
 
@@ -144,12 +144,12 @@ async def test_a_request_whose_answer_did_not_come_is_sent_again_once(landed: bo
     ari = RecordingAri(failing="create_bridge", unsent=1, landed=landed)
     floor = Floor(ari, plan())  # type: ignore[arg-type]
     floor.ring_next("1001")
-    floor.on_event(event("StasisStart", "floor-1-agent"))
+    floor.on_event(event("StasisStart", "floor-app-1-agent"))
     requests = await settled(ari)
     assert [r[:2] for r in requests if r[0] != "originate"] == [
-        ("create_bridge", "floor-1"),
-        ("create_bridge", "floor-1"),
-        ("add_channel", "floor-1"),
+        ("create_bridge", "floor-app-1"),
+        ("create_bridge", "floor-app-1"),
+        ("add_channel", "floor-app-1"),
     ]
     assert floor.failure is None
 
@@ -164,10 +164,14 @@ async def test_every_leg_still_up_is_hung_up_at_the_end() -> None:
     ari = RecordingAri()
     floor = Floor(ari, plan())  # type: ignore[arg-type]
     floor.ring_next("1001")
-    floor.on_event(event("StasisStart", "floor-1-agent"))
+    floor.on_event(event("StasisStart", "floor-app-1-agent"))
     await settled(ari)
     await floor.hang_up_all()
-    assert sorted(await settled(ari)) == [("hangup", "floor-1-agent"), ("hangup", "floor-1-contact")]
+    assert sorted(await settled(ari)) == [
+        ("destroy_bridge", "floor-app-1"),
+        ("hangup", "floor-app-1-agent"),
+        ("hangup", "floor-app-1-contact"),
+    ]
 
 
 def test_the_plan_travels_as_json() -> None:

@@ -1,16 +1,19 @@
-"""Benchmark of real callback calls on the lab: `asterisk-cb run` against Asterisk call files placing the
-same agent-first calls, in the same run, on the same Asterisk and SIPp phones; prints a table (see
-bench/README.md).
+"""Benchmark of real callback calls on the lab: `asterisk-cb run` against the floor (bench/floor.py: the
+least an agent-first call needs over ARI) and against Asterisk call files placing the same agent-first
+calls, in the same run, on the same Asterisk and SIPp phones; prints tables (see bench/README.md).
 
     ACB_LAB_AGENTS="$(seq -s ' ' 1001 1050)" scripts/pbx-lab up   # a lab with 50 agent phones
-    .venv/bin/python bench/calls.py             # every lab agent, 1 and 3 callbacks each
-    .venv/bin/python bench/calls.py --quick     # 10 agents
+    .venv/bin/python bench/calls.py             # every lab agent, 1 and 3 callbacks each; 1, 2, 4 daemons
+    .venv/bin/python bench/calls.py --quick     # 10 agents; 1 and 2 daemons
 
 Two cases: one callback per agent, all due at the same instant; and ``--per-agent`` callbacks per agent
-due at that instant, so they queue behind busy agents. Each case runs the engine, then the baseline
-(bench/callfiles.py). Contacts are the lab's ``201SS...`` numbers: they answer and hang up after
-``--talk-s`` seconds; agent phones answer at once. Every number is new, so the phones' INVITE logs
-(one line per INVITE, with its time) tell exactly when each agent and each contact was dialled.
+due at that instant, so they queue behind busy agents. Each case runs the floor, the engine, then the
+call files (bench/callfiles.py). Then the scale-out: the first case's load over ``--daemons`` daemons on
+one Redis namespace (each with its own ARI application). While each side runs, AMI listeners count the
+events each kind of AMI user receives (bench/ami_counts.py). Contacts are the lab's ``201SS...``
+numbers: they answer and hang up after ``--talk-s`` seconds; agent phones answer at once. Every number
+is new, so the phones' INVITE logs (one line per INVITE, with its time) tell exactly when each agent and
+each contact was dialled.
 
 The engine is the real daemon process with a config like the e2e tests' (tests/e2e/daemon_process.py,
 ``[daemon]`` at its defaults) on a Redis namespace of its own, deleted afterwards, and the run-time
@@ -22,23 +25,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import os
 import pstats
 import random
+import re
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ami_counts import DOCUMENTED, UNFILTERED, AmiCounts
 from callfiles import CallFiles
+from floor import FloorPlan
 from harness import REPO, Lateness, lab_env, markdown
 
 from asterisk_cb.core import lifecycle
@@ -56,12 +64,32 @@ from lab import invites  # noqa: E402
 from lab.ami_client import LabAmi  # noqa: E402
 
 LEAD_S = 3.0  # the callbacks are due this long after they are scheduled
+FLOOR_START_S = 3.0  # what the floor's process may take to start, added to its lead
 POLL_S = 0.1  # how often the agents' channels are listed
 RESCHEDULE = "1s"
 PROFILED = "asterisk_cb|aiohttp/client.py|redis/asyncio/client.py"  # what --profile lists
 RING_TIMEOUT_S = int(Settings().agent_ring_timeout.total_seconds())
-HEADER = ("measure", "engine (asterisk-cb run)", "baseline (call files)", "engine/baseline")
-Row = tuple[str, str, str, str]
+SIDES = ("floor", "engine", "baseline")  # in the order each case runs them
+HEADER = (
+    "measure",
+    "floor (ARI script)",
+    "asterisk-cb run",
+    "call files",
+    "asterisk-cb/floor",
+    "asterisk-cb/call files",
+)
+SCALE_HEADER = (
+    "daemons on one Redis",
+    "callbacks each daemon rang (all runs)",
+    "due -> agent INVITE",
+    "agent answer -> contact INVITE",
+    "calls placed per second",
+    "daemon CPU per callback (all daemons)",
+    "AMI events reaching the daemons per callback",
+)
+Row = tuple[str, ...]
+FLOOR = Path(__file__).resolve().parent / "floor.py"
+RUNG = re.compile(r'"msg": "callback \S+ due: agent ')  # the daemon's log line as it rings an agent
 
 
 @dataclass(frozen=True)
@@ -83,14 +111,18 @@ def plan(agents: Sequence[str], per_agent: int, talk_s: int) -> list[Call]:
 @dataclass(frozen=True)
 class Run:
     """One side's run of a case: what it placed, when it was due, when the last agent was free again,
-    the CPU seconds the daemon (engine side only) and Asterisk spent from the due time to then, and when
-    each agent's queue memberships were paused (the engine does it just before ringing the agent)."""
+    the CPU seconds the client (the daemons, or the floor's script) and Asterisk spent from the due time
+    to then, when each agent's queue memberships were paused (the engine does it just before ringing the
+    agent), and the AMI events each kind of user received meanwhile (bench/ami_counts.py)."""
 
     calls: list[Call]
     due: float
     ended: float
     cpu: dict[str, float]
     pauses: dict[str, list[float]]
+    ami: dict[str, int]  # by kind of user
+    ami_names: Counter[str]  # the documented user's, by event name
+    rung_by: tuple[int, ...] = ()  # engine: the callbacks each daemon rang the agent for, by its log
 
 
 class Pauses:
@@ -169,20 +201,22 @@ def asterisk_pid(info: dict[str, Any]) -> int:
 async def observe(
     info: dict[str, Any],
     calls: list[Call],
-    pids: dict[str, int],
+    pids: dict[str, list[int]],
     due: float,
     finished: Callable[[], Awaitable[bool]],
     timeout_s: float,
     lines: Lines,
 ) -> Run:
-    """Wait for the due time, then until the run is over (``finished`` and every agent free)."""
-    pauses = Pauses(info)
-    async with pauses.recording():
-        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    """Wait for the due time, then until the run is over (``finished`` and every agent free). ``pids``:
+    the processes whose CPU time is summed under each name ("client", "asterisk")."""
+    pauses, ami = Pauses(info), AmiCounts(info)
+    async with pauses.recording(), ami.counting() as counts:
+        before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
         await asyncio.sleep(max(0.0, due - time.time()))
         ended = await lines.until(finished, timeout_s)
-    cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
-    return Run(calls, due, ended, cpu, pauses.times)
+        cpu = {name: sum(map(cpu_seconds, group)) - before[name] for name, group in pids.items()}
+    ami = {label: names.total() for label, names in counts.items()}
+    return Run(calls, due, ended, cpu, pauses.times, ami, counts[DOCUMENTED])
 
 
 async def schedule(store: Store, calls: Sequence[Call]) -> float:
@@ -209,37 +243,58 @@ async def all_finished(store: Store, count: int) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def daemon_on(
-    info: dict[str, Any], namespace: str, folder: Path, profile_top: int
-) -> AsyncIterator[DaemonProcess]:
-    """`asterisk-cb run` on ``namespace``, with an ARI application of its own; SIGTERM after. With
-    ``profile_top``, under cProfile, whose top functions are printed once it exited."""
-    config = folder / "daemon.conf"
-    write_private(config, config_text(info, namespace, f"acb-{namespace}", daemon={}))
+async def daemons_on(
+    info: dict[str, Any], namespace: str, folder: Path, count: int, profile_top: int
+) -> AsyncIterator[list[DaemonProcess]]:
+    """``count`` processes of `asterisk-cb run` on ``namespace``, each with an ARI application of its
+    own (as the README tells admins); SIGTERM after. With ``profile_top``, the first under cProfile, whose top
+    functions are printed once it exited."""
     profile = folder / "daemon.prof"
-    wrapper = (sys.executable, "-m", "cProfile", "-o", str(profile)) if profile_top else ()
-    daemon = DaemonProcess(config, folder / "daemon.log", wrapper)
-    daemon.start()
+    daemons = []
+    for n in range(count):
+        config = folder / f"daemon-{n}.conf"
+        write_private(config, config_text(info, namespace, f"acb-{namespace}-{n}", daemon={}))
+        profiled = profile_top and not n
+        wrapper = (sys.executable, "-m", "cProfile", "-o", str(profile)) if profiled else ()
+        daemons.append(DaemonProcess(config, folder / f"daemon-{n}.log", wrapper))
+    started: list[DaemonProcess] = []
     try:
-        await daemon.wait_running(0)
-        yield daemon
+        for daemon in daemons:  # one after the other: several starting at once can take past the timeout
+            daemon.start()
+            started.append(daemon)
+            await daemon.wait_running(0)
+        yield daemons
     except BaseException:
-        print(daemon.tail(), file=sys.stderr)
+        for daemon in started:
+            print(daemon.tail(), file=sys.stderr)
         raise
     finally:
-        daemon.send(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            await daemon.exited(15)
-        daemon.kill()
+        await stop_all(started)
     if profile.exists():
         print(f"--- the daemon under cProfile: top {profile_top} of {PROFILED} by cumulative time ---")
         pstats.Stats(str(profile)).sort_stats("cumulative").print_stats(PROFILED, profile_top)
 
 
+async def stop_all(daemons: Sequence[DaemonProcess]) -> None:
+    """SIGTERM to every daemon first, so that they stop together; SIGKILL any still running 15 s on."""
+    for daemon in daemons:
+        with contextlib.suppress(OSError):
+            daemon.send(signal.SIGTERM)
+    for daemon in daemons:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await daemon.exited(15)
+        daemon.kill()
+
+
 async def engine_side(
-    info: dict[str, Any], ari: AriClient, calls: list[Call], timeout_s: float, profile: int = 0
+    info: dict[str, Any],
+    ari: AriClient,
+    calls: list[Call],
+    timeout_s: float,
+    profile: int = 0,
+    daemons: int = 1,
 ) -> Run:
-    """The daemon carries the callbacks through; the run ends when all are finished and the agents free."""
+    """The daemons carry the callbacks through; the run ends when all are finished and the agents free."""
     namespace = f"bench-calls-{os.urandom(4).hex()}"
     redis = connect(info["redis"]["url"], name="asterisk-cb-bench")
     store = Store(redis, Keys(namespace))
@@ -247,11 +302,12 @@ async def engine_side(
     try:
         await store.set_setting("general", "reschedule_delay", RESCHEDULE)
         with tempfile.TemporaryDirectory(prefix="acb-bench-calls-") as folder:
-            async with daemon_on(info, namespace, Path(folder), profile) as daemon:
+            async with daemons_on(info, namespace, Path(folder), daemons, profile) as running:
                 due = await schedule(store, calls)
-                pids = {"daemon": daemon.pid, "asterisk": asterisk_pid(info)}
+                pids = {"client": [daemon.pid for daemon in running], "asterisk": [asterisk_pid(info)]}
                 finished = functools.partial(all_finished, store, len(calls))
                 run = await observe(info, calls, pids, due, finished, timeout_s, lines)
+                run = dataclasses.replace(run, rung_by=tuple(map(rung, running)))
         completed = await store.ids_in_state(State.COMPLETED)
         if len(completed) != len(calls):
             print(f"engine: {len(calls) - len(completed)} of {len(calls)} callbacks not completed")
@@ -259,6 +315,11 @@ async def engine_side(
     finally:
         await store.delete_namespace()
         await redis.aclose()
+
+
+def rung(daemon: DaemonProcess) -> int:
+    """How many callbacks a daemon rang the agent for: its log's "callback <id> due: agent ..." lines."""
+    return len(RUNG.findall(daemon.log.read_text()))
 
 
 async def baseline_side(info: dict[str, Any], ari: AriClient, calls: list[Call], timeout_s: float) -> Run:
@@ -271,11 +332,50 @@ async def baseline_side(info: dict[str, Any], ari: AriClient, calls: list[Call],
     async def finished() -> bool:
         return files.dispatch(lines.busy)
 
+    pids = {"asterisk": [asterisk_pid(info)]}
     try:
-        return await observe(info, calls, {"asterisk": asterisk_pid(info)}, due, finished, timeout_s, lines)
+        return await observe(info, calls, pids, due, finished, timeout_s, lines)
     except BaseException:
         files.remove_leftovers()
         raise
+
+
+async def floor_side(info: dict[str, Any], ari: AriClient, calls: list[Call], timeout_s: float) -> Run:
+    """bench/floor.py in a process of its own places the calls; ends once it says all ended and the
+    agents are free. Its calls are due ``FLOOR_START_S`` later than the others' (its process starts
+    first); it must be ready a second before they are due, or the run is refused."""
+    due = time.time() + FLOOR_START_S + LEAD_S
+    lines = Lines(ari, [call.agent for call in calls])
+    with tempfile.TemporaryDirectory(prefix="acb-bench-floor-") as folder:
+        plan = Path(folder) / "plan.json"
+        plan.write_text(FloorPlan.on_lab(info, calls, due, RING_TIMEOUT_S).to_json())
+        path = os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH"))))
+        floor = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(FLOOR),
+            str(plan),
+            stdout=asyncio.subprocess.PIPE,
+            env=os.environ | {"PYTHONPATH": path},
+        )
+        try:
+            assert floor.stdout is not None
+            async with asyncio.timeout(due - 1 - time.time()):
+                ready = await floor.stdout.readline()
+            if ready != b"ready\n":
+                raise SystemExit(f"bench: bench/floor.py did not start ({await floor.wait()})")
+            done = asyncio.create_task(floor.stdout.readline())
+
+            async def finished() -> bool:
+                if done.done() and done.result() != b"done\n":
+                    raise SystemExit(f"bench: bench/floor.py failed ({await floor.wait()})")
+                return done.done()
+
+            pids = {"client": [floor.pid], "asterisk": [asterisk_pid(info)]}
+            return await observe(info, calls, pids, due, finished, timeout_s, lines)
+        finally:
+            if floor.returncode is None:
+                floor.terminate()
+            await floor.wait()
 
 
 @dataclass
@@ -341,7 +441,9 @@ class Figures:
     pause_to_ring: Lateness | None  # the agent's queues paused -> its INVITE
     wall_s: float  # due -> the last agent call ended (median of the runs)
     rate: float  # agent INVITEs per second, from the due time to the last one (median of the runs)
-    cpu_ms: dict[str, float]  # CPU per call by process (daemon, asterisk)
+    cpu_ms: dict[str, float]  # CPU per call by process (client: the daemons or the floor; asterisk)
+    ami: dict[str, float]  # AMI events per call, by kind of user (bench/ami_counts.py)
+    ami_names: dict[str, float]  # the documented user's events per call, by name
     invites: tuple[int, int]  # agent INVITEs, contact INVITEs
 
     @classmethod
@@ -361,12 +463,20 @@ class Figures:
             pause_to_ring=optional(pairs.paused_rung),
             wall_s=statistics.median(run.ended - run.due for run in runs),
             rate=statistics.median(rates),
-            cpu_ms={
-                name: 1000 * sum(run.cpu.get(name, 0) for run in runs) / calls
-                for name in ("daemon", "asterisk")
-            },
+            cpu_ms=per_call(runs, calls, "cpu", 1000),
+            ami=per_call(runs, calls, "ami", 1),
+            ami_names=per_call(runs, calls, "ami_names", 1),
             invites=(len(pairs.late), contact_invites),
         )
+
+
+def per_call(runs: Sequence[Run], calls: int, attribute: str, scale: float) -> dict[str, float]:
+    """A per-name total of the runs (``Run.cpu``, ``Run.ami``, ``Run.ami_names``) per call placed."""
+    totals: dict[str, float] = {}
+    for run in runs:
+        for name, value in getattr(run, attribute).items():
+            totals[name] = totals.get(name, 0) + value
+    return {name: scale * total / calls for name, total in totals.items()}
 
 
 def optional(pairs: list[tuple[float, float]]) -> Lateness | None:
@@ -377,45 +487,88 @@ def ratio(engine: float, base: float) -> str:
     return f"x{engine / base:.2f}" if base else ""
 
 
-def lateness_row(measure: str, engine: Lateness, base: Lateness) -> Row:
-    return (measure, str(engine), str(base), "p99 " + ratio(engine.p99, base.p99))
+Key = Callable[[Figures], float | None] | None  # the number a ratio is taken of (None: no ratio)
 
 
-def case_rows(name: str, count: int, ours: Figures, theirs: Figures) -> list[Row]:
+def row(measure: str, sides: dict[str, Figures], show: Callable[[Figures], str | None], key: Key) -> Row:
+    """One measure across the sides (an empty cell where a side has none), then asterisk-cb's ratio to
+    the floor and to the call files by ``key`` (a number of the figures, or None: no ratio)."""
+    cells = tuple(show(sides[side]) or "" for side in SIDES)
+    numbers = {side: key(figures) if key else None for side, figures in sides.items()}
+    engine = numbers["engine"]
+    ratios = tuple(
+        ratio(engine, base) if engine is not None and base is not None else ""
+        for base in (numbers["floor"], numbers["baseline"])
+    )
+    return (measure, *cells, *ratios)
+
+
+def lateness_row(measure: str, sides: dict[str, Figures], pick: Callable[[Figures], Lateness | None]) -> Row:
+    def p99(figures: Figures) -> float | None:
+        found = pick(figures)
+        return found.p99 if found else None
+
+    shown = row(measure, sides, lambda f: str(pick(f) or ""), p99)
+    return (*shown[:-2], *(f"p99 {cell}" if cell else "" for cell in shown[-2:]))
+
+
+def case_rows(name: str, count: int, sides: dict[str, Figures]) -> list[Row]:
+    engine = sides["engine"]
     rows = [
-        (f"**{name}**", "", "", ""),
-        lateness_row("due -> agent INVITE", ours.lateness, theirs.lateness),
-        lateness_row("agent answer -> contact INVITE", ours.to_contact, theirs.to_contact),
+        (f"**{name}**", *[""] * (len(HEADER) - 1)),
+        lateness_row("due -> agent INVITE", sides, lambda f: f.lateness),
+        lateness_row("agent answer -> contact INVITE", sides, lambda f: f.to_contact),
     ]
-    if ours.requeue and theirs.requeue:
-        rows.append(lateness_row("agent free again -> its next INVITE", ours.requeue, theirs.requeue))
-    if ours.paused and ours.pause_to_ring:
-        rows.append(("  due -> agent's queues paused (AMI), first ring", str(ours.paused), "(no pause)", ""))
-        rows.append(("  agent's queues paused -> agent INVITE", str(ours.pause_to_ring), "(no pause)", ""))
-    cpu = ours.cpu_ms["asterisk"], theirs.cpu_ms["asterisk"]
+    if engine.requeue:
+        rows.append(lateness_row("agent free again -> its next INVITE", sides, lambda f: f.requeue))
+    if engine.paused and engine.pause_to_ring:
+        rows.append(
+            lateness_row("  due -> agent's queues paused (AMI), first ring", sides, lambda f: f.paused)
+        )
+        rows.append(lateness_row("  agent's queues paused -> agent INVITE", sides, lambda f: f.pause_to_ring))
     return [
         *rows,
-        (
-            "wall time, due -> last call ended",
-            f"{ours.wall_s:.2f} s",
-            f"{theirs.wall_s:.2f} s",
-            ratio(ours.wall_s, theirs.wall_s),
-        ),
-        (
+        row("wall time, due -> last call ended", sides, lambda f: f"{f.wall_s:.2f} s", lambda f: f.wall_s),
+        row(
             "calls placed per second (due -> last agent INVITE)",
-            f"{ours.rate:.1f}/s",
-            f"{theirs.rate:.1f}/s",
-            ratio(ours.rate, theirs.rate),
+            sides,
+            lambda f: f"{f.rate:.1f}/s",
+            lambda f: f.rate,
         ),
-        ("daemon CPU per callback", f"{ours.cpu_ms['daemon']:.1f} ms", "", ""),
-        ("Asterisk CPU per call", f"{cpu[0]:.1f} ms", f"{cpu[1]:.1f} ms", ratio(*cpu)),
-        (
+        cpu_row("client CPU per call (the daemon; the floor's script)", sides, "client"),
+        cpu_row("Asterisk CPU per call", sides, "asterisk"),
+        *(
+            row(f"AMI events per call: {label}", sides, lambda f, k=label: f"{f.ami[k]:.1f}", None)
+            for label in engine.ami
+        ),
+        row("  the cut: read = all unfiltered / the documented user", sides, events_cut, None),
+        row("  the documented user's, by name", sides, by_name, None),
+        row(
             f"INVITEs agents / contacts (expected {count} / {count})",
-            "{} / {}".format(*ours.invites),
-            "{} / {}".format(*theirs.invites),
-            "",
+            sides,
+            lambda f: "{} / {}".format(*f.invites),
+            None,
         ),
     ]
+
+
+def cpu_row(measure: str, sides: dict[str, Figures], process: str) -> Row:
+    def ms(figures: Figures) -> float | None:
+        return figures.cpu_ms.get(process)
+
+    return row(measure, sides, lambda f: f"{ms(f):.1f} ms" if ms(f) is not None else "", ms)
+
+
+def by_name(figures: Figures) -> str:
+    """The documented user's events per call by name, most first."""
+    names = sorted(figures.ami_names.items(), key=lambda item: -item[1])
+    return ", ".join(f"{name} {count:.1f}" for name, count in names)
+
+
+def events_cut(figures: Figures) -> str:
+    """How many times more events the unfiltered user receives than the documented one."""
+    documented = figures.ami[DOCUMENTED]
+    return f"x{figures.ami[UNFILTERED] / documented:.1f}" if documented else "(none documented)"
 
 
 @dataclass(frozen=True)
@@ -425,6 +578,7 @@ class Options:
     talk_s: int
     repeats: int
     profile: int  # functions of the daemon's cProfile to print (0: no profile)
+    daemons: tuple[int, ...]  # the scale-out's daemon counts
 
 
 async def idle(ari: AriClient, agents: Sequence[str]) -> None:
@@ -436,22 +590,62 @@ async def idle(ari: AriClient, agents: Sequence[str]) -> None:
     await Lines(ari, agents).until(anyway, 30)
 
 
-async def run_case(info: dict[str, Any], ari: AriClient, options: Options, per_agent: int) -> list[Row]:
-    """The engine, then the baseline, each with fresh numbers for the same agents; ``repeats`` times."""
+async def run_case(
+    info: dict[str, Any], ari: AriClient, options: Options, per_agent: int
+) -> tuple[list[Row], list[Run]]:
+    """The floor, the engine, then the call files, each with fresh numbers for the same agents;
+    ``repeats`` times. The rows, and the engine's runs (the scale-out's one daemon)."""
     timeout_s = 60 + per_agent * (options.talk_s + RING_TIMEOUT_S + 5)
     engine = functools.partial(engine_side, profile=options.profile)
-    runs: dict[str, list[Run]] = {"engine": [], "baseline": []}
+    functions = {"floor": floor_side, "engine": engine, "baseline": baseline_side}
+    runs: dict[str, list[Run]] = {name: [] for name in SIDES}
     for repeat in range(options.repeats):
-        for name, side in (("engine", engine), ("baseline", baseline_side)):
-            await idle(ari, options.agents)
-            runs[name].append(
-                await side(info, ari, plan(options.agents, per_agent, options.talk_s), timeout_s)
-            )
+        for name in SIDES:
+            runs[name].append(await run_side(info, ari, options, functions[name], per_agent, timeout_s))
             print(f"  run {repeat + 1}, {name}: done, load average {os.getloadavg()[0]:.2f}", flush=True)
     count = per_agent * len(options.agents)
     name = f"{len(options.agents)} agents, {count} callbacks due at one instant, {options.repeats} run(s)"
-    ours, theirs = (Figures.of(info, runs[side], options.talk_s) for side in ("engine", "baseline"))
-    return case_rows(name, count * options.repeats, ours, theirs)
+    sides = {side: Figures.of(info, runs[side], options.talk_s) for side in SIDES}
+    return case_rows(name, count * options.repeats, sides), runs["engine"]
+
+
+Side = Callable[[dict[str, Any], AriClient, list[Call], float], Awaitable[Run]]
+
+
+async def run_side(
+    info: dict[str, Any], ari: AriClient, options: Options, side: Side, per_agent: int, timeout_s: float
+) -> Run:
+    """One run of one side, once the agents are idle, with fresh numbers."""
+    await idle(ari, options.agents)
+    return await side(info, ari, plan(options.agents, per_agent, options.talk_s), timeout_s)
+
+
+async def scale_out(
+    info: dict[str, Any], ari: AriClient, options: Options, one: list[Run], rows: list[Row]
+) -> None:
+    """The first case's load (one callback per agent, all due at once) over each of ``daemons`` daemons
+    on one Redis namespace and one Asterisk, a row each into ``rows``; one daemon is the first case's
+    engine runs."""
+    for count in options.daemons:
+        runs = one if count == 1 else []
+        side = functools.partial(engine_side, daemons=count)
+        for repeat in range(options.repeats if count != 1 else 0):
+            runs.append(await run_side(info, ari, options, side, 1, 60 + options.talk_s + RING_TIMEOUT_S))
+            print(f"  run {repeat + 1}, {count} daemons: done", flush=True)
+        figures = Figures.of(info, runs, options.talk_s)
+        events = count * figures.ami[DOCUMENTED]  # every daemon's session receives every event
+        spread = [sum(counts) for counts in zip(*(run.rung_by for run in runs), strict=True)]
+        rows.append(
+            (
+                str(count),
+                " / ".join(map(str, sorted(spread, reverse=True))),
+                str(figures.lateness),
+                str(figures.to_contact),
+                f"{figures.rate:.1f}/s",
+                f"{figures.cpu_ms['client']:.1f} ms",
+                f"{events:.1f}",
+            )
+        )
 
 
 def lab_agents(info: dict[str, Any], wanted: int | None) -> list[str]:
@@ -465,7 +659,7 @@ def lab_agents(info: dict[str, Any], wanted: int | None) -> list[str]:
     return agents[:wanted]
 
 
-async def main(args: argparse.Namespace) -> list[Row]:
+async def main(args: argparse.Namespace) -> None:
     info = lab_env()
     options = Options(
         agents=lab_agents(info, args.agents or (10 if args.quick else None)),
@@ -473,6 +667,7 @@ async def main(args: argparse.Namespace) -> list[Row]:
         talk_s=args.talk_s,
         repeats=args.repeats or (1 if args.quick else 3),
         profile=args.profile,
+        daemons=tuple(int(n) for n in (args.daemons or ("1,2" if args.quick else "1,2,4")).split(",")),
     )
     print(
         f"{len(options.agents)} agents; load average at start {os.getloadavg()[0]:.2f}; "
@@ -481,13 +676,21 @@ async def main(args: argparse.Namespace) -> list[Row]:
     )
     ari_info = info["ari"]
     rows: list[Row] = []
-    async with AriClient(
-        AriSettings(ari_info["url"], ari_info["user"], ari_info["password"], "acb-bench")
-    ) as ari:
-        for per_agent in (1, options.per_agent):
-            print(f"case: {per_agent} per agent", flush=True)
-            rows += await run_case(info, ari, options, per_agent)
-    return rows
+    scaled: list[Row] = []
+    try:
+        async with AriClient(
+            AriSettings(ari_info["url"], ari_info["user"], ari_info["password"], "acb-bench")
+        ) as ari:
+            engine_runs = []
+            for per_agent in (1, options.per_agent):
+                print(f"case: {per_agent} per agent", flush=True)
+                case, engine = await run_case(info, ari, options, per_agent)
+                rows += case
+                engine_runs.append(engine)
+            print(f"scale-out: {', '.join(map(str, options.daemons))} daemons", flush=True)
+            await scale_out(info, ari, options, engine_runs[0], scaled)
+    finally:  # what was measured is shown even if a later case fails
+        print("\n" + markdown(HEADER, rows) + ("\n\n" + markdown(SCALE_HEADER, scaled) if scaled else ""))
 
 
 if __name__ == "__main__":
@@ -504,4 +707,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--profile", type=int, nargs="?", const=30, default=0, help="cProfile the daemon, print the top N"
     )
-    print("\n" + markdown(HEADER, asyncio.run(main(parser.parse_args()))))
+    parser.add_argument(
+        "--daemons", help="the scale-out's daemon counts, e.g. 1,2,4 (the default; --quick 1,2)"
+    )
+    asyncio.run(main(parser.parse_args()))

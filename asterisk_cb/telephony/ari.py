@@ -145,6 +145,12 @@ def _bridge_path(bridge_id: str, action: str = "") -> str:
     return f"/bridges/{quote(bridge_id, safe='')}" + (f"/{action}" if action else "")
 
 
+# An idle pooled connection is dropped before Asterisk drops it (http.conf session_keep_alive, 15 s
+# by default, as aiohttp's own default): reusing one Asterisk has just closed fails the request
+# ("Can not write request body", seen by bench/floor.py).
+KEEPALIVE_S = 10.0
+
+
 class AriClient:
     """REST half of ARI. One aiohttp session per client; use `async with AriClient(...)` or open/close."""
 
@@ -168,7 +174,9 @@ class AriClient:
                     "Authorization": aiohttp.encode_basic_auth(self.settings.username, self.settings.password)
                 },
                 timeout=aiohttp.ClientTimeout(total=self.settings.request_timeout_s),
-                connector=aiohttp.TCPConnector(ssl=tls_context(self.settings.ca_file)),
+                connector=aiohttp.TCPConnector(
+                    ssl=tls_context(self.settings.ca_file), keepalive_timeout=KEEPALIVE_S
+                ),
             )
 
     async def close(self) -> None:

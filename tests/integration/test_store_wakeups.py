@@ -5,10 +5,11 @@ a claimed one, never later than they were; the waiting order is kept by every wr
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from test_store import NOW, changed, create, make_callback
+import test_store
+from test_store import changed, create, make_callback
 
 from asterisk_cb.core.codec import time_to_ms
 from asterisk_cb.core.model import Callback
@@ -16,7 +17,17 @@ from asterisk_cb.store import Store
 
 pytestmark = pytest.mark.lab
 
-LATER = NOW + timedelta(minutes=1)  # the reschedule delay's look at the agent
+
+@pytest.fixture(autouse=True)
+def _now_is_the_tests_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """test_store's helpers date callbacks from its NOW, which its own autouse fixture resets only
+    for its own tests: in a full run, the e2e tests first, the value from collection is long past."""
+    monkeypatch.setattr(test_store, "NOW", datetime.now(UTC))
+
+
+def later() -> datetime:
+    """The reschedule delay's look at the agent: a minute after the test's start."""
+    return test_store.NOW + timedelta(minutes=1)
 
 
 async def waiting(store: Store, callback_id: str, due_in: float, **changes: object) -> Callback:
@@ -24,7 +35,7 @@ async def waiting(store: Store, callback_id: str, due_in: float, **changes: obje
     callback = make_callback(callback_id, due_in=due_in, **changes)
     await create(store, callback)
     (claim,) = (await store.claim(1, "daemon-a")).claims
-    after = changed(claim.callback, next_at=LATER, waiting_for_agent=True)
+    after = changed(claim.callback, next_at=later(), waiting_for_agent=True)
     await store.commit(claim, after, [])
     return after
 
@@ -40,13 +51,13 @@ async def test_only_the_agent_s_waiting_callbacks_move_to_their_due_time_oldest_
     retry = make_callback("cb-retry", due_in=-40)  # scheduled later for another reason: stays
     await create(store, retry)
     (claim,) = (await store.claim(1, "daemon-a")).claims
-    await store.commit(claim, changed(claim.callback, next_at=LATER), [])
+    await store.commit(claim, changed(claim.callback, next_at=later()), [])
 
     assert await store.wake_waiting("1001") == 2
     assert await due_score(store, older.id) == time_to_ms(older.due_at)
     assert await due_score(store, newer.id) == time_to_ms(newer.due_at)
-    assert await due_score(store, other_agent.id) == time_to_ms(LATER)
-    assert await due_score(store, retry.id) == time_to_ms(LATER)
+    assert await due_score(store, other_agent.id) == time_to_ms(later())
+    assert await due_score(store, retry.id) == time_to_ms(later())
     claimed = (await store.claim(10, "daemon-b")).claims
     assert [claim.callback.id for claim in claimed] == [older.id, newer.id]  # oldest due first
     assert await store.wake_waiting("1001") == 0  # claimed: not in the due set, nothing to move
@@ -58,11 +69,11 @@ async def test_a_wake_up_moves_at_most_the_limit_and_is_idempotent(store: Store)
     assert await store.wake_waiting("1001", limit=3) == 3
     assert await store.wake_waiting("1001", limit=3) == 0  # the same three: already due
     moved = [await due_score(store, f"cb-{n}") for n in range(5)]
-    assert moved[3:] == [time_to_ms(LATER)] * 2
+    assert moved[3:] == [time_to_ms(later())] * 2
 
 
 async def test_a_callback_whose_due_time_is_ahead_is_moved_to_now_not_to_its_due_time(store: Store) -> None:
-    ahead = make_callback("cb-ahead", due_in=30, next_at=LATER, waiting_for_agent=True)
+    ahead = make_callback("cb-ahead", due_in=30, next_at=later(), waiting_for_agent=True)
     await create(store, ahead)
     before = time.time() * 1000
     assert await store.wake_waiting("1001") == 1
@@ -77,5 +88,5 @@ async def test_the_waiting_order_follows_every_write(store: Store) -> None:
     assert await store._redis.zrange(key, 0, -1) == [callback.id]
     assert await store.wake_waiting("1001") == 1
     (claim,) = (await store.claim(1, "daemon-a")).claims
-    await store.commit(claim, changed(claim.callback, next_at=LATER, waiting_for_agent=False), [])
+    await store.commit(claim, changed(claim.callback, next_at=later(), waiting_for_agent=False), [])
     assert await store._redis.zrange(key, 0, -1) == []

@@ -51,8 +51,8 @@ async def dial_contact(call: CallContext, effect: DialContact) -> ev.Input | Non
 async def _ring_contact(call: CallContext, agent_channel: str | None, effect: DialContact) -> ev.Input | None:
     """Create the contact's Local channel in the app (agent phase: while the agent joins the bridge),
     bridge it with the agent (while the fence is passed and the agent hears ringback), then dial it.
-    Only what needs the step before waits for it: the contact is dialled after one request on the
-    agent's answer path instead of five in a row (docs/calls.md)."""
+    Only what needs the step before waits for it: the contact is dialled after two rounds of requests
+    sent at once instead of five requests in a row (docs/calls.md)."""
     ari = call.ari
     try:
         if agent_channel is None:

@@ -90,3 +90,14 @@ async def test_the_waiting_order_follows_every_write(store: Store) -> None:
     (claim,) = (await store.claim(1, "daemon-a")).claims
     await store.commit(claim, changed(claim.callback, next_at=later(), waiting_for_agent=False), [])
     assert await store._redis.zrange(key, 0, -1) == []
+
+
+async def test_callbacks_not_in_the_due_set_are_passed_over_not_counted(store: Store) -> None:
+    claimed = await waiting(store, "cb-a", due_in=-60)
+    for n in range(4):
+        await waiting(store, f"cb-{n}", due_in=-50 + n)
+    assert await store.wake_waiting("1001", limit=1) == 1  # the oldest
+    (taken,) = (await store.claim(1, "daemon-b")).claims  # claimed: no longer in the due set
+    assert taken.callback.id == claimed.id
+    assert await store.wake_waiting("1001", limit=2) == 2  # passes over the claimed one
+    assert await due_score(store, "cb-2") == time_to_ms(later())

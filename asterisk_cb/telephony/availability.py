@@ -176,8 +176,9 @@ class AvailabilityView:
         return owners.pop() if len(owners) == 1 else None
 
     def agents_at(self, device: str) -> set[str]:
-        """Every agent ``device`` may be the phone of (fixed, hot-desk membership, pool login): whom its
-        change may free. One pass over agents and memberships, not one per agent as in ``agent_at``."""
+        """Every agent ``device`` may be the phone of (fixed, hot-desk membership, pool login; or the
+        ``Agent/<id>`` queue interface of a pool agent): whom its change may free. One pass over
+        agents and memberships, not one per agent as in ``agent_at``."""
         names = {m.member_name for m in self.members.values() if device in (m.interface, m.state_interface)}
         pool = {agent for agent, at in self.pool_logins.items() if at == device}
         return {
@@ -185,7 +186,7 @@ class AvailabilityView:
             for spec in self.agents.values()
             if device in spec.devices
             or (spec.member_name and spec.member_name in names)
-            or (spec.pool_agent and spec.pool_agent in pool)
+            or (spec.pool_agent and (spec.pool_agent in pool or device == f"Agent/{spec.pool_agent}"))
         }
 
     def wrap_up_until(self, agent: str) -> float:

@@ -84,6 +84,17 @@ async def test_a_hot_desking_and_a_pool_agent_are_found_by_the_phone_they_sit_at
     assert store.woken == ["2001", "alice"]
 
 
+async def test_a_pool_agent_is_woken_by_the_unpause_of_its_agent_interface() -> None:
+    view = view_of(AgentSpec("alice", pool_agent="7001"))
+    view.agent_logged_in("7001", "PJSIP/1011")
+    view.set_device_state("PJSIP/1011", "NOT_INUSE")
+    view.replace_members([member("Agent/7001", paused=True)])
+    store = WakeLog()
+    wakeups = AgentWakeups(view, store)
+    await heard(view, wakeups, QueueMemberEvent("QueueMemberPause", member("Agent/7001", paused=False)))
+    assert store.woken == ["alice"]
+
+
 async def test_wake_ups_of_one_agent_are_spaced_and_the_last_one_is_not_lost() -> None:
     view = view_of(AgentSpec("1001", devices=("PJSIP/1001",)))
     store = WakeLog()

@@ -200,10 +200,32 @@ def callback_to_fields(callback: Callback) -> dict[str, str]:
     encoded: dict[str, str] = {}
     for name, key in FIELDS.items():
         value = getattr(callback, name)
-        if name not in _ALWAYS_WRITTEN and (value is None or value == _DEFAULTS.get(name)):
-            continue
-        encoded[key] = _ENCODERS.get(name, str)(value)
+        if _written(name, value):
+            encoded[key] = _ENCODERS.get(name, str)(value)
     return encoded
+
+
+def changed_fields(before: Callback, after: Callback) -> tuple[dict[str, str], list[str]]:
+    """What turns ``callback_to_fields(before)`` into ``callback_to_fields(after)``: the fields to set
+    and the fields to drop. A transition changes a handful of ~30 attributes (unchanged ones are
+    usually the very same objects), so a write encodes and sends those only."""
+    encoded: dict[str, str] = {}
+    dropped: list[str] = []
+    for name, key in FIELDS.items():
+        value = getattr(after, name)
+        old = getattr(before, name)
+        if value is old or value == old:
+            continue
+        if _written(name, value):
+            encoded[key] = _ENCODERS.get(name, str)(value)
+        elif _written(name, old):
+            dropped.append(key)
+    return encoded, dropped
+
+
+def _written(name: str, value: Any) -> bool:
+    """Whether ``callback_to_fields`` writes an attribute with this value (defaults are left out)."""
+    return name in _ALWAYS_WRITTEN or not (value is None or value == _DEFAULTS.get(name))
 
 
 def callback_from_fields(stored: Mapping[str | bytes, str | bytes]) -> Callback:

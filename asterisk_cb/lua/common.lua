@@ -82,8 +82,11 @@ end
 
 -- A change arrives as ONE JSON argument, decoded with `change = cjson.decode(...)` (packing dozens of
 -- separate arguments costs the client more than the whole script costs Redis):
---   fields  = [field, value, ...]           the callback hash, complete
---   history = "..." or ""                   the attempt history (its own string key)
+--   fields  = [field, value, ...]           the callback hash: complete on create (create.lua),
+--                                           only the changed fields on a change (write.lua)
+--   drop    = [field, ...]                  on a change: the fields that go (back to their default)
+--   history = "..." or ""                   the attempt history (its own string key); on a change
+--                                           absent when it did not change
 --   index   = [[op, key, value], ...]       op: sadd|srem (a set of ids, value = the id),
 --                                           hadd|hrem (an index hash, value = the indexed value) or
 --                                           zadd|zrem (a sorted set, value = "<score> <id>")

@@ -42,23 +42,22 @@ end
 if token ~= '' and ARGV[11] ~= '' then
   take_request(hash, ARGV[11], ARGV[12], ARGV[13], ARGV[14])
 end
-local owner = redis.call('HGET', hash, '_own')
-local locked = redis.call('HGET', hash, '_lk') -- the token that took the call's locks (lock.lua)
 local pending = redis.call('HGET', hash, '_req')
 local change = cjson.decode(ARGV[10])
-redis.call('DEL', hash)
-redis.call('HSET', hash, unpack(change.fields))
-write_history(ARGV[9] .. id, change.history)
+if #change.fields > 0 then
+  redis.call('HSET', hash, unpack(change.fields))
+end
+if #change.drop > 0 then
+  redis.call('HDEL', hash, unpack(change.drop))
+end
+if change.history then
+  write_history(ARGV[9] .. id, change.history)
+end
 if pending then
-  redis.call('HSET', hash, '_req', pending)
   keep_lease = true
 end
-if keep_lease then
-  redis.call('HSET', hash, '_tok', token, '_own', owner)
-  if locked then -- the call goes on, and so do its locks; any other write ends them with the record
-    redis.call('HSET', hash, '_lk', locked)
-  end
-else
+if not keep_lease then -- the claim ends, and so do the call's locks (lock.lua's '_lk')
+  redis.call('HDEL', hash, '_tok', '_own', '_lk')
   redis.call('ZREM', KEYS[2], id)
 end
 if ARGV[7] ~= '' and not keep_lease then

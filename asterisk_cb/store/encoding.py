@@ -17,6 +17,7 @@ from asterisk_cb.core.codec import (
     CodecError,
     callback_from_fields,
     callback_to_fields,
+    changed_fields,
     event_to_fields,
     request_from_text,
     time_to_ms,
@@ -38,8 +39,9 @@ REQUEST_FIELD = "_req"  # a person's change request waiting for the holder (code
 
 
 def change(keys: Keys, before: Callback | None, after: Callback | None, events: Sequence[Event]) -> str:
-    """``after``'s hash fields (plus bookkeeping), its history, the index changes from ``before`` and
-    the events, as the scripts apply them."""
+    """The JSON change the scripts apply (see common.lua): the index changes from ``before`` to
+    ``after``, the events, and ``after``'s hash fields (plus bookkeeping) and history: all of them for a
+    new callback, only what differs from ``before`` for a change of one."""
     old = _index_entries(keys, before) if before else frozenset()
     new = _index_entries(keys, after) if after else frozenset()
     index = [(kind + "rem", key, value) for kind, key, value in sorted(old - new)]
@@ -50,13 +52,34 @@ def change(keys: Keys, before: Callback | None, after: Callback | None, events: 
     }
     if after is not None:
         check_callback_id(after.id)
-        fields = callback_to_fields(after)
-        del fields[_ID_FIELD]
-        result["history"] = fields.pop(_HISTORY_FIELD, "")
-        if after.state.is_live:
-            fields[LIVE_FIELD] = "1"
-        result["fields"] = _flat(fields)
+        result.update(_whole(after) if before is None else _difference(before, after))
     return json.dumps(result, separators=(",", ":"))
+
+
+def _whole(callback: Callback) -> dict[str, Any]:
+    fields = callback_to_fields(callback)
+    del fields[_ID_FIELD]
+    history = fields.pop(_HISTORY_FIELD, "")
+    if callback.state.is_live:
+        fields[LIVE_FIELD] = "1"
+    return {"fields": _flat(fields), "history": history}
+
+
+def _difference(before: Callback, after: Callback) -> dict[str, Any]:
+    """The fields that change, those that go (back to their default), and the history only when it
+    changes; the stored record is ``before``'s, which the write's version check guarantees."""
+    fields, dropped = changed_fields(before, after)
+    result: dict[str, Any] = {}
+    if _HISTORY_FIELD in fields:
+        result["history"] = fields.pop(_HISTORY_FIELD)
+    elif _HISTORY_FIELD in dropped:
+        dropped.remove(_HISTORY_FIELD)
+        result["history"] = ""
+    if after.state.is_live and not before.state.is_live:
+        fields[LIVE_FIELD] = "1"
+    elif before.state.is_live and not after.state.is_live:
+        dropped.append(LIVE_FIELD)
+    return result | {"fields": _flat(fields), "drop": dropped}
 
 
 def _index_entries(keys: Keys, callback: Callback) -> frozenset[tuple[str, str, str]]:

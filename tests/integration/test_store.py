@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from asterisk_cb.core.codec import time_to_ms
+from asterisk_cb.core.codec import callback_to_fields, time_to_ms
 from asterisk_cb.core.inputs import Waiting
 from asterisk_cb.core.model import Attempt, Callback, Event, EventKind, Leg, LegRole, Phase, State
 from asterisk_cb.redis_conn import RedisClient
@@ -291,6 +291,46 @@ async def test_commit_to_finished_leaves_the_schedule(redis: RedisClient, store:
     assert await redis.zscore(store.keys.leases, "c1") is None
     assert await store.ids_in_state(State.COMPLETED) == {"c1"}
     assert await store.ids_in_state(State.AGENT_RINGING) == set()
+
+
+async def stored_record(redis: RedisClient, store: Store, callback_id: str) -> tuple[dict[str, str], str]:
+    """The callback's hash without the claim's bookkeeping, and its history string."""
+    fields = await redis.hgetall(store.keys.callback(callback_id))
+    history = await redis.get(store.keys.history(callback_id)) or ""
+    return {key: value for key, value in fields.items() if key not in {"_tok", "_own", "_lk"}}, history
+
+
+def as_written_whole(callback: Callback) -> tuple[dict[str, str], str]:
+    """What a write of the whole record would leave: every non-default field, less the id (the key
+    holds it), the live flag, and the history in its own string."""
+    fields = callback_to_fields(callback)
+    del fields["id"]
+    history = fields.pop("hist", "")
+    return fields | ({"_live": "1"} if callback.state.is_live else {}), history
+
+
+async def test_writes_of_the_changed_fields_leave_the_record_a_whole_write_would(
+    redis: RedisClient, store: Store
+) -> None:
+    """Commits send only what a transition changes: through live, back to scheduled with fields gone
+    back to their defaults, a person's edit and the end, the stored record is always the whole one."""
+    await create(store, make_callback("c1", queue="sales", note="call after 3"))
+    (claim,) = (await store.claim(1, "daemon-a")).claims
+    live = ringing(claim.callback)
+    claim = await store.commit(claim, live, [])
+    assert await stored_record(redis, store, "c1") == as_written_whole(live)
+    retry = changed(live, state=State.SCHEDULED, queue=None, note="", next_at=NOW + timedelta(seconds=1))
+    await store.commit(claim, retry, [])
+    assert await stored_record(redis, store, "c1") == as_written_whole(retry)
+    claim = dataclasses.replace(claim, callback=retry)
+    edited = changed(claim.callback, contact_name="Ada", attempts=(), next_at=None)
+    await store.edit(claim.callback, edited, [])
+    assert await stored_record(redis, store, "c1") == as_written_whole(edited)
+    assert await redis.exists(store.keys.history("c1")) == 0
+    (claim,) = (await store.claim(1, "daemon-a")).claims
+    done = changed(claim.callback, state=State.CANCELLED, finished_at=NOW, cancelled_by="agent/1001")
+    await store.commit(claim, done, [])
+    assert await stored_record(redis, store, "c1") == as_written_whole(done)
 
 
 async def test_refused_commit_changes_nothing(redis: RedisClient, store: Store) -> None:

@@ -13,6 +13,7 @@ from asterisk_cb.core.codec import (
     CodecError,
     callback_from_fields,
     callback_to_fields,
+    changed_fields,
     event_from_fields,
     event_to_fields,
     request_from_text,
@@ -42,6 +43,22 @@ def test_only_known_fields_are_written_and_all_are_strings(callback: Callback) -
     assert set(encoded) <= set(FIELDS.values())
     assert all(isinstance(value, str) for value in encoded.values())
     assert {"id", "num", "agent", "due", "st", "ph", "v"} <= set(encoded)
+
+
+@given(callbacks, callbacks)
+def test_the_changed_fields_turn_one_record_into_the_other(before: Callback, after: Callback) -> None:
+    """A write sends only these; applied to ``before``'s stored fields they give ``after``'s exactly."""
+    changed, dropped = changed_fields(before, after)
+    stored = callback_to_fields(before)
+    assert set(dropped) <= set(stored) and not set(dropped) & set(changed)
+    assert {key: value for key, value in stored.items() if key not in dropped} | changed == (
+        callback_to_fields(after)
+    )
+
+
+@given(callbacks)
+def test_an_unchanged_callback_changes_no_field(callback: Callback) -> None:
+    assert changed_fields(callback, callback) == ({}, [])
 
 
 @given(events)

@@ -9,7 +9,11 @@ wake-up channel also wakes the loop, and the loop never sleeps longer than a saf
 
 Work is handed to an ``Executor`` (implemented by the telephony layer) with bounded concurrency (the
 daemon's ``max_calls``), and, with a line pool, never more due callbacks than lines are free: the
-others wait in the due set in their order, oldest due first, on whichever daemon frees a slot first. While an
+others wait in the due set in their order, oldest due first, on whichever daemon frees a slot first.
+Without a line pool, when executors turn over fast (a burst of due callbacks), the scheduler also
+claims what it will start within ``QUEUE_AHEAD_S`` at its current pace and queues those claims
+locally under their leases, so a freed slot takes the next one without a claim round; a queued claim
+not started within ``QUEUE_HOLD_S`` goes back to the due set for a daemon with room. While an
 executor works on a claim the scheduler renews its lease; if a renewal is refused (the lease was lost:
 this process stalled, or a person revoked a claim that was not live yet), or renewals fail or hang
 until the lease may have run out (Redis unreachable), the executor's task is cancelled. On
@@ -28,6 +32,7 @@ import signal
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -40,6 +45,12 @@ from asterisk_cb.redis_conn import connect
 from asterisk_cb.store import DEFAULT_LEASE_MS, Claim, ClaimBatch, LeaseLost, LinePool, NotReplicated, Store
 
 log = logging.getLogger(__name__)
+
+# Claims queued beyond the free slots: as many as the executors finished in the last PACE_WINDOW_S,
+# scaled to QUEUE_AHEAD_S (what this scheduler will start that soon), at most a claim batch.
+PACE_WINDOW_S = 1.0
+QUEUE_AHEAD_S = 0.25
+QUEUE_HOLD_S = 2.0  # a queued claim not started by then goes back to the due set
 
 
 class Executor(Protocol):
@@ -107,6 +118,7 @@ class SchedulerStats:
     """Counters for metrics and ``doctor`` (since this scheduler started)."""
 
     handed_off: int = 0  # claims given to the executor
+    requeued: int = 0  # claims queued here but not started within QUEUE_HOLD_S, given back
     resumed: int = 0  # of which resume claims (a call was live when its previous holder vanished)
     leases_lost: int = 0  # executors cancelled: a renewal was refused, or none confirmed the lease in time
     executor_failures: int = 0  # executors that raised (their leases lapse)
@@ -139,6 +151,10 @@ class Scheduler:
         # renewal that Redis granted, plus the lease. Past it with renewals failing, the lease may
         # have lapsed and another daemon may hold the callback: the executor is stopped.
         self._confirmed_until: dict[int, float] = {}
+        # Claimed beyond the free slots, oldest due first, with when each was queued (time.monotonic()).
+        self._queued: deque[tuple[Claim, float]] = deque()
+        self._pace = _Pace()
+        self._starved = False  # the dispatcher waits for room: a finishing executor wakes it
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.stats = SchedulerStats()
@@ -152,6 +168,11 @@ class Scheduler:
         """How many claims this scheduler's executor tasks are working on."""
         return len(self._held)
 
+    @property
+    def queued(self) -> int:
+        """How many claims wait here for a free executor slot."""
+        return len(self._queued)
+
     def stop(self) -> None:
         """Take no new work; ``run`` then lets go of its claims and returns."""
         self._stopping.set()
@@ -162,6 +183,7 @@ class Scheduler:
         background = [
             asyncio.create_task(self._listen_for_wakeups()),
             asyncio.create_task(self._renew_leases()),
+            asyncio.create_task(self._requeue_held_back()),
             asyncio.create_task(self._housekeep()),
         ]
         try:
@@ -190,20 +212,33 @@ class Scheduler:
             if full:  # more may be due: Redis claims the next batch while this one is handed off
                 ahead = self._start_round(reserved=len(batch.claims))
             for claim in batch.claims:
-                self._hand_off(claim, claim_round.sent)
+                self._take(claim, claim_round.sent)
             if not full:
                 await self._sleep(self._seconds_until_next(batch))
         if ahead is not None:
             await self._release((await ahead.task or ClaimBatch((), 0, None)).claims)
 
     def _start_round(self, reserved: int = 0) -> _Round | None:
-        """Start claiming as many as there are free slots (less ``reserved`` ones), or None if none."""
-        free = self._options.concurrency - len(self._held) - reserved
-        if free <= 0:
+        """Start claiming as many as there is room for (less ``reserved``), or None if none."""
+        room = self._room() - reserved
+        if room <= 0:
+            self._starved = True
             return None
         self._wake.clear()  # a wake-up from now on concerns what this round may not see
-        limit = min(free, self._options.batch_size)
+        limit = min(room, self._options.batch_size)
         return _Round(limit, asyncio.create_task(self._claim(limit)), time.monotonic())
+
+    def _room(self) -> int:
+        """Free executor slots, plus the claims worth queueing at the current pace, less those queued."""
+        return self._options.concurrency + self._queue_ahead() - len(self._held) - len(self._queued)
+
+    def _queue_ahead(self) -> int:
+        """How many claims may wait here: none with a line pool (a queued claim would hold a line no call
+        uses), else what the executors will take within QUEUE_AHEAD_S at their recent pace."""
+        if self._options.lines is not None:
+            return 0
+        per_second = self._pace.count(time.monotonic()) / PACE_WINDOW_S
+        return min(self._options.batch_size, int(per_second * QUEUE_AHEAD_S))
 
     async def _claim(self, limit: int) -> ClaimBatch | None:
         try:
@@ -227,12 +262,35 @@ class Scheduler:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
-    def _hand_off(self, claim: Claim, claimed_at: float) -> None:
+    def _take(self, claim: Claim, claimed_at: float) -> None:
+        """Start the claim's executor, or queue the claim if every slot is busy."""
+        self._confirmed_until[claim.token] = claimed_at + self._options.lease_ms / 1000
+        if len(self._held) < self._options.concurrency:
+            self._hand_off(claim)
+        else:
+            self._queued.append((claim, time.monotonic()))
+
+    def _hand_off(self, claim: Claim) -> None:
         task = asyncio.create_task(self._execute(claim), name=f"callback {claim.callback.id}")
         self._held[claim.token] = (claim, task)
-        self._confirmed_until[claim.token] = claimed_at + self._options.lease_ms / 1000
         self.stats.handed_off += 1
         self.stats.resumed += claim.resume
+
+    def _slot_freed(self) -> None:
+        """The next queued claim takes the slot; the dispatcher, if it waits for room, claims more
+        once half the queue's worth is free (a round per freed slot would cost a Redis call each)."""
+        now = time.monotonic()
+        self._pace.note(now)
+        while self._queued and not self._stopping.is_set():
+            claim = self._queued.popleft()[0]
+            if now < self._confirmed_until.get(claim.token, 0.0):
+                self._hand_off(claim)
+                break
+            self._confirmed_until.pop(claim.token, None)  # its lease may have lapsed: another takes it
+            self.stats.leases_lost += 1
+        if self._starved and self._room() >= max(1, self._queue_ahead() // 2):
+            self._starved = False
+            self._wake.set()
 
     async def _execute(self, claim: Claim) -> None:
         try:
@@ -247,8 +305,7 @@ class Scheduler:
         finally:
             self._held.pop(claim.token, None)
             self._confirmed_until.pop(claim.token, None)
-            if len(self._held) == self._options.concurrency - 1:
-                self._wake.set()  # the dispatcher may be waiting for a free slot
+            self._slot_freed()
 
     async def _renew_leases(self) -> None:
         """Renew every held lease; stop the executor of one that is lost, or that can no longer be
@@ -258,7 +315,8 @@ class Scheduler:
         every_s = self._options.renew_every_ms / 1000
         while True:
             await asyncio.sleep(every_s)
-            held = list(self._held.values())
+            held: list[tuple[Claim, asyncio.Task[None] | None]] = list(self._held.values())
+            held += [(claim, None) for claim, _ in self._queued]
             sent = time.monotonic()
             results = await asyncio.gather(
                 *(
@@ -271,12 +329,16 @@ class Scheduler:
                 self._after_renewal(claim, task, result, sent)
 
     def _after_renewal(
-        self, claim: Claim, task: asyncio.Task[None], result: Claim | BaseException, sent: float
+        self, claim: Claim, task: asyncio.Task[None] | None, result: Claim | BaseException, sent: float
     ) -> None:
+        """``task`` is None for a claim still queued (or started since the renewal was sent)."""
         if not isinstance(result, BaseException):
-            self._confirmed_until[claim.token] = sent + self._options.lease_ms / 1000
+            if claim.token in self._confirmed_until:
+                self._confirmed_until[claim.token] = sent + self._options.lease_ms / 1000
             return
-        if task.done():
+        if task is None:
+            task = self._held.get(claim.token, (claim, None))[1]
+        if task is not None and task.done():
             return
         if isinstance(result, LeaseLost):
             reason = f"lease lost ({result})"
@@ -286,8 +348,30 @@ class Scheduler:
             log.warning("callback %s: renewal failed, will retry: %s", claim.callback.id, _describe(result))
             return
         self.stats.leases_lost += 1
+        if task is None:
+            log.warning("callback %s: %s, dropping it from the queue", claim.callback.id, reason)
+            self._unqueue({claim.token})
+            return
         log.warning("callback %s: %s, cancelling its executor", claim.callback.id, reason)
         task.cancel()
+
+    def _unqueue(self, tokens: set[int]) -> list[Claim]:
+        """Take the queued claims with these tokens out of the queue (and the lease bookkeeping)."""
+        taken = [claim for claim, _ in self._queued if claim.token in tokens]
+        self._queued = deque(entry for entry in self._queued if entry[0].token not in tokens)
+        for claim in taken:
+            self._confirmed_until.pop(claim.token, None)
+        return taken
+
+    async def _requeue_held_back(self) -> None:
+        """Give back queued claims not started within QUEUE_HOLD_S: the executors slowed down (calls
+        now last), and another daemon with room should take them from the due set."""
+        while True:
+            await asyncio.sleep(QUEUE_HOLD_S / 2)
+            late = time.monotonic() - QUEUE_HOLD_S
+            stale = self._unqueue({claim.token for claim, queued_at in self._queued if queued_at < late})
+            self.stats.requeued += len(stale)
+            await self._release(stale)
 
     async def _listen_for_wakeups(self) -> None:
         """A callback became the earliest due one, or wake-ups may have been missed: look again."""
@@ -307,18 +391,39 @@ class Scheduler:
                 log.warning("housekeeping failed, will retry: %s", _describe(error))
 
     async def _let_go(self) -> None:
-        """Cancel executor tasks, then hand back claims that never went live (live ones lapse)."""
+        """Cancel executor tasks, then hand back claims that never went live (live ones lapse) and the
+        queued ones."""
         held = list(self._held.values())
         for _, task in held:
             task.cancel()
         await asyncio.gather(*(task for _, task in held), return_exceptions=True)
-        await self._release([claim for claim, _ in held])
+        queued = self._unqueue({claim.token for claim, _ in self._queued})
+        await self._release([claim for claim, _ in held] + queued)
 
     async def _release(self, claims: Iterable[Claim]) -> None:
         """Hand back claims that never went live; live ones (and lost ones) are left to lapse."""
         for claim in claims:
             with contextlib.suppress(LeaseLost, RedisError, OSError):
                 await self._store.release(claim)
+
+
+class _Pace:
+    """When executors finished in the last PACE_WINDOW_S (time.monotonic() values)."""
+
+    def __init__(self) -> None:
+        self._finished: deque[float] = deque()
+
+    def note(self, now: float) -> None:
+        self._finished.append(now)
+        self._forget(now)
+
+    def count(self, now: float) -> int:
+        self._forget(now)
+        return len(self._finished)
+
+    def _forget(self, now: float) -> None:
+        while self._finished and self._finished[0] < now - PACE_WINDOW_S:
+            self._finished.popleft()
 
 
 async def run_scheduler(

@@ -20,7 +20,7 @@ from asterisk_cb.core.codec import time_to_ms
 from asterisk_cb.core.model import Attempt, Callback, Event, EventKind, Leg, LegRole, Phase, State
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import RedisClient, connect
-from asterisk_cb.scheduler import Scheduler, SchedulerOptions
+from asterisk_cb.scheduler import QUEUE_HOLD_S, Scheduler, SchedulerOptions
 from asterisk_cb.store import Claim, LeaseLost, LinePool, Store
 
 pytestmark = pytest.mark.lab
@@ -169,15 +169,64 @@ class CountingStore(Store):
         return await super().claim(limit, owner, lease_ms, lines)
 
 
-@pytest.mark.parametrize(("concurrency", "batch_size"), [(1, 500), (100, 3)])  # one by one; claims ahead
-async def test_hands_off_oldest_first_and_each_once(store: Store, concurrency: int, batch_size: int) -> None:
-    for n in range(20):
-        await schedule(store, f"c{n:02}", due_in=-20 + n * 0.1)
+# one by one; claims ahead; a burst queued beyond the free slots (the executors turn over fast)
+@pytest.mark.parametrize(("concurrency", "batch_size", "count"), [(1, 500, 20), (100, 3, 20), (2, 500, 200)])
+async def test_hands_off_oldest_first_and_each_once(
+    store: Store, concurrency: int, batch_size: int, count: int
+) -> None:
+    ids = [f"c{n:03}" for n in range(count)]
+    for n, callback_id in enumerate(ids):
+        await schedule(store, callback_id, due_in=-20 + n * 0.01)
     executor = RecordingExecutor(store, complete)
-    async with running(Scheduler(store, executor, options(concurrency=concurrency, batch_size=batch_size))):
-        await wait_until(lambda: len(executor.succeeded) == 20)  # stopping earlier cancels commits
-    assert [h.callback_id for h in executor.handoffs] == [f"c{n:02}" for n in range(20)]
-    assert await store.ids_in_state(State.COMPLETED) == {f"c{n:02}" for n in range(20)}
+    scheduler = Scheduler(store, executor, options(concurrency=concurrency, batch_size=batch_size))
+    async with running(scheduler):
+        await wait_until(lambda: len(executor.succeeded) == count)  # stopping earlier cancels commits
+    assert [h.callback_id for h in executor.handoffs] == ids
+    assert await store.ids_in_state(State.COMPLETED) == set(ids)
+    assert executor.max_running <= concurrency
+
+
+async def queue_behind_a_stuck_slot(store: Store) -> tuple[Scheduler, RecordingExecutor]:
+    """A scheduler with one slot whose executors turn over fast (so it claims ahead), until "stuck"
+    holds the slot: the three "late" callbacks due after it wait in its queue."""
+    fast = [f"fast{n:02}" for n in range(60)]
+    for n, callback_id in enumerate([*fast, "stuck", "late0", "late1", "late2"]):
+        await schedule(store, callback_id, due_in=-10 + n * 0.01)
+
+    async def stuck_or_fast(store: Store, claim: Claim) -> None:
+        if claim.callback.id == "stuck":
+            await asyncio.Event().wait()
+        await complete(store, claim)
+
+    executor = RecordingExecutor(store, stuck_or_fast)
+    return Scheduler(store, executor, options(concurrency=1, lease_ms=400, renew_every_ms=100)), executor
+
+
+async def test_a_claim_queued_behind_a_busy_slot_goes_back_for_another_daemon(
+    open_store: Callable[[], Store],
+) -> None:
+    """Queued claims keep their leases while they wait (renewed), and after QUEUE_HOLD_S go back to
+    the due set, where a daemon with room takes them; none is handed to two holders."""
+    store, rival_store = open_store(), open_store()
+    scheduler, executor = await queue_behind_a_stuck_slot(store)
+    rival = RecordingExecutor(rival_store, complete)
+    async with running(scheduler):
+        await wait_until(lambda: scheduler.queued == 3)
+        await asyncio.sleep(0.6)  # past the lease: the queued claims' leases were renewed
+        async with running(Scheduler(rival_store, rival, options())):
+            await wait_until(lambda: len(rival.succeeded) == 3, within=QUEUE_HOLD_S + 3)
+    assert [h.callback_id for h in rival.handoffs] == ["late0", "late1", "late2"]
+    assert "late0" not in {h.callback_id for h in executor.handoffs}
+    assert (scheduler.stats.requeued, scheduler.stats.leases_lost) == (3, 0)
+
+
+async def test_stop_gives_back_the_queued_claims(store: Store, redis: RedisClient) -> None:
+    scheduler, _ = await queue_behind_a_stuck_slot(store)
+    async with running(scheduler):
+        await wait_until(lambda: scheduler.queued == 3)
+    for callback_id in ("late0", "late1", "late2"):
+        assert await redis.zscore(store.keys.due, callback_id) is not None
+        assert await redis.zscore(store.keys.leases, callback_id) is None
 
 
 async def test_sleeps_until_due_time_without_polling(

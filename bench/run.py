@@ -197,13 +197,14 @@ async def throughput(url: str) -> list[Row]:
 async def burst(url: str, spread_s: float, profile: bool) -> list[Row]:
     async with scratch_store(url) as scratch:
         full, bare, base = await dispatch_rows(scratch, 0, BURST, spread_s, profile)
+    # issue 16's targets (issue 4's were p99 < 5 ms and all within 100 ms)
     if spread_s:
-        name, target, met = f"lateness, {BURST:,} due over {spread_s:g} s", "p99 < 5 ms", full.p99 < 5
+        name, target, met = f"lateness, {BURST:,} due over {spread_s:g} s", "p99 < 100 ms", full.p99 < 100
     else:
-        name, target, met = f"lateness, {BURST:,} due at one instant", "all within 100 ms", full.max < 100
+        name, target, met = f"lateness, {BURST:,} due at one instant", "all within 1.5 s", full.max < 1500
     return [
         lateness_row(name, full, base, target, met),
-        lateness_row(BARE, bare, base),
+        lateness_row(BARE, bare, base, "p99 <= 2 x baseline", bare.p99 <= 2 * base.p99),
     ]
 
 

@@ -40,9 +40,19 @@ from typing import Protocol
 
 from redis.exceptions import RedisError
 
+from asterisk_cb.core.codec import CodecError
 from asterisk_cb.keys import DEFAULT_NAMESPACE, Keys
 from asterisk_cb.redis_conn import connect
-from asterisk_cb.store import DEFAULT_LEASE_MS, Claim, ClaimBatch, LeaseLost, LinePool, NotReplicated, Store
+from asterisk_cb.store import (
+    DEFAULT_LEASE_MS,
+    Claim,
+    Claimed,
+    ClaimedBatch,
+    LeaseLost,
+    LinePool,
+    NotReplicated,
+    Store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +78,13 @@ class Executor(Protocol):
 class SchedulerStore(Protocol):
     """What the scheduler needs of the store (``asterisk_cb.store.Store`` provides it)."""
 
-    async def claim(
+    async def claim_records(
         self, limit: int, owner: str, lease_ms: int = DEFAULT_LEASE_MS, lines: LinePool | None = None
-    ) -> ClaimBatch: ...
+    ) -> ClaimedBatch: ...
 
-    async def renew(self, claim: Claim, lease_ms: int = DEFAULT_LEASE_MS) -> Claim: ...
+    async def renew_lease(self, callback_id: str, token: int, lease_ms: int = DEFAULT_LEASE_MS) -> int: ...
 
-    async def release(self, claim: Claim) -> bool: ...
+    async def release_claim(self, callback_id: str, token: int) -> bool: ...
 
     async def trim_events(self, retention: timedelta) -> int: ...
 
@@ -131,7 +141,7 @@ class _Round:
     """One claim call under way, how many it asked for, and when it was sent (``time.monotonic()``)."""
 
     limit: int
-    task: asyncio.Task[ClaimBatch | None]
+    task: asyncio.Task[ClaimedBatch | None]
     sent: float
 
 
@@ -146,13 +156,13 @@ class Scheduler:
         self._options = options or SchedulerOptions()
         # Keyed by fencing token: this scheduler may re-claim a callback whose lease it lost before its
         # old executor task has noticed.
-        self._held: dict[int, tuple[Claim, asyncio.Task[None]]] = {}
+        self._held: dict[int, tuple[Claimed, asyncio.Task[None]]] = {}
         # Until when (time.monotonic()) each held lease is known to last: the start of the last claim or
         # renewal that Redis granted, plus the lease. Past it with renewals failing, the lease may
         # have lapsed and another daemon may hold the callback: the executor is stopped.
         self._confirmed_until: dict[int, float] = {}
         # Claimed beyond the free slots, oldest due first, with when each was queued (time.monotonic()).
-        self._queued: deque[tuple[Claim, float]] = deque()
+        self._queued: deque[tuple[Claimed, float]] = deque()
         self._pace = _Pace()
         self._starved = False  # the dispatcher waits for room: a finishing executor wakes it
         self._wake = asyncio.Event()
@@ -206,17 +216,17 @@ class Scheduler:
                 await self._sleep(self._options.retry_delay_s)
                 continue
             if self._stopping.is_set():  # stop() came while claiming: hand the batch back untouched
-                await self._release(batch.claims)
+                await self._release(batch.claimed)
                 break
-            full = len(batch.claims) == claim_round.limit
+            full = len(batch.claimed) == claim_round.limit
             if full:  # more may be due: Redis claims the next batch while this one is handed off
-                ahead = self._start_round(reserved=len(batch.claims))
-            for claim in batch.claims:
-                self._take(claim, claim_round.sent)
+                ahead = self._start_round(reserved=len(batch.claimed))
+            for claimed in batch.claimed:
+                self._take(claimed, claim_round.sent)
             if not full:
                 await self._sleep(self._seconds_until_next(batch))
         if ahead is not None:
-            await self._release((await ahead.task or ClaimBatch((), 0, None)).claims)
+            await self._release((await ahead.task or ClaimedBatch((), 0, None)).claimed)
 
     def _start_round(self, reserved: int = 0) -> _Round | None:
         """Start claiming as many as there is room for (less ``reserved``), or None if none."""
@@ -240,10 +250,10 @@ class Scheduler:
         per_second = self._pace.count(time.monotonic()) / PACE_WINDOW_S
         return min(self._options.batch_size, int(per_second * QUEUE_AHEAD_S))
 
-    async def _claim(self, limit: int) -> ClaimBatch | None:
+    async def _claim(self, limit: int) -> ClaimedBatch | None:
         try:
             options = self._options
-            batch = await self._store.claim(limit, options.owner, options.lease_ms, options.lines)
+            batch = await self._store.claim_records(limit, options.owner, options.lease_ms, options.lines)
         except Exception as error:  # Redis down, a record that cannot be decoded...: retry, never die
             self.stats.claim_failures += 1
             log.warning("claim failed, retrying in %.1fs: %s", self._options.retry_delay_s, _describe(error))
@@ -251,7 +261,7 @@ class Scheduler:
         self.stats.last_claim_server_ms = batch.server_now_ms
         return batch
 
-    def _seconds_until_next(self, batch: ClaimBatch) -> float:
+    def _seconds_until_next(self, batch: ClaimedBatch) -> float:
         if batch.next_wake_ms is None:
             return self._options.safety_wake_s
         delay = max(0.0, (batch.next_wake_ms - batch.server_now_ms) / 1000)
@@ -262,7 +272,7 @@ class Scheduler:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
-    def _take(self, claim: Claim, claimed_at: float) -> None:
+    def _take(self, claim: Claimed, claimed_at: float) -> None:
         """Start the claim's executor, or queue the claim if every slot is busy."""
         self._confirmed_until[claim.token] = claimed_at + self._options.lease_ms / 1000
         if len(self._held) < self._options.concurrency:
@@ -270,8 +280,8 @@ class Scheduler:
         else:
             self._queued.append((claim, time.monotonic()))
 
-    def _hand_off(self, claim: Claim) -> None:
-        task = asyncio.create_task(self._execute(claim), name=f"callback {claim.callback.id}")
+    def _hand_off(self, claim: Claimed) -> None:
+        task = asyncio.create_task(self._execute(claim), name=f"callback {claim.callback_id}")
         self._held[claim.token] = (claim, task)
         self.stats.handed_off += 1
         self.stats.resumed += claim.resume
@@ -292,16 +302,19 @@ class Scheduler:
             self._starved = False
             self._wake.set()
 
-    async def _execute(self, claim: Claim) -> None:
+    async def _execute(self, claim: Claimed) -> None:
+        """Decode the claimed record (here, not in the dispatcher: see ``Claimed``) and run it."""
         try:
-            await self._executor.execute(claim)
+            await self._executor.execute(claim.open())
+        except CodecError as error:  # e.g. written by a newer daemon: its lease lapses, another may take it
+            log.error("callback %s cannot be read, left for another daemon: %s", claim.callback_id, error)
         except LeaseLost as lost:
-            log.info("callback %s: lease lost, letting go: %s", claim.callback.id, lost)
+            log.info("callback %s: lease lost, letting go: %s", claim.callback_id, lost)
         except NotReplicated as unconfirmed:  # nothing was dialled; the next holder resumes it
-            log.warning("callback %s: letting go, not dialling: %s", claim.callback.id, unconfirmed)
+            log.warning("callback %s: letting go, not dialling: %s", claim.callback_id, unconfirmed)
         except Exception:
             self.stats.executor_failures += 1
-            log.exception("callback %s: executor failed; its lease will lapse", claim.callback.id)
+            log.exception("callback %s: executor failed; its lease will lapse", claim.callback_id)
         finally:
             self._held.pop(claim.token, None)
             self._confirmed_until.pop(claim.token, None)
@@ -315,12 +328,15 @@ class Scheduler:
         every_s = self._options.renew_every_ms / 1000
         while True:
             await asyncio.sleep(every_s)
-            held: list[tuple[Claim, asyncio.Task[None] | None]] = list(self._held.values())
+            held: list[tuple[Claimed, asyncio.Task[None] | None]] = list(self._held.values())
             held += [(claim, None) for claim, _ in self._queued]
             sent = time.monotonic()
             results = await asyncio.gather(
                 *(
-                    asyncio.wait_for(self._store.renew(claim, self._options.lease_ms), every_s)
+                    asyncio.wait_for(
+                        self._store.renew_lease(claim.callback_id, claim.token, self._options.lease_ms),
+                        every_s,
+                    )
                     for claim, _ in held
                 ),
                 return_exceptions=True,
@@ -329,7 +345,7 @@ class Scheduler:
                 self._after_renewal(claim, task, result, sent)
 
     def _after_renewal(
-        self, claim: Claim, task: asyncio.Task[None] | None, result: Claim | BaseException, sent: float
+        self, claim: Claimed, task: asyncio.Task[None] | None, result: int | BaseException, sent: float
     ) -> None:
         """``task`` is None for a claim still queued (or started since the renewal was sent)."""
         if not isinstance(result, BaseException):
@@ -345,17 +361,17 @@ class Scheduler:
         elif time.monotonic() >= self._confirmed_until.get(claim.token, 0.0):
             reason = f"lease not confirmed before its end, renewals failing ({_describe(result)})"
         else:
-            log.warning("callback %s: renewal failed, will retry: %s", claim.callback.id, _describe(result))
+            log.warning("callback %s: renewal failed, will retry: %s", claim.callback_id, _describe(result))
             return
         self.stats.leases_lost += 1
         if task is None:
-            log.warning("callback %s: %s, dropping it from the queue", claim.callback.id, reason)
+            log.warning("callback %s: %s, dropping it from the queue", claim.callback_id, reason)
             self._unqueue({claim.token})
             return
-        log.warning("callback %s: %s, cancelling its executor", claim.callback.id, reason)
+        log.warning("callback %s: %s, cancelling its executor", claim.callback_id, reason)
         task.cancel()
 
-    def _unqueue(self, tokens: set[int]) -> list[Claim]:
+    def _unqueue(self, tokens: set[int]) -> list[Claimed]:
         """Take the queued claims with these tokens out of the queue (and the lease bookkeeping)."""
         taken = [claim for claim, _ in self._queued if claim.token in tokens]
         self._queued = deque(entry for entry in self._queued if entry[0].token not in tokens)
@@ -400,11 +416,11 @@ class Scheduler:
         queued = self._unqueue({claim.token for claim, _ in self._queued})
         await self._release([claim for claim, _ in held] + queued)
 
-    async def _release(self, claims: Iterable[Claim]) -> None:
+    async def _release(self, claims: Iterable[Claimed]) -> None:
         """Hand back claims that never went live; live ones (and lost ones) are left to lapse."""
         for claim in claims:
             with contextlib.suppress(LeaseLost, RedisError, OSError):
-                await self._store.release(claim)
+                await self._store.release_claim(claim.callback_id, claim.token)
 
 
 class _Pace:

@@ -11,7 +11,15 @@ hold a ``Store`` (or a protocol of the few methods they call), never the client.
 
 from __future__ import annotations
 
-from asterisk_cb.store.claims import DEFAULT_LEASE_MS, Claim, ClaimBatch, Claims, LinePool
+from asterisk_cb.store.claims import (
+    DEFAULT_LEASE_MS,
+    Claim,
+    ClaimBatch,
+    Claimed,
+    ClaimedBatch,
+    Claims,
+    LinePool,
+)
 from asterisk_cb.store.errors import (
     CallbackLive,
     CallbackNotFound,
@@ -59,6 +67,8 @@ __all__ = [
     "ChangePending",
     "Claim",
     "ClaimBatch",
+    "Claimed",
+    "ClaimedBatch",
     "Created",
     "DueWindow",
     "DuplicateCallback",

@@ -12,9 +12,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from asterisk_cb.core.codec import CodecError
 from asterisk_cb.core.inputs import ChangeRequest
@@ -58,12 +57,52 @@ class Claim:
 
 
 @dataclass(frozen=True)
-class ClaimBatch:
+class Claimed:
+    """A claim as the claim script returned it, its record not decoded yet. A scheduler needs only the
+    id, the token and whether it resumes a call to hand it off; decoding (``open``) is left to the
+    executor's own task, so the first of a batch of hundreds starts without waiting for the others
+    to be read."""
+
+    callback_id: str
+    token: int
+    owner: str
+    lease_until_ms: int
+    lease_ms: int
+    stored: dict[str, str]
+    history: str
+
+    @property
+    def resume(self) -> bool:
+        return self.stored.get(LIVE_FIELD) == "1"
+
+    def open(self) -> Claim:
+        """The claim with its callback; ``CodecError`` for a record this version cannot read (e.g.
+        written by a newer daemon during a rolling upgrade): leave it, its lease lapses and another
+        daemon may take it."""
+        callback = decode(self.callback_id, self.stored, self.history)
+        pending = self.stored.get(REQUEST_FIELD)
+        request = request_or_none(self.callback_id, pending) if pending else None
+        return Claim(
+            callback, self.token, self.resume, self.owner, self.lease_until_ms, request, self.lease_ms
+        )
+
+
+@dataclass(frozen=True)
+class ClaimedBatch:
     """What one claim round returned, with the server's clock so callers can sleep without skew."""
+
+    claimed: tuple[Claimed, ...]
+    server_now_ms: int
+    next_wake_ms: int | None  # earliest due time or lease expiry still pending; None when nothing is
+
+
+@dataclass(frozen=True)
+class ClaimBatch:
+    """A claim round with every record decoded (the unreadable left out)."""
 
     claims: tuple[Claim, ...]
     server_now_ms: int
-    next_wake_ms: int | None  # earliest due time or lease expiry still pending; None when nothing is
+    next_wake_ms: int | None
 
 
 @dataclass(frozen=True)
@@ -83,9 +122,9 @@ def pool_key(keys: Keys, lines: LinePool | None) -> list[str]:
 class Claims(StorePart):
     """Claim, renew and release callbacks; pause them all; hear when one becomes the earliest due."""
 
-    async def claim(
+    async def claim_records(
         self, limit: int, owner: str, lease_ms: int = DEFAULT_LEASE_MS, lines: LinePool | None = None
-    ) -> ClaimBatch:
+    ) -> ClaimedBatch:
         """Claim up to ``limit`` callbacks, oldest first: expired leases, then due callbacks, of which
         no more than ``lines`` has free (the others keep their place in the due set)."""
         keys = self._keys
@@ -93,24 +132,41 @@ class Claims(StorePart):
         args = [keys.callback_prefix, limit, lease_ms, owner, DUE_FIELDS, keys.history_prefix]
         args += [lines.cap] if lines else []
         now, next_wake, claims_json = await self._scripts.run(Script.CLAIM, script_keys, args)
-        raw_claims = json.loads(claims_json) if claims_json else []
         lease_until = int(now) + lease_ms
-        claims = tuple(
-            claim for raw in raw_claims if (claim := _claim(raw, owner, lease_until, lease_ms)) is not None
+        claimed = tuple(
+            Claimed(callback_id, int(token), owner, lease_until, lease_ms, flat_to_dict(flat), history)
+            for callback_id, token, flat, history in (json.loads(claims_json) if claims_json else [])
         )
-        return ClaimBatch(claims, int(now), int(next_wake) if next_wake else None)
+        return ClaimedBatch(claimed, int(now), int(next_wake) if next_wake else None)
+
+    async def claim(
+        self, limit: int, owner: str, lease_ms: int = DEFAULT_LEASE_MS, lines: LinePool | None = None
+    ) -> ClaimBatch:
+        """``claim_records``, each record decoded; one this version cannot read is left out (its lease
+        lapses, another daemon may take it), not the whole batch."""
+        batch = await self.claim_records(limit, owner, lease_ms, lines)
+        claims = tuple(claim for claimed in batch.claimed if (claim := open_or_none(claimed)) is not None)
+        return ClaimBatch(claims, batch.server_now_ms, batch.next_wake_ms)
 
     async def renew(self, claim: Claim, lease_ms: int = DEFAULT_LEASE_MS) -> Claim:
         """Extend the lease (fenced); the returned claim carries the new expiry."""
-        args = [self._keys.callback_prefix, claim.callback.id, claim.token, lease_ms]
-        expiry = await self._scripts.run(Script.RENEW, [self._keys.leases], args)
-        return dataclasses.replace(claim, lease_until_ms=int(expiry), request=None)
+        expiry = await self.renew_lease(claim.callback.id, claim.token, lease_ms)
+        return dataclasses.replace(claim, lease_until_ms=expiry, request=None)
+
+    async def renew_lease(self, callback_id: str, token: int, lease_ms: int = DEFAULT_LEASE_MS) -> int:
+        """Extend the lease of the claim ``token`` (fenced); its new expiry (server ms)."""
+        args = [self._keys.callback_prefix, callback_id, token, lease_ms]
+        return int(await self._scripts.run(Script.RENEW, [self._keys.leases], args))
 
     async def release(self, claim: Claim) -> bool:
         """Hand an untouched claim back to the due set (fenced). A live callback is not released (False):
         its lease lapses and the next holder resumes it."""
+        return await self.release_claim(claim.callback.id, claim.token)
+
+    async def release_claim(self, callback_id: str, token: int) -> bool:
+        """``release`` by the claim's id and token."""
         keys = self._keys
-        args = [keys.callback_prefix, claim.callback.id, claim.token, keys.wake_channel, DUE_FIELDS]
+        args = [keys.callback_prefix, callback_id, token, keys.wake_channel, DUE_FIELDS]
         return bool(await self._scripts.run(Script.RELEASE, [keys.due, keys.leases], args))
 
     async def wake_waiting(self, agent: str, limit: int = WAKE_LIMIT) -> int:
@@ -138,18 +194,10 @@ class Claims(StorePart):
         await follow_channel(self._redis, self._keys.wake_channel, on_wake, retry_delay_s)
 
 
-def _claim(raw: Sequence[Any], owner: str, lease_until_ms: int, lease_ms: int) -> Claim | None:
-    """A claim from one [id, token, hash fields, history] entry of the claim script's reply, or None
-    for a record this version cannot read (e.g. written by a newer daemon during a rolling upgrade):
-    it is skipped, not the whole batch, and its lease lapses so that another daemon may take it."""
-    callback_id, token, flat_fields, history = raw
-    stored = flat_to_dict(flat_fields)
+def open_or_none(claimed: Claimed) -> Claim | None:
+    """The decoded claim, or None (logged) for a record this version cannot read."""
     try:
-        callback = decode(callback_id, stored, history)
+        return claimed.open()
     except CodecError as error:
-        log.error("callback %s cannot be read, left for another daemon: %s", callback_id, error)
+        log.error("callback %s cannot be read, left for another daemon: %s", claimed.callback_id, error)
         return None
-    resume = stored.get(LIVE_FIELD) == "1"
-    pending = stored.get(REQUEST_FIELD)
-    request = request_or_none(callback_id, pending) if pending else None
-    return Claim(callback, int(token), resume, owner, lease_until_ms, request, lease_ms)

@@ -21,7 +21,7 @@ from asterisk_cb.core.model import Attempt, Callback, Event, EventKind, Leg, Leg
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import RedisClient, connect
 from asterisk_cb.scheduler import QUEUE_HOLD_S, Scheduler, SchedulerOptions
-from asterisk_cb.store import Claim, LeaseLost, LinePool, Store
+from asterisk_cb.store import Claim, ClaimedBatch, LeaseLost, LinePool, Store
 
 pytestmark = pytest.mark.lab
 
@@ -164,9 +164,11 @@ class CountingStore(Store):
 
     claim_rounds = 0
 
-    async def claim(self, limit: int, owner: str, lease_ms: int = 30_000, lines: LinePool | None = None):  # type: ignore[override]
+    async def claim_records(  # type: ignore[override]
+        self, limit: int, owner: str, lease_ms: int = 30_000, lines: LinePool | None = None
+    ) -> ClaimedBatch:
         self.claim_rounds += 1
-        return await super().claim(limit, owner, lease_ms, lines)
+        return await super().claim_records(limit, owner, lease_ms, lines)
 
 
 # one by one; claims ahead; a burst queued beyond the free slots (the executors turn over fast)
@@ -184,6 +186,23 @@ async def test_hands_off_oldest_first_and_each_once(
     assert [h.callback_id for h in executor.handoffs] == ids
     assert await store.ids_in_state(State.COMPLETED) == set(ids)
     assert executor.max_running <= concurrency
+
+
+async def test_a_record_it_cannot_read_is_left_to_lapse_and_the_others_run(
+    store: Store, redis: RedisClient
+) -> None:
+    """Each record is decoded in its own executor task: one written by a newer version is logged and
+    left (its lease lapses, a newer daemon may take it), the rest of its batch runs."""
+    for n, callback_id in enumerate(["c1", "future-format", "c3"]):
+        await schedule(store, callback_id, due_in=-3 + n)
+    await redis.hset(store.keys.callback("future-format"), "st", "state-of-a-newer-version")
+    executor = RecordingExecutor(store, complete)
+    scheduler = Scheduler(store, executor, options())
+    async with running(scheduler):
+        await wait_until(lambda: len(executor.succeeded) == 2)
+    assert [h.callback_id for h in executor.handoffs] == ["c1", "c3"]
+    assert await redis.zscore(store.keys.leases, "future-format") is not None
+    assert scheduler.stats.executor_failures == 0
 
 
 async def queue_behind_a_stuck_slot(store: Store) -> tuple[Scheduler, RecordingExecutor]:
@@ -333,12 +352,12 @@ class FlakyRenewals(Store):
 
     mode: str = "ok"  # "ok", "fail" or "hang"
 
-    async def renew(self, claim: Claim, lease_ms: int = 30_000) -> Claim:
+    async def renew_lease(self, callback_id: str, token: int, lease_ms: int = 30_000) -> int:
         if self.mode == "fail":
             raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6380. Connection refused.")
         if self.mode == "hang":
             await asyncio.Event().wait()
-        return await super().renew(claim, lease_ms)
+        return await super().renew_lease(callback_id, token, lease_ms)
 
 
 @asynccontextmanager

@@ -40,7 +40,6 @@ from typing import Protocol
 
 from redis.exceptions import RedisError
 
-from asterisk_cb.core.codec import CodecError
 from asterisk_cb.keys import DEFAULT_NAMESPACE, Keys
 from asterisk_cb.redis_conn import connect
 from asterisk_cb.store import (
@@ -53,6 +52,7 @@ from asterisk_cb.store import (
     NotReplicated,
     Store,
 )
+from asterisk_cb.store.claims import open_or_none
 
 log = logging.getLogger(__name__)
 
@@ -303,11 +303,11 @@ class Scheduler:
             self._wake.set()
 
     async def _execute(self, claim: Claimed) -> None:
-        """Decode the claimed record (here, not in the dispatcher: see ``Claimed``) and run it."""
+        """Decode the claimed record (here, not in the dispatcher: see ``Claimed``) and run it; one this
+        version cannot read is left (logged) for its lease to lapse."""
         try:
-            await self._executor.execute(claim.open())
-        except CodecError as error:  # e.g. written by a newer daemon: its lease lapses, another may take it
-            log.error("callback %s cannot be read, left for another daemon: %s", claim.callback_id, error)
+            if (opened := open_or_none(claim)) is not None:
+                await self._executor.execute(opened)
         except LeaseLost as lost:
             log.info("callback %s: lease lost, letting go: %s", claim.callback_id, lost)
         except NotReplicated as unconfirmed:  # nothing was dialled; the next holder resumes it

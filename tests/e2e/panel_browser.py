@@ -13,19 +13,37 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "panel"
 PHONE, DESKTOP = (375, 812), (1280, 900)
+
+
+# What a newer chromium answers instead of "stale element" for an element of a document it replaced
+# (156.0.8078.129: "unknown error: unhandled inspector error: ... Node with given id does not belong to
+# the document"); Selenium's ``staleness_of`` does not count it as stale.
+DETACHED = "does not belong to the document"
+
+
+def replaced(page: WebElement) -> bool:
+    """Whether ``page`` (the old ``html`` element) is gone: its document was replaced."""
+    try:
+        page.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if DETACHED not in str(error.msg):
+            raise
+        return True
+    return False
 
 
 class Person:
@@ -57,7 +75,7 @@ class Person:
         """Click a link or a form's button and wait for the next page (the click does not wait)."""
         page = self.find("html")
         self.find(selector).click()
-        WebDriverWait(self.driver, 15).until(staleness_of(page))
+        WebDriverWait(self.driver, 15).until(lambda _: replaced(page))
 
     def text(self, selector: str) -> str | None:
         """An element's text read in one step (a live row may be replaced between a find and a read)."""
@@ -80,7 +98,7 @@ class Person:
         """Enter on the focused element, waiting for the page it opens."""
         page = self.find("html")
         ActionChains(self.driver).send_keys(Keys.ENTER).perform()
-        WebDriverWait(self.driver, 15).until(staleness_of(page))
+        WebDriverWait(self.driver, 15).until(lambda _: replaced(page))
 
     def sign_in(self, *, name: str = "", password: str = "", token: str = "") -> None:
         self.open("/login")

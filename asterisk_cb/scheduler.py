@@ -45,8 +45,8 @@ from asterisk_cb.redis_conn import connect
 from asterisk_cb.store import (
     DEFAULT_LEASE_MS,
     Claim,
+    ClaimBatch,
     Claimed,
-    ClaimedBatch,
     LeaseLost,
     LinePool,
     NotReplicated,
@@ -80,7 +80,7 @@ class SchedulerStore(Protocol):
 
     async def claim_records(
         self, limit: int, owner: str, lease_ms: int = DEFAULT_LEASE_MS, lines: LinePool | None = None
-    ) -> ClaimedBatch: ...
+    ) -> ClaimBatch[Claimed]: ...
 
     async def renew_lease(self, callback_id: str, token: int, lease_ms: int = DEFAULT_LEASE_MS) -> int: ...
 
@@ -141,7 +141,7 @@ class _Round:
     """One claim call under way, how many it asked for, and when it was sent (``time.monotonic()``)."""
 
     limit: int
-    task: asyncio.Task[ClaimedBatch | None]
+    task: asyncio.Task[ClaimBatch[Claimed] | None]
     sent: float
 
 
@@ -216,17 +216,17 @@ class Scheduler:
                 await self._sleep(self._options.retry_delay_s)
                 continue
             if self._stopping.is_set():  # stop() came while claiming: hand the batch back untouched
-                await self._release(batch.claimed)
+                await self._release(batch.claims)
                 break
-            full = len(batch.claimed) == claim_round.limit
+            full = len(batch.claims) == claim_round.limit
             if full:  # more may be due: Redis claims the next batch while this one is handed off
-                ahead = self._start_round(reserved=len(batch.claimed))
-            for claimed in batch.claimed:
+                ahead = self._start_round(reserved=len(batch.claims))
+            for claimed in batch.claims:
                 self._take(claimed, claim_round.sent)
             if not full:
                 await self._sleep(self._seconds_until_next(batch))
         if ahead is not None:
-            await self._release((await ahead.task or ClaimedBatch((), 0, None)).claimed)
+            await self._release((await ahead.task or ClaimBatch[Claimed]((), 0, None)).claims)
 
     def _start_round(self, reserved: int = 0) -> _Round | None:
         """Start claiming as many as there is room for (less ``reserved``), or None if none."""
@@ -250,7 +250,7 @@ class Scheduler:
         per_second = self._pace.count(time.monotonic()) / PACE_WINDOW_S
         return min(self._options.batch_size, int(per_second * QUEUE_AHEAD_S))
 
-    async def _claim(self, limit: int) -> ClaimedBatch | None:
+    async def _claim(self, limit: int) -> ClaimBatch[Claimed] | None:
         try:
             options = self._options
             batch = await self._store.claim_records(limit, options.owner, options.lease_ms, options.lines)
@@ -261,7 +261,7 @@ class Scheduler:
         self.stats.last_claim_server_ms = batch.server_now_ms
         return batch
 
-    def _seconds_until_next(self, batch: ClaimedBatch) -> float:
+    def _seconds_until_next(self, batch: ClaimBatch[Claimed]) -> float:
         if batch.next_wake_ms is None:
             return self._options.safety_wake_s
         delay = max(0.0, (batch.next_wake_ms - batch.server_now_ms) / 1000)

@@ -16,7 +16,6 @@ from asterisk_cb.store.claims import (
     Claim,
     ClaimBatch,
     Claimed,
-    ClaimedBatch,
     Claims,
     LinePool,
 )
@@ -68,7 +67,6 @@ __all__ = [
     "Claim",
     "ClaimBatch",
     "Claimed",
-    "ClaimedBatch",
     "Created",
     "DueWindow",
     "DuplicateCallback",

@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from asterisk_cb.core.codec import CodecError
 from asterisk_cb.core.inputs import ChangeRequest
@@ -56,6 +57,9 @@ class Claim:
     lease_ms: int = DEFAULT_LEASE_MS  # the lease's length, renewed to this (the dial fence reckons with it)
 
 
+ClaimT = TypeVar("ClaimT", "Claim", "Claimed")
+
+
 @dataclass(frozen=True)
 class Claimed:
     """A claim as the claim script returned it, its record not decoded yet. A scheduler needs only the
@@ -88,21 +92,13 @@ class Claimed:
 
 
 @dataclass(frozen=True)
-class ClaimedBatch:
-    """What one claim round returned, with the server's clock so callers can sleep without skew."""
+class ClaimBatch(Generic[ClaimT]):
+    """What one claim round returned (``Claimed`` records, or ``Claim``s decoded from them), with the
+    server's clock so callers can sleep without skew."""
 
-    claimed: tuple[Claimed, ...]
+    claims: tuple[ClaimT, ...]
     server_now_ms: int
     next_wake_ms: int | None  # earliest due time or lease expiry still pending; None when nothing is
-
-
-@dataclass(frozen=True)
-class ClaimBatch:
-    """A claim round with every record decoded (the unreadable left out)."""
-
-    claims: tuple[Claim, ...]
-    server_now_ms: int
-    next_wake_ms: int | None
 
 
 @dataclass(frozen=True)
@@ -124,7 +120,7 @@ class Claims(StorePart):
 
     async def claim_records(
         self, limit: int, owner: str, lease_ms: int = DEFAULT_LEASE_MS, lines: LinePool | None = None
-    ) -> ClaimedBatch:
+    ) -> ClaimBatch[Claimed]:
         """Claim up to ``limit`` callbacks, oldest first: expired leases, then due callbacks, of which
         no more than ``lines`` has free (the others keep their place in the due set)."""
         keys = self._keys
@@ -137,15 +133,15 @@ class Claims(StorePart):
             Claimed(callback_id, int(token), owner, lease_until, lease_ms, flat_to_dict(flat), history)
             for callback_id, token, flat, history in (json.loads(claims_json) if claims_json else [])
         )
-        return ClaimedBatch(claimed, int(now), int(next_wake) if next_wake else None)
+        return ClaimBatch(claimed, int(now), int(next_wake) if next_wake else None)
 
     async def claim(
         self, limit: int, owner: str, lease_ms: int = DEFAULT_LEASE_MS, lines: LinePool | None = None
-    ) -> ClaimBatch:
+    ) -> ClaimBatch[Claim]:
         """``claim_records``, each record decoded; one this version cannot read is left out (its lease
         lapses, another daemon may take it), not the whole batch."""
         batch = await self.claim_records(limit, owner, lease_ms, lines)
-        claims = tuple(claim for claimed in batch.claimed if (claim := open_or_none(claimed)) is not None)
+        claims = tuple(claim for claimed in batch.claims if (claim := open_or_none(claimed)) is not None)
         return ClaimBatch(claims, batch.server_now_ms, batch.next_wake_ms)
 
     async def renew(self, claim: Claim, lease_ms: int = DEFAULT_LEASE_MS) -> Claim:

@@ -21,7 +21,7 @@ from asterisk_cb.core.model import Attempt, Callback, Event, EventKind, Leg, Leg
 from asterisk_cb.keys import Keys
 from asterisk_cb.redis_conn import RedisClient, connect
 from asterisk_cb.scheduler import QUEUE_HOLD_S, Scheduler, SchedulerOptions
-from asterisk_cb.store import Claim, ClaimedBatch, LeaseLost, LinePool, Store
+from asterisk_cb.store import Claim, ClaimBatch, Claimed, LeaseLost, LinePool, Store
 
 pytestmark = pytest.mark.lab
 
@@ -166,7 +166,7 @@ class CountingStore(Store):
 
     async def claim_records(  # type: ignore[override]
         self, limit: int, owner: str, lease_ms: int = 30_000, lines: LinePool | None = None
-    ) -> ClaimedBatch:
+    ) -> ClaimBatch[Claimed]:
         self.claim_rounds += 1
         return await super().claim_records(limit, owner, lease_ms, lines)
 

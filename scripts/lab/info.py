@@ -154,6 +154,7 @@ def _phone(settings: LabSettings, phone: str) -> dict[str, Any]:
         "endpoint": f"PJSIP/{phone}",
         "password": settings.agent_password,
         "sipp_port": settings.agent_port(phone),
+        "sipp_rtp_ports": [settings.media_port(settings.phone_slot(phone)) + offset for offset in (0, 2)],
         "invite_dir": str(log_dir / "invites" / f"agent-{phone}"),
         "invite_log": str(log_dir / f"agent-{phone}.invites.log"),
     }

@@ -31,6 +31,8 @@ SCENARIOS = LAB_PACKAGE / "sipp"
 CONTACTS = "contacts"
 # The prefix an agent phone puts before the dialled user: see the rules in sipp/uas.xml.
 BEHAVIOUR_CODES = {"answer": "", "reject": "603", "busy": "486", "noanswer": "480"}
+PORT_RELEASE_S = 5  # how long a just-stopped phone may take to free its ports
+START_TRIES = 3  # a phone start that lost a port race is tried again (a clear error after that)
 REGISTRATION_S = 2592000  # 30 days: a long-running lab never sees its agents expire
 # Every phone's SDP (offer or answer): PCMU, and telephone-event for keys both ways.
 SDP = """v=0
@@ -80,11 +82,6 @@ def _phone_name(agent: str) -> str:
     return f"agent-{agent}"
 
 
-def _media_port(settings: LabSettings, slot: int) -> int:
-    """SIPp binds an RTP echo port and that port + 2: give every SIPp process its own pair."""
-    return settings.media_base_port + 4 * slot
-
-
 def _new_invite_log(settings: LabSettings, phone: str) -> str:
     """A fresh INVITE log for a phone process (SIPp truncates the file it logs to), and the
     <phone>.invites.log link to it: the current process's INVITEs; invite_dir holds them all."""
@@ -106,7 +103,7 @@ def _sipp_common(settings: LabSettings, scenario: Path, phone: str, slot: int, p
     """
     return [
         _sipp(), "-sf", str(scenario), "-i", HOST, "-p", str(port),
-        "-mi", HOST, "-mp", str(_media_port(settings, slot)),
+        "-mi", HOST, "-mp", str(settings.media_port(slot)),
         "-ci", HOST, "-nostdin", "-trace_err", "-error_file", str(settings.log_dir / f"{phone}.errors.log"),
     ]  # fmt: skip
 
@@ -131,20 +128,69 @@ def _after_answer(settings: LabSettings, name: str, keys: str) -> str:
     return f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>'
 
 
-def _start_uas(settings: LabSettings, phone: str, port: int, slot: int, mode: str, *, keys: str = "") -> None:
-    """Start a UAS phone on port (unless running) and wait until it listens."""
-    scenario_path = str(settings.phones_dir / f"{phone}.xml")
-    if procs.running_pid(settings.run_dir, phone, scenario_path) is not None:
-        return
-    check_free(PortNeed(port, "udp", f"SIPp phone {phone}"))
-    settings.log_dir.mkdir(parents=True, exist_ok=True)
-    values = {"mode": mode, "after_answer": _after_answer(settings, phone, keys)}
-    scenario = _write_scenario(settings, "uas.xml", phone, values)
+def _uas_ports(settings: LabSettings, phone: str, port: int, slot: int) -> list[PortNeed]:
+    """Every port a UAS binds: its SIP port and its RTP echo pair (SIPp exits if any one is taken)."""
+    media = settings.media_port(slot)
+    return [
+        PortNeed(port, "udp", f"SIPp phone {phone}"),
+        PortNeed(media, "udp", f"SIPp phone {phone} (RTP)"),
+        PortNeed(media + 2, "udp", f"SIPp phone {phone} (RTP)"),
+    ]
+
+
+def _wait_for_ports(needs: list[PortNeed]) -> None:
+    """Wait until every port is free, then refuse the start naming the holder of one still taken.
+
+    Why wait: a phone just killed holds its ports until the last of SIPp's threads has exited, which
+    can come after its main thread reads as gone (the e2e suite restarts phones this way)."""
+    procs.wait_until(lambda: all(is_free(need.port, need.proto) for need in needs), PORT_RELEASE_S)
+    for need in needs:
+        check_free(need)
+
+
+def _sipp_error(settings: LabSettings, phone: str) -> str:
+    """The last error SIPp logged for phone (its -error_file), for a message that says why it stopped."""
+    errors = settings.log_dir / f"{phone}.errors.log"
+    lines = errors.read_text(errors="replace").splitlines() if errors.exists() else []
+    return lines[-1].split(": ", 1)[-1] if lines else "no error logged"
+
+
+def _launch_uas(settings: LabSettings, phone: str, port: int, slot: int, scenario: Path) -> str | None:
+    """Start the UAS once: None once it listens, else why it did not (it is stopped then)."""
+    _wait_for_ports(_uas_ports(settings, phone, port, slot))
+    (settings.log_dir / f"{phone}.errors.log").unlink(missing_ok=True)
     log_file = _new_invite_log(settings, phone)
     argv = [*_sipp_common(settings, scenario, phone, slot, port), "-aa", "-trace_logs", "-log_file", log_file]
     procs.start(settings.run_dir, phone, argv, settings.log_dir / f"{phone}.out", cwd=settings.phones_dir)
-    if not procs.wait_until(lambda: not is_free(port, "udp"), 10):
-        raise SystemExit(f"pbx-lab: SIPp phone {phone} did not start; see {settings.log_dir}/{phone}.out")
+
+    def running() -> bool:
+        return procs.running_pid(settings.run_dir, phone, str(scenario)) is not None
+
+    procs.wait_until(lambda: not is_free(port, "udp") or not running(), 10)
+    if running() and not is_free(port, "udp"):
+        return None
+    problem = _sipp_error(settings, phone) if not running() else "not listening after 10 s"
+    procs.stop(settings.run_dir, phone, str(scenario), signum=signal.SIGKILL)
+    return problem
+
+
+def _start_uas(settings: LabSettings, phone: str, port: int, slot: int, mode: str, *, keys: str = "") -> None:
+    """Start a UAS phone on port (unless running) and wait until it listens.
+
+    A start that loses a port to another process between the check and SIPp's bind is tried again."""
+    if procs.running_pid(settings.run_dir, phone, str(settings.phones_dir / f"{phone}.xml")) is not None:
+        return
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    values = {"mode": mode, "after_answer": _after_answer(settings, phone, keys)}
+    scenario = _write_scenario(settings, "uas.xml", phone, values)
+    for _ in range(START_TRIES):
+        problem = _launch_uas(settings, phone, port, slot, scenario)
+        if problem is None:
+            return
+        if "already in use" not in problem:
+            break
+    log = settings.log_dir / f"{phone}.out"
+    raise SystemExit(f"pbx-lab: SIPp phone {phone} did not start: {problem}; see {log}")
 
 
 def _stop_uas(settings: LabSettings, phone: str) -> None:
@@ -162,7 +208,7 @@ def _free_udp_port() -> int:
 
 def _register_one(settings: LabSettings, agent: str, expires: int) -> str | None:
     """One REGISTER (with digest auth) for agent; None on success, else what went wrong."""
-    slot = 1 + len(settings.phones) + settings.phones.index(agent)
+    slot = len(settings.phones) + settings.phone_slot(agent)
     name = f"register-{agent}"
     values = {
         "agent": agent,
@@ -221,7 +267,7 @@ def _mode(chosen: Behaviour) -> str:
 def _start_agent(settings: LabSettings, agent: str) -> None:
     chosen = behaviour(settings, agent)
     if chosen.name != "offline":
-        slot = 1 + settings.phones.index(agent)
+        slot = settings.phone_slot(agent)
         port = settings.agent_port(agent)
         _start_uas(settings, _phone_name(agent), port, slot, _mode(chosen), keys=chosen.keys)
 
@@ -237,9 +283,7 @@ def up(settings: LabSettings) -> None:
 def _free_slot(settings: LabSettings) -> int:
     """The first media slot past the phones' own whose RTP ports are both free (for a test call)."""
     slot = 1 + 2 * len(settings.phones)
-    while not (
-        is_free(_media_port(settings, slot), "udp") and is_free(_media_port(settings, slot) + 2, "udp")
-    ):
+    while not (is_free(settings.media_port(slot), "udp") and is_free(settings.media_port(slot) + 2, "udp")):
         slot += 1
     return slot
 

@@ -137,6 +137,14 @@ class LabSettings:
         """Each phone (agent or desk phone) is its own SIPp process on its own UDP port."""
         return self.agent_base_port + self.phones.index(agent)
 
+    def media_port(self, slot: int) -> int:
+        """SIPp binds an RTP echo port and that port + 2: every SIPp process gets its own pair, by slot
+        (0 the contacts UAS, 1.. the phones, then one-shot registrations and test calls)."""
+        return self.media_base_port + 4 * slot
+
+    def phone_slot(self, phone: str) -> int:
+        return 1 + self.phones.index(phone)
+
 
 def load() -> LabSettings:
     """Settings from the environment; defaults give a lab on 127.0.0.1 next to the repository."""

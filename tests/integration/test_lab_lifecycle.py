@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -153,3 +154,37 @@ def test_down_leaves_no_process_mount_or_port_and_up_restores(
         pbx_lab_run("up")
     pbx_lab_run("status")
     _smoke_call()
+
+
+def _hold_udp(port: int) -> socket.socket:
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    holder.bind(("127.0.0.1", port))
+    return holder
+
+
+def test_a_phone_start_names_the_holder_of_its_rtp_port_and_waits_for_one_released(
+    lab: dict[str, Any], pbx_lab_run: Callable[..., str]
+) -> None:
+    """SIPp exits when its RTP echo port is taken: `phone` says which port and who holds it (not "did
+    not start" after 10 s), and a port released within the wait (a phone just killed) is waited for."""
+    desk = next(iter(lab["desk_phones"]))
+    rtp_port = lab["desk_phones"][desk]["sipp_rtp_ports"][1]
+    command = [sys.executable, str(REPO / "scripts" / "pbx-lab"), "phone", desk, "answer"]
+    pbx_lab_run("phone", desk, "offline")
+    try:
+        with _hold_udp(rtp_port):
+            refused = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        assert refused.returncode != 0
+        assert f"127.0.0.1:{rtp_port} is held by" in refused.stderr
+        assert f"pid {os.getpid()}" in refused.stderr
+
+        holder = _hold_udp(rtp_port)
+        releaser = threading.Timer(1.5, holder.close)
+        releaser.start()
+        begun = time.monotonic()
+        started = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        releaser.join()
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert 1.5 <= time.monotonic() - begun < 10
+    finally:
+        pbx_lab_run("phone", desk, "answer")

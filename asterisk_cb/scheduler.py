@@ -417,10 +417,14 @@ class Scheduler:
         await self._release([claim for claim, _ in held] + queued)
 
     async def _release(self, claims: Iterable[Claimed]) -> None:
-        """Hand back claims that never went live; live ones (and lost ones) are left to lapse."""
-        for claim in claims:
+        """Hand back claims that never went live; live ones (and lost ones) are left to lapse. All at
+        once: the store sends releases started together as one pipeline."""
+
+        async def release(claim: Claimed) -> None:
             with contextlib.suppress(LeaseLost, RedisError, OSError):
                 await self._store.release_claim(claim.callback_id, claim.token)
+
+        await asyncio.gather(*(release(claim) for claim in claims))
 
 
 class _Pace:

@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-from redis.asyncio.cluster import ClusterPipeline
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import ResponseError
 
 from asterisk_cb.redis_conn import RedisClient, node_of
 from asterisk_cb.store import errors
+from asterisk_cb.store.pipelining import ScriptPipeline
 
 _ERRORS: dict[str, type[errors.StoreError]] = {
     "ACB_NOTFOUND": errors.CallbackNotFound,
@@ -53,7 +54,8 @@ class Script(enum.Enum):
 
 class Scripts:
     """Every script registered on one client with the shared helpers (common.lua) prepended; Redis
-    caches them by SHA, so register once per process."""
+    caches them by SHA, so register once per process. The scripts started in one turn of the event
+    loop go as one pipeline (``store.pipelining``); on a Cluster, one by one."""
 
     def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
@@ -63,13 +65,20 @@ class Scripts:
             script: redis.register_script(common + "\n" + (folder / f"{script.value}.lua").read_text())
             for script in Script
         }
+        self._pipeline = None if isinstance(redis, RedisCluster) else ScriptPipeline(redis)
 
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """The script's reply; an ``ACB_*`` refusal raises its ``StoreError``, anything else as is."""
+        registered = self._registered[script]
         try:
-            return await self._registered[script](keys=list(keys), args=list(args))
+            if self._pipeline is None:
+                return await registered(keys=list(keys), args=list(args))
+            reply = await self._pipeline.run(registered.sha, registered.script, keys, args)
         except ResponseError as error:
             raise _refusal(error) from None
+        if isinstance(reply, ResponseError):
+            raise _refusal(reply) from None
+        return reply
 
     async def run_and_wait(
         self, script: Script, keys: Sequence[str], args: Sequence[Any], timeout_ms: int

@@ -32,7 +32,7 @@ from asterisk_cb.runner import ChangeNotice, DialFence
 from asterisk_cb.telephony.agent_leg import ring_agent, stop_ringing
 from asterisk_cb.telephony.answer_marks import POP_HANDLER, AnswerMarks
 from asterisk_cb.telephony.ari import AriClient, AriError, AriNotFound
-from asterisk_cb.telephony.ari_events import Channel, StasisStart
+from asterisk_cb.telephony.ari_events import Channel, ChannelDestroyed, StasisStart
 from asterisk_cb.telephony.ari_stream import AriEventStream
 from asterisk_cb.telephony.availability import AvailabilityView
 from asterisk_cb.telephony.call_context import CallContext, ExecutorOptions
@@ -132,6 +132,8 @@ class AriCall:
         signal = await self._next_raw()
         if isinstance(signal, ChangeNotice):
             return signal
+        if isinstance(signal, ChannelDestroyed):
+            self.call.destroyed.add(signal.channel.id)
         if isinstance(signal, Resynced):
             meaning = self.watch.reconciled(callback, signal.alive)
         else:

@@ -56,6 +56,8 @@ class CallContext:
     callback: Callback
     fence: DialFence
     prepared: Prepared | None = None
+    # Channels this run saw destroyed (their ChannelDestroyed event): hanging up is not asked of them.
+    destroyed: set[str] = dataclasses.field(default_factory=set)
 
     @property
     def attempt(self) -> Attempt | None:

@@ -12,7 +12,7 @@ import logging
 
 from asterisk_cb.core import inputs as ev
 from asterisk_cb.core.effects import Connect, DialContact, HangUp
-from asterisk_cb.core.model import LegRole, Outcome, Phase
+from asterisk_cb.core.model import Callback, LegRole, Outcome, Phase
 from asterisk_cb.faults import checkpoint
 from asterisk_cb.telephony import answer_marks
 from asterisk_cb.telephony.agent_leg import agent_request, announce, ready_agent
@@ -148,6 +148,23 @@ async def connect(call: CallContext, effect: Connect) -> None:
 
 async def hang_up(call: CallContext, effect: HangUp) -> None:
     """End whatever is left; a channel or bridge already gone is the normal case."""
-    for channel_id in (*effect.channel_ids, queue_channel_id(effect.attempt_id)):
+    for channel_id in left_up(call.callback, call.destroyed, effect):
         await quietly(call.ari.hangup(channel_id))
     await quietly(call.ari.destroy_bridge(attempt_bridge_id(effect.attempt_id)))
+
+
+def left_up(callback: Callback, destroyed: set[str], effect: HangUp) -> list[str]:
+    """The channels of the attempt that may still be up, so the end costs no request for one known
+    gone (a call usually ends by one side hanging up: its channels are destroyed before the end):
+    not one this run saw destroyed, nor the ``;2`` half of a ``Local`` channel whose ``;1`` it saw
+    destroyed (Asterisk ends both halves together), nor the queue's channel of an attempt that never
+    entered the queue. ``destroyed``: what this run saw destroyed; a run that saw nothing (a
+    resumer) asks for every one."""
+    attempt = next((each for each in callback.attempts if each.id == effect.attempt_id), None)
+    gone = set(destroyed)
+    for leg in attempt.legs if attempt else ():
+        if leg.channel_id in gone and leg.local_peer_id:
+            gone.add(leg.local_peer_id)
+    in_queue = attempt is None or attempt.phase is Phase.QUEUE
+    candidates = (*effect.channel_ids, *([queue_channel_id(effect.attempt_id)] if in_queue else []))
+    return [channel_id for channel_id in candidates if channel_id not in gone]

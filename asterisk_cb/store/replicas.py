@@ -14,6 +14,7 @@ with no replica nothing is ever dialled; ``off`` never waits.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -50,14 +51,28 @@ class ReplicaGuard:
         self._key = key  # on a Cluster, the primary holding this key's slot is the one asked
         self._replicas: int | None = None  # replicas in sync at the last look (auto only)
         self._looked_at = 0.0
+        self._looking: asyncio.Future[int] | None = None  # the look under way, shared by its askers
 
     async def required(self) -> bool:
         """On: always; off: never; auto: while the primary last reported a replica in sync."""
         if self.policy.mode is not ReplicaMode.AUTO:
             return self.policy.mode is ReplicaMode.ON
         if self._replicas is None or time.monotonic() - self._looked_at >= RECHECK_S:
-            await self.look()
+            await self._look_once()
         return bool(self._replicas)
+
+    async def _look_once(self) -> None:
+        """``look``, once for all the commits that ask at the same time: a burst's first commits
+        all find the answer unknown, and each asking Redis would send it as many INFO commands."""
+        if self._looking is None:
+            self._looking = asyncio.ensure_future(self.look())
+            self._looking.add_done_callback(self._looked)
+        await asyncio.shield(self._looking)  # one caller given up does not cancel the others' look
+
+    def _looked(self, looking: asyncio.Future[int]) -> None:
+        self._looking = None
+        if not looking.cancelled():
+            looking.exception()  # retrieved: each caller that awaited it has raised it already
 
     async def look(self) -> int:
         """The primary's replicas in sync now (``INFO replication``), remembered for ``required``. One

@@ -1,5 +1,6 @@
-"""Scripts started in one turn of the event loop go to Redis as one pipeline (``store.pipelining``),
-each caller with its own reply or refusal; on the lab's Redis, in each test's own namespace."""
+"""A burst in the store: scripts started in one turn of the event loop go to Redis as one pipeline
+(``store.pipelining``), each caller with its own reply or refusal, and the first commits that precede
+a dial look at Redis's replicas once; on the lab's Redis, in each test's own namespace."""
 
 from __future__ import annotations
 
@@ -126,3 +127,25 @@ async def test_a_pipeline_that_fails_as_a_whole_fails_each_caller_with_that_erro
     finally:
         await client.aclose()
     assert [type(outcome) for outcome in outcomes] == [RedisConnectionError, RedisConnectionError]
+
+
+async def test_a_bursts_first_ringing_commits_ask_redis_about_its_replicas_once(
+    redis: RedisClient, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``replica_wait = auto``: whether a replica must confirm is read from ``INFO replication``,
+    unknown at first; twenty commits that precede a dial at once share one look."""
+    await create(store, *(make_callback(f"c{n}") for n in range(20)))
+    claims = (await store.claim(20, "daemon-a")).claims
+    looks: list[object] = []
+    info = redis.info
+
+    async def counted_info(*args: Any, **kwargs: Any) -> Any:
+        looks.append(args)
+        return await info(*args, **kwargs)
+
+    monkeypatch.setattr(redis, "info", counted_info)
+
+    await asyncio.gather(*(store.commit(claim, ringing(claim.callback), []) for claim in claims))
+
+    assert looks == [("replication",)]
+    assert [await store.get(claim.callback.id) for claim in claims] == [ringing(c.callback) for c in claims]

@@ -26,7 +26,13 @@ from asterisk_cb.telephony.call_steps import (
     fence_or_hang_up,
     quietly,
 )
-from asterisk_cb.telephony.progress import Screen, leg_channel, marked_channels, queue_channel_id
+from asterisk_cb.telephony.progress import (
+    Screen,
+    leg_channel,
+    marked_channels,
+    queue_channel,
+    queue_channel_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +171,6 @@ def left_up(callback: Callback, destroyed: set[str], effect: HangUp) -> list[str
     for leg in attempt.legs if attempt else ():
         if leg.channel_id in gone and leg.local_peer_id:
             gone.add(leg.local_peer_id)
-    in_queue = attempt is None or attempt.phase is Phase.QUEUE
-    candidates = (*effect.channel_ids, *([queue_channel_id(effect.attempt_id)] if in_queue else []))
+    waiting = queue_channel(attempt) if attempt else queue_channel_id(effect.attempt_id)
+    candidates = (*effect.channel_ids, *([waiting] if waiting else []))
     return [channel_id for channel_id in candidates if channel_id not in gone]

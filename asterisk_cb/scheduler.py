@@ -51,8 +51,8 @@ from asterisk_cb.store import (
     LinePool,
     NotReplicated,
     Store,
+    open_or_none,
 )
-from asterisk_cb.store.claims import open_or_none
 
 log = logging.getLogger(__name__)
 

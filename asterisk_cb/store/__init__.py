@@ -18,6 +18,7 @@ from asterisk_cb.store.claims import (
     Claimed,
     Claims,
     LinePool,
+    open_or_none,
 )
 from asterisk_cb.store.errors import (
     CallbackLive,
@@ -87,6 +88,7 @@ __all__ = [
     "TokenRecord",
     "UnreadableEntry",
     "VersionConflict",
+    "open_or_none",
     "stream_id_key",
 ]
 
